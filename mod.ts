@@ -1,0 +1,61 @@
+/**
+ * aftercommit: domain events published after the Unit of Work commits.
+ *
+ * An in-process event bus whose handlers are registered with standard TC39
+ * decorators (`@On(UserRegistered)`), aggregates that record events, and the
+ * ports the adapters implement (a Unit of Work, a job queue). This entry
+ * point loads no database driver: the adapters are separate entry points
+ * (`@aftercommit/core/postgres`, `@aftercommit/core/pg-boss`,
+ * `@aftercommit/core/embedded`).
+ *
+ * @example Handlers and publishing
+ * ```ts
+ * import { clearHandlers, On, publishAll } from "@aftercommit/core";
+ *
+ * class UserRegistered {
+ *   constructor(readonly userId: string) {}
+ * }
+ *
+ * class Audit {
+ *   static trail: string[] = [];
+ *   @On(UserRegistered)
+ *   static record(event: UserRegistered): void {
+ *     Audit.trail.push(event.userId);
+ *   }
+ * }
+ *
+ * await publishAll([new UserRegistered("u1"), new UserRegistered("u2")]);
+ * console.log(Audit.trail); // ["u1", "u2"]
+ * clearHandlers();
+ * ```
+ *
+ * @module
+ */
+export { DomainEvent, type DomainEventInit } from "./src/domain/events/base.ts";
+export { AggregateRoot } from "./src/domain/aggregate_root.ts";
+export type {
+  EventClass,
+  EventHandler,
+  HandlerInfo,
+} from "./src/application/types.ts";
+export { Subscription } from "./src/application/subscription.ts";
+export {
+  clearHandlers,
+  defaultBus,
+  type ErrorPolicy,
+  EventBus,
+  type EventBusOptions,
+  publish,
+  publishAll,
+  register,
+  type RegisterOptions,
+} from "./src/application/event_bus.ts";
+export { On, type OnDecorator } from "./src/application/decorators.ts";
+export type {
+  EnqueueOptions,
+  Job,
+  JobHandler,
+  JobQueue,
+  JobRequest,
+  WorkOptions,
+} from "./src/application/job_queue.ts";

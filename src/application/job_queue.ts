@@ -1,0 +1,131 @@
+/**
+ * The job queue port: what handlers use to hand slow or fallible work to a
+ * durable queue. Adapters (such as `@aftercommit/core/pg-boss`) implement it.
+ *
+ * @module
+ */
+
+/** Options of {@linkcode JobQueue.enqueue}. */
+export interface EnqueueOptions {
+  /**
+   * An idempotency key, such as an event id (plus the handler's name when
+   * one event feeds several handlers). Enqueueing twice with the same key and
+   * job name creates one job: the second call returns `null`.
+   *
+   * @default {undefined (every call creates a job)}
+   */
+  readonly key?: string;
+  /**
+   * Seconds to wait before the job may start.
+   *
+   * @default {0}
+   */
+  readonly startAfterSeconds?: number;
+  /**
+   * Higher runs first.
+   *
+   * @default {0}
+   */
+  readonly priority?: number;
+}
+
+/** One job to enqueue with {@linkcode JobQueue.enqueueMany}. */
+export interface JobRequest<T = unknown> {
+  /** The queue name. */
+  readonly name: string;
+  /** JSON-serialisable data for the handler. */
+  readonly data: T;
+  /** Idempotency key and scheduling. */
+  readonly options?: EnqueueOptions;
+}
+
+/** What a job handler receives. */
+export interface Job<T = unknown> {
+  /** The job's id. */
+  readonly id: string;
+  /** The queue name. */
+  readonly name: string;
+  /** The data given to `enqueue`. */
+  readonly data: T;
+  /** 1 for the first try, 2 for the first retry, and so on. */
+  readonly attempt: number;
+  /** Aborted when the job expires or the queue stops without waiting. */
+  readonly signal: AbortSignal;
+}
+
+/** A function that does the work of one job; throwing fails the attempt. */
+export type JobHandler<T = unknown> = (job: Job<T>) => Promise<void> | void;
+
+/** Options of {@linkcode JobQueue.work}. */
+export interface WorkOptions {
+  /**
+   * How many jobs of this queue run at once in this process.
+   *
+   * @default {1}
+   */
+  readonly concurrency?: number;
+}
+
+/**
+ * A durable job queue. Implemented by adapters; the application layer only
+ * knows this interface.
+ *
+ * @example A handler that enqueues a job
+ * ```ts
+ * import { type JobQueue, On } from "@aftercommit/core";
+ *
+ * class UserRegistered {
+ *   constructor(readonly eventId: string, readonly userId: string) {}
+ * }
+ *
+ * class Welcome {
+ *   constructor(private readonly jobs: JobQueue) {}
+ *   @On(UserRegistered)
+ *   async enqueue(e: UserRegistered): Promise<void> {
+ *     await this.jobs.enqueue("send-welcome-email", { userId: e.userId }, {
+ *       key: e.eventId,
+ *     });
+ *   }
+ * }
+ * ```
+ */
+export interface JobQueue {
+  /**
+   * Adds a job.
+   *
+   * @param name The queue name.
+   * @param data JSON-serialisable data.
+   * @param options Idempotency key and scheduling.
+   * @returns The job id, or `null` when a job with the same key exists.
+   */
+  enqueue<T>(
+    name: string,
+    data: T,
+    options?: EnqueueOptions,
+  ): Promise<string | null>;
+  /**
+   * Adds several jobs in one round trip.
+   *
+   * @param jobs The jobs.
+   * @returns The ids, in order, `null` where the key was already used.
+   */
+  enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]>;
+  /**
+   * Starts running `handler` for jobs of queue `name` in this process.
+   *
+   * @param name The queue name.
+   * @param handler The work; throwing fails the attempt.
+   * @param options Concurrency.
+   * @returns The worker's id.
+   */
+  work<T>(
+    name: string,
+    handler: JobHandler<T>,
+    options?: WorkOptions,
+  ): Promise<string>;
+  /**
+   * Stops fetching jobs, lets running handlers finish, and closes the
+   * connection.
+   */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,74 @@
+/**
+ * Optional base class for domain events.
+ *
+ * Events do not have to extend it: the bus dispatches any class instance.
+ * Extending it gives each event a unique `eventId` (used as an idempotency
+ * key by the job adapter and the outbox) and an `occurredAt` timestamp.
+ *
+ * @module
+ */
+
+/** Identity fields that {@linkcode DomainEvent} accepts when an event is rebuilt. */
+export interface DomainEventInit {
+  /**
+   * The event's unique id.
+   *
+   * @default {crypto.randomUUID()}
+   */
+  readonly eventId?: string;
+  /**
+   * When the event happened.
+   *
+   * @default {new Date()}
+   */
+  readonly occurredAt?: Date;
+}
+
+/**
+ * A fact that happened in the domain, with a unique id and a timestamp.
+ *
+ * @example Define and create an event
+ * ```ts
+ * import { DomainEvent } from "@aftercommit/core";
+ *
+ * class UserRegistered extends DomainEvent {
+ *   constructor(readonly userId: string) {
+ *     super();
+ *   }
+ * }
+ *
+ * const event = new UserRegistered("u1");
+ * console.log(event.eventId.length); // 36
+ * ```
+ */
+export abstract class DomainEvent {
+  /** A unique id (a UUID), stable across redelivery. */
+  readonly eventId: string;
+  /** When the event happened. */
+  readonly occurredAt: Date;
+
+  /**
+   * Creates the event's identity.
+   *
+   * @param init An id and a time to reuse, when an event is rebuilt from storage.
+   * @throws {TypeError} When `init.eventId` is an empty string or `init.occurredAt` is an invalid date.
+   */
+  constructor(init?: DomainEventInit) {
+    const eventId = init?.eventId ?? crypto.randomUUID();
+    if (typeof eventId !== "string" || eventId.length === 0) {
+      throw new TypeError(
+        `Cannot create event: eventId must be a non-empty string, received ${
+          JSON.stringify(eventId)
+        }`,
+      );
+    }
+    const occurredAt = init?.occurredAt ?? new Date();
+    if (!(occurredAt instanceof Date) || Number.isNaN(occurredAt.getTime())) {
+      throw new TypeError(
+        "Cannot create event: occurredAt must be a valid Date",
+      );
+    }
+    this.eventId = eventId;
+    this.occurredAt = occurredAt;
+  }
+}
