@@ -90,11 +90,11 @@ export function On<E extends object>(type: EventClass<E>): OnDecorator<E> {
       );
     }
     const kind = (context as { kind: string }).kind;
-    const name = (context as { name?: unknown }).name;
+    const declared = (context as { name?: unknown }).name;
     if (kind !== "method") {
       const what = kind === "class"
-        ? `class ${String(name)}`
-        : `${kind} ${String(name)}`;
+        ? `class ${String(declared)}`
+        : `${kind} ${String(declared)}`;
       throw new TypeError(
         `@On(${eventName}) cannot decorate ${what}: it applies to methods only; put it on a method that takes a ${eventName}`,
       );
@@ -102,16 +102,21 @@ export function On<E extends object>(type: EventClass<E>): OnDecorator<E> {
     if (typeof method !== "function") {
       throw new TypeError(
         `@On(${eventName}) cannot decorate ${
-          String(name)
+          String(declared)
         }: expected a method, received ${describe(method)}`,
       );
     }
+    const name = context.name;
     addHandlerRecord(context.metadata, {
       type,
       name: context.name,
       isStatic: context.static,
       isPrivate: context.private,
-      get: (target) => context.access.get(target as never),
+      // Public methods are looked up on the target, so an override in a
+      // subclass runs in place of the decorated method (virtual dispatch).
+      get: context.private
+        ? (target) => context.access.get(target as never)
+        : (target) => (target as Record<string | symbol, unknown>)[name],
     });
     if (context.static) {
       context.addInitializer(function (this: unknown): void {

@@ -4,12 +4,14 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { DebugGate } from "./_debug_gate.ts";
 import { collectHandlerRecords } from "./_handler_metadata.ts";
 import { describe, isConstructor, typeName } from "./_describe.ts";
 import { Subscription } from "./subscription.ts";
 import type { EventClass, EventHandler, HandlerInfo } from "./types.ts";
 
 const logger = getLogger(["aftercommit", "bus"]);
+const debugGate = new DebugGate(logger);
 
 let registerMethodImpl: (
   bus: EventBus,
@@ -67,6 +69,9 @@ interface Entry extends HandlerInfo {
   // The function to call: bound to its target once, at registration, so
   // publishing allocates nothing per handler.
   readonly call: (event: object) => unknown;
+  // Logs an asynchronous failure and rethrows it (made once, for the same
+  // reason).
+  readonly fail: (error: unknown) => never;
 }
 
 /**
@@ -173,7 +178,7 @@ export class EventBus {
     target: object | undefined,
     name: string,
   ): Subscription {
-    const entry = this.#entry(handler, target, name);
+    const entry = this.#entry(type, handler, target, name);
     this.#assertNew(type, entry);
     this.#add(type, entry);
     return new Subscription(() => this.#remove(type, entry));
@@ -252,6 +257,7 @@ export class EventBus {
         );
       }
       const entry = this.#entry(
+        record.type,
         fn as EventHandler,
         target,
         `${ownerName}.${String(record.name)}`,
@@ -288,19 +294,18 @@ export class EventBus {
    * console.log(order); // [1, 2]
    * ```
    */
-  async publish(event: object): Promise<void> {
-    assertEvent(event, "publish");
-    const entries = this.#handlers.get(event.constructor as EventClass);
-    if (entries === undefined) return;
-    if (this.#errorPolicy === "fail-fast") {
-      await dispatchFailFast(entries, event);
-    } else {
-      const errors: unknown[] = [];
-      await dispatchCollect(entries, event, errors);
-      if (errors.length > 0) {
-        throw aggregate(errors, typeName(event.constructor));
-      }
+  publish(event: object): Promise<void> {
+    // Not an async function: an event without handlers, or with one
+    // handler, costs no extra promise beyond the handler's own.
+    if (event === null || typeof event !== "object") {
+      return Promise.reject(eventError(event, "publish"));
     }
+    const entries = this.#handlers.get(event.constructor as EventClass);
+    if (entries === undefined) return RESOLVED;
+    if (this.#errorPolicy === "fail-fast") {
+      return dispatchFailFast(entries, event);
+    }
+    return publishCollect(entries, event);
   }
 
   /**
@@ -355,13 +360,15 @@ export class EventBus {
       }
       return;
     }
-    const errors: unknown[] = [];
+    let errors: unknown[] | undefined;
     for (let i = 0; i < list.length; i++) {
       const event = list[i] as object;
       const entries = this.#handlers.get(event.constructor as EventClass);
-      if (entries !== undefined) await dispatchCollect(entries, event, errors);
+      if (entries !== undefined) {
+        errors = await dispatchCollect(entries, event, errors);
+      }
     }
-    if (errors.length > 0) {
+    if (errors !== undefined) {
       throw aggregate(errors, `${list.length} events`);
     }
   }
@@ -407,15 +414,21 @@ export class EventBus {
   }
 
   #entry(
+    type: EventClass,
     handler: EventHandler,
     target: object | undefined,
     name: string,
   ): Entry {
+    const eventType = typeName(type);
     return {
       name,
       handler: handler as HandlerInfo["handler"],
       target,
       call: target === undefined ? handler : handler.bind(target),
+      fail: (error: unknown): never => {
+        logFailureOf(eventType, name, error);
+        throw error;
+      },
     };
   }
 
@@ -456,11 +469,42 @@ export class EventBus {
   }
 }
 
-async function dispatchFailFast(
+const RESOLVED: Promise<void> = Promise.resolve();
+const NOOP = (): void => {};
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+function dispatchFailFast(
   entries: readonly Entry[],
   event: object,
 ): Promise<void> {
-  const debug = logger.isEnabledFor("debug");
+  const debug = debugGate.enabled;
+  if (entries.length !== 1 || debug) {
+    return dispatchEachFailFast(entries, event, debug);
+  }
+  // The common case of one handler, with debug logging off.
+  const entry = entries[0]!;
+  let result: unknown;
+  try {
+    result = entry.call(event);
+  } catch (error) {
+    logFailure(entry, event, error);
+    return Promise.reject(error);
+  }
+  return isThenable(result)
+    ? Promise.resolve(result).then(NOOP, entry.fail)
+    : RESOLVED;
+}
+
+async function dispatchEachFailFast(
+  entries: readonly Entry[],
+  event: object,
+  debug: boolean,
+): Promise<void> {
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
     if (debug) logHandling(entry, event);
@@ -473,12 +517,24 @@ async function dispatchFailFast(
   }
 }
 
+async function publishCollect(
+  entries: readonly Entry[],
+  event: object,
+): Promise<void> {
+  const errors = await dispatchCollect(entries, event, undefined);
+  if (errors !== undefined) {
+    throw aggregate(errors, typeName(event.constructor));
+  }
+}
+
+// Runs every handler; returns the failures so far (`errors`, created on the
+// first failure), or `undefined` when there was none.
 async function dispatchCollect(
   entries: readonly Entry[],
   event: object,
-  errors: unknown[],
-): Promise<void> {
-  const debug = logger.isEnabledFor("debug");
+  errors: unknown[] | undefined,
+): Promise<unknown[] | undefined> {
+  const debug = debugGate.enabled;
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
     if (debug) logHandling(entry, event);
@@ -486,9 +542,10 @@ async function dispatchCollect(
       await entry.call(event);
     } catch (error) {
       logFailure(entry, event, error);
-      errors.push(error);
+      (errors ??= []).push(error);
     }
   }
+  return errors;
 }
 
 function logHandling(entry: Entry, event: object): void {
@@ -499,9 +556,17 @@ function logHandling(entry: Entry, event: object): void {
 }
 
 function logFailure(entry: Entry, event: object, error: unknown): void {
+  logFailureOf(typeName(event.constructor), entry.name, error);
+}
+
+function logFailureOf(
+  eventType: string,
+  handler: string,
+  error: unknown,
+): void {
   logger.error("Handler {handler} failed for {eventType}: {error}", {
-    eventType: typeName(event.constructor),
-    handler: entry.name,
+    eventType,
+    handler,
     error,
   });
 }
@@ -527,12 +592,16 @@ function assertEventClass(type: unknown, action: string): void {
 
 function assertEvent(event: unknown, action: string): asserts event is object {
   if (event === null || typeof event !== "object") {
-    throw new TypeError(
-      `Cannot ${action}: expected an event object (a class instance), received ${
-        describe(event)
-      }`,
-    );
+    throw eventError(event, action);
   }
+}
+
+function eventError(event: unknown, action: string): TypeError {
+  return new TypeError(
+    `Cannot ${action}: expected an event object (a class instance), received ${
+      describe(event)
+    }`,
+  );
 }
 
 /**

@@ -1,0 +1,401 @@
+import assert from "node:assert/strict";
+import {
+  clearHandlers,
+  defaultBus,
+  EventBus,
+  On,
+  publish,
+} from "../../../mod.ts";
+
+class UserRegistered {
+  constructor(readonly userId: string) {}
+}
+class UserRenamed {
+  constructor(readonly userId: string) {}
+}
+
+Deno.test("@On on a static method registers it on defaultBus when the class is defined", async () => {
+  clearHandlers();
+  try {
+    assert.equal(defaultBus.handlersFor(UserRegistered).length, 0);
+    class Audit {
+      static trail: string[] = [];
+      @On(UserRegistered)
+      static record(event: UserRegistered): void {
+        // `this` is the class: static handlers are bound to it.
+        this.trail.push(event.userId);
+      }
+    }
+    const handlers = defaultBus.handlersFor(UserRegistered);
+    assert.deepEqual(handlers.map((h) => h.name), ["Audit.record"]);
+    assert.equal(handlers[0]?.target, Audit);
+    await publish(new UserRegistered("u1"));
+    assert.deepEqual(Audit.trail, ["u1"]);
+  } finally {
+    clearHandlers();
+  }
+});
+
+Deno.test("@On on an instance method registers nothing until subscribe(instance)", async () => {
+  class Welcome {
+    sent: string[] = [];
+    constructor(readonly prefix: string) {}
+    @On(UserRegistered)
+    async send(event: UserRegistered): Promise<void> {
+      await Promise.resolve();
+      this.sent.push(`${this.prefix}${event.userId}`);
+    }
+  }
+  const bus = new EventBus();
+  assert.equal(defaultBus.handlersFor(UserRegistered).length, 0);
+  const a = new Welcome("a:");
+  const b = new Welcome("b:");
+  const subA = bus.subscribe(a);
+  bus.subscribe(b);
+  assert.deepEqual(
+    bus.handlersFor(UserRegistered).map((h) => [h.name, h.target]),
+    [
+      ["Welcome.send", a],
+      ["Welcome.send", b],
+    ],
+  );
+  await bus.publish(new UserRegistered("u1"));
+  assert.deepEqual(a.sent, ["a:u1"]);
+  assert.deepEqual(b.sent, ["b:u1"]);
+  subA.unsubscribe();
+  await bus.publish(new UserRegistered("u2"));
+  assert.deepEqual(a.sent, ["a:u1"]);
+  assert.deepEqual(b.sent, ["b:u1", "b:u2"]);
+});
+
+Deno.test("subscribe(instance) registers every @On method in declaration order", async () => {
+  class Projector {
+    log: string[] = [];
+    @On(UserRenamed)
+    renamed(e: UserRenamed): void {
+      this.log.push(`renamed:${e.userId}`);
+    }
+    @On(UserRegistered)
+    registered(e: UserRegistered): void {
+      this.log.push(`registered:${e.userId}`);
+    }
+    @On(UserRegistered)
+    alsoRegistered(e: UserRegistered): void {
+      this.log.push(`also:${e.userId}`);
+    }
+    notAHandler(): void {
+      this.log.push("never");
+    }
+  }
+  const bus = new EventBus();
+  const p = new Projector();
+  bus.subscribe(p);
+  await bus.publishAll([new UserRegistered("u1"), new UserRenamed("u1")]);
+  assert.deepEqual(p.log, ["registered:u1", "also:u1", "renamed:u1"]);
+});
+
+Deno.test("a method may carry several @On, one per event type", async () => {
+  class Counter {
+    seen: string[] = [];
+    @On(UserRegistered)
+    @On(UserRenamed)
+    count(e: UserRegistered | UserRenamed): void {
+      this.seen.push(e.constructor.name);
+    }
+  }
+  const bus = new EventBus();
+  const c = new Counter();
+  bus.subscribe(c);
+  await bus.publish(new UserRegistered("u1"));
+  await bus.publish(new UserRenamed("u1"));
+  assert.deepEqual(c.seen, ["UserRegistered", "UserRenamed"]);
+});
+
+Deno.test("subclasses inherit handlers without changing their parent's", async (t) => {
+  class Base {
+    log: string[] = [];
+    @On(UserRegistered)
+    onRegistered(e: UserRegistered): void {
+      this.log.push(`base:${e.userId}`);
+    }
+  }
+  class Child extends Base {
+    @On(UserRenamed)
+    onRenamed(e: UserRenamed): void {
+      this.log.push(`child:${e.userId}`);
+    }
+  }
+  class Overriding extends Base {
+    override onRegistered(e: UserRegistered): void {
+      this.log.push(`override:${e.userId}`);
+    }
+  }
+  class Redecorated extends Base {
+    @On(UserRegistered)
+    override onRegistered(e: UserRegistered): void {
+      this.log.push(`redecorated:${e.userId}`);
+    }
+  }
+
+  await t.step(
+    "a child gets its parent's handlers and its own, parent's first",
+    async () => {
+      const bus = new EventBus();
+      const child = new Child();
+      bus.subscribe(child);
+      await bus.publishAll([new UserRenamed("u1"), new UserRegistered("u1")]);
+      assert.deepEqual(child.log, ["child:u1", "base:u1"]);
+      assert.deepEqual(bus.handlersFor(UserRegistered).map((h) => h.name), [
+        "Child.onRegistered",
+      ]);
+    },
+  );
+
+  await t.step("the parent does not get the child's handlers", async () => {
+    const bus = new EventBus();
+    const base = new Base();
+    bus.subscribe(base);
+    assert.equal(bus.handlersFor(UserRenamed).length, 0);
+    await bus.publish(new UserRenamed("u1"));
+    assert.deepEqual(base.log, []);
+  });
+
+  await t.step("an override runs in place of the parent's method", async () => {
+    const bus = new EventBus();
+    const o = new Overriding();
+    bus.subscribe(o);
+    await bus.publish(new UserRegistered("u1"));
+    assert.deepEqual(o.log, ["override:u1"]);
+  });
+
+  await t.step("re-decorating an override registers it once", async () => {
+    const bus = new EventBus();
+    const r = new Redecorated();
+    bus.subscribe(r);
+    await bus.publish(new UserRegistered("u1"));
+    assert.deepEqual(r.log, ["redecorated:u1"]);
+  });
+
+  await t.step(
+    "the parent's own metadata was not mutated by its children",
+    () => {
+      const meta = Base[Symbol.metadata]!;
+      const own = Object.getOwnPropertySymbols(meta).map((s) =>
+        (meta as Record<symbol, unknown[]>)[s]
+      ).filter(Array.isArray);
+      assert.equal(own.length, 1);
+      assert.equal(own[0]!.length, 1);
+    },
+  );
+});
+
+Deno.test("subscribe(Class) puts its static @On methods on another bus", async () => {
+  clearHandlers();
+  try {
+    class Stats {
+      static count = 0;
+      @On(UserRegistered)
+      static bump(_e: UserRegistered): void {
+        this.count++;
+      }
+    }
+    const bus = new EventBus();
+    bus.subscribe(Stats);
+    await bus.publish(new UserRegistered("u1"));
+    assert.equal(Stats.count, 1);
+    // Already on defaultBus since the class was defined: a second time throws.
+    assert.throws(() => defaultBus.subscribe(Stats), {
+      name: "TypeError",
+      message: /Stats\.bump for UserRegistered: it is already registered/,
+    });
+  } finally {
+    clearHandlers();
+  }
+});
+
+Deno.test("subscribing the same instance twice throws a TypeError naming the method", () => {
+  class Welcome {
+    @On(UserRegistered)
+    send(_e: UserRegistered): void {}
+  }
+  const bus = new EventBus();
+  const w = new Welcome();
+  bus.subscribe(w);
+  assert.throws(() => bus.subscribe(w), {
+    name: "TypeError",
+    message:
+      /Cannot register handler Welcome\.send for UserRegistered: it is already registered on this bus/,
+  });
+  assert.equal(bus.handlersFor(UserRegistered).length, 1);
+  // Another instance is another handler.
+  bus.subscribe(new Welcome());
+  assert.equal(bus.handlersFor(UserRegistered).length, 2);
+});
+
+Deno.test("two @On of the same type on one static method throw when the class is defined", () => {
+  clearHandlers();
+  try {
+    assert.throws(
+      () => {
+        class Twice {
+          @On(UserRegistered)
+          @On(UserRegistered)
+          static handle(_e: UserRegistered): void {}
+        }
+        return Twice;
+      },
+      {
+        name: "TypeError",
+        message: /Twice\.handle for UserRegistered: it is already registered/,
+      },
+    );
+  } finally {
+    clearHandlers();
+  }
+});
+
+Deno.test("On() rejects what is not an event class", async (t) => {
+  for (
+    const [value, what] of [
+      [undefined, "undefined"],
+      [null, "null"],
+      ["UserRegistered", "a string"],
+      [{}, "a plain object"],
+      [() => {}, "function"],
+    ] as const
+  ) {
+    await t.step(what, () => {
+      assert.throws(() => On(value as unknown as typeof UserRegistered), {
+        name: "TypeError",
+        message: new RegExp(
+          `Cannot create @On decorator: expected an event class, received ${what}.*@On\\(UserRegistered\\)`,
+        ),
+      });
+    });
+  }
+});
+
+Deno.test("@On on anything but a method throws when the class is defined", async (t) => {
+  // The casts stand for JavaScript callers: TypeScript already rejects these.
+  const anyOn = On(UserRegistered) as unknown as (
+    value: unknown,
+    context: unknown,
+  ) => void;
+  await t.step("a field", () => {
+    assert.throws(() => {
+      class WithField {
+        @anyOn
+        handler = (_e: UserRegistered) => {};
+      }
+      return WithField;
+    }, {
+      name: "TypeError",
+      message:
+        /@On\(UserRegistered\) cannot decorate field handler: it applies to methods only/,
+    });
+  });
+  await t.step("a getter", () => {
+    assert.throws(() => {
+      class WithGetter {
+        @anyOn
+        get handler(): number {
+          return 1;
+        }
+      }
+      return WithGetter;
+    }, { name: "TypeError", message: /cannot decorate getter handler/ });
+  });
+  await t.step("a setter", () => {
+    assert.throws(() => {
+      class WithSetter {
+        @anyOn
+        set handler(_v: number) {}
+      }
+      return WithSetter;
+    }, { name: "TypeError", message: /cannot decorate setter handler/ });
+  });
+  await t.step("an auto-accessor", () => {
+    assert.throws(() => {
+      class WithAccessor {
+        @anyOn
+        accessor handler = 1;
+      }
+      return WithAccessor;
+    }, { name: "TypeError", message: /cannot decorate accessor handler/ });
+  });
+  await t.step("a class", () => {
+    assert.throws(() => {
+      @anyOn
+      class Decorated {}
+      return Decorated;
+    }, { name: "TypeError", message: /cannot decorate class Decorated/ });
+  });
+  await t.step("a legacy (experimental) decorator call", () => {
+    assert.throws(() => anyOn({}, "handler"), {
+      name: "TypeError",
+      message: /legacy decorator.*remove "experimentalDecorators"/,
+    });
+  });
+});
+
+Deno.test("subscribe() rejects targets without @On methods and non-objects", async (t) => {
+  const bus = new EventBus();
+  class Plain {
+    handle(_e: UserRegistered): void {}
+  }
+  class OnlyInstance {
+    @On(UserRegistered)
+    handle(_e: UserRegistered): void {}
+  }
+  await t.step("an instance with no @On methods", () => {
+    assert.throws(() => bus.subscribe(new Plain()), {
+      name: "TypeError",
+      message:
+        /Cannot subscribe an instance of Plain: its class has no @On instance methods; decorate a method with @On\(EventClass\) or use register\(\)/,
+    });
+  });
+  await t.step("a plain object", () => {
+    assert.throws(() => bus.subscribe({ handle() {} }), {
+      name: "TypeError",
+      message:
+        /Cannot subscribe a plain object: its class has no @On instance methods/,
+    });
+  });
+  await t.step("a class with only instance @On methods", () => {
+    assert.throws(() => bus.subscribe(OnlyInstance), {
+      name: "TypeError",
+      message:
+        /Cannot subscribe class OnlyInstance: it has no static @On methods; subscribe an instance/,
+    });
+  });
+  await t.step("null and primitives", () => {
+    for (const value of [null, undefined, "x", 1]) {
+      assert.throws(() => bus.subscribe(value as unknown as object), {
+        name: "TypeError",
+        message:
+          /Cannot subscribe: expected an instance or a class with @On methods/,
+      });
+    }
+  });
+  assert.equal(bus.handlersFor(UserRegistered).length, 0);
+});
+
+Deno.test("a failed subscribe registers none of the target's handlers", () => {
+  class Two {
+    @On(UserRegistered)
+    a(_e: UserRegistered): void {}
+    @On(UserRenamed)
+    b(_e: UserRenamed): void {}
+  }
+  const bus = new EventBus();
+  const t = new Two();
+  // Shadow the second handler with a non-function: the first one checks out,
+  // the second does not, and neither may be registered.
+  Object.defineProperty(t, "b", { value: 42 });
+  assert.throws(() => bus.subscribe(t), {
+    name: "TypeError",
+    message: /Cannot subscribe Two: b is no longer a method \(it is a number\)/,
+  });
+  assert.equal(bus.handlersFor(UserRegistered).length, 0);
+  assert.equal(bus.handlersFor(UserRenamed).length, 0);
+});

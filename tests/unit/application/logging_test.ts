@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { DomainEvent, EventBus, On } from "../../../mod.ts";
+import { captureLogs, recordText } from "../../_helpers/logs.ts";
+
+class UserRegistered extends DomainEvent {
+  constructor(readonly email: string, readonly name: string) {
+    super();
+  }
+}
+
+const EMAIL = "ada.lovelace@example.org";
+const NAME = "Ada Secret-Name";
+
+Deno.test("the bus logs registration, handling and failure with the event type and handler name", async () => {
+  const boom = new Error("mailer down");
+  const { records } = await captureLogs(async (records) => {
+    const bus = new EventBus();
+    class Welcome {
+      @On(UserRegistered)
+      send(_e: UserRegistered): void {
+        throw boom;
+      }
+    }
+    bus.register(UserRegistered, function audit() {});
+    bus.subscribe(new Welcome());
+    const seenBeforeRejection: number[] = [];
+    await assert.rejects(
+      bus.publish(new UserRegistered(EMAIL, NAME)).catch((e) => {
+        // The failure is logged before the caller sees the error.
+        seenBeforeRejection.push(
+          records.filter((r) => r.level === "error").length,
+        );
+        throw e;
+      }),
+      (e) => e === boom,
+    );
+    assert.deepEqual(seenBeforeRejection, [1]);
+  });
+
+  for (const record of records) {
+    assert.deepEqual(record.category, ["aftercommit", "bus"]);
+  }
+  const registered = records.filter((r) =>
+    r.level === "debug" && String(r.rawMessage).startsWith("Registered")
+  );
+  assert.deepEqual(
+    registered.map((r) => [r.properties.eventType, r.properties.handler]),
+    [["UserRegistered", "audit"], ["UserRegistered", "Welcome.send"]],
+  );
+  const handling = records.filter((r) =>
+    r.level === "debug" && String(r.rawMessage).startsWith("Handling")
+  );
+  assert.deepEqual(handling.map((r) => r.properties.handler), [
+    "audit",
+    "Welcome.send",
+  ]);
+  const errors = records.filter((r) => r.level === "error");
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0]!.properties.eventType, "UserRegistered");
+  assert.equal(errors[0]!.properties.handler, "Welcome.send");
+  assert.equal(errors[0]!.properties.error, boom);
+});
+
+Deno.test("no log record contains an event's field values", async () => {
+  const { records } = await captureLogs(async () => {
+    for (const errorPolicy of ["fail-fast", "collect"] as const) {
+      const bus = new EventBus({ errorPolicy });
+      bus.register(UserRegistered, () => {});
+      bus.register(UserRegistered, () => {
+        throw new Error("handler failed");
+      });
+      const event = new UserRegistered(EMAIL, NAME);
+      await bus.publishAll([event]).catch(() => {});
+      await bus.publish(event).catch(() => {});
+    }
+  });
+  assert.ok(records.length >= 8, `expected records, got ${records.length}`);
+  const event = new UserRegistered(EMAIL, NAME);
+  for (const record of records) {
+    const text = recordText(record);
+    for (const value of [EMAIL, NAME, "ada.lovelace", "Secret-Name"]) {
+      assert.ok(!text.includes(value), `record leaks "${value}": ${text}`);
+    }
+    assert.ok(!text.includes(event.eventId));
+  }
+});
+
+Deno.test("without debug enabled the bus emits no debug records", async () => {
+  const records: unknown[] = [];
+  const { configure, reset } = await import("@logtape/logtape");
+  await configure({
+    reset: true,
+    sinks: { capture: (r) => records.push(r) },
+    loggers: [
+      { category: ["aftercommit"], lowestLevel: "error", sinks: ["capture"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    const bus = new EventBus();
+    bus.register(UserRegistered, () => {});
+    await bus.publish(new UserRegistered(EMAIL, NAME));
+    assert.equal(records.length, 0);
+  } finally {
+    await reset();
+  }
+});
