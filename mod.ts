@@ -59,3 +59,12 @@ export type {
   JobRequest,
   WorkOptions,
 } from "./src/application/job_queue.ts";
+export {
+  CommitError,
+  type EventPublisher,
+  PublishAfterCommitError,
+  UnitOfWork,
+  type UnitOfWorkContext,
+  UnitOfWorkError,
+  type UnitOfWorkOptions,
+} from "./src/application/unit_of_work.ts";

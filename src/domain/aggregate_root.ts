@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { stampRecordOrder } from "./_record_order.ts";
 
 /**
  * An aggregate root: the consistency boundary that records the domain events
@@ -50,6 +51,7 @@ export abstract class AggregateRoot {
         }`,
       );
     }
+    stampRecordOrder(event);
     this.#events.push(event);
   }
 

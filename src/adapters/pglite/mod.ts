@@ -1,0 +1,37 @@
+/**
+ * Embedded PostgreSQL for development and tests: PGlite (real PostgreSQL in
+ * WASM) served on a free loopback port, reached by `npm:postgres` as if it
+ * were a server, in memory or in a data folder. It serves one connection at a
+ * time; `connect(postgres)` gives a client configured for that (`max: 1`).
+ *
+ * @example Run a Unit of Work on embedded PostgreSQL
+ * ```ts
+ * import postgres from "postgres";
+ * import { EventBus } from "@aftercommit/core";
+ * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
+ * import { PostgresUnitOfWork } from "@aftercommit/core/postgres";
+ *
+ * class NoteSaved {}
+ *
+ * await using db = await startEmbeddedPostgres();
+ * const sql = db.connect(postgres);
+ * await sql`create table notes (body text)`;
+ * const bus = new EventBus();
+ * bus.register(NoteSaved, () => console.log("saved"));
+ * const uow = new PostgresUnitOfWork(sql, { bus });
+ * await uow.run(async (tx) => {
+ *   await tx.sql`insert into notes values ('hello')`;
+ *   tx.publishAfterCommit(new NoteSaved());
+ * }); // logs "saved" after the commit
+ * ```
+ *
+ * @module
+ */
+export {
+  type EmbeddedClientOptions,
+  type EmbeddedNotice,
+  EmbeddedPostgres,
+  type EmbeddedPostgresOptions,
+  type EndableClient,
+  startEmbeddedPostgres,
+} from "./embedded_postgres.ts";

@@ -1,0 +1,40 @@
+/**
+ * The Unit of Work over `npm:postgres` (postgres.js): each `run` is one
+ * `sql.begin` transaction, and the events the tracked aggregates recorded are
+ * published on the bus after the `COMMIT`, never on rollback.
+ *
+ * @example Publish after commit
+ * ```ts
+ * import postgres from "postgres";
+ * import { defaultBus } from "@aftercommit/core";
+ * import { PostgresUnitOfWork } from "@aftercommit/core/postgres";
+ *
+ * class OrderPlaced {
+ *   constructor(readonly orderId: string) {}
+ * }
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+ * const uow = new PostgresUnitOfWork(sql, { bus: defaultBus });
+ * await uow.run(async (tx) => {
+ *   const orderId = crypto.randomUUID();
+ *   await tx.sql`insert into orders (id) values (${orderId})`;
+ *   tx.publishAfterCommit(new OrderPlaced(orderId));
+ * });
+ * await sql.end();
+ * ```
+ *
+ * @module
+ */
+export {
+  type IsolationLevel,
+  type PostgresClient,
+  type PostgresContext,
+  type PostgresTransactionOf,
+  PostgresUnitOfWork,
+  type PostgresUnitOfWorkOptions,
+} from "./postgres_unit_of_work.ts";
+export {
+  CommitError,
+  PublishAfterCommitError,
+  UnitOfWorkError,
+} from "../../application/unit_of_work.ts";

@@ -1,0 +1,544 @@
+/**
+ * The Unit of Work base: one transaction per `run`, and the events its
+ * aggregates recorded published after the commit, never before.
+ *
+ * This module loads no database driver; adapters such as
+ * `@aftercommit/core/postgres` extend {@linkcode UnitOfWork}.
+ *
+ * @module
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { getLogger } from "@logtape/logtape";
+import { AggregateRoot } from "../domain/aggregate_root.ts";
+import { recordOrderOf, stampRecordOrder } from "../domain/_record_order.ts";
+import { describe } from "./_describe.ts";
+import { defaultBus, type EventBus } from "./event_bus.ts";
+
+const logger = getLogger(["aftercommit", "uow"]);
+
+/**
+ * What `work` receives besides the driver's transaction handle: a way to
+ * name the aggregates whose events publish after the commit, and to add
+ * events that no aggregate owns.
+ */
+export interface UnitOfWorkContext {
+  /**
+   * Tracks an aggregate: after the commit, the events it recorded (before or
+   * after this call, until `work` returns) are published. Tracking the same
+   * aggregate twice tracks it once. Repositories usually call it.
+   *
+   * @typeParam A The aggregate's type.
+   * @param aggregate An {@linkcode AggregateRoot}.
+   * @returns The same aggregate, so a repository can write `return tx.track(user)`.
+   * @throws {TypeError} When `aggregate` is not an `AggregateRoot`, or when
+   * `work` has already returned.
+   */
+  track<A extends AggregateRoot>(aggregate: A): A;
+  /**
+   * Publishes `event` after the commit, in the order it was added among the
+   * events the tracked aggregates recorded; dropped on rollback.
+   *
+   * @param event The event: any class instance.
+   * @throws {TypeError} When `event` is not an object, or when `work` has
+   * already returned.
+   */
+  publishAfterCommit(event: object): void;
+}
+
+/** The part of an event bus a Unit of Work uses. {@linkcode EventBus} has it. */
+export type EventPublisher = Pick<EventBus, "publishAll">;
+
+/** Options of {@linkcode UnitOfWork}. */
+export interface UnitOfWorkOptions {
+  /**
+   * The bus the events are published on after each commit.
+   *
+   * @default {defaultBus}
+   */
+  readonly bus?: EventPublisher;
+}
+
+/**
+ * The base of the errors a {@linkcode UnitOfWork} throws for a transaction
+ * that did not commit, or that committed but whose events did not all
+ * publish. `committed` tells the two apart; `cause` holds the driver's or the
+ * handler's error.
+ *
+ * An error thrown by `work` itself is not wrapped: `run` rethrows it as is,
+ * after the rollback.
+ *
+ * @example Tell "nothing happened" from "saved, but a handler failed"
+ * ```ts
+ * import { UnitOfWorkError } from "@aftercommit/core";
+ *
+ * function describeFailure(error: unknown): string {
+ *   if (error instanceof UnitOfWorkError) {
+ *     return error.committed ? "saved, follow-up failed" : "not saved";
+ *   }
+ *   return "not saved: the work failed";
+ * }
+ * console.log(describeFailure(new Error("boom"))); // "not saved: the work failed"
+ * ```
+ */
+export abstract class UnitOfWorkError extends Error {
+  /** Whether the transaction's changes were committed. */
+  abstract readonly committed: boolean;
+}
+
+/**
+ * The transaction did not commit: it could not begin, the connection failed
+ * while `work` ran, the pre-commit step failed, or the database refused the
+ * `COMMIT` (a deferred constraint, a serialization failure). No event was
+ * published. `cause` is the driver's error.
+ *
+ * One case is not certain: when the connection is lost during the `COMMIT`
+ * itself, the database may have committed without being able to say so.
+ *
+ * @example Retry on a serialization failure
+ * ```ts
+ * import { CommitError } from "@aftercommit/core";
+ *
+ * function isRetryable(error: unknown): boolean {
+ *   return error instanceof CommitError &&
+ *     (error.cause as { code?: string } | undefined)?.code === "40001";
+ * }
+ * console.log(isRetryable(new Error("boom"))); // false
+ * ```
+ */
+export class CommitError extends UnitOfWorkError {
+  /** Always `false`: the changes were not committed. */
+  readonly committed: false = false;
+
+  /**
+   * Wraps the driver's error.
+   *
+   * @param message What failed, without field values.
+   * @param options `cause`: the driver's error.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CommitError";
+  }
+}
+
+/**
+ * The transaction committed, then publishing its events failed: a handler
+ * threw (`cause` is its error, or an `AggregateError` under the `"collect"`
+ * policy). The data is saved; the events after the failing handler were not
+ * published.
+ *
+ * @example Treat a handler failure after the commit as a saved request
+ * ```ts
+ * import { PublishAfterCommitError } from "@aftercommit/core";
+ *
+ * const error = new PublishAfterCommitError(
+ *   "Unit of work committed, but publishing its events failed",
+ *   { cause: new Error("mail server down") },
+ * );
+ * console.log(error.committed); // true
+ * ```
+ */
+export class PublishAfterCommitError extends UnitOfWorkError {
+  /** Always `true`: the changes were committed. */
+  readonly committed: true = true;
+
+  /**
+   * Wraps the handler's error.
+   *
+   * @param message What failed, without field values.
+   * @param options `cause`: the handler's error.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "PublishAfterCommitError";
+  }
+}
+
+type ScopeState = "open" | "committing" | "closed";
+
+// The events of one `run`. Never shared between runs.
+class Scope implements UnitOfWorkContext {
+  state: ScopeState = "open";
+  readonly #aggregates: AggregateRoot[] = [];
+  readonly #explicit: object[] = [];
+
+  constructor(
+    readonly resource: object,
+    readonly parent: Scope | undefined,
+  ) {}
+
+  // Arrow functions: adapters hand them out unbound in their contexts.
+  readonly track = <A extends AggregateRoot>(aggregate: A): A => {
+    if (!(aggregate instanceof AggregateRoot)) {
+      throw new TypeError(
+        `Cannot track ${
+          describe(aggregate)
+        }: expected an AggregateRoot; extend AggregateRoot, or use publishAfterCommit(event) for an event no aggregate owns`,
+      );
+    }
+    this.#assertOpen("track an aggregate");
+    if (!this.#aggregates.includes(aggregate)) this.#aggregates.push(aggregate);
+    return aggregate;
+  };
+
+  readonly publishAfterCommit = (event: object): void => {
+    if (event === null || typeof event !== "object") {
+      throw new TypeError(
+        `Cannot publish after commit: expected an event object (a class instance), received ${
+          describe(event)
+        }`,
+      );
+    }
+    this.#assertOpen("publish an event after commit");
+    stampRecordOrder(event);
+    this.#explicit.push(event);
+  };
+
+  #assertOpen(action: string): void {
+    if (this.state !== "open") {
+      throw new TypeError(
+        `Cannot ${action}: this unit of work's work has already returned; call it inside the function given to run()`,
+      );
+    }
+  }
+
+  /** Pulls every event, in the order recorded, and closes the scope to new ones. */
+  collect(): object[] {
+    this.state = "committing";
+    const aggregates = this.#aggregates;
+    const explicit = this.#explicit;
+    if (aggregates.length === 0) return explicit;
+    if (aggregates.length === 1 && explicit.length === 0) {
+      return aggregates[0]!.pullEvents();
+    }
+    const events: object[] = [];
+    for (const aggregate of aggregates) {
+      for (const event of aggregate.pullEvents()) events.push(event);
+    }
+    for (const event of explicit) events.push(event);
+    // Stable: events without a recorded order keep their place at the end.
+    return events.sort((a, b) => recordOrderOf(a) - recordOrderOf(b));
+  }
+
+  /** Drops the events of a rolled-back run, so a retry cannot publish them. */
+  discard(): void {
+    if (this.state === "open") {
+      for (const aggregate of this.#aggregates) aggregate.pullEvents();
+    }
+    this.state = "closed";
+  }
+}
+
+// Which runs are open in the current async flow, to refuse a nested run
+// (which would wait for a second connection, or deadlock on a pool of one,
+// and would not be part of the outer transaction anyway).
+const openScopes = new AsyncLocalStorage<Scope>();
+
+type Stage = "begin" | "work" | "before-commit" | "commit";
+
+const NOT_COMMITTED: Record<Stage, string> = {
+  "begin": "Unit of work not committed: the transaction could not begin",
+  "work": "Unit of work not committed: the transaction failed while work ran",
+  "before-commit":
+    "Unit of work not committed: the pre-commit step failed, so the transaction rolled back",
+  "commit": "Unit of work not committed: COMMIT failed",
+};
+
+/**
+ * A Unit of Work: {@linkcode UnitOfWork.run} runs a function in one database
+ * transaction, and after the commit publishes the events that the tracked
+ * aggregates recorded, plus the explicit ones, in the order they were
+ * recorded. On rollback nothing is published.
+ *
+ * Adapters extend it for one driver by implementing
+ * {@linkcode UnitOfWork.transaction} and {@linkcode UnitOfWork.createContext}.
+ * Events are collected per `run`, so concurrent runs on one instance each
+ * publish exactly their own.
+ *
+ * @typeParam H The driver's transaction handle (for postgres.js, a `TransactionSql`).
+ * @typeParam C The context `work` receives.
+ *
+ * @example A Unit of Work over an in-memory "database"
+ * ```ts
+ * import {
+ *   AggregateRoot,
+ *   EventBus,
+ *   UnitOfWork,
+ *   type UnitOfWorkContext,
+ * } from "@aftercommit/core";
+ *
+ * class Deposited {
+ *   constructor(readonly amount: number) {}
+ * }
+ * class Account extends AggregateRoot {
+ *   balance = 0;
+ *   deposit(amount: number): void {
+ *     this.balance += amount;
+ *     this.recordEvent(new Deposited(amount));
+ *   }
+ * }
+ *
+ * type Rows = Map<string, number>;
+ * interface MemoryContext extends UnitOfWorkContext {
+ *   rows: Rows;
+ * }
+ *
+ * class MemoryUnitOfWork extends UnitOfWork<Rows, MemoryContext> {
+ *   readonly committed: Rows = new Map();
+ *   protected override async transaction<T>(
+ *     body: (rows: Rows) => Promise<T>,
+ *   ): Promise<T> {
+ *     const rows = new Map(this.committed);
+ *     const result = await body(rows); // throws: nothing is copied back
+ *     for (const [key, value] of rows) this.committed.set(key, value);
+ *     return result;
+ *   }
+ *   protected override createContext(
+ *     rows: Rows,
+ *     context: UnitOfWorkContext,
+ *   ): MemoryContext {
+ *     return { rows, track: context.track, publishAfterCommit: context.publishAfterCommit };
+ *   }
+ * }
+ *
+ * const bus = new EventBus();
+ * bus.register(Deposited, (e) => console.log("deposited", e.amount));
+ * const uow = new MemoryUnitOfWork({ bus });
+ * await uow.run((tx) => {
+ *   const account = tx.track(new Account());
+ *   account.deposit(10);
+ *   tx.rows.set("a1", account.balance);
+ * }); // logs "deposited 10" after the commit
+ * console.log(uow.committed.get("a1")); // 10
+ * ```
+ */
+export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
+  readonly #bus: EventPublisher;
+
+  /**
+   * Creates a Unit of Work that publishes on `options.bus`.
+   *
+   * @param options The bus.
+   * @throws {TypeError} When `options.bus` has no `publishAll` method.
+   */
+  constructor(options: UnitOfWorkOptions = {}) {
+    const bus = options.bus ?? defaultBus;
+    if (
+      bus === null || typeof bus !== "object" ||
+      typeof (bus as { publishAll?: unknown }).publishAll !== "function"
+    ) {
+      throw new TypeError(
+        `Cannot create unit of work: options.bus must be an event bus with a publishAll method, received ${
+          describe(bus)
+        }; pass an EventBus or leave it out to use defaultBus`,
+      );
+    }
+    this.#bus = bus;
+  }
+
+  /** The bus events are published on after each commit. */
+  get bus(): EventPublisher {
+    return this.#bus;
+  }
+
+  /**
+   * Runs `work` in a new transaction. When `work` resolves, commits, then
+   * publishes the collected events through the bus, one after another.
+   *
+   * - `work` throws: rolls back, publishes nothing, rethrows `work`'s error.
+   * - The transaction does not commit: publishes nothing, throws a
+   *   {@linkcode CommitError} whose `cause` is the driver's error.
+   * - A handler throws after the commit: throws a
+   *   {@linkcode PublishAfterCommitError} (`committed: true`) whose `cause`
+   *   is the handler's error.
+   *
+   * A handler may call `run` again: that is a new transaction, whose events
+   * publish after its own commit. Calling `run` from inside `work` (while the
+   * transaction is open) is refused.
+   *
+   * @typeParam T What `work` returns.
+   * @param work The function to run in the transaction. It receives the
+   * context: the driver's transaction handle, `track` and `publishAfterCommit`.
+   * @returns What `work` returned, once the events are published.
+   * @throws {TypeError} When `work` is not a function, or when `run` is
+   * called inside the open transaction of a unit of work on the same
+   * resource.
+   * @throws {CommitError} When the transaction did not commit.
+   * @throws {PublishAfterCommitError} When it committed and a handler failed.
+   * @throws `work`'s own error, after the rollback.
+   *
+   * @example Run work and publish its events
+   * ```ts
+   * import { EventBus, UnitOfWork, type UnitOfWorkContext } from "@aftercommit/core";
+   *
+   * // A unit of work without a database: the transaction is the call itself.
+   * class NoDatabase extends UnitOfWork<null, UnitOfWorkContext> {
+   *   protected override transaction<T>(body: (h: null) => Promise<T>): Promise<T> {
+   *     return body(null);
+   *   }
+   *   protected override createContext(
+   *     _handle: null,
+   *     context: UnitOfWorkContext,
+   *   ): UnitOfWorkContext {
+   *     return context;
+   *   }
+   * }
+   *
+   * class Pinged {}
+   * const bus = new EventBus();
+   * bus.register(Pinged, () => console.log("published after the commit"));
+   * const answer = await new NoDatabase({ bus }).run((tx) => {
+   *   tx.publishAfterCommit(new Pinged());
+   *   return 42;
+   * });
+   * console.log(answer); // 42
+   * ```
+   */
+  async run<T>(work: (context: C) => T | PromiseLike<T>): Promise<T> {
+    if (typeof work !== "function") {
+      throw new TypeError(
+        `Cannot run unit of work: expected a function that receives the transaction context, received ${
+          describe(work)
+        }; pass (tx) => { … }`,
+      );
+    }
+    const resource = this.resource;
+    const outer = openScopes.getStore();
+    for (let s = outer; s !== undefined; s = s.parent) {
+      if (s.resource === resource && s.state !== "closed") {
+        throw new TypeError(
+          "Cannot run a unit of work inside another one's open transaction: it would need a second connection and would not be part of the open transaction; use the outer context inside work, or start the new unit of work from an event handler, which runs after the commit",
+        );
+      }
+    }
+    const scope = new Scope(resource, outer);
+    let stage: Stage = "begin";
+    let workFailed = false;
+    let workError: unknown;
+    let events: object[] | undefined;
+    let result: T | undefined;
+    try {
+      await openScopes.run(
+        scope,
+        () =>
+          this.transaction(async (handle: H): Promise<void> => {
+            stage = "work";
+            try {
+              result = await work(this.createContext(handle, scope));
+            } catch (error) {
+              workFailed = true;
+              workError = error;
+              throw error;
+            }
+            stage = "before-commit";
+            events = scope.collect();
+            await this.beforeCommit(handle, events);
+            stage = "commit";
+          }),
+      );
+    } catch (error) {
+      scope.discard();
+      if (workFailed) {
+        logger.info("Rolled back unit of work: work threw {errorType}", {
+          errorType: errorType(workError),
+        });
+        throw workError;
+      }
+      logger.error("{message}: {errorType}", {
+        message: NOT_COMMITTED[stage],
+        errorType: errorType(error),
+      });
+      throw new CommitError(NOT_COMMITTED[stage], { cause: error });
+    }
+    scope.state = "closed";
+    const published = events as object[] | undefined ?? [];
+    const debug = logger.isEnabledFor("debug");
+    if (debug) {
+      logger.debug(
+        "Committed unit of work with {eventCount} events to publish",
+        { eventCount: published.length },
+      );
+    }
+    if (published.length > 0) {
+      try {
+        await this.#bus.publishAll(published);
+      } catch (error) {
+        logger.error(
+          "Unit of work committed, but publishing its {eventCount} events failed: {errorType}",
+          { eventCount: published.length, errorType: errorType(error) },
+        );
+        throw new PublishAfterCommitError(
+          "Unit of work committed, but publishing its events failed",
+          { cause: error },
+        );
+      }
+      if (debug) {
+        logger.debug("Published {eventCount} events after commit", {
+          eventCount: published.length,
+        });
+      }
+    }
+    return result as T;
+  }
+
+  /**
+   * The object whose transactions must not nest: by default this unit of
+   * work; adapters return their connection pool, so that two units of work
+   * on one pool also refuse to nest.
+   *
+   * @returns The resource the transactions run on.
+   */
+  protected get resource(): object {
+    return this;
+  }
+
+  /**
+   * Runs `body` in one transaction: begins, awaits `body`, commits when it
+   * resolves, rolls back and rethrows when it rejects. It must reject when
+   * the transaction fails to begin or commit.
+   *
+   * @typeParam T What `body` resolves to.
+   * @param body The work, the event collection and the pre-commit step.
+   * @returns What `body` resolved to, after the commit.
+   */
+  protected abstract transaction<T>(
+    body: (handle: H) => Promise<T>,
+  ): Promise<T>;
+
+  /**
+   * Builds the context `work` receives from the driver's handle and the
+   * run's {@linkcode UnitOfWorkContext} (whose methods are bound; copy them
+   * as they are).
+   *
+   * @param handle The driver's transaction handle.
+   * @param context `track` and `publishAfterCommit` for this run.
+   * @returns The context given to `work`.
+   */
+  protected abstract createContext(
+    handle: H,
+    context: UnitOfWorkContext,
+  ): C;
+
+  /**
+   * Called inside the transaction, after `work` resolved and before the
+   * commit, with every event the run will publish, in order. Does nothing by
+   * default; an outbox overrides it to write the events in the same
+   * transaction. If it throws, the transaction rolls back and `run` throws a
+   * {@linkcode CommitError}.
+   *
+   * @param _handle The driver's transaction handle.
+   * @param _events The events to publish after the commit (do not modify).
+   * @returns Nothing, or a promise to wait for before the commit.
+   */
+  protected beforeCommit(
+    _handle: H,
+    _events: readonly object[],
+  ): void | Promise<void> {}
+}
+
+// Names a type, never a message: driver messages and details can carry
+// field values.
+function errorType(error: unknown): string {
+  if (error instanceof Error) return error.name || error.constructor.name;
+  return describe(error);
+}

@@ -1,0 +1,121 @@
+// The embedded PostgreSQL adapter itself: PGlite behind pglite-socket.
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import {
+  EmbeddedPostgres,
+  startEmbeddedPostgres,
+} from "../../../src/adapters/pglite/mod.ts";
+
+async function portIsClosed(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return false;
+  } catch (error) {
+    return error instanceof Deno.errors.ConnectionRefused;
+  }
+}
+
+Deno.test({
+  name:
+    "startEmbeddedPostgres() serves an in-memory database to npm:postgres on a free loopback port until disposed",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    let port: number;
+    {
+      await using db = await startEmbeddedPostgres();
+      assert.ok(db instanceof EmbeddedPostgres);
+      port = db.port;
+      assert.ok(port > 0);
+      assert.equal(db.url, `postgres://postgres@127.0.0.1:${port}/postgres`);
+      assert.equal(db.dataDir, undefined);
+      const sql = db.connect(postgres);
+      const [row] = await sql<{ version: string }[]>`select version()`;
+      assert.match(row!.version, /^PostgreSQL \d+/);
+      await sql`create table t (n int)`;
+      await sql.begin(async (tx) => {
+        await tx`insert into t values (1), (2)`;
+      });
+      const [count] = await sql<{ n: number }[]>`
+        select count(*)::int as n from t`;
+      assert.equal(count!.n, 2);
+    }
+    assert.ok(await portIsClosed(port), "the port is released on dispose");
+  },
+});
+
+Deno.test({
+  name:
+    "startEmbeddedPostgres({ dataDir }) keeps the data across a restart, and close() is idempotent",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dataDir = await Deno.makeTempDir({ prefix: "aftercommit_pglite_" });
+    try {
+      const first = await startEmbeddedPostgres({ dataDir });
+      assert.equal(first.dataDir, dataDir);
+      const sql = first.connect(postgres);
+      await sql`create table notes (body text not null)`;
+      await sql`insert into notes values ('kept')`;
+      await Promise.all([first.close(), first.close()]);
+      await first.close();
+      await assert.rejects(sql`select 1`, "close() ended the client");
+      assert.throws(() => first.connect(postgres), {
+        name: "TypeError",
+        message: /it is closed/,
+      });
+
+      await using second = await startEmbeddedPostgres({ dataDir });
+      const rows = await second.connect(postgres)<{ body: string }[]>`
+        select body from notes`;
+      assert.deepEqual(rows.map((r) => r.body), ["kept"]);
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the embedded URL works for a client of one's own (one connection at a time)",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using db = await startEmbeddedPostgres();
+    const own = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      const [row] = await own<{ answer: number }[]>`select 42 as answer`;
+      assert.equal(row!.answer, 42);
+    } finally {
+      await own.end();
+    }
+  },
+});
+
+Deno.test("startEmbeddedPostgres() rejects bad options before starting anything", async () => {
+  await assert.rejects(
+    // @ts-expect-error: not a string
+    startEmbeddedPostgres({ dataDir: 42 }),
+    { name: "TypeError", message: /dataDir must be a non-empty folder path/ },
+  );
+  await assert.rejects(startEmbeddedPostgres({ dataDir: "" }), TypeError);
+  await assert.rejects(startEmbeddedPostgres({ port: 70000 }), {
+    name: "RangeError",
+    message: /port must be an integer from 0 to 65535/,
+  });
+});
+
+Deno.test({
+  name: "connect() rejects a factory that is not a function",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using db = await startEmbeddedPostgres();
+    // @ts-expect-error: not a function
+    assert.throws(() => db.connect("postgres://"), {
+      name: "TypeError",
+      message: /expected a client factory such as postgres/,
+    });
+  },
+});
