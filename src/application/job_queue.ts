@@ -1,6 +1,7 @@
 /**
  * The job queue port: what handlers use to hand slow or fallible work to a
- * durable queue. Adapters (such as `@aftercommit/core/pg-boss`) implement it.
+ * durable queue. Adapters (such as `@aftercommit/core/pg-boss`) implement it;
+ * this module imports no driver.
  *
  * @module
  */
@@ -9,8 +10,9 @@
 export interface EnqueueOptions {
   /**
    * An idempotency key, such as an event id (plus the handler's name when
-   * one event feeds several handlers). Enqueueing twice with the same key and
-   * job name creates one job: the second call returns `null`.
+   * one event feeds several handlers into the same queue). Enqueueing twice
+   * with the same key and queue name creates one job: the second call
+   * returns `null`.
    *
    * @default {undefined (every call creates a job)}
    */
@@ -22,7 +24,7 @@ export interface EnqueueOptions {
    */
   readonly startAfterSeconds?: number;
   /**
-   * Higher runs first.
+   * An integer; higher runs first.
    *
    * @default {0}
    */
@@ -41,7 +43,7 @@ export interface JobRequest<T = unknown> {
 
 /** What a job handler receives. */
 export interface Job<T = unknown> {
-  /** The job's id. */
+  /** The job's id (a UUID). */
   readonly id: string;
   /** The queue name. */
   readonly name: string;
@@ -49,7 +51,10 @@ export interface Job<T = unknown> {
   readonly data: T;
   /** 1 for the first try, 2 for the first retry, and so on. */
   readonly attempt: number;
-  /** Aborted when the job expires or the queue stops without waiting. */
+  /**
+   * Aborted when the attempt expires or the queue stops without waiting for
+   * it (and, at the latest, once the attempt is over).
+   */
   readonly signal: AbortSignal;
 }
 
@@ -59,11 +64,27 @@ export type JobHandler<T = unknown> = (job: Job<T>) => Promise<void> | void;
 /** Options of {@linkcode JobQueue.work}. */
 export interface WorkOptions {
   /**
-   * How many jobs of this queue run at once in this process.
+   * How many fetch loops this process runs for the queue. Each fetches
+   * `batchSize` jobs at a time, so up to `concurrency × batchSize` jobs of
+   * this queue run at once.
    *
    * @default {1}
    */
   readonly concurrency?: number;
+  /**
+   * How many jobs one fetch takes. The jobs of a batch run concurrently and
+   * each succeeds or fails on its own; larger batches raise throughput.
+   *
+   * @default {1}
+   */
+  readonly batchSize?: number;
+  /**
+   * How often an idle worker looks for jobs that no wake-up announced, such
+   * as retries that waited out their delay. New jobs wake workers at once.
+   *
+   * @default {2}
+   */
+  readonly pollingIntervalSeconds?: number;
 }
 
 /**
@@ -93,10 +114,13 @@ export interface JobQueue {
   /**
    * Adds a job.
    *
+   * @typeParam T The data's type.
    * @param name The queue name.
    * @param data JSON-serialisable data.
    * @param options Idempotency key and scheduling.
    * @returns The job id, or `null` when a job with the same key exists.
+   * @throws {TypeError} When the name, the data or the options are invalid;
+   * nothing is written then.
    */
   enqueue<T>(
     name: string,
@@ -104,19 +128,22 @@ export interface JobQueue {
     options?: EnqueueOptions,
   ): Promise<string | null>;
   /**
-   * Adds several jobs in one round trip.
+   * Adds several jobs in one round trip per queue.
    *
    * @param jobs The jobs.
    * @returns The ids, in order, `null` where the key was already used.
+   * @throws {TypeError} When any request is invalid; nothing is written then.
    */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]>;
   /**
    * Starts running `handler` for jobs of queue `name` in this process.
    *
+   * @typeParam T The data's type.
    * @param name The queue name.
    * @param handler The work; throwing fails the attempt.
-   * @param options Concurrency.
+   * @param options Concurrency, batch size and polling.
    * @returns The worker's id.
+   * @throws {TypeError} When the name, the handler or the options are invalid.
    */
   work<T>(
     name: string,
@@ -126,6 +153,8 @@ export interface JobQueue {
   /**
    * Stops fetching jobs, lets running handlers finish, and closes the
    * connection.
+   *
+   * @returns When every running handler has finished.
    */
   stop(): Promise<void>;
 }

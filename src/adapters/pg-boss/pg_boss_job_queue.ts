@@ -1,0 +1,973 @@
+/**
+ * {@linkcode PgBossJobQueue}: the {@linkcode JobQueue} port on pg-boss.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  fromPglite,
+  type Job as PgBossJob,
+  type JobInsert,
+  type JobResult,
+  PgBoss,
+  type PGliteLike,
+  type SendOptions,
+} from "pg-boss";
+import type {
+  EnqueueOptions,
+  Job,
+  JobHandler,
+  JobQueue,
+  JobRequest,
+  WorkOptions,
+} from "../../application/job_queue.ts";
+import { describe } from "../../application/_describe.ts";
+import { jobIdFor } from "./_job_id.ts";
+import {
+  assertBoolean,
+  assertDatabaseUrl,
+  assertInteger,
+  assertJsonData,
+  assertKey,
+  assertNumber,
+  assertOptionsObject,
+  assertQueueName,
+} from "./_validate.ts";
+
+const logger = getLogger(["aftercommit", "jobs"]);
+
+/** The environment variable {@linkcode PgBossJobQueue.connect} reads. */
+export const JOB_QUEUE_DATABASE_URL = "JOB_QUEUE_DATABASE_URL";
+
+/**
+ * The suffix of a queue's dead-letter queue: jobs of `send-email` whose
+ * retries are used up land in `send-email__dead`.
+ */
+export const DEAD_LETTER_SUFFIX = "__dead";
+
+/**
+ * How a queue retries, expires and keeps jobs. Applied when the adapter
+ * creates the queue, on first use; a queue that already exists in the
+ * database keeps its settings.
+ */
+export interface QueueSettings {
+  /**
+   * Retries after the first attempt; `0` means one attempt only.
+   *
+   * @default {5}
+   */
+  readonly retryLimit?: number;
+  /**
+   * Seconds before the first retry (an integer).
+   *
+   * @default {1}
+   */
+  readonly retryDelaySeconds?: number;
+  /**
+   * Doubles the delay on every retry (with jitter): about 1, 2, 4, 8, 16 s
+   * with the defaults.
+   *
+   * @default {true}
+   */
+  readonly retryBackoff?: boolean;
+  /**
+   * Upper bound of the retry delay, in seconds, with `retryBackoff`.
+   *
+   * @default {300}
+   */
+  readonly retryDelayMaxSeconds?: number;
+  /**
+   * Seconds an attempt may run before it counts as failed (and is retried);
+   * the handler's `signal` is aborted then.
+   *
+   * @default {900}
+   */
+  readonly expireInSeconds?: number;
+  /**
+   * Seconds a job may wait to start before it is deleted unstarted. Dead
+   * letters wait too, so this is also how long they are kept.
+   *
+   * @default {1209600 (14 days)}
+   */
+  readonly retentionSeconds?: number;
+  /**
+   * Seconds a finished job is kept; an idempotency key can be used again
+   * once its job is deleted. `0` keeps finished jobs forever.
+   *
+   * @default {604800 (7 days)}
+   */
+  readonly deleteAfterSeconds?: number;
+  /**
+   * Whether a job whose retries are used up is copied to the queue's
+   * dead-letter queue (`<name>__dead`), where a worker or an operator can
+   * pick it up. Dead-letter queues have none of their own.
+   *
+   * @default {true}
+   */
+  readonly deadLetter?: boolean;
+}
+
+/** The settings a queue gets when neither the connect options nor the queue's own entry say otherwise. */
+export const DEFAULT_QUEUE_SETTINGS: Readonly<Required<QueueSettings>> = Object
+  .freeze({
+    retryLimit: 5,
+    retryDelaySeconds: 1,
+    retryBackoff: true,
+    retryDelayMaxSeconds: 300,
+    expireInSeconds: 900,
+    retentionSeconds: 1_209_600,
+    deleteAfterSeconds: 604_800,
+    deadLetter: true,
+  });
+
+/**
+ * The part of a PGlite instance the adapter uses: a `PGlite` from
+ * `@electric-sql/pglite` fits.
+ */
+export interface PgliteInstance {
+  /**
+   * Runs one statement with parameters.
+   *
+   * @param query The SQL text.
+   * @param params The parameters.
+   * @returns The rows.
+   */
+  query(query: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
+  /**
+   * Runs several statements.
+   *
+   * @param query The SQL text.
+   * @returns The results of each statement.
+   */
+  exec(query: string): Promise<{ rows: unknown[] }[]>;
+  /**
+   * Subscribes to a `NOTIFY` channel.
+   *
+   * @param channel The channel.
+   * @param callback Called with each payload.
+   * @returns A function that unsubscribes.
+   */
+  listen?(
+    channel: string,
+    callback: (payload: string) => void,
+  ): Promise<() => Promise<void>>;
+  /**
+   * Closes the database.
+   *
+   * @returns When it is closed.
+   */
+  close(): Promise<void>;
+}
+
+/** Options of {@linkcode PgBossJobQueue.connect}. */
+export interface PgBossJobQueueOptions {
+  /**
+   * Embedded database only: the directory PGlite keeps its files in, so
+   * jobs survive a restart. Not allowed with a URL.
+   *
+   * @default {undefined (in memory: jobs are lost when the process ends)}
+   */
+  readonly dataDir?: string;
+  /**
+   * Embedded database only: a PGlite instance to use instead of creating
+   * one. The caller keeps ownership: {@linkcode PgBossJobQueue.stop} does not
+   * close it. Not allowed with a URL or `dataDir`.
+   *
+   * @default {undefined (the adapter creates and closes its own)}
+   */
+  readonly pglite?: PgliteInstance;
+  /**
+   * The database schema pg-boss keeps its tables in (letters, digits and
+   * `_`, not starting with a digit, at most 50 characters).
+   *
+   * @default {"pgboss"}
+   */
+  readonly schema?: string;
+  /**
+   * Settings for every queue this adapter creates, merged over
+   * {@linkcode DEFAULT_QUEUE_SETTINGS}.
+   *
+   * @default {{}}
+   */
+  readonly queueDefaults?: QueueSettings;
+  /**
+   * Settings per queue name, merged over `queueDefaults`.
+   *
+   * @default {{}}
+   */
+  readonly queues?: Readonly<Record<string, QueueSettings>>;
+  /**
+   * Wake workers with PostgreSQL `LISTEN`/`NOTIFY` the moment a job is
+   * committed, in this process and in others. Needs a session-pinned
+   * connection (not PgBouncer in transaction mode); without it, workers of
+   * other processes find new jobs by polling. Workers of this process are
+   * woken directly either way.
+   *
+   * @default {true}
+   */
+  readonly listenNotify?: boolean;
+  /**
+   * Run pg-boss's maintenance in this process: expiring attempts that ran
+   * too long, deleting old jobs, monitoring. Turn it off only where another
+   * process does it (or in short-lived tests).
+   *
+   * @default {true}
+   */
+  readonly supervise?: boolean;
+  /**
+   * Server only: the size of the connection pool.
+   *
+   * @default {10}
+   */
+  readonly maxConnections?: number;
+  /**
+   * How long {@linkcode PgBossJobQueue.stop} waits for running handlers
+   * before it aborts their signals and closes anyway, in seconds.
+   *
+   * @default {30}
+   */
+  readonly stopTimeoutSeconds?: number;
+}
+
+/** Where the jobs live: a PostgreSQL server, or an embedded PGlite database. */
+export type JobQueueBackend = "postgres" | "pglite";
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,49}$/;
+
+/**
+ * A durable job queue on [pg-boss](https://github.com/timgit/pg-boss), in
+ * the jobs database: a PostgreSQL server, or an embedded PGlite database
+ * when no URL is given.
+ *
+ * - Queues are created on first use with {@linkcode DEFAULT_QUEUE_SETTINGS}
+ *   (retries with exponential backoff, an expiry, a dead-letter queue
+ *   `<name>__dead`), overridable per adapter and per queue.
+ * - Enqueue is idempotent with a key: the job id is derived from the queue
+ *   name and the key (a UUID v5), so the second enqueue creates nothing and
+ *   returns `null`.
+ * - Workers start jobs within milliseconds: enqueueing wakes this process's
+ *   workers directly, and `LISTEN`/`NOTIFY` wakes those of other processes.
+ * - A failed attempt is logged under `["aftercommit", "jobs"]` with the
+ *   queue name, the job id and the attempt, never the data.
+ *
+ * @example Enqueue and work, on the embedded database
+ * ```ts ignore
+ * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+ *
+ * await using jobs = await PgBossJobQueue.connect();
+ * await jobs.work<{ userId: string }>("send-welcome-email", async (job) => {
+ *   console.log("welcome", job.data.userId, "attempt", job.attempt);
+ * });
+ * await jobs.enqueue("send-welcome-email", { userId: "u1" }, { key: "evt-1" });
+ * await jobs.enqueue("send-welcome-email", { userId: "u1" }, { key: "evt-1" }); // null
+ * ```
+ */
+export class PgBossJobQueue implements JobQueue, AsyncDisposable {
+  readonly #boss: PgBoss;
+  readonly #backend: JobQueueBackend;
+  readonly #ownedPglite: PgliteInstance | undefined;
+  readonly #defaults: Required<QueueSettings>;
+  readonly #perQueue: Readonly<Record<string, QueueSettings>>;
+  readonly #stopTimeoutMs: number;
+  readonly #queues = new Map<string, Promise<void>>();
+  readonly #workerIds = new Map<string, string[]>();
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    boss: PgBoss,
+    backend: JobQueueBackend,
+    ownedPglite: PgliteInstance | undefined,
+    options: PgBossJobQueueOptions,
+  ) {
+    this.#boss = boss;
+    this.#backend = backend;
+    this.#ownedPglite = ownedPglite;
+    this.#defaults = { ...DEFAULT_QUEUE_SETTINGS, ...options.queueDefaults };
+    this.#perQueue = options.queues ?? {};
+    this.#stopTimeoutMs = (options.stopTimeoutSeconds ?? 30) * 1000;
+  }
+
+  /**
+   * Connects to the jobs database and starts pg-boss (installing or
+   * migrating its schema when needed).
+   *
+   * The database is `url` if given, else the `JOB_QUEUE_DATABASE_URL`
+   * environment variable if set, else an embedded PGlite database (in
+   * memory, or in `options.dataDir`).
+   *
+   * @param url A `postgres://` or `postgresql://` URL.
+   * @param options Embedded storage, schema, queue settings, wake-up and
+   * maintenance.
+   * @returns A started queue; stop it with `await using` or
+   * {@linkcode PgBossJobQueue.stop}.
+   * @throws {TypeError} When the URL (given or from the environment) is
+   * empty, not a URL or not PostgreSQL's, or an option is invalid; nothing is
+   * opened then.
+   * @throws {Error} When pg-boss cannot start, for example because the
+   * server is unreachable; the driver's error is the `cause`.
+   *
+   * @example Connect from the environment
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect(
+   *   Deno.env.get("JOB_QUEUE_DATABASE_URL"),
+   *   { queueDefaults: { retryLimit: 3 } },
+   * );
+   * console.log(jobs.backend); // "postgres" when the variable is set
+   * ```
+   */
+  static async connect(
+    url?: string,
+    options: PgBossJobQueueOptions = {},
+  ): Promise<PgBossJobQueue> {
+    const action = "connect job queue";
+    assertOptionsObject(options, "options", action);
+    let target: string | undefined;
+    if (url !== undefined) {
+      assertDatabaseUrl(url, "the URL", action);
+      target = url;
+    } else {
+      const fromEnv = Deno.env.get(JOB_QUEUE_DATABASE_URL);
+      if (fromEnv !== undefined) {
+        assertDatabaseUrl(fromEnv, JOB_QUEUE_DATABASE_URL, action);
+        target = fromEnv;
+      }
+    }
+    assertConnectOptions(options, target !== undefined, action);
+
+    const common = {
+      schema: options.schema ?? "pgboss",
+      useListenNotify: options.listenNotify ?? true,
+      supervise: options.supervise ?? true,
+      // This adapter does not use cron schedules; their timers stay off.
+      schedule: false,
+    };
+    let boss: PgBoss;
+    let ownedPglite: PgliteInstance | undefined;
+    if (target !== undefined) {
+      boss = new PgBoss({
+        ...common,
+        connectionString: target,
+        max: options.maxConnections ?? 10,
+        application_name: "aftercommit-jobs",
+      });
+    } else {
+      let pglite = options.pglite;
+      if (pglite === undefined) {
+        // Loaded only for the embedded database: a server setup never pays
+        // for the WASM module.
+        const { PGlite } = await import("@electric-sql/pglite");
+        ownedPglite = await PGlite.create(options.dataDir);
+        pglite = ownedPglite;
+      }
+      boss = new PgBoss({
+        ...common,
+        backend: "pglite",
+        db: fromPglite(pglite as PGliteLike),
+      });
+    }
+    // Without an "error" listener an EventEmitter throws; log instead.
+    boss.on("error", (error) => {
+      logger.error("Job queue background error: {error}", { error });
+    });
+    boss.on("warning", (warning) => {
+      logger.warn("Job queue warning: {message}", {
+        message: warning.message,
+        type: (warning.data as { type?: unknown } | undefined)?.type,
+      });
+    });
+    try {
+      await boss.start();
+    } catch (cause) {
+      await boss.stop({ graceful: false }).catch(() => {});
+      await ownedPglite?.close().catch(() => {});
+      throw new Error(
+        `Cannot connect job queue: pg-boss did not start on the ${
+          target === undefined ? "embedded" : "PostgreSQL"
+        } jobs database`,
+        { cause },
+      );
+    }
+    return new PgBossJobQueue(
+      boss,
+      target === undefined ? "pglite" : "postgres",
+      ownedPglite,
+      options,
+    );
+  }
+
+  /**
+   * The job id that `enqueue(name, data, { key })` gives a job: a UUID v5 of
+   * the queue name and the key, the same in every process.
+   *
+   * @param name The queue name.
+   * @param key The idempotency key.
+   * @returns The job id.
+   * @throws {TypeError} When the name or the key is invalid.
+   *
+   * @example Derive an id
+   * ```ts
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * const id = PgBossJobQueue.jobIdFor("send-welcome-email", "evt-1");
+   * console.log(id === PgBossJobQueue.jobIdFor("send-welcome-email", "evt-1")); // true
+   * ```
+   */
+  static jobIdFor(name: string, key: string): string {
+    assertQueueName(name, "derive job id");
+    assertKey(key, "derive job id");
+    if (key === undefined) {
+      throw new TypeError(
+        "Cannot derive job id: expected a key, received undefined",
+      );
+    }
+    return jobIdFor(name, key);
+  }
+
+  /**
+   * The name of the dead-letter queue of queue `name`.
+   *
+   * @param name The queue name.
+   * @returns `name` followed by {@linkcode DEAD_LETTER_SUFFIX}.
+   * @throws {TypeError} When the name is invalid.
+   *
+   * @example The dead letters of a queue
+   * ```ts
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * console.log(PgBossJobQueue.deadLetterQueueName("send-welcome-email"));
+   * // "send-welcome-email__dead"
+   * ```
+   */
+  static deadLetterQueueName(name: string): string {
+    assertQueueName(name, "name dead-letter queue");
+    return name + DEAD_LETTER_SUFFIX;
+  }
+
+  /** Whether the jobs live on a PostgreSQL server or in embedded PGlite. */
+  get backend(): JobQueueBackend {
+    return this.#backend;
+  }
+
+  /**
+   * Adds a job, creating the queue (and its dead-letter queue) on first use,
+   * and wakes this process's workers of the queue.
+   *
+   * @typeParam T The data's type.
+   * @param name The queue name: letters, digits, `_`, `-`, `.` and `/`.
+   * @param data Data that survives a JSON round trip: plain objects,
+   * arrays, strings, finite numbers, booleans, `null`.
+   * @param options An idempotency key, a delay, a priority.
+   * @returns The job id, or `null` when a job with this key already exists
+   * in this queue (until it is deleted, see
+   * {@linkcode QueueSettings.deleteAfterSeconds}).
+   * @throws {TypeError} When the name, the data or an option is invalid
+   * (a `RangeError` for numbers out of range); nothing is written then.
+   * @throws {Error} When the queue is stopped.
+   *
+   * @example Idempotent enqueue
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * const first = await jobs.enqueue("send-welcome-email", { userId: "u1" }, {
+   *   key: "evt-1",
+   * });
+   * const second = await jobs.enqueue("send-welcome-email", { userId: "u1" }, {
+   *   key: "evt-1",
+   * });
+   * console.log(typeof first, second); // "string" null
+   * ```
+   */
+  async enqueue<T>(
+    name: string,
+    data: T,
+    options: EnqueueOptions = {},
+  ): Promise<string | null> {
+    assertQueueName(name, "enqueue job");
+    const action = `enqueue job on queue "${name}"`;
+    assertJsonData(data, action);
+    assertEnqueueOptions(options, "options", action);
+    this.#assertRunning(action);
+    await this.#ensureQueue(name);
+    const send: SendOptions = {};
+    if (options.key !== undefined) send.id = jobIdFor(name, options.key);
+    if (options.priority !== undefined) send.priority = options.priority;
+    const delayed = (options.startAfterSeconds ?? 0) > 0;
+    if (delayed) send.startAfter = options.startAfterSeconds!;
+    const id = await this.#boss.send(name, data as object | null, send);
+    if (id !== null && !delayed) this.#wake(name);
+    return id;
+  }
+
+  /**
+   * Adds many jobs with one `INSERT` per queue: the jobs one `publishAll`
+   * makes go to the database in one round trip. Each queue's jobs are
+   * inserted atomically; with several queues the inserts run in parallel and
+   * one may fail while another succeeds, and retrying the same call with
+   * keys creates only what is missing.
+   *
+   * @param jobs The jobs: queue name, data and options each.
+   * @returns The ids in the order of `jobs`; `null` where the key was
+   * already used, in the database or earlier in the same call.
+   * @throws {TypeError} When any request is invalid (its index is in the
+   * message); nothing is written then.
+   * @throws {Error} When the queue is stopped.
+   *
+   * @example Enqueue a batch
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * const ids = await jobs.enqueueMany([
+   *   { name: "send-welcome-email", data: { userId: "u1" }, options: { key: "e1" } },
+   *   { name: "send-welcome-email", data: { userId: "u2" }, options: { key: "e2" } },
+   * ]);
+   * console.log(ids.length); // 2
+   * ```
+   */
+  async enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
+    if (!Array.isArray(jobs)) {
+      throw new TypeError(
+        `Cannot enqueue jobs: expected an array of { name, data, options } requests, received ${
+          describe(jobs)
+        }`,
+      );
+    }
+    for (let i = 0; i < jobs.length; i++) {
+      const request: unknown = jobs[i];
+      if (
+        typeof request !== "object" || request === null ||
+        Array.isArray(request)
+      ) {
+        throw new TypeError(
+          `Cannot enqueue jobs: jobs[${i}] must be a { name, data, options } object, received ${
+            describe(request)
+          }`,
+        );
+      }
+      const { name, data, options } = request as JobRequest;
+      assertQueueName(name, `enqueue jobs[${i}]`);
+      const action = `enqueue jobs[${i}] on queue "${name}"`;
+      assertJsonData(data, action);
+      assertEnqueueOptions(options, "options", action);
+    }
+    this.#assertRunning("enqueue jobs");
+    if (jobs.length === 0) return [];
+
+    interface Batch {
+      readonly indices: number[];
+      readonly inserts: JobInsert[];
+      immediate: boolean;
+    }
+    const batches = new Map<string, Batch>();
+    const ids: string[] = new Array(jobs.length);
+    const duplicate: boolean[] = new Array(jobs.length).fill(false);
+    const keyed = new Set<string>();
+    for (let i = 0; i < jobs.length; i++) {
+      const { name, data, options = {} } = jobs[i]!;
+      let id: string;
+      if (options.key === undefined) {
+        id = crypto.randomUUID();
+      } else {
+        id = jobIdFor(name, options.key);
+        // The same id twice in one INSERT is an error in pg-boss; the second
+        // one is a duplicate like any other.
+        if (keyed.has(id)) {
+          ids[i] = id;
+          duplicate[i] = true;
+          continue;
+        }
+        keyed.add(id);
+      }
+      ids[i] = id;
+      let batch = batches.get(name);
+      if (batch === undefined) {
+        batch = { indices: [], inserts: [], immediate: false };
+        batches.set(name, batch);
+      }
+      const insert: JobInsert = { id, data: data as object };
+      if (options.priority !== undefined) insert.priority = options.priority;
+      if ((options.startAfterSeconds ?? 0) > 0) {
+        insert.startAfter = options.startAfterSeconds!;
+      } else {
+        batch.immediate = true;
+      }
+      batch.indices.push(i);
+      batch.inserts.push(insert);
+    }
+
+    const results: (string | null)[] = new Array(jobs.length).fill(null);
+    await Promise.all(
+      [...batches].map(async ([name, batch]) => {
+        await this.#ensureQueue(name);
+        const inserted = new Set(
+          await this.#boss.insert(name, batch.inserts, { returnId: true }) ??
+            [],
+        );
+        for (const i of batch.indices) {
+          if (inserted.has(ids[i]!)) results[i] = ids[i]!;
+        }
+        if (inserted.size > 0 && batch.immediate) this.#wake(name);
+      }),
+    );
+    return results;
+  }
+
+  /**
+   * Starts running `handler` for jobs of queue `name` in this process,
+   * creating the queue on first use. A job whose handler throws (or
+   * rejects) fails that attempt: the error is logged with the queue name,
+   * job id and attempt, and the job is retried per the queue's settings,
+   * then dead-lettered.
+   *
+   * @typeParam T The data's type.
+   * @param name The queue name.
+   * @param handler The work; it receives the data, the id, the attempt
+   * number and an `AbortSignal`.
+   * @param options Concurrency, batch size and polling.
+   * @returns The worker's id.
+   * @throws {TypeError} When the name, the handler or an option is invalid.
+   * @throws {Error} When the queue is stopped.
+   *
+   * @example A worker with a batch size, for throughput
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * await jobs.work<{ userId: string }>("send-welcome-email", async (job) => {
+   *   await fetch("https://mail.example/send", {
+   *     method: "POST",
+   *     body: JSON.stringify(job.data),
+   *     signal: job.signal,
+   *   });
+   * }, { concurrency: 2, batchSize: 20 });
+   * ```
+   */
+  async work<T>(
+    name: string,
+    handler: JobHandler<T>,
+    options: WorkOptions = {},
+  ): Promise<string> {
+    assertQueueName(name, "start worker");
+    const action = `start worker on queue "${name}"`;
+    if (typeof handler !== "function") {
+      throw new TypeError(
+        `Cannot ${action}: expected a handler function, received ${
+          describe(handler)
+        }`,
+      );
+    }
+    assertOptionsObject(options, "options", action);
+    assertInteger(options.concurrency, "options.concurrency", action, 1, 1000);
+    assertInteger(options.batchSize, "options.batchSize", action, 1, 10_000);
+    assertNumber(
+      options.pollingIntervalSeconds,
+      "options.pollingIntervalSeconds",
+      action,
+      0.5,
+    );
+    this.#assertRunning(action);
+    await this.#ensureQueue(name);
+    const batchSize = options.batchSize ?? 1;
+    const polling = options.pollingIntervalSeconds ?? 2;
+    const workId = await this.#boss.work<T>(
+      name,
+      {
+        batchSize,
+        localConcurrency: options.concurrency ?? 1,
+        pollingIntervalSeconds: polling,
+        // Retries that waited out their delay announce nothing, so the
+        // NOTIFY backstop polls as often as the base interval.
+        notifyPollingIntervalSeconds: polling,
+        burstWhenBatchFull: batchSize > 1,
+        perJobResults: true,
+      },
+      (jobs) => this.#runBatch(name, batchSize, handler, jobs),
+    );
+    const ids = this.#boss.getWipData()
+      .filter((worker) => worker.workId === workId)
+      .map((worker) => worker.id);
+    this.#workerIds.set(name, [...(this.#workerIds.get(name) ?? []), ...ids]);
+    return workId;
+  }
+
+  /**
+   * Stops fetching jobs, waits for running handlers to finish (up to
+   * `stopTimeoutSeconds`, then aborts their signals), and closes the
+   * connection, and the embedded database if the adapter opened it. Jobs
+   * still queued stay in the database. Calling it again returns the same
+   * promise.
+   *
+   * @returns When everything is closed.
+   *
+   * @example Stop explicitly
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * const jobs = await PgBossJobQueue.connect();
+   * try {
+   *   await jobs.enqueue("send-welcome-email", { userId: "u1" });
+   * } finally {
+   *   await jobs.stop();
+   * }
+   * ```
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  /**
+   * Same as {@linkcode PgBossJobQueue.stop}, for `await using`.
+   *
+   * @returns When everything is closed.
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  async #stop(): Promise<void> {
+    try {
+      await this.#boss.stop({ graceful: true, timeout: this.#stopTimeoutMs });
+    } finally {
+      await this.#ownedPglite?.close();
+    }
+  }
+
+  #assertRunning(action: string): void {
+    if (this.#stopping !== undefined) {
+      throw new Error(`Cannot ${action}: the job queue is stopped`);
+    }
+  }
+
+  // Wakes this process's workers of a queue: they fetch now instead of
+  // waiting out their polling interval.
+  #wake(name: string): void {
+    const ids = this.#workerIds.get(name);
+    if (ids === undefined) return;
+    for (const id of ids) this.#boss.notifyWorker(id);
+  }
+
+  async #runBatch<T>(
+    name: string,
+    batchSize: number,
+    handler: JobHandler<T>,
+    jobs: PgBossJob<T>[],
+  ): Promise<JobResult[]> {
+    // A full batch means more jobs may be waiting: fetch again right after
+    // this one instead of sleeping (pg-boss bursts only for batches > 1).
+    if (jobs.length >= batchSize) this.#wake(name);
+    return await Promise.all(
+      jobs.map((job) => this.#runJob(name, handler, job)),
+    );
+  }
+
+  async #runJob<T>(
+    name: string,
+    handler: JobHandler<T>,
+    job: PgBossJob<T>,
+  ): Promise<JobResult> {
+    const attempt = job.retryCount + 1;
+    const view: Job<T> = {
+      id: job.id,
+      name,
+      data: job.data,
+      attempt,
+      signal: job.signal,
+    };
+    try {
+      await handler(view);
+      return { id: job.id, status: "completed" };
+    } catch (error) {
+      logger.error(
+        "Job {jobName} {jobId} failed on attempt {attempt}: {error}",
+        { jobName: name, jobId: job.id, attempt, error },
+      );
+      // A retry without delay is ready now; fetch it without waiting.
+      this.#wake(name);
+      return {
+        id: job.id,
+        status: "failed",
+        output: error instanceof Error
+          ? { name: error.name, message: error.message }
+          : { message: `Non-error thrown: ${describe(error)}` },
+      };
+    }
+  }
+
+  #ensureQueue(name: string): Promise<void> {
+    let created = this.#queues.get(name);
+    if (created === undefined) {
+      created = this.#createQueue(name);
+      this.#queues.set(name, created);
+      // A failed creation is tried again on the next use.
+      created.catch(() => this.#queues.delete(name));
+    }
+    return created;
+  }
+
+  async #createQueue(name: string): Promise<void> {
+    const settings = { ...this.#defaults, ...this.#perQueue[name] };
+    let deadLetter: string | undefined;
+    if (settings.deadLetter && !name.endsWith(DEAD_LETTER_SUFFIX)) {
+      deadLetter = name + DEAD_LETTER_SUFFIX;
+      await this.#ensureQueue(deadLetter);
+    }
+    // create_queue ignores a queue that exists: its settings stay.
+    await this.#boss.createQueue(name, {
+      retryLimit: settings.retryLimit,
+      retryDelay: settings.retryDelaySeconds,
+      retryBackoff: settings.retryBackoff,
+      // pg-boss accepts a maximum delay only with backoff.
+      ...(settings.retryBackoff
+        ? { retryDelayMax: settings.retryDelayMaxSeconds }
+        : {}),
+      expireInSeconds: settings.expireInSeconds,
+      retentionSeconds: settings.retentionSeconds,
+      deleteAfterSeconds: settings.deleteAfterSeconds,
+      notify: true,
+      ...(deadLetter === undefined ? {} : { deadLetter }),
+    });
+  }
+}
+
+function assertEnqueueOptions(
+  options: unknown,
+  what: string,
+  action: string,
+): void {
+  assertOptionsObject(options, what, action);
+  if (options === undefined) return;
+  const { key, priority, startAfterSeconds } = options as EnqueueOptions;
+  assertKey(key, action);
+  assertInteger(
+    priority,
+    `${what}.priority`,
+    action,
+    -2_147_483_648,
+    2_147_483_647,
+  );
+  assertNumber(startAfterSeconds, `${what}.startAfterSeconds`, action, 0);
+}
+
+function assertQueueSettings(
+  settings: unknown,
+  what: string,
+  action: string,
+): void {
+  assertOptionsObject(settings, what, action);
+  if (settings === undefined) return;
+  const s = settings as QueueSettings;
+  const max = 2_147_483_647;
+  assertInteger(s.retryLimit, `${what}.retryLimit`, action, 0, max);
+  assertInteger(
+    s.retryDelaySeconds,
+    `${what}.retryDelaySeconds`,
+    action,
+    0,
+    max,
+  );
+  assertBoolean(s.retryBackoff, `${what}.retryBackoff`, action);
+  assertInteger(
+    s.retryDelayMaxSeconds,
+    `${what}.retryDelayMaxSeconds`,
+    action,
+    1,
+    max,
+  );
+  assertInteger(
+    s.expireInSeconds,
+    `${what}.expireInSeconds`,
+    action,
+    1,
+    86_400,
+  );
+  assertInteger(s.retentionSeconds, `${what}.retentionSeconds`, action, 1, max);
+  assertInteger(
+    s.deleteAfterSeconds,
+    `${what}.deleteAfterSeconds`,
+    action,
+    0,
+    max,
+  );
+  assertBoolean(s.deadLetter, `${what}.deadLetter`, action);
+}
+
+function assertConnectOptions(
+  options: PgBossJobQueueOptions,
+  server: boolean,
+  action: string,
+): void {
+  const { dataDir, pglite, schema, queues } = options;
+  if (server && (dataDir !== undefined || pglite !== undefined)) {
+    throw new TypeError(
+      `Cannot ${action}: options.${
+        dataDir !== undefined ? "dataDir" : "pglite"
+      } is for the embedded database, but a server URL is in use; drop the option, or pass no URL and unset JOB_QUEUE_DATABASE_URL`,
+    );
+  }
+  if (
+    dataDir !== undefined && (typeof dataDir !== "string" || dataDir === "")
+  ) {
+    throw new TypeError(
+      `Cannot ${action}: options.dataDir must be a non-empty path, received ${
+        dataDir === "" ? "an empty string" : describe(dataDir)
+      }`,
+    );
+  }
+  if (pglite !== undefined) {
+    if (dataDir !== undefined) {
+      throw new TypeError(
+        `Cannot ${action}: pass options.pglite or options.dataDir, not both; a PGlite instance already has its storage`,
+      );
+    }
+    const like = pglite as { query?: unknown; exec?: unknown } | null;
+    if (
+      typeof like !== "object" || like === null ||
+      typeof like.query !== "function" || typeof like.exec !== "function"
+    ) {
+      throw new TypeError(
+        `Cannot ${action}: options.pglite must be a PGlite instance, received ${
+          describe(pglite)
+        }`,
+      );
+    }
+  }
+  if (
+    schema !== undefined &&
+    (typeof schema !== "string" || !SCHEMA_NAME.test(schema))
+  ) {
+    throw new TypeError(
+      `Cannot ${action}: options.schema must be a plain identifier (letters, digits and "_", not starting with a digit, at most 50 characters), received ${
+        typeof schema === "string" ? JSON.stringify(schema) : describe(schema)
+      }`,
+    );
+  }
+  assertQueueSettings(options.queueDefaults, "options.queueDefaults", action);
+  assertOptionsObject(queues, "options.queues", action);
+  for (const [name, settings] of Object.entries(queues ?? {})) {
+    assertQueueName(name, `${action}: options.queues`);
+    assertQueueSettings(
+      settings,
+      `options.queues[${JSON.stringify(name)}]`,
+      action,
+    );
+  }
+  assertBoolean(options.listenNotify, "options.listenNotify", action);
+  assertBoolean(options.supervise, "options.supervise", action);
+  assertInteger(
+    options.maxConnections,
+    "options.maxConnections",
+    action,
+    1,
+    1000,
+  );
+  assertNumber(
+    options.stopTimeoutSeconds,
+    "options.stopTimeoutSeconds",
+    action,
+    1,
+  );
+}

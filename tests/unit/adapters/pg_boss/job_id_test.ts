@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import {
+  DEAD_LETTER_SUFFIX,
+  DEFAULT_QUEUE_SETTINGS,
+  PgBossJobQueue,
+} from "../../../../src/adapters/pg-boss/mod.ts";
+import { sha1 } from "../../../../src/adapters/pg-boss/_job_id.ts";
+
+const UUID_V5 =
+  /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+Deno.test("jobIdFor() derives a stable UUID v5 from the queue name and the key", async (t) => {
+  await t.step("the same name and key give the same id", () => {
+    const a = PgBossJobQueue.jobIdFor("send-email", "evt-1");
+    assert.match(a, UUID_V5);
+    assert.equal(PgBossJobQueue.jobIdFor("send-email", "evt-1"), a);
+  });
+
+  await t.step("the id does not change between releases", () => {
+    // A changed derivation would let a redelivered event enqueue a second job.
+    // The value is RFC 9562's UUID v5, as Python computes it:
+    // uuid.uuid5(UUID("4b0f3c39-6b0e-4d36-9c55-0f3c1ad52f8e"), "send-email\nevt-1")
+    assert.equal(
+      PgBossJobQueue.jobIdFor("send-email", "evt-1"),
+      "c52e93c3-1235-5c8f-86cc-3f4ae1fcbbb1",
+    );
+  });
+
+  await t.step("another key or another queue gives another id", () => {
+    const ids = new Set([
+      PgBossJobQueue.jobIdFor("send-email", "evt-1"),
+      PgBossJobQueue.jobIdFor("send-email", "evt-2"),
+      PgBossJobQueue.jobIdFor("send-sms", "evt-1"),
+      // The separator cannot be forged: queue names have no newline.
+      PgBossJobQueue.jobIdFor("send", "email\nevt-1"),
+      PgBossJobQueue.jobIdFor("send-email", "evt-1:Welcome.enqueue"),
+    ]);
+    assert.equal(ids.size, 5);
+  });
+});
+
+Deno.test("the documented queue defaults retry with backoff, expire and dead-letter", () => {
+  assert.deepEqual(DEFAULT_QUEUE_SETTINGS, {
+    retryLimit: 5,
+    retryDelaySeconds: 1,
+    retryBackoff: true,
+    retryDelayMaxSeconds: 300,
+    expireInSeconds: 900,
+    retentionSeconds: 1_209_600,
+    deleteAfterSeconds: 604_800,
+    deadLetter: true,
+  });
+  assert.ok(Object.isFrozen(DEFAULT_QUEUE_SETTINGS));
+  assert.equal(DEAD_LETTER_SUFFIX, "__dead");
+  assert.equal(
+    PgBossJobQueue.deadLetterQueueName("send-email"),
+    "send-email__dead",
+  );
+});
+
+Deno.test("sha1() agrees with crypto.subtle on inputs around the block sizes", async () => {
+  const lengths = [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 1000];
+  for (const length of lengths) {
+    const bytes = crypto.getRandomValues(new Uint8Array(length));
+    const expected = new Uint8Array(await crypto.subtle.digest("SHA-1", bytes));
+    assert.deepEqual(sha1(bytes), expected, `length ${length}`);
+  }
+});
