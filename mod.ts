@@ -59,6 +59,7 @@ export type {
   JobRequest,
   WorkOptions,
 } from "./src/application/job_queue.ts";
+export { BatchingJobQueue } from "./src/application/batching_job_queue.ts";
 export {
   CommitError,
   type EventPublisher,

@@ -12,11 +12,22 @@ export interface EnqueueOptions {
    * An idempotency key, such as an event id (plus the handler's name when
    * one event feeds several handlers into the same queue). Enqueueing twice
    * with the same key and queue name creates one job: the second call
-   * returns `null`.
+   * returns `null` (inside a `BatchingJobQueue` batch it returns the id,
+   * and still creates nothing).
    *
    * @default {undefined (every call creates a job)}
    */
   readonly key?: string;
+  /**
+   * The job's id, chosen by the caller: a lowercase UUID such as
+   * `crypto.randomUUID()` gives. Enqueueing an id that exists creates
+   * nothing and returns `null`, like a used key. Not allowed with `key`,
+   * which derives the id itself. `BatchingJobQueue` sets it, so
+   * that a buffered enqueue can return the id before the job is written.
+   *
+   * @default {undefined (a key-derived id, or a fresh UUID)}
+   */
+  readonly id?: string;
   /**
    * Seconds to wait before the job may start.
    *
@@ -135,6 +146,31 @@ export interface JobQueue {
    * @throws {TypeError} When any request is invalid; nothing is written then.
    */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]>;
+  /**
+   * The id that `enqueue(name, data, { key })` gives a job, the same in
+   * every process. Optional: only a queue that has it (and
+   * {@linkcode JobQueue.validate}) lets `BatchingJobQueue` buffer its jobs;
+   * without them every enqueue goes straight through.
+   *
+   * @param name The queue name.
+   * @param key The idempotency key.
+   * @returns The job id.
+   * @throws {TypeError} When the name or the key is invalid.
+   */
+  jobIdFor?(name: string, key: string): string;
+  /**
+   * Checks a job as {@linkcode JobQueue.enqueue} does, writing nothing.
+   * Optional: a queue that has it (and {@linkcode JobQueue.jobIdFor}) lets
+   * `BatchingJobQueue` reject bad input at the `enqueue` call of
+   * a buffered job.
+   *
+   * @param name The queue name.
+   * @param data The data.
+   * @param options The options.
+   * @throws {TypeError} When `enqueue` would throw one for these arguments
+   * (a `RangeError` for numbers out of range).
+   */
+  validate?(name: string, data: unknown, options?: EnqueueOptions): void;
   /**
    * Starts running `handler` for jobs of queue `name` in this process.
    *

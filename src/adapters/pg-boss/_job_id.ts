@@ -94,7 +94,23 @@ export function sha1(bytes: Uint8Array): Uint8Array {
  * newline, so joining with one is unambiguous.
  */
 export function jobIdFor(name: string, key: string): string {
-  const text = encoder.encode(`${name}\n${key}`);
+  const joined = `${name}\n${key}`;
+  const cached = recent.get(joined);
+  if (cached !== undefined) return cached;
+  const id = deriveId(joined);
+  // First in, first out: a batch of a few thousand jobs fits.
+  if (recent.size >= RECENT_MAX) recent.delete(recent.keys().next().value!);
+  recent.set(joined, id);
+  return id;
+}
+
+// The ids derived last: a BatchingJobQueue derives each keyed job's id when
+// it buffers the job, and enqueueMany derives it again when it writes it.
+const RECENT_MAX = 4096;
+const recent = new Map<string, string>();
+
+function deriveId(joined: string): string {
+  const text = encoder.encode(joined);
   const input = new Uint8Array(NAMESPACE.length + text.length);
   input.set(NAMESPACE);
   input.set(text, NAMESPACE.length);

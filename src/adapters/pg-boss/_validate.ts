@@ -250,3 +250,27 @@ export function assertDatabaseUrl(
     );
   }
 }
+
+// Lowercase only: PostgreSQL returns uuids in lowercase, and the adapter
+// matches the ids it gave against the ids the INSERT returns.
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Throws when `id` is given and is not a lowercase UUID, or when both `id`
+ * and `key` are given.
+ */
+export function assertJobId(id: unknown, key: unknown, action: string): void {
+  if (id === undefined) return;
+  if (typeof id !== "string" || !JOB_ID.test(id)) {
+    throw new TypeError(
+      `Cannot ${action}: options.id must be a lowercase UUID, received ${
+        typeof id === "string" ? JSON.stringify(id) : describe(id)
+      }; pass crypto.randomUUID(), or leave it out`,
+    );
+  }
+  if (key !== undefined) {
+    throw new TypeError(
+      `Cannot ${action}: pass options.key or options.id, not both; a key derives the job id itself`,
+    );
+  }
+}

@@ -27,6 +27,7 @@ import {
   assertBoolean,
   assertDatabaseUrl,
   assertInteger,
+  assertJobId,
   assertJsonData,
   assertKey,
   assertNumber,
@@ -451,6 +452,104 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
+   * The job id that `enqueue(name, data, { key })` gives a job: the same as
+   * the static {@linkcode PgBossJobQueue.jobIdFor}, here for the
+   * `JobQueue` port (a `BatchingJobQueue` uses it to answer a buffered
+   * enqueue at once).
+   *
+   * @param name The queue name.
+   * @param key The idempotency key.
+   * @returns The job id.
+   * @throws {TypeError} When the name or the key is invalid.
+   *
+   * @example Derive an id through the port
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * const id = jobs.jobIdFor("send-welcome-email", "evt-1");
+   * console.log(id === await jobs.enqueue("send-welcome-email", {}, { key: "evt-1" })); // true
+   * ```
+   */
+  jobIdFor(name: string, key: string): string {
+    return PgBossJobQueue.jobIdFor(name, key);
+  }
+
+  /**
+   * Checks a job exactly as {@linkcode PgBossJobQueue.enqueue} does, and
+   * writes nothing: the queue name, the data (it must survive a JSON round
+   * trip) and the options. Works on a stopped queue too.
+   *
+   * @param name The queue name.
+   * @param data The data.
+   * @param options An idempotency key or an id, a delay, a priority.
+   * @throws {TypeError} When `enqueue` would reject these arguments (a
+   * `RangeError` for numbers out of range).
+   *
+   * @example Reject bad data before buffering it
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * jobs.validate("send-welcome-email", { at: new Date() }); // throws TypeError
+   * ```
+   */
+  validate(name: string, data: unknown, options?: EnqueueOptions): void {
+    assertJob(name, data, options);
+  }
+
+  /**
+   * A cheap health probe, for a `GET /health` endpoint: runs `select 1` on
+   * the jobs database. It never throws for a database problem: it answers
+   * `false` and logs the reason under `["aftercommit", "jobs"]` as a
+   * warning.
+   *
+   * @param timeoutSeconds How long to wait for the answer before giving up
+   * (a hung connection counts as down).
+   * @returns `true` when the database answered in time; `false` when it did
+   * not, failed, or the queue is stopped (or stopping).
+   * @throws {TypeError} When `timeoutSeconds` is not a finite number
+   * (a `RangeError` when it is below 0.01).
+   *
+   * @example A health endpoint
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * Deno.serve(async () => {
+   *   const ok = await jobs.ping();
+   *   return Response.json({ jobs: ok ? "up" : "down" }, { status: ok ? 200 : 503 });
+   * });
+   * ```
+   */
+  async ping(timeoutSeconds = 1): Promise<boolean> {
+    assertNumber(timeoutSeconds, "timeoutSeconds", "ping job queue", 0.01);
+    if (this.#stopping !== undefined) return false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `No answer from the jobs database in ${timeoutSeconds} s`,
+            ),
+          ),
+        timeoutSeconds * 1000,
+      );
+    });
+    try {
+      await Promise.race([this.#boss.getDb().executeSql("select 1"), timeout]);
+      return true;
+    } catch (error) {
+      if (this.#stopping !== undefined) return false;
+      logger.warn("Job queue health check failed: {error}", { error });
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * Adds a job, creating the queue (and its dead-letter queue) on first use,
    * and wakes this process's workers of the queue.
    *
@@ -458,9 +557,10 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * @param name The queue name: letters, digits, `_`, `-`, `.` and `/`.
    * @param data Data that survives a JSON round trip: plain objects,
    * arrays, strings, finite numbers, booleans, `null`.
-   * @param options An idempotency key, a delay, a priority.
-   * @returns The job id, or `null` when a job with this key already exists
-   * in this queue (until it is deleted, see
+   * @param options An idempotency key or an explicit id, a delay, a
+   * priority.
+   * @returns The job id, or `null` when a job with this key (or id) already
+   * exists in this queue (until it is deleted, see
    * {@linkcode QueueSettings.deleteAfterSeconds}).
    * @throws {TypeError} When the name, the data or an option is invalid
    * (a `RangeError` for numbers out of range); nothing is written then.
@@ -485,14 +585,12 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     data: T,
     options: EnqueueOptions = {},
   ): Promise<string | null> {
-    assertQueueName(name, "enqueue job");
-    const action = `enqueue job on queue "${name}"`;
-    assertJsonData(data, action);
-    assertEnqueueOptions(options, "options", action);
+    const action = assertJob(name, data, options);
     this.#assertRunning(action);
     await this.#ensureQueue(name);
     const send: SendOptions = {};
     if (options.key !== undefined) send.id = jobIdFor(name, options.key);
+    else if (options.id !== undefined) send.id = options.id;
     if (options.priority !== undefined) send.priority = options.priority;
     const delayed = (options.startAfterSeconds ?? 0) > 0;
     if (delayed) send.startAfter = options.startAfterSeconds!;
@@ -509,8 +607,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * keys creates only what is missing.
    *
    * @param jobs The jobs: queue name, data and options each.
-   * @returns The ids in the order of `jobs`; `null` where the key was
-   * already used, in the database or earlier in the same call.
+   * @returns The ids in the order of `jobs`; `null` where the key (or the
+   * explicit id) was already used, in the database or earlier in the same
+   * call.
    * @throws {TypeError} When any request is invalid (its index is in the
    * message); nothing is written then.
    * @throws {Error} When the queue is stopped.
@@ -568,10 +667,12 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     for (let i = 0; i < jobs.length; i++) {
       const { name, data, options = {} } = jobs[i]!;
       let id: string;
-      if (options.key === undefined) {
+      if (options.key === undefined && options.id === undefined) {
         id = crypto.randomUUID();
       } else {
-        id = jobIdFor(name, options.key);
+        id = options.key === undefined
+          ? options.id!
+          : jobIdFor(name, options.key);
         // The same id twice in one INSERT is an error in pg-boss; the second
         // one is a duplicate like any other.
         if (keyed.has(id)) {
@@ -833,6 +934,15 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 }
 
+// The checks of enqueue(); returns the action for later messages.
+function assertJob(name: unknown, data: unknown, options: unknown): string {
+  assertQueueName(name, "enqueue job");
+  const action = `enqueue job on queue "${name}"`;
+  assertJsonData(data, action);
+  assertEnqueueOptions(options, "options", action);
+  return action;
+}
+
 function assertEnqueueOptions(
   options: unknown,
   what: string,
@@ -840,8 +950,9 @@ function assertEnqueueOptions(
 ): void {
   assertOptionsObject(options, what, action);
   if (options === undefined) return;
-  const { key, priority, startAfterSeconds } = options as EnqueueOptions;
+  const { key, id, priority, startAfterSeconds } = options as EnqueueOptions;
   assertKey(key, action);
+  assertJobId(id, key, action);
   assertInteger(
     priority,
     `${what}.priority`,

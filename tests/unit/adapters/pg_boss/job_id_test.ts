@@ -37,6 +37,20 @@ Deno.test("jobIdFor() derives a stable UUID v5 from the queue name and the key",
     ]);
     assert.equal(ids.size, 5);
   });
+
+  await t.step(
+    "the id stays the same once the cache of recent ids has moved on",
+    () => {
+      const first = PgBossJobQueue.jobIdFor("send-email", "evt-1");
+      const many = new Set<string>();
+      for (let i = 0; i < 5_000; i++) {
+        many.add(PgBossJobQueue.jobIdFor("send-email", `other-${i}`));
+      }
+      assert.equal(many.size, 5_000);
+      assert.equal(PgBossJobQueue.jobIdFor("send-email", "evt-1"), first);
+      assert.equal(first, "c52e93c3-1235-5c8f-86cc-3f4ae1fcbbb1");
+    },
+  );
 });
 
 Deno.test("the documented queue defaults retry with backoff, expire and dead-letter", () => {
