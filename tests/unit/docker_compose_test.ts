@@ -81,6 +81,10 @@ Deno.test("docker-compose.yaml starts the app with both URLs once both databases
     "postgres-jobs": { condition: "service_healthy" },
   });
   assert.ok(app.networks?.includes("app-network"));
+  // The dev server binds 127.0.0.1 unless told otherwise; in a container the
+  // published port needs every interface.
+  assert.equal(app.environment?.HOST, "0.0.0.0");
+  assert.ok(app.ports?.includes(`${app.environment?.PORT}:8000`));
 });
 
 const dockerCompose = (() => {

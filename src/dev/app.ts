@@ -1,0 +1,155 @@
+// Wires the example: databases, schema, Unit of Work, @On handlers, the job
+// worker, and the HTTP handler. main.ts serves it; nothing here listens.
+import postgres from "postgres";
+import { getLogger } from "@logtape/logtape";
+import { BatchingJobQueue, defaultBus, type Subscription } from "../../mod.ts";
+import { PostgresUnitOfWork } from "../adapters/postgres/mod.ts";
+import {
+  type EmbeddedPostgres,
+  startEmbeddedPostgres,
+} from "../adapters/pglite/mod.ts";
+import { PgBossJobQueue } from "../adapters/pg-boss/mod.ts";
+import { describeUrl, type DevConfig } from "./config.ts";
+import {
+  AuditTrail,
+  SEND_WELCOME_EMAIL,
+  WelcomeEmailPolicy,
+} from "./handlers.ts";
+import { createHandler, type UserService } from "./http.ts";
+import { createSchema, type Sql } from "./schema.ts";
+import { User } from "./user.ts";
+import { type Tx, UserRepository } from "./user_repository.ts";
+import { type Client, welcomeEmailWorker } from "./welcome_email_worker.ts";
+
+const logger = getLogger(["dev", "app"]);
+
+/** The running example, minus the HTTP listener. */
+export interface App extends AsyncDisposable {
+  readonly handler: (request: Request) => Promise<Response>;
+  /** Where each database is, for the start-up line (no passwords). */
+  readonly databases: { readonly app: string; readonly jobs: string };
+  /** Stops the worker (running jobs finish), then closes the databases. */
+  close(): Promise<void>;
+}
+
+/** Opens the databases and wires the example. */
+export async function startApp(config: DevConfig): Promise<App> {
+  const cleanup: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const fn of cleanup.reverse()) {
+      try {
+        await fn();
+      } catch (e) {
+        logger.error("Shutdown step failed: {error}", { error: String(e) });
+      }
+    }
+  };
+  try {
+    const appDir = `${config.dataDir}/app`;
+    const jobsDir = `${config.dataDir}/jobs`;
+    if (config.fresh) {
+      for (const dir of [appDir, jobsDir]) {
+        await Deno.remove(dir, { recursive: true }).catch((e) => {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+        });
+      }
+    }
+
+    // The application database.
+    let sql: ReturnType<typeof postgres>;
+    let appWhere: string;
+    if (config.databaseUrl === undefined) {
+      await Deno.mkdir(appDir, { recursive: true });
+      const embedded: EmbeddedPostgres = await startEmbeddedPostgres({
+        dataDir: appDir,
+      });
+      cleanup.push(() => embedded.close());
+      sql = embedded.connect(postgres);
+      appWhere = `embedded PGlite in ${appDir}`;
+    } else {
+      sql = postgres(config.databaseUrl, { max: 10, onnotice: () => {} });
+      cleanup.push(() => sql.end({ timeout: 5 }));
+      appWhere = describeUrl(config.databaseUrl);
+    }
+    await createSchema(sql as unknown as Sql);
+
+    // The jobs database.
+    let jobsWhere: string;
+    let jobs: PgBossJobQueue;
+    if (config.jobQueueDatabaseUrl === undefined) {
+      await Deno.mkdir(jobsDir, { recursive: true });
+      jobs = await PgBossJobQueue.connect(undefined, { dataDir: jobsDir });
+      jobsWhere = `embedded PGlite in ${jobsDir}`;
+    } else {
+      jobs = await PgBossJobQueue.connect(config.jobQueueDatabaseUrl);
+      jobsWhere = describeUrl(config.jobQueueDatabaseUrl);
+    }
+    cleanup.push(() => jobs.stop());
+    // Handlers enqueue through the batching wrapper: the jobs of one
+    // publishAll are written in one round trip.
+    const batching = new BatchingJobQueue(jobs);
+
+    // Handlers on the default bus, as an application would declare them.
+    const subscriptions: Subscription[] = [
+      defaultBus.subscribe(new WelcomeEmailPolicy(batching)),
+      defaultBus.subscribe(new AuditTrail(sql as unknown as Sql)),
+    ];
+    cleanup.push(() => {
+      for (const s of subscriptions) s.unsubscribe();
+      return Promise.resolve();
+    });
+
+    await jobs.work(
+      SEND_WELCOME_EMAIL,
+      welcomeEmailWorker(sql as unknown as Client, config.mailerDelayMs),
+      { concurrency: 4 },
+    );
+
+    const uow = new PostgresUnitOfWork(sql, {
+      bus: batching.publisher(defaultBus),
+    });
+    const users: UserService = {
+      register: (registration) =>
+        uow.run(async (tx) => {
+          const user = User.register(registration);
+          await new UserRepository(tx as unknown as Tx).add(user);
+          return user;
+        }),
+      find: (id) =>
+        uow.run((tx) => new UserRepository(tx as unknown as Tx).get(id)),
+      health: async () => ({
+        app: await probe(() => sql`select 1`),
+        jobs: await probe(() => jobs.ping()),
+      }),
+    };
+
+    let closed: Promise<void> | undefined;
+    const close = () => closed ??= closeAll();
+    return {
+      handler: createHandler(users),
+      databases: { app: appWhere, jobs: jobsWhere },
+      close,
+      [Symbol.asyncDispose]: close,
+    };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
+
+async function probe(fn: () => PromiseLike<unknown>): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const result = await Promise.race([
+      Promise.resolve(fn()),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("timed out")), 2000);
+      }),
+    ]);
+    return result !== false;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}

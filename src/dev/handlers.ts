@@ -1,0 +1,39 @@
+// The example's event handlers, declared with @On. They do no slow work
+// inline: the welcome email is a job; the audit row is a short follow-on
+// transaction.
+import { type JobQueue, On } from "../../mod.ts";
+import { UserRegistered } from "./user.ts";
+import type { Sql } from "./schema.ts";
+
+export const SEND_WELCOME_EMAIL = "send-welcome-email";
+
+/** The data of a send-welcome-email job: ids only, no personal data. */
+export interface WelcomeEmailJob {
+  userId: string;
+}
+
+/** Enqueues the welcome email, once per event even when redelivered. */
+export class WelcomeEmailPolicy {
+  constructor(private readonly jobs: JobQueue) {}
+
+  @On(UserRegistered)
+  async enqueueWelcomeEmail(event: UserRegistered): Promise<void> {
+    const job: WelcomeEmailJob = { userId: event.userId };
+    await this.jobs.enqueue(SEND_WELCOME_EMAIL, job, {
+      key: `${event.eventId}:WelcomeEmailPolicy.enqueueWelcomeEmail`,
+    });
+  }
+}
+
+/** Keeps one audit row per event (idempotent on the event id). */
+export class AuditTrail {
+  constructor(private readonly sql: Sql) {}
+
+  @On(UserRegistered)
+  async record(event: UserRegistered): Promise<void> {
+    await this.sql`
+      insert into audit_trail (event_id, event_type, user_id, occurred_at)
+      values (${event.eventId}, ${"UserRegistered"}, ${event.userId}, ${event.occurredAt})
+      on conflict (event_id) do nothing`;
+  }
+}

@@ -1,0 +1,255 @@
+// Runs the real dev server (`src/dev/main.ts`) as a subprocess on a free
+// port, against embedded databases in a temporary folder, or against fresh
+// databases on the servers named by TEST_DATABASE_URL and
+// TEST_JOB_QUEUE_DATABASE_URL.
+import postgres from "postgres";
+
+const MAIN = new URL("../../src/dev/main.ts", import.meta.url);
+const ROOT = new URL("../../", import.meta.url);
+
+/** Where a test file's dev servers keep their data. */
+export interface DevDatabases extends AsyncDisposable {
+  readonly backend: "embedded" | "server";
+  /** Environment variables that point a dev server at these databases. */
+  readonly env: Record<string, string>;
+  /** A client on the application database (server backend only). */
+  readonly appSql: postgres.Sql | undefined;
+}
+
+function serverUrl(name: string): string | undefined {
+  const value = Deno.env.get(name);
+  return value === undefined || value === "" ? undefined : value;
+}
+
+async function createDatabase(
+  serverUrl: string,
+  prefix: string,
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
+  const name = `${prefix}_${
+    crypto.randomUUID().replaceAll("-", "").slice(0, 12)
+  }`;
+  await admin.unsafe(`create database "${name}"`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.href,
+    drop: async () => {
+      try {
+        await admin.unsafe(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
+
+/** Databases for one test file: a temp folder, or two fresh server databases. */
+export async function openDevDatabases(): Promise<DevDatabases> {
+  const dataDir = await Deno.makeTempDir({ prefix: "aftercommit-dev-" });
+  const appServer = serverUrl("TEST_DATABASE_URL");
+  const jobsServer = serverUrl("TEST_JOB_QUEUE_DATABASE_URL") ?? appServer;
+  if (appServer === undefined || jobsServer === undefined) {
+    return {
+      backend: "embedded",
+      env: { DATA_DIR: dataDir },
+      appSql: undefined,
+      [Symbol.asyncDispose]: () => Deno.remove(dataDir, { recursive: true }),
+    };
+  }
+  const app = await createDatabase(appServer, "aftercommit_dev_app");
+  const jobs = await createDatabase(jobsServer, "aftercommit_dev_jobs");
+  const appSql = postgres(app.url, { max: 2, onnotice: () => {} });
+  return {
+    backend: "server",
+    env: {
+      DATA_DIR: dataDir,
+      DATABASE_URL: app.url,
+      JOB_QUEUE_DATABASE_URL: jobs.url,
+    },
+    appSql,
+    async [Symbol.asyncDispose]() {
+      await appSql.end();
+      await app.drop();
+      await jobs.drop();
+      await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}
+
+/** A running dev server. */
+export interface DevServer extends AsyncDisposable {
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string;
+  /** Everything the server printed so far (stdout and stderr). */
+  output(): string;
+  /** Resolves once `pattern` shows in the output. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Sends a signal and waits for the exit code. */
+  stop(signal?: Deno.Signal): Promise<number>;
+  /** The process's exit status, once it ended. */
+  readonly exited: Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts `src/dev/main.ts` with PORT=0 and waits for its "Listening on" line.
+ *
+ * @param env Extra environment variables (DATA_DIR, URLs, …).
+ * @param args Command-line arguments (`--fresh`).
+ */
+export async function startDevServer(
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<DevServer> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--frozen", MAIN.pathname, ...args],
+    cwd: ROOT.pathname,
+    env: {
+      PORT: "0",
+      NO_COLOR: "1",
+      DATABASE_URL: "",
+      JOB_QUEUE_DATABASE_URL: "",
+      ...env,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const waiters = new Set<() => void>();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      text += decoder.decode(chunk, { stream: true });
+      for (const w of waiters) w();
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const exited = child.status.then(async (status) => {
+    await pumps;
+    for (const w of waiters) w();
+    return status;
+  });
+  let ended = false;
+  exited.then(() => (ended = true));
+
+  const waitForOutput = (pattern: RegExp, timeoutMs = 30_000) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (pattern.test(text)) {
+          cleanup();
+          resolve();
+        } else if (ended) {
+          cleanup();
+          reject(
+            new Error(`dev server exited before printing ${pattern}:\n${text}`),
+          );
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${pattern}:\n${text}`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    if (!ended) {
+      try {
+        child.kill(signal);
+      } catch {
+        // Already gone.
+      }
+    }
+    return (await exited).code;
+  };
+
+  // Text logs print the address; JSON logs print the template and the port
+  // as a property.
+  const listening =
+    /Listening on http:\/\/(?:[^\s:{]+:(\d+)|\{hostname\}:\{port\}[^\n]*"port":(\d+))/;
+  try {
+    await waitForOutput(listening, 60_000);
+  } catch (e) {
+    await stop("SIGKILL");
+    throw e;
+  }
+  const match = text.match(listening)!;
+  const port = match[1] ?? match[2];
+  return {
+    url: `http://127.0.0.1:${port}`,
+    output: () => text,
+    waitForOutput,
+    stop,
+    exited,
+    async [Symbol.asyncDispose]() {
+      await stop("SIGKILL");
+    },
+  };
+}
+
+/** A JSON response: status, parsed body and content type. */
+export interface JsonResponse {
+  status: number;
+  body: Record<string, unknown>;
+  contentType: string | null;
+}
+
+/** Sends a request and reads a JSON answer. */
+export async function request(
+  url: string,
+  init: RequestInit = {},
+): Promise<JsonResponse> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new Error(
+      `expected JSON from ${
+        init.method ?? "GET"
+      } ${url}, got ${response.status}: ${text}`,
+    );
+  }
+  return {
+    status: response.status,
+    body,
+    contentType: response.headers.get("content-type"),
+  };
+}
+
+/** POST /users with a JSON body. */
+export function register(
+  server: DevServer,
+  body: unknown,
+): Promise<JsonResponse> {
+  return request(`${server.url}/users`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Polls GET /users/:id until the welcome email shows, or times out. */
+export async function waitForWelcomeEmail(
+  server: DevServer,
+  id: string,
+  timeoutMs = 20_000,
+): Promise<JsonResponse> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const user = await request(`${server.url}/users/${id}`);
+    if (user.body.welcomeEmailSentAt) return user;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `no welcome email for ${id} after ${timeoutMs} ms:\n${server.output()}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
