@@ -95,9 +95,13 @@ const dockerCompose = (() => {
   }
 })();
 
+// CI installs Debian's docker-compose and sets REQUIRE_DOCKER_COMPOSE, so
+// there the check always runs; elsewhere it runs where the binary exists.
+const required = Deno.env.get("REQUIRE_DOCKER_COMPOSE") === "1";
+
 Deno.test({
   name: "docker-compose config accepts docker-compose.yaml",
-  ignore: !dockerCompose,
+  ignore: !dockerCompose && !required,
   async fn() {
     const { code, stderr } = await new Deno.Command("docker-compose", {
       args: ["-f", file.pathname, "config", "-q"],
