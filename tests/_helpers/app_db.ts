@@ -3,6 +3,7 @@
 // test file is done with it.
 import postgres from "postgres";
 import { startEmbeddedPostgres } from "../../src/adapters/pglite/mod.ts";
+import { createServerDatabase } from "./server_database.ts";
 
 /** Which backend a test file runs on. */
 export type Backend = "embedded" | "server";
@@ -39,18 +40,8 @@ export async function openAppDatabase(pool = 10): Promise<AppDatabase> {
       [Symbol.asyncDispose]: () => db.close(),
     };
   }
-  const admin = postgres(serverUrl, { ...quiet, max: 1 });
-  const name = `aftercommit_test_${
-    crypto.randomUUID().replaceAll("-", "").slice(0, 16)
-  }`;
-  try {
-    await admin.unsafe(`create database "${name}"`);
-  } catch (error) {
-    await admin.end();
-    throw error;
-  }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
+  const db = await createServerDatabase(serverUrl, "aftercommit_test");
+  const url = new URL(db.url);
   const sql = postgres(url.href, { ...quiet, max: pool });
   const observer = postgres(url.href, { ...quiet, max: 1 });
   return {
@@ -64,11 +55,7 @@ export async function openAppDatabase(pool = 10): Promise<AppDatabase> {
           observer.end({ timeout: 5 }),
         ]);
       } finally {
-        try {
-          await admin.unsafe(`drop database if exists "${name}" with (force)`);
-        } finally {
-          await admin.end();
-        }
+        await db.drop();
       }
     },
   };

@@ -3,6 +3,7 @@
 // databases on the servers named by TEST_DATABASE_URL and
 // TEST_JOB_QUEUE_DATABASE_URL.
 import postgres from "postgres";
+import { createServerDatabase } from "./server_database.ts";
 
 const MAIN = new URL("../../src/dev/main.ts", import.meta.url);
 const ROOT = new URL("../../", import.meta.url);
@@ -21,29 +22,6 @@ function serverUrl(name: string): string | undefined {
   return value === undefined || value === "" ? undefined : value;
 }
 
-async function createDatabase(
-  serverUrl: string,
-  prefix: string,
-): Promise<{ url: string; drop: () => Promise<void> }> {
-  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
-  const name = `${prefix}_${
-    crypto.randomUUID().replaceAll("-", "").slice(0, 12)
-  }`;
-  await admin.unsafe(`create database "${name}"`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.href,
-    drop: async () => {
-      try {
-        await admin.unsafe(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await admin.end();
-      }
-    },
-  };
-}
-
 /** Databases for one test file: a temp folder, or two fresh server databases. */
 export async function openDevDatabases(): Promise<DevDatabases> {
   const dataDir = await Deno.makeTempDir({ prefix: "aftercommit-dev-" });
@@ -57,8 +35,8 @@ export async function openDevDatabases(): Promise<DevDatabases> {
       [Symbol.asyncDispose]: () => Deno.remove(dataDir, { recursive: true }),
     };
   }
-  const app = await createDatabase(appServer, "aftercommit_dev_app");
-  const jobs = await createDatabase(jobsServer, "aftercommit_dev_jobs");
+  const app = await createServerDatabase(appServer, "aftercommit_dev_app");
+  const jobs = await createServerDatabase(jobsServer, "aftercommit_dev_jobs");
   const appSql = postgres(app.url, { max: 2, onnotice: () => {} });
   return {
     backend: "server",

@@ -1,7 +1,7 @@
 // The jobs database of one test file: embedded PGlite by default, or a fresh
 // database on the server named by TEST_JOB_QUEUE_DATABASE_URL, dropped when
 // the test file is done with it.
-import postgres from "postgres";
+import { createServerDatabase } from "./server_database.ts";
 import type { PGlite } from "@electric-sql/pglite";
 import {
   PgBossJobQueue,
@@ -78,29 +78,13 @@ async function openDurableEmbedded(): Promise<JobsDatabase> {
 }
 
 async function openServer(serverUrl: string): Promise<JobsDatabase> {
-  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
-  const name = `aftercommit_jobs_test_${
-    crypto.randomUUID().replaceAll("-", "").slice(0, 16)
-  }`;
-  try {
-    await admin.unsafe(`create database "${name}"`);
-  } catch (error) {
-    await admin.end();
-    throw error;
-  }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
+  const db = await createServerDatabase(serverUrl, "aftercommit_jobs_test");
+  const url = new URL(db.url);
   return {
     backend: "server",
     connect: (options) =>
       PgBossJobQueue.connect(url.href, { ...testDefaults, ...options }),
-    async [Symbol.asyncDispose]() {
-      try {
-        await admin.unsafe(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await admin.end();
-      }
-    },
+    [Symbol.asyncDispose]: () => db.drop(),
   };
 }
 
