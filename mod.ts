@@ -61,9 +61,18 @@ export type {
 } from "./src/application/job_queue.ts";
 export { BatchingJobQueue } from "./src/application/batching_job_queue.ts";
 export {
+  defaultEventRegistry,
+  EventRegistry,
+  EventType,
+  type EventTypeOptions,
+  type SerializedEvent,
+  UnknownEventTypeError,
+} from "./src/application/outbox/event_registry.ts";
+export {
   CommitError,
   type EventPublisher,
   PublishAfterCommitError,
+  type PublishAfterCommitErrorOptions,
   UnitOfWork,
   type UnitOfWorkContext,
   UnitOfWorkError,

@@ -121,11 +121,27 @@ export class CommitError extends UnitOfWorkError {
   }
 }
 
+/** Options of {@linkcode PublishAfterCommitError}. */
+export interface PublishAfterCommitErrorOptions extends ErrorOptions {
+  /**
+   * Whether the events that failed are kept in an outbox, so the relay
+   * will dispatch them again.
+   *
+   * @default {false}
+   */
+  readonly relayWillRetry?: boolean;
+}
+
 /**
  * The transaction committed, then publishing its events failed: a handler
  * threw (`cause` is its error, or an `AggregateError` under the `"collect"`
- * policy). The data is saved; the events after the failing handler were not
- * published.
+ * policy or when several events failed). The data is saved.
+ *
+ * Without an outbox, the events after the failing handler were not
+ * published and never will be. With the outbox of
+ * `@aftercommit/core/postgres`, `relayWillRetry` is `true`: the failed events
+ * stay in the outbox and the relay dispatches them again, so a caller may
+ * treat the request as done.
  *
  * @example Treat a handler failure after the commit as a saved request
  * ```ts
@@ -133,24 +149,31 @@ export class CommitError extends UnitOfWorkError {
  *
  * const error = new PublishAfterCommitError(
  *   "Unit of work committed, but publishing its events failed",
- *   { cause: new Error("mail server down") },
+ *   { cause: new Error("mail server down"), relayWillRetry: true },
  * );
- * console.log(error.committed); // true
+ * console.log(error.committed, error.relayWillRetry); // true true
  * ```
  */
 export class PublishAfterCommitError extends UnitOfWorkError {
   /** Always `true`: the changes were committed. */
   readonly committed: true = true;
+  /**
+   * Whether the outbox keeps the events that failed, for the relay to
+   * dispatch again (`false` without an outbox: they are lost).
+   */
+  readonly relayWillRetry: boolean;
 
   /**
    * Wraps the handler's error.
    *
    * @param message What failed, without field values.
-   * @param options `cause`: the handler's error.
+   * @param options `cause`: the handler's error; `relayWillRetry`: whether
+   * an outbox keeps the events for the relay.
    */
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: PublishAfterCommitErrorOptions) {
     super(message, options);
     this.name = "PublishAfterCommitError";
+    this.relayWillRetry = options?.relayWillRetry ?? false;
   }
 }
 
@@ -461,8 +484,9 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
     }
     if (published.length > 0) {
       try {
-        await this.#bus.publishAll(published);
+        await this.publishCommitted(published);
       } catch (error) {
+        if (error instanceof PublishAfterCommitError) throw error;
         logger.error(
           "Unit of work committed, but publishing its {eventCount} events failed: {errorType}",
           { eventCount: published.length, errorType: errorType(error) },
@@ -518,6 +542,19 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
     handle: H,
     context: UnitOfWorkContext,
   ): C;
+
+  /**
+   * Called after the commit with the events to publish (never with none):
+   * publishes them on the bus. An outbox overrides it to dispatch the events
+   * and then mark them done. A {@linkcode PublishAfterCommitError} it throws
+   * reaches the caller of `run` as is; any other error is wrapped in one.
+   *
+   * @param events The committed events, in order (do not modify).
+   * @returns A promise that settles when the events are published.
+   */
+  protected publishCommitted(events: readonly object[]): Promise<void> {
+    return this.#bus.publishAll(events);
+  }
 
   /**
    * Called inside the transaction, after `work` resolved and before the

@@ -23,6 +23,10 @@
  * await sql.end();
  * ```
  *
+ * With `outbox: true`, the events are also written to an outbox table in
+ * the same transaction, and an {@linkcode OutboxRelay} dispatches those a
+ * crash or a failed handler left undone: delivery becomes at least once.
+ *
  * @module
  */
 export {
@@ -34,7 +38,20 @@ export {
   type PostgresUnitOfWorkOptions,
 } from "./postgres_unit_of_work.ts";
 export {
+  DEFAULT_OUTBOX_TABLE,
+  migrateOutbox,
+  type OutboxCheckpoint,
+  type OutboxOptions,
+  type PostgresOutboxClient,
+} from "./outbox.ts";
+export {
+  OutboxRelay,
+  type OutboxRelayOptions,
+  type OutboxRelayPass,
+} from "./outbox_relay.ts";
+export {
   CommitError,
   PublishAfterCommitError,
+  type PublishAfterCommitErrorOptions,
   UnitOfWorkError,
 } from "../../application/unit_of_work.ts";

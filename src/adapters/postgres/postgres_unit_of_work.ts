@@ -3,12 +3,22 @@
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
 import {
+  PublishAfterCommitError,
   UnitOfWork,
   type UnitOfWorkContext,
   type UnitOfWorkOptions,
 } from "../../application/unit_of_work.ts";
 import { describe } from "../../application/_describe.ts";
+import { Outbox, type PreparedBatch } from "./_outbox.ts";
+import {
+  assertClient,
+  type OutboxCheckpoint,
+  type OutboxOptions,
+} from "./outbox.ts";
+
+const outboxLogger = getLogger(["aftercommit", "outbox"]);
 
 /** The transaction isolation levels PostgreSQL implements. */
 export type IsolationLevel =
@@ -30,6 +40,22 @@ export interface PostgresUnitOfWorkOptions extends UnitOfWorkOptions {
    * @default {the server's default_transaction_isolation, usually "read committed"}
    */
   readonly isolationLevel?: IsolationLevel;
+  /**
+   * Outbox mode: `true` (default outbox options) or the outbox options.
+   *
+   * Inside the transaction, the events to publish are written to the outbox
+   * table in one insert; after the commit they are dispatched through the
+   * bus, then marked done in one update. An event whose dispatch fails is
+   * kept with its attempt count and last error, and the
+   * {@linkcode OutboxRelay} dispatches it again, as it does events left
+   * undone by a crash. Every event class must be registered in the
+   * registry, and every event must have an `eventId`: an unregistered class
+   * fails the run before the commit (a {@linkcode CommitError}), so nothing
+   * is lost. Run {@linkcode migrateOutbox} once before.
+   *
+   * @default {false (events are published after the commit and lost if the process dies first)}
+   */
+  readonly outbox?: boolean | OutboxOptions;
 }
 
 /**
@@ -119,6 +145,10 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
 > {
   readonly #sql: S;
   readonly #begin: string;
+  readonly #outbox: Outbox | undefined;
+  // The batch each run wrote, from beforeCommit to publishCommitted, keyed
+  // by the run's own events array.
+  readonly #written = new WeakMap<readonly object[], PreparedBatch>();
 
   /**
    * Creates a Unit of Work on a postgres.js client (a pool).
@@ -153,6 +183,17 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     }
     this.#sql = sql;
     this.#begin = level === undefined ? "" : `isolation level ${level}`;
+    const outbox = options.outbox ?? false;
+    if (outbox !== false) {
+      const action = "create PostgresUnitOfWork in outbox mode";
+      assertClient(sql, action);
+      this.#outbox = new Outbox(outbox === true ? {} : outbox, action);
+    }
+  }
+
+  /** Whether this unit of work writes its events to the outbox. */
+  get outboxMode(): boolean {
+    return this.#outbox !== undefined;
   }
 
   /**
@@ -197,4 +238,101 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       publishAfterCommit: context.publishAfterCommit,
     };
   }
+
+  /**
+   * In outbox mode, writes the events to the outbox table in one insert,
+   * leased to this process, inside the transaction.
+   *
+   * @param handle The transaction's `sql`.
+   * @param events The events the run will publish.
+   * @returns A promise that settles when the events are written.
+   * @throws {TypeError} When an event's class is not registered or the event
+   * cannot be serialized; the transaction then rolls back.
+   */
+  protected override async beforeCommit(
+    handle: PostgresTransactionOf<S>,
+    events: readonly object[],
+  ): Promise<void> {
+    const outbox = this.#outbox;
+    if (outbox === undefined || events.length === 0) return;
+    const batch = outbox.prepare(events);
+    await outbox.table.insert(handle, batch.json, outbox.leaseSeconds);
+    this.#written.set(events, batch);
+    if (outboxLogger.isEnabledFor("debug")) {
+      outboxLogger.debug("Wrote {eventCount} events to the outbox", {
+        eventCount: batch.items.length,
+      });
+    }
+  }
+
+  /**
+   * In outbox mode, dispatches the committed events one by one, records a
+   * failure on its event's row, and marks the others done in one update.
+   * Without outbox mode, publishes them on the bus.
+   *
+   * @param events The committed events.
+   * @returns A promise that settles when the events are dispatched and marked.
+   * @throws {PublishAfterCommitError} When a handler failed, with
+   * `relayWillRetry: true` unless every failed event was parked.
+   */
+  protected override async publishCommitted(
+    events: readonly object[],
+  ): Promise<void> {
+    const outbox = this.#outbox;
+    const batch = this.#written.get(events);
+    if (outbox === undefined || batch === undefined) {
+      return super.publishCommitted(events);
+    }
+    this.#written.delete(events);
+    const { items } = batch;
+    await this.outboxCheckpoint("committed", items.map((item) => item.id));
+    const sql = this.#sql as unknown as Parameters<Outbox["dispatch"]>[0];
+    const failed = new Set<string>();
+    const errors: unknown[] = [];
+    let retried = false;
+    for (const item of items) {
+      const failure = await outbox.dispatch(sql, this.bus, item);
+      if (failure !== undefined) {
+        failed.add(item.id);
+        errors.push(failure.error);
+        if (!failure.parked) retried = true;
+      }
+    }
+    const done = [...new Set(items.map((item) => item.id))].filter((id) =>
+      !failed.has(id)
+    );
+    await this.outboxCheckpoint("dispatched", done);
+    await outbox.markDone(sql, done);
+    if (errors.length > 0) {
+      throw new PublishAfterCommitError(
+        retried
+          ? `Unit of work committed, but dispatching ${errors.length} of its ${items.length} events failed; the outbox keeps them and the relay will dispatch them again`
+          : `Unit of work committed, but dispatching ${errors.length} of its ${items.length} events failed; they reached the attempt limit and are parked in the outbox`,
+        {
+          cause: errors.length === 1
+            ? errors[0]
+            : new AggregateError(errors, "Several events failed to dispatch"),
+          relayWillRetry: retried,
+        },
+      );
+    }
+  }
+
+  /**
+   * A seam for crash tests; does nothing. In outbox mode it is awaited at
+   * two points of every run with events: `"committed"` (after the `COMMIT`,
+   * before any event is dispatched) and `"dispatched"` (after dispatching,
+   * before the events are marked done). A test subclass blocks here so that
+   * a child process can be killed at that point. Applications do not
+   * override it.
+   *
+   * @param _stage Where the run stands.
+   * @param _eventIds The ids of the run's events (at `"dispatched"`, those
+   * about to be marked done).
+   * @returns Nothing, or a promise to wait for.
+   */
+  protected outboxCheckpoint(
+    _stage: OutboxCheckpoint,
+    _eventIds: readonly string[],
+  ): void | Promise<void> {}
 }

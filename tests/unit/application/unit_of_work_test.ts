@@ -475,3 +475,46 @@ Deno.test("logs commit, rollback and event counts under [aftercommit, uow], neve
     await reset();
   }
 });
+
+Deno.test("publishCommitted() is the after-commit step: an override replaces publishing, and its PublishAfterCommitError reaches the caller as is", async () => {
+  const thrown = new PublishAfterCommitError("kept for the relay", {
+    cause: new Error("handler failed"),
+    relayWillRetry: true,
+  });
+  class Dispatching extends FakeUnitOfWork {
+    readonly received: object[][] = [];
+    fail2: unknown;
+    protected override publishCommitted(
+      events: readonly object[],
+    ): Promise<void> {
+      this.received.push([...events]);
+      return this.fail2 === undefined
+        ? Promise.resolve()
+        : Promise.reject(this.fail2);
+    }
+  }
+  const bus = new EventBus();
+  let published = 0;
+  bus.register(Noted, () => {
+    published++;
+  });
+  const uow = new Dispatching({ bus });
+  await uow.run((tx) => tx.publishAfterCommit(new Noted("a")));
+  assert.equal(uow.received.length, 1);
+  assert.equal(published, 0, "the override replaced bus.publishAll");
+  await uow.run(() => {});
+  assert.equal(uow.received.length, 1, "not called without events");
+
+  uow.fail2 = thrown;
+  await assert.rejects(
+    uow.run((tx) => tx.publishAfterCommit(new Noted("b"))),
+    (error) => error === thrown,
+  );
+  const plain = new Error("boom");
+  uow.fail2 = plain;
+  const wrapped = await uow.run((tx) => tx.publishAfterCommit(new Noted("c")))
+    .then(() => undefined, (e: unknown) => e);
+  assert.ok(wrapped instanceof PublishAfterCommitError);
+  assert.equal(wrapped.cause, plain);
+  assert.equal(wrapped.relayWillRetry, false, "false unless an outbox says so");
+});

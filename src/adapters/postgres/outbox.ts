@@ -1,0 +1,144 @@
+/**
+ * The transactional outbox on PostgreSQL: its options, its table and the
+ * migration that creates it.
+ *
+ * @module
+ */
+import type { EventRegistry } from "../../application/outbox/event_registry.ts";
+import type { PostgresClient } from "./postgres_unit_of_work.ts";
+import { OutboxTable, resolveTableName } from "./_outbox.ts";
+
+/** The table the outbox uses unless told otherwise. */
+export const DEFAULT_OUTBOX_TABLE = "aftercommit_outbox";
+
+/**
+ * The part of a postgres.js client (`postgres(url)`) the outbox uses:
+ * `sql.begin` for transactions and `sql.unsafe` for its statements (whose
+ * table name is configurable).
+ */
+export interface PostgresOutboxClient extends PostgresClient {
+  /**
+   * Runs one statement with `$1`-style parameters.
+   *
+   * @param query The SQL text.
+   * @param parameters The parameters.
+   * @param options `prepare: true` to use a named prepared statement.
+   * @returns The rows.
+   */
+  unsafe(
+    query: string,
+    // deno-lint-ignore no-explicit-any
+    parameters?: any[],
+    options?: { prepare?: boolean },
+  ): PromiseLike<readonly unknown[]>;
+}
+
+/**
+ * Options shared by the outbox mode of `PostgresUnitOfWork` and by
+ * {@linkcode OutboxRelay}. Give both the same values.
+ */
+export interface OutboxOptions {
+  /**
+   * The outbox table: a name, or `schema.name` (letters, digits and `_`, at
+   * most 50 characters each).
+   *
+   * @default {"aftercommit_outbox"}
+   */
+  readonly table?: string;
+  /**
+   * The registry that names event classes and rebuilds events.
+   *
+   * @default {defaultEventRegistry}
+   */
+  readonly registry?: EventRegistry;
+  /**
+   * Seconds an event is reserved for the process that wrote it (from its
+   * insert) or that claimed it (in the relay); no relay takes it before
+   * the lease ends. Make it longer than dispatching an event takes.
+   *
+   * @default {30}
+   */
+  readonly leaseSeconds?: number;
+  /**
+   * Failed dispatches after which an event is parked: kept, logged, never
+   * retried again.
+   *
+   * @default {10}
+   */
+  readonly maxAttempts?: number;
+  /**
+   * Seconds before an event whose dispatch failed may be tried again;
+   * doubles after every further failure.
+   *
+   * @default {1}
+   */
+  readonly retryDelaySeconds?: number;
+  /**
+   * The upper bound of the retry delay, in seconds.
+   *
+   * @default {300}
+   */
+  readonly maxRetryDelaySeconds?: number;
+}
+
+/** Where a unit of work in outbox mode stands, for crash tests. */
+export type OutboxCheckpoint =
+  /** The transaction committed; no event has been dispatched yet. */
+  | "committed"
+  /** Every event has been dispatched; none is marked done yet. */
+  | "dispatched";
+
+/**
+ * Creates the outbox table and its indexes when they are missing. It is
+ * safe to run at every start and from several processes at once: the
+ * statements are `create … if not exists`, run in one transaction under an
+ * advisory lock.
+ *
+ * @param sql A postgres.js client on the application database.
+ * @param options `table`: the outbox table (other options are ignored).
+ * @returns A promise that settles when the table exists.
+ * @throws {TypeError} When `sql` is not a postgres.js client or the table
+ * name is invalid.
+ * @throws The driver's error when a statement fails.
+ *
+ * @example Migrate at start-up
+ * ```ts
+ * import postgres from "postgres";
+ * import { migrateOutbox } from "@aftercommit/core/postgres";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+ * await migrateOutbox(sql);
+ * ```
+ */
+export async function migrateOutbox(
+  sql: PostgresOutboxClient,
+  options: Pick<OutboxOptions, "table"> = {},
+): Promise<void> {
+  const action = "migrate outbox";
+  assertClient(sql, action);
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `Cannot ${action}: options must be an object, received ${typeof options}`,
+    );
+  }
+  const table = new OutboxTable(
+    resolveTableName(options.table ?? DEFAULT_OUTBOX_TABLE, action),
+  );
+  await table.migrate(sql);
+}
+
+/** Throws unless `sql` looks like a postgres.js client. */
+export function assertClient(
+  sql: unknown,
+  action: string,
+): asserts sql is PostgresOutboxClient {
+  if (
+    typeof sql !== "function" ||
+    typeof (sql as { begin?: unknown }).begin !== "function" ||
+    typeof (sql as { unsafe?: unknown }).unsafe !== "function"
+  ) {
+    throw new TypeError(
+      `Cannot ${action}: expected a postgres.js client with begin() and unsafe(), received ${typeof sql}; pass the client that postgres(url) returns`,
+    );
+  }
+}

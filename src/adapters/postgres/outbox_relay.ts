@@ -1,0 +1,397 @@
+/**
+ * {@linkcode OutboxRelay}: dispatches the outbox events that no process
+ * finished (a crash between the commit and the mark, or a failed handler).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { defaultBus } from "../../application/event_bus.ts";
+import type { EventPublisher } from "../../application/unit_of_work.ts";
+import { describe } from "../../application/_describe.ts";
+import {
+  errorType,
+  nonNegative,
+  Outbox,
+  positive,
+  positiveInteger,
+} from "./_outbox.ts";
+import {
+  assertClient,
+  type OutboxOptions,
+  type PostgresOutboxClient,
+} from "./outbox.ts";
+
+const logger = getLogger(["aftercommit", "outbox"]);
+
+/** Options of {@linkcode OutboxRelay}: the outbox's own, plus the relay's. */
+export interface OutboxRelayOptions extends OutboxOptions {
+  /**
+   * The bus the events are dispatched on: the one the units of work use.
+   *
+   * @default {defaultBus}
+   */
+  readonly bus?: EventPublisher;
+  /**
+   * How many events one pass claims at most.
+   *
+   * @default {100}
+   */
+  readonly batchSize?: number;
+  /**
+   * Seconds between passes when the last one found less than a full batch
+   * (a full batch is followed by the next pass at once).
+   *
+   * @default {1}
+   */
+  readonly pollIntervalSeconds?: number;
+  /**
+   * Seconds a done event is kept before it is deleted. Parked events are
+   * never deleted.
+   *
+   * @default {604800 (7 days)}
+   */
+  readonly retentionSeconds?: number;
+  /**
+   * Seconds between two deletions of done events.
+   *
+   * @default {60}
+   */
+  readonly cleanupIntervalSeconds?: number;
+}
+
+/** What one pass of the relay did. */
+export interface OutboxRelayPass {
+  /** Events claimed. */
+  readonly claimed: number;
+  /** Events dispatched and marked done. */
+  readonly dispatched: number;
+  /** Events whose dispatch (or rebuilding) failed, parked ones included. */
+  readonly failed: number;
+  /** Events parked by this pass. */
+  readonly parked: number;
+  /**
+   * Events not dispatched because the pass's lease ran out first; they are
+   * left for the next claim.
+   */
+  readonly skipped: number;
+}
+
+const CLEANUP_BATCH = 1000;
+
+/**
+ * Re-dispatches outbox events left undone: at start-up and then every
+ * `pollIntervalSeconds`, it claims a batch of undone events whose lease is
+ * over, oldest first, rebuilds each as an instance of its registered class,
+ * dispatches it on the bus, and marks the batch done.
+ *
+ * - Several relays (in several processes) may run at once: a claim is one
+ *   short statement (`FOR UPDATE SKIP LOCKED`) that leases the rows, so each
+ *   event goes to one relay. No transaction stays open while handlers run,
+ *   so a handler may run units of work of its own, even on a client with
+ *   one connection.
+ * - An event whose dispatch or rebuilding fails (an unknown type name, say)
+ *   keeps its row, with the attempt count and the last error, and is tried
+ *   again after a growing delay; after `maxAttempts` it is parked and logged.
+ * - Done events are deleted after `retentionSeconds`.
+ * - Delivery is at least once: a relay that dies after dispatching and
+ *   before marking done leaves the events to be dispatched again.
+ *
+ * Logs go to `["aftercommit", "outbox"]`, with counts, event ids and type
+ * names, never field values.
+ *
+ * @example Start the relay next to the units of work
+ * ```ts
+ * import postgres from "postgres";
+ * import { defaultBus } from "@aftercommit/core";
+ * import {
+ *   migrateOutbox,
+ *   OutboxRelay,
+ *   PostgresUnitOfWork,
+ * } from "@aftercommit/core/postgres";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+ * await migrateOutbox(sql);
+ * const uow = new PostgresUnitOfWork(sql, { bus: defaultBus, outbox: true });
+ * await using relay = new OutboxRelay(sql, { bus: defaultBus }).start();
+ * // … serve requests with uow.run(…) …
+ * ```
+ */
+export class OutboxRelay implements AsyncDisposable {
+  readonly #sql: PostgresOutboxClient;
+  readonly #outbox: Outbox;
+  readonly #bus: EventPublisher;
+  readonly #batchSize: number;
+  readonly #pollMs: number;
+  readonly #retentionSeconds: number;
+  readonly #cleanupMs: number;
+  #loop: Promise<void> | undefined;
+  #stopping = false;
+  #wake: (() => void) | undefined;
+  #lastCleanup = -Infinity;
+
+  /**
+   * Creates a relay; {@linkcode OutboxRelay.start} starts it.
+   *
+   * @param sql A postgres.js client on the application database.
+   * @param options The outbox's options (the same as the units of work's),
+   * the bus, the batch size, the intervals and the retention.
+   * @throws {TypeError} When `sql` is not a postgres.js client or an option
+   * has the wrong type.
+   * @throws {RangeError} When a number option is out of range.
+   */
+  constructor(sql: PostgresOutboxClient, options: OutboxRelayOptions = {}) {
+    const action = "create OutboxRelay";
+    assertClient(sql, action);
+    this.#outbox = new Outbox(options, action);
+    const bus = options.bus ?? defaultBus;
+    if (
+      bus === null || typeof bus !== "object" ||
+      typeof (bus as { publishAll?: unknown }).publishAll !== "function"
+    ) {
+      throw new TypeError(
+        `Cannot ${action}: options.bus must be an event bus with a publishAll method, received ${
+          describe(bus)
+        }`,
+      );
+    }
+    this.#sql = sql;
+    this.#bus = bus;
+    this.#batchSize = positiveInteger(
+      options.batchSize,
+      100,
+      "batchSize",
+      action,
+    );
+    this.#pollMs = positive(
+      options.pollIntervalSeconds,
+      1,
+      "pollIntervalSeconds",
+      action,
+    ) * 1000;
+    this.#retentionSeconds = nonNegative(
+      options.retentionSeconds,
+      604_800,
+      "retentionSeconds",
+      action,
+    );
+    this.#cleanupMs = positive(
+      options.cleanupIntervalSeconds,
+      60,
+      "cleanupIntervalSeconds",
+      action,
+    ) * 1000;
+  }
+
+  /** Whether the relay has been started and not stopped. */
+  get running(): boolean {
+    return this.#loop !== undefined && !this.#stopping;
+  }
+
+  /**
+   * Starts the relay: a first pass now, then one every
+   * `pollIntervalSeconds` (at once after a full batch). A pass that fails
+   * (the database is down, say) is logged and the next one runs as usual.
+   * Starting a running relay does nothing.
+   *
+   * @returns The relay, for `await using relay = new OutboxRelay(…).start()`.
+   * @throws {TypeError} When the relay was stopped.
+   */
+  start(): this {
+    if (this.#stopping) {
+      throw new TypeError(
+        "Cannot start OutboxRelay: it was stopped; create a new one",
+      );
+    }
+    if (this.#loop === undefined) {
+      logger.info("Outbox relay started on {table}", {
+        table: this.#outbox.table.qualified,
+      });
+      this.#loop = this.#run();
+    }
+    return this;
+  }
+
+  /**
+   * Runs one pass: claims up to `batchSize` undone events whose lease is
+   * over, oldest first, dispatches them one by one, records failures, and
+   * marks the others done in one update. {@linkcode OutboxRelay.start} calls
+   * it in a loop; call it yourself to drain the outbox on demand.
+   *
+   * @returns What the pass did.
+   * @throws The driver's error when the claim fails (nothing is claimed then).
+   *
+   * @example Drain once
+   * ```ts
+   * import postgres from "postgres";
+   * import { OutboxRelay } from "@aftercommit/core/postgres";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+   * const relay = new OutboxRelay(sql);
+   * const pass = await relay.runOnce();
+   * console.log(pass.claimed, pass.dispatched);
+   * ```
+   */
+  async runOnce(): Promise<OutboxRelayPass> {
+    const outbox = this.#outbox;
+    const sql = this.#sql as unknown as Parameters<Outbox["dispatch"]>[0];
+    const claimedAt = performance.now();
+    const rows = await outbox.table.claim(
+      sql,
+      this.#batchSize,
+      outbox.leaseSeconds,
+    );
+    if (rows.length === 0) {
+      return { claimed: 0, dispatched: 0, failed: 0, parked: 0, skipped: 0 };
+    }
+    // Stop dispatching a little before the lease ends, so that another relay
+    // cannot claim an event this one is still dispatching.
+    const deadline = claimedAt + outbox.leaseSeconds * 1000 * 0.9;
+    const done: string[] = [];
+    let failed = 0;
+    let parked = 0;
+    let skipped = 0;
+    for (const row of rows) {
+      if (performance.now() >= deadline) {
+        skipped++;
+        continue;
+      }
+      let event: object;
+      try {
+        event = outbox.registry.deserialize(row.type, row.payload);
+      } catch (error) {
+        failed++;
+        const recorded = await outbox.recordFailure(
+          sql,
+          row.id,
+          row.type,
+          error,
+        );
+        if (recorded?.parked) parked++;
+        continue;
+      }
+      const failure = await outbox.dispatch(sql, this.#bus, {
+        id: row.id,
+        type: row.type,
+        event,
+      });
+      if (failure === undefined) {
+        done.push(row.id);
+      } else {
+        failed++;
+        if (failure.parked) parked++;
+      }
+    }
+    await outbox.markDone(sql, done);
+    const pass = {
+      claimed: rows.length,
+      dispatched: done.length,
+      failed,
+      parked,
+      skipped,
+    };
+    logger.info(
+      "Outbox relay dispatched {dispatched} of {claimed} claimed events ({failed} failed, {parked} parked, {skipped} left for later)",
+      pass,
+    );
+    return pass;
+  }
+
+  /**
+   * Deletes events done for longer than `retentionSeconds` (up to 1,000 at
+   * a time). Parked and undone events are never deleted. The running relay
+   * calls it every `cleanupIntervalSeconds`.
+   *
+   * @returns How many events were deleted.
+   * @throws The driver's error when the statement fails.
+   *
+   * @example Clean up now
+   * ```ts
+   * import postgres from "postgres";
+   * import { OutboxRelay } from "@aftercommit/core/postgres";
+   *
+   * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+   * const deleted = await new OutboxRelay(sql, { retentionSeconds: 3600 })
+   *   .cleanup();
+   * console.log(deleted);
+   * ```
+   */
+  async cleanup(): Promise<number> {
+    const sql = this.#sql as unknown as Parameters<Outbox["dispatch"]>[0];
+    let total = 0;
+    for (;;) {
+      const deleted = await this.#outbox.table.cleanup(
+        sql,
+        this.#retentionSeconds,
+        CLEANUP_BATCH,
+      );
+      total += deleted;
+      if (deleted < CLEANUP_BATCH || this.#stopping) break;
+    }
+    if (total > 0) {
+      logger.debug("Deleted {count} done outbox events", { count: total });
+    }
+    return total;
+  }
+
+  /**
+   * Stops the relay gracefully: no new pass starts, and the running one
+   * finishes (its events are dispatched and marked). Calling it again
+   * returns when the relay has stopped.
+   *
+   * @returns A promise that settles when the relay has stopped.
+   */
+  async stop(): Promise<void> {
+    const wasRunning = !this.#stopping && this.#loop !== undefined;
+    this.#stopping = true;
+    this.#wake?.();
+    await this.#loop;
+    if (wasRunning) {
+      logger.info("Outbox relay stopped on {table}", {
+        table: this.#outbox.table.qualified,
+      });
+    }
+  }
+
+  /**
+   * Same as {@linkcode OutboxRelay.stop}, for `await using`.
+   *
+   * @returns A promise that settles when the relay has stopped.
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopping) {
+      let full = false;
+      try {
+        const pass = await this.runOnce();
+        full = pass.claimed === this.#batchSize;
+        const now = performance.now();
+        if (now - this.#lastCleanup >= this.#cleanupMs && !this.#stopping) {
+          this.#lastCleanup = now;
+          await this.cleanup();
+        }
+      } catch (error) {
+        logger.error("Outbox relay pass failed: {errorType}", {
+          errorType: errorType(error),
+        });
+      }
+      if (!full && !this.#stopping) await this.#sleep(this.#pollMs);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+}

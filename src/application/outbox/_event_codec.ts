@@ -1,0 +1,155 @@
+// The JSON form of an event's fields in the outbox, and back.
+//
+// JSON has no dates, so a Date is written as the tag {"$date": "<ISO>"}. A
+// field value that happens to have the shape of a tag (an object whose only
+// key is "$date" or "$literal") is wrapped as {"$literal": value}, so reading
+// never mistakes data for a tag. Values JSON cannot carry faithfully (a Map, a
+// class instance, a bigint, NaN, a function) are refused when the event is
+// written, inside the transaction, rather than lost when it is rebuilt.
+import { describe } from "../_describe.ts";
+
+const DATE = "$date";
+const LITERAL = "$literal";
+
+/** A value that `JSON.stringify` writes as is. */
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+/** Thrown for a value that cannot go into the outbox; `path` names the field. */
+export class EncodeError extends TypeError {
+  constructor(readonly path: string, what: string) {
+    super(`${path} ${what}`);
+    this.name = "TypeError";
+  }
+}
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function looksLikeTag(value: object): boolean {
+  const keys = Object.keys(value);
+  return keys.length === 1 && (keys[0] === DATE || keys[0] === LITERAL);
+}
+
+/**
+ * Encodes `value` (an event's fields) as JSON-safe data. `seen` guards
+ * against cycles.
+ *
+ * @throws {EncodeError} For a value JSON cannot round-trip.
+ */
+export function encode(
+  value: unknown,
+  path: string,
+  seen: Set<object> = new Set(),
+): JsonValue {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      if (!Number.isFinite(value)) {
+        throw new EncodeError(path, `is ${value}, which JSON cannot hold`);
+      }
+      return value;
+    case "object":
+      break;
+    default:
+      throw new EncodeError(
+        path,
+        `holds ${describe(value)}, which JSON cannot hold`,
+      );
+  }
+  if (value === null) return null;
+  if (value instanceof Date) {
+    const time = value.getTime();
+    if (Number.isNaN(time)) throw new EncodeError(path, "is an invalid Date");
+    return { [DATE]: value.toISOString() };
+  }
+  if (seen.has(value)) {
+    throw new EncodeError(path, "refers back to an enclosing object (a cycle)");
+  }
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) {
+      const out: JsonValue[] = new Array(value.length);
+      for (let i = 0; i < value.length; i++) {
+        out[i] = encode(value[i], `${path}[${i}]`, seen);
+      }
+      return out;
+    }
+    if (!isPlainObject(value)) {
+      throw new EncodeError(
+        path,
+        `holds ${
+          describe(value)
+        }, which would come back as a plain object; store plain data, or give the event class toJSON() and static fromJSON()`,
+      );
+    }
+    const out: { [key: string]: JsonValue } = {};
+    for (const key of Object.keys(value)) {
+      const field = (value as Record<string, unknown>)[key];
+      if (field === undefined) continue; // as JSON.stringify does
+      setField(out, key, encode(field, `${path}.${key}`, seen));
+    }
+    return looksLikeTag(out) ? { [LITERAL]: out } : out;
+  } finally {
+    seen.delete(value);
+  }
+}
+
+/** Decodes what {@linkcode encode} wrote: tags become Dates again. */
+export function decode(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(decode);
+  const record = value as Record<string, unknown>;
+  if (looksLikeTag(record)) {
+    if (DATE in record) {
+      const date = new Date(record[DATE] as string);
+      if (typeof record[DATE] !== "string" || Number.isNaN(date.getTime())) {
+        throw new TypeError(
+          "Cannot decode event: a $date tag holds no valid ISO date",
+        );
+      }
+      return date;
+    }
+    const literal = record[LITERAL];
+    if (literal === null || typeof literal !== "object") {
+      throw new TypeError(
+        "Cannot decode event: a $literal tag holds no object",
+      );
+    }
+    return decodeFields(literal as Record<string, unknown>);
+  }
+  return decodeFields(record);
+}
+
+function decodeFields(
+  record: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(record)) {
+    setField(out, key, decode(record[key]));
+  }
+  return out;
+}
+
+/** Sets an own field, even one named `__proto__` (which `=` would not). */
+export function setField(
+  target: object,
+  key: string,
+  value: unknown,
+): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}

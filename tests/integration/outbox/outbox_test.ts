@@ -1,0 +1,659 @@
+// Outbox mode of PostgresUnitOfWork and the OutboxRelay on the test
+// database: embedded PGlite by default, a fresh database on the server when
+// TEST_DATABASE_URL is set.
+import assert from "node:assert/strict";
+import type postgres from "postgres";
+import {
+  AggregateRoot,
+  CommitError,
+  DomainEvent,
+  EventBus,
+  EventRegistry,
+  PublishAfterCommitError,
+} from "../../../mod.ts";
+import {
+  migrateOutbox,
+  type OutboxOptions,
+  OutboxRelay,
+  PostgresUnitOfWork,
+} from "../../../src/adapters/postgres/mod.ts";
+import { Outbox } from "../../../src/adapters/postgres/_outbox.ts";
+import { type AppDatabase, openAppDatabase } from "../../_helpers/app_db.ts";
+import { captureLogs, recordText } from "../../_helpers/logs.ts";
+
+class UserRegistered extends DomainEvent {
+  constructor(readonly userId: string, readonly email: string) {
+    super();
+  }
+}
+
+class Noted extends DomainEvent {
+  constructor(readonly n: number) {
+    super();
+  }
+}
+
+class Unregistered extends DomainEvent {}
+
+class Anonymous {
+  constructor(readonly note: string) {}
+}
+
+class User extends AggregateRoot {
+  private constructor(readonly id: string, readonly email: string) {
+    super();
+  }
+  static register(email: string): User {
+    const user = new User(crypto.randomUUID(), email);
+    user.recordEvent(new UserRegistered(user.id, email));
+    return user;
+  }
+}
+
+const registry = new EventRegistry();
+registry.register("test.outbox.user-registered", UserRegistered);
+registry.register("test.outbox.noted", Noted);
+registry.register("test.outbox.anonymous", Anonymous);
+
+/** Every test gets its own table, so none sees another's rows. */
+function freshOptions(extra: OutboxOptions = {}): OutboxOptions & {
+  table: string;
+} {
+  return {
+    table: `outbox_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`,
+    registry,
+    leaseSeconds: 1,
+    retryDelaySeconds: 0.02,
+    ...extra,
+  };
+}
+
+interface Row {
+  id: string;
+  type: string;
+  attempts: number;
+  last_error: string | null;
+  done: boolean;
+  parked: boolean;
+}
+
+async function rows(db: AppDatabase, table: string): Promise<Row[]> {
+  return [
+    ...await db.observer.unsafe(
+      `select id, type, attempts, last_error, done_at is not null as done,
+       parked_at is not null as parked
+     from "${table}" order by seq`,
+    ),
+  ] as unknown as Row[];
+}
+
+async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  ms = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function insertUser(sql: postgres.TransactionSql, user: User) {
+  await sql`insert into users (id, email) values (${user.id}, ${user.email})`;
+}
+
+Deno.test({
+  name: "Outbox mode and the outbox relay on the test database",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    await using db = await openAppDatabase();
+    await db.sql`create table users (id text primary key, email text not null)`;
+
+    async function migrated(extra?: OutboxOptions) {
+      const options = freshOptions(extra);
+      await migrateOutbox(db.sql, options);
+      return options;
+    }
+
+    await t.step(
+      "migrateOutbox() is idempotent and safe when run concurrently",
+      async () => {
+        const options = freshOptions();
+        await Promise.all(
+          Array.from({ length: 5 }, () => migrateOutbox(db.sql, options)),
+        );
+        await migrateOutbox(db.sql, options);
+        assert.deepEqual(await rows(db, options.table), []);
+      },
+    );
+
+    await t.step(
+      "run() in outbox mode writes the events in the transaction, dispatches them after COMMIT in order, then marks them done",
+      async () => {
+        const options = await migrated();
+        const bus = new EventBus();
+        const seen: string[] = [];
+        bus.register(UserRegistered, async (event) => {
+          const [row] = await db.observer.unsafe(
+            `select done_at is null as undone from "${options.table}" where id = $1`,
+            [event.eventId],
+          );
+          seen.push(`user:${row?.undone}`);
+        });
+        bus.register(Noted, (event) => {
+          seen.push(`noted:${event.n}`);
+        });
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        assert.equal(uow.outboxMode, true);
+        const user = User.register("ada@example.com");
+        const registered = user.peekEvents()[0] as UserRegistered;
+        await uow.run(async (tx) => {
+          await insertUser(tx.sql, tx.track(user));
+          tx.publishAfterCommit(new Noted(1));
+        });
+        assert.deepEqual(
+          seen,
+          ["user:true", "noted:1"],
+          "dispatched before marked done",
+        );
+        const stored = await rows(db, options.table);
+        assert.deepEqual(stored.map((r) => [r.type, r.done, r.attempts]), [
+          ["test.outbox.user-registered", true, 1],
+          ["test.outbox.noted", true, 1],
+        ]);
+        assert.equal(
+          stored[0]!.id,
+          registered.eventId,
+          "the row id is the eventId",
+        );
+      },
+    );
+
+    await t.step(
+      "outbox mode adds one insert to the transaction and one update after it, for many events",
+      async () => {
+        const options = await migrated();
+        const statements: string[] = [];
+        const count = (query: string) => {
+          if (query.includes(options.table)) {
+            statements.push(query.trim().split(/\s+/)[0]!);
+          }
+        };
+        // A client that records the outbox statements it runs.
+        const watched = new Proxy(db.sql, {
+          get(target, key, receiver) {
+            if (key === "unsafe") {
+              return (q: string, ...rest: never[]) => {
+                count(q);
+                return target.unsafe(q, ...rest);
+              };
+            }
+            if (key === "begin") {
+              return (
+                mode: string,
+                fn: (tx: postgres.TransactionSql) => unknown,
+              ) =>
+                target.begin(mode, (tx) =>
+                  fn(
+                    new Proxy(tx, {
+                      get(t2, k2) {
+                        if (k2 === "unsafe") {
+                          return (q: string, ...rest: never[]) => {
+                            count(q);
+                            return t2.unsafe(q, ...rest);
+                          };
+                        }
+                        const v = Reflect.get(t2, k2);
+                        return typeof v === "function" ? v.bind(t2) : v;
+                      },
+                    }),
+                  ));
+            }
+            return Reflect.get(target, key, receiver);
+          },
+        });
+        const bus = new EventBus();
+        let dispatched = 0;
+        bus.register(Noted, () => {
+          dispatched++;
+        });
+        const uow = new PostgresUnitOfWork(watched, { bus, outbox: options });
+        await uow.run((tx) => {
+          for (let i = 0; i < 50; i++) tx.publishAfterCommit(new Noted(i));
+        });
+        assert.equal(dispatched, 50);
+        assert.deepEqual(statements, ["insert", "update"]);
+        assert.equal(
+          (await rows(db, options.table)).filter((r) => r.done).length,
+          50,
+        );
+      },
+    );
+
+    await t.step(
+      "an event whose class has no type name, or that has no eventId, fails the run before COMMIT: nothing is saved",
+      async () => {
+        const options = await migrated();
+        const bus = new EventBus();
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        for (
+          const [event, pattern] of [
+            [
+              new Unregistered(),
+              /Unregistered: its class has no registered type name/,
+            ],
+            [new Anonymous("x"), /Anonymous: it has no eventId/],
+          ] as const
+        ) {
+          const user = User.register(`${crypto.randomUUID()}@example.com`);
+          const error = await uow.run(async (tx) => {
+            await insertUser(tx.sql, tx.track(user));
+            tx.publishAfterCommit(event);
+          }).then(() => undefined, (e: unknown) => e);
+          assert.ok(error instanceof CommitError, `got ${error}`);
+          assert.ok(error.cause instanceof TypeError);
+          assert.match(error.cause.message, pattern);
+          const [found] = await db.observer`
+            select count(*)::int as n from users where id = ${user.id}`;
+          assert.equal(found!.n, 0, "the transaction rolled back");
+        }
+        assert.deepEqual(await rows(db, options.table), []);
+      },
+    );
+
+    await t.step(
+      "rows written by a committing process start leased: a relay does not take them while it dispatches",
+      async () => {
+        const options = await migrated({ leaseSeconds: 30 });
+        const bus = new EventBus();
+        const relay = new OutboxRelay(db.sql, { ...options, bus });
+        const claims: number[] = [];
+        bus.register(Noted, async () => {
+          claims.push((await relay.runOnce()).claimed);
+        });
+        await new PostgresUnitOfWork(db.sql, { bus, outbox: options }).run(
+          (tx) => tx.publishAfterCommit(new Noted(1)),
+        );
+        assert.deepEqual(claims, [0]);
+        assert.equal((await rows(db, options.table))[0]!.done, true);
+      },
+    );
+
+    await t.step(
+      "a handler failing three times then succeeding: run() reports it, the relay retries, the event is delivered once with its attempts recorded",
+      async () => {
+        const options = await migrated();
+        const bus = new EventBus();
+        let calls = 0;
+        let deliveries = 0;
+        bus.register(UserRegistered, () => {
+          calls++;
+          if (calls <= 3) throw new Error(`mail server down ${calls}`);
+          deliveries++;
+        });
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        const user = User.register("grace@example.com");
+        const error = await uow.run(async (tx) => {
+          await insertUser(tx.sql, tx.track(user));
+        }).then(() => undefined, (e: unknown) => e);
+        assert.ok(error instanceof PublishAfterCommitError, `got ${error}`);
+        assert.equal(error.committed, true);
+        assert.equal(error.relayWillRetry, true);
+        assert.match(error.message, /the relay will dispatch them again/);
+        let [row] = await rows(db, options.table);
+        assert.deepEqual(
+          [row!.attempts, row!.done, row!.last_error],
+          [1, false, "Error: mail server down 1"],
+        );
+
+        await using _relay = new OutboxRelay(db.sql, {
+          ...options,
+          bus,
+          pollIntervalSeconds: 0.02,
+        }).start();
+        await waitUntil("the delivery", async () => {
+          [row] = await rows(db, options.table);
+          return row!.done;
+        });
+        assert.equal(deliveries, 1);
+        assert.equal(calls, 4);
+        assert.deepEqual(
+          [row!.attempts, row!.parked, row!.last_error],
+          [4, false, "Error: mail server down 3"],
+        );
+      },
+    );
+
+    await t.step(
+      "a handler that always fails: the event is parked after maxAttempts, logged with its type and id only, and kept",
+      async () => {
+        const options = await migrated({ maxAttempts: 3 });
+        const bus = new EventBus();
+        let calls = 0;
+        bus.register(UserRegistered, () => {
+          calls++;
+          throw new TypeError("template missing");
+        });
+        const email = "secret-address@example.com";
+        const user = User.register(email);
+        const { records } = await captureLogs(async () => {
+          const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+          await assert.rejects(
+            uow.run(async (tx) => {
+              await insertUser(tx.sql, tx.track(user));
+            }),
+            PublishAfterCommitError,
+          );
+          await using relay = new OutboxRelay(db.sql, {
+            ...options,
+            bus,
+            pollIntervalSeconds: 0.02,
+          }).start();
+          await waitUntil(
+            "the event to be parked",
+            async () => (await rows(db, options.table))[0]!.parked,
+          );
+          await relay.stop();
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        });
+        assert.equal(calls, 3, "not retried after parking");
+        const [row] = await rows(db, options.table);
+        assert.deepEqual(
+          [row!.attempts, row!.done, row!.parked, row!.last_error],
+          [3, false, true, "TypeError: template missing"],
+        );
+        const parked = records.filter((r) =>
+          r.category.join(".") === "aftercommit.outbox" &&
+          r.level === "error" && String(r.message.join("")).includes("Parked")
+        );
+        assert.equal(parked.length, 1);
+        assert.equal(
+          parked[0]!.properties.eventType,
+          "test.outbox.user-registered",
+        );
+        assert.equal(parked[0]!.properties.eventId, row!.id);
+        assert.equal(
+          records.filter((r) =>
+            r.category.join(".") === "aftercommit.outbox" &&
+            r.level === "warning"
+          ).length,
+          2,
+          "attempts 1 and 2 are warnings",
+        );
+        for (const record of records) {
+          const text = recordText(record);
+          assert.ok(!text.includes(email), `a log holds the email: ${text}`);
+          assert.ok(
+            !text.includes(user.id),
+            `a log holds the user id: ${text}`,
+          );
+          if (record.category.join(".") === "aftercommit.outbox") {
+            assert.ok(
+              !text.includes("template missing"),
+              `an outbox log holds the error message: ${text}`,
+            );
+          }
+        }
+      },
+    );
+
+    await t.step(
+      "maxAttempts: 1 parks at the first failure, and run() says the relay will not retry",
+      async () => {
+        const options = await migrated({ maxAttempts: 1 });
+        const bus = new EventBus();
+        bus.register(Noted, () => {
+          throw new Error("no");
+        });
+        const error = await new PostgresUnitOfWork(db.sql, {
+          bus,
+          outbox: options,
+        })
+          .run((tx) => tx.publishAfterCommit(new Noted(1)))
+          .then(() => undefined, (e: unknown) => e);
+        assert.ok(error instanceof PublishAfterCommitError);
+        assert.equal(error.relayWillRetry, false);
+        assert.equal((await rows(db, options.table))[0]!.parked, true);
+      },
+    );
+
+    await t.step(
+      "a row whose type name no class is registered for gets the error recorded, is parked at the limit, and is never deleted",
+      async () => {
+        const options = await migrated({
+          maxAttempts: 2,
+          retryDelaySeconds: 0,
+        });
+        const other = new EventRegistry();
+        other.register("test.outbox.renamed-away", Noted);
+        const outbox = new Outbox({ ...options, registry: other }, "test");
+        const batch = outbox.prepare([new Noted(7)]);
+        await db.sql.begin((tx) => outbox.table.insert(tx, batch.json, 0.001));
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        const relay = new OutboxRelay(db.sql, {
+          ...options,
+          bus: new EventBus(),
+          retentionSeconds: 0,
+        });
+        const first = await relay.runOnce();
+        assert.deepEqual(first, {
+          claimed: 1,
+          dispatched: 0,
+          failed: 1,
+          parked: 0,
+          skipped: 0,
+        });
+        let [row] = await rows(db, options.table);
+        assert.equal(row!.attempts, 1);
+        assert.match(
+          row!.last_error!,
+          /^UnknownEventTypeError: .*"test\.outbox\.renamed-away"/,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        const second = await relay.runOnce();
+        assert.equal(second.parked, 1);
+        await relay.cleanup();
+        [row] = await rows(db, options.table);
+        assert.deepEqual([row!.attempts, row!.parked, row!.done], [
+          2,
+          true,
+          false,
+        ]);
+      },
+    );
+
+    await t.step(
+      "done rows are deleted after the retention period; undone and parked rows are kept",
+      async () => {
+        const options = await migrated({ maxAttempts: 1 });
+        const bus = new EventBus();
+        bus.register(Noted, (event) => {
+          if (event.n === 2) throw new Error("parked");
+        });
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        await uow.run((tx) => {
+          tx.publishAfterCommit(new Noted(1));
+        });
+        await uow.run((tx) => tx.publishAfterCommit(new Noted(2))).catch(
+          () => {},
+        );
+        const outbox = new Outbox(options, "test");
+        await db.sql.begin((tx) =>
+          outbox.table.insert(tx, outbox.prepare([new Noted(3)]).json, 60)
+        );
+        const keep = new OutboxRelay(db.sql, {
+          ...options,
+          bus,
+          retentionSeconds: 3600,
+        });
+        assert.equal(await keep.cleanup(), 0, "within the retention");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const relay = new OutboxRelay(db.sql, {
+          ...options,
+          bus,
+          retentionSeconds: 0.01,
+        });
+        assert.equal(await relay.cleanup(), 1);
+        const left = await rows(db, options.table);
+        assert.deepEqual(left.map((r) => [r.done, r.parked]), [[false, true], [
+          false,
+          false,
+        ]]);
+      },
+    );
+
+    await t.step(
+      "handlers may run units of work of their own, in the committing process and in the relay (one connection is enough)",
+      async () => {
+        const options = await migrated();
+        const bus = new EventBus();
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        const chain: number[] = [];
+        bus.register(Noted, async (event) => {
+          chain.push(event.n);
+          if (event.n < 3) {
+            await uow.run((tx) =>
+              tx.publishAfterCommit(new Noted(event.n + 1))
+            );
+          }
+        });
+        await uow.run((tx) => tx.publishAfterCommit(new Noted(1)));
+        assert.deepEqual(chain, [1, 2, 3]);
+
+        const outbox = new Outbox(options, "test");
+        await db.sql.begin((tx) =>
+          outbox.table.insert(tx, outbox.prepare([new Noted(1)]).json, 0.001)
+        );
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        chain.length = 0;
+        const pass = await new OutboxRelay(db.sql, { ...options, bus })
+          .runOnce();
+        assert.equal(pass.dispatched, 1);
+        assert.deepEqual(chain, [1, 2, 3]);
+        assert.ok((await rows(db, options.table)).every((r) => r.done));
+      },
+    );
+
+    await t.step(
+      "stop() is graceful: the pass under way dispatches and marks its events before stop() resolves",
+      async () => {
+        const options = await migrated();
+        const bus = new EventBus();
+        const { promise: started, resolve: onStart } = Promise.withResolvers<
+          void
+        >();
+        bus.register(Noted, async () => {
+          onStart();
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        });
+        const outbox = new Outbox(options, "test");
+        await db.sql.begin((tx) =>
+          outbox.table.insert(tx, outbox.prepare([new Noted(1)]).json, 0.001)
+        );
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        const relay = new OutboxRelay(db.sql, { ...options, bus }).start();
+        assert.equal(relay.running, true);
+        await started;
+        await relay.stop();
+        assert.equal(relay.running, false);
+        assert.equal((await rows(db, options.table))[0]!.done, true);
+        assert.throws(() => relay.start(), TypeError);
+      },
+    );
+
+    await t.step(
+      "two relays at once over 1,000 undone events: every event dispatched, none twice",
+      async () => {
+        const options = await migrated({ leaseSeconds: 30 });
+        const outbox = new Outbox(options, "test");
+        const events = Array.from({ length: 1000 }, (_, i) => new Noted(i));
+        await db.sql.begin((tx) =>
+          outbox.table.insert(tx, outbox.prepare(events).json, 0.001)
+        );
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        const counts = new Map<string, number>();
+        const byRelay = [0, 0];
+        const buses = [0, 1].map((i) => {
+          const bus = new EventBus();
+          bus.register(Noted, async (event) => {
+            counts.set(event.eventId, (counts.get(event.eventId) ?? 0) + 1);
+            byRelay[i]!++;
+            await new Promise((resolve) => setTimeout(resolve, 0));
+          });
+          return bus;
+        });
+        const relays = [db.sql, db.observer].map((sql, i) =>
+          new OutboxRelay(sql, {
+            ...options,
+            bus: buses[i]!,
+            batchSize: 50,
+            pollIntervalSeconds: 0.02,
+          }).start()
+        );
+        try {
+          await waitUntil("every event to be done", async () => {
+            const [row] = await db.observer.unsafe(
+              `select count(*)::int as n from "${options.table}" where done_at is null`,
+            );
+            return row!.n === 0;
+          }, 60_000);
+        } finally {
+          await Promise.all(relays.map((r) => r.stop()));
+        }
+        assert.equal(counts.size, 1000, "every event dispatched");
+        const twice = [...counts.values()].filter((n) => n !== 1).length;
+        assert.equal(twice, 0, "none dispatched twice");
+        assert.deepEqual(
+          events.map((e) => counts.get(e.eventId)),
+          events.map(() => 1),
+        );
+        assert.ok(
+          byRelay[0]! > 0 && byRelay[1]! > 0,
+          `both relays worked: ${byRelay}`,
+        );
+        assert.ok(
+          (await rows(db, options.table)).every((r) => r.attempts === 1),
+        );
+      },
+    );
+
+    await t.step("bad options get a clear error", () => {
+      const bus = new EventBus();
+      assert.throws(
+        () =>
+          new PostgresUnitOfWork(db.sql, {
+            bus,
+            outbox: { table: "bad name" },
+          }),
+        /options\.table must be a table name/,
+      );
+      assert.throws(
+        () =>
+          new PostgresUnitOfWork(db.sql, { bus, outbox: { leaseSeconds: 0 } }),
+        RangeError,
+      );
+      assert.throws(
+        () => new OutboxRelay(db.sql, { maxAttempts: 1.5 }),
+        RangeError,
+      );
+      assert.throws(
+        () => new OutboxRelay(db.sql, { batchSize: "10" as unknown as number }),
+        TypeError,
+      );
+      assert.throws(
+        () => new OutboxRelay(db.sql, { registry: {} as EventRegistry }),
+        /options\.registry must be an EventRegistry/,
+      );
+      assert.throws(
+        () => new OutboxRelay({} as never),
+        /expected a postgres\.js client/,
+      );
+      assert.throws(
+        () => new OutboxRelay(db.sql, { bus: {} as EventBus }),
+        /publishAll/,
+      );
+    });
+  },
+});
