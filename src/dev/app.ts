@@ -117,6 +117,17 @@ export async function startApp(config: DevConfig): Promise<App> {
         }),
       find: (id) =>
         uow.run((tx) => new UserRepository(tx as unknown as Tx).get(id)),
+      stats: async () => {
+        const [row] = await sql`
+          select
+            (select count(*) from users)::int as users,
+            (select count(*) from users where welcome_email_sent_at is not null)::int
+              as "welcomeEmailsSent",
+            (select count(*) from dev_mailbox)::int as "mailboxMessages",
+            (select count(distinct user_id) from dev_mailbox)::int as "mailboxRecipients",
+            (select count(*) from audit_trail)::int as "auditRows"`;
+        return row as Record<string, number>;
+      },
       health: async () => ({
         app: await probe(() => sql`select 1`),
         jobs: await probe(() => jobs.ping()),

@@ -23,6 +23,7 @@ export interface UserService {
   register(registration: { email: string; name: string }): Promise<User>;
   find(id: string): Promise<User | null>;
   health(): Promise<{ app: boolean; jobs: boolean }>;
+  stats(): Promise<Record<string, number>>;
 }
 
 const MAX_BODY_BYTES = 16 * 1024;
@@ -137,9 +138,16 @@ async function route(request: Request, users: UserService): Promise<Response> {
     });
   }
 
+  if (path === "/stats") {
+    if (request.method !== "GET") {
+      return json(405, { error: "use GET /stats" }, { allow: "GET" });
+    }
+    return json(200, await users.stats());
+  }
+
   return error(
     404,
-    `no route for ${request.method} ${path}; try POST /users, GET /users/:id or GET /health`,
+    `no route for ${request.method} ${path}; try POST /users, GET /users/:id, GET /health or GET /stats`,
   );
 }
 

@@ -31,6 +31,14 @@ export async function configureLogging(
     loggers: [
       { category: ["aftercommit"], lowestLevel: level, sinks: ["console"] },
       { category: ["dev"], lowestLevel: level, sinks: ["console"] },
+      // Where the server listens, which databases it uses, and its stop are
+      // printed whatever LOG_LEVEL says.
+      {
+        category: ["dev", "server"],
+        lowestLevel: level === "trace" || level === "debug" ? level : "info",
+        sinks: ["console"],
+        parentSinks: "override",
+      },
       {
         category: ["logtape", "meta"],
         lowestLevel: "warning",
