@@ -3,7 +3,12 @@
 import postgres from "postgres";
 import { getLogger } from "@logtape/logtape";
 import { BatchingJobQueue, defaultBus, type Subscription } from "../../mod.ts";
-import { PostgresUnitOfWork } from "../adapters/postgres/mod.ts";
+import {
+  migrateOutbox,
+  OutboxRelay,
+  PostgresUnitOfWork,
+  PublishAfterCommitError,
+} from "../adapters/postgres/mod.ts";
 import {
   type EmbeddedPostgres,
   startEmbeddedPostgres,
@@ -105,16 +110,42 @@ export async function startApp(config: DevConfig): Promise<App> {
       { concurrency: 4 },
     );
 
+    // The events of a commit are written to the outbox in the same
+    // transaction; the relay redelivers what a crash or a failing handler
+    // left undone (at least once; the job key makes a redelivery harmless).
+    const publisher = batching.publisher(defaultBus);
+    if (config.outbox) {
+      await migrateOutbox(sql);
+      const relay = new OutboxRelay(sql, { bus: publisher }).start();
+      cleanup.push(() => relay.stop());
+    }
     const uow = new PostgresUnitOfWork(sql, {
-      bus: batching.publisher(defaultBus),
+      bus: publisher,
+      outbox: config.outbox,
     });
     const users: UserService = {
-      register: (registration) =>
-        uow.run(async (tx) => {
-          const user = User.register(registration);
-          await new UserRepository(tx as unknown as Tx).add(user);
-          return user;
-        }),
+      register: async (registration) => {
+        const user = User.register(registration);
+        try {
+          await uow.run(async (tx) => {
+            await new UserRepository(tx as unknown as Tx).add(user);
+          });
+        } catch (e) {
+          // Saved, and the outbox relay will deliver the events again: the
+          // registration succeeded.
+          if (e instanceof PublishAfterCommitError && e.relayWillRetry) {
+            logger.warning(
+              "User {userId} saved; a handler failed, the relay will retry",
+              {
+                userId: user.id,
+              },
+            );
+            return user;
+          }
+          throw e;
+        }
+        return user;
+      },
       find: (id) =>
         uow.run((tx) => new UserRepository(tx as unknown as Tx).get(id)),
       stats: async () => {
@@ -126,7 +157,14 @@ export async function startApp(config: DevConfig): Promise<App> {
             (select count(*) from dev_mailbox)::int as "mailboxMessages",
             (select count(distinct user_id) from dev_mailbox)::int as "mailboxRecipients",
             (select count(*) from audit_trail)::int as "auditRows"`;
-        return row as Record<string, number>;
+        if (!config.outbox) return row as Record<string, number>;
+        const [outbox] = await sql`
+          select
+            count(*) filter (where done_at is null and parked_at is null)::int
+              as "outboxPending",
+            count(*) filter (where parked_at is not null)::int as "outboxParked"
+          from aftercommit_outbox`;
+        return { ...row, ...outbox } as Record<string, number>;
       },
       health: async () => ({
         app: await probe(() => sql`select 1`),

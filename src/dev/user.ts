@@ -1,7 +1,17 @@
 // The example's aggregate: a user who registers, and the event it records.
-import { AggregateRoot, DomainEvent, type DomainEventInit } from "../../mod.ts";
+import {
+  AggregateRoot,
+  DomainEvent,
+  type DomainEventInit,
+  EventType,
+} from "../../mod.ts";
 
-/** Raised when a user registers. Carries ids only: handlers load what they need. */
+/**
+ * Raised when a user registers. Carries ids only: handlers load what they
+ * need. Its stable name lets the outbox relay rebuild it after a crash, even
+ * if the class is renamed.
+ */
+@EventType("user.registered")
 export class UserRegistered extends DomainEvent {
   constructor(readonly userId: string, init?: DomainEventInit) {
     super(init);

@@ -61,6 +61,9 @@ Deno.test({
     );
     assert.equal(stats.mailboxRecipients, REGISTRATIONS);
     assert.equal(stats.auditRows, REGISTRATIONS);
+    // The dev server runs with the outbox: every event was marked done.
+    assert.equal(stats.outboxPending, 0);
+    assert.equal(stats.outboxParked, 0);
     assert.doesNotMatch(server.output(), /\b5\d\d\b.*ms/);
   },
 });
