@@ -7,6 +7,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { describe } from "./_describe.ts";
+import { loggableError } from "./_loggable_error.ts";
 import type {
   EnqueueOptions,
   JobHandler,
@@ -482,7 +483,7 @@ export class BatchingJobQueue implements JobQueue {
     } catch (error) {
       logger.error("Could not write {jobCount} buffered jobs: {error}", {
         jobCount: count,
-        error,
+        error: loggableError(error),
       });
       throw error;
     }

@@ -5,6 +5,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { DebugGate } from "./_debug_gate.ts";
+import { loggableError } from "./_loggable_error.ts";
 import { collectHandlerRecords } from "./_handler_metadata.ts";
 import { describe, isConstructor, typeName } from "./_describe.ts";
 import { Subscription } from "./subscription.ts";
@@ -567,7 +568,7 @@ function logFailureOf(
   logger.error("Handler {handler} failed for {eventType}: {error}", {
     eventType,
     handler,
-    error,
+    error: loggableError(error),
   });
 }
 

@@ -34,6 +34,7 @@ import {
   assertOptionsObject,
   assertQueueName,
 } from "./_validate.ts";
+import { loggableError } from "../../application/_loggable_error.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -370,7 +371,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     }
     // Without an "error" listener an EventEmitter throws; log instead.
     boss.on("error", (error) => {
-      logger.error("Job queue background error: {error}", { error });
+      logger.error("Job queue background error: {error}", {
+        error: loggableError(error),
+      });
     });
     boss.on("warning", (warning) => {
       logger.warn("Job queue warning: {message}", {
@@ -542,7 +545,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       return true;
     } catch (error) {
       if (this.#stopping !== undefined) return false;
-      logger.warn("Job queue health check failed: {error}", { error });
+      logger.warn("Job queue health check failed: {error}", {
+        error: loggableError(error),
+      });
       return false;
     } finally {
       clearTimeout(timer);
@@ -884,7 +889,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     } catch (error) {
       logger.error(
         "Job {jobName} {jobId} failed on attempt {attempt}: {error}",
-        { jobName: name, jobId: job.id, attempt, error },
+        { jobName: name, jobId: job.id, attempt, error: loggableError(error) },
       );
       // A retry without delay is ready now; fetch it without waiting.
       this.#wake(name);

@@ -58,7 +58,11 @@ Deno.test("the bus logs registration, handling and failure with the event type a
   assert.equal(errors.length, 1);
   assert.equal(errors[0]!.properties.eventType, "UserRegistered");
   assert.equal(errors[0]!.properties.handler, "Welcome.send");
-  assert.equal(errors[0]!.properties.error, boom);
+  const logged = errors[0]!.properties.error as Error;
+  assert.ok(logged instanceof Error);
+  assert.equal(logged.name, boom.name);
+  assert.equal(logged.message, boom.message);
+  assert.equal(logged.stack, boom.stack);
 });
 
 Deno.test("no log record contains an event's field values", async () => {
@@ -83,6 +87,62 @@ Deno.test("no log record contains an event's field values", async () => {
     }
     assert.ok(!text.includes(event.eventId));
   }
+});
+
+Deno.test("a failing handler's error is logged without the fields a driver error carries", async () => {
+  // postgres.js puts the failing row's values in `detail` and the query's in
+  // `parameters`; a log formatter would print them.
+  const driverError = Object.assign(
+    new Error(
+      'duplicate key value violates unique constraint "users_email_key"',
+    ),
+    {
+      name: "PostgresError",
+      detail: `Key (email)=(${EMAIL}) already exists.`,
+      parameters: [EMAIL, NAME],
+      cause: Object.assign(new Error("inner"), { detail: EMAIL }),
+    },
+  );
+  const { records } = await captureLogs(async () => {
+    const bus = new EventBus();
+    bus.register(UserRegistered, () => {
+      throw driverError;
+    });
+    await assert.rejects(
+      bus.publish(new UserRegistered(EMAIL, NAME)),
+      // The caller still gets the original error, every field included.
+      (e) => e === driverError,
+    );
+  });
+  const failures = records.filter((r) => r.level === "error");
+  assert.equal(failures.length, 1);
+  const logged = failures[0]!.properties.error as Error;
+  assert.equal(logged.name, "PostgresError");
+  assert.match(logged.message, /duplicate key value/);
+  assert.equal((logged.cause as Error).message, "inner");
+  for (const record of records) {
+    const text = recordText(record) +
+      Deno.inspect(record.properties, { depth: 10 });
+    assert.ok(!text.includes(EMAIL), `record leaks the email: ${text}`);
+    assert.ok(!text.includes(NAME), `record leaks the name: ${text}`);
+  }
+});
+
+Deno.test("a thrown non-Error is logged by its type, not its value", async () => {
+  const { records } = await captureLogs(async () => {
+    const bus = new EventBus();
+    bus.register(UserRegistered, () => {
+      throw `could not mail ${EMAIL}`;
+    });
+    await assert.rejects(bus.publish(new UserRegistered(EMAIL, NAME)));
+  });
+  const logged = records.find((r) => r.level === "error")!.properties
+    .error as Error;
+  assert.equal(logged.name, "NonError");
+  assert.match(logged.message, /non-Error value was thrown \(string\)/);
+  assert.ok(
+    !recordText(records.find((r) => r.level === "error")!).includes(EMAIL),
+  );
 });
 
 Deno.test("without debug enabled the bus emits no debug records", async () => {

@@ -1,0 +1,25 @@
+// What of an error goes into a log record. Driver errors carry the values of
+// the row or query that failed in their own fields (postgres.js: `detail`,
+// `parameters`, `where`), and a log formatter prints every field, so only the
+// name, message, stack and cause chain are kept. The error the caller gets is
+// the original, untouched.
+
+/** A copy of `error` fit for a log record: name, message, stack, cause. */
+export function loggableError(error: unknown, depth = 0): Error {
+  if (!(error instanceof Error)) {
+    const copy = new Error(
+      `A non-Error value was thrown (${
+        error === null ? "null" : typeof error
+      })`,
+    );
+    copy.name = "NonError";
+    return copy;
+  }
+  const copy = new Error(error.message);
+  copy.name = error.name;
+  if (error.stack !== undefined) copy.stack = error.stack;
+  if (error.cause !== undefined && depth < 5) {
+    copy.cause = loggableError(error.cause, depth + 1);
+  }
+  return copy;
+}
