@@ -4,7 +4,6 @@ import {
   DEFAULT_QUEUE_SETTINGS,
   PgBossJobQueue,
 } from "../../../../src/adapters/pg-boss/mod.ts";
-import { sha1 } from "../../../../src/adapters/pg-boss/_job_id.ts";
 
 const UUID_V5 =
   /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -70,13 +69,4 @@ Deno.test("the documented queue defaults retry with backoff, expire and dead-let
     PgBossJobQueue.deadLetterQueueName("send-email"),
     "send-email__dead",
   );
-});
-
-Deno.test("sha1() agrees with crypto.subtle on inputs around the block sizes", async () => {
-  const lengths = [0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 1000];
-  for (const length of lengths) {
-    const bytes = crypto.getRandomValues(new Uint8Array(length));
-    const expected = new Uint8Array(await crypto.subtle.digest("SHA-1", bytes));
-    assert.deepEqual(sha1(bytes), expected, `length ${length}`);
-  }
 });
