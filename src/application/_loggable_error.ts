@@ -1,3 +1,5 @@
+import { describe, typeName } from "./_describe.ts";
+
 // What of an error goes into a log record. Driver errors carry the values of
 // the row or query that failed in their own fields (postgres.js: `detail`,
 // `parameters`, `where`), and a log formatter prints every field, so only the
@@ -22,4 +24,13 @@ export function loggableError(error: unknown, depth = 0): Error {
     copy.cause = loggableError(error.cause, depth + 1);
   }
   return copy;
+}
+
+/**
+ * The error's type name, never its message: for log lines that must not
+ * carry a driver's message (it can quote the values of a failed row).
+ */
+export function errorType(error: unknown): string {
+  if (error instanceof Error) return error.name || typeName(error.constructor);
+  return describe(error);
 }

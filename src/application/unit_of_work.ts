@@ -11,10 +11,13 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { AggregateRoot } from "../domain/aggregate_root.ts";
 import { recordOrderOf, stampRecordOrder } from "../domain/_record_order.ts";
+import { DebugGate } from "./_debug_gate.ts";
 import { describe } from "./_describe.ts";
+import { errorType } from "./_loggable_error.ts";
 import { defaultBus, type EventBus } from "./event_bus.ts";
 
 const logger = getLogger(["aftercommit", "uow"]);
+const debugGate = new DebugGate(logger);
 
 /**
  * What `work` receives besides the driver's transaction handle: a way to
@@ -475,7 +478,7 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
     }
     scope.state = "closed";
     const published = events as object[] | undefined ?? [];
-    const debug = logger.isEnabledFor("debug");
+    const debug = debugGate.enabled;
     if (debug) {
       logger.debug(
         "Committed unit of work with {eventCount} events to publish",
@@ -571,11 +574,4 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
     _handle: H,
     _events: readonly object[],
   ): void | Promise<void> {}
-}
-
-// Names a type, never a message: driver messages and details can carry
-// field values.
-function errorType(error: unknown): string {
-  if (error instanceof Error) return error.name || error.constructor.name;
-  return describe(error);
 }

@@ -14,6 +14,7 @@ import {
 } from "../../application/outbox/event_registry.ts";
 import type { EventPublisher } from "../../application/unit_of_work.ts";
 import { describe, typeName } from "../../application/_describe.ts";
+import { errorType } from "../../application/_loggable_error.ts";
 import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
@@ -418,12 +419,6 @@ export function formatError(error: unknown): string {
   return text.length > MAX_ERROR_LENGTH
     ? `${text.slice(0, MAX_ERROR_LENGTH - 1)}…`
     : text;
-}
-
-/** The error's type name, never its message (which could hold data). */
-export function errorType(error: unknown): string {
-  if (error instanceof Error) return error.name || typeName(error.constructor);
-  return describe(error);
 }
 
 function checkNumber(

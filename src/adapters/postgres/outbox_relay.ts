@@ -8,13 +8,8 @@ import { getLogger } from "@logtape/logtape";
 import { defaultBus } from "../../application/event_bus.ts";
 import type { EventPublisher } from "../../application/unit_of_work.ts";
 import { describe } from "../../application/_describe.ts";
-import {
-  errorType,
-  nonNegative,
-  Outbox,
-  positive,
-  positiveInteger,
-} from "./_outbox.ts";
+import { nonNegative, Outbox, positive, positiveInteger } from "./_outbox.ts";
+import { errorType } from "../../application/_loggable_error.ts";
 import {
   assertClient,
   type OutboxOptions,
