@@ -652,10 +652,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
         );
       }
       const { name, data, options } = request as JobRequest;
-      assertQueueName(name, `enqueue jobs[${i}]`);
-      const action = `enqueue jobs[${i}] on queue "${name}"`;
-      assertJsonData(data, action);
-      assertEnqueueOptions(options, "options", action);
+      assertJob(name, data, options, `enqueue jobs[${i}]`);
     }
     this.#assertRunning("enqueue jobs");
     if (jobs.length === 0) return [];
@@ -940,9 +937,14 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 }
 
 // The checks of enqueue(); returns the action for later messages.
-function assertJob(name: unknown, data: unknown, options: unknown): string {
-  assertQueueName(name, "enqueue job");
-  const action = `enqueue job on queue "${name}"`;
+function assertJob(
+  name: unknown,
+  data: unknown,
+  options: unknown,
+  what = "enqueue job",
+): string {
+  assertQueueName(name, what);
+  const action = `${what} on queue "${name}"`;
   assertJsonData(data, action);
   assertEnqueueOptions(options, "options", action);
   return action;
