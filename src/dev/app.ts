@@ -21,10 +21,10 @@ import {
   WelcomeEmailPolicy,
 } from "./handlers.ts";
 import { createHandler, type UserService } from "./http.ts";
-import { createSchema, type Sql } from "./schema.ts";
+import { createSchema } from "./schema.ts";
 import { User } from "./user.ts";
-import { type Tx, UserRepository } from "./user_repository.ts";
-import { type Client, welcomeEmailWorker } from "./welcome_email_worker.ts";
+import { UserRepository } from "./user_repository.ts";
+import { welcomeEmailWorker } from "./welcome_email_worker.ts";
 
 const logger = getLogger(["dev", "app"]);
 
@@ -76,7 +76,7 @@ export async function startApp(config: DevConfig): Promise<App> {
       cleanup.push(() => sql.end({ timeout: 5 }));
       appWhere = describeUrl(config.databaseUrl);
     }
-    await createSchema(sql as unknown as Sql);
+    await createSchema(sql);
 
     // The jobs database.
     let jobsWhere: string;
@@ -97,7 +97,7 @@ export async function startApp(config: DevConfig): Promise<App> {
     // Handlers on the default bus, as an application would declare them.
     const subscriptions: Subscription[] = [
       defaultBus.subscribe(new WelcomeEmailPolicy(batching)),
-      defaultBus.subscribe(new AuditTrail(sql as unknown as Sql)),
+      defaultBus.subscribe(new AuditTrail(sql)),
     ];
     cleanup.push(() => {
       for (const s of subscriptions) s.unsubscribe();
@@ -106,7 +106,7 @@ export async function startApp(config: DevConfig): Promise<App> {
 
     await jobs.work(
       SEND_WELCOME_EMAIL,
-      welcomeEmailWorker(sql as unknown as Client, config.mailerDelayMs),
+      welcomeEmailWorker(sql, config.mailerDelayMs),
       { concurrency: 4 },
     );
 
@@ -128,7 +128,7 @@ export async function startApp(config: DevConfig): Promise<App> {
         const user = User.register(registration);
         try {
           await uow.run(async (tx) => {
-            await new UserRepository(tx as unknown as Tx).add(user);
+            await new UserRepository(tx.sql, tx.track).add(user);
           });
         } catch (e) {
           // Saved, and the outbox relay will deliver the events again: the
@@ -146,8 +146,8 @@ export async function startApp(config: DevConfig): Promise<App> {
         }
         return user;
       },
-      find: (id) =>
-        uow.run((tx) => new UserRepository(tx as unknown as Tx).get(id)),
+      // A read needs no transaction: one query on the pool.
+      find: (id) => new UserRepository(sql).get(id),
       stats: async () => {
         const [row] = await sql`
           select

@@ -1,10 +1,9 @@
 // The example's tables, created at start-up (idempotent).
 
-/** Anything that runs a query from a template (postgres.js). */
-export type Sql = (
-  strings: TemplateStringsArray,
-  ...values: unknown[]
-) => PromiseLike<unknown>;
+import type postgres from "postgres";
+
+/** The example's client type: any postgres.js client or transaction. */
+export type Sql = postgres.Sql | postgres.TransactionSql;
 
 /** Creates the example's tables if they do not exist. */
 export async function createSchema(sql: Sql): Promise<void> {

@@ -1,19 +1,23 @@
 // The repository: loads and saves users inside a Unit of Work, and tracks
 // every aggregate it touches so their events publish after the commit.
-import type { PostgresContext } from "../adapters/postgres/mod.ts";
 import { EmailTakenError } from "./http.ts";
 import { User, type UserRow } from "./user.ts";
 import type { Sql } from "./schema.ts";
 
-/** What the repository needs of a transaction context. */
-export type Tx = PostgresContext<Sql & ((value: unknown) => unknown)>;
-
+/**
+ * Reads and writes users. Inside a Unit of Work, give it the transaction's
+ * `sql` and `track`, so the aggregates it saves publish their events after
+ * the commit; for a plain read, the pool's `sql` is enough.
+ */
 export class UserRepository {
-  constructor(private readonly tx: Tx) {}
+  constructor(
+    private readonly sql: Sql,
+    private readonly track: (user: User) => unknown = () => {},
+  ) {}
 
   /** Inserts a new user; throws EmailTakenError on a duplicate email. */
   async add(user: User): Promise<void> {
-    const { sql } = this.tx;
+    const { sql } = this;
     const row = user.row();
     try {
       await sql`
@@ -25,18 +29,17 @@ export class UserRepository {
       }
       throw e;
     }
-    this.tx.track(user);
+    this.track(user);
   }
 
   /** The user with this id, or null. */
   async get(id: string): Promise<User | null> {
-    const rows = await this.tx.sql`
+    const [row] = await this.sql<UserRow[]>`
       select id, email, name, registered_at, welcome_email_sent_at
-      from users where id = ${id}` as unknown as UserRow[];
-    const row = rows[0];
+      from users where id = ${id}`;
     if (row === undefined) return null;
     const user = User.fromRow(row);
-    this.tx.track(user);
+    this.track(user);
     return user;
   }
 }

@@ -4,20 +4,13 @@
 import { getLogger } from "@logtape/logtape";
 import type { Job } from "../../mod.ts";
 import type { WelcomeEmailJob } from "./handlers.ts";
+import type postgres from "postgres";
 
 const logger = getLogger(["dev", "mailer"]);
 
-/** A postgres.js client: enough of it for a transaction. */
-export interface Client {
-  begin<T>(fn: (tx: TxSql) => Promise<T>): Promise<T>;
-}
-type TxSql = (strings: TemplateStringsArray, ...values: unknown[]) => Promise<
-  Record<string, unknown>[]
->;
-
 /** Makes the job handler. `delayMs` stands for a slow mail provider. */
 export function welcomeEmailWorker(
-  sql: Client,
+  sql: postgres.Sql,
   delayMs: number,
 ): (job: Job<WelcomeEmailJob>) => Promise<void> {
   return async (job) => {
