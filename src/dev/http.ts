@@ -2,6 +2,7 @@
 // nothing a client sends yields a 500 or a stack trace.
 import { getLogger } from "@logtape/logtape";
 import {
+  EmailTakenError,
   isUserId,
   parseRegistration,
   type User,
@@ -9,14 +10,6 @@ import {
 } from "./user.ts";
 
 const logger = getLogger(["dev", "http"]);
-
-/** The email is already registered (case-insensitive). */
-export class EmailTakenError extends Error {
-  constructor() {
-    super("email is already registered");
-    this.name = "EmailTakenError";
-  }
-}
 
 /** What the routes need from the application. */
 export interface UserService {

@@ -27,6 +27,14 @@ export interface UserRow {
   welcome_email_sent_at: Date | null;
 }
 
+/** The email is already registered (case-insensitive). */
+export class EmailTakenError extends Error {
+  constructor() {
+    super("email is already registered");
+    this.name = "EmailTakenError";
+  }
+}
+
 /** A registration that breaks a rule, with the field at fault. */
 export class ValidationError extends Error {
   constructor(readonly field: string, message: string) {

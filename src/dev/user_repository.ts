@@ -1,7 +1,6 @@
 // The repository: loads and saves users inside a Unit of Work, and tracks
 // every aggregate it touches so their events publish after the commit.
-import { EmailTakenError } from "./http.ts";
-import { User, type UserRow } from "./user.ts";
+import { EmailTakenError, User, type UserRow } from "./user.ts";
 import type { Sql } from "./schema.ts";
 
 /**
