@@ -70,6 +70,8 @@ export {
 } from "./src/application/outbox/event_registry.ts";
 export {
   CommitError,
+  CommitOutcomeUnknownError,
+  type CommitOutcomeUnknownErrorOptions,
   type EventPublisher,
   PublishAfterCommitError,
   type PublishAfterCommitErrorOptions,

@@ -84,8 +84,12 @@ export interface UnitOfWorkOptions {
  * ```
  */
 export abstract class UnitOfWorkError extends Error {
-  /** Whether the transaction's changes were committed. */
-  abstract readonly committed: boolean;
+  /**
+   * Whether the transaction's changes were committed: `undefined` only for a
+   * {@linkcode CommitOutcomeUnknownError}, when the database could not be
+   * asked.
+   */
+  abstract readonly committed: boolean | undefined;
 }
 
 /**
@@ -94,8 +98,10 @@ export abstract class UnitOfWorkError extends Error {
  * `COMMIT` (a deferred constraint, a serialization failure). No event was
  * published. `cause` is the driver's error.
  *
- * One case is not certain: when the connection is lost during the `COMMIT`
- * itself, the database may have committed without being able to say so.
+ * When the connection is lost during the `COMMIT` itself, an adapter that
+ * can ask the database (the postgres.js one does) finds out before it
+ * answers: a transaction that did commit is reported as committed, and one
+ * whose outcome cannot be learnt as a {@linkcode CommitOutcomeUnknownError}.
  *
  * @example Retry on a serialization failure
  * ```ts
@@ -121,6 +127,59 @@ export class CommitError extends UnitOfWorkError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "CommitError";
+  }
+}
+
+/** Options of {@linkcode CommitOutcomeUnknownError}. */
+export interface CommitOutcomeUnknownErrorOptions extends ErrorOptions {
+  /**
+   * Whether the run's events are in an outbox, so that if the transaction
+   * did commit, the relay delivers them.
+   *
+   * @default {false}
+   */
+  readonly relayWillRetry?: boolean;
+}
+
+/**
+ * The connection was lost while `COMMIT` was in flight, and the database
+ * could not be reached within the bound to ask whether the transaction
+ * committed. `committed` is `undefined`: the changes may or may not be
+ * saved. No event was published; in outbox mode (`relayWillRetry: true`) the
+ * relay delivers them if the transaction did commit.
+ *
+ * A Unit of Work throws it only when it cannot find the truth out: when the
+ * database answers, a committed transaction is reported as committed (its
+ * events are published) and an aborted one as a {@linkcode CommitError}.
+ *
+ * @example Check before retrying a request whose outcome is unknown
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CommitOutcomeUnknownError } from "@aftercommit/core";
+ *
+ * const error = new CommitOutcomeUnknownError(
+ *   "Unit of work outcome unknown: the connection was lost during COMMIT",
+ * );
+ * assert.equal(error.committed, undefined);
+ * assert.equal(error.relayWillRetry, false);
+ * ```
+ */
+export class CommitOutcomeUnknownError extends UnitOfWorkError {
+  /** Always `undefined`: whether the changes were committed is unknown. */
+  readonly committed: undefined = undefined;
+  /** Whether an outbox holds the events, for the relay to deliver if committed. */
+  readonly relayWillRetry: boolean;
+
+  /**
+   * Wraps the driver's error.
+   *
+   * @param message What is unknown, without field values.
+   * @param options `cause`: the driver's error; `relayWillRetry`.
+   */
+  constructor(message: string, options?: CommitOutcomeUnknownErrorOptions) {
+    super(message, options);
+    this.name = "CommitOutcomeUnknownError";
+    this.relayWillRetry = options?.relayWillRetry ?? false;
   }
 }
 
@@ -390,6 +449,8 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
    * called inside the open transaction of a unit of work on the same
    * resource.
    * @throws {CommitError} When the transaction did not commit.
+   * @throws {CommitOutcomeUnknownError} When the connection was lost during
+   * `COMMIT` and the adapter could not learn the outcome.
    * @throws {PublishAfterCommitError} When it committed and a handler failed.
    * @throws `work`'s own error, after the rollback.
    *
@@ -464,6 +525,13 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
       );
     } catch (error) {
       scope.discard();
+      if (error instanceof CommitOutcomeUnknownError) {
+        logger.error("{message}: {errorType}", {
+          message: error.message,
+          errorType: errorType(error.cause),
+        });
+        throw error;
+      }
       if (workFailed) {
         logger.info("Rolled back unit of work: work threw {errorType}", {
           errorType: errorType(workError),

@@ -51,6 +51,7 @@ export {
 } from "./outbox_relay.ts";
 export {
   CommitError,
+  CommitOutcomeUnknownError,
   PublishAfterCommitError,
   type PublishAfterCommitErrorOptions,
   UnitOfWorkError,

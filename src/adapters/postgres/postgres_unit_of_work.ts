@@ -5,12 +5,15 @@
  */
 import { getLogger } from "@logtape/logtape";
 import {
+  CommitOutcomeUnknownError,
   PublishAfterCommitError,
   UnitOfWork,
   type UnitOfWorkContext,
   type UnitOfWorkOptions,
 } from "../../application/unit_of_work.ts";
 import { describe } from "../../application/_describe.ts";
+import { isConnectionError } from "../../application/_connection_error.ts";
+import { errorType } from "../../application/_loggable_error.ts";
 import { Outbox, type PreparedBatch } from "./_outbox.ts";
 import {
   assertClient,
@@ -19,6 +22,7 @@ import {
 } from "./outbox.ts";
 
 const outboxLogger = getLogger(["aftercommit", "outbox"]);
+const logger = getLogger(["aftercommit", "uow"]);
 
 /** The transaction isolation levels PostgreSQL implements. */
 export type IsolationLevel =
@@ -56,16 +60,63 @@ export interface PostgresUnitOfWorkOptions extends UnitOfWorkOptions {
    * @default {false (events are published after the commit and lost if the process dies first)}
    */
   readonly outbox?: boolean | OutboxOptions;
+  /**
+   * How long, in seconds, `run` keeps asking the database whether a
+   * transaction committed when the connection was lost during its `COMMIT`
+   * (with `pg_xact_status()`, on another connection of the pool). Past it,
+   * `run` throws a {@linkcode CommitOutcomeUnknownError}.
+   *
+   * @default {15}
+   */
+  readonly commitCheckSeconds?: number;
+}
+
+/**
+ * A connection of a postgres.js pool reserved for one caller, as
+ * `sql.reserve()` returns it.
+ */
+export interface PostgresReservedConnection {
+  /**
+   * Runs one query on this connection.
+   *
+   * @param strings The query's text around its parameters.
+   * @param values The parameters, or identifiers made with `sql(name)`.
+   * @returns The rows, with the command tag as `command`.
+   */
+  (
+    strings: TemplateStringsArray,
+    // deno-lint-ignore no-explicit-any
+    ...values: any[]
+  ): PromiseLike<ArrayLike<Record<string, unknown>> & { command: string }>;
+  /**
+   * Makes an identifier parameter.
+   *
+   * @param name The identifier.
+   * @returns A value to use in a query.
+   */
+  // deno-lint-ignore no-explicit-any
+  (name: string): any;
+  /**
+   * Runs one statement written as text.
+   *
+   * @param query The statement.
+   * @returns The rows.
+   */
+  unsafe(query: string): PromiseLike<unknown>;
+  /** Gives the connection back to the pool. */
+  release(): void;
 }
 
 /**
  * The part of a postgres.js client (`postgres(url)`) the Unit of Work uses:
- * `sql.begin(options, fn)`.
+ * `sql.reserve()` for the transaction's connection, and queries on the pool
+ * to learn a `COMMIT`'s outcome after a lost connection. `begin` gives the
+ * transaction's type.
  */
 export interface PostgresClient {
   /**
-   * Runs `fn` in a transaction: `BEGIN`, then `COMMIT` when it resolves,
-   * `ROLLBACK` when it rejects.
+   * Runs `fn` in a transaction. The Unit of Work does not call it (it
+   * reserves a connection instead); its signature types `tx.sql`.
    *
    * @param options What follows `BEGIN`, such as `isolation level serializable`.
    * @param fn The work, given the transaction's `sql`.
@@ -73,6 +124,24 @@ export interface PostgresClient {
    */
   // deno-lint-ignore no-explicit-any
   begin(options: string, fn: (sql: any) => Promise<unknown>): Promise<unknown>;
+  /**
+   * Reserves one connection of the pool until it is released.
+   *
+   * @returns The reserved connection.
+   */
+  reserve(): Promise<PostgresReservedConnection>;
+  /**
+   * Runs one query on the pool.
+   *
+   * @param strings The query's text around its parameters.
+   * @param values The parameters.
+   * @returns The rows.
+   */
+  (
+    strings: TemplateStringsArray,
+    // deno-lint-ignore no-explicit-any
+    ...values: any[]
+  ): PromiseLike<ArrayLike<Record<string, unknown>>>;
 }
 
 /**
@@ -145,6 +214,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
 > {
   readonly #sql: S;
   readonly #begin: string;
+  readonly #commitCheckMs: number;
   readonly #outbox: Outbox | undefined;
   // The batch each run wrote, from beforeCommit to publishCommitted, keyed
   // by the run's own events array.
@@ -181,8 +251,24 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
         }, expected one of ${ISOLATION_LEVELS.map((l) => `"${l}"`).join(", ")}`,
       );
     }
+    const check = options.commitCheckSeconds ?? 15;
+    if (!Number.isFinite(check) || check < 0) {
+      throw new RangeError(
+        `Cannot create PostgresUnitOfWork: commitCheckSeconds must be a finite number of seconds >= 0, received ${
+          describe(check)
+        }`,
+      );
+    }
+    if (typeof (sql as { reserve?: unknown }).reserve !== "function") {
+      throw new TypeError(
+        "Cannot create PostgresUnitOfWork: the client has no reserve() method; use postgres.js 3.4 or later (the client that postgres(url) returns)",
+      );
+    }
     this.#sql = sql;
-    this.#begin = level === undefined ? "" : `isolation level ${level}`;
+    this.#begin = level === undefined
+      ? "begin"
+      : `begin isolation level ${level}`;
+    this.#commitCheckMs = check * 1000;
     const outbox = options.outbox ?? false;
     if (outbox !== false) {
       const action = "create PostgresUnitOfWork in outbox mode";
@@ -206,19 +292,109 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   }
 
   /**
-   * Runs `body` in `sql.begin`: `BEGIN`, then `COMMIT` when it resolves or
-   * `ROLLBACK` when it rejects.
+   * Runs `body` in a transaction on a reserved connection: `BEGIN`, then
+   * `COMMIT` when it resolves or `ROLLBACK` when it rejects. A connection
+   * lost during `COMMIT` is resolved by asking the database.
    *
    * @typeParam T What `body` resolves to.
    * @param body The work of one run.
    * @returns What `body` resolved to, after the commit.
+   * @throws {CommitOutcomeUnknownError} When the connection was lost during
+   * `COMMIT` and the database could not be asked within `commitCheckSeconds`.
    */
-  protected override transaction<T>(
+  protected override async transaction<T>(
     body: (handle: PostgresTransactionOf<S>) => Promise<T>,
   ): Promise<T> {
-    // `body` returns a promise, never an array, so postgres.js does not
-    // unwrap it: the result is `T`.
-    return this.#sql.begin(this.#begin, body) as Promise<T>;
+    // A reserved connection, not sql.begin: postgres.js 3.4.9 can send
+    // sql.begin's BEGIN without reserving the connection, so that other
+    // callers' queries run inside the transaction (porsager/postgres#1189).
+    const conn = await this.#sql.reserve();
+    // After a lost connection the pool takes it back by itself; releasing it
+    // would hand a closed connection out as open.
+    let lost = false;
+    try {
+      await conn.unsafe(this.#begin);
+      let result: T;
+      try {
+        result = await body(transactionSql(conn) as PostgresTransactionOf<S>);
+      } catch (error) {
+        lost = isConnectionError(error) || !await rollback(conn);
+        throw error;
+      }
+      // Pipelined with COMMIT: one round trip for both.
+      const xid = conn`select pg_current_xact_id_if_assigned()::text as xid`
+        .then(
+          (rows) => (rows[0]?.xid ?? null) as string | null,
+          () => undefined,
+        );
+      let done;
+      try {
+        done = await conn`commit`;
+      } catch (error) {
+        if (!isConnectionError(error)) throw error;
+        lost = true;
+        if (await this.#committed(await xid, error)) return result;
+        throw error;
+      }
+      if (done.command !== "COMMIT") {
+        // PostgreSQL answers COMMIT with ROLLBACK when a statement failed
+        // earlier and `work` caught its error.
+        throw new Error(
+          "COMMIT rolled the transaction back: a statement failed earlier in it (SQLSTATE 25P02); let a failed query's error reach run(), or use tx.sql.savepoint() around a statement that may fail",
+        );
+      }
+      return result;
+    } catch (error) {
+      if (isConnectionError(error)) lost = true;
+      throw error;
+    } finally {
+      if (!lost) conn.release();
+    }
+  }
+
+  // Whether the transaction `xid` committed, asked on the pool until the
+  // database answers or the bound passes. `xid` null: it wrote nothing, so
+  // nothing was saved. `xid` undefined: its id never arrived.
+  async #committed(
+    xid: string | null | undefined,
+    cause: unknown,
+  ): Promise<boolean> {
+    if (xid === null) return false;
+    const deadline = performance.now() + this.#commitCheckMs;
+    let delay = 25;
+    while (xid !== undefined) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      const status = await withDeadline(
+        Promise.resolve(
+          this.#sql`select pg_xact_status(${xid}::xid8) as status`,
+        ).then((rows) => rows[0]?.status, (error) => error),
+        left,
+      );
+      if (status === "committed" || status === "aborted") {
+        const committed = status === "committed";
+        logger.warn(
+          "The connection was lost during COMMIT ({errorType}); the database says the transaction {status}",
+          { errorType: errorType(cause), status },
+        );
+        return committed;
+      }
+      // In progress (the old session is still finishing), or no answer yet.
+      if (
+        status !== "in progress" && status !== undefined &&
+        !isConnectionError(status)
+      ) break;
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.min(delay, left))
+      );
+      delay = Math.min(delay * 2, 1000);
+    }
+    throw new CommitOutcomeUnknownError(
+      this.#outbox === undefined
+        ? "Unit of work outcome unknown: the connection was lost during COMMIT and the database could not say whether the transaction committed; its events were not published"
+        : "Unit of work outcome unknown: the connection was lost during COMMIT and the database could not say whether the transaction committed; if it did, the outbox relay delivers its events",
+      { cause, relayWillRetry: this.#outbox !== undefined },
+    );
   }
 
   /**
@@ -335,4 +511,57 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     _stage: OutboxCheckpoint,
     _eventIds: readonly string[],
   ): void | Promise<void> {}
+}
+
+// Rolls back; false when the connection is gone (it must not be released).
+async function rollback(conn: PostgresReservedConnection): Promise<boolean> {
+  try {
+    await conn`rollback`;
+    return true;
+  } catch (error) {
+    return !isConnectionError(error);
+  }
+}
+
+// The reserved connection as the transaction's `sql`, with the `savepoint`
+// of postgres.js's own transactions.
+function transactionSql(conn: PostgresReservedConnection): unknown {
+  let count = 0;
+  return Object.assign(conn, {
+    async savepoint<T>(
+      name: string | ((sql: unknown) => T | Promise<T>),
+      fn?: (sql: unknown) => T | Promise<T>,
+    ): Promise<T> {
+      const work = typeof name === "function" ? name : fn;
+      if (typeof work !== "function") {
+        throw new TypeError(
+          `Cannot create a savepoint: expected a function that receives the transaction's sql, received ${
+            describe(work)
+          }`,
+        );
+      }
+      const id = `s${count++}${typeof name === "string" ? `_${name}` : ""}`;
+      await conn`savepoint ${conn(id)}`;
+      try {
+        return await work(conn);
+      } catch (error) {
+        await conn`rollback to ${conn(id)}`;
+        throw error;
+      }
+    },
+  });
+}
+
+// `promise`, or undefined once `ms` pass (the promise is left to settle).
+function withDeadline<T>(
+  promise: Promise<T>,
+  ms: number,
+): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
