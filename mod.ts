@@ -10,6 +10,7 @@
  *
  * @example Handlers and publishing
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clearHandlers, On, publishAll } from "@aftercommit/core";
  *
  * class UserRegistered {
@@ -25,7 +26,7 @@
  * }
  *
  * await publishAll([new UserRegistered("u1"), new UserRegistered("u2")]);
- * console.log(Audit.trail); // ["u1", "u2"]
+ * assert.deepEqual(Audit.trail, ["u1", "u2"]);
  * clearHandlers();
  * ```
  *
@@ -36,6 +37,7 @@ export { AggregateRoot } from "./src/domain/aggregate_root.ts";
 export type {
   EventClass,
   EventHandler,
+  HandlerContext,
   HandlerInfo,
 } from "./src/application/types.ts";
 export { Subscription } from "./src/application/subscription.ts";
@@ -45,12 +47,19 @@ export {
   type ErrorPolicy,
   EventBus,
   type EventBusOptions,
+  type OnAnyOptions,
   publish,
   publishAll,
+  type PublishOptions,
   register,
   type RegisterOptions,
 } from "./src/application/event_bus.ts";
-export { On, type OnDecorator } from "./src/application/decorators.ts";
+export {
+  On,
+  OnAny,
+  type OnDecorator,
+  type OnOptions,
+} from "./src/application/decorators.ts";
 export type {
   EnqueueOptions,
   Job,

@@ -1,12 +1,16 @@
 /**
- * The `@On` method decorator (TC39 standard decorators).
+ * The `@On` and `@OnAny` method decorators (TC39 standard decorators).
  *
  * @module
  */
-import { addHandlerRecord } from "./_handler_metadata.ts";
+import { addHandlerRecord, noteConstructed } from "./_handler_metadata.ts";
+import {
+  type CheckedOptions,
+  checkHandlerOptions,
+} from "./_handler_options.ts";
 import { describe, isConstructor, typeName } from "./_describe.ts";
 import { defaultBus, registerMethod } from "./event_bus.ts";
-import type { EventClass } from "./types.ts";
+import type { EventClass, HandlerContext } from "./types.ts";
 
 /**
  * The decorator that {@linkcode On} returns. It accepts only methods whose
@@ -17,14 +21,35 @@ import type { EventClass } from "./types.ts";
  */
 export type OnDecorator<E extends object> = <
   This,
-  M extends (this: This, event: E) => unknown,
+  M extends (this: This, event: E, context: HandlerContext) => unknown,
 >(
   method: M,
   context: ClassMethodDecoratorContext<This, M>,
 ) => void;
 
+/** Options of {@linkcode On} and {@linkcode OnAny}. */
+export interface OnOptions {
+  /**
+   * Where the method runs among the handlers of an event: lower runs first,
+   * registration order among equals (for static methods, the order in which
+   * their classes were defined). A finite number.
+   *
+   * @default {0}
+   */
+  readonly order?: number;
+  /**
+   * Whether the method also receives instances of subclasses of `type`
+   * (`@On(DomainEvent, { subclasses: true })` receives every
+   * `DomainEvent`). Not for {@linkcode OnAny}, which receives everything.
+   *
+   * @default {false}
+   */
+  readonly subclasses?: boolean;
+}
+
 /**
- * Marks a method as a handler of events of exactly `type`.
+ * Marks a method as a handler of events of exactly `type` (and of its
+ * subclasses with `{ subclasses: true }`).
  *
  * - On a **static** method, it registers the method on
  *   {@linkcode defaultBus} when the class is defined.
@@ -32,17 +57,21 @@ export type OnDecorator<E extends object> = <
  *   decorator metadata; `bus.subscribe(instance)` registers it, bound to the
  *   instance. Subclasses inherit their parents' handlers.
  *
- * A method may carry several `@On`, one per event type.
+ * A method may carry several `@On`, one per event type. It receives the
+ * event and a {@linkcode HandlerContext} (`{ signal }`).
  *
  * @typeParam E The event type.
  * @param type The event class.
+ * @param options The method's `order`, and `subclasses`.
  * @returns A standard (TC39) method decorator.
- * @throws {TypeError} When `type` is not a class (at the `On(…)` call), or
- * when the decorator is put on something other than a method (when the class
- * is defined).
+ * @throws {TypeError} When `type` is not a class or an option has the wrong
+ * type (at the `On(…)` call), or when the decorator is put on something
+ * other than a method (when the class is defined).
+ * @throws {RangeError} When `options.order` is `NaN` or infinite.
  *
  * @example Static and instance handlers
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultBus, On, publish } from "@aftercommit/core";
  *
  * class UserRegistered {
@@ -68,10 +97,38 @@ export type OnDecorator<E extends object> = <
  * const welcome = new Welcome();
  * using _sub = defaultBus.subscribe(welcome); // instance handlers need an instance
  * await publish(new UserRegistered("u1"));
- * console.log(Audit.seen, welcome.sent); // ["u1"] ["u1"]
+ * assert.deepEqual(Audit.seen, ["u1"]);
+ * assert.deepEqual(welcome.sent, ["u1"]);
+ * ```
+ *
+ * @example A base-class handler that runs first
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DomainEvent, EventBus, On } from "@aftercommit/core";
+ *
+ * class OrderPlaced extends DomainEvent {}
+ * class Handlers {
+ *   log: string[] = [];
+ *   @On(OrderPlaced)
+ *   placed(_e: OrderPlaced): void {
+ *     this.log.push("placed");
+ *   }
+ *   @On(DomainEvent, { subclasses: true, order: -1 })
+ *   audit(e: DomainEvent): void {
+ *     this.log.push(`audit ${e.constructor.name}`);
+ *   }
+ * }
+ * const bus = new EventBus();
+ * const handlers = new Handlers();
+ * bus.subscribe(handlers);
+ * await bus.publish(new OrderPlaced());
+ * assert.deepEqual(handlers.log, ["audit OrderPlaced", "placed"]);
  * ```
  */
-export function On<E extends object>(type: EventClass<E>): OnDecorator<E> {
+export function On<E extends object>(
+  type: EventClass<E>,
+  options: OnOptions = {},
+): OnDecorator<E> {
   if (!isConstructor(type)) {
     throw new TypeError(
       `Cannot create @On decorator: expected an event class, received ${
@@ -80,13 +137,72 @@ export function On<E extends object>(type: EventClass<E>): OnDecorator<E> {
     );
   }
   const eventName = typeName(type);
+  const checked = checkHandlerOptions(
+    options,
+    type,
+    `Cannot create @On(${eventName}) decorator`,
+  );
+  return handlerDecorator(type, checked, `@On(${eventName})`, eventName);
+}
+
+/**
+ * Marks a method as a catch-all: it runs for every event published on the
+ * bus it is registered on, after the handlers of the event's classes among
+ * equal orders (see {@linkcode EventBus}). Static methods register on
+ * {@linkcode defaultBus} when their class is defined; instance methods when
+ * an instance is subscribed, as with {@linkcode On}.
+ *
+ * @param options The method's `order`.
+ * @returns A standard (TC39) method decorator.
+ * @throws {TypeError} When `options.order` is not a number, or when the
+ * decorator is put on something other than a method.
+ * @throws {RangeError} When `options.order` is `NaN` or infinite.
+ *
+ * @example An audit trail of every event
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { EventBus, OnAny } from "@aftercommit/core";
+ *
+ * class UserRegistered {}
+ * class OrderPlaced {}
+ * class AuditTrail {
+ *   types: string[] = [];
+ *   @OnAny()
+ *   record(event: object): void {
+ *     this.types.push(event.constructor.name);
+ *   }
+ * }
+ * const bus = new EventBus();
+ * const audit = new AuditTrail();
+ * bus.subscribe(audit);
+ * await bus.publishAll([new UserRegistered(), new OrderPlaced()]);
+ * assert.deepEqual(audit.types, ["UserRegistered", "OrderPlaced"]);
+ * ```
+ */
+export function OnAny(
+  options: Pick<OnOptions, "order"> = {},
+): OnDecorator<object> {
+  const checked = checkHandlerOptions(
+    options,
+    undefined,
+    "Cannot create @OnAny decorator",
+  );
+  return handlerDecorator(null, checked, "@OnAny()", "events");
+}
+
+function handlerDecorator<E extends object>(
+  type: EventClass<E> | null,
+  options: CheckedOptions,
+  label: string,
+  eventName: string,
+): OnDecorator<E> {
   return function onDecorator(method, context): void {
     if (
       context === null || typeof context !== "object" ||
       typeof (context as { kind?: unknown }).kind !== "string"
     ) {
       throw new TypeError(
-        `@On(${eventName}) was called as a legacy decorator: aftercommit uses standard TC39 decorators; remove "experimentalDecorators" from your compiler options`,
+        `${label} was called as a legacy decorator: aftercommit uses standard TC39 decorators; remove "experimentalDecorators" from your compiler options`,
       );
     }
     const kind = (context as { kind: string }).kind;
@@ -96,12 +212,12 @@ export function On<E extends object>(type: EventClass<E>): OnDecorator<E> {
         ? `class ${String(declared)}`
         : `${kind} ${String(declared)}`;
       throw new TypeError(
-        `@On(${eventName}) cannot decorate ${what}: it applies to methods only; put it on a method that takes a ${eventName}`,
+        `${label} cannot decorate ${what}: it applies to methods only; put it on a method that receives ${eventName}`,
       );
     }
     if (typeof method !== "function") {
       throw new TypeError(
-        `@On(${eventName}) cannot decorate ${
+        `${label} cannot decorate ${
           String(declared)
         }: expected a method, received ${describe(method)}`,
       );
@@ -109,6 +225,8 @@ export function On<E extends object>(type: EventClass<E>): OnDecorator<E> {
     const name = context.name;
     addHandlerRecord(context.metadata, {
       type,
+      order: options.order,
+      subclasses: options.subclasses,
       name: context.name,
       isStatic: context.static,
       isPrivate: context.private,
@@ -127,7 +245,14 @@ export function On<E extends object>(type: EventClass<E>): OnDecorator<E> {
           method as unknown as (event: object) => unknown,
           klass,
           `${typeName(klass)}.${String(context.name)}`,
+          options,
         );
+      });
+    } else {
+      // Runs for each new instance: remembers its class until an instance
+      // is subscribed, for the bus's "no handler" warning.
+      context.addInitializer(function (this: unknown): void {
+        noteConstructed(this as object, type, options.subclasses);
       });
     }
   };

@@ -6,34 +6,51 @@
 import { getLogger } from "@logtape/logtape";
 import { DebugGate } from "./_debug_gate.ts";
 import { loggableError } from "./_loggable_error.ts";
-import { collectHandlerRecords } from "./_handler_metadata.ts";
+import {
+  collectHandlerRecords,
+  hasUnsubscribed,
+  noteSubscribed,
+  unsubscribedClassesFor,
+} from "./_handler_metadata.ts";
+import {
+  type CheckedOptions,
+  checkHandlerOptions,
+} from "./_handler_options.ts";
 import { describe, isConstructor, typeName } from "./_describe.ts";
 import { Subscription } from "./subscription.ts";
-import type { EventClass, EventHandler, HandlerInfo } from "./types.ts";
+import type {
+  EventClass,
+  EventHandler,
+  HandlerContext,
+  HandlerInfo,
+} from "./types.ts";
 
 const logger = getLogger(["aftercommit", "bus"]);
 const debugGate = new DebugGate(logger);
 
 let registerMethodImpl: (
   bus: EventBus,
-  type: EventClass,
+  type: EventClass | null,
   method: EventHandler,
   target: object,
   name: string,
+  options: CheckedOptions,
 ) => Subscription;
 
 /**
  * Registers `method` bound to `target` (for static `@On` methods, bound to
- * their class). Internal: not exported from `mod.ts`.
+ * their class); `type` null registers a catch-all. Internal: not exported
+ * from `mod.ts`.
  */
 export function registerMethod(
   bus: EventBus,
-  type: EventClass,
+  type: EventClass | null,
   method: EventHandler,
   target: object,
   name: string,
+  options: CheckedOptions,
 ): Subscription {
-  return registerMethodImpl(bus, type, method, target, name);
+  return registerMethodImpl(bus, type, method, target, name, options);
 }
 
 /**
@@ -56,34 +73,89 @@ export interface EventBusOptions {
   readonly errorPolicy?: ErrorPolicy;
 }
 
-/** Options of {@linkcode EventBus.register}. */
-export interface RegisterOptions {
+/** Options of {@linkcode EventBus.onAny}. */
+export interface OnAnyOptions {
   /**
    * The handler's name in logs and errors.
    *
    * @default {the function's name, or "(anonymous)"}
    */
   readonly name?: string;
+  /**
+   * Where the handler runs among the handlers of an event: lower runs
+   * first, registration order among equals. A finite number.
+   *
+   * @default {0}
+   */
+  readonly order?: number;
+}
+
+/** Options of {@linkcode EventBus.register}. */
+export interface RegisterOptions extends OnAnyOptions {
+  /**
+   * Whether the handler also receives instances of subclasses of the
+   * registered class (`register(DomainEvent, audit, { subclasses: true })`
+   * receives every `DomainEvent`). By default a handler receives instances
+   * of exactly its class.
+   *
+   * @default {false}
+   */
+  readonly subclasses?: boolean;
+}
+
+/** Options of {@linkcode EventBus.publish} and {@linkcode EventBus.publishAll}. */
+export interface PublishOptions {
+  /**
+   * Handed to every handler as `context.signal`. Once it aborts, no further
+   * handler starts, and the publish rejects with `signal.reason` without
+   * waiting for a handler still running (that handler is not stopped: it
+   * should watch the signal itself; a failure it reports later is logged).
+   *
+   * @default {undefined (a shared signal that never aborts)}
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 interface Entry extends HandlerInfo {
+  // Registration sequence: the tie-breaker among equal orders.
+  readonly seq: number;
   // The function to call: bound to its target once, at registration, so
   // publishing allocates nothing per handler.
-  readonly call: (event: object) => unknown;
+  readonly call: (event: object, context: HandlerContext) => unknown;
   // Logs an asynchronous failure and rethrows it (made once, for the same
   // reason).
   readonly fail: (error: unknown) => never;
 }
 
+// What handlers get when the publisher passes no signal: one frozen object,
+// so the hot path allocates nothing for it.
+const NO_SIGNAL: HandlerContext = Object.freeze({
+  signal: new AbortController().signal,
+});
+const EMPTY: readonly Entry[] = Object.freeze([]);
+
 /**
  * An event bus with its own registry of handlers.
  *
- * Handlers are found by the event's exact class (`event.constructor`), run
- * one after another, each awaited, in registration order. Most applications
- * use {@linkcode defaultBus}; create buses for isolation (tests, modules).
+ * By default a handler receives the events of exactly its class
+ * (`event.constructor`, one `Map` lookup). Opt in to more with
+ * `{ subclasses: true }` (instances of subclasses too) or
+ * {@linkcode EventBus.onAny} (every event). The handlers of one event run
+ * one after another, each awaited, in this order:
+ *
+ * 1. by `order`, lower first (default 0);
+ * 2. among equal orders: handlers registered for the event's own class,
+ *    then `subclasses: true` handlers of its parent, then of the
+ *    grandparent, and so on (nearest base first), then catch-alls;
+ * 3. then in registration order.
+ *
+ * The resolved list is cached per event class and rebuilt after any
+ * registration change. Most applications use {@linkcode defaultBus}; create
+ * buses for isolation (tests, modules).
  *
  * @example Register, publish, unsubscribe
  * ```ts
+ * import assert from "node:assert/strict";
  * import { EventBus } from "@aftercommit/core";
  *
  * class UserRegistered {
@@ -98,12 +170,18 @@ interface Entry extends HandlerInfo {
  * await bus.publish(new UserRegistered("u1"));
  * sub.unsubscribe();
  * await bus.publish(new UserRegistered("u2"));
- * console.log(seen); // ["u1"]
+ * assert.deepEqual(seen, ["u1"]);
  * ```
  */
 export class EventBus {
-  readonly #handlers = new Map<EventClass, readonly Entry[]>();
+  readonly #exact = new Map<EventClass, readonly Entry[]>();
+  readonly #base = new Map<EventClass, readonly Entry[]>();
+  #any: readonly Entry[] = EMPTY;
+  // Event class (any `event.constructor` value) → the handlers that run.
+  readonly #resolved = new Map<unknown, readonly Entry[]>();
+  readonly #warned = new Set<unknown>();
   readonly #errorPolicy: ErrorPolicy;
+  #seq = 0;
 
   /**
    * Creates a bus with no handlers.
@@ -129,24 +207,48 @@ export class EventBus {
   }
 
   /**
-   * Registers a function to run for every event of exactly `type`.
+   * Registers a function to run for every event of exactly `type` (and of
+   * its subclasses with `{ subclasses: true }`).
    *
    * @typeParam E The event type.
    * @param type The event class.
-   * @param handler The function to run; it may be async.
-   * @param options The handler's name for logs.
+   * @param handler The function to run, given the event and a
+   * {@linkcode HandlerContext}; it may be async.
+   * @param options The handler's name for logs, its `order`, `subclasses`.
    * @returns A subscription that removes the handler.
    * @throws {TypeError} When `type` is not a class, `handler` is not a
-   * function, or `handler` is already registered for `type` on this bus.
+   * function, `handler` is already registered for `type` on this bus, or an
+   * option has the wrong type.
+   * @throws {RangeError} When `options.order` is `NaN` or infinite.
    *
-   * @example Register a handler
+   * @example Register a handler, with an order
    * ```ts
+   * import assert from "node:assert/strict";
    * import { EventBus } from "@aftercommit/core";
    *
    * class Ping {}
    * const bus = new EventBus();
-   * bus.register(Ping, function onPing() {});
-   * console.log(bus.handlersFor(Ping)[0]?.name); // "onPing"
+   * bus.register(Ping, function second() {});
+   * bus.register(Ping, function first() {}, { order: -1 });
+   * assert.deepEqual(bus.handlersFor(Ping).map((h) => h.name), [
+   *   "first",
+   *   "second",
+   * ]);
+   * ```
+   *
+   * @example A handler for a base class and its subclasses
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { DomainEvent, EventBus } from "@aftercommit/core";
+   *
+   * class OrderPlaced extends DomainEvent {}
+   * const bus = new EventBus();
+   * const seen: string[] = [];
+   * bus.register(DomainEvent, (e) => {
+   *   seen.push(e.constructor.name);
+   * }, { subclasses: true });
+   * await bus.publish(new OrderPlaced());
+   * assert.deepEqual(seen, ["OrderPlaced"]);
    * ```
    */
   register<E extends object>(
@@ -154,6 +256,13 @@ export class EventBus {
     handler: EventHandler<E>,
     options: RegisterOptions = {},
   ): Subscription {
+    const checked = checkHandlerOptions(
+      options,
+      type,
+      isConstructor(type)
+        ? `Cannot register handler for ${typeName(type)}`
+        : "Cannot register handler",
+    );
     assertEventClass(type, "register handler");
     if (typeof handler !== "function") {
       throw new TypeError(
@@ -165,30 +274,84 @@ export class EventBus {
       );
     }
     const name = options.name ?? (handler.name || "(anonymous)");
-    return this.#registerOne(type, handler as EventHandler, undefined, name);
-  }
-
-  static {
-    registerMethodImpl = (bus, type, method, target, name) =>
-      bus.#registerOne(type, method, target, name);
-  }
-
-  #registerOne(
-    type: EventClass,
-    handler: EventHandler,
-    target: object | undefined,
-    name: string,
-  ): Subscription {
-    const entry = this.#entry(type, handler, target, name);
-    this.#assertNew(type, entry);
-    this.#add(type, entry);
-    return new Subscription(() => this.#remove(type, entry));
+    return this.#registerOne(
+      type,
+      handler as EventHandler,
+      undefined,
+      name,
+      checked,
+    );
   }
 
   /**
-   * Registers the `@On` methods of `target`: for an instance, its `@On`
-   * instance methods (inherited ones included), bound to it; for a class,
-   * its `@On` static methods.
+   * Registers a catch-all: a function that runs for every event published
+   * on this bus, after the handlers of the event's classes among equal
+   * orders. For audit trails and metrics.
+   *
+   * @param handler The function to run, given the event and a
+   * {@linkcode HandlerContext}; it may be async.
+   * @param options The handler's name for logs and its `order`.
+   * @returns A subscription that removes the handler.
+   * @throws {TypeError} When `handler` is not a function or is already a
+   * catch-all of this bus, or `options.order` is not a number.
+   * @throws {RangeError} When `options.order` is `NaN` or infinite.
+   *
+   * @example Count every event
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { EventBus } from "@aftercommit/core";
+   *
+   * class A {}
+   * class B {}
+   * const bus = new EventBus();
+   * const counts = new Map<string, number>();
+   * bus.onAny((event) => {
+   *   const type = event.constructor.name;
+   *   counts.set(type, (counts.get(type) ?? 0) + 1);
+   * });
+   * await bus.publishAll([new A(), new B(), new A()]);
+   * assert.deepEqual([...counts], [["A", 2], ["B", 1]]);
+   * ```
+   */
+  onAny(handler: EventHandler, options: OnAnyOptions = {}): Subscription {
+    if (typeof handler !== "function") {
+      throw new TypeError(
+        `Cannot register catch-all handler: expected a function, received ${
+          describe(handler)
+        }; pass a function such as (event) => audit(event), or use @OnAny() on a method`,
+      );
+    }
+    const checked = checkHandlerOptions(
+      options,
+      undefined,
+      "Cannot register catch-all handler",
+    );
+    const name = options.name ?? (handler.name || "(anonymous)");
+    return this.#registerOne(null, handler, undefined, name, checked);
+  }
+
+  static {
+    registerMethodImpl = (bus, type, method, target, name, options) =>
+      bus.#registerOne(type, method, target, name, options);
+  }
+
+  #registerOne(
+    type: EventClass | null,
+    handler: EventHandler,
+    target: object | undefined,
+    name: string,
+    options: CheckedOptions,
+  ): Subscription {
+    const entry = this.#entry(type, handler, target, name, options);
+    this.#assertNew(entry);
+    this.#add(entry);
+    return new Subscription(() => this.#remove(entry));
+  }
+
+  /**
+   * Registers the `@On` and `@OnAny` methods of `target`: for an instance,
+   * its instance methods (inherited ones included), bound to it; for a
+   * class, its static methods.
    *
    * Static `@On` methods already register themselves on
    * {@linkcode defaultBus} when their class is defined; subscribe the class
@@ -201,6 +364,7 @@ export class EventBus {
    *
    * @example Subscribe an instance
    * ```ts
+   * import assert from "node:assert/strict";
    * import { EventBus, On } from "@aftercommit/core";
    *
    * class Ping {}
@@ -216,7 +380,7 @@ export class EventBus {
    * const counter = new Counter();
    * bus.subscribe(counter);
    * await bus.publish(new Ping());
-   * console.log(counter.count); // 1
+   * assert.equal(counter.count, 1);
    * ```
    */
   subscribe(target: object): Subscription {
@@ -247,7 +411,7 @@ export class EventBus {
           }: its class has no @On instance methods; decorate a method with @On(EventClass) or use register()`,
       );
     }
-    const added: [EventClass, Entry][] = [];
+    const added: Entry[] = [];
     for (const record of records) {
       const fn = record.get(target);
       if (typeof fn !== "function") {
@@ -262,28 +426,35 @@ export class EventBus {
         fn as EventHandler,
         target,
         `${ownerName}.${String(record.name)}`,
+        record,
       );
-      this.#assertNew(record.type, entry);
-      added.push([record.type, entry]);
+      this.#assertNew(entry);
+      added.push(entry);
     }
-    for (const [type, entry] of added) this.#add(type, entry);
+    for (const entry of added) this.#add(entry);
+    if (!isClass && owner !== undefined) noteSubscribed(owner);
     return new Subscription(() => {
-      for (const [type, entry] of added) this.#remove(type, entry);
+      for (const entry of added) this.#remove(entry);
     });
   }
 
   /**
-   * Runs the handlers of `event`'s exact class, one after another, each
-   * awaited, in registration order. An event with no handlers is a no-op.
+   * Runs the handlers of `event` one after another, each awaited, in the
+   * order described on {@linkcode EventBus}. An event with no handlers is a
+   * no-op.
    *
    * @param event The event: any class instance.
+   * @param options A `signal` handed to every handler.
    * @returns A promise that settles when every handler has finished.
-   * @throws {TypeError} When `event` is not an object.
+   * @throws {TypeError} When `event` is not an object or `options.signal` is
+   * not an `AbortSignal`.
    * @throws The handler's own error, under the `"fail-fast"` policy.
    * @throws {AggregateError} Of every handler error, under the `"collect"` policy.
+   * @throws `options.signal.reason` once the signal has aborted.
    *
    * @example Publish an event
    * ```ts
+   * import assert from "node:assert/strict";
    * import { EventBus } from "@aftercommit/core";
    *
    * class Ping {}
@@ -292,21 +463,61 @@ export class EventBus {
    * bus.register(Ping, async () => { order.push(1); });
    * bus.register(Ping, () => { order.push(2); });
    * await bus.publish(new Ping());
-   * console.log(order); // [1, 2]
+   * assert.deepEqual(order, [1, 2]);
+   * ```
+   *
+   * @example Publish with a deadline
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { EventBus } from "@aftercommit/core";
+   *
+   * class Ping {}
+   * const bus = new EventBus();
+   * bus.register(Ping, (_event, { signal }) =>
+   *   new Promise((resolve, reject) => {
+   *     const timer = setTimeout(resolve, 10_000);
+   *     signal.addEventListener("abort", () => {
+   *       clearTimeout(timer);
+   *       reject(signal.reason);
+   *     });
+   *   }));
+   * await assert.rejects(
+   *   bus.publish(new Ping(), { signal: AbortSignal.timeout(10) }),
+   *   { name: "TimeoutError" },
+   * );
    * ```
    */
-  publish(event: object): Promise<void> {
+  publish(event: object, options?: PublishOptions): Promise<void> {
     // Not an async function: an event without handlers, or with one
     // handler, costs no extra promise beyond the handler's own.
     if (event === null || typeof event !== "object") {
       return Promise.reject(eventError(event, "publish"));
     }
-    const entries = this.#handlers.get(event.constructor as EventClass);
-    if (entries === undefined) return RESOLVED;
+    if (options !== undefined) return this.#publishWith(event, options);
+    const type = event.constructor;
+    const entries = this.#resolved.get(type) ?? this.#resolve(type);
+    if (entries.length === 0) return this.#noHandlers(type);
     if (this.#errorPolicy === "fail-fast") {
-      return dispatchFailFast(entries, event);
+      return dispatchFailFast(entries, event, NO_SIGNAL);
     }
     return publishCollect(entries, event);
+  }
+
+  async #publishWith(event: object, options: PublishOptions): Promise<void> {
+    const signal = checkPublishOptions(options, "publish");
+    if (signal === undefined) return await this.publish(event);
+    signal.throwIfAborted();
+    const type = event.constructor;
+    const entries = this.#resolved.get(type) ?? this.#resolve(type);
+    if (entries.length === 0) return this.#noHandlers(type);
+    const errors = await dispatchWithSignal(
+      entries,
+      event,
+      Object.freeze({ signal }),
+      this.#errorPolicy === "collect",
+      undefined,
+    );
+    if (errors !== undefined) throw aggregate(errors, typeName(type));
   }
 
   /**
@@ -315,16 +526,20 @@ export class EventBus {
    * checked before any handler runs.
    *
    * @param events The events, for example those an aggregate recorded.
+   * @param options A `signal` handed to every handler; once it aborts, no
+   * further handler or event starts.
    * @returns A promise that settles when every handler has finished.
-   * @throws {TypeError} When `events` is not iterable or holds a non-object;
-   * then no handler runs.
+   * @throws {TypeError} When `events` is not iterable or holds a non-object,
+   * or `options.signal` is not an `AbortSignal`; then no handler runs.
    * @throws The handler's own error, under the `"fail-fast"` policy; later
    * events are not published.
    * @throws {AggregateError} Of every handler error of every event, under the
    * `"collect"` policy.
+   * @throws `options.signal.reason` once the signal has aborted.
    *
    * @example Publish several events
    * ```ts
+   * import assert from "node:assert/strict";
    * import { EventBus } from "@aftercommit/core";
    *
    * class A {}
@@ -334,10 +549,13 @@ export class EventBus {
    * bus.register(A, () => { order.push("A"); });
    * bus.register(B, () => { order.push("B"); });
    * await bus.publishAll([new B(), new A()]);
-   * console.log(order); // ["B", "A"]
+   * assert.deepEqual(order, ["B", "A"]);
    * ```
    */
-  async publishAll(events: Iterable<object>): Promise<void> {
+  async publishAll(
+    events: Iterable<object>,
+    options?: PublishOptions,
+  ): Promise<void> {
     if (
       events === null || events === undefined ||
       typeof (events as { [Symbol.iterator]?: unknown })[Symbol.iterator] !==
@@ -353,21 +571,58 @@ export class EventBus {
     for (let i = 0; i < list.length; i++) {
       assertEvent(list[i], `publish event at index ${i}`);
     }
+    const signal = options === undefined
+      ? undefined
+      : checkPublishOptions(options, "publish events");
+    if (signal !== undefined) {
+      return await this.#publishAllWith(list, signal);
+    }
     if (this.#errorPolicy === "fail-fast") {
       for (let i = 0; i < list.length; i++) {
         const event = list[i] as object;
-        const entries = this.#handlers.get(event.constructor as EventClass);
-        if (entries !== undefined) await dispatchFailFast(entries, event);
+        const type = event.constructor;
+        const entries = this.#resolved.get(type) ?? this.#resolve(type);
+        if (entries.length !== 0) {
+          await dispatchFailFast(entries, event, NO_SIGNAL);
+        } else if (hasUnsubscribed()) this.#warnUnsubscribed(type);
       }
       return;
     }
     let errors: unknown[] | undefined;
     for (let i = 0; i < list.length; i++) {
       const event = list[i] as object;
-      const entries = this.#handlers.get(event.constructor as EventClass);
-      if (entries !== undefined) {
-        errors = await dispatchCollect(entries, event, errors);
-      }
+      const type = event.constructor;
+      const entries = this.#resolved.get(type) ?? this.#resolve(type);
+      if (entries.length !== 0) {
+        errors = await dispatchCollect(entries, event, NO_SIGNAL, errors);
+      } else if (hasUnsubscribed()) this.#warnUnsubscribed(type);
+    }
+    if (errors !== undefined) {
+      throw aggregate(errors, `${list.length} events`);
+    }
+  }
+
+  async #publishAllWith(
+    list: readonly object[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    const context: HandlerContext = Object.freeze({ signal });
+    const collect = this.#errorPolicy === "collect";
+    let errors: unknown[] | undefined;
+    for (let i = 0; i < list.length; i++) {
+      signal.throwIfAborted();
+      const event = list[i] as object;
+      const type = event.constructor;
+      const entries = this.#resolved.get(type) ?? this.#resolve(type);
+      if (entries.length !== 0) {
+        errors = await dispatchWithSignal(
+          entries,
+          event,
+          context,
+          collect,
+          errors,
+        );
+      } else if (hasUnsubscribed()) this.#warnUnsubscribed(type);
     }
     if (errors !== undefined) {
       throw aggregate(errors, `${list.length} events`);
@@ -375,7 +630,9 @@ export class EventBus {
   }
 
   /**
-   * The handlers registered for exactly `type`, in the order they run.
+   * The handlers that run for an event of exactly class `type`, in the
+   * order they run: its own handlers, `subclasses: true` handlers of its
+   * parents, catch-alls (see {@linkcode EventBus} for the order rules).
    *
    * @param type The event class.
    * @returns A snapshot: later registrations do not change it.
@@ -383,88 +640,187 @@ export class EventBus {
    *
    * @example List handlers
    * ```ts
-   * import { EventBus } from "@aftercommit/core";
+   * import assert from "node:assert/strict";
+   * import { DomainEvent, EventBus } from "@aftercommit/core";
    *
-   * class Ping {}
+   * class Ping extends DomainEvent {}
    * const bus = new EventBus();
+   * bus.onAny(function metrics() {});
+   * bus.register(DomainEvent, function audit() {}, { subclasses: true });
    * bus.register(Ping, function first() {});
    * bus.register(Ping, function second() {});
-   * console.log(bus.handlersFor(Ping).map((h) => h.name)); // ["first", "second"]
+   * assert.deepEqual(bus.handlersFor(Ping).map((h) => h.name), [
+   *   "first",
+   *   "second",
+   *   "audit",
+   *   "metrics",
+   * ]);
    * ```
    */
   handlersFor(type: EventClass): readonly HandlerInfo[] {
     assertEventClass(type, "list handlers");
-    const entries = this.#handlers.get(type) ?? [];
-    return entries.map(({ name, handler, target }) => ({
-      name,
-      handler,
-      target,
-    }));
+    const entries = this.#resolved.get(type) ?? this.#resolve(type);
+    return entries.map((
+      { name, handler, target, eventType, subclasses, order },
+    ) => ({ name, handler, target, eventType, subclasses, order }));
   }
 
   /**
-   * Removes every handler of every type from this bus. Unsubscribing a
-   * subscription made before then does nothing.
+   * Removes every handler of every type, catch-alls included, from this
+   * bus. Unsubscribing a subscription made before then does nothing.
    */
   clearHandlers(): void {
-    const count = this.#handlers.size;
-    this.#handlers.clear();
+    const count = this.#exact.size + this.#base.size;
+    this.#exact.clear();
+    this.#base.clear();
+    this.#any = EMPTY;
+    this.#resolved.clear();
+    this.#warned.clear();
     logger.debug("Cleared the handlers of {typeCount} event types", {
       typeCount: count,
     });
   }
 
+  // Which handlers run for events whose constructor is `type`, in order;
+  // cached until the next registration change.
+  #resolve(type: unknown): readonly Entry[] {
+    const found: [entry: Entry, distance: number][] = [];
+    for (const entry of this.#exact.get(type as EventClass) ?? EMPTY) {
+      found.push([entry, 0]);
+    }
+    if (this.#base.size !== 0 && typeof type === "function") {
+      let distance = 0;
+      for (
+        let c: object | null = type;
+        c !== null && c !== Function.prototype;
+        c = Object.getPrototypeOf(c), distance++
+      ) {
+        for (const entry of this.#base.get(c as EventClass) ?? EMPTY) {
+          found.push([entry, distance]);
+        }
+      }
+    }
+    for (const entry of this.#any) found.push([entry, Infinity]);
+    let entries = EMPTY;
+    if (found.length !== 0) {
+      // Infinity - Infinity is NaN, which falls through to `seq`.
+      found.sort(([a, da], [b, db]) =>
+        a.order - b.order || da - db || a.seq - b.seq
+      );
+      const eventType = typeName(type);
+      entries = Object.freeze(
+        found.map(([entry]) =>
+          entry.eventType === type ? entry : {
+            ...entry,
+            // Failures are logged with the event's own type.
+            fail: failureLogger(eventType, entry.name),
+          }
+        ),
+      );
+    }
+    this.#resolved.set(type, entries);
+    return entries;
+  }
+
+  #noHandlers(type: unknown): Promise<void> {
+    if (hasUnsubscribed()) this.#warnUnsubscribed(type);
+    return RESOLVED;
+  }
+
+  // An instance-handler class exists but none of its instances was
+  // subscribed: the usual reason why an event finds no handler.
+  #warnUnsubscribed(type: unknown): void {
+    if (this.#warned.has(type)) return;
+    const classes = unsubscribedClassesFor(type);
+    if (classes.size === 0) return;
+    this.#warned.add(type);
+    const names = [...classes].map(typeName).sort();
+    logger.warn(
+      "No handler for {eventType} on this bus, but {classes} {verb} @On instance methods for it and no instance was ever subscribed; call bus.subscribe(instance)",
+      {
+        eventType: typeName(type),
+        classes: names.join(", "),
+        verb: names.length === 1 ? "has" : "have",
+      },
+    );
+  }
+
   #entry(
-    type: EventClass,
+    type: EventClass | null,
     handler: EventHandler,
     target: object | undefined,
     name: string,
+    options: CheckedOptions,
   ): Entry {
-    const eventType = typeName(type);
     return {
       name,
       handler: handler as HandlerInfo["handler"],
       target,
+      eventType: type ?? undefined,
+      subclasses: options.subclasses,
+      order: options.order,
+      seq: this.#seq++,
       call: target === undefined ? handler : handler.bind(target),
-      fail: (error: unknown): never => {
-        logFailureOf(eventType, name, error);
-        throw error;
-      },
+      fail: failureLogger(type === null ? "(any)" : typeName(type), name),
     };
   }
 
-  #assertNew(type: EventClass, entry: Entry): void {
-    const existing = this.#handlers.get(type);
-    if (existing === undefined) return;
-    for (const e of existing) {
-      if (e.handler === entry.handler && e.target === entry.target) {
-        throw new TypeError(
-          `Cannot register handler ${entry.name} for ${
-            typeName(type)
-          }: it is already registered on this bus, and registering it twice would run its side effects twice; unsubscribe the first registration or register a different function`,
-        );
+  #listOf(entry: Entry): readonly Entry[] {
+    if (entry.eventType === undefined) return this.#any;
+    return (entry.subclasses ? this.#base : this.#exact).get(
+      entry.eventType,
+    ) ?? EMPTY;
+  }
+
+  #assertNew(entry: Entry): void {
+    const lists = entry.eventType === undefined
+      ? [this.#any]
+      : [this.#exact.get(entry.eventType), this.#base.get(entry.eventType)];
+    for (const list of lists) {
+      for (const e of list ?? EMPTY) {
+        if (e.handler === entry.handler && e.target === entry.target) {
+          throw new TypeError(
+            `Cannot register handler ${entry.name} for ${
+              entry.eventType === undefined
+                ? "every event"
+                : typeName(entry.eventType)
+            }: it is already registered on this bus, and registering it twice would run its side effects twice; unsubscribe the first registration or register a different function`,
+          );
+        }
       }
     }
   }
 
   // Copy-on-write: a publish in progress keeps iterating the array it read.
-  #add(type: EventClass, entry: Entry): void {
-    const existing = this.#handlers.get(type);
-    this.#handlers.set(type, existing ? [...existing, entry] : [entry]);
+  #setList(entry: Entry, list: readonly Entry[]): void {
+    this.#resolved.clear();
+    if (entry.eventType === undefined) {
+      this.#any = list.length === 0 ? EMPTY : list;
+      return;
+    }
+    const map = entry.subclasses ? this.#base : this.#exact;
+    if (list.length === 0) map.delete(entry.eventType);
+    else map.set(entry.eventType, list);
+  }
+
+  #add(entry: Entry): void {
+    this.#setList(entry, [...this.#listOf(entry), entry]);
     logger.debug("Registered handler {handler} for {eventType}", {
-      eventType: typeName(type),
+      eventType: entry.eventType === undefined
+        ? "(any)"
+        : typeName(entry.eventType),
       handler: entry.name,
     });
   }
 
-  #remove(type: EventClass, entry: Entry): void {
-    const existing = this.#handlers.get(type);
-    if (existing === undefined || !existing.includes(entry)) return;
-    const rest = existing.filter((e) => e !== entry);
-    if (rest.length === 0) this.#handlers.delete(type);
-    else this.#handlers.set(type, rest);
+  #remove(entry: Entry): void {
+    const existing = this.#listOf(entry);
+    if (!existing.includes(entry)) return;
+    this.#setList(entry, existing.filter((e) => e !== entry));
     logger.debug("Unregistered handler {handler} for {eventType}", {
-      eventType: typeName(type),
+      eventType: entry.eventType === undefined
+        ? "(any)"
+        : typeName(entry.eventType),
       handler: entry.name,
     });
   }
@@ -482,16 +838,17 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 function dispatchFailFast(
   entries: readonly Entry[],
   event: object,
+  context: HandlerContext,
 ): Promise<void> {
   const debug = debugGate.enabled;
   if (entries.length !== 1 || debug) {
-    return dispatchEachFailFast(entries, event, debug);
+    return dispatchEachFailFast(entries, event, context, debug);
   }
   // The common case of one handler, with debug logging off.
   const entry = entries[0]!;
   let result: unknown;
   try {
-    result = entry.call(event);
+    result = entry.call(event, context);
   } catch (error) {
     logFailure(entry, event, error);
     return Promise.reject(error);
@@ -504,13 +861,14 @@ function dispatchFailFast(
 async function dispatchEachFailFast(
   entries: readonly Entry[],
   event: object,
+  context: HandlerContext,
   debug: boolean,
 ): Promise<void> {
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
     if (debug) logHandling(entry, event);
     try {
-      await entry.call(event);
+      await entry.call(event, context);
     } catch (error) {
       logFailure(entry, event, error);
       throw error;
@@ -522,7 +880,7 @@ async function publishCollect(
   entries: readonly Entry[],
   event: object,
 ): Promise<void> {
-  const errors = await dispatchCollect(entries, event, undefined);
+  const errors = await dispatchCollect(entries, event, NO_SIGNAL, undefined);
   if (errors !== undefined) {
     throw aggregate(errors, typeName(event.constructor));
   }
@@ -533,6 +891,7 @@ async function publishCollect(
 async function dispatchCollect(
   entries: readonly Entry[],
   event: object,
+  context: HandlerContext,
   errors: unknown[] | undefined,
 ): Promise<unknown[] | undefined> {
   const debug = debugGate.enabled;
@@ -540,13 +899,80 @@ async function dispatchCollect(
     const entry = entries[i]!;
     if (debug) logHandling(entry, event);
     try {
-      await entry.call(event);
+      await entry.call(event, context);
     } catch (error) {
       logFailure(entry, event, error);
       (errors ??= []).push(error);
     }
   }
   return errors;
+}
+
+// Both policies, with a signal: no handler starts once it has aborted, and
+// a running handler is not waited for past the abort. Returns the failures
+// so far under "collect"; throws the first one under "fail-fast", and the
+// signal's reason once it aborts.
+async function dispatchWithSignal(
+  entries: readonly Entry[],
+  event: object,
+  context: HandlerContext,
+  collect: boolean,
+  errors: unknown[] | undefined,
+): Promise<unknown[] | undefined> {
+  const { signal } = context;
+  const debug = debugGate.enabled;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (signal.aborted) {
+      logAborted(entry, event, "before");
+      throw signal.reason;
+    }
+    if (debug) logHandling(entry, event);
+    try {
+      const result = entry.call(event, context);
+      if (isThenable(result)) {
+        await untilSettledOrAborted(result, entry, event, signal);
+      }
+    } catch (error) {
+      if (signal.aborted && error === signal.reason) {
+        logAborted(entry, event, "during");
+        throw error;
+      }
+      logFailure(entry, event, error);
+      if (!collect) throw error;
+      (errors ??= []).push(error);
+    }
+  }
+  return errors;
+}
+
+// Settles with `result`, or rejects with the signal's reason as soon as it
+// aborts; a failure the handler reports after that is logged, not lost.
+function untilSettledOrAborted(
+  result: PromiseLike<unknown>,
+  entry: Entry,
+  event: object,
+  signal: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let abandoned = false;
+    const onAbort = (): void => {
+      abandoned = true;
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    Promise.resolve(result).then(
+      () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        if (!abandoned) reject(error);
+        else if (error !== signal.reason) logFailure(entry, event, error);
+      },
+    );
+  });
 }
 
 function logHandling(entry: Entry, event: object): void {
@@ -556,8 +982,31 @@ function logHandling(entry: Entry, event: object): void {
   });
 }
 
+function logAborted(
+  entry: Entry,
+  event: object,
+  when: "before" | "during",
+): void {
+  logger.warn(
+    when === "before"
+      ? "Stopped dispatching {eventType} before handler {handler}: the signal aborted"
+      : "Stopped waiting for handler {handler} of {eventType}: the signal aborted",
+    { eventType: typeName(event.constructor), handler: entry.name },
+  );
+}
+
 function logFailure(entry: Entry, event: object, error: unknown): void {
   logFailureOf(typeName(event.constructor), entry.name, error);
+}
+
+function failureLogger(
+  eventType: string,
+  handler: string,
+): (error: unknown) => never {
+  return (error: unknown): never => {
+    logFailureOf(eventType, handler, error);
+    throw error;
+  };
 }
 
 function logFailureOf(
@@ -605,6 +1054,28 @@ function eventError(event: unknown, action: string): TypeError {
   );
 }
 
+function checkPublishOptions(
+  options: PublishOptions,
+  action: string,
+): AbortSignal | undefined {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `Cannot ${action}: expected an options object such as { signal }, received ${
+        describe(options)
+      }`,
+    );
+  }
+  const { signal } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(
+      `Cannot ${action}: options.signal must be an AbortSignal, received ${
+        describe(signal)
+      }; pass controller.signal or AbortSignal.timeout(ms), or leave it out`,
+    );
+  }
+  return signal;
+}
+
 /**
  * The bus that `@On` static methods register on, and that the module-level
  * {@linkcode register}, {@linkcode publish}, {@linkcode publishAll} and
@@ -626,22 +1097,29 @@ function eventError(event: unknown, action: string): TypeError {
 export const defaultBus: EventBus = new EventBus();
 
 /**
- * Registers `handler` for events of exactly `type` on {@linkcode defaultBus}.
+ * Registers `handler` for events of exactly `type` (and of its subclasses
+ * with `{ subclasses: true }`) on {@linkcode defaultBus}.
  *
  * @typeParam E The event type.
  * @param type The event class.
  * @param handler The function to run; it may be async.
- * @param options The handler's name for logs.
+ * @param options The handler's name for logs, its `order`, `subclasses`.
  * @returns A subscription that removes the handler.
  * @throws {TypeError} As {@linkcode EventBus.register}.
+ * @throws {RangeError} As {@linkcode EventBus.register}.
  *
  * @example Register on the default bus
  * ```ts
+ * import assert from "node:assert/strict";
  * import { publish, register } from "@aftercommit/core";
  *
  * class Ping {}
- * using _sub = register(Ping, () => console.log("ping"));
- * await publish(new Ping()); // logs "ping"
+ * let pings = 0;
+ * using _sub = register(Ping, () => {
+ *   pings++;
+ * });
+ * await publish(new Ping());
+ * assert.equal(pings, 1);
  * ```
  */
 export function register<E extends object>(
@@ -656,6 +1134,7 @@ export function register<E extends object>(
  * Publishes one event on {@linkcode defaultBus}.
  *
  * @param event The event.
+ * @param options A `signal` handed to every handler.
  * @returns A promise that settles when every handler has finished.
  * @throws As {@linkcode EventBus.publish}.
  *
@@ -667,14 +1146,18 @@ export function register<E extends object>(
  * await publish(new NobodyListens()); // no handlers: a no-op
  * ```
  */
-export function publish(event: object): Promise<void> {
-  return defaultBus.publish(event);
+export function publish(
+  event: object,
+  options?: PublishOptions,
+): Promise<void> {
+  return defaultBus.publish(event, options);
 }
 
 /**
  * Publishes events in order on {@linkcode defaultBus}.
  *
  * @param events The events.
+ * @param options A `signal` handed to every handler.
  * @returns A promise that settles when every handler has finished.
  * @throws As {@linkcode EventBus.publishAll}.
  *
@@ -686,8 +1169,11 @@ export function publish(event: object): Promise<void> {
  * await publishAll([new A(), new A()]);
  * ```
  */
-export function publishAll(events: Iterable<object>): Promise<void> {
-  return defaultBus.publishAll(events);
+export function publishAll(
+  events: Iterable<object>,
+  options?: PublishOptions,
+): Promise<void> {
+  return defaultBus.publishAll(events, options);
 }
 
 /**
@@ -696,12 +1182,13 @@ export function publishAll(events: Iterable<object>): Promise<void> {
  *
  * @example Clear the default bus
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clearHandlers, defaultBus, register } from "@aftercommit/core";
  *
  * class Ping {}
  * register(Ping, () => {});
  * clearHandlers();
- * console.log(defaultBus.handlersFor(Ping).length); // 0
+ * assert.equal(defaultBus.handlersFor(Ping).length, 0);
  * ```
  */
 export function clearHandlers(): void {
