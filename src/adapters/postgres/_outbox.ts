@@ -2,11 +2,13 @@
 // after its commit) and the relay (for events left undone).
 //
 // A row is undone while done_at and parked_at are null. locked_until is a
-// lease: a row is written leased to the process that commits it, and the
-// relay claims rows by extending their lease in one short statement
-// (FOR UPDATE SKIP LOCKED), dispatches them with no transaction open (their
-// handlers may run units of work of their own, on a pool of one), then
-// marks them done.
+// lease, counted from clock_timestamp(): a row is written leased to the
+// process that commits it, and the relay claims rows by extending their
+// lease in one short statement (FOR UPDATE SKIP LOCKED). Dispatching runs
+// with no transaction open (handlers may run units of work of their own, on
+// a pool of one), within a timeout, and the lease is extended while it
+// runs, so a row is dispatched twice only when its process died or could
+// not reach the database for a whole lease.
 import { getLogger } from "@logtape/logtape";
 import {
   defaultEventRegistry,
@@ -15,6 +17,7 @@ import {
 import type { EventPublisher } from "../../application/unit_of_work.ts";
 import { describe, typeName } from "../../application/_describe.ts";
 import { errorType } from "../../application/_loggable_error.ts";
+import { isConnectionError } from "../../application/_connection_error.ts";
 import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
@@ -62,7 +65,7 @@ export interface RecordedFailure {
 }
 
 // deno-lint-ignore no-explicit-any
-type Unsafe = { unsafe(query: string, params?: any[], o?: any): any };
+export type Unsafe = { unsafe(query: string, params?: any[], o?: any): any };
 
 /** The outbox table's statements. */
 export class OutboxTable {
@@ -72,6 +75,8 @@ export class OutboxTable {
   readonly #insert: string;
   readonly #markDone: string;
   readonly #fail: string;
+  readonly #defer: string;
+  readonly #extend: string;
   readonly #claim: string;
   readonly #cleanup: string;
 
@@ -98,37 +103,51 @@ export class OutboxTable {
         where done_at is null and parked_at is null`,
       `create index if not exists "${table.name}_done_idx" on ${t} (done_at)
         where done_at is not null`,
+      `create index if not exists "${table.name}_parked_idx" on ${t} (seq)
+        where parked_at is not null and done_at is null`,
     ];
+    // Leases count from clock_timestamp(), the moment the statement runs,
+    // not now(), the start of the (possibly long) transaction.
     this.#insert = `insert into ${t} (id, type, payload, locked_until)
       select e.value->>'id', e.value->>'type', e.value->'payload',
-        now() + $2::float8 * interval '1 second'
+        clock_timestamp() + $2::float8 * interval '1 second'
       from json_array_elements($1::text::json) with ordinality as e(value, n)
       order by e.n
       on conflict (id) do nothing`;
+    // = any($1::text[]) is an index scan on the primary key.
     this.#markDone = `update ${t}
-      set done_at = now(), locked_until = null, attempts = attempts + 1
-      where id in (select json_array_elements_text($1::text::json))
-        and done_at is null`;
+      set done_at = clock_timestamp(), locked_until = null,
+        attempts = attempts + 1
+      where id = any($1::text[]) and done_at is null`;
     // In SET, "attempts" is the value before this update.
     this.#fail = `update ${t}
       set attempts = attempts + 1,
         last_error = $2,
-        locked_until = now() + least(
+        locked_until = clock_timestamp() + least(
           $3::float8 * power(2, least(attempts, 30)), $4::float8
         ) * interval '1 second',
-        parked_at = case when attempts + 1 >= $5::int then now() end
+        parked_at = case when attempts + 1 >= $5::int then clock_timestamp() end
       where id = $1 and done_at is null
       returning attempts, parked_at is not null as parked`;
+    // An outage: the rows wait out the delay; no attempt is used up.
+    this.#defer = `update ${t}
+      set locked_until = clock_timestamp() + $2::float8 * interval '1 second',
+        last_error = case when id = $3 then $4 else last_error end
+      where id = any($1::text[]) and done_at is null and parked_at is null`;
+    this.#extend = `update ${t}
+      set locked_until = greatest(locked_until,
+        clock_timestamp() + $2::float8 * interval '1 second')
+      where id = any($1::text[]) and done_at is null and parked_at is null`;
     this.#claim = `with next as (
         select id from ${t}
         where done_at is null and parked_at is null
-          and (locked_until is null or locked_until <= now())
+          and (locked_until is null or locked_until <= clock_timestamp())
         order by seq
         limit $1::int
         for update skip locked
       )
       update ${t} as o
-      set locked_until = now() + $2::float8 * interval '1 second'
+      set locked_until = clock_timestamp() + $2::float8 * interval '1 second'
       from next where o.id = next.id
       returning o.id, o.seq, o.type, o.payload::text as payload, o.attempts`;
     this.#cleanup = `delete from ${t} where id in (
@@ -161,7 +180,7 @@ export class OutboxTable {
 
   /** Marks rows done, in one statement. */
   async markDone(sql: Unsafe, ids: readonly string[]): Promise<void> {
-    await sql.unsafe(this.#markDone, [JSON.stringify(ids)], { prepare: true });
+    await sql.unsafe(this.#markDone, [ids], { prepare: true });
   }
 
   /** Records a failed dispatch; parks the row at the limit. */
@@ -184,6 +203,37 @@ export class OutboxTable {
     return row === undefined
       ? undefined
       : { attempts: Number(row.attempts), parked: row.parked === true };
+  }
+
+  /**
+   * Puts undone rows off for `delaySeconds` without using up an attempt,
+   * recording `error` on the row `failedId`.
+   */
+  async defer(
+    sql: Unsafe,
+    ids: readonly string[],
+    delaySeconds: number,
+    failedId: string | null,
+    error: string | null,
+  ): Promise<number> {
+    const result = await sql.unsafe(this.#defer, [
+      ids,
+      String(delaySeconds),
+      failedId,
+      error,
+    ], { prepare: true }) as { count?: number };
+    return Number(result.count ?? 0);
+  }
+
+  /** Extends the lease of undone rows to `leaseSeconds` from now. */
+  async extend(
+    sql: Unsafe,
+    ids: readonly string[],
+    leaseSeconds: number,
+  ): Promise<void> {
+    await sql.unsafe(this.#extend, [ids, String(leaseSeconds)], {
+      prepare: true,
+    });
   }
 
   /** Claims up to `limit` undone rows whose lease is over, oldest first. */
@@ -221,11 +271,52 @@ export class OutboxTable {
   }
 }
 
+/**
+ * The lease a process holds on a set of rows (the events of one commit, or
+ * one claim), as seen from this process: it expires `seconds` after the
+ * statement that took or last extended it was sent, which is never later
+ * than the database's own clock says. Rows leave it once they are marked
+ * done or their failure is recorded.
+ */
+export class Lease {
+  readonly seconds: number;
+  readonly #open: Set<string>;
+  #expiresAt: number;
+
+  constructor(ids: Iterable<string>, seconds: number, sentAt: number) {
+    this.seconds = seconds;
+    this.#open = new Set(ids);
+    this.#expiresAt = sentAt + seconds * 1000;
+  }
+
+  /** The rows still held. */
+  get open(): string[] {
+    return [...this.#open];
+  }
+
+  /** Milliseconds until the lease ends (negative once it has). */
+  remainingMs(now = performance.now()): number {
+    return this.#expiresAt - now;
+  }
+
+  /** Lets go of rows that are settled. */
+  release(ids: Iterable<string>): void {
+    for (const id of ids) this.#open.delete(id);
+  }
+
+  /** Records an extension sent at `sentAt`. */
+  renewed(sentAt: number): void {
+    this.#expiresAt = Math.max(this.#expiresAt, sentAt + this.seconds * 1000);
+  }
+}
+
 /** An event with its outbox identity, ready to dispatch. */
 export interface OutboxItem {
   readonly id: string;
   readonly type: string;
   readonly event: object;
+  /** The lease on the row: kept alive while the event is dispatched. */
+  readonly lease?: Lease;
 }
 
 /** Events serialized for one insert. */
@@ -236,6 +327,45 @@ export interface PreparedBatch {
   readonly items: OutboxItem[];
 }
 
+/** How one dispatch failed. */
+export interface DispatchFailure {
+  /** The error: the handler's, a timeout, or a dependency's. */
+  readonly error: unknown;
+  /** Whether the event was parked by this failure. */
+  readonly parked: boolean;
+  /**
+   * Whether a dependency was unreachable: the event was put off without
+   * using up an attempt.
+   */
+  readonly outage: boolean;
+  /** Whether the lease ran out before the dispatch began: nothing was run. */
+  readonly leaseLost: boolean;
+}
+
+/** The error a dispatch's signal is aborted with when it runs out of time. */
+export class DispatchTimeoutError extends Error {
+  /**
+   * @param seconds The timeout that passed.
+   */
+  constructor(seconds: number) {
+    super(
+      `the handlers did not settle within the dispatch timeout of ${seconds} s`,
+    );
+    this.name = "DispatchTimeoutError";
+  }
+}
+
+// A publisher that may take a signal (EventBus.publishAll does once it
+// accepts options; one that ignores the argument is fine too).
+type SignalPublisher = {
+  publishAll(
+    events: Iterable<object>,
+    options?: { signal?: AbortSignal },
+  ): Promise<void>;
+};
+
+const TIMED_OUT = Symbol("timed out");
+
 /** The validated options and the operations of one outbox. */
 export class Outbox {
   readonly table: OutboxTable;
@@ -244,6 +374,7 @@ export class Outbox {
   readonly maxAttempts: number;
   readonly retryDelaySeconds: number;
   readonly maxRetryDelaySeconds: number;
+  readonly dispatchTimeoutSeconds: number;
 
   constructor(options: OutboxOptions, action: string) {
     if (options === null || typeof options !== "object") {
@@ -289,10 +420,17 @@ export class Outbox {
       "maxRetryDelaySeconds",
       action,
     );
+    this.dispatchTimeoutSeconds = positive(
+      options.dispatchTimeoutSeconds,
+      10,
+      "dispatchTimeoutSeconds",
+      action,
+    );
   }
 
   /**
-   * Serializes the events of one transaction.
+   * Serializes the events of one transaction. The items share one lease,
+   * counted from now (a moment before the insert).
    *
    * @throws {TypeError} For an event the registry cannot serialize.
    */
@@ -300,10 +438,15 @@ export class Outbox {
     const items: OutboxItem[] = new Array(events.length);
     const records: string[] = [];
     const seen = new Set<string>();
+    const serialized = events.map((event) => this.registry.serialize(event));
+    const lease = new Lease(
+      serialized.map((s) => s.eventId),
+      this.leaseSeconds,
+      performance.now(),
+    );
     for (let i = 0; i < events.length; i++) {
-      const event = events[i]!;
-      const { type, eventId, payload } = this.registry.serialize(event);
-      items[i] = { id: eventId, type, event };
+      const { type, eventId, payload } = serialized[i]!;
+      items[i] = { id: eventId, type, event: events[i]!, lease };
       if (seen.has(eventId)) continue;
       seen.add(eventId);
       records.push(
@@ -316,20 +459,157 @@ export class Outbox {
   }
 
   /**
-   * Dispatches one event through the bus. On failure, records the error on
-   * its row (and parks it at the limit) and returns the error.
+   * Dispatches one event through the bus, within the dispatch timeout and
+   * with an `AbortSignal`, keeping its lease alive meanwhile. A handler
+   * failure (or a timeout) is recorded on the row, which is parked at the
+   * limit; an unreachable dependency puts the row off for `outageDelaySeconds`
+   * without using up an attempt.
+   *
+   * @returns `undefined` when the event was dispatched, else how it failed.
    */
   async dispatch(
     sql: Unsafe,
     bus: EventPublisher,
     item: OutboxItem,
-  ): Promise<{ error: unknown; parked: boolean } | undefined> {
+    outageDelaySeconds = this.retryDelaySeconds,
+  ): Promise<DispatchFailure | undefined> {
+    const lease = item.lease;
+    if (lease !== undefined) {
+      if (lease.remainingMs() < lease.seconds * 500) {
+        await this.keepLease(sql, lease);
+      }
+      if (lease.remainingMs() <= 0) {
+        // Another process may have claimed the row: leave it to that one.
+        return {
+          error: new Error(
+            "the lease on the event ran out before it was dispatched; the relay will dispatch it",
+          ),
+          parked: false,
+          outage: false,
+          leaseLost: true,
+        };
+      }
+    }
+    const ms = this.dispatchTimeoutSeconds * 1000;
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let keeper: ReturnType<typeof setTimeout> | undefined;
+    const keep = (): void => {
+      if (lease === undefined) return;
+      keeper = setTimeout(() => {
+        this.keepLease(sql, lease).finally(() => {
+          if (keeper !== undefined) keep();
+        });
+      }, Math.max(0, lease.remainingMs() - lease.seconds * 500));
+    };
+    let outcome: unknown = undefined;
+    let failed = false;
     try {
-      await bus.publishAll([item.event]);
-      return undefined;
+      const publishing = Promise.resolve().then(() =>
+        (bus as SignalPublisher).publishAll([item.event], {
+          signal: controller.signal,
+        })
+      );
+      const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
+        timer = setTimeout(() => resolve(TIMED_OUT), ms);
+      });
+      keep();
+      const result = await Promise.race([publishing, timeout]);
+      if (result === TIMED_OUT) {
+        failed = true;
+        outcome = new DispatchTimeoutError(this.dispatchTimeoutSeconds);
+        controller.abort(outcome);
+        logger.warn(
+          "Outbox event {eventType} {eventId} timed out after {timeoutSeconds} s; its handlers' signal is aborted and the attempt counts as failed",
+          {
+            eventType: item.type,
+            eventId: item.id,
+            timeoutSeconds: this.dispatchTimeoutSeconds,
+          },
+        );
+        publishing.then(
+          () => straySettled(item, "returned"),
+          (error) => straySettled(item, errorType(error)),
+        );
+      }
     } catch (error) {
-      const recorded = await this.recordFailure(sql, item.id, item.type, error);
-      return { error, parked: recorded?.parked ?? false };
+      failed = true;
+      outcome = error;
+    } finally {
+      clearTimeout(timer);
+      clearTimeout(keeper);
+      keeper = undefined;
+    }
+    if (!failed) return undefined;
+    if (isOutage(outcome)) {
+      await this.deferOutage(sql, [item.id], outageDelaySeconds, item, outcome);
+      lease?.release([item.id]);
+      return { error: outcome, parked: false, outage: true, leaseLost: false };
+    }
+    const recorded = await this.recordFailure(sql, item.id, item.type, outcome);
+    if (recorded !== undefined) lease?.release([item.id]);
+    return {
+      error: outcome,
+      parked: recorded?.parked ?? false,
+      outage: false,
+      leaseLost: false,
+    };
+  }
+
+  /** Extends a lease; a failure is logged (the lease may then run out). */
+  async keepLease(sql: Unsafe, lease: Lease): Promise<void> {
+    const ids = lease.open;
+    if (ids.length === 0) return;
+    const sentAt = performance.now();
+    try {
+      await this.table.extend(sql, ids, lease.seconds);
+      lease.renewed(sentAt);
+    } catch (error) {
+      logger.warn(
+        "Could not extend the lease of {eventCount} outbox events: {errorType}",
+        { eventCount: ids.length, errorType: errorType(error) },
+      );
+    }
+  }
+
+  /**
+   * Puts rows off for `delaySeconds` after an outage, without using up
+   * attempts; records `error` on `failed`'s row. A failure is logged (the
+   * rows' leases then run out by themselves).
+   */
+  async deferOutage(
+    sql: Unsafe,
+    ids: readonly string[],
+    delaySeconds: number,
+    failed: { id: string; type: string } | undefined,
+    error: unknown,
+  ): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      await this.table.defer(
+        sql,
+        ids,
+        delaySeconds,
+        failed?.id ?? null,
+        failed === undefined ? null : formatError(error),
+      );
+    } catch (writeError) {
+      logger.warn(
+        "Could not put off {eventCount} outbox events after an outage: {errorType}",
+        { eventCount: ids.length, errorType: errorType(writeError) },
+      );
+      return;
+    }
+    if (failed !== undefined) {
+      logger.warn(
+        "Outbox event {eventType} {eventId} could not be dispatched: a dependency is unreachable ({errorType}); retrying in {delaySeconds} s without using up an attempt",
+        {
+          eventType: failed.type,
+          eventId: failed.id,
+          errorType: errorType(error),
+          delaySeconds,
+        },
+      );
     }
   }
 
@@ -397,6 +677,52 @@ export class Outbox {
       return false;
     }
   }
+}
+
+function straySettled(item: OutboxItem, how: string): void {
+  logger.info(
+    "Outbox event {eventType} {eventId}: a dispatch that had timed out settled later ({how})",
+    { eventType: item.type, eventId: item.id, how },
+  );
+}
+
+// Beyond the lost or refused connections isConnectionError knows: a server
+// with no free connection slot, socket errors by their Deno names, and
+// node-postgres (under pg-boss), which reports some without a code.
+const OUTAGE_CODES = new Set(["53300", "EHOSTDOWN"]);
+const OUTAGE_NAMES = new Set([
+  "ConnectionRefused",
+  "ConnectionReset",
+  "ConnectionAborted",
+  "BrokenPipe",
+  "NotConnected",
+]);
+const OUTAGE_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/**
+ * Whether `error` (or an error it wraps: its cause, the errors of an
+ * AggregateError, the error of a SuppressedError) says that a dependency
+ * could not be reached, rather than that a handler failed.
+ */
+export function isOutage(error: unknown, depth = 0): boolean {
+  if (error === null || typeof error !== "object" || depth > 8) return false;
+  if (isConnectionError(error)) return true;
+  const { code, name, message } = error as {
+    code?: unknown;
+    name?: unknown;
+    message?: unknown;
+  };
+  if (typeof code === "string" && OUTAGE_CODES.has(code)) return true;
+  if (typeof name === "string" && OUTAGE_NAMES.has(name)) return true;
+  if (typeof message === "string" && OUTAGE_MESSAGES.test(message)) {
+    return true;
+  }
+  const inner: unknown[] = [];
+  if (error instanceof AggregateError) inner.push(...error.errors);
+  if (error instanceof SuppressedError) inner.push(error.error);
+  if ("cause" in error) inner.push((error as { cause?: unknown }).cause);
+  return inner.some((e) => isOutage(e, depth + 1));
 }
 
 /** `Name: message`, and the inner errors of an AggregateError, truncated. */

@@ -52,13 +52,26 @@ export interface OutboxOptions {
    */
   readonly registry?: EventRegistry;
   /**
-   * Seconds an event is reserved for the process that wrote it (from its
-   * insert) or that claimed it (in the relay); no relay takes it before
-   * the lease ends. Make it longer than dispatching an event takes.
+   * Seconds an event is reserved for the process that wrote it (counted
+   * from the insert, not from the start of the transaction) or that claimed
+   * it (in the relay); no relay takes it before the lease ends. The holder
+   * extends the lease while it is still dispatching, so it only runs out
+   * when that process died or could not reach the database for this long.
    *
    * @default {30}
    */
   readonly leaseSeconds?: number;
+  /**
+   * Seconds one event's dispatch (all of its handlers) may take. Handlers
+   * get an `AbortSignal` (the bus's second argument, `{ signal }`) that is
+   * aborted then; a dispatch that outlives it counts as a failed attempt,
+   * recorded with a `DispatchTimeoutError`, and the next event goes on. The
+   * handler's promise is not awaited any longer: whatever it still does
+   * runs unwatched, so handlers should stop on the signal.
+   *
+   * @default {10}
+   */
+  readonly dispatchTimeoutSeconds?: number;
   /**
    * Failed dispatches after which an event is parked: kept, logged, never
    * retried again.

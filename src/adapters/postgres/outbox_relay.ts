@@ -8,7 +8,15 @@ import { getLogger } from "@logtape/logtape";
 import { defaultBus } from "../../application/event_bus.ts";
 import type { EventPublisher } from "../../application/unit_of_work.ts";
 import { describe } from "../../application/_describe.ts";
-import { nonNegative, Outbox, positive, positiveInteger } from "./_outbox.ts";
+import {
+  isOutage,
+  Lease,
+  nonNegative,
+  Outbox,
+  positive,
+  positiveInteger,
+  type Unsafe,
+} from "./_outbox.ts";
 import { errorType } from "../../application/_loggable_error.ts";
 import {
   assertClient,
@@ -52,6 +60,22 @@ export interface OutboxRelayOptions extends OutboxOptions {
    * @default {60}
    */
   readonly cleanupIntervalSeconds?: number;
+  /**
+   * Seconds the relay waits after a pass that found a dependency
+   * unreachable (a refused or reset connection, a database shutting down
+   * or starting up) before it tries again; doubles while the outage lasts.
+   * Such passes use up no attempts and park nothing.
+   *
+   * @default {1}
+   */
+  readonly outageDelaySeconds?: number;
+  /**
+   * The upper bound of the wait after an outage, in seconds: once the
+   * dependency is back, the backlog starts draining within this long.
+   *
+   * @default {30}
+   */
+  readonly maxOutageDelaySeconds?: number;
 }
 
 /** What one pass of the relay did. */
@@ -65,13 +89,27 @@ export interface OutboxRelayPass {
   /** Events parked by this pass. */
   readonly parked: number;
   /**
-   * Events not dispatched because the pass's lease ran out first; they are
-   * left for the next claim.
+   * Events not dispatched because the pass's lease ran out first (the
+   * database could not be reached to extend it); they are left for the
+   * next claim.
    */
   readonly skipped: number;
+  /**
+   * Events put off without using up an attempt: after an outage (the event
+   * that met it and the rest of the batch), or handed back by `stop()`.
+   */
+  readonly deferred: number;
+  /** Whether the pass stopped because a dependency was unreachable. */
+  readonly outage: boolean;
 }
 
 const CLEANUP_BATCH = 1000;
+// Dispatched events are marked done in groups of at most this many, or
+// once the oldest unmarked one has waited this long.
+const MARK_GROUP = 20;
+const MARK_GROUP_MS = 200;
+// How long stop() waits beyond the dispatch timeout for the pass to end.
+const STOP_GRACE_MS = 5000;
 
 /**
  * Re-dispatches outbox events left undone: at start-up and then every
@@ -119,6 +157,9 @@ export class OutboxRelay implements AsyncDisposable {
   readonly #pollMs: number;
   readonly #retentionSeconds: number;
   readonly #cleanupMs: number;
+  readonly #outageMs: number;
+  readonly #maxOutageMs: number;
+  #outageDelayMs = 0;
   #loop: Promise<void> | undefined;
   #stopping = false;
   #wake: (() => void) | undefined;
@@ -175,6 +216,21 @@ export class OutboxRelay implements AsyncDisposable {
       "cleanupIntervalSeconds",
       action,
     ) * 1000;
+    this.#outageMs = positive(
+      options.outageDelaySeconds,
+      1,
+      "outageDelaySeconds",
+      action,
+    ) * 1000;
+    this.#maxOutageMs = Math.max(
+      this.#outageMs,
+      positive(
+        options.maxOutageDelaySeconds,
+        30,
+        "maxOutageDelaySeconds",
+        action,
+      ) * 1000,
+    );
   }
 
   /** Whether the relay has been started and not stopped. */
@@ -208,9 +264,13 @@ export class OutboxRelay implements AsyncDisposable {
 
   /**
    * Runs one pass: claims up to `batchSize` undone events whose lease is
-   * over, oldest first, dispatches them one by one, records failures, and
-   * marks the others done in one update. {@linkcode OutboxRelay.start} calls
-   * it in a loop; call it yourself to drain the outbox on demand.
+   * over, oldest first, and dispatches them one by one, each within the
+   * dispatch timeout, extending the lease while they run. Dispatched events
+   * are marked done in small groups as the pass goes; a failure is recorded
+   * on its event. When a dependency turns out to be unreachable, the pass
+   * stops and puts the rest of its events off, using up no attempts.
+   * {@linkcode OutboxRelay.start} calls it in a loop; call it yourself to
+   * drain the outbox on demand.
    *
    * @returns What the pass did.
    * @throws The driver's error when the claim fails (nothing is claimed then).
@@ -228,25 +288,46 @@ export class OutboxRelay implements AsyncDisposable {
    */
   async runOnce(): Promise<OutboxRelayPass> {
     const outbox = this.#outbox;
-    const sql = this.#sql as unknown as Parameters<Outbox["dispatch"]>[0];
-    const claimedAt = performance.now();
+    const sql = this.#sql as unknown as Unsafe;
+    const sentAt = performance.now();
     const rows = await outbox.table.claim(
       sql,
       this.#batchSize,
       outbox.leaseSeconds,
     );
     if (rows.length === 0) {
-      return { claimed: 0, dispatched: 0, failed: 0, parked: 0, skipped: 0 };
+      return {
+        claimed: 0,
+        dispatched: 0,
+        failed: 0,
+        parked: 0,
+        skipped: 0,
+        deferred: 0,
+        outage: false,
+      };
     }
-    // Stop dispatching a little before the lease ends, so that another relay
-    // cannot claim an event this one is still dispatching.
-    const deadline = claimedAt + outbox.leaseSeconds * 1000 * 0.9;
-    const done: string[] = [];
+    const lease = new Lease(rows.map((r) => r.id), outbox.leaseSeconds, sentAt);
+    let unmarked: string[] = [];
+    let unmarkedSince = 0;
+    let dispatched = 0;
     let failed = 0;
     let parked = 0;
     let skipped = 0;
-    for (const row of rows) {
-      if (performance.now() >= deadline) {
+    let deferred = 0;
+    let outage: { id: string; type: string; error: unknown } | undefined;
+    const flush = async (): Promise<void> => {
+      if (unmarked.length === 0) return;
+      const ids = unmarked;
+      unmarked = [];
+      if (await outbox.markDone(sql, ids)) {
+        dispatched += ids.length;
+        lease.release(ids);
+      }
+    };
+    let index = 0;
+    for (; index < rows.length && !this.#stopping; index++) {
+      const row = rows[index]!;
+      if (lease.remainingMs() <= 0) {
         skipped++;
         continue;
       }
@@ -261,31 +342,65 @@ export class OutboxRelay implements AsyncDisposable {
           row.type,
           error,
         );
+        if (recorded !== undefined) lease.release([row.id]);
         if (recorded?.parked) parked++;
         continue;
       }
-      const failure = await outbox.dispatch(sql, this.#bus, {
-        id: row.id,
-        type: row.type,
-        event,
-      });
+      const failure = await outbox.dispatch(
+        sql,
+        this.#bus,
+        { id: row.id, type: row.type, event, lease },
+        this.#nextOutageDelayMs() / 1000,
+      );
       if (failure === undefined) {
-        done.push(row.id);
+        if (unmarked.length === 0) unmarkedSince = performance.now();
+        unmarked.push(row.id);
+        if (
+          unmarked.length >= MARK_GROUP ||
+          performance.now() - unmarkedSince >= MARK_GROUP_MS
+        ) {
+          await flush();
+        }
+      } else if (failure.leaseLost) {
+        skipped++;
+      } else if (failure.outage) {
+        deferred++;
+        outage = { id: row.id, type: row.type, error: failure.error };
+        index++;
+        break;
       } else {
         failed++;
         if (failure.parked) parked++;
       }
     }
-    await outbox.markDone(sql, done);
+    await flush();
+    // Events this pass will not dispatch: after an outage they wait out the
+    // backoff; on stop() they are free for another relay at once.
+    const rest = rows.slice(index).map((r) => r.id).filter((id) =>
+      lease.open.includes(id)
+    );
+    if (rest.length > 0 && (outage !== undefined || this.#stopping)) {
+      await outbox.deferOutage(
+        sql,
+        rest,
+        outage === undefined ? 0 : this.#nextOutageDelayMs() / 1000,
+        undefined,
+        undefined,
+      );
+      lease.release(rest);
+      deferred += rest.length;
+    }
     const pass = {
       claimed: rows.length,
-      dispatched: done.length,
+      dispatched,
       failed,
       parked,
       skipped,
+      deferred,
+      outage: outage !== undefined,
     };
     logger.info(
-      "Outbox relay dispatched {dispatched} of {claimed} claimed events ({failed} failed, {parked} parked, {skipped} left for later)",
+      "Outbox relay dispatched {dispatched} of {claimed} claimed events ({failed} failed, {parked} parked, {skipped} left for later, {deferred} put off)",
       pass,
     );
     return pass;
@@ -311,7 +426,7 @@ export class OutboxRelay implements AsyncDisposable {
    * ```
    */
   async cleanup(): Promise<number> {
-    const sql = this.#sql as unknown as Parameters<Outbox["dispatch"]>[0];
+    const sql = this.#sql as unknown as Unsafe;
     let total = 0;
     for (;;) {
       const deleted = await this.#outbox.table.cleanup(
@@ -329,8 +444,11 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
-   * Stops the relay gracefully: no new pass starts, and the running one
-   * finishes (its events are dispatched and marked). Calling it again
+   * Stops the relay: no new pass starts, the dispatch under way finishes
+   * (or reaches its timeout), the events it dispatched are marked done, and
+   * the rest of its batch is handed back for another relay at once.
+   * Returns within the dispatch timeout plus 5 s even if the database
+   * hangs; a pass still running then ends by itself. Calling it again
    * returns when the relay has stopped.
    *
    * @returns A promise that settles when the relay has stopped.
@@ -339,8 +457,23 @@ export class OutboxRelay implements AsyncDisposable {
     const wasRunning = !this.#stopping && this.#loop !== undefined;
     this.#stopping = true;
     this.#wake?.();
-    await this.#loop;
-    if (wasRunning) {
+    const loop = this.#loop;
+    if (loop === undefined) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = this.#outbox.dispatchTimeoutSeconds * 1000 + STOP_GRACE_MS;
+    const ended = await Promise.race([
+      loop.then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), bound);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!ended) {
+      logger.warn(
+        "Outbox relay on {table} did not finish its pass within {ms} ms of stop(); returning, the pass ends by itself",
+        { table: this.#outbox.table.qualified, ms: bound },
+      );
+    } else if (wasRunning) {
       logger.info("Outbox relay stopped on {table}", {
         table: this.#outbox.table.qualified,
       });
@@ -359,21 +492,52 @@ export class OutboxRelay implements AsyncDisposable {
   async #run(): Promise<void> {
     while (!this.#stopping) {
       let full = false;
+      let outage = false;
       try {
         const pass = await this.runOnce();
-        full = pass.claimed === this.#batchSize;
+        outage = pass.outage;
+        full = !outage && pass.claimed === this.#batchSize;
         const now = performance.now();
-        if (now - this.#lastCleanup >= this.#cleanupMs && !this.#stopping) {
+        if (
+          !outage && now - this.#lastCleanup >= this.#cleanupMs &&
+          !this.#stopping
+        ) {
           this.#lastCleanup = now;
           await this.cleanup();
         }
       } catch (error) {
-        logger.error("Outbox relay pass failed: {errorType}", {
-          errorType: errorType(error),
-        });
+        outage = isOutage(error);
+        if (!outage) {
+          logger.error("Outbox relay pass failed: {errorType}", {
+            errorType: errorType(error),
+          });
+        } else if (this.#outageDelayMs === 0) {
+          logger.warn(
+            "Outbox relay cannot reach the database ({errorType}); retrying with backoff",
+            { errorType: errorType(error) },
+          );
+        }
       }
-      if (!full && !this.#stopping) await this.#sleep(this.#pollMs);
+      if (this.#stopping) break;
+      if (outage) {
+        const delay = this.#nextOutageDelayMs();
+        this.#outageDelayMs = Math.min(delay * 2, this.#maxOutageMs);
+        await this.#sleep(delay);
+      } else {
+        if (this.#outageDelayMs !== 0) {
+          logger.info("Outbox relay on {table} is dispatching again", {
+            table: this.#outbox.table.qualified,
+          });
+        }
+        this.#outageDelayMs = 0;
+        if (!full) await this.#sleep(this.#pollMs);
+      }
     }
+  }
+
+  // The wait after the current outage's next failed pass.
+  #nextOutageDelayMs(): number {
+    return this.#outageDelayMs === 0 ? this.#outageMs : this.#outageDelayMs;
   }
 
   #sleep(ms: number): Promise<void> {

@@ -190,6 +190,22 @@ Deno.test({
                 return target.unsafe(q, ...rest);
               };
             }
+            if (key === "reserve") {
+              return async () => {
+                const conn = await target.reserve();
+                return new Proxy(conn, {
+                  get(c, k, r) {
+                    if (k === "unsafe") {
+                      return (q: string, ...rest: never[]) => {
+                        count(q);
+                        return c.unsafe(q, ...rest);
+                      };
+                    }
+                    return Reflect.get(c, k, r);
+                  },
+                });
+              };
+            }
             if (key === "begin") {
               return (
                 mode: string,
@@ -444,6 +460,8 @@ Deno.test({
           failed: 1,
           parked: 0,
           skipped: 0,
+          deferred: 0,
+          outage: false,
         });
         let [row] = await rows(db, options.table);
         assert.equal(row!.attempts, 1);
