@@ -49,9 +49,11 @@ interface Buffer {
  *   Unit of Work's `run`, as `PublishAfterCommitError`) throws that error.
  * - A batch inside a batch joins the outer one; concurrent batches (two
  *   requests publishing at once) have separate buffers.
- * - A wrapped queue without `jobIdFor` and `validate` (both optional in the
- *   port) cannot answer for a job it has not written: then every enqueue
- *   goes straight through, batch or not.
+ * - Each job is checked and given its id once, by the wrapped queue's
+ *   `prepare` (the write does not repeat either); a queue without it is
+ *   asked `validate` and `jobIdFor`. A wrapped queue with neither (all are
+ *   optional in the port) cannot answer for a job it has not written: then
+ *   every enqueue goes straight through, batch or not.
  *
  * Give the handlers this queue, not the wrapped one: only enqueues made
  * through it are buffered.
@@ -129,6 +131,9 @@ interface Buffer {
 export class BatchingJobQueue implements JobQueue {
   readonly #inner: JobQueue;
   readonly #buffers = new AsyncLocalStorage<Buffer>();
+  // Whether the wrapped queue can check a job and name its id before
+  // writing it: only then are enqueues buffered.
+  readonly #canAnswer: boolean;
 
   /**
    * Wraps `inner`. The wrapper holds no connection of its own:
@@ -152,6 +157,9 @@ export class BatchingJobQueue implements JobQueue {
       );
     }
     this.#inner = inner;
+    this.#canAnswer = typeof inner.prepare === "function" ||
+      (typeof inner.jobIdFor === "function" &&
+        typeof inner.validate === "function");
   }
 
   /**
@@ -323,7 +331,7 @@ export class BatchingJobQueue implements JobQueue {
       const request = this.#prepare(
         options === undefined ? { name, data } : { name, data, options },
       );
-      buffer.requests.push(request.request);
+      buffer.requests.push(request);
       return Promise.resolve(request.id);
     } catch (error) {
       return Promise.reject(error);
@@ -372,7 +380,7 @@ export class BatchingJobQueue implements JobQueue {
     }
     try {
       const prepared = jobs.map((job) => this.#prepare(job));
-      for (const { request } of prepared) buffer.requests.push(request);
+      for (const request of prepared) buffer.requests.push(request);
       return Promise.resolve(prepared.map(({ id }) => id));
     } catch (error) {
       return Promise.reject(error);
@@ -445,18 +453,13 @@ export class BatchingJobQueue implements JobQueue {
   #openBuffer(): Buffer | undefined {
     const buffer = this.#buffers.getStore();
     if (buffer === undefined || buffer.closed) return undefined;
-    const inner = this.#inner;
-    if (
-      typeof inner.jobIdFor !== "function" ||
-      typeof inner.validate !== "function"
-    ) {
-      return undefined;
-    }
-    return buffer;
+    return this.#canAnswer ? buffer : undefined;
   }
 
-  // Checks one request through the wrapped queue and gives it its id.
-  #prepare(job: JobRequest): { request: JobRequest; id: string } {
+  // Checks one request through the wrapped queue and gives it its id: once,
+  // with the wrapped queue's prepare() (enqueueMany then trusts the result),
+  // or with validate() and jobIdFor() for a queue without it.
+  #prepare(job: JobRequest): JobRequest & { readonly id: string } {
     if (typeof job !== "object" || job === null) {
       throw new TypeError(
         `Cannot enqueue job: expected a { name, data, options } request, received ${
@@ -464,14 +467,16 @@ export class BatchingJobQueue implements JobQueue {
         }`,
       );
     }
+    const inner = this.#inner;
+    if (inner.prepare !== undefined) return inner.prepare(job);
     const { name, data, options } = job;
-    this.#inner.validate!(name, data, options);
+    inner.validate!(name, data, options);
     if (options?.key !== undefined) {
-      return { request: job, id: this.#inner.jobIdFor!(name, options.key) };
+      return { ...job, id: inner.jobIdFor!(name, options.key) };
     }
-    if (options?.id !== undefined) return { request: job, id: options.id };
+    if (options?.id !== undefined) return { ...job, id: options.id };
     const id = crypto.randomUUID();
-    return { request: { name, data, options: { ...options, id } }, id };
+    return { name, data, options: { ...options, id }, id };
   }
 
   async #flush(buffer: Buffer): Promise<void> {

@@ -172,6 +172,20 @@ export interface JobQueue {
    */
   validate?(name: string, data: unknown, options?: EnqueueOptions): void;
   /**
+   * Checks a job as {@linkcode JobQueue.enqueue} does and gives it its id,
+   * writing nothing. The result goes to {@linkcode JobQueue.enqueueMany}
+   * as it is, which then neither checks it again nor derives its id again.
+   * Optional: `BatchingJobQueue` uses it when present (else
+   * {@linkcode JobQueue.validate} and {@linkcode JobQueue.jobIdFor}).
+   *
+   * @param request The job.
+   * @returns The request to give `enqueueMany`, with the id the job will
+   * have (the key-derived id, the given id, or a fresh UUID).
+   * @throws {TypeError} When `enqueue` would throw one for this request
+   * (a `RangeError` for numbers out of range).
+   */
+  prepare?(request: JobRequest): JobRequest & { readonly id: string };
+  /**
    * Starts running `handler` for jobs of queue `name` in this process.
    *
    * @typeParam T The data's type.

@@ -38,12 +38,51 @@ export function assertJsonData(data: unknown, action: string): void {
       `Cannot ${action}: data is undefined; pass a JSON value such as an object, or null for no data`,
     );
   }
+  // The common case, valid data, is checked without building paths; the
+  // walk that names the problem runs only when there is one.
+  if (isJson(data, [])) return;
   const problem = findJsonProblem(data, "data", [], []);
   if (problem !== undefined) {
     throw new TypeError(
       `Cannot ${action}: data is not JSON-serialisable: ${problem}`,
     );
   }
+}
+
+// Whether `value` survives a JSON round trip: the rules of findJsonProblem,
+// without the paths. `ancestors` is the stack of enclosing containers.
+function isJson(value: unknown, ancestors: object[]): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object":
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  const object = value as Record<string, unknown>;
+  if (ancestors.includes(object)) return false;
+  if (Array.isArray(object)) {
+    ancestors.push(object);
+    for (let i = 0; i < object.length; i++) {
+      if (!isJson(object[i], ancestors)) return false;
+    }
+    ancestors.pop();
+    return true;
+  }
+  const prototype = Object.getPrototypeOf(object);
+  if (prototype !== Object.prototype && prototype !== null) return false;
+  ancestors.push(object);
+  for (const key of Object.keys(object)) {
+    const child = object[key];
+    if (child !== undefined && !isJson(child, ancestors)) return false;
+  }
+  ancestors.pop();
+  return true;
 }
 
 // `ancestors` and `paths` are the stack of enclosing containers, for cycles.
