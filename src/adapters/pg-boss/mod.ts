@@ -42,6 +42,9 @@
  */
 export {
   DEAD_LETTER_SUFFIX,
+  type DeadLetter,
+  type DeadLetterListOptions,
+  type DeadLetterSelection,
   DEFAULT_QUEUE_SETTINGS,
   JOB_QUEUE_DATABASE_URL,
   type JobQueueBackend,

@@ -9,6 +9,7 @@ import {
   type Job as PgBossJob,
   type JobInsert,
   type JobResult,
+  type JobWithMetadata,
   PgBoss,
   type PGliteLike,
   type SendOptions,
@@ -34,7 +35,7 @@ import {
   assertOptionsObject,
   assertQueueName,
 } from "./_validate.ts";
-import { loggableError } from "../../application/_loggable_error.ts";
+import { errorType, loggableError } from "../../application/_loggable_error.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -231,6 +232,60 @@ export interface PgBossJobQueueOptions {
   readonly stopTimeoutSeconds?: number;
 }
 
+/** A job whose retries were used up, from {@linkcode PgBossJobQueue.deadLetters}. */
+export interface DeadLetter {
+  /** Its id in the dead-letter queue (use it to retry or delete it). */
+  readonly id: string;
+  /** The queue it failed on, where a retry sends it. */
+  readonly queue: string;
+  /** The dead-letter queue it waits in (`<queue>__dead`). */
+  readonly deadLetterQueue: string;
+  /** The id of the job that failed. */
+  readonly originalId: string | null;
+  /** The attempts the failed job made. */
+  readonly attempts: number | null;
+  /** The last failure, `Name: message`, when the job recorded one. */
+  readonly error: string | null;
+  /** When it was dead-lettered. */
+  readonly deadLetteredAt: Date;
+  /** Seconds since the original job was created. */
+  readonly ageSeconds: number;
+  /** The job's data; only with `includeData: true`. */
+  readonly data?: unknown;
+}
+
+/** Options of {@linkcode PgBossJobQueue.deadLetters}. */
+export interface DeadLetterListOptions {
+  /**
+   * Only the dead letters of this queue (the original queue's name).
+   *
+   * @default {undefined (every dead-letter queue)}
+   */
+  readonly queue?: string;
+  /**
+   * At most this many, oldest first (1 to 10,000).
+   *
+   * @default {100}
+   */
+  readonly limit?: number;
+  /**
+   * Include each job's data. It may hold personal data: leave it off for
+   * logs and dashboards.
+   *
+   * @default {false}
+   */
+  readonly includeData?: boolean;
+}
+
+/**
+ * Which dead letters a retry or a delete is about: some ids, those of one
+ * queue (the original queue's name), or all of them.
+ */
+export type DeadLetterSelection =
+  | { readonly ids: readonly string[] }
+  | { readonly queue: string }
+  | { readonly all: true };
+
 /** Where the jobs live: a PostgreSQL server, or an embedded PGlite database. */
 export type JobQueueBackend = "postgres" | "pglite";
 
@@ -353,6 +408,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
         connectionString: target,
         max: options.maxConnections ?? 10,
         application_name: "aftercommit-jobs",
+        // An unreachable server then fails fast with an error that says
+        // so (the outbox relay backs off on it) instead of hanging.
+        connectionTimeoutMillis: 5000,
       });
     } else {
       let pglite = options.pglite;
@@ -499,44 +557,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    */
   validate(name: string, data: unknown, options?: EnqueueOptions): void {
     assertJob(name, data, options);
-  }
-
-  /**
-   * Checks a job exactly as {@linkcode PgBossJobQueue.enqueue} does and
-   * gives it its id, writing nothing: a `BatchingJobQueue` calls it when a
-   * handler enqueues, and hands the result to
-   * {@linkcode PgBossJobQueue.enqueueMany}, which then neither checks it
-   * nor hashes its key again.
-   *
-   * @param request The job: queue name, data, options.
-   * @returns The request, with the job's id: derived from the key, the
-   * given id, or a fresh UUID.
-   * @throws {TypeError} When `enqueue` would reject the request (a
-   * `RangeError` for numbers out of range).
-   *
-   * @example Prepare, then write
-   * ```ts ignore
-   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
-   *
-   * await using jobs = await PgBossJobQueue.connect();
-   * const job = jobs.prepare({ name: "send-welcome-email", data: {}, options: { key: "evt-1" } });
-   * console.log(job.id === PgBossJobQueue.jobIdFor("send-welcome-email", "evt-1")); // true
-   * console.log((await jobs.enqueueMany([job]))[0] === job.id); // true
-   * ```
-   */
-  prepare(request: JobRequest): JobRequest & { readonly id: string } {
-    if (
-      typeof request !== "object" || request === null || Array.isArray(request)
-    ) {
-      throw new TypeError(
-        `Cannot enqueue job: expected a { name, data, options } request, received ${
-          describe(request)
-        }`,
-      );
-    }
-    const { name, data, options } = request;
-    assertJob(name, data, options);
-    return PreparedJob.of(name, data, options);
   }
 
   /**
@@ -689,8 +709,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
           }`,
         );
       }
-      // Checked (and given its id) by prepare().
-      if (request instanceof PreparedJob) continue;
       const { name, data, options } = request as JobRequest;
       assertJob(name, data, options, `enqueue jobs[${i}]`);
     }
@@ -745,19 +763,14 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     await Promise.all(
       [...batches].map(async ([name, batch]) => {
         await this.#ensureQueue(name);
-        const returned =
+        const inserted = new Set(
           await this.#boss.insert(name, batch.inserts, { returnId: true }) ??
-            [];
-        if (returned.length === batch.indices.length) {
-          // Every job was new (the usual case): no lookup needed.
-          for (const i of batch.indices) results[i] = ids[i]!;
-        } else {
-          const inserted = new Set(returned);
-          for (const i of batch.indices) {
-            if (inserted.has(ids[i]!)) results[i] = ids[i]!;
-          }
+            [],
+        );
+        for (const i of batch.indices) {
+          if (inserted.has(ids[i]!)) results[i] = ids[i]!;
         }
-        if (returned.length > 0 && batch.immediate) this.#wake(name);
+        if (inserted.size > 0 && batch.immediate) this.#wake(name);
       }),
     );
     return results;
@@ -839,6 +852,188 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       .map((worker) => worker.id);
     this.#workerIds.set(name, [...(this.#workerIds.get(name) ?? []), ...ids]);
     return workId;
+  }
+
+  /**
+   * Lists dead letters: jobs whose retries were used up, waiting in the
+   * dead-letter queues (`<name>__dead`), oldest first. Without
+   * `includeData` the jobs' data is left out (it may hold personal data).
+   *
+   * @param options `queue`: only the dead letters of this (original) queue;
+   * `limit` (1 to 10,000, default 100); `includeData` (default false).
+   * @returns The dead letters.
+   * @throws {TypeError} When an option is invalid.
+   * @throws {RangeError} When `limit` is out of range.
+   * @throws {Error} When the queue is stopped.
+   *
+   * @example See what failed for good
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * for (const letter of await jobs.deadLetters({ limit: 20 })) {
+   *   console.log(letter.queue, letter.id, letter.attempts, letter.error);
+   * }
+   * ```
+   */
+  async deadLetters(
+    options: DeadLetterListOptions = {},
+  ): Promise<DeadLetter[]> {
+    const action = "list dead letters";
+    assertOptionsObject(options, "options", action);
+    const { queue, limit = 100, includeData = false } = options;
+    if (queue !== undefined) assertQueueName(queue, action);
+    assertInteger(limit, "options.limit", action, 1, 10_000);
+    assertBoolean(includeData, "options.includeData", action);
+    this.#assertRunning(action);
+    const letters: DeadLetter[] = [];
+    for (const dlq of await this.#deadLetterQueues(queue)) {
+      const jobs = await this.#boss.findJobs<unknown>(dlq, {
+        queued: true,
+        limit,
+      });
+      for (const job of jobs) letters.push(deadLetterOf(dlq, job, includeData));
+    }
+    return letters
+      .sort((a, b) => a.deadLetteredAt.getTime() - b.deadLetteredAt.getTime())
+      .slice(0, limit);
+  }
+
+  /**
+   * Counts the dead letters a retry or delete of `selection` would change
+   * (for a confirmation prompt).
+   *
+   * @param selection `{ ids }`, `{ queue }` (the original queue's name) or
+   * `{ all: true }`.
+   * @returns How many dead letters match.
+   * @throws {TypeError} When the selection is invalid.
+   * @throws {Error} When the queue is stopped.
+   */
+  async countDeadLetters(selection: DeadLetterSelection): Promise<number> {
+    let count = 0;
+    const found = await this.#selectDeadLetters(
+      selection,
+      "count dead letters",
+    );
+    for (const ids of found.values()) count += ids.length;
+    return count;
+  }
+
+  /**
+   * Retries dead letters: each is moved back to its original queue as a new
+   * job (a new id, a fresh set of retries, the queue's current settings),
+   * and leaves the dead-letter queue.
+   *
+   * @param selection `{ ids }`, `{ queue }` (the original queue's name) or
+   * `{ all: true }`.
+   * @returns How many jobs were moved back.
+   * @throws {TypeError} When the selection is invalid; nothing changes then.
+   * @throws {Error} When the queue is stopped.
+   *
+   * @example Retry a queue's dead letters after a fix
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * const moved = await jobs.retryDeadLetters({ queue: "send-welcome-email" });
+   * console.log(`${moved} jobs retried`);
+   * ```
+   */
+  async retryDeadLetters(selection: DeadLetterSelection): Promise<number> {
+    const action = "retry dead letters";
+    const found = await this.#selectDeadLetters(selection, action);
+    let moved = 0;
+    for (const [dlq, ids] of found) {
+      for (let i = 0; i < ids.length; i += 1000) {
+        const chunk = ids.slice(i, i + 1000);
+        moved += await this.#boss.redrive(dlq, {
+          ids: chunk,
+          limit: chunk.length,
+        });
+      }
+      this.#wake(dlq.slice(0, -DEAD_LETTER_SUFFIX.length));
+    }
+    logger.info("Retried {count} dead letters", { count: moved });
+    return moved;
+  }
+
+  /**
+   * Deletes dead letters for good.
+   *
+   * @param selection `{ ids }`, `{ queue }` (the original queue's name) or
+   * `{ all: true }`.
+   * @returns How many were deleted.
+   * @throws {TypeError} When the selection is invalid; nothing changes then.
+   * @throws {Error} When the queue is stopped.
+   */
+  async deleteDeadLetters(selection: DeadLetterSelection): Promise<number> {
+    const action = "delete dead letters";
+    const found = await this.#selectDeadLetters(selection, action);
+    let deleted = 0;
+    for (const [dlq, ids] of found) {
+      for (let i = 0; i < ids.length; i += 1000) {
+        const response = await this.#boss.deleteJob(
+          dlq,
+          ids.slice(i, i + 1000),
+        ) as { affected?: number };
+        deleted += response.affected ?? 0;
+      }
+    }
+    logger.info("Deleted {count} dead letters", { count: deleted });
+    return deleted;
+  }
+
+  // The dead-letter queues in the database, or the one of `queue`.
+  async #deadLetterQueues(queue?: string): Promise<string[]> {
+    if (queue !== undefined) {
+      const name = queue.endsWith(DEAD_LETTER_SUFFIX)
+        ? queue
+        : queue + DEAD_LETTER_SUFFIX;
+      return (await this.#boss.getQueue(name)) === null ? [] : [name];
+    }
+    const names: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.#boss.getQueues(undefined, {
+        limit: 1000,
+        ...(after === undefined ? {} : { after }),
+      });
+      for (const q of page) {
+        if (q.name.endsWith(DEAD_LETTER_SUFFIX)) names.push(q.name);
+      }
+      if (page.length < 1000) return names;
+      after = page[page.length - 1]!.name;
+    }
+  }
+
+  // The ids a selection names, by dead-letter queue, read before changing
+  // anything so that a bad selection changes nothing.
+  async #selectDeadLetters(
+    selection: DeadLetterSelection,
+    action: string,
+  ): Promise<Map<string, string[]>> {
+    const { queue, ids } = assertDeadLetterSelection(selection, action);
+    this.#assertRunning(action);
+    const wanted = ids === undefined ? undefined : new Set(ids);
+    const found = new Map<string, string[]>();
+    for (const dlq of await this.#deadLetterQueues(queue)) {
+      const matched: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.#boss.findJobs<unknown>(dlq, {
+          queued: true,
+          limit: 10_000,
+          ...(after === undefined ? {} : { after }),
+        });
+        for (const job of page) {
+          if (wanted === undefined || wanted.has(job.id)) matched.push(job.id);
+        }
+        if (page.length < 10_000) break;
+        after = page[page.length - 1]!.id;
+      }
+      if (matched.length > 0) found.set(dlq, matched);
+    }
+    return found;
   }
 
   /**
@@ -925,8 +1120,38 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       attempt,
       signal: job.signal,
     };
+    // pg-boss aborts the signal when the attempt expires (or the queue stops
+    // without waiting), then fails the job, but holds the worker until the
+    // handler's promise settles. A handler that ignores its signal would
+    // block the queue, so the wait ends at the abort: the worker fetches
+    // again, and the handler's promise runs on unwatched.
+    const { promise: aborted, resolve: onAbort } = Promise.withResolvers<
+      typeof ABANDONED
+    >();
+    const abort = (): void => onAbort(ABANDONED);
+    if (job.signal.aborted) abort();
+    else job.signal.addEventListener("abort", abort, { once: true });
+    const running = Promise.resolve().then(() => handler(view));
     try {
-      await handler(view);
+      if (await Promise.race([running, aborted]) === ABANDONED) {
+        logger.warn(
+          "Job {jobName} {jobId} (attempt {attempt}) is still running after its signal was aborted; its worker slot is freed and the handler is no longer awaited",
+          { jobName: name, jobId: job.id, attempt },
+        );
+        running.then(
+          () => strayJobSettled(name, job.id, attempt, "returned"),
+          (error) => strayJobSettled(name, job.id, attempt, errorType(error)),
+        );
+        return {
+          id: job.id,
+          status: "failed",
+          output: {
+            name: "JobAbandonedError",
+            message:
+              "the handler did not stop when the attempt expired or the queue stopped",
+          },
+        };
+      }
       return { id: job.id, status: "completed" };
     } catch (error) {
       logger.error(
@@ -942,6 +1167,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
           ? { name: error.name, message: error.message }
           : { message: `Non-error thrown: ${describe(error)}` },
       };
+    } finally {
+      job.signal.removeEventListener("abort", abort);
     }
   }
 
@@ -981,33 +1208,105 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 }
 
-// A request that prepare() checked and gave its id: enqueueMany trusts it.
-// Its options carry the id, never the key.
-class PreparedJob implements JobRequest {
-  private constructor(
-    readonly name: string,
-    readonly data: unknown,
-    readonly options: EnqueueOptions,
-    readonly id: string,
-  ) {}
+const ABANDONED = Symbol("abandoned");
 
-  static of(
-    name: string,
-    data: unknown,
-    options: EnqueueOptions | undefined,
-  ): PreparedJob {
-    let id: string;
-    if (options?.key !== undefined) id = jobIdFor(name, options.key);
-    else id = options?.id ?? crypto.randomUUID();
-    const prepared: {
-      -readonly [K in keyof EnqueueOptions]: EnqueueOptions[K];
-    } = { id };
-    if (options?.priority !== undefined) prepared.priority = options.priority;
-    if (options?.startAfterSeconds !== undefined) {
-      prepared.startAfterSeconds = options.startAfterSeconds;
-    }
-    return new PreparedJob(name, data, prepared, id);
+function deadLetterOf(
+  dlq: string,
+  job: JobWithMetadata<unknown>,
+  includeData: boolean,
+): DeadLetter {
+  const output = job.sourceOutput as
+    | { name?: unknown; message?: unknown }
+    | null;
+  let error: string | null = null;
+  if (output !== null && typeof output === "object") {
+    const message = typeof output.message === "string" ? output.message : "";
+    error = typeof output.name === "string"
+      ? `${output.name}: ${message}`
+      : message || null;
   }
+  const born = job.sourceCreatedOn ?? job.createdOn;
+  return {
+    id: job.id,
+    queue: job.sourceName ?? dlq.slice(0, -DEAD_LETTER_SUFFIX.length),
+    deadLetterQueue: dlq,
+    originalId: job.sourceId,
+    attempts: job.sourceRetryCount === null ? null : job.sourceRetryCount + 1,
+    error,
+    deadLetteredAt: new Date(job.createdOn),
+    ageSeconds: Math.max(0, (Date.now() - new Date(born).getTime()) / 1000),
+    ...(includeData ? { data: job.data } : {}),
+  };
+}
+
+function assertDeadLetterSelection(
+  selection: unknown,
+  action: string,
+): { queue?: string; ids?: readonly string[] } {
+  const usage =
+    'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }';
+  if (
+    selection === null || typeof selection !== "object" ||
+    Array.isArray(selection)
+  ) {
+    throw new TypeError(
+      `Cannot ${action}: expected a selection, received ${
+        describe(selection)
+      }; ${usage}`,
+    );
+  }
+  const keys = Object.keys(selection).filter((k) =>
+    (selection as Record<string, unknown>)[k] !== undefined
+  );
+  if (keys.length !== 1 || !["ids", "queue", "all"].includes(keys[0]!)) {
+    throw new TypeError(
+      `Cannot ${action}: the selection must have exactly one of ids, queue or all, received ${
+        keys.length === 0 ? "none" : keys.join(", ")
+      }; ${usage}`,
+    );
+  }
+  const { ids, queue, all } = selection as {
+    ids?: unknown;
+    queue?: unknown;
+    all?: unknown;
+  };
+  if (keys[0] === "all") {
+    if (all !== true) {
+      throw new TypeError(
+        `Cannot ${action}: selection.all must be true, received ${
+          describe(all)
+        }; ${usage}`,
+      );
+    }
+    return {};
+  }
+  if (keys[0] === "queue") {
+    assertQueueName(queue, action);
+    return { queue: queue as string };
+  }
+  if (
+    !Array.isArray(ids) || ids.length === 0 || ids.length > 100_000 ||
+    !ids.every((id) => typeof id === "string" && id !== "")
+  ) {
+    throw new TypeError(
+      `Cannot ${action}: selection.ids must be an array of 1 to 100000 job ids (non-empty strings), received ${
+        Array.isArray(ids) ? `an array of ${ids.length}` : describe(ids)
+      }`,
+    );
+  }
+  return { ids: ids as string[] };
+}
+
+function strayJobSettled(
+  name: string,
+  id: string,
+  attempt: number,
+  how: string,
+): void {
+  logger.info(
+    "Job {jobName} {jobId} (attempt {attempt}), abandoned at its expiry, settled later ({how})",
+    { jobName: name, jobId: id, attempt, how },
+  );
 }
 
 // The checks of enqueue(); returns the action for later messages.
