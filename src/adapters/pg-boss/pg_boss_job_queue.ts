@@ -560,6 +560,44 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
+   * Checks a job exactly as {@linkcode PgBossJobQueue.enqueue} does and
+   * gives it its id, writing nothing: a `BatchingJobQueue` calls it when a
+   * handler enqueues, and hands the result to
+   * {@linkcode PgBossJobQueue.enqueueMany}, which then neither checks it
+   * nor hashes its key again.
+   *
+   * @param request The job: queue name, data, options.
+   * @returns The request, with the job's id: derived from the key, the
+   * given id, or a fresh UUID.
+   * @throws {TypeError} When `enqueue` would reject the request (a
+   * `RangeError` for numbers out of range).
+   *
+   * @example Prepare, then write
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * const job = jobs.prepare({ name: "send-welcome-email", data: {}, options: { key: "evt-1" } });
+   * console.log(job.id === PgBossJobQueue.jobIdFor("send-welcome-email", "evt-1")); // true
+   * console.log((await jobs.enqueueMany([job]))[0] === job.id); // true
+   * ```
+   */
+  prepare(request: JobRequest): JobRequest & { readonly id: string } {
+    if (
+      typeof request !== "object" || request === null || Array.isArray(request)
+    ) {
+      throw new TypeError(
+        `Cannot enqueue job: expected a { name, data, options } request, received ${
+          describe(request)
+        }`,
+      );
+    }
+    const { name, data, options } = request;
+    assertJob(name, data, options);
+    return PreparedJob.of(name, data, options);
+  }
+
+  /**
    * A cheap health probe, for a `GET /health` endpoint: runs `select 1` on
    * the jobs database. It never throws for a database problem: it answers
    * `false` and logs the reason under `["aftercommit", "jobs"]` as a
@@ -709,6 +747,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
           }`,
         );
       }
+      // Checked (and given its id) by prepare().
+      if (request instanceof PreparedJob) continue;
       const { name, data, options } = request as JobRequest;
       assertJob(name, data, options, `enqueue jobs[${i}]`);
     }
@@ -763,14 +803,19 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     await Promise.all(
       [...batches].map(async ([name, batch]) => {
         await this.#ensureQueue(name);
-        const inserted = new Set(
+        const returned =
           await this.#boss.insert(name, batch.inserts, { returnId: true }) ??
-            [],
-        );
-        for (const i of batch.indices) {
-          if (inserted.has(ids[i]!)) results[i] = ids[i]!;
+            [];
+        if (returned.length === batch.indices.length) {
+          // Every job was new (the usual case): no lookup needed.
+          for (const i of batch.indices) results[i] = ids[i]!;
+        } else {
+          const inserted = new Set(returned);
+          for (const i of batch.indices) {
+            if (inserted.has(ids[i]!)) results[i] = ids[i]!;
+          }
         }
-        if (inserted.size > 0 && batch.immediate) this.#wake(name);
+        if (returned.length > 0 && batch.immediate) this.#wake(name);
       }),
     );
     return results;
@@ -1205,6 +1250,35 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       notify: true,
       ...(deadLetter === undefined ? {} : { deadLetter }),
     });
+  }
+}
+
+// A request that prepare() checked and gave its id: enqueueMany trusts it.
+// Its options carry the id, never the key.
+class PreparedJob implements JobRequest {
+  private constructor(
+    readonly name: string,
+    readonly data: unknown,
+    readonly options: EnqueueOptions,
+    readonly id: string,
+  ) {}
+
+  static of(
+    name: string,
+    data: unknown,
+    options: EnqueueOptions | undefined,
+  ): PreparedJob {
+    let id: string;
+    if (options?.key !== undefined) id = jobIdFor(name, options.key);
+    else id = options?.id ?? crypto.randomUUID();
+    const prepared: {
+      -readonly [K in keyof EnqueueOptions]: EnqueueOptions[K];
+    } = { id };
+    if (options?.priority !== undefined) prepared.priority = options.priority;
+    if (options?.startAfterSeconds !== undefined) {
+      prepared.startAfterSeconds = options.startAfterSeconds;
+    }
+    return new PreparedJob(name, data, prepared, id);
   }
 }
 
