@@ -122,9 +122,8 @@ interface Entry extends HandlerInfo {
   // The function to call: bound to its target once, at registration, so
   // publishing allocates nothing per handler.
   readonly call: (event: object, context: HandlerContext) => unknown;
-  // Logs an asynchronous failure and rethrows it (made once, for the same
-  // reason).
-  readonly fail: (error: unknown) => never;
+  // Logs an asynchronous failure (made once, for the same reason).
+  readonly log: (error: unknown) => void;
 }
 
 // What handlers get when the publisher passes no signal: one frozen object,
@@ -181,6 +180,7 @@ export class EventBus {
   readonly #resolved = new Map<unknown, readonly Entry[]>();
   readonly #warned = new Set<unknown>();
   readonly #errorPolicy: ErrorPolicy;
+  readonly #failFast: boolean;
   #seq = 0;
 
   /**
@@ -199,6 +199,7 @@ export class EventBus {
       );
     }
     this.#errorPolicy = policy;
+    this.#failFast = policy === "fail-fast";
   }
 
   /** The policy this bus applies when a handler throws. */
@@ -497,9 +498,7 @@ export class EventBus {
     const type = event.constructor;
     const entries = this.#resolved.get(type) ?? this.#resolve(type);
     if (entries.length === 0) return this.#noHandlers(type);
-    if (this.#errorPolicy === "fail-fast") {
-      return dispatchFailFast(entries, event, NO_SIGNAL);
-    }
+    if (this.#failFast) return dispatchFailFast(entries, event, NO_SIGNAL);
     return publishCollect(entries, event);
   }
 
@@ -514,7 +513,7 @@ export class EventBus {
       entries,
       event,
       Object.freeze({ signal }),
-      this.#errorPolicy === "collect",
+      !this.#failFast,
       undefined,
     );
     if (errors !== undefined) throw aggregate(errors, typeName(type));
@@ -577,7 +576,7 @@ export class EventBus {
     if (signal !== undefined) {
       return await this.#publishAllWith(list, signal);
     }
-    if (this.#errorPolicy === "fail-fast") {
+    if (this.#failFast) {
       for (let i = 0; i < list.length; i++) {
         const event = list[i] as object;
         const type = event.constructor;
@@ -607,7 +606,7 @@ export class EventBus {
     signal: AbortSignal,
   ): Promise<void> {
     const context: HandlerContext = Object.freeze({ signal });
-    const collect = this.#errorPolicy === "collect";
+    const collect = !this.#failFast;
     let errors: unknown[] | undefined;
     for (let i = 0; i < list.length; i++) {
       signal.throwIfAborted();
@@ -710,11 +709,10 @@ export class EventBus {
       const eventType = typeName(type);
       entries = Object.freeze(
         found.map(([entry]) =>
-          entry.eventType === type ? entry : {
-            ...entry,
+          entry.eventType === type
+            ? entry
             // Failures are logged with the event's own type.
-            fail: failureLogger(eventType, entry.name),
-          }
+            : { ...entry, log: failureLogger(eventType, entry.name) }
         ),
       );
     }
@@ -761,7 +759,7 @@ export class EventBus {
       order: options.order,
       seq: this.#seq++,
       call: target === undefined ? handler : handler.bind(target),
-      fail: failureLogger(type === null ? "(any)" : typeName(type), name),
+      log: failureLogger(type === null ? "(any)" : typeName(type), name),
     };
   }
 
@@ -827,7 +825,6 @@ export class EventBus {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
-const NOOP = (): void => {};
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null &&
@@ -853,9 +850,17 @@ function dispatchFailFast(
     logFailure(entry, event, error);
     return Promise.reject(error);
   }
-  return isThenable(result)
-    ? Promise.resolve(result).then(NOOP, entry.fail)
-    : RESOLVED;
+  if (result instanceof Promise) {
+    // The caller awaits the handler's own promise: no promise of ours in
+    // between. The failure is logged by a reaction added first, so it is
+    // logged before the caller sees the error.
+    result.then(undefined, entry.log);
+    return result;
+  }
+  if (!isThenable(result)) return RESOLVED;
+  const promise = Promise.resolve(result);
+  promise.then(undefined, entry.log);
+  return promise as Promise<void>;
 }
 
 async function dispatchEachFailFast(
@@ -864,15 +869,15 @@ async function dispatchEachFailFast(
   context: HandlerContext,
   debug: boolean,
 ): Promise<void> {
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i]!;
-    if (debug) logHandling(entry, event);
-    try {
-      await entry.call(event, context);
-    } catch (error) {
-      logFailure(entry, event, error);
-      throw error;
+  let i = 0;
+  try {
+    for (; i < entries.length; i++) {
+      if (debug) logHandling(entries[i]!, event);
+      await entries[i]!.call(event, context);
     }
+  } catch (error) {
+    logFailure(entries[i]!, event, error);
+    throw error;
   }
 }
 
@@ -1002,10 +1007,9 @@ function logFailure(entry: Entry, event: object, error: unknown): void {
 function failureLogger(
   eventType: string,
   handler: string,
-): (error: unknown) => never {
-  return (error: unknown): never => {
+): (error: unknown) => void {
+  return (error: unknown): void => {
     logFailureOf(eventType, handler, error);
-    throw error;
   };
 }
 
