@@ -342,9 +342,15 @@ export interface DispatchFailure {
   readonly leaseLost: boolean;
 }
 
-/** The error a dispatch's signal is aborted with when it runs out of time. */
+/**
+ * The reason a dispatch's `AbortSignal` is aborted with when its handlers
+ * run past `dispatchTimeoutSeconds`, and the error recorded on the event's
+ * row (the attempt counts as failed).
+ */
 export class DispatchTimeoutError extends Error {
   /**
+   * Says which timeout passed.
+   *
    * @param seconds The timeout that passed.
    */
   constructor(seconds: number) {
@@ -354,15 +360,6 @@ export class DispatchTimeoutError extends Error {
     this.name = "DispatchTimeoutError";
   }
 }
-
-// A publisher that may take a signal (EventBus.publishAll does once it
-// accepts options; one that ignores the argument is fine too).
-type SignalPublisher = {
-  publishAll(
-    events: Iterable<object>,
-    options?: { signal?: AbortSignal },
-  ): Promise<void>;
-};
 
 const TIMED_OUT = Symbol("timed out");
 
@@ -506,9 +503,7 @@ export class Outbox {
     let failed = false;
     try {
       const publishing = Promise.resolve().then(() =>
-        (bus as SignalPublisher).publishAll([item.event], {
-          signal: controller.signal,
-        })
+        bus.publishAll([item.event], { signal: controller.signal })
       );
       const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
         timer = setTimeout(() => resolve(TIMED_OUT), ms);

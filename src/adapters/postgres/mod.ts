@@ -50,6 +50,14 @@ export {
   type OutboxRelayPass,
 } from "./outbox_relay.ts";
 export {
+  type ListParkedOptions,
+  OutboxAdmin,
+  type OutboxStats,
+  type ParkedEvent,
+  type ParkedSelection,
+} from "./outbox_admin.ts";
+export { DispatchTimeoutError } from "./_outbox.ts";
+export {
   CommitError,
   CommitOutcomeUnknownError,
   PublishAfterCommitError,
