@@ -12,13 +12,14 @@ const DEFAULTS: CheckedOptions = Object.freeze({ order: 0, subclasses: false });
 
 /**
  * Checks `options.order` (a finite number) and `options.subclasses` (a
- * boolean, and only for a class). `action` starts the message: "Cannot
- * register handler for X".
+ * boolean, and only for a class; a catch-all takes no `subclasses`). `action` starts the message: "Cannot register handler
+ * for X".
  */
 export function checkHandlerOptions(
   options: { readonly order?: unknown; readonly subclasses?: unknown },
   type: unknown,
   action: string,
+  catchAll = false,
 ): CheckedOptions {
   if (options === null || typeof options !== "object") {
     throw new TypeError(
@@ -38,6 +39,11 @@ export function checkHandlerOptions(
   if (!Number.isFinite(order)) {
     throw new RangeError(
       `${action}: order must be a finite number, received ${order}; pass a number such as -10 or 10 (lower runs first, 0 by default)`,
+    );
+  }
+  if (catchAll && options.subclasses !== undefined) {
+    throw new TypeError(
+      `${action}: the subclasses option does not apply to a catch-all, which receives every event; remove it`,
     );
   }
   if (typeof subclasses !== "boolean") {

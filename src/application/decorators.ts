@@ -186,6 +186,7 @@ export function OnAny(
     options,
     undefined,
     "Cannot create @OnAny decorator",
+    true,
   );
   return handlerDecorator(null, checked, "@OnAny()", "events");
 }

@@ -326,6 +326,7 @@ export class EventBus {
       options,
       undefined,
       "Cannot register catch-all handler",
+      true,
     );
     const name = options.name ?? (handler.name || "(anonymous)");
     return this.#registerOne(null, handler, undefined, name, checked);

@@ -4,8 +4,10 @@ import {
   defaultBus,
   EventBus,
   On,
+  OnAny,
   publish,
 } from "../../../mod.ts";
+import { captureLogs } from "../../_helpers/logs.ts";
 
 class UserRegistered {
   constructor(readonly userId: string) {}
@@ -398,4 +400,230 @@ Deno.test("a failed subscribe registers none of the target's handlers", () => {
   });
   assert.equal(bus.handlersFor(UserRegistered).length, 0);
   assert.equal(bus.handlersFor(UserRenamed).length, 0);
+});
+
+// Options, @OnAny, and the never-subscribed warning.
+
+class DomainBase {
+  constructor(readonly id: string) {}
+}
+class ItemAdded extends DomainBase {}
+
+Deno.test("@On(Base, { subclasses: true, order }) and @OnAny() on instance methods", async () => {
+  class Projector {
+    log: string[] = [];
+    @OnAny()
+    any(e: object): void {
+      this.log.push(`any:${e.constructor.name}`);
+    }
+    @On(DomainBase, { subclasses: true })
+    base(e: DomainBase): void {
+      this.log.push(`base:${e.constructor.name}`);
+    }
+    @On(ItemAdded)
+    added(_e: ItemAdded): void {
+      this.log.push("added");
+    }
+    @On(ItemAdded, { order: -1 })
+    first(_e: ItemAdded): void {
+      this.log.push("first");
+    }
+  }
+  const bus = new EventBus();
+  const p = new Projector();
+  bus.subscribe(p);
+  await bus.publishAll([new ItemAdded("i1"), new UserRegistered("u1")]);
+  assert.deepEqual(p.log, [
+    "first",
+    "added",
+    "base:ItemAdded",
+    "any:ItemAdded",
+    "any:UserRegistered",
+  ]);
+  assert.deepEqual(
+    bus.handlersFor(ItemAdded).map((h) => [h.name, h.eventType, h.order]),
+    [
+      ["Projector.first", ItemAdded, -1],
+      ["Projector.added", ItemAdded, 0],
+      ["Projector.base", DomainBase, 0],
+      ["Projector.any", undefined, 0],
+    ],
+  );
+});
+
+Deno.test("static @On with order: the order option decides, not the order in which classes are defined", async () => {
+  clearHandlers();
+  try {
+    const log: string[] = [];
+    class Mailer {
+      @On(UserRegistered, { order: 10 })
+      static send(_e: UserRegistered): void {
+        log.push("mailer");
+      }
+    }
+    class Audit {
+      @OnAny({ order: -10 })
+      static record(_e: object): void {
+        log.push("audit");
+      }
+    }
+    class Accounts {
+      @On(UserRegistered)
+      static open(_e: UserRegistered): void {
+        log.push("accounts");
+      }
+    }
+    await publish(new UserRegistered("u1"));
+    assert.deepEqual(log, ["audit", "accounts", "mailer"]);
+    assert.deepEqual(
+      defaultBus.handlersFor(UserRegistered).map((h) => h.target),
+      [
+        Audit,
+        Accounts,
+        Mailer,
+      ],
+    );
+  } finally {
+    clearHandlers();
+  }
+});
+
+Deno.test("On() and OnAny() reject bad options when called", async (t) => {
+  await t.step("order NaN or infinite: RangeError", () => {
+    for (const order of [NaN, Infinity]) {
+      assert.throws(() => On(UserRegistered, { order }), {
+        name: "RangeError",
+        message: new RegExp(
+          `Cannot create @On\\(UserRegistered\\) decorator: order must be a finite number, received ${order}; pass a number such as -10 or 10`,
+        ),
+      });
+      assert.throws(() => OnAny({ order }), {
+        name: "RangeError",
+        message:
+          /Cannot create @OnAny decorator: order must be a finite number/,
+      });
+    }
+  });
+  await t.step("order not a number: TypeError", () => {
+    assert.throws(() => On(UserRegistered, { order: "1" as never }), {
+      name: "TypeError",
+      message: /order must be a finite number, received a string/,
+    });
+    assert.throws(() => OnAny({ order: "last" as never }), {
+      name: "TypeError",
+      message:
+        /Cannot create @OnAny decorator: order must be a finite number, received a string/,
+    });
+  });
+  await t.step("subclasses not a boolean: TypeError", () => {
+    assert.throws(() => On(UserRegistered, { subclasses: 1 as never }), {
+      name: "TypeError",
+      message:
+        /Cannot create @On\(UserRegistered\) decorator: subclasses must be true or false, received a number/,
+    });
+  });
+  await t.step("subclasses on something that is not a class: TypeError", () => {
+    assert.throws(
+      () => On((() => {}) as never, { subclasses: true }),
+      {
+        name: "TypeError",
+        message: /Cannot create @On decorator: expected an event class/,
+      },
+    );
+  });
+});
+
+Deno.test("@OnAny on anything but a method throws when the class is defined", () => {
+  const anyOn = OnAny() as unknown as (
+    value: unknown,
+    context: unknown,
+  ) => void;
+  assert.throws(() => {
+    class WithField {
+      @anyOn
+      handler = (_e: object) => {};
+    }
+    return WithField;
+  }, {
+    name: "TypeError",
+    message:
+      /@OnAny\(\) cannot decorate field handler: it applies to methods only; put it on a method that receives events/,
+  });
+});
+
+Deno.test("the misuse message names the event type without a wrong article", () => {
+  const anyOn = On(ItemAdded) as unknown as (v: unknown, c: unknown) => void;
+  assert.throws(() => {
+    class WithField {
+      @anyOn
+      handler = 1;
+    }
+    return WithField;
+  }, (e: unknown) => {
+    assert.ok(e instanceof TypeError);
+    assert.match(e.message, /put it on a method that receives ItemAdded$/);
+    assert.doesNotMatch(e.message, /\ba ItemAdded\b/);
+    return true;
+  });
+});
+
+Deno.test("publishing an event with no handler warns once when a class with @On methods for it was instantiated but never subscribed", async (t) => {
+  class Forgotten {
+    constructor(readonly id: string) {}
+  }
+  class ForgottenHandler {
+    @On(Forgotten)
+    handle(_e: Forgotten): void {}
+  }
+  class AlsoForgotten extends DomainBase {}
+  class BaseForgottenHandler {
+    @On(DomainBase, { subclasses: true })
+    handle(_e: DomainBase): void {}
+  }
+  class NeverInstantiated {
+    constructor(readonly id: string) {}
+  }
+  class NeverInstantiatedHandler {
+    @On(NeverInstantiated)
+    handle(_e: NeverInstantiated): void {}
+  }
+  assert.ok(NeverInstantiatedHandler);
+
+  await t.step("an instance that was never subscribed", async () => {
+    const { records } = await captureLogs(async () => {
+      const bus = new EventBus();
+      new ForgottenHandler(); // the mistake: created, not subscribed
+      new BaseForgottenHandler();
+      await bus.publish(new Forgotten("f1"));
+      await bus.publish(new Forgotten("f2")); // once per type and bus
+      await bus.publishAll([new AlsoForgotten("a1")]);
+      await bus.publish(new NeverInstantiated("n1")); // no instance: no hint
+    });
+    const warnings = records.filter((r) => r.level === "warning");
+    assert.deepEqual(
+      warnings.map((r) => [r.properties.eventType, r.properties.classes]),
+      [
+        ["Forgotten", "ForgottenHandler"],
+        ["AlsoForgotten", "BaseForgottenHandler"],
+      ],
+    );
+    assert.match(
+      warnings[0]!.message.join(""),
+      /^No handler for Forgotten on this bus, but ForgottenHandler has @On instance methods for it and no instance was ever subscribed; call bus.subscribe\(instance\)/,
+    );
+  });
+
+  await t.step(
+    "no warning once an instance of the class is subscribed",
+    async () => {
+      const { records } = await captureLogs(async () => {
+        const other = new EventBus();
+        using _sub = other.subscribe(new ForgottenHandler());
+        other.subscribe(new BaseForgottenHandler()).unsubscribe();
+        await new EventBus().publish(new Forgotten("f3"));
+        await new EventBus().publish(new AlsoForgotten("a2"));
+      });
+      assert.deepEqual(records.filter((r) => r.level === "warning"), []);
+    },
+  );
 });

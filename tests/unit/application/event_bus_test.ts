@@ -3,11 +3,13 @@ import {
   clearHandlers,
   defaultBus,
   EventBus,
+  type HandlerContext,
   publish,
   publishAll,
   register,
   Subscription,
 } from "../../../mod.ts";
+import { captureLogs } from "../../_helpers/logs.ts";
 
 class UserRegistered {
   constructor(readonly userId: string) {}
@@ -542,6 +544,503 @@ Deno.test("handlersFor() rejects what is not an event class", () => {
     {
       name: "TypeError",
       message: /Cannot list handlers: expected an event class/,
+    },
+  );
+});
+
+// Handlers for a base class, catch-alls and order.
+
+class Base {
+  constructor(readonly id: string) {}
+}
+class Middle extends Base {}
+class Leaf extends Middle {}
+
+Deno.test("register(Base, fn, { subclasses: true }) receives instances of Base and of its subclasses", async (t) => {
+  const bus = new EventBus();
+  const seen: string[] = [];
+  bus.register(Base, (e) => {
+    seen.push(`${e.constructor.name}:${e.id}`);
+  }, { subclasses: true });
+  await bus.publishAll([
+    new Base("b"),
+    new Middle("m"),
+    new Leaf("l"),
+    new UserRegistered("u"),
+  ]);
+  assert.deepEqual(seen, ["Base:b", "Middle:m", "Leaf:l"]);
+
+  await t.step(
+    "a handler without the option still gets exact types only",
+    async () => {
+      const exact = new EventBus();
+      const log: string[] = [];
+      exact.register(Base, (e) => {
+        log.push(e.constructor.name);
+      });
+      await exact.publishAll([new Base("b"), new Leaf("l")]);
+      assert.deepEqual(log, ["Base"]);
+    },
+  );
+});
+
+Deno.test("publish() runs exact-type handlers, then base-class handlers nearest base first, then catch-alls", async () => {
+  const bus = new EventBus();
+  const log: string[] = [];
+  const push = (what: string) => () => {
+    log.push(what);
+  };
+  // Registered in the reverse of the order they run in.
+  bus.onAny(push("any"));
+  bus.register(Base, push("base"), { subclasses: true });
+  bus.register(Middle, push("middle"), { subclasses: true });
+  bus.register(Leaf, push("leaf (subclasses)"), { subclasses: true });
+  bus.register(Leaf, push("leaf 1"));
+  bus.register(Leaf, push("leaf 2"));
+  await bus.publish(new Leaf("l"));
+  // Handlers for Leaf itself (with or without subclasses) in registration
+  // order, then Middle's, Base's, and the catch-all.
+  assert.deepEqual(log, [
+    "leaf (subclasses)",
+    "leaf 1",
+    "leaf 2",
+    "middle",
+    "base",
+    "any",
+  ]);
+  log.length = 0;
+  await bus.publish(new Middle("m"));
+  assert.deepEqual(log, ["middle", "base", "any"]);
+});
+
+Deno.test("handlersFor() lists the resolved handlers with their registration type, subclasses flag and order", () => {
+  const bus = new EventBus();
+  function audit() {}
+  function metrics() {}
+  function own() {}
+  bus.onAny(metrics, { order: 5 });
+  bus.register(Base, audit, { subclasses: true });
+  bus.register(Leaf, own);
+  assert.deepEqual(
+    bus.handlersFor(Leaf).map((h) => [
+      h.name,
+      h.eventType,
+      h.subclasses,
+      h.order,
+      h.target,
+    ]),
+    [
+      ["own", Leaf, false, 0, undefined],
+      ["audit", Base, true, 0, undefined],
+      ["metrics", undefined, false, 5, undefined],
+    ],
+  );
+  assert.deepEqual(bus.handlersFor(Base).map((h) => h.name), [
+    "audit",
+    "metrics",
+  ]);
+  assert.deepEqual(bus.handlersFor(OrderPlaced).map((h) => h.name), [
+    "metrics",
+  ]);
+});
+
+Deno.test("the order option sorts handlers, lower first, registration order among equals, before the class rules", async (t) => {
+  await t.step("on one type", async () => {
+    const bus = new EventBus();
+    const log: string[] = [];
+    bus.register(UserRegistered, () => {
+      log.push("late");
+    }, { order: 10 });
+    bus.register(UserRegistered, () => {
+      log.push("default 1");
+    });
+    bus.register(UserRegistered, () => {
+      log.push("early");
+    }, { order: -10 });
+    bus.register(UserRegistered, () => {
+      log.push("default 2");
+    }, { order: 0 });
+    bus.register(UserRegistered, () => {
+      log.push("half");
+    }, { order: 0.5 });
+    await bus.publish(new UserRegistered("u1"));
+    assert.deepEqual(log, [
+      "early",
+      "default 1",
+      "default 2",
+      "half",
+      "late",
+    ]);
+  });
+  await t.step(
+    "a catch-all or base-class handler with a lower order runs first",
+    async () => {
+      const bus = new EventBus();
+      const log: string[] = [];
+      bus.register(Leaf, () => {
+        log.push("leaf");
+      });
+      bus.register(Base, () => {
+        log.push("base");
+      }, { subclasses: true, order: -1 });
+      bus.onAny(() => {
+        log.push("any");
+      }, { order: -2 });
+      await bus.publish(new Leaf("l"));
+      assert.deepEqual(log, ["any", "base", "leaf"]);
+    },
+  );
+});
+
+Deno.test("the resolved handlers are rebuilt after register, unsubscribe and clearHandlers", async () => {
+  const bus = new EventBus();
+  const log: string[] = [];
+  await bus.publish(new Leaf("l")); // resolves (and caches) no handler
+  const base = bus.register(Base, () => {
+    log.push("base");
+  }, { subclasses: true });
+  await bus.publish(new Leaf("l"));
+  assert.deepEqual(log, ["base"]);
+  const any = bus.onAny(() => {
+    log.push("any");
+  });
+  await bus.publish(new Leaf("l"));
+  assert.deepEqual(log, ["base", "base", "any"]);
+  base.unsubscribe();
+  await bus.publish(new Leaf("l"));
+  assert.deepEqual(log, ["base", "base", "any", "any"]);
+  any.unsubscribe();
+  bus.register(Middle, () => {
+    log.push("middle");
+  }, { subclasses: true });
+  bus.onAny(() => {
+    log.push("any again");
+  });
+  bus.clearHandlers();
+  await bus.publish(new Leaf("l"));
+  assert.deepEqual(log, ["base", "base", "any", "any"]);
+  assert.equal(bus.handlersFor(Leaf).length, 0);
+});
+
+Deno.test("onAny() receives every event, of any class, in publish order", async () => {
+  const bus = new EventBus();
+  const seen: object[] = [];
+  const sub = bus.onAny((e) => {
+    seen.push(e);
+  });
+  const events = [new UserRegistered("u1"), new OrderPlaced("o1"), {}];
+  await bus.publishAll(events);
+  await bus.publish(new Leaf("l"));
+  assert.equal(seen.length, 4);
+  assert.deepEqual(seen.slice(0, 3), events);
+  sub.unsubscribe();
+  await bus.publish(new UserRegistered("u2"));
+  assert.equal(seen.length, 4);
+});
+
+Deno.test("a failing base-class or catch-all handler is logged with the event's own type", async () => {
+  const boom = new Error("boom");
+  const { records } = await captureLogs(async () => {
+    const bus = new EventBus();
+    bus.register(Base, async function audit() {
+      await Promise.resolve();
+      throw boom;
+    }, { subclasses: true });
+    await assert.rejects(bus.publish(new Leaf("l")), (e) => e === boom);
+    const any = new EventBus();
+    any.onAny(function metrics() {
+      throw boom;
+    });
+    await assert.rejects(any.publish(new Middle("m")), (e) => e === boom);
+  });
+  const errors = records.filter((r) => r.level === "error");
+  assert.deepEqual(
+    errors.map((r) => [r.properties.eventType, r.properties.handler]),
+    [["Leaf", "audit"], ["Middle", "metrics"]],
+  );
+});
+
+Deno.test("registering one function twice for a type, with or without subclasses, or as two catch-alls, throws", () => {
+  const bus = new EventBus();
+  function audit() {}
+  bus.register(Base, audit);
+  assert.throws(() => bus.register(Base, audit, { subclasses: true }), {
+    name: "TypeError",
+    message: /Cannot register handler audit for Base: it is already registered/,
+  });
+  bus.onAny(audit);
+  assert.throws(() => bus.onAny(audit), {
+    name: "TypeError",
+    message:
+      /Cannot register handler audit for every event: it is already registered/,
+  });
+});
+
+// The handler context and AbortSignal.
+
+Deno.test("handlers receive a context: one frozen context whose signal never aborts when no signal is given", async () => {
+  const bus = new EventBus();
+  const contexts: HandlerContext[] = [];
+  bus.register(UserRegistered, (_e, context) => {
+    contexts.push(context);
+  });
+  bus.onAny(async (_e, context) => {
+    await Promise.resolve();
+    contexts.push(context);
+  });
+  await bus.publish(new UserRegistered("u1"));
+  await bus.publishAll([new UserRegistered("u2")]);
+  await bus.publish(new UserRegistered("u3"), {});
+  assert.equal(contexts.length, 6);
+  for (const context of contexts) {
+    assert.equal(context, contexts[0]);
+    assert.ok(Object.isFrozen(context));
+    assert.ok(context.signal instanceof AbortSignal);
+    assert.equal(context.signal.aborted, false);
+  }
+});
+
+Deno.test("publish(event, { signal }) and publishAll(events, { signal }) hand the signal to every handler", async () => {
+  for (const errorPolicy of ["fail-fast", "collect"] as const) {
+    const bus = new EventBus({ errorPolicy });
+    const signals: AbortSignal[] = [];
+    bus.register(UserRegistered, (_e, { signal }) => {
+      signals.push(signal);
+    });
+    bus.register(Base, async (_e, { signal }) => {
+      await Promise.resolve();
+      signals.push(signal);
+    }, { subclasses: true });
+    const controller = new AbortController();
+    await bus.publish(new UserRegistered("u1"), { signal: controller.signal });
+    await bus.publishAll([new Leaf("l"), new UserRegistered("u2")], {
+      signal: controller.signal,
+    });
+    assert.equal(signals.length, 3);
+    for (const s of signals) assert.equal(s, controller.signal);
+  }
+});
+
+Deno.test("an aborted signal stops the dispatch with the signal's reason", async (t) => {
+  for (const errorPolicy of ["fail-fast", "collect"] as const) {
+    await t.step(
+      `${errorPolicy}: already aborted, no handler runs`,
+      async () => {
+        const bus = new EventBus({ errorPolicy });
+        let calls = 0;
+        bus.register(UserRegistered, () => {
+          calls++;
+        });
+        const reason = new Error("deadline");
+        const signal = AbortSignal.abort(reason);
+        await assert.rejects(
+          bus.publish(new UserRegistered("u1"), { signal }),
+          (e) => e === reason,
+        );
+        await assert.rejects(
+          bus.publishAll([new UserRegistered("u1")], { signal }),
+          (e) => e === reason,
+        );
+        assert.equal(calls, 0);
+      },
+    );
+
+    await t.step(
+      `${errorPolicy}: a handler that ignores the signal is not waited for, later handlers and events do not start`,
+      async () => {
+        const { records } = await captureLogs(async () => {
+          const bus = new EventBus({ errorPolicy });
+          const log: string[] = [];
+          const stuck = Promise.withResolvers<void>();
+          bus.register(UserRegistered, function slow() {
+            log.push("slow");
+            return stuck.promise; // ignores the signal
+          });
+          bus.register(UserRegistered, () => {
+            log.push("never");
+          });
+          bus.register(OrderPlaced, () => {
+            log.push("next event");
+          });
+          const controller = new AbortController();
+          const reason = new Error("deadline");
+          const published = bus.publishAll(
+            [new UserRegistered("u1"), new OrderPlaced("o1")],
+            { signal: controller.signal },
+          );
+          await Promise.resolve();
+          controller.abort(reason);
+          await assert.rejects(published, (e) => e === reason);
+          assert.deepEqual(log, ["slow"]);
+          // The abandoned handler fails later: logged, not lost.
+          stuck.reject(new Error("late failure"));
+          await stuck.promise.catch(() => {});
+          await Promise.resolve();
+        });
+        const warnings = records.filter((r) => r.level === "warning");
+        assert.deepEqual(
+          warnings.map((r) => [r.properties.eventType, r.properties.handler]),
+          [["UserRegistered", "slow"]],
+        );
+        const errors = records.filter((r) => r.level === "error");
+        assert.deepEqual(errors.map((r) => r.properties.handler), ["slow"]);
+      },
+    );
+  }
+
+  await t.step(
+    "a handler that stops on the signal ends the publish",
+    async () => {
+      const bus = new EventBus();
+      bus.register(
+        UserRegistered,
+        (_e, { signal }) =>
+          new Promise<void>((_resolve, reject) => {
+            signal.addEventListener("abort", () => reject(signal.reason), {
+              once: true,
+            });
+          }),
+      );
+      const controller = new AbortController();
+      const published = bus.publish(new UserRegistered("u1"), {
+        signal: controller.signal,
+      });
+      controller.abort();
+      await assert.rejects(published, { name: "AbortError" });
+    },
+  );
+});
+
+// Misuse of the new options.
+
+Deno.test("register() and onAny() reject bad options with a TypeError or RangeError saying what to do", async (t) => {
+  const bus = new EventBus();
+  const fn = () => {};
+  await t.step("order that is not a number", () => {
+    for (const order of ["1", null, 1n]) {
+      assert.throws(
+        () => bus.register(UserRegistered, fn, { order: order as never }),
+        {
+          name: "TypeError",
+          message:
+            /Cannot register handler for UserRegistered: order must be a finite number, received (a string|null|a bigint); pass a number such as -10 or 10 \(lower runs first, 0 by default\)/,
+        },
+      );
+    }
+  });
+  await t.step("order that is NaN or infinite", () => {
+    for (const order of [NaN, Infinity, -Infinity]) {
+      assert.throws(() => bus.register(UserRegistered, fn, { order }), {
+        name: "RangeError",
+        message: new RegExp(
+          `order must be a finite number, received ${order}; pass a number`,
+        ),
+      });
+      assert.throws(() => bus.onAny(fn, { order }), {
+        name: "RangeError",
+        message: new RegExp(
+          `Cannot register catch-all handler: order must be a finite number, received ${order}`,
+        ),
+      });
+    }
+  });
+  await t.step("subclasses that is not a boolean", () => {
+    assert.throws(
+      () => bus.register(Base, fn, { subclasses: "yes" as never }),
+      {
+        name: "TypeError",
+        message:
+          /Cannot register handler for Base: subclasses must be true or false, received a string/,
+      },
+    );
+  });
+  await t.step("subclasses: true on something that is not a class", () => {
+    for (
+      const [type, what] of [[() => {}, "function"], ["Base", "a string"], [
+        undefined,
+        "undefined",
+      ]] as const
+    ) {
+      assert.throws(
+        () => bus.register(type as never, fn, { subclasses: true }),
+        {
+          name: "TypeError",
+          message: new RegExp(
+            `Cannot register handler: subclasses: true needs a base class, received ${what}.*; pass the base class itself \\(for example DomainEvent\\), or use onAny\\(\\) to receive every event`,
+          ),
+        },
+      );
+    }
+  });
+  await t.step("options that are not an object", () => {
+    assert.throws(() => bus.register(Base, fn, "first" as never), {
+      name: "TypeError",
+      message: /Cannot register handler for Base: expected an options object/,
+    });
+  });
+  await t.step("onAny() with a non-function", () => {
+    for (
+      const [value, what] of [[undefined, "undefined"], ["audit", "a string"], [
+        {},
+        "a plain object",
+      ]] as const
+    ) {
+      assert.throws(() => bus.onAny(value as never), {
+        name: "TypeError",
+        message: new RegExp(
+          `Cannot register catch-all handler: expected a function, received ${what}; pass a function such as \\(event\\) => audit\\(event\\), or use @OnAny\\(\\) on a method`,
+        ),
+      });
+    }
+  });
+  assert.equal(bus.handlersFor(UserRegistered).length, 0);
+  assert.equal(bus.handlersFor(Base).length, 0);
+});
+
+Deno.test("publish() and publishAll() reject options whose signal is not an AbortSignal, before any handler runs", async () => {
+  const bus = new EventBus();
+  let calls = 0;
+  bus.register(UserRegistered, () => {
+    calls++;
+  });
+  for (
+    const [options, message] of [
+      [
+        { signal: "soon" },
+        /options\.signal must be an AbortSignal, received a string; pass controller\.signal or AbortSignal\.timeout\(ms\)/,
+      ],
+      [
+        { signal: new AbortController() },
+        /options\.signal must be an AbortSignal, received an instance of AbortController/,
+      ],
+      [null, /expected an options object such as \{ signal \}, received null/],
+    ] as const
+  ) {
+    await assert.rejects(
+      bus.publish(new UserRegistered("u1"), options as never),
+      {
+        name: "TypeError",
+        message: new RegExp(`Cannot publish: ${message.source}`),
+      },
+    );
+    await assert.rejects(
+      bus.publishAll([new UserRegistered("u1")], options as never),
+      {
+        name: "TypeError",
+        message: new RegExp(`Cannot publish events: ${message.source}`),
+      },
+    );
+  }
+  assert.equal(calls, 0);
+});
+
+Deno.test("onAny() rejects the subclasses option: a catch-all receives every event", () => {
+  assert.throws(
+    () => new EventBus().onAny(() => {}, { subclasses: false } as never),
+    {
+      name: "TypeError",
+      message:
+        /Cannot register catch-all handler: the subclasses option does not apply to a catch-all, which receives every event; remove it/,
     },
   );
 });

@@ -2,7 +2,7 @@
 // every `@ts-expect-error` below must be a real compile error, or the check
 // fails with "Unused '@ts-expect-error' directive".
 import assert from "node:assert/strict";
-import { EventBus, On } from "../../../mod.ts";
+import { EventBus, type HandlerContext, On, OnAny } from "../../../mod.ts";
 
 class UserRegistered {
   constructor(readonly userId: string) {}
@@ -72,4 +72,71 @@ Deno.test("publish() and On() accept only objects and classes at compile time", 
   // @ts-expect-error: a string is not an event class
   assert.throws(() => On("UserRegistered"), TypeError);
   return rejected.then((r) => assert.equal(r, "rejected"));
+});
+
+Deno.test("handlers may take the context as their second parameter, typed", async () => {
+  class Handlers {
+    signals: AbortSignal[] = [];
+    @On(UserRegistered)
+    withContext(_event: UserRegistered, context: HandlerContext): void {
+      this.signals.push(context.signal);
+    }
+    @On(UserRegistered)
+    destructured(_event: UserRegistered, { signal }: HandlerContext): void {
+      this.signals.push(signal);
+    }
+    @OnAny()
+    any(_event: object, { signal }: HandlerContext): void {
+      this.signals.push(signal);
+    }
+  }
+  const bus = new EventBus();
+  const h = new Handlers();
+  bus.subscribe(h);
+  bus.register(UserRegistered, (_e, { signal }) => {
+    const aborted: boolean = signal.aborted;
+    assert.equal(aborted, false);
+  });
+  bus.onAny((event, context) => {
+    const e: object = event;
+    const s: AbortSignal = context.signal;
+    assert.ok(e && s);
+  });
+  await bus.publish(new UserRegistered("u1"));
+  assert.equal(h.signals.length, 3);
+});
+
+Deno.test("@On rejects, at compile time, a second parameter that is not a HandlerContext", () => {
+  class Wrong {
+    // @ts-expect-error: the second argument is a HandlerContext, not a string
+    @On(UserRegistered)
+    handle(_event: UserRegistered, _name: string): void {}
+  }
+  assert.ok(Wrong);
+});
+
+Deno.test("@On(Base, { subclasses: true }) takes methods whose parameter accepts the base class", () => {
+  class Base {
+    constructor(readonly id: string) {}
+  }
+  interface Child extends Base {
+    readonly extra: number;
+  }
+  class Handlers {
+    @On(Base, { subclasses: true })
+    base(_e: Base): void {}
+    // @ts-expect-error: a Base is not always a Child
+    @On(Base, { subclasses: true })
+    child(_e: Child): void {}
+  }
+  assert.ok(Handlers);
+  const bus = new EventBus();
+  // @ts-expect-error: not an option of register
+  bus.register(Base, () => {}, { subclass: true });
+  assert.throws(
+    // @ts-expect-error: onAny takes no subclasses option
+    () => bus.onAny(() => {}, { subclasses: true }),
+    TypeError,
+  );
+  assert.equal(bus.handlersFor(Base).length, 1);
 });
