@@ -18,11 +18,14 @@ import { describeUrl, type DevConfig } from "./config.ts";
 import {
   AuditTrail,
   SEND_WELCOME_EMAIL,
+  type WelcomeEmailJob,
   WelcomeEmailPolicy,
 } from "./handlers.ts";
+import { DatabaseHealth } from "./health.ts";
+import { ensureServerDatabase } from "./server_database.ts";
 import { createHandler, type UserService } from "./http.ts";
 import { createSchema } from "./schema.ts";
-import { User } from "./user.ts";
+import { EmailTakenError, User } from "./user.ts";
 import { UserRepository } from "./user_repository.ts";
 import { welcomeEmailWorker } from "./welcome_email_worker.ts";
 
@@ -60,39 +63,64 @@ export async function startApp(config: DevConfig): Promise<App> {
       }
     }
 
-    // The application database.
-    let sql: ReturnType<typeof postgres>;
-    let appWhere: string;
-    if (config.databaseUrl === undefined) {
-      await Deno.mkdir(appDir, { recursive: true });
-      const embedded: EmbeddedPostgres = await startEmbeddedPostgres({
-        dataDir: appDir,
-      });
-      cleanup.push(() => embedded.close());
-      sql = embedded.connect(postgres);
-      appWhere = `embedded PGlite in ${appDir}`;
-    } else {
-      sql = postgres(config.databaseUrl, { max: 10, onnotice: () => {} });
+    // Both databases open at once: each embedded one spends seconds
+    // compiling and starting PGlite, and the two overlap on two cores.
+    const openAppDatabase = async () => {
+      if (config.databaseUrl === undefined) {
+        await Deno.mkdir(appDir, { recursive: true });
+        const embedded: EmbeddedPostgres = await startEmbeddedPostgres({
+          dataDir: appDir,
+        });
+        cleanup.push(() => embedded.close());
+        const sql = embedded.connect(postgres);
+        return { sql, where: `embedded PGlite in ${appDir}` };
+      }
+      await ensureServerDatabase(config.databaseUrl, "DATABASE_URL");
+      const sql = postgres(config.databaseUrl, { max: 10, onnotice: () => {} });
       cleanup.push(() => sql.end({ timeout: 5 }));
-      appWhere = describeUrl(config.databaseUrl);
+      return { sql, where: describeUrl(config.databaseUrl) };
+    };
+    const openJobsDatabase = async () => {
+      if (config.jobQueueDatabaseUrl === undefined) {
+        await Deno.mkdir(jobsDir, { recursive: true });
+        const jobs = await PgBossJobQueue.connect(undefined, {
+          dataDir: jobsDir,
+        });
+        return { jobs, where: `embedded PGlite in ${jobsDir}` };
+      }
+      await ensureServerDatabase(
+        config.jobQueueDatabaseUrl,
+        "JOB_QUEUE_DATABASE_URL",
+      );
+      const jobs = await PgBossJobQueue.connect(config.jobQueueDatabaseUrl);
+      return { jobs, where: describeUrl(config.jobQueueDatabaseUrl) };
+    };
+    const [appOpened, jobsOpened] = await Promise.allSettled([
+      openAppDatabase().then(async (opened) => {
+        await createSchema(opened.sql);
+        if (config.outbox) await migrateOutbox(opened.sql);
+        return opened;
+      }),
+      openJobsDatabase(),
+    ]);
+    // The jobs queue stops before the application database closes (its
+    // worker writes there): cleanup runs in reverse order.
+    if (jobsOpened.status === "fulfilled") {
+      cleanup.push(() => jobsOpened.value.jobs.stop());
     }
-    await createSchema(sql);
-
-    // The jobs database.
-    let jobsWhere: string;
-    let jobs: PgBossJobQueue;
-    if (config.jobQueueDatabaseUrl === undefined) {
-      await Deno.mkdir(jobsDir, { recursive: true });
-      jobs = await PgBossJobQueue.connect(undefined, { dataDir: jobsDir });
-      jobsWhere = `embedded PGlite in ${jobsDir}`;
-    } else {
-      jobs = await PgBossJobQueue.connect(config.jobQueueDatabaseUrl);
-      jobsWhere = describeUrl(config.jobQueueDatabaseUrl);
-    }
-    cleanup.push(() => jobs.stop());
+    if (appOpened.status === "rejected") throw appOpened.reason;
+    if (jobsOpened.status === "rejected") throw jobsOpened.reason;
+    const { sql, where: appWhere } = appOpened.value;
+    const { jobs, where: jobsWhere } = jobsOpened.value;
     // Handlers enqueue through the batching wrapper: the jobs of one
     // publishAll are written in one round trip.
     const batching = new BatchingJobQueue(jobs);
+
+    // /health answers from recent real queries, probing only when there
+    // were none: a probe would queue behind user work on an embedded
+    // database's single connection.
+    const appHealth = new DatabaseHealth(() => sql`select 1`);
+    const jobsHealth = new DatabaseHealth(() => jobs.ping(2));
 
     // Handlers on the default bus, as an application would declare them.
     const subscriptions: Subscription[] = [
@@ -104,18 +132,18 @@ export async function startApp(config: DevConfig): Promise<App> {
       return Promise.resolve();
     });
 
-    await jobs.work(
-      SEND_WELCOME_EMAIL,
-      welcomeEmailWorker(sql, config.mailerDelayMs),
-      { concurrency: 4 },
-    );
+    const sendWelcomeEmail = welcomeEmailWorker(sql, config.mailerDelayMs);
+    await jobs.work<WelcomeEmailJob>(SEND_WELCOME_EMAIL, async (job) => {
+      jobsHealth.succeeded(); // the job was fetched from the jobs database
+      await sendWelcomeEmail(job);
+      appHealth.succeeded();
+    }, { concurrency: 4 });
 
     // The events of a commit are written to the outbox in the same
     // transaction; the relay redelivers what a crash or a failing handler
     // left undone (at least once; the job key makes a redelivery harmless).
     const publisher = batching.publisher(defaultBus);
     if (config.outbox) {
-      await migrateOutbox(sql);
       const relay = new OutboxRelay(sql, { bus: publisher }).start();
       cleanup.push(() => relay.stop());
     }
@@ -131,23 +159,46 @@ export async function startApp(config: DevConfig): Promise<App> {
             await new UserRepository(tx.sql, tx.track).add(user);
           });
         } catch (e) {
-          // Saved, and the outbox relay will deliver the events again: the
-          // registration succeeded.
-          if (e instanceof PublishAfterCommitError && e.relayWillRetry) {
+          if (e instanceof EmailTakenError) appHealth.succeeded();
+          // Saved: the registration succeeded, whatever a handler did after
+          // the commit (the jobs database down, say). Answer 201 and say
+          // what happens to the welcome email.
+          if (e instanceof PublishAfterCommitError) {
+            appHealth.succeeded();
+            const error = errorName(e.cause);
+            if (e.relayWillRetry) {
+              logger.warning(
+                "User {userId} saved; a handler failed ({error}): the welcome email is delayed, the outbox relay retries it",
+                { userId: user.id, error },
+              );
+              return {
+                user,
+                welcomeEmail:
+                  "delayed: a handler failed after the commit; the outbox relay retries it",
+              };
+            }
             logger.warning(
-              "User {userId} saved; a handler failed, the relay will retry",
-              {
-                userId: user.id,
-              },
+              "User {userId} saved; a handler failed ({error}): the welcome email is not sent, OUTBOX=false keeps events in memory only",
+              { userId: user.id, error },
             );
-            return user;
+            return {
+              user,
+              welcomeEmail:
+                "not sent: a handler failed after the commit, and with OUTBOX=false nothing retries it (run with the outbox on)",
+            };
           }
           throw e;
         }
-        return user;
+        appHealth.succeeded();
+        jobsHealth.succeeded(); // the batch of jobs was written
+        return { user };
       },
       // A read needs no transaction: one query on the pool.
-      find: (id) => new UserRepository(sql).get(id),
+      find: async (id) => {
+        const user = await new UserRepository(sql).get(id);
+        appHealth.succeeded();
+        return user;
+      },
       stats: async () => {
         const [row] = await sql`
           select
@@ -166,16 +217,19 @@ export async function startApp(config: DevConfig): Promise<App> {
           from aftercommit_outbox`;
         return { ...row, ...outbox } as Record<string, number>;
       },
-      health: async () => ({
-        app: await probe(() => sql`select 1`),
-        jobs: await probe(() => jobs.ping()),
-      }),
+      health: async () => {
+        const [app, jobs] = await Promise.all([
+          appHealth.check(),
+          jobsHealth.check(),
+        ]);
+        return { app, jobs };
+      },
     };
 
     let closed: Promise<void> | undefined;
     const close = () => closed ??= closeAll();
     return {
-      handler: createHandler(users),
+      handler: createHandler(users, { bodyTimeoutMs: config.bodyTimeoutMs }),
       databases: { app: appWhere, jobs: jobsWhere },
       close,
       [Symbol.asyncDispose]: close,
@@ -186,19 +240,7 @@ export async function startApp(config: DevConfig): Promise<App> {
   }
 }
 
-async function probe(fn: () => PromiseLike<unknown>): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const result = await Promise.race([
-      Promise.resolve(fn()),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error("timed out")), 2000);
-      }),
-    ]);
-    return result !== false;
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+/** An error's class name, for a log line (its message could hold data). */
+function errorName(e: unknown): string {
+  return e instanceof Error ? e.name : typeof e;
 }

@@ -19,6 +19,8 @@ export interface DevConfig {
   readonly outbox: boolean;
   /** Pretend the welcome email takes this long to send. */
   readonly mailerDelayMs: number;
+  /** How long a request body may take to arrive before a 408. */
+  readonly bodyTimeoutMs: number;
 }
 
 const LEVELS: readonly LogLevel[] = [
@@ -62,6 +64,32 @@ function flag(
   );
 }
 
+function databaseUrl(
+  env: Record<string, string | undefined>,
+  name: string,
+): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    // reported below
+  }
+  if (
+    url === undefined ||
+    (url.protocol !== "postgres:" && url.protocol !== "postgresql:") ||
+    url.pathname.length < 2
+  ) {
+    throw new TypeError(
+      `${name} must be a URL such as postgres://postgres@127.0.0.1:5432/app (with a database name), received ${
+        url === undefined ? "text that is not a URL" : describeUrl(raw)
+      }; unset it to use an embedded database`,
+    );
+  }
+  return raw;
+}
+
 /** Reads the configuration; throws a clear error for a bad value. */
 export function readConfig(
   args: readonly string[],
@@ -95,14 +123,15 @@ export function readConfig(
   return {
     port: integer(env, "PORT", 8000, 65535),
     hostname: env.HOST || "127.0.0.1",
-    databaseUrl: env.DATABASE_URL || undefined,
-    jobQueueDatabaseUrl: env.JOB_QUEUE_DATABASE_URL || undefined,
+    databaseUrl: databaseUrl(env, "DATABASE_URL"),
+    jobQueueDatabaseUrl: databaseUrl(env, "JOB_QUEUE_DATABASE_URL"),
     dataDir: env.DATA_DIR || ".data",
     fresh: args.includes("--fresh") || flag(env.FRESH, "FRESH", false),
     logFormat,
     logLevel,
     outbox: flag(env.OUTBOX, "OUTBOX", true),
     mailerDelayMs: integer(env, "MAILER_DELAY_MS", 0, 600_000),
+    bodyTimeoutMs: integer(env, "BODY_TIMEOUT_MS", 10_000, 600_000) || 1,
   };
 }
 

@@ -11,16 +11,50 @@ import {
 
 const logger = getLogger(["dev", "http"]);
 
+/** What a registration answers: the user, and a note when the email is late. */
+export interface RegistrationResult {
+  readonly user: User;
+  /**
+   * Set when the user is saved but the welcome email could not be queued
+   * yet (the jobs database did not answer); says whether it is sent later.
+   */
+  readonly welcomeEmail?: string;
+}
+
 /** What the routes need from the application. */
 export interface UserService {
-  register(registration: { email: string; name: string }): Promise<User>;
+  register(
+    registration: { email: string; name: string },
+  ): Promise<RegistrationResult>;
   find(id: string): Promise<User | null>;
   health(): Promise<{ app: boolean; jobs: boolean }>;
   stats(): Promise<Record<string, number>>;
 }
 
+/** Options of {@linkcode createHandler}. */
+export interface HandlerOptions {
+  /**
+   * How long a request body may take to arrive; after that the answer is
+   * 408 and the connection is closed.
+   *
+   * @default {10000}
+   */
+  readonly bodyTimeoutMs?: number;
+}
+
 const MAX_BODY_BYTES = 16 * 1024;
 const USER = new URLPattern({ pathname: "/users/:id" });
+// Methods logged by name; anything else is logged as "OTHER" (a method is
+// client text, and the log holds no client text).
+const METHODS = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "PATCH",
+  "DELETE",
+  "OPTIONS",
+]);
 
 function json(status: number, body: unknown, headers?: HeadersInit): Response {
   return new Response(JSON.stringify(body), {
@@ -29,26 +63,118 @@ function json(status: number, body: unknown, headers?: HeadersInit): Response {
   });
 }
 
-function error(status: number, message: string, field?: string): Response {
+function error(
+  status: number,
+  message: string,
+  field?: string,
+  headers?: HeadersInit,
+): Response {
   return json(
     status,
     field === undefined ? { error: message } : { error: message, field },
+    headers,
   );
+}
+
+// An unread body is left behind: close the connection rather than read it.
+const CLOSE = { connection: "close" };
+
+/** application/json or application/*+json, UTF-8 (the JSON default). */
+function isJsonMediaType(contentType: string): boolean {
+  const [type = "", ...params] = contentType.split(";");
+  const media = type.trim().toLowerCase();
+  if (
+    media !== "application/json" && !/^application\/[^/]+\+json$/.test(media)
+  ) {
+    return false;
+  }
+  return params.every((param) => {
+    const [name = "", value = ""] = param.split("=");
+    return name.trim().toLowerCase() !== "charset" ||
+      /^"?utf-8"?$/i.test(value.trim());
+  });
+}
+
+/** The body's bytes within the size and time bounds, or the error answer. */
+async function readBody(
+  request: Request,
+  timeoutMs: number,
+): Promise<Uint8Array | Response> {
+  const tooLarge = () =>
+    error(
+      413,
+      `request body must be at most ${MAX_BODY_BYTES} bytes`,
+      undefined,
+      CLOSE,
+    );
+  if (Number(request.headers.get("content-length") ?? "0") > MAX_BODY_BYTES) {
+    return tooLarge();
+  }
+  if (request.body === null) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), timeoutMs);
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), late]);
+      if (next === "late") {
+        reader.cancel().catch(() => {});
+        return error(
+          408,
+          `request body must arrive within ${timeoutMs} ms`,
+          undefined,
+          CLOSE,
+        );
+      }
+      if (next.done) break;
+      size += next.value.length;
+      if (size > MAX_BODY_BYTES) {
+        reader.cancel().catch(() => {});
+        return tooLarge();
+      }
+      chunks.push(next.value);
+    }
+  } catch {
+    return error(
+      400,
+      "request body ended before all of it arrived (shorter than its content-length?); send it again",
+      undefined,
+      CLOSE,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
 }
 
 async function readJsonObject(
   request: Request,
+  timeoutMs: number,
 ): Promise<Record<string, unknown> | Response> {
-  const length = Number(request.headers.get("content-length") ?? "0");
-  if (length > MAX_BODY_BYTES) {
-    return error(413, `request body must be at most ${MAX_BODY_BYTES} bytes`);
+  const contentType = request.headers.get("content-type");
+  // No content type is taken as JSON; a declared other type is refused.
+  if (contentType !== null && !isJsonMediaType(contentType)) {
+    return error(
+      415,
+      "request body must be JSON: send content-type: application/json",
+      undefined,
+      { "accept-post": "application/json", ...CLOSE },
+    );
   }
+  const bytes = await readBody(request, timeoutMs);
+  if (bytes instanceof Response) return bytes;
   let text: string;
   try {
-    const bytes = new Uint8Array(await request.arrayBuffer());
-    if (bytes.length > MAX_BODY_BYTES) {
-      return error(413, `request body must be at most ${MAX_BODY_BYTES} bytes`);
-    }
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     return error(400, "request body must be UTF-8 JSON");
@@ -68,8 +194,25 @@ async function readJsonObject(
   return body as Record<string, unknown>;
 }
 
-async function route(request: Request, users: UserService): Promise<Response> {
-  const url = new URL(request.url);
+/** Which route a request is for: its pattern, for the log, never its path. */
+function routeOf(url: URL): string {
+  const path = url.pathname;
+  if (path === "/users" || path === "/health" || path === "/stats") return path;
+  if (USER.test(url)) return "/users/:id";
+  return "(no route)";
+}
+
+/** GET and HEAD are read the same way; HEAD gets the headers only. */
+function isRead(method: string): boolean {
+  return method === "GET" || method === "HEAD";
+}
+
+async function route(
+  request: Request,
+  url: URL,
+  users: UserService,
+  bodyTimeoutMs: number,
+): Promise<Response> {
   const path = url.pathname;
 
   if (path === "/users") {
@@ -78,7 +221,7 @@ async function route(request: Request, users: UserService): Promise<Response> {
         allow: "POST",
       });
     }
-    const body = await readJsonObject(request);
+    const body = await readJsonObject(request, bodyTimeoutMs);
     if (body instanceof Response) return body;
     let registration;
     try {
@@ -88,8 +231,14 @@ async function route(request: Request, users: UserService): Promise<Response> {
       throw e;
     }
     try {
-      const user = await users.register(registration);
-      return json(201, user.toJSON(), { location: `/users/${user.id}` });
+      const { user, welcomeEmail } = await users.register(registration);
+      return json(
+        201,
+        welcomeEmail === undefined
+          ? user.toJSON()
+          : { ...user.toJSON(), welcomeEmail },
+        { location: `/users/${user.id}` },
+      );
     } catch (e) {
       if (e instanceof EmailTakenError) return error(409, e.message, "email");
       throw e;
@@ -98,9 +247,9 @@ async function route(request: Request, users: UserService): Promise<Response> {
 
   const match = USER.exec(url);
   if (match) {
-    if (request.method !== "GET") {
+    if (!isRead(request.method)) {
       return json(405, { error: "use GET /users/:id to read a user" }, {
-        allow: "GET",
+        allow: "GET, HEAD",
       });
     }
     const id = match.pathname.groups.id ?? "";
@@ -117,8 +266,8 @@ async function route(request: Request, users: UserService): Promise<Response> {
   }
 
   if (path === "/health") {
-    if (request.method !== "GET") {
-      return json(405, { error: "use GET /health" }, { allow: "GET" });
+    if (!isRead(request.method)) {
+      return json(405, { error: "use GET /health" }, { allow: "GET, HEAD" });
     }
     const status = await users.health();
     const ok = status.app && status.jobs;
@@ -132,8 +281,8 @@ async function route(request: Request, users: UserService): Promise<Response> {
   }
 
   if (path === "/stats") {
-    if (request.method !== "GET") {
-      return json(405, { error: "use GET /stats" }, { allow: "GET" });
+    if (!isRead(request.method)) {
+      return json(405, { error: "use GET /stats" }, { allow: "GET, HEAD" });
     }
     return json(200, await users.stats());
   }
@@ -144,15 +293,21 @@ async function route(request: Request, users: UserService): Promise<Response> {
   );
 }
 
-/** Makes the request handler: routes, JSON errors and a log line per request. */
+/**
+ * Makes the request handler: routes, JSON errors and a log line per request
+ * (method, route pattern, status, duration: never the path or the query).
+ */
 export function createHandler(
   users: UserService,
+  options: HandlerOptions = {},
 ): (request: Request) => Promise<Response> {
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
   return async (request) => {
     const started = performance.now();
+    const url = new URL(request.url);
     let response: Response;
     try {
-      response = await route(request, users);
+      response = await route(request, url, users, bodyTimeoutMs);
     } catch (e) {
       // A fault of ours (a database down, say), not of the request.
       // Name and message only: a driver error's other fields (a row's
@@ -162,12 +317,21 @@ export function createHandler(
       });
       response = error(503, "the service cannot answer right now; try again");
     }
-    logger.info("{method} {path} {status} {durationMs} ms", {
-      method: request.method,
-      path: new URL(request.url).pathname,
+    logger.info("{method} {route} {status} {durationMs} ms", {
+      method: METHODS.has(request.method) ? request.method : "OTHER",
+      route: routeOf(url),
       status: response.status,
       durationMs: Math.round((performance.now() - started) * 10) / 10,
     });
+    if (request.method === "HEAD") {
+      // The headers GET would send, content-length included; no body.
+      const headers = new Headers(response.headers);
+      headers.set(
+        "content-length",
+        String((await response.arrayBuffer()).byteLength),
+      );
+      return new Response(null, { status: response.status, headers });
+    }
     return response;
   };
 }

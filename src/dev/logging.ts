@@ -6,7 +6,36 @@ import {
   getJsonLinesFormatter,
   getTextFormatter,
   type LogLevel,
+  type LogRecord,
 } from "@logtape/logtape";
+
+const jsonLines = getJsonLinesFormatter({ message: "template" });
+
+/** A value as text in a message: strings bare, as in the text format. */
+function bare(value: unknown): string {
+  if (typeof value === "string") return value;
+  if (value instanceof Error) return `${value.name}: ${value.message}`;
+  if (typeof value === "object" && value !== null) {
+    try {
+      return JSON.stringify(value);
+    } catch {
+      return String(value);
+    }
+  }
+  return String(value);
+}
+
+/**
+ * LogTape's JSON line, with `message` rendered (the values filled in, as
+ * the text format shows them); the values stay in `properties` too.
+ */
+function jsonLine(record: LogRecord): string {
+  const line = JSON.parse(jsonLines(record)) as Record<string, unknown>;
+  line.message = record.message
+    .map((part, i) => (i % 2 === 0 ? String(part) : bare(part)))
+    .join("");
+  return `${JSON.stringify(line)}\n`;
+}
 
 /** Configures LogTape for the dev server. */
 export async function configureLogging(
@@ -17,15 +46,12 @@ export async function configureLogging(
     reset: true,
     sinks: {
       console: getConsoleSink({
-        formatter: format === "json"
-          // The message template plus the values as properties: one field each.
-          ? getJsonLinesFormatter({ message: "template" })
-          : getTextFormatter({
-            timestamp: "time",
-            category: ".",
-            // Strings as they are: POST /users, not "POST" "/users".
-            value: "bare",
-          }),
+        formatter: format === "json" ? jsonLine : getTextFormatter({
+          timestamp: "time",
+          category: ".",
+          // Strings as they are: POST /users, not "POST" "/users".
+          value: "bare",
+        }),
       }),
     },
     loggers: [

@@ -146,10 +146,8 @@ export async function startDevServer(
     return (await exited).code;
   };
 
-  // Text logs print the address; JSON logs print the template and the port
-  // as a property.
-  const listening =
-    /Listening on http:\/\/(?:[^\s:{]+:(\d+)|\{hostname\}:\{port\}[^\n]*"port":(\d+))/;
+  // Text and JSON logs both print the rendered address.
+  const listening = /Listening on http:\/\/[^\s:]+:(\d+)/;
   try {
     await waitForOutput(listening, 60_000);
   } catch (e) {
@@ -157,7 +155,7 @@ export async function startDevServer(
     throw e;
   }
   const match = text.match(listening)!;
-  const port = match[1] ?? match[2];
+  const port = match[1];
   return {
     url: `http://127.0.0.1:${port}`,
     output: () => text,
@@ -168,6 +166,51 @@ export async function startDevServer(
       await stop("SIGKILL");
     },
   };
+}
+
+/** How a dev server run that was expected to end ended. */
+export interface DevServerExit {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** From spawn to exit. */
+  readonly ms: number;
+}
+
+/**
+ * Runs `src/dev/main.ts` and waits for it to exit (for start-up refusals);
+ * kills it after `timeoutMs`.
+ */
+export async function runDevServerToExit(
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<DevServerExit> {
+  const started = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--frozen", MAIN.pathname],
+    cwd: ROOT.pathname,
+    env: {
+      PORT: "0",
+      NO_COLOR: "1",
+      DATABASE_URL: "",
+      JOB_QUEUE_DATABASE_URL: "",
+      ...env,
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  try {
+    const out = await child.output();
+    return {
+      code: out.code,
+      stdout: new TextDecoder().decode(out.stdout),
+      stderr: new TextDecoder().decode(out.stderr),
+      ms: performance.now() - started,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A JSON response: status, parsed body and content type. */

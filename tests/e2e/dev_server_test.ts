@@ -269,6 +269,158 @@ Deno.test({
         () => post(JSON.stringify({ ...valid, name: "x".repeat(20_000) })),
         413,
       ],
+      [
+        "a NUL in the name",
+        () => register(server, { ...valid, name: "Ada\u0000Lovelace" }),
+        422,
+        "name",
+      ],
+      [
+        "a NUL in the email",
+        () => register(server, { ...valid, email: "ada\u0000@example.org" }),
+        422,
+        "email",
+      ],
+      [
+        "a lone surrogate in the name",
+        () => register(server, { ...valid, name: "Ada \ud800" }),
+        422,
+        "name",
+      ],
+      [
+        "a lone surrogate in the email",
+        () => register(server, { ...valid, email: "ada\udfff@example.org" }),
+        422,
+        "email",
+      ],
+      [
+        "a bell character in the name",
+        () => register(server, { ...valid, name: "Ada\u0007" }),
+        422,
+        "name",
+      ],
+      [
+        "a line break in the name",
+        () => register(server, { ...valid, name: "Ada\nLovelace" }),
+        422,
+        "name",
+      ],
+      [
+        "a C1 control in the name",
+        () => register(server, { ...valid, name: "Ada\u0085" }),
+        422,
+        "name",
+      ],
+      [
+        "a right-to-left override in the name",
+        () => register(server, { ...valid, name: "Ada\u202Eecalevol" }),
+        422,
+        "name",
+      ],
+      [
+        "a line separator in the email",
+        () => register(server, { ...valid, email: "ada\u2028@example.org" }),
+        422,
+        "email",
+      ],
+      [
+        "an email with a space",
+        () => register(server, { ...valid, email: "ada lovelace@example.org" }),
+        422,
+        "email",
+      ],
+      [
+        "an email with two @",
+        () => register(server, { ...valid, email: "ada@@example.org" }),
+        422,
+        "email",
+      ],
+      [
+        "an email with a non-ASCII domain",
+        () => register(server, { ...valid, email: "ada@exämple.org" }),
+        422,
+        "email",
+      ],
+      [
+        "an email whose domain label starts with a hyphen",
+        () => register(server, { ...valid, email: "ada@-example.org" }),
+        422,
+        "email",
+      ],
+      [
+        "an email with an IP address for a domain",
+        () => register(server, { ...valid, email: "ada@127.0.0.1" }),
+        422,
+        "email",
+      ],
+      [
+        "an email with a 65-character local part",
+        () =>
+          register(server, {
+            ...valid,
+            email: `${"a".repeat(65)}@example.org`,
+          }),
+        422,
+        "email",
+      ],
+      [
+        "a body that is not UTF-8",
+        () =>
+          request(`${server.url}/users`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]),
+          }),
+        400,
+      ],
+      [
+        "a form-urlencoded body",
+        () =>
+          request(`${server.url}/users`, {
+            method: "POST",
+            body: new URLSearchParams(valid),
+          }),
+        415,
+      ],
+      [
+        "a multipart body",
+        () => {
+          const form = new FormData();
+          form.set("email", valid.email);
+          form.set("name", valid.name);
+          return request(`${server.url}/users`, { method: "POST", body: form });
+        },
+        415,
+      ],
+      [
+        "a text/plain body",
+        () =>
+          request(`${server.url}/users`, {
+            method: "POST",
+            body: JSON.stringify(valid),
+          }),
+        415,
+      ],
+      [
+        "JSON in another charset",
+        () =>
+          request(`${server.url}/users`, {
+            method: "POST",
+            headers: { "content-type": "application/json; charset=iso-8859-1" },
+            body: JSON.stringify(valid),
+          }),
+        415,
+      ],
+      [
+        "a NUL in the user id",
+        () => request(`${server.url}/users/%00`),
+        400,
+      ],
+      [
+        "a wrong method on /health",
+        () => request(`${server.url}/health`, { method: "POST" }),
+        405,
+      ],
     ];
     for (const [what, send, status, field] of cases) {
       await t.step(`${what} → ${status}`, async () => {
@@ -289,8 +441,79 @@ Deno.test({
       });
       assert.equal(res.status, 201);
     });
-    await t.step("nothing was logged as a server error", () => {
-      assert.doesNotMatch(server.output(), /[A-Z]+ \/\S* 5\d\d /);
+    await t.step(
+      "a name is stored NFC-normalised and trimmed; a vendor +json type is accepted",
+      async () => {
+        const res = await request(`${server.url}/users`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/vnd.api+json; charset=UTF-8",
+          },
+          body: JSON.stringify({
+            email: ` ${email("nfc")} `,
+            name: "  Zoe\u0301 Cafe\u0301 ",
+          }),
+        });
+        assert.equal(res.status, 201, JSON.stringify(res.body));
+        assert.equal(res.body.name, "Zo\u00e9 Caf\u00e9");
+        assert.doesNotMatch(String(res.body.email), /^\s|\s$/);
+      },
+    );
+    await t.step(
+      "a request with no content type is read as JSON",
+      async () => {
+        const res = await fetch(`${server.url}/users`, {
+          method: "POST",
+          body: new Blob([JSON.stringify({ ...valid, email: email("ct") })]),
+        });
+        await res.body?.cancel();
+        assert.equal(res.status, 201);
+      },
+    );
+    await t.step("HEAD answers where GET does, with no body", async () => {
+      const created = await register(server, { ...valid, email: email("hd") });
+      for (
+        const path of ["/health", "/stats", `/users/${created.body.id}`]
+      ) {
+        const get = await fetch(`${server.url}${path}`);
+        const getBody = await get.text();
+        const head = await fetch(`${server.url}${path}`, { method: "HEAD" });
+        assert.equal(head.status, get.status, path);
+        assert.equal(await head.text(), "", path);
+        assert.equal(
+          head.headers.get("content-length"),
+          String(new TextEncoder().encode(getBody).length),
+          path,
+        );
+      }
+      const missing = await fetch(
+        `${server.url}/users/${crypto.randomUUID()}`,
+        { method: "HEAD" },
+      );
+      await missing.body?.cancel();
+      assert.equal(missing.status, 404);
+      const allow = await fetch(`${server.url}/health`, { method: "DELETE" });
+      await allow.body?.cancel();
+      assert.equal(allow.headers.get("allow"), "GET, HEAD");
+    });
+    await t.step(
+      "the request log names route patterns, never a path or a query",
+      async () => {
+        const pii = "real-pathpii@example.org";
+        await request(`${server.url}/users/${pii}?email=${pii}`);
+        await request(`${server.url}/users/${crypto.randomUUID()}?q=${pii}`);
+        await request(`${server.url}/nope/${pii}`);
+        await server.waitForOutput(/GET \(no route\) 404/);
+        const out = server.output();
+        assert.ok(!out.includes("pathpii"), "the log holds the path");
+        assert.match(out, /GET \/users\/:id 400/);
+        assert.match(out, /GET \/users\/:id 404/);
+        assert.doesNotMatch(out, /GET \/users\/[0-9a-f]{8}-/);
+      },
+    );
+    await t.step("nothing was answered or logged as a server error", () => {
+      assert.doesNotMatch(server.output(), /[A-Z]+ \S+ 5\d\d /);
+      assert.doesNotMatch(server.output(), /\[(ERR|FTL)\]/);
     });
   },
 });
@@ -380,19 +603,20 @@ Deno.test({
     });
     const res = await register(server, { email: email("json"), name: "Jason" });
     assert.equal(res.status, 201);
-    await server.waitForOutput(/"path":"\/users","status":201/);
+    await server.waitForOutput(/"route":"\/users","status":201/);
     const lines = server.output().trim().split("\n");
     const records = lines.map((line) =>
       JSON.parse(line) as Record<string, unknown>
     );
     const request = records.find((r) =>
-      (r.properties as Record<string, unknown>).path === "/users"
+      (r.properties as Record<string, unknown>).route === "/users"
     );
     assert.ok(request, "a record of the request");
-    assert.equal(request.message, "{method} {path} {status} {durationMs} ms");
+    // The message is rendered; the values are properties too.
+    assert.match(String(request.message), /^POST \/users 201 [\d.]+ ms$/);
     assert.deepEqual(
       { ...(request.properties as Record<string, unknown>), durationMs: 0 },
-      { method: "POST", path: "/users", status: 201, durationMs: 0 },
+      { method: "POST", route: "/users", status: 201, durationMs: 0 },
     );
     assert.equal(await server.stop("SIGTERM"), 0);
   },

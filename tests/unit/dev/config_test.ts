@@ -24,6 +24,7 @@ Deno.test("readConfig() has working defaults: embedded databases on 127.0.0.1:80
     logLevel: "info",
     outbox: true,
     mailerDelayMs: 0,
+    bodyTimeoutMs: 10_000,
   });
 });
 
@@ -33,6 +34,7 @@ Deno.test("readConfig() reads the environment and --fresh", () => {
     HOST: "0.0.0.0",
     DATABASE_URL: "postgres://a/app",
     JOB_QUEUE_DATABASE_URL: "postgres://b/jobs",
+    BODY_TIMEOUT_MS: "500",
     DATA_DIR: "/tmp/x",
     LOG_FORMAT: "json",
     LOG_LEVEL: "debug",
@@ -48,6 +50,7 @@ Deno.test("readConfig() reads the environment and --fresh", () => {
   assert.equal(config.logLevel, "debug");
   assert.equal(config.outbox, false);
   assert.equal(config.mailerDelayMs, 250);
+  assert.equal(config.bodyTimeoutMs, 500);
   assert.equal(readConfig([], { FRESH: "1" }).fresh, true);
   // Empty means unset, as docker compose and shells write it.
   assert.equal(readConfig([], { DATABASE_URL: "" }).databaseUrl, undefined);
@@ -70,6 +73,18 @@ Deno.test("readConfig() rejects bad values with the rule they broke", () => {
     [[], { OUTBOX: "maybe" }, /OUTBOX must be true or false/],
     [[], { MAILER_DELAY_MS: "-1" }, /MAILER_DELAY_MS must be an integer/],
     [["--reset"], {}, /Unknown argument "--reset": the only flag is --fresh/],
+    [[], { BODY_TIMEOUT_MS: "soon" }, /BODY_TIMEOUT_MS must be an integer/],
+    [
+      [],
+      { DATABASE_URL: "mysql://root:pw@db/app" },
+      /DATABASE_URL must be a URL such as postgres:\/\/postgres@127\.0\.0\.1:5432\/app \(with a database name\), received mysql:\/\/db\/app; unset it/,
+    ],
+    [
+      [],
+      { JOB_QUEUE_DATABASE_URL: "postgres://127.0.0.1:5432" },
+      /JOB_QUEUE_DATABASE_URL must be a URL .* \(with a database name\)/,
+    ],
+    [[], { DATABASE_URL: "app" }, /received text that is not a URL/],
   ];
   for (const [args, env, message] of cases) {
     assert.throws(() => readConfig(args, env), message);

@@ -1,0 +1,108 @@
+// Serves a fetch-style handler over node:http. Deno.serve cannot close a
+// connection whose request body has not fully arrived (it waits for the rest
+// of the body however long that takes), so a client that never sends its
+// body would hold the connection for ever; node:http lets the server drop
+// the socket once the answer is sent.
+import {
+  createServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import { Readable } from "node:stream";
+import type { AddressInfo } from "node:net";
+
+/** A running server. */
+export interface NodeServer {
+  /** The port it listens on. */
+  readonly port: number;
+  /** Stops accepting connections and waits for the running requests. */
+  shutdown(): Promise<void>;
+}
+
+/** Options of {@linkcode serve}. */
+export interface ServeOptions {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+function toRequest(req: IncomingMessage, hostname: string): Request {
+  const headers = new Headers();
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
+  }
+  const method = req.method ?? "GET";
+  const hasBody = method !== "GET" && method !== "HEAD";
+  const host = headers.get("host") ?? hostname;
+  return new Request(new URL(req.url ?? "/", `http://${host}`), {
+    method,
+    headers,
+    body: hasBody
+      ? Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>
+      : null,
+    // @ts-ignore: a streaming request body needs duplex: "half".
+    duplex: "half",
+  });
+}
+
+async function send(response: Response, res: ServerResponse): Promise<void> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    headers[name] = value;
+  });
+  const close = headers.connection === "close";
+  const body = response.body === null
+    ? undefined
+    : new Uint8Array(await response.arrayBuffer());
+  if (body !== undefined) headers["content-length"] = String(body.length);
+  res.writeHead(response.status, headers);
+  res.end(body, () => {
+    // The rest of the request body is not wanted: drop the connection
+    // instead of waiting for it.
+    if (close) res.socket?.destroy();
+  });
+}
+
+/**
+ * Listens on `options.hostname:options.port` and answers every request with
+ * `handler`.
+ *
+ * @returns The server, once it listens.
+ */
+export function serve(
+  options: ServeOptions,
+  handler: (request: Request) => Promise<Response>,
+): Promise<NodeServer> {
+  const server = createServer((req, res) => {
+    let request: Request;
+    try {
+      request = toRequest(req, options.hostname);
+    } catch {
+      res.writeHead(400, {
+        "content-type": "application/json; charset=utf-8",
+        connection: "close",
+      });
+      res.end(
+        '{"error":"the request line or headers are malformed"}',
+        () => res.socket?.destroy(),
+      );
+      return;
+    }
+    handler(request).then((response) => send(response, res)).catch(() => {
+      res.socket?.destroy();
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.hostname, () => {
+      server.off("error", reject);
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        shutdown: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeIdleConnections();
+          }),
+      });
+    });
+  });
+}
