@@ -52,6 +52,7 @@ export {
 export {
   type ListParkedOptions,
   OutboxAdmin,
+  type OutboxAdminClient,
   type OutboxStats,
   type ParkedEvent,
   type ParkedSelection,

@@ -8,11 +8,13 @@ import { getLogger } from "@logtape/logtape";
 import { describe } from "../../application/_describe.ts";
 import { resolveTableName, type Unsafe } from "./_outbox.ts";
 import {
-  assertClient,
   DEFAULT_OUTBOX_TABLE,
   type OutboxOptions,
   type PostgresOutboxClient,
 } from "./outbox.ts";
+
+/** The part of a postgres.js client {@linkcode OutboxAdmin} uses: `unsafe`. */
+export type OutboxAdminClient = Pick<PostgresOutboxClient, "unsafe">;
 
 const logger = getLogger(["aftercommit", "outbox"]);
 
@@ -132,11 +134,17 @@ export class OutboxAdmin {
    * name is invalid.
    */
   constructor(
-    sql: PostgresOutboxClient,
+    sql: OutboxAdminClient,
     options: Pick<OutboxOptions, "table"> = {},
   ) {
     const action = "create OutboxAdmin";
-    assertClient(sql, action);
+    if (typeof (sql as { unsafe?: unknown } | null)?.unsafe !== "function") {
+      throw new TypeError(
+        `Cannot ${action}: expected a postgres.js client with unsafe(), received ${
+          describe(sql)
+        }; pass the client that postgres(url) returns`,
+      );
+    }
     if (options === null || typeof options !== "object") {
       throw new TypeError(
         `Cannot ${action}: options must be an object, received ${
