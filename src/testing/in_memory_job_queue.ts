@@ -94,7 +94,7 @@ interface StoredJob {
 
 // A handler that keeps enqueueing jobs for itself would never let runJobs
 // finish; past this many runs in one call, it throws instead.
-const MAX_RUNS = 100_000;
+const MAX_RUNS = 10_000;
 
 /**
  * A {@linkcode JobQueue} that keeps jobs in memory: it records every write,
@@ -147,6 +147,8 @@ const MAX_RUNS = 100_000;
  */
 export class InMemoryJobQueue implements JobQueue {
   readonly #jobs = new Map<string, StoredJob>();
+  // The created jobs, oldest first: runJobs takes from here.
+  readonly #pending: StoredJob[] = [];
   readonly #workers = new Map<string, JobHandler<unknown>>();
   readonly #writes: JobWrite[] = [];
   #writeError: { readonly error: unknown } | undefined;
@@ -324,25 +326,26 @@ export class InMemoryJobQueue implements JobQueue {
    *
    * @param options Only one queue's jobs; retry failed jobs.
    * @returns The jobs that completed and failed in this call.
-   * @throws {Error} When handlers keep enqueueing jobs past 100,000 runs.
+   * @throws {Error} When handlers keep enqueueing jobs past 10,000 runs.
    */
   async runJobs(options: RunJobsOptions = {}): Promise<RunJobsResult> {
     const completed: InMemoryJob[] = [];
     const failed: InMemoryJob[] = [];
-    const retry = new Set<StoredJob>(
-      options.retryFailed
-        ? [...this.#jobs.values()].filter((j) => j.state === "failed")
-        : [],
-    );
+    const retry = options.retryFailed
+      ? [...this.#jobs.values()].filter((j) =>
+        j.state === "failed" &&
+        (options.name === undefined || j.name === options.name) &&
+        this.#workers.has(j.name)
+      )
+      : [];
     for (let runs = 0;; runs++) {
-      const job = this.#nextJob(options.name, retry);
+      const job = retry.shift() ?? this.#nextJob(options.name);
       if (job === undefined) break;
       if (runs === MAX_RUNS) {
         throw new Error(
           `Cannot finish running jobs: ${MAX_RUNS} runs and jobs are still being enqueued; a handler probably enqueues a job for itself`,
         );
       }
-      retry.delete(job);
       const handler = this.#workers.get(job.name)!;
       const controller = new AbortController();
       job.state = "active";
@@ -380,16 +383,13 @@ export class InMemoryJobQueue implements JobQueue {
     return Promise.resolve();
   }
 
-  #nextJob(
-    name: string | undefined,
-    retry: ReadonlySet<StoredJob>,
-  ): StoredJob | undefined {
-    for (const job of this.#jobs.values()) {
-      if (name !== undefined && job.name !== name) continue;
-      if (!this.#workers.has(job.name)) continue;
-      if (job.state === "created" || retry.has(job)) return job;
-    }
-    return undefined;
+  // Takes the oldest created job this run may start off the pending list.
+  #nextJob(name: string | undefined): StoredJob | undefined {
+    const i = this.#pending.findIndex((job) =>
+      (name === undefined || job.name === name) && this.#workers.has(job.name)
+    );
+    if (i === -1) return undefined;
+    return this.#pending.splice(i, 1)[0];
   }
 
   #check(
@@ -429,7 +429,7 @@ export class InMemoryJobQueue implements JobQueue {
       ? jobIdFor(name, options.key)
       : options?.id ?? crypto.randomUUID();
     if (this.#jobs.has(id)) return null;
-    this.#jobs.set(id, {
+    const stored: StoredJob = {
       id,
       name,
       data: structuredClone(data),
@@ -437,7 +437,9 @@ export class InMemoryJobQueue implements JobQueue {
       state: "created",
       attempts: 0,
       error: undefined,
-    });
+    };
+    this.#jobs.set(id, stored);
+    this.#pending.push(stored);
     return id;
   }
 }
