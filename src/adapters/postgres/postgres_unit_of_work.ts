@@ -97,12 +97,16 @@ export interface PostgresReservedConnection {
   // deno-lint-ignore no-explicit-any
   (name: string): any;
   /**
-   * Runs one statement written as text.
+   * Runs statements written as text.
    *
-   * @param query The statement.
-   * @returns The rows.
+   * @param query The statements.
+   * @returns The query, to run with the simple protocol.
    */
-  unsafe(query: string): PromiseLike<unknown>;
+  unsafe(query: string): {
+    simple(): PromiseLike<
+      readonly [unknown, readonly [{ readonly xid: string }]]
+    >;
+  };
   /** Gives the connection back to the pool. */
   release(): void;
 }
@@ -265,9 +269,9 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       );
     }
     this.#sql = sql;
-    this.#begin = level === undefined
-      ? "begin"
-      : `begin isolation level ${level}`;
+    this.#begin = `begin${
+      level === undefined ? "" : ` isolation level ${level}`
+    }; select pg_current_xact_id()::text as xid`;
     this.#commitCheckMs = check * 1000;
     const outbox = options.outbox ?? false;
     if (outbox !== false) {
@@ -313,7 +317,10 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     // would hand a closed connection out as open.
     let lost = false;
     try {
-      await conn.unsafe(this.#begin);
+      // The transaction id, read with BEGIN in one message, is what tells a
+      // COMMIT lost with its connection from one that never ran.
+      const [, [begun]] = await conn.unsafe(this.#begin).simple();
+      const xid = begun!.xid;
       let result: T;
       try {
         result = await body(transactionSql(conn) as PostgresTransactionOf<S>);
@@ -321,19 +328,13 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
         lost = isConnectionError(error) || !await rollback(conn);
         throw error;
       }
-      // Pipelined with COMMIT: one round trip for both.
-      const xid = conn`select pg_current_xact_id_if_assigned()::text as xid`
-        .then(
-          (rows) => (rows[0]?.xid ?? null) as string | null,
-          () => undefined,
-        );
       let done;
       try {
         done = await conn`commit`;
       } catch (error) {
         if (!isConnectionError(error)) throw error;
         lost = true;
-        if (await this.#committed(await xid, error)) return result;
+        if (await this.#committed(xid, error)) return result;
         throw error;
       }
       if (done.command !== "COMMIT") {
@@ -353,16 +354,11 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   }
 
   // Whether the transaction `xid` committed, asked on the pool until the
-  // database answers or the bound passes. `xid` null: it wrote nothing, so
-  // nothing was saved. `xid` undefined: its id never arrived.
-  async #committed(
-    xid: string | null | undefined,
-    cause: unknown,
-  ): Promise<boolean> {
-    if (xid === null) return false;
+  // database answers or the bound passes.
+  async #committed(xid: string, cause: unknown): Promise<boolean> {
     const deadline = performance.now() + this.#commitCheckMs;
     let delay = 25;
-    while (xid !== undefined) {
+    for (;;) {
       const left = deadline - performance.now();
       if (left <= 0) break;
       const status = await withDeadline(

@@ -205,7 +205,9 @@ function Postgres(a, b) {
     const c = open.length
       ? open.shift()
       : await new Promise((resolve, reject) => {
-        const query = { reserve: resolve, reject }
+        // A failed connect rejects the reservation: take it off the queue, or the next
+        // connection to open would be handed to it and never come back
+        const query = { reserve: resolve, reject: e => (queries.remove(query), reject(e)) }
         queries.push(query)
         closed.length && connect(closed.shift(), query)
       })
@@ -446,7 +448,12 @@ function Postgres(a, b) {
     c.reserved = null
     c.onclose && (c.onclose(e), c.onclose = null)
     options.onclose && options.onclose(c.id)
-    queries.length && connect(c, queries.shift())
+    if (queries.length) {
+      // A reservation only gets its connection from the queue: keep it there (porsager/postgres#1186)
+      const query = queries.shift()
+      query.reserve && queries.push(query)
+      connect(c, query)
+    }
   }
 }
 
