@@ -2,84 +2,24 @@
 import assert from "node:assert/strict";
 import {
   BatchingJobQueue,
-  type EnqueueOptions,
   EventBus,
   type JobQueue,
-  type JobRequest,
   On,
   PublishAfterCommitError,
   UnitOfWork,
   type UnitOfWorkContext,
 } from "../../../mod.ts";
+import { InMemoryJobQueue } from "../../../src/testing/mod.ts";
 import { captureLogs, recordText } from "../../_helpers/logs.ts";
 
-/**
- * An in-memory queue that records every call. Ids: `name:key` for keyed
- * jobs, the given `options.id`, else a counter. A used id gives `null`.
- */
-class RecordingQueue implements JobQueue {
-  readonly calls: { method: string; jobs: JobRequest[] }[] = [];
-  readonly stored = new Map<string, unknown>();
-  failWrites: Error | undefined;
-  #next = 0;
-
-  enqueue(
-    name: string,
-    data: unknown,
-    options?: EnqueueOptions,
-  ): Promise<string | null> {
-    const job = options === undefined
-      ? { name, data }
-      : { name, data, options };
-    this.calls.push({ method: "enqueue", jobs: [job] });
-    return Promise.resolve(this.#write(job));
-  }
-
-  async enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
-    this.calls.push({ method: "enqueueMany", jobs: [...jobs] });
-    await Promise.resolve(); // a round trip
-    if (this.failWrites !== undefined) throw this.failWrites;
-    return jobs.map((job) => this.#write(job));
-  }
-
-  jobIdFor(name: string, key: string): string {
-    return `${name}:${key}`;
-  }
-
-  validate(name: string, data: unknown, options?: EnqueueOptions): void {
-    if (typeof name !== "string" || !/^[a-z-]+$/.test(name)) {
-      throw new TypeError(`Cannot enqueue job: invalid queue name ${name}`);
-    }
-    if (typeof data === "bigint") {
-      throw new TypeError("Cannot enqueue job: data is a bigint");
-    }
-    if (options?.key !== undefined && options.id !== undefined) {
-      throw new TypeError("Cannot enqueue job: key and id");
-    }
-  }
-
-  work(): Promise<string> {
-    return Promise.resolve("worker");
-  }
-
-  stop(): Promise<void> {
-    this.calls.push({ method: "stop", jobs: [] });
-    return Promise.resolve();
-  }
-
-  get writes(): number {
-    return this.calls.filter((c) => c.method.startsWith("enqueue")).length;
-  }
-
-  #write(job: JobRequest): string | null {
-    const id = job.options?.key !== undefined
-      ? this.jobIdFor(job.name, job.options.key)
-      : job.options?.id ?? `job-${++this.#next}`;
-    if (this.stored.has(id)) return null;
-    this.stored.set(id, job.data);
-    return id;
-  }
-}
+// The test kit's in-memory queue: it records every write, checks jobs with
+// the pg-boss adapter's rules and gives keyed jobs the adapter's ids.
+const inner0 = new InMemoryJobQueue();
+/** The id a job enqueued with `key` on queue `name` gets. */
+const idFor = (name: string, key: string): string => inner0.jobIdFor(name, key);
+/** The ids of the jobs stored in `queue`, in creation order. */
+const storedIds = (queue: InMemoryJobQueue): string[] =>
+  queue.jobs.map((j) => j.id);
 
 class UserRegistered {
   constructor(readonly eventId: string, readonly userId: string) {}
@@ -112,12 +52,12 @@ class Handlers {
 }
 
 function setUp(): {
-  inner: RecordingQueue;
+  inner: InMemoryJobQueue;
   jobs: BatchingJobQueue;
   bus: EventBus;
   handlers: Handlers;
 } {
-  const inner = new RecordingQueue();
+  const inner = new InMemoryJobQueue();
   const jobs = new BatchingJobQueue(inner);
   const bus = new EventBus();
   const handlers = new Handlers(jobs);
@@ -134,9 +74,9 @@ Deno.test("publisher().publishAll() writes the jobs of its handlers with one enq
   ];
   await jobs.publisher(bus).publishAll(events);
 
-  assert.equal(inner.calls.length, 1);
-  assert.equal(inner.calls[0]!.method, "enqueueMany");
-  const written = inner.calls[0]!.jobs;
+  assert.equal(inner.writes.length, 1);
+  assert.equal(inner.writes[0]!.method, "enqueueMany");
+  const written = inner.writes[0]!.jobs;
   assert.deepEqual(written.map((j) => j.name), [
     "send-welcome-email",
     "send-receipt",
@@ -148,9 +88,9 @@ Deno.test("publisher().publishAll() writes the jobs of its handlers with one enq
     { userId: "u2" },
   ]);
   // The handlers got the ids the jobs have in the queue.
-  assert.deepEqual(handlers.answers, [...inner.stored.keys()]);
-  assert.equal(handlers.answers[0], "send-welcome-email:e1");
-  assert.equal(handlers.answers[2], "send-welcome-email:e2");
+  assert.deepEqual(handlers.answers, storedIds(inner));
+  assert.equal(handlers.answers[0], idFor("send-welcome-email", "e1"));
+  assert.equal(handlers.answers[2], idFor("send-welcome-email", "e2"));
 });
 
 Deno.test("a buffered enqueue answers with the job's id at once", async (t) => {
@@ -159,10 +99,14 @@ Deno.test("a buffered enqueue answers with the job's id at once", async (t) => {
     let id: string | null | undefined;
     await jobs.batch(async () => {
       id = await jobs.enqueue("send-welcome-email", {}, { key: "e1" });
-      assert.equal(inner.writes, 0, "nothing is written inside the batch");
+      assert.equal(
+        inner.writes.length,
+        0,
+        "nothing is written inside the batch",
+      );
     });
-    assert.equal(id, "send-welcome-email:e1");
-    assert.ok(inner.stored.has("send-welcome-email:e1"));
+    assert.equal(id, idFor("send-welcome-email", "e1"));
+    assert.deepEqual(storedIds(inner), [id]);
   });
 
   await t.step(
@@ -178,12 +122,12 @@ Deno.test("a buffered enqueue answers with the job's id at once", async (t) => {
       });
       assert.match(ids[0]!, /^[0-9a-f-]{36}$/);
       assert.notEqual(ids[0], ids[1]);
-      const written = inner.calls[0]!.jobs;
+      const written = inner.writes[0]!.jobs;
       assert.deepEqual(written.map((j) => j.options), [
         { id: ids[0] },
         { priority: 3, id: ids[1] },
       ]);
-      assert.deepEqual([...inner.stored.keys()], ids);
+      assert.deepEqual(storedIds(inner), ids);
     },
   );
 
@@ -195,7 +139,7 @@ Deno.test("a buffered enqueue answers with the job's id at once", async (t) => {
       answer = await jobs.enqueue("send-receipt", {}, { id });
     });
     assert.equal(answer, id);
-    assert.deepEqual(inner.calls[0]!.jobs[0]!.options, { id });
+    assert.deepEqual(inner.writes[0]!.jobs[0]!.options, { id });
   });
 
   await t.step(
@@ -207,11 +151,11 @@ Deno.test("a buffered enqueue answers with the job's id at once", async (t) => {
       await publisher.publishAll([event]);
       await publisher.publishAll([event]);
       assert.deepEqual(handlers.answers, [
-        "send-welcome-email:e1",
-        "send-welcome-email:e1",
+        idFor("send-welcome-email", "e1"),
+        idFor("send-welcome-email", "e1"),
       ]);
-      assert.equal(inner.writes, 2);
-      assert.equal(inner.stored.size, 1);
+      assert.equal(inner.writes.length, 2);
+      assert.equal(inner.jobs.length, 1);
     },
   );
 
@@ -227,10 +171,10 @@ Deno.test("a buffered enqueue answers with the job's id at once", async (t) => {
           { name: "third", data: 3 },
         ]);
       });
-      assert.equal(inner.writes, 1);
-      assert.deepEqual(inner.calls[0]!.jobs.map((j) => j.data), [1, 2, 3]);
-      assert.equal(ids[0], "second:k");
-      assert.equal(ids[1], inner.calls[0]!.jobs[2]!.options?.id);
+      assert.equal(inner.writes.length, 1);
+      assert.deepEqual(inner.writes[0]!.jobs.map((j) => j.data), [1, 2, 3]);
+      assert.equal(ids[0], idFor("second", "k"));
+      assert.equal(ids[1], inner.writes[0]!.jobs[2]!.options?.id);
     },
   );
 });
@@ -242,14 +186,14 @@ Deno.test("batch() returns what its function returned, after the write", async (
     return "done";
   });
   assert.equal(result, "done");
-  assert.equal(inner.stored.size, 1);
+  assert.equal(inner.jobs.length, 1);
 });
 
 Deno.test("a batch with no enqueue writes nothing", async () => {
   const { inner, jobs, bus } = setUp();
   await jobs.publisher(bus).publishAll([]);
   await jobs.batch(() => {});
-  assert.equal(inner.calls.length, 0);
+  assert.equal(inner.writes.length, 0);
 });
 
 Deno.test("a nested batch joins the outer one", async () => {
@@ -261,10 +205,10 @@ Deno.test("a nested batch joins the outer one", async () => {
       await jobs.enqueue("inner-batch", {});
     });
     await publisher.publishAll([new OrderPlaced("o1")]);
-    assert.equal(inner.writes, 0, "inner batches write nothing");
+    assert.equal(inner.writes.length, 0, "inner batches write nothing");
   });
-  assert.equal(inner.writes, 1);
-  assert.deepEqual(inner.calls[0]!.jobs.map((j) => j.name), [
+  assert.equal(inner.writes.length, 1);
+  assert.deepEqual(inner.writes[0]!.jobs.map((j) => j.name), [
     "send-welcome-email",
     "inner-batch",
     "send-receipt",
@@ -287,8 +231,8 @@ Deno.test("concurrent publishes have separate buffers", async () => {
       new UserRegistered("b3", "ub3"),
     ]),
   ]);
-  assert.equal(inner.writes, 2);
-  const batches = inner.calls.map((c) =>
+  assert.equal(inner.writes.length, 2);
+  const batches = inner.writes.map((c) =>
     c.jobs.map((j) => (j.data as { userId: string }).userId)
   ).sort((x, y) => x.length - y.length);
   assert.deepEqual(batches, [["ua1", "ua2"], ["ub1", "ub2", "ub3"]]);
@@ -308,7 +252,7 @@ Deno.test("bad input throws at the enqueue call, before anything is written", as
         /data is a bigint/,
       );
     });
-    assert.deepEqual(inner.calls[0]!.jobs.map((j) => j.data), [1]);
+    assert.deepEqual(inner.writes[0]!.jobs.map((j) => j.data), [1]);
   });
 
   await t.step("one bad request buffers none of an enqueueMany", async () => {
@@ -323,13 +267,13 @@ Deno.test("bad input throws at the enqueue call, before anything is written", as
         TypeError,
       );
     });
-    assert.equal(inner.calls.length, 0);
+    assert.equal(inner.writes.length, 0);
   });
 
   await t.step(
     "a handler's bad enqueue fails the publish and writes what came before",
     async () => {
-      const inner = new RecordingQueue();
+      const inner = new InMemoryJobQueue();
       const jobs = new BatchingJobQueue(inner);
       const bus = new EventBus();
       bus.register(UserRegistered, async (e) => {
@@ -345,8 +289,8 @@ Deno.test("bad input throws at the enqueue call, before anything is written", as
         TypeError,
       );
       // As without batching: the first job was enqueued, the third never was.
-      assert.equal(inner.writes, 1);
-      assert.equal(inner.calls[0]!.jobs.length, 1);
+      assert.equal(inner.writes.length, 1);
+      assert.equal(inner.writes[0]!.jobs.length, 1);
     },
   );
 });
@@ -355,7 +299,7 @@ Deno.test("a failed write surfaces from publishAll()", async (t) => {
   await t.step("the queue's error, as is, and it is logged", async () => {
     const { inner, jobs, bus } = setUp();
     const down = new Error("jobs database down");
-    inner.failWrites = down;
+    inner.failWrites(down);
     const { records } = await captureLogs(async () => {
       await assert.rejects(
         () => jobs.publisher(bus).publishAll([new UserRegistered("e1", "u1")]),
@@ -373,7 +317,8 @@ Deno.test("a failed write surfaces from publishAll()", async (t) => {
     "a handler error and a write error together give a SuppressedError",
     async () => {
       const { inner, jobs, bus } = setUp();
-      inner.failWrites = new Error("jobs database down");
+      const down = new Error("jobs database down");
+      inner.failWrites(down);
       const boom = new Error("handler failed");
       bus.register(UserRegistered, () => {
         throw boom;
@@ -384,7 +329,7 @@ Deno.test("a failed write surfaces from publishAll()", async (t) => {
             jobs.publisher(bus).publishAll([new UserRegistered("e1", "u1")]),
           (error) =>
             error instanceof SuppressedError &&
-            error.error === inner.failWrites && error.suppressed === boom,
+            error.error === down && error.suppressed === boom,
         );
       });
     },
@@ -394,7 +339,8 @@ Deno.test("a failed write surfaces from publishAll()", async (t) => {
     "a Unit of Work reports it as PublishAfterCommitError",
     async () => {
       const { inner, jobs, bus } = setUp();
-      inner.failWrites = new Error("jobs database down");
+      const down = new Error("jobs database down");
+      inner.failWrites(down);
       class NoTransaction extends UnitOfWork<null, UnitOfWorkContext> {
         protected override transaction<T>(
           body: (handle: null) => Promise<T>,
@@ -417,7 +363,7 @@ Deno.test("a failed write surfaces from publishAll()", async (t) => {
             }),
           (error) =>
             error instanceof PublishAfterCommitError &&
-            error.cause === inner.failWrites,
+            error.cause === down,
         );
       });
     },
@@ -436,19 +382,18 @@ Deno.test("a handler error still writes the jobs enqueued before it, then rethro
       (error) => error === boom,
     );
   });
-  assert.deepEqual([...inner.stored.keys()], ["send-welcome-email:e1"]);
+  assert.deepEqual(storedIds(inner), [idFor("send-welcome-email", "e1")]);
 });
 
 Deno.test("outside a batch every call goes straight through", async (t) => {
   await t.step("enqueue and enqueueMany", async () => {
     const { inner, jobs } = setUp();
     assert.equal(jobs.batching, false);
-    assert.equal(await jobs.enqueue("a", 1, { key: "k" }), "a:k");
+    assert.equal(await jobs.enqueue("a", 1, { key: "k" }), idFor("a", "k"));
     assert.equal(await jobs.enqueue("a", 1, { key: "k" }), null);
-    assert.deepEqual(await jobs.enqueueMany([{ name: "b", data: 2 }]), [
-      "job-1",
-    ]);
-    assert.deepEqual(inner.calls.map((c) => c.method), [
+    const [id] = await jobs.enqueueMany([{ name: "b", data: 2 }]);
+    assert.equal(id, inner.jobs[1]!.id);
+    assert.deepEqual(inner.writes.map((c) => c.method), [
       "enqueue",
       "enqueue",
       "enqueueMany",
@@ -468,8 +413,8 @@ Deno.test("outside a batch every call goes straight through", async (t) => {
         }, 5);
       });
       await promise;
-      assert.equal(await late, "late:k");
-      assert.deepEqual(inner.calls.map((c) => c.method), ["enqueue"]);
+      assert.equal(await late, idFor("late", "k"));
+      assert.deepEqual(inner.writes.map((c) => c.method), ["enqueue"]);
     },
   );
 
@@ -496,9 +441,10 @@ Deno.test("outside a batch every call goes straight through", async (t) => {
 
   await t.step("work and stop go to the wrapped queue", async () => {
     const { inner, jobs } = setUp();
-    assert.equal(await jobs.work("a", () => {}), "worker");
+    assert.match(await jobs.work("a", () => {}), /^in-memory-worker-/);
+    assert.equal(inner.stopped, false);
     await jobs.stop();
-    assert.deepEqual(inner.calls.map((c) => c.method), ["stop"]);
+    assert.equal(inner.stopped, true);
   });
 });
 
