@@ -708,13 +708,11 @@ export class EventBus {
         a.order - b.order || da - db || a.seq - b.seq
       );
       const eventType = typeName(type);
-      entries = Object.freeze(
-        found.map(([entry]) =>
-          entry.eventType === type
-            ? entry
-            // Failures are logged with the event's own type.
-            : { ...entry, log: failureLogger(eventType, entry.name) }
-        ),
+      entries = found.map(([entry]) =>
+        entry.eventType === type
+          ? entry
+          // Failures are logged with the event's own type.
+          : { ...entry, log: failureLogger(eventType, entry.name) }
       );
     }
     this.#resolved.set(type, entries);
