@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- the sweeps report their figures
 // Fault tests on throwaway clusters: backends killed and servers restarted
 // under concurrent runs, and connections dropped during COMMIT itself. Every
 // run must settle, and what it reports must match the table.
