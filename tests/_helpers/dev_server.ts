@@ -102,13 +102,13 @@ export async function startDevServer(
     }
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  let ended = false;
   const exited = child.status.then(async (status) => {
     await pumps;
+    ended = true;
     for (const w of waiters) w();
     return status;
   });
-  let ended = false;
-  exited.then(() => (ended = true));
 
   const waitForOutput = (pattern: RegExp, timeoutMs = 30_000) =>
     new Promise<void>((resolve, reject) => {
