@@ -5,6 +5,7 @@ import { getLogger } from "@logtape/logtape";
 import { BatchingJobQueue, defaultBus, type Subscription } from "../../mod.ts";
 import {
   migrateOutbox,
+  OutboxAdmin,
   OutboxRelay,
   PostgresUnitOfWork,
   PublishAfterCommitError,
@@ -24,6 +25,7 @@ import {
 import { DatabaseHealth } from "./health.ts";
 import { ensureServerDatabase } from "./server_database.ts";
 import { createHandler, type UserService } from "./http.ts";
+import { createAdminHandler } from "./admin.ts";
 import { createSchema } from "./schema.ts";
 import { EmailTakenError, User } from "./user.ts";
 import { UserRepository } from "./user_repository.ts";
@@ -151,6 +153,7 @@ export async function startApp(config: DevConfig): Promise<App> {
       bus: publisher,
       outbox: config.outbox,
     });
+    const outboxAdmin = config.outbox ? new OutboxAdmin(sql) : undefined;
     const users: UserService = {
       register: async (registration) => {
         const user = User.register(registration);
@@ -208,14 +211,16 @@ export async function startApp(config: DevConfig): Promise<App> {
             (select count(*) from dev_mailbox)::int as "mailboxMessages",
             (select count(distinct user_id) from dev_mailbox)::int as "mailboxRecipients",
             (select count(*) from audit_trail)::int as "auditRows"`;
-        if (!config.outbox) return row as Record<string, number>;
-        const [outbox] = await sql`
-          select
-            count(*) filter (where done_at is null and parked_at is null)::int
-              as "outboxPending",
-            count(*) filter (where parked_at is not null)::int as "outboxParked"
-          from aftercommit_outbox`;
-        return { ...row, ...outbox } as Record<string, number>;
+        if (outboxAdmin === undefined) return row as Record<string, number>;
+        const outbox = await outboxAdmin.stats();
+        return {
+          ...row,
+          outboxPending: outbox.pending,
+          outboxInFlight: outbox.inFlight,
+          outboxParked: outbox.parked,
+          outboxDone: outbox.done,
+          outboxOldestPendingAgeSeconds: outbox.oldestPendingAgeSeconds ?? 0,
+        } as Record<string, number>;
       },
       health: async () => {
         const [app, jobs] = await Promise.all([
@@ -229,7 +234,15 @@ export async function startApp(config: DevConfig): Promise<App> {
     let closed: Promise<void> | undefined;
     const close = () => closed ??= closeAll();
     return {
-      handler: createHandler(users, { bodyTimeoutMs: config.bodyTimeoutMs }),
+      handler: createHandler(users, {
+        bodyTimeoutMs: config.bodyTimeoutMs,
+        // Admin endpoints (src/dev/admin.ts): off unless ADMIN_TOKEN is set.
+        admin: createAdminHandler({
+          token: Deno.env.get("ADMIN_TOKEN"),
+          outbox: outboxAdmin,
+          jobs,
+        }),
+      }),
       databases: { app: appWhere, jobs: jobsWhere },
       close,
       [Symbol.asyncDispose]: close,

@@ -40,6 +40,14 @@ export interface HandlerOptions {
    * @default {10000}
    */
   readonly bodyTimeoutMs?: number;
+  /**
+   * Answers the /admin/ routes (src/dev/admin.ts), or `undefined` for
+   * every other path.
+   */
+  readonly admin?: (
+    request: Request,
+    url: URL,
+  ) => Promise<Response | undefined>;
 }
 
 const MAX_BODY_BYTES = 16 * 1024;
@@ -199,6 +207,7 @@ function routeOf(url: URL): string {
   const path = url.pathname;
   if (path === "/users" || path === "/health" || path === "/stats") return path;
   if (USER.test(url)) return "/users/:id";
+  if (path === "/admin" || path.startsWith("/admin/")) return "/admin/*";
   return "(no route)";
 }
 
@@ -307,7 +316,8 @@ export function createHandler(
     const url = new URL(request.url);
     let response: Response;
     try {
-      response = await route(request, url, users, bodyTimeoutMs);
+      response = await options.admin?.(request, url) ??
+        await route(request, url, users, bodyTimeoutMs);
     } catch (e) {
       // A fault of ours (a database down, say), not of the request.
       // Name and message only: a driver error's other fields (a row's
