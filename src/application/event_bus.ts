@@ -733,12 +733,10 @@ export class EventBus {
     this.#warned.add(type);
     const names = [...classes].map(typeName).sort();
     logger.warn(
-      "No handler for {eventType} on this bus, but {classes} {verb} @On instance methods for it and no instance was ever subscribed; call bus.subscribe(instance)",
-      {
-        eventType: typeName(type),
-        classes: names.join(", "),
-        verb: names.length === 1 ? "has" : "have",
-      },
+      names.length === 1
+        ? "No handler for {eventType} on this bus, but {classes} has @On instance methods for it and no instance was ever subscribed; call bus.subscribe(instance)"
+        : "No handler for {eventType} on this bus, but {classes} have @On instance methods for it and no instance of them was ever subscribed; call bus.subscribe(instance)",
+      { eventType: typeName(type), classes: names.join(", ") },
     );
   }
 

@@ -613,6 +613,32 @@ Deno.test("publishing an event with no handler warns once when a class with @On 
     );
   });
 
+  await t.step("several classes are named together", async () => {
+    class Shipped {}
+    class Invoicing {
+      @On(Shipped)
+      handle(_e: Shipped): void {}
+    }
+    class Tracking {
+      @OnAny()
+      all(_e: object): void {}
+    }
+    const { records } = await captureLogs(async () => {
+      new Tracking();
+      new Invoicing();
+      await new EventBus().publish(new Shipped());
+    });
+    const warnings = records.filter((r) => r.level === "warning");
+    assert.equal(warnings.length, 1);
+    assert.match(
+      warnings[0]!.message.join(""),
+      /^No handler for Shipped on this bus, but Invoicing, Tracking have @On instance methods for it and no instance of them was ever subscribed/,
+    );
+    // A catch-all class waits for every event type: subscribe one instance
+    // so that the next steps see no hint about it.
+    new EventBus().subscribe(new Tracking()).unsubscribe();
+  });
+
   await t.step(
     "no warning once an instance of the class is subscribed",
     async () => {
