@@ -97,16 +97,12 @@ export interface PostgresReservedConnection {
   // deno-lint-ignore no-explicit-any
   (name: string): any;
   /**
-   * Runs statements written as text.
+   * Runs one statement written as text.
    *
-   * @param query The statements.
-   * @returns The query, to run with the simple protocol.
+   * @param query The statement.
+   * @returns The rows.
    */
-  unsafe(query: string): {
-    simple(): PromiseLike<
-      readonly [unknown, readonly [{ readonly xid: string }]]
-    >;
-  };
+  unsafe(query: string): PromiseLike<unknown>;
   /** Gives the connection back to the pool. */
   release(): void;
 }
@@ -269,9 +265,9 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       );
     }
     this.#sql = sql;
-    this.#begin = `begin${
-      level === undefined ? "" : ` isolation level ${level}`
-    }; select pg_current_xact_id()::text as xid`;
+    this.#begin = level === undefined
+      ? "begin"
+      : `begin isolation level ${level}`;
     this.#commitCheckMs = check * 1000;
     const outbox = options.outbox ?? false;
     if (outbox !== false) {
@@ -317,10 +313,13 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     // would hand a closed connection out as open.
     let lost = false;
     try {
-      // The transaction id, read with BEGIN in one message, is what tells a
-      // COMMIT lost with its connection from one that never ran.
-      const [, [begun]] = await conn.unsafe(this.#begin).simple();
-      const xid = begun!.xid;
+      // The transaction id, read in the same round trip as BEGIN, is what
+      // tells a COMMIT lost with its connection from one that never ran.
+      const [, begun] = await Promise.all([
+        conn.unsafe(this.#begin),
+        conn`select pg_current_xact_id()::text as xid`,
+      ]);
+      const xid = begun[0]!.xid as string;
       let result: T;
       try {
         result = await body(transactionSql(conn) as PostgresTransactionOf<S>);

@@ -1,0 +1,97 @@
+// What the Unit of Work's transaction path costs against a bare sql.begin
+// with the same statements: a reserved connection, the transaction id read
+// with BEGIN (so a COMMIT lost with its connection can be resolved), and the
+// event bookkeeping. Sequential transactions on the local server, variants
+// interleaved in shuffled order, several rounds; prints min/median/max of
+// the per-round ratio.
+//
+//   deno run -A --frozen bench/commit_check_cost.ts [rounds] [transactions]
+import postgres from "postgres";
+import { EventBus } from "../src/application/event_bus.ts";
+import { PostgresUnitOfWork } from "../src/adapters/postgres/mod.ts";
+import { createServerDatabase } from "../tests/_helpers/server_database.ts";
+
+const rounds = Number(Deno.args[0] ?? 7);
+const perRound = Number(Deno.args[1] ?? 2000);
+const server = Deno.env.get("BENCH_DATABASE_URL") ??
+  "postgres://postgres@127.0.0.1:5432/postgres";
+
+class Noted {
+  constructor(readonly id: number) {}
+}
+
+const db = await createServerDatabase(server, "aftercommit_bench");
+const sql = postgres(db.url, { max: 4, onnotice: () => {} });
+try {
+  await sql`create table items (id bigint primary key)`;
+  const bus = new EventBus();
+  let handled = 0;
+  bus.register(Noted, () => {
+    handled++;
+  });
+  const uow = new PostgresUnitOfWork(sql, { bus });
+  let next = 0;
+  const variants: Record<string, () => Promise<unknown>> = {
+    "bare sql.begin": () => {
+      const id = next++;
+      return sql.begin((tx) => tx`insert into items (id) values (${id})`);
+    },
+    "uow.run": () => {
+      const id = next++;
+      return uow.run(async (tx) => {
+        await tx.sql`insert into items (id) values (${id})`;
+        tx.publishAfterCommit(new Noted(id));
+      });
+    },
+  };
+  const names = Object.keys(variants);
+  const times: Record<string, number[]> = Object.fromEntries(
+    names.map((n) => [n, []]),
+  );
+  // Warm-up: prepared statements, connections.
+  for (const name of names) {
+    for (let i = 0; i < 300; i++) await variants[name]!();
+  }
+  for (let round = 0; round < rounds; round++) {
+    const order = [...names].sort(() => Math.random() - 0.5);
+    for (const name of order) {
+      const before = next;
+      const start = performance.now();
+      for (let i = 0; i < perRound; i++) await variants[name]!();
+      const elapsed = performance.now() - start;
+      const [{ count }] = await sql<{ count: number }[]>`
+        select count(*)::int as count from items where id >= ${before} and id < ${next}`;
+      if (count !== perRound) throw new Error(`${name}: ${count} rows`);
+      times[name]!.push((elapsed * 1000) / perRound);
+    }
+  }
+  if (handled !== perRound * rounds + 300) {
+    throw new Error(`handled ${handled} events`);
+  }
+  const ratios = times["uow.run"]!.map((t, i) =>
+    t / times["bare sql.begin"]![i]!
+  )
+    .sort((a, b) => a - b);
+  const stat = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return `min ${s[0]!.toFixed(1)}, median ${
+      s[Math.floor(s.length / 2)]!.toFixed(1)
+    }, max ${s.at(-1)!.toFixed(1)}`;
+  };
+  // deno-lint-ignore no-console
+  console.log(
+    [
+      `${rounds} rounds × ${perRound} sequential transactions, one insert each`,
+      `bare sql.begin: µs per transaction ${stat(times["bare sql.begin"]!)}`,
+      `uow.run:        µs per transaction ${stat(times["uow.run"]!)}`,
+      `ratio uow.run / sql.begin per round: min ${
+        ratios[0]!.toFixed(3)
+      }, median ${ratios[Math.floor(ratios.length / 2)]!.toFixed(3)}, max ${
+        ratios.at(-1)!.toFixed(3)
+      }`,
+    ].join("\n"),
+  );
+} finally {
+  await sql.end();
+  await db.drop();
+}
