@@ -1044,3 +1044,42 @@ Deno.test("onAny() rejects the subclasses option: a catch-all receives every eve
     },
   );
 });
+
+Deno.test("the handlers of an event class are resolved once, and again only after a registration change", async () => {
+  // A class whose prototype-chain walks are counted: resolving walks it,
+  // a cached publish does not.
+  let walks = 0;
+  class Counted extends Middle {}
+  const counted = new Proxy(Counted, {
+    getPrototypeOf(target) {
+      walks++;
+      return Reflect.getPrototypeOf(target);
+    },
+  });
+  Counted.prototype.constructor = counted;
+  const bus = new EventBus();
+  let calls = 0;
+  bus.register(Base, () => {
+    calls++;
+  }, { subclasses: true });
+
+  await bus.publish(new Counted("c1"));
+  const afterFirst = walks;
+  assert.ok(afterFirst > 0);
+  await bus.publish(new Counted("c2"));
+  await bus.publishAll([new Counted("c3"), new Counted("c4")]);
+  assert.equal(walks, afterFirst, "cached: no walk");
+  assert.equal(calls, 4);
+
+  const sub = bus.register(Middle, () => {
+    calls++;
+  }, { subclasses: true });
+  await bus.publish(new Counted("c5"));
+  assert.equal(calls, 6);
+  const afterRegister = walks;
+  assert.ok(afterRegister > afterFirst, "a registration invalidates");
+  sub.unsubscribe();
+  await bus.publish(new Counted("c6"));
+  assert.equal(calls, 7);
+  assert.ok(walks > afterRegister, "an unsubscribe invalidates");
+});
