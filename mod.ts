@@ -6,7 +6,8 @@
  * ports the adapters implement (a Unit of Work, a job queue). This entry
  * point loads no database driver: the adapters are separate entry points
  * (`@aftercommit/core/postgres`, `@aftercommit/core/pg-boss`,
- * `@aftercommit/core/embedded`).
+ * `@aftercommit/core/embedded`), and so are the test helpers
+ * (`@aftercommit/core/testing`).
  *
  * @example Handlers and publishing
  * ```ts
