@@ -493,11 +493,19 @@ export class Outbox {
     let keeper: ReturnType<typeof setTimeout> | undefined;
     const keep = (): void => {
       if (lease === undefined) return;
-      keeper = setTimeout(() => {
-        this.keepLease(sql, lease).finally(() => {
-          if (keeper !== undefined) keep();
-        });
-      }, Math.max(0, lease.remainingMs() - lease.seconds * 500));
+      // At half the lease; after a failed extension, not before a tenth of
+      // the lease (at most 1 s) has passed.
+      keeper = setTimeout(
+        () => {
+          this.keepLease(sql, lease).finally(() => {
+            if (keeper !== undefined) keep();
+          });
+        },
+        Math.max(
+          Math.min(1000, lease.seconds * 100),
+          lease.remainingMs() - lease.seconds * 500,
+        ),
+      );
     };
     let outcome: unknown = undefined;
     let failed = false;

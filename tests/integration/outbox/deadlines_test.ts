@@ -25,8 +25,8 @@ import {
 Deno.test({
   name: "Outbox deadlines and leases",
   // A never-settling handler's promise is abandoned on purpose.
-  sanitizeOps: false,
-  sanitizeResources: false,
+  sanitizeOps: true,
+  sanitizeResources: true,
   async fn(t) {
     await using db = await openAppDatabase();
 

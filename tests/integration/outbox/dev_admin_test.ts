@@ -16,8 +16,8 @@ const TOKEN = "s3cret-admin-token";
 
 Deno.test({
   name: "Dev server admin endpoints",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  sanitizeOps: true,
+  sanitizeResources: true,
   async fn(t) {
     await using db = await openAppDatabase();
     await using jobsDb = await openJobsDatabase();

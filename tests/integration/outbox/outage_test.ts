@@ -37,8 +37,8 @@ Deno.test({
   name:
     "Jobs database down longer than the attempts allow, then back: zero parked, every event delivered without a restart",
   ignore: !canMakeClusters(),
-  sanitizeOps: false,
-  sanitizeResources: false,
+  sanitizeOps: true,
+  sanitizeResources: true,
   async fn() {
     await using cluster = await startThrowawayCluster();
     await using db = await openAppDatabase();

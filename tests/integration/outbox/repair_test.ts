@@ -50,8 +50,8 @@ function fakeIo(answers: boolean[] = []): CliIo & {
 
 Deno.test({
   name: "Outbox repair: OutboxAdmin and the CLI",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  sanitizeOps: true,
+  sanitizeResources: true,
   async fn(t) {
     await using db = await openAppDatabase();
 
@@ -298,8 +298,8 @@ Deno.test({
 
 Deno.test({
   name: "CLI: dead-letter a job, list it, retry it, see it complete",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  sanitizeOps: true,
+  sanitizeResources: true,
   async fn() {
     await using db = await openJobsDatabase();
     await using jobs = await db.connect({
@@ -362,8 +362,8 @@ Deno.test({
 Deno.test({
   name: "CLI as a process: deno task outbox stats, and a prompt answered no",
   ignore: (Deno.env.get("TEST_DATABASE_URL") ?? "") === "",
-  sanitizeOps: false,
-  sanitizeResources: false,
+  sanitizeOps: true,
+  sanitizeResources: true,
   async fn() {
     await using db = await openAppDatabase();
     const options = await freshOutbox(db.sql, { maxAttempts: 1 });
