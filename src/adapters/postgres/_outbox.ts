@@ -530,9 +530,13 @@ export class Outbox {
             timeoutSeconds: this.dispatchTimeoutSeconds,
           },
         );
+        // A bus that honours the signal rejects with its reason at once;
+        // anything else is the abandoned dispatch settling later.
         publishing.then(
           () => straySettled(item, "returned"),
-          (error) => straySettled(item, errorType(error)),
+          (error) => {
+            if (error !== outcome) straySettled(item, errorType(error));
+          },
         );
       }
     } catch (error) {
