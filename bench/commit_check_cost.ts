@@ -59,9 +59,11 @@ try {
       const start = performance.now();
       for (let i = 0; i < perRound; i++) await variants[name]!();
       const elapsed = performance.now() - start;
-      const [{ count }] = await sql<{ count: number }[]>`
+      const [row] = await sql<{ count: number }[]>`
         select count(*)::int as count from items where id >= ${before} and id < ${next}`;
-      if (count !== perRound) throw new Error(`${name}: ${count} rows`);
+      if (row?.count !== perRound) {
+        throw new Error(`${name}: ${row?.count} rows`);
+      }
       times[name]!.push((elapsed * 1000) / perRound);
     }
   }

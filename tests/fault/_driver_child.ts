@@ -77,8 +77,8 @@ async function reservedBackendDies(): Promise<void> {
   const sql = postgres(url, { ...quiet, max: 2 });
   const admin = postgres(url, { ...quiet, max: 1 });
   const reserved = await sql.reserve();
-  const [{ pid }] = await reserved`select pg_backend_pid() as pid`;
-  await admin`select pg_terminate_backend(${pid})`;
+  const [row] = await reserved`select pg_backend_pid() as pid`;
+  await admin`select pg_terminate_backend(${row!.pid})`;
   await new Promise((resolve) => setTimeout(resolve, 200));
   let outcome = "resolved";
   try {

@@ -33,6 +33,7 @@ export {
   type IsolationLevel,
   type PostgresClient,
   type PostgresContext,
+  type PostgresReservedConnection,
   type PostgresTransactionOf,
   PostgresUnitOfWork,
   type PostgresUnitOfWorkOptions,
