@@ -657,6 +657,26 @@ Deno.test({
         RangeError,
       );
       assert.throws(
+        () => new OutboxRelay(db.sql, { dispatchTimeoutSeconds: 0 }),
+        /options\.dispatchTimeoutSeconds must be a finite number of seconds above 0/,
+      );
+      assert.throws(
+        () =>
+          new PostgresUnitOfWork(db.sql, {
+            bus,
+            outbox: { dispatchTimeoutSeconds: "10" as unknown as number },
+          }),
+        TypeError,
+      );
+      assert.throws(
+        () => new OutboxRelay(db.sql, { outageDelaySeconds: -1 }),
+        RangeError,
+      );
+      assert.throws(
+        () => new OutboxRelay(db.sql, { maxOutageDelaySeconds: Infinity }),
+        RangeError,
+      );
+      assert.throws(
         () => new OutboxRelay(db.sql, { batchSize: "10" as unknown as number }),
         TypeError,
       );
