@@ -14,7 +14,10 @@ import {
   defaultEventRegistry,
   EventRegistry,
 } from "../../application/outbox/event_registry.ts";
-import type { EventPublisher } from "../../application/unit_of_work.ts";
+import type {
+  EventDelay,
+  EventPublisher,
+} from "../../application/unit_of_work.ts";
 import { describe, typeName } from "../../application/_describe.ts";
 import { errorType } from "../../application/_loggable_error.ts";
 import { isConnectionError } from "../../application/_connection_error.ts";
@@ -97,8 +100,11 @@ export class OutboxTable {
         attempts integer not null default 0,
         last_error text,
         done_at timestamptz,
-        parked_at timestamptz
+        parked_at timestamptz,
+        not_before timestamptz
       )`,
+      // Tables created before delayed events had no "not before".
+      `alter table ${t} add column if not exists not_before timestamptz`,
       `create index if not exists "${table.name}_undone_idx" on ${t} (seq)
         where done_at is null and parked_at is null`,
       `create index if not exists "${table.name}_done_idx" on ${t} (done_at)
@@ -107,10 +113,17 @@ export class OutboxTable {
         where parked_at is not null and done_at is null`,
     ];
     // Leases count from clock_timestamp(), the moment the statement runs,
-    // not now(), the start of the (possibly long) transaction.
-    this.#insert = `insert into ${t} (id, type, payload, locked_until)
+    // not now(), the start of the (possibly long) transaction. A delayed
+    // event ("at" or "delay" in its record) is not leased: no process
+    // dispatches it at the commit, and the relay claims it once its
+    // not_before has passed.
+    this.#insert = `insert into ${t}
+        (id, type, payload, locked_until, not_before)
       select e.value->>'id', e.value->>'type', e.value->'payload',
-        clock_timestamp() + $2::float8 * interval '1 second'
+        case when e.value->>'at' is null and e.value->>'delay' is null
+          then clock_timestamp() + $2::float8 * interval '1 second' end,
+        coalesce((e.value->>'at')::timestamptz, clock_timestamp() +
+          (e.value->>'delay')::float8 * interval '1 second')
       from json_array_elements($1::text::json) with ordinality as e(value, n)
       order by e.n
       on conflict (id) do nothing`;
@@ -142,6 +155,7 @@ export class OutboxTable {
         select id from ${t}
         where done_at is null and parked_at is null
           and (locked_until is null or locked_until <= clock_timestamp())
+          and (not_before is null or not_before <= clock_timestamp())
         order by seq
         limit $1::int
         for update skip locked
@@ -280,6 +294,11 @@ export class OutboxTable {
  */
 export class Lease {
   readonly seconds: number;
+  /**
+   * The error of an outage met while dispatching these rows: the rest are
+   * put off without being dispatched.
+   */
+  outage: unknown = undefined;
   readonly #open: Set<string>;
   #expiresAt: number;
 
@@ -317,6 +336,11 @@ export interface OutboxItem {
   readonly event: object;
   /** The lease on the row: kept alive while the event is dispatched. */
   readonly lease?: Lease;
+  /**
+   * Whether the event has a "not before": it is left to the relay, not
+   * dispatched after the commit.
+   */
+  readonly delayed?: boolean;
 }
 
 /** Events serialized for one insert. */
@@ -427,29 +451,43 @@ export class Outbox {
 
   /**
    * Serializes the events of one transaction. The items share one lease,
-   * counted from now (a moment before the insert).
+   * counted from now (a moment before the insert); delayed events (those
+   * with an entry in `delays`) have none.
    *
    * @throws {TypeError} For an event the registry cannot serialize.
    */
-  prepare(events: readonly object[]): PreparedBatch {
+  prepare(
+    events: readonly object[],
+    delays?: readonly (EventDelay | undefined)[],
+  ): PreparedBatch {
     const items: OutboxItem[] = new Array(events.length);
     const records: string[] = [];
     const seen = new Set<string>();
     const serialized = events.map((event) => this.registry.serialize(event));
     const lease = new Lease(
-      serialized.map((s) => s.eventId),
+      serialized.filter((_, i) => delays?.[i] === undefined).map((s) =>
+        s.eventId
+      ),
       this.leaseSeconds,
       performance.now(),
     );
     for (let i = 0; i < events.length; i++) {
       const { type, eventId, payload } = serialized[i]!;
-      items[i] = { id: eventId, type, event: events[i]!, lease };
+      const delay = delays?.[i];
+      items[i] = delay === undefined
+        ? { id: eventId, type, event: events[i]!, lease }
+        : { id: eventId, type, event: events[i]!, delayed: true };
       if (seen.has(eventId)) continue;
       seen.add(eventId);
+      const notBefore = delay === undefined
+        ? ""
+        : delay.at === undefined
+        ? `,"delay":${delay.delaySeconds}`
+        : `,"at":${JSON.stringify(delay.at.toISOString())}`;
       records.push(
         `{"id":${JSON.stringify(eventId)},"type":${
           JSON.stringify(type)
-        },"payload":${payload}}`,
+        },"payload":${payload}${notBefore}}`,
       );
     }
     return { json: `[${records.join(",")}]`, items };
@@ -471,6 +509,23 @@ export class Outbox {
     outageDelaySeconds = this.retryDelaySeconds,
   ): Promise<DispatchFailure | undefined> {
     const lease = item.lease;
+    if (lease?.outage !== undefined) {
+      // An earlier event of the batch found a dependency unreachable.
+      await this.deferOutage(
+        sql,
+        [item.id],
+        outageDelaySeconds,
+        undefined,
+        undefined,
+      );
+      lease.release([item.id]);
+      return {
+        error: lease.outage,
+        parked: false,
+        outage: true,
+        leaseLost: false,
+      };
+    }
     if (lease !== undefined) {
       if (lease.remainingMs() < lease.seconds * 500) {
         await this.keepLease(sql, lease);
@@ -550,7 +605,10 @@ export class Outbox {
     if (!failed) return undefined;
     if (isOutage(outcome)) {
       await this.deferOutage(sql, [item.id], outageDelaySeconds, item, outcome);
-      lease?.release([item.id]);
+      if (lease !== undefined) {
+        lease.release([item.id]);
+        lease.outage = outcome;
+      }
       return { error: outcome, parked: false, outage: true, leaseLost: false };
     }
     const recorded = await this.recordFailure(sql, item.id, item.type, outcome);

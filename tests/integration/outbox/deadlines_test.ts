@@ -211,6 +211,40 @@ Deno.test({
     );
 
     await t.step(
+      "right after the commit, an outage puts the transaction's events off without using attempts, and stops dispatching the rest",
+      async () => {
+        const options = await freshOutbox(db.sql, { maxAttempts: 1 });
+        const bus = new EventBus();
+        let calls = 0;
+        bus.register(Noted, () => {
+          calls++;
+          throw Object.assign(new Error("Connection terminated unexpectedly"), {
+            cause: Object.assign(new Error("read ECONNRESET"), {
+              code: "ECONNRESET",
+            }),
+          });
+        });
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        const error = await uow.run((tx) => {
+          for (let i = 0; i < 3; i++) tx.publishAfterCommit(new Noted(i));
+        }).then(() => undefined, (e: unknown) => e);
+        assert.ok(error instanceof PublishAfterCommitError, `got ${error}`);
+        assert.equal(error.relayWillRetry, true);
+        assert.equal(
+          calls,
+          1,
+          "the others were not dispatched into the outage",
+        );
+        const stored = await rows(db.observer, options.table);
+        assert.deepEqual(
+          stored.map((r) => [r.attempts, r.parked, r.done]),
+          [[0, false, false], [0, false, false], [0, false, false]],
+        );
+        assert.match(stored[0]!.last_error!, /Connection terminated/);
+      },
+    );
+
+    await t.step(
       "a dependency that refuses connections uses up no attempts: nothing is parked, and everything is delivered once it is back",
       async () => {
         const options = await freshOutbox(db.sql, {
