@@ -115,7 +115,8 @@ const STOP_GRACE_MS = 5000;
  * Re-dispatches outbox events left undone: at start-up and then every
  * `pollIntervalSeconds`, it claims a batch of undone events whose lease is
  * over, oldest first, rebuilds each as an instance of its registered class,
- * dispatches it on the bus, and marks the batch done.
+ * dispatches it on the bus within `dispatchTimeoutSeconds` (keeping the
+ * lease alive meanwhile), and marks events done in small groups as it goes.
  *
  * - Several relays (in several processes) may run at once: a claim is one
  *   short statement (`FOR UPDATE SKIP LOCKED`) that leases the rows, so each
@@ -125,6 +126,10 @@ const STOP_GRACE_MS = 5000;
  * - An event whose dispatch or rebuilding fails (an unknown type name, say)
  *   keeps its row, with the attempt count and the last error, and is tried
  *   again after a growing delay; after `maxAttempts` it is parked and logged.
+ * - A dependency that cannot be reached (a refused or reset connection, a
+ *   database restarting) uses up no attempts: the relay puts the batch off
+ *   and waits, from `outageDelaySeconds` doubling to
+ *   `maxOutageDelaySeconds`, then drains the backlog by itself.
  * - Done events are deleted after `retentionSeconds`.
  * - Delivery is at least once: a relay that dies after dispatching and
  *   before marking done leaves the events to be dispatched again.
