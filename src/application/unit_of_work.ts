@@ -12,12 +12,44 @@ import { getLogger } from "@logtape/logtape";
 import { AggregateRoot } from "../domain/aggregate_root.ts";
 import { recordOrderOf, stampRecordOrder } from "../domain/_record_order.ts";
 import { DebugGate } from "./_debug_gate.ts";
+import { assertDelaySeconds, assertFutureDate } from "./_delay.ts";
 import { describe } from "./_describe.ts";
 import { errorType } from "./_loggable_error.ts";
 import { defaultBus, type EventBus } from "./event_bus.ts";
 
 const logger = getLogger(["aftercommit", "uow"]);
 const debugGate = new DebugGate(logger);
+
+/**
+ * When a delayed event may be delivered: `delaySeconds` after the commit, or
+ * `at` a moment. Give one of the two. Only a unit of work with an outbox
+ * can hold an event until then (`PostgresUnitOfWork` with `outbox: true`).
+ */
+export interface PublishAfterCommitOptions {
+  /**
+   * Seconds after the commit before the event may be delivered (counted on
+   * the database's clock, from the write of the event). A finite number, 0
+   * or more; 0 means no delay.
+   *
+   * @default {0}
+   */
+  readonly delaySeconds?: number;
+  /**
+   * The moment from which the event may be delivered: a valid `Date` that
+   * is not in the past when `publishAfterCommit` is called.
+   *
+   * @default {undefined (as soon as the transaction commits)}
+   */
+  readonly at?: Date;
+}
+
+/**
+ * A delayed event's "not before", as a unit of work hands it to
+ * {@linkcode UnitOfWork.beforeCommit}: seconds after the write, or a moment.
+ */
+export type EventDelay =
+  | { readonly delaySeconds: number; readonly at?: undefined }
+  | { readonly at: Date; readonly delaySeconds?: undefined };
 
 /**
  * What `work` receives besides the driver's transaction handle: a way to
@@ -41,11 +73,21 @@ export interface UnitOfWorkContext {
    * Publishes `event` after the commit, in the order it was added among the
    * events the tracked aggregates recorded; dropped on rollback.
    *
+   * With `{ delaySeconds }` or `{ at }` (outbox mode only) the event is
+   * written to the outbox with that "not before", is not dispatched right
+   * after the commit, and the outbox relay delivers it once its time has
+   * come (at its next pass: no earlier, up to `pollIntervalSeconds` later).
+   *
    * @param event The event: any class instance.
-   * @throws {TypeError} When `event` is not an object, or when `work` has
-   * already returned.
+   * @param options A delay: `delaySeconds` or `at`.
+   * @throws {TypeError} When `event` is not an object, when `work` has
+   * already returned, when `options` is not an object or has both
+   * `delaySeconds` and `at`, or when a delay is asked of a unit of work
+   * without an outbox.
+   * @throws {RangeError} When `delaySeconds` is negative or not finite, or
+   * `at` is an invalid `Date` or in the past.
    */
-  publishAfterCommit(event: object): void;
+  publishAfterCommit(event: object, options?: PublishAfterCommitOptions): void;
 }
 
 /** The part of an event bus a Unit of Work uses. {@linkcode EventBus} has it. */
@@ -246,10 +288,12 @@ class Scope implements UnitOfWorkContext {
   state: ScopeState = "open";
   readonly #aggregates: AggregateRoot[] = [];
   readonly #explicit: object[] = [];
+  #delays: Map<object, EventDelay> | undefined;
 
   constructor(
     readonly resource: object,
     readonly parent: Scope | undefined,
+    readonly acceptsDelays: boolean,
   ) {}
 
   // Arrow functions: adapters hand them out unbound in their contexts.
@@ -266,7 +310,10 @@ class Scope implements UnitOfWorkContext {
     return aggregate;
   };
 
-  readonly publishAfterCommit = (event: object): void => {
+  readonly publishAfterCommit = (
+    event: object,
+    options?: PublishAfterCommitOptions,
+  ): void => {
     if (event === null || typeof event !== "object") {
       throw new TypeError(
         `Cannot publish after commit: expected an event object (a class instance), received ${
@@ -274,10 +321,51 @@ class Scope implements UnitOfWorkContext {
         }`,
       );
     }
+    const delay = options === undefined ? undefined : this.#delayOf(options);
     this.#assertOpen("publish an event after commit");
     stampRecordOrder(event);
     this.#explicit.push(event);
+    if (delay !== undefined) (this.#delays ??= new Map()).set(event, delay);
   };
+
+  #delayOf(options: PublishAfterCommitOptions): EventDelay | undefined {
+    const action = "publish after commit";
+    if (options === null || typeof options !== "object") {
+      throw new TypeError(
+        `Cannot ${action}: options must be an object such as { delaySeconds: 60 } or { at: date }, received ${
+          describe(options)
+        }`,
+      );
+    }
+    const { delaySeconds, at } = options;
+    if (delaySeconds !== undefined && at !== undefined) {
+      throw new TypeError(
+        `Cannot ${action}: pass options.delaySeconds or options.at, not both`,
+      );
+    }
+    let delay: EventDelay | undefined;
+    if (at !== undefined) {
+      assertFutureDate(at, "options.at", action);
+      delay = { at };
+    } else if (delaySeconds !== undefined) {
+      assertDelaySeconds(delaySeconds, "options.delaySeconds", action);
+      if (delaySeconds > 0) delay = { delaySeconds };
+    }
+    if (delay !== undefined && !this.acceptsDelays) {
+      throw new TypeError(
+        `Cannot ${action} with a delay: this unit of work has no outbox to hold the event until its time; use outbox mode (PostgresUnitOfWork with outbox: true, and an OutboxRelay), or publish without a delay`,
+      );
+    }
+    return delay;
+  }
+
+  /** The delay of each event (parallel to `events`), or undefined when none has one. */
+  delaysOf(events: readonly object[]): (EventDelay | undefined)[] | undefined {
+    const delays = this.#delays;
+    return delays === undefined
+      ? undefined
+      : events.map((event) => delays.get(event));
+  }
 
   #assertOpen(action: string): void {
     if (this.state !== "open") {
@@ -498,7 +586,7 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
         );
       }
     }
-    const scope = new Scope(resource, outer);
+    const scope = new Scope(resource, outer, this.acceptsDelayedEvents);
     let stage: Stage = "begin";
     let workFailed = false;
     let workError: unknown;
@@ -519,7 +607,7 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
             }
             stage = "before-commit";
             events = scope.collect();
-            await this.beforeCommit(handle, events);
+            await this.beforeCommit(handle, events, scope.delaysOf(events));
             stage = "commit";
           }),
       );
@@ -588,6 +676,17 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
   }
 
   /**
+   * Whether `publishAfterCommit` accepts a delay: only a unit of work that
+   * writes its events to an outbox can hold one until its time. `false`
+   * here; the postgres.js adapter answers `true` in outbox mode.
+   *
+   * @returns Whether delayed events are accepted.
+   */
+  protected get acceptsDelayedEvents(): boolean {
+    return false;
+  }
+
+  /**
    * Runs `body` in one transaction: begins, awaits `body`, commits when it
    * resolves, rolls back and rethrows when it rejects. It must reject when
    * the transaction fails to begin or commit.
@@ -636,10 +735,16 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
    *
    * @param _handle The driver's transaction handle.
    * @param _events The events to publish after the commit (do not modify).
+   * @param _delays The delay of each event, parallel to `_events`
+   * (`undefined` for an event without one), or `undefined` when no event
+   * has a delay. Only given when {@linkcode UnitOfWork.acceptsDelayedEvents}
+   * is `true`: the adapter must hold delayed events until their time and
+   * leave them out of {@linkcode UnitOfWork.publishCommitted}'s dispatch.
    * @returns Nothing, or a promise to wait for before the commit.
    */
   protected beforeCommit(
     _handle: H,
     _events: readonly object[],
+    _delays?: readonly (EventDelay | undefined)[],
   ): void | Promise<void> {}
 }

@@ -6,6 +6,7 @@
 import { getLogger } from "@logtape/logtape";
 import {
   CommitOutcomeUnknownError,
+  type EventDelay,
   PublishAfterCommitError,
   UnitOfWork,
   type UnitOfWorkContext,
@@ -283,6 +284,16 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   }
 
   /**
+   * In outbox mode, `publishAfterCommit(event, { delaySeconds | at })`
+   * writes the event with its "not before", and the relay delivers it.
+   *
+   * @returns Whether this unit of work is in outbox mode.
+   */
+  protected override get acceptsDelayedEvents(): boolean {
+    return this.#outbox !== undefined;
+  }
+
+  /**
    * The client: two units of work on one client refuse to nest.
    *
    * @returns The postgres.js client.
@@ -416,6 +427,8 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
    *
    * @param handle The transaction's `sql`.
    * @param events The events the run will publish.
+   * @param delays The delayed events' "not before" (written to the row; the
+   * relay delivers them).
    * @returns A promise that settles when the events are written.
    * @throws {TypeError} When an event's class is not registered or the event
    * cannot be serialized; the transaction then rolls back.
@@ -423,10 +436,11 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   protected override async beforeCommit(
     handle: PostgresTransactionOf<S>,
     events: readonly object[],
+    delays?: readonly (EventDelay | undefined)[],
   ): Promise<void> {
     const outbox = this.#outbox;
     if (outbox === undefined || events.length === 0) return;
-    const batch = outbox.prepare(events);
+    const batch = outbox.prepare(events, delays);
     await outbox.table.insert(handle, batch.json, outbox.leaseSeconds);
     this.#written.set(events, batch);
     if (outboxLogger.isEnabledFor("debug")) {
@@ -455,7 +469,9 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       return super.publishCommitted(events);
     }
     this.#written.delete(events);
-    const { items } = batch;
+    // Delayed events wait in the outbox for the relay.
+    const items = batch.items.filter((item) => item.delayed !== true);
+    if (items.length === 0) return;
     await this.outboxCheckpoint("committed", items.map((item) => item.id));
     const sql = this.#sql as unknown as Parameters<Outbox["dispatch"]>[0];
     const failed = new Set<string>();

@@ -1,0 +1,88 @@
+// Checks of "not before" values: a delay in seconds, or a moment as a Date.
+// Used by publishAfterCommit's { delaySeconds, at } and by the job queues'
+// startAfter, so one rule gives one message everywhere.
+
+import { describe } from "./_describe.ts";
+
+/**
+ * Throws unless `value` is a finite number of seconds, 0 or more: a
+ * `TypeError` for a non-number, a `RangeError` for `NaN`, `±Infinity` or a
+ * negative number.
+ */
+export function assertDelaySeconds(
+  value: unknown,
+  what: string,
+  action: string,
+): asserts value is number {
+  if (typeof value !== "number") {
+    throw new TypeError(
+      `Cannot ${action}: ${what} must be a number of seconds, received ${
+        describe(value)
+      }; pass a delay such as 60 (one minute)`,
+    );
+  }
+  if (!Number.isFinite(value)) {
+    throw new RangeError(
+      `Cannot ${action}: ${what} must be a finite number of seconds, received ${value}; pass a delay such as 60, or a Date`,
+    );
+  }
+  if (value < 0) {
+    throw new RangeError(
+      `Cannot ${action}: ${what} must be 0 or more seconds, received ${value}; a delay cannot point into the past, pass 0 (or leave it out) to go now`,
+    );
+  }
+}
+
+/**
+ * Throws unless `value` is a valid `Date` that is not in the past: a
+ * `TypeError` for anything but a `Date`, a `RangeError` for an invalid one
+ * (`new Date("nope")`) or one earlier than `now`.
+ */
+export function assertFutureDate(
+  value: unknown,
+  what: string,
+  action: string,
+  now: number = Date.now(),
+): asserts value is Date {
+  if (!(value instanceof Date)) {
+    throw new TypeError(
+      `Cannot ${action}: ${what} must be a Date, received ${
+        describe(value)
+      }; pass new Date(…) or a number of seconds`,
+    );
+  }
+  const time = value.getTime();
+  if (Number.isNaN(time)) {
+    throw new RangeError(
+      `Cannot ${action}: ${what} is an invalid Date; build it from a valid time, such as new Date("2030-01-01T09:00:00Z")`,
+    );
+  }
+  if (time < now) {
+    throw new RangeError(
+      `Cannot ${action}: ${what} is in the past (${value.toISOString()}, ${
+        ((now - time) / 1000).toFixed(3)
+      } s ago); pass a moment that has not come yet, or leave it out to go now`,
+    );
+  }
+}
+
+/**
+ * Throws unless `value` is a delay in seconds (see
+ * {@linkcode assertDelaySeconds}) or a future `Date` (see
+ * {@linkcode assertFutureDate}).
+ */
+export function assertStartAfter(
+  value: unknown,
+  what: string,
+  action: string,
+): asserts value is number | Date {
+  if (value instanceof Date) assertFutureDate(value, what, action);
+  else if (typeof value === "number") assertDelaySeconds(value, what, action);
+  else {
+    throw new TypeError(
+      `Cannot ${action}: ${what} must be a number of seconds or a Date, received ${
+        describe(value)
+      }; pass 60 for one minute from now, or new Date(…) for a moment`,
+    );
+  }
+}
