@@ -60,6 +60,15 @@ export {
 } from "./outbox_admin.ts";
 export { DispatchTimeoutError } from "./_outbox.ts";
 export {
+  DEFAULT_INBOX_TABLE,
+  Inbox,
+  type InboxEvent,
+  type InboxOptions,
+  type InboxTransaction,
+  migrateInbox,
+  type OnceResult,
+} from "./inbox.ts";
+export {
   CommitError,
   CommitOutcomeUnknownError,
   PublishAfterCommitError,

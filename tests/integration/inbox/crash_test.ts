@@ -1,0 +1,163 @@
+// The inbox across a crash: a process is killed with SIGKILL after its
+// handler booked an order and wrote the inbox record ("effect", before that
+// transaction commits) or after that transaction committed and before the
+// outbox row was marked done ("marked"). A new process's relay redelivers
+// the event, and the ledger holds the booking exactly once: the first time
+// the inbox lets the handler run again (nothing had committed), the second
+// time it skips it (the record committed with the booking).
+//
+// Embedded: the child and the takeover share a PGlite data folder, one
+// process at a time. Server: a fresh database on TEST_DATABASE_URL.
+import assert from "node:assert/strict";
+import { OutboxRelay } from "../../../src/adapters/postgres/mod.ts";
+import { fromFileUrl } from "../../unit/_paths.ts";
+import { createServerDatabase } from "../../_helpers/server_database.ts";
+import { HANDLER, ledgerBus, type Location, openApp, OUTBOX } from "./_app.ts";
+
+const CHILD = fromFileUrl(new URL("./_child.ts", import.meta.url));
+const ROOT = fromFileUrl(new URL("../../../", import.meta.url));
+const ROUNDS = 2;
+
+type Stage = "effect" | "marked";
+
+async function location(): Promise<Location & AsyncDisposable> {
+  const serverUrl = Deno.env.get("TEST_DATABASE_URL") ?? "";
+  if (serverUrl === "") {
+    const app = await Deno.makeTempDir({ prefix: "aftercommit_inbox_" });
+    return {
+      backend: "embedded",
+      app,
+      [Symbol.asyncDispose]: () => Deno.remove(app, { recursive: true }),
+    };
+  }
+  const db = await createServerDatabase(serverUrl, "aftercommit_inbox");
+  return {
+    backend: "server",
+    app: db.url,
+    [Symbol.asyncDispose]: () => db.drop(),
+  };
+}
+
+/** Runs the child until it blocks at `stage`, kills it, returns the event id. */
+async function crashChild(stage: Stage, where: Location): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--frozen",
+      CHILD,
+      stage,
+      where.backend,
+      where.app,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let waitError: unknown;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`The child did not reach "${stage}" in 60 s`)),
+        60_000,
+      );
+    });
+    while (!out.includes("\n")) {
+      const { value, done } = await Promise.race([reader.read(), timeout]);
+      if (done) break;
+      out += value;
+    }
+  } catch (error) {
+    waitError = error;
+  } finally {
+    clearTimeout(timer);
+  }
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // It exited by itself: reported below.
+  }
+  const status = await child.status;
+  reader.releaseLock();
+  await child.stdout.cancel().catch(() => {});
+  const err = await stderr;
+  if (waitError !== undefined || !out.startsWith("ready ")) {
+    throw new Error(
+      `The child exited (${status.code}) before "${stage}": ${out}\n${err}`,
+      {
+        cause: waitError,
+      },
+    );
+  }
+  assert.equal(status.signal, "SIGKILL", `the child was killed: ${err}`);
+  return out.trim().split(" ")[1]!;
+}
+
+interface Round {
+  bookings: number;
+  records: number;
+  ran: boolean[];
+  done: boolean;
+}
+
+/** Crashes a child at `stage`, then takes over until the event is done. */
+async function crashRound(stage: Stage, where: Location): Promise<Round> {
+  const eventId = await crashChild(stage, where);
+  await using app = await openApp(where);
+  const { sql } = app;
+  const { bus, ran } = ledgerBus(sql);
+  const done = async (): Promise<boolean> => {
+    const [row] = await sql<{ done: boolean }[]>`
+      select done_at is not null as done from aftercommit_outbox
+      where id = ${eventId}`;
+    return row?.done === true;
+  };
+  {
+    await using _relay = new OutboxRelay(sql, {
+      ...OUTBOX,
+      bus,
+      pollIntervalSeconds: 0.1,
+    }).start();
+    const deadline = Date.now() + 30_000;
+    while (!await done()) {
+      if (Date.now() > deadline) throw new Error("The relay did not redeliver");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  const [counts] = await sql<{ bookings: number; records: number }[]>`
+    select
+      (select count(*)::int from ledger where event_id = ${eventId}) as bookings,
+      (select count(*)::int from aftercommit_inbox
+        where event_id = ${eventId} and handler = ${HANDLER}) as records`;
+  return { ...counts!, ran, done: await done() };
+}
+
+for (
+  const [stage, ranOnTakeover] of [["effect", true], ["marked", false]] as const
+) {
+  Deno.test(
+    `a process killed ${
+      stage === "effect"
+        ? "between the handler's effect and the commit of its inbox record"
+        : "after the handler's commit and before the outbox mark"
+    }: the effect is applied exactly once, ${ROUNDS} times over`,
+    async () => {
+      await using where = await location();
+      for (let i = 1; i <= ROUNDS; i++) {
+        const round = await crashRound(stage, where);
+        assert.deepEqual(round, {
+          bookings: 1,
+          records: 1,
+          ran: [ranOnTakeover],
+          done: true,
+        }, `round ${i}`);
+      }
+    },
+  );
+}
