@@ -26,10 +26,16 @@ import { DatabaseHealth } from "./health.ts";
 import { ensureServerDatabase } from "./server_database.ts";
 import { createHandler, type UserService } from "./http.ts";
 import { createAdminHandler } from "./admin.ts";
+import { dashboard } from "../adapters/dashboard/mod.ts";
 import { createSchema } from "./schema.ts";
 import { EmailTakenError, User } from "./user.ts";
 import { UserRepository } from "./user_repository.ts";
 import { welcomeEmailWorker } from "./welcome_email_worker.ts";
+
+// An attempt lost with the jobs database (fetched, or finished, while it
+// restarted) stays active until it expires: sending an email takes seconds,
+// so it expires after 30 s instead of the default 15 minutes and is retried.
+const JOB_QUEUES = { [SEND_WELCOME_EMAIL]: { expireInSeconds: 30 } } as const;
 
 const logger = getLogger(["dev", "app"]);
 
@@ -87,6 +93,7 @@ export async function startApp(config: DevConfig): Promise<App> {
         await Deno.mkdir(jobsDir, { recursive: true });
         const jobs = await PgBossJobQueue.connect(undefined, {
           dataDir: jobsDir,
+          queues: JOB_QUEUES,
         });
         return { jobs, where: `embedded PGlite in ${jobsDir}` };
       }
@@ -94,7 +101,9 @@ export async function startApp(config: DevConfig): Promise<App> {
         config.jobQueueDatabaseUrl,
         "JOB_QUEUE_DATABASE_URL",
       );
-      const jobs = await PgBossJobQueue.connect(config.jobQueueDatabaseUrl);
+      const jobs = await PgBossJobQueue.connect(config.jobQueueDatabaseUrl, {
+        queues: JOB_QUEUES,
+      });
       return { jobs, where: describeUrl(config.jobQueueDatabaseUrl) };
     };
     const [appOpened, jobsOpened] = await Promise.allSettled([
@@ -127,7 +136,10 @@ export async function startApp(config: DevConfig): Promise<App> {
     // Handlers on the default bus, as an application would declare them.
     const subscriptions: Subscription[] = [
       defaultBus.subscribe(new WelcomeEmailPolicy(batching)),
-      defaultBus.subscribe(new AuditTrail(sql)),
+      // DEV_FAIL_AUDIT_FILE: test-only failure switch (see AuditTrail).
+      defaultBus.subscribe(
+        new AuditTrail(sql, Deno.env.get("DEV_FAIL_AUDIT_FILE") || undefined),
+      ),
     ];
     cleanup.push(() => {
       for (const s of subscriptions) s.unsubscribe();
@@ -145,13 +157,15 @@ export async function startApp(config: DevConfig): Promise<App> {
     // transaction; the relay redelivers what a crash or a failing handler
     // left undone (at least once; the job key makes a redelivery harmless).
     const publisher = batching.publisher(defaultBus);
+    const maxAttempts = config.outboxMaxAttempts;
     if (config.outbox) {
-      const relay = new OutboxRelay(sql, { bus: publisher }).start();
+      const relay = new OutboxRelay(sql, { bus: publisher, maxAttempts })
+        .start();
       cleanup.push(() => relay.stop());
     }
     const uow = new PostgresUnitOfWork(sql, {
       bus: publisher,
-      outbox: config.outbox,
+      outbox: config.outbox && { maxAttempts },
     });
     const outboxAdmin = config.outbox ? new OutboxAdmin(sql) : undefined;
     const users: UserService = {
@@ -233,15 +247,26 @@ export async function startApp(config: DevConfig): Promise<App> {
 
     let closed: Promise<void> | undefined;
     const close = () => closed ??= closeAll();
+    // Admin endpoints (src/dev/admin.ts): off unless ADMIN_TOKEN is set.
+    const admin = createAdminHandler({
+      token: Deno.env.get("ADMIN_TOKEN"),
+      outbox: outboxAdmin,
+      jobs,
+    });
+    // The dashboard at /dashboard: sign-in needed once ADMIN_TOKEN is set.
+    const ops = dashboard({
+      token: Deno.env.get("ADMIN_TOKEN") || undefined,
+      ...(outboxAdmin === undefined ? {} : { outbox: outboxAdmin }),
+      jobs,
+    });
     return {
       handler: createHandler(users, {
         bodyTimeoutMs: config.bodyTimeoutMs,
-        // Admin endpoints (src/dev/admin.ts): off unless ADMIN_TOKEN is set.
-        admin: createAdminHandler({
-          token: Deno.env.get("ADMIN_TOKEN"),
-          outbox: outboxAdmin,
-          jobs,
-        }),
+        admin: async (request, url) =>
+          url.pathname === "/dashboard" ||
+            url.pathname.startsWith("/dashboard/")
+            ? await ops(request)
+            : await admin(request, url),
       }),
       databases: { app: appWhere, jobs: jobsWhere },
       close,

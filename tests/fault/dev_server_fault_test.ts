@@ -197,7 +197,29 @@ Deno.test({
           if (missing === 0) break;
           await pause(250);
         }
-        assert.equal(missing, 0, "every 201 was emailed after recovery");
+        if (missing > 0) {
+          // Where each missing registration stands, for the failure message.
+          const ids = ok.map((a) => a.id!);
+          const users = await check<{ id: string }[]>`
+            select id from users where id = any(${ids}::uuid[])
+            and welcome_email_sent_at is null`;
+          const outbox = await check`
+            select type, attempts, last_error, done_at, parked_at, locked_until
+            from aftercommit_outbox where payload::text like any(${
+            users.map((u) => `%${u.id}%`)
+          })`;
+          const jobsSql = postgres(jobs.url, { max: 1, onnotice: () => {} });
+          const jobRows = await jobsSql`
+            select name, state, retry_count, output from pgboss.job
+            where data::text like any(${users.map((u) => `%${u.id}%`)})`
+            .catch((e) => [{ error: String(e) }]);
+          await jobsSql.end();
+          assert.fail(
+            `${missing} of ${ok.length} registrations answered 201 were not emailed: ${
+              JSON.stringify({ users, outbox, jobRows })
+            }\n${server.output().slice(-4000)}`,
+          );
+        }
         const [dupes] = await check<{ n: number }[]>`
           select count(*)::int as n from (
             select user_id from dev_mailbox group by user_id having count(*) > 1
