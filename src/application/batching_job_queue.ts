@@ -16,6 +16,7 @@ import type {
   WorkOptions,
 } from "./job_queue.ts";
 import type { EventPublisher } from "./unit_of_work.ts";
+import type { PublishOptions } from "./event_bus.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -285,8 +286,10 @@ export class BatchingJobQueue implements JobQueue {
       );
     }
     return {
-      publishAll: (events: Iterable<object>): Promise<void> =>
-        this.batch(() => bus.publishAll(events)),
+      publishAll: (
+        events: Iterable<object>,
+        options?: PublishOptions,
+      ): Promise<void> => this.batch(() => bus.publishAll(events, options)),
     };
   }
 

@@ -493,3 +493,26 @@ Deno.test("bad arguments to the wrapper throw TypeError", async (t) => {
     );
   });
 });
+
+Deno.test("publisher(bus).publishAll() hands the caller's signal to the handlers", async () => {
+  const bus = new EventBus();
+  const seen: AbortSignal[] = [];
+  bus.register(OrderPlaced, (_event, context) => {
+    seen.push(context.signal);
+  });
+  const publisher = new BatchingJobQueue(new InMemoryJobQueue()).publisher(
+    bus,
+  );
+  const controller = new AbortController();
+  await publisher.publishAll([new OrderPlaced("o1")], {
+    signal: controller.signal,
+  });
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0]!.aborted, false);
+  controller.abort();
+  assert.equal(
+    seen[0]!.aborted,
+    true,
+    "the handler's signal follows the caller's",
+  );
+});
