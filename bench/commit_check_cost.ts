@@ -2,7 +2,7 @@
 // with the same statements: a reserved connection, the transaction id read
 // with BEGIN (so a COMMIT lost with its connection can be resolved), and the
 // event bookkeeping. Sequential transactions on the local server, variants
-// interleaved in shuffled order, several rounds; prints min/median/max of
+// alternated transaction by transaction, several rounds; prints min/median/max of
 // the per-round ratio.
 //
 //   deno run -A --frozen bench/commit_check_cost.ts [rounds] [transactions]
@@ -15,6 +15,11 @@ const rounds = Number(Deno.args[0] ?? 7);
 const perRound = Number(Deno.args[1] ?? 2000);
 const server = Deno.env.get("BENCH_DATABASE_URL") ??
   "postgres://postgres@127.0.0.1:5432/postgres";
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
 
 class Noted {
   constructor(readonly id: number) {}
@@ -52,20 +57,28 @@ try {
   for (const name of names) {
     for (let i = 0; i < 300; i++) await variants[name]!();
   }
+  // Each round alternates the variants transaction by transaction (in a
+  // random order each time), so a change in the machine's load hits both
+  // alike; a round's figure is the median latency of its transactions.
   for (let round = 0; round < rounds; round++) {
-    const order = [...names].sort(() => Math.random() - 0.5);
-    for (const name of order) {
-      const before = next;
-      const start = performance.now();
-      for (let i = 0; i < perRound; i++) await variants[name]!();
-      const elapsed = performance.now() - start;
-      const [row] = await sql<{ count: number }[]>`
-        select count(*)::int as count from items where id >= ${before} and id < ${next}`;
-      if (row?.count !== perRound) {
-        throw new Error(`${name}: ${row?.count} rows`);
+    const samples: Record<string, number[]> = Object.fromEntries(
+      names.map((n) => [n, []]),
+    );
+    const start = next;
+    for (let i = 0; i < perRound; i++) {
+      const order = Math.random() < 0.5 ? names : [...names].reverse();
+      for (const name of order) {
+        const t0 = performance.now();
+        await variants[name]!();
+        samples[name]!.push((performance.now() - t0) * 1000);
       }
-      times[name]!.push((elapsed * 1000) / perRound);
     }
+    const [row] = await sql<{ count: number }[]>`
+      select count(*)::int as count from items where id >= ${start} and id < ${next}`;
+    if (row?.count !== perRound * names.length) {
+      throw new Error(`round ${round}: ${row?.count} rows`);
+    }
+    for (const name of names) times[name]!.push(median(samples[name]!));
   }
   if (handled !== perRound * rounds + 300) {
     throw new Error(`handled ${handled} events`);
@@ -83,9 +96,13 @@ try {
   // deno-lint-ignore no-console
   console.log(
     [
-      `${rounds} rounds × ${perRound} sequential transactions, one insert each`,
-      `bare sql.begin: µs per transaction ${stat(times["bare sql.begin"]!)}`,
-      `uow.run:        µs per transaction ${stat(times["uow.run"]!)}`,
+      `${rounds} rounds × ${perRound} sequential transactions per variant, alternated, one insert each`,
+      `bare sql.begin: median µs per transaction, over rounds: ${
+        stat(times["bare sql.begin"]!)
+      }`,
+      `uow.run:        median µs per transaction, over rounds: ${
+        stat(times["uow.run"]!)
+      }`,
       `ratio uow.run / sql.begin per round: min ${
         ratios[0]!.toFixed(3)
       }, median ${ratios[Math.floor(ratios.length / 2)]!.toFixed(3)}, max ${
