@@ -29,7 +29,16 @@ export interface EnqueueOptions {
    */
   readonly id?: string;
   /**
-   * Seconds to wait before the job may start.
+   * When the job may start: a number of seconds from now (finite, 0 or
+   * more), or a `Date` that is not in the past. A negative or non-finite
+   * number, an invalid `Date` or one in the past is a `RangeError`.
+   *
+   * @default {undefined (at once)}
+   */
+  readonly startAfter?: number | Date;
+  /**
+   * Seconds to wait before the job may start: the same as a number
+   * `startAfter` (give one of the two).
    *
    * @default {0}
    */

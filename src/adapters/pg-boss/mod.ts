@@ -48,8 +48,10 @@ export {
   DEFAULT_QUEUE_SETTINGS,
   JOB_QUEUE_DATABASE_URL,
   type JobQueueBackend,
+  type JobSchedule,
   PgBossJobQueue,
   type PgBossJobQueueOptions,
   type PgliteInstance,
   type QueueSettings,
+  type ScheduleOptions,
 } from "./pg_boss_job_queue.ts";

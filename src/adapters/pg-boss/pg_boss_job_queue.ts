@@ -23,6 +23,7 @@ import type {
   WorkOptions,
 } from "../../application/job_queue.ts";
 import { describe } from "../../application/_describe.ts";
+import { assertStartAfter } from "../../application/_delay.ts";
 import { jobIdFor } from "./_job_id.ts";
 import {
   assertBoolean,
@@ -162,6 +163,37 @@ export interface PgliteInstance {
   close(): Promise<void>;
 }
 
+/** Options of {@linkcode PgBossJobQueue.schedule}. */
+export interface ScheduleOptions {
+  /**
+   * A name for this schedule, so that one queue can have several (each
+   * with its own cron and data); `unschedule(name, { key })` removes it.
+   * Letters, digits, `_`, `-`, `.` and `/`.
+   *
+   * @default {undefined (the queue's one unnamed schedule)}
+   */
+  readonly key?: string;
+  /**
+   * The IANA time zone the cron expression is read in, such as
+   * `"Europe/Paris"`.
+   *
+   * @default {"UTC"}
+   */
+  readonly timeZone?: string;
+}
+
+/** One schedule, as {@linkcode PgBossJobQueue.schedules} lists it. */
+export interface JobSchedule {
+  /** The queue the schedule sends jobs to. */
+  readonly name: string;
+  /** The schedule's key; `""` for the queue's unnamed schedule. */
+  readonly key: string;
+  /** The cron expression or RFC 5545 rule. */
+  readonly cron: string;
+  /** The time zone it is read in. */
+  readonly timeZone: string;
+}
+
 /** Options of {@linkcode PgBossJobQueue.connect}. */
 export interface PgBossJobQueueOptions {
   /**
@@ -217,6 +249,24 @@ export interface PgBossJobQueueOptions {
    * @default {true}
    */
   readonly supervise?: boolean;
+  /**
+   * Run pg-boss's cron pass in this process: it sends the jobs of the
+   * schedules made with {@linkcode PgBossJobQueue.schedule} when they come
+   * due (checked every `scheduleCheckIntervalSeconds`; pg-boss sends one
+   * job per occurrence however many processes run the pass). Turn it on in
+   * at least one long-running process, such as the workers; schedules are
+   * kept in the jobs database either way.
+   *
+   * @default {false}
+   */
+  readonly runSchedules?: boolean;
+  /**
+   * With `runSchedules`: seconds between two checks of the schedules (1 to
+   * 45). A job is sent at, or up to this long after, each occurrence.
+   *
+   * @default {30}
+   */
+  readonly scheduleCheckIntervalSeconds?: number;
   /**
    * Server only: the size of the connection pool.
    *
@@ -397,8 +447,11 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       schema: options.schema ?? "pgboss",
       useListenNotify: options.listenNotify ?? true,
       supervise: options.supervise ?? true,
-      // This adapter does not use cron schedules; their timers stay off.
-      schedule: false,
+      // The cron pass (and its timers) runs only where asked for.
+      schedule: options.runSchedules ?? false,
+      ...(options.scheduleCheckIntervalSeconds === undefined ? {} : {
+        cronMonitorIntervalSeconds: options.scheduleCheckIntervalSeconds,
+      }),
     };
     let boss: PgBoss;
     let ownedPglite: PgliteInstance | undefined;
@@ -693,8 +746,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     if (options.key !== undefined) send.id = jobIdFor(name, options.key);
     else if (options.id !== undefined) send.id = options.id;
     if (options.priority !== undefined) send.priority = options.priority;
-    const delayed = (options.startAfterSeconds ?? 0) > 0;
-    if (delayed) send.startAfter = options.startAfterSeconds!;
+    const startAfter = startAfterOf(options);
+    const delayed = startAfter !== undefined;
+    if (delayed) send.startAfter = startAfter;
     const id = await this.#boss.send(name, data as object | null, send);
     if (id !== null && !delayed) this.#wake(name);
     return id;
@@ -790,8 +844,11 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       }
       const insert: JobInsert = { id, data: data as object };
       if (options.priority !== undefined) insert.priority = options.priority;
-      if ((options.startAfterSeconds ?? 0) > 0) {
-        insert.startAfter = options.startAfterSeconds!;
+      const startAfter = startAfterOf(options);
+      if (startAfter !== undefined) {
+        insert.startAfter = startAfter instanceof Date
+          ? startAfter.toISOString()
+          : startAfter;
       } else {
         batch.immediate = true;
       }
@@ -819,6 +876,158 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       }),
     );
     return results;
+  }
+
+  /**
+   * Sends a job to queue `name` on a recurring schedule: pg-boss's cron
+   * (`schedule()`), creating the queue on first use. The schedule lives in
+   * the jobs database: setting it again (same name and `key`) replaces it,
+   * so calling this at every start is safe. Jobs are sent only by a process
+   * connected with `runSchedules: true` (at or up to
+   * `scheduleCheckIntervalSeconds` after each occurrence, one job however
+   * many such processes run), then run by the queue's workers with the
+   * queue's retries.
+   *
+   * @param name The queue name.
+   * @param cron A cron expression of five fields (minute, hour, day of the
+   * month, month, day of the week), such as `"0 3 * * *"` (every day at
+   * 03:00), or an RFC 5545 rule such as `"FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"`.
+   * @param data The data of every job (JSON, as for `enqueue`).
+   * @param options `key` (several schedules on one queue), `timeZone`.
+   * @returns When the schedule is saved.
+   * @throws {TypeError} When the name, the data or an option is invalid, or
+   * pg-boss rejects the cron expression or the time zone; nothing is saved
+   * then.
+   * @throws {Error} When the queue is stopped.
+   *
+   * @example Purge old inbox records every night
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect(undefined, {
+   *   runSchedules: true,
+   * });
+   * await jobs.schedule("purge-inbox", "30 3 * * *", null, {
+   *   timeZone: "Europe/Paris",
+   * });
+   * await jobs.work("purge-inbox", async () => {
+   *   // await inbox.purge(sql, { olderThanSeconds: 30 * 86_400 });
+   * });
+   * ```
+   */
+  async schedule(
+    name: string,
+    cron: string,
+    data: unknown = null,
+    options: ScheduleOptions = {},
+  ): Promise<void> {
+    assertQueueName(name, "schedule jobs");
+    const action = `schedule jobs on queue "${name}"`;
+    assertJsonData(data, action);
+    assertOptionsObject(options, "options", action);
+    const { key, timeZone } = options;
+    assertScheduleKey(key, action);
+    if (
+      timeZone !== undefined &&
+      (typeof timeZone !== "string" || timeZone === "")
+    ) {
+      throw new TypeError(
+        `Cannot ${action}: options.timeZone must be an IANA time zone name such as "Europe/Paris", received ${
+          timeZone === "" ? "an empty string" : describe(timeZone)
+        }`,
+      );
+    }
+    if (typeof cron !== "string" || cron.trim() === "") {
+      throw new TypeError(
+        `Cannot ${action}: expected a cron expression, received ${
+          cron === "" ? "an empty string" : describe(cron)
+        }; pass five fields such as "0 3 * * *" (every day at 03:00)`,
+      );
+    }
+    try {
+      // pg-boss's own check, in process: schedule() rejects the same.
+      this.#boss.previewSchedule(cron, { tz: timeZone ?? "UTC", count: 1 });
+    } catch (cause) {
+      const message = cause instanceof Error ? cause.message : String(cause);
+      throw new TypeError(
+        /time ?zone|tz/i.test(message)
+          ? `Cannot ${action}: pg-boss rejects the time zone ${
+            JSON.stringify(timeZone)
+          } (${message}); pass an IANA name such as "Europe/Paris", or leave it out for UTC`
+          : `Cannot ${action}: pg-boss rejects the cron expression ${
+            JSON.stringify(cron)
+          } (${message}); pass five fields (minute hour day month weekday) such as "0 3 * * *", or an RFC 5545 rule such as "FREQ=DAILY;BYHOUR=3"`,
+        { cause },
+      );
+    }
+    this.#assertRunning(action);
+    await this.#ensureQueue(name);
+    await this.#boss.schedule(name, cron, data as object | null, {
+      tz: timeZone ?? "UTC",
+      ...(key === undefined ? {} : { key }),
+    });
+    logger.info("Scheduled queue {jobName} on {cron} ({timeZone})", {
+      jobName: name,
+      cron,
+      timeZone: timeZone ?? "UTC",
+      key,
+    });
+  }
+
+  /**
+   * Removes the schedule of queue `name` (the one with `options.key`, or the
+   * one without a key). Jobs it already sent stay. Removing a schedule
+   * that does not exist does nothing.
+   *
+   * @param name The queue name.
+   * @param options `key`: the schedule's key, as given to `schedule`.
+   * @returns When the schedule is removed.
+   * @throws {TypeError} When the name or the key is invalid.
+   * @throws {Error} When the queue is stopped.
+   *
+   * @example Stop a nightly job
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * await jobs.unschedule("purge-inbox");
+   * ```
+   */
+  async unschedule(
+    name: string,
+    options: { readonly key?: string } = {},
+  ): Promise<void> {
+    assertQueueName(name, "unschedule jobs");
+    const action = `unschedule jobs on queue "${name}"`;
+    assertOptionsObject(options, "options", action);
+    assertScheduleKey(options.key, action);
+    this.#assertRunning(action);
+    await this.#boss.unschedule(name, options.key ?? "");
+    logger.info("Unscheduled queue {jobName}", {
+      jobName: name,
+      key: options.key,
+    });
+  }
+
+  /**
+   * Lists the schedules, of every queue or of queue `name`.
+   *
+   * @param name A queue name, to list only its schedules.
+   * @returns Each schedule's queue, key (`""` for none), cron expression and
+   * time zone; not its data.
+   * @throws {TypeError} When the name is invalid.
+   * @throws {Error} When the queue is stopped.
+   */
+  async schedules(name?: string): Promise<JobSchedule[]> {
+    if (name !== undefined) assertQueueName(name, "list schedules");
+    this.#assertRunning("list schedules");
+    const rows = await this.#boss.getSchedules(name);
+    return rows.map((s) => ({
+      name: s.name,
+      key: s.key ?? "",
+      cron: s.cron,
+      timeZone: s.timezone ?? "UTC",
+    }));
   }
 
   /**
@@ -1278,6 +1487,9 @@ class PreparedJob implements JobRequest {
     if (options?.startAfterSeconds !== undefined) {
       prepared.startAfterSeconds = options.startAfterSeconds;
     }
+    if (options?.startAfter !== undefined) {
+      prepared.startAfter = options.startAfter;
+    }
     return new PreparedJob(name, data, prepared, id);
   }
 }
@@ -1404,7 +1616,8 @@ function assertEnqueueOptions(
 ): void {
   assertOptionsObject(options, what, action);
   if (options === undefined) return;
-  const { key, id, priority, startAfterSeconds } = options as EnqueueOptions;
+  const { key, id, priority, startAfterSeconds, startAfter } =
+    options as EnqueueOptions;
   assertKey(key, action);
   assertJobId(id, key, action);
   assertInteger(
@@ -1415,6 +1628,33 @@ function assertEnqueueOptions(
     2_147_483_647,
   );
   assertNumber(startAfterSeconds, `${what}.startAfterSeconds`, action, 0);
+  if (startAfter !== undefined) {
+    if (startAfterSeconds !== undefined) {
+      throw new TypeError(
+        `Cannot ${action}: pass ${what}.startAfter or ${what}.startAfterSeconds, not both`,
+      );
+    }
+    assertStartAfter(startAfter, `${what}.startAfter`, action);
+  }
+}
+
+// pg-boss's rule for schedule keys is its rule for queue names.
+function assertScheduleKey(key: unknown, action: string): void {
+  if (key === undefined) return;
+  if (typeof key !== "string" || !/^[A-Za-z0-9_.\-/]+$/.test(key)) {
+    throw new TypeError(
+      `Cannot ${action}: options.key must be a name of letters, digits, "_", "-", "." and "/", such as "eu", received ${
+        typeof key === "string" ? JSON.stringify(key) : describe(key)
+      }`,
+    );
+  }
+}
+
+// When a job may start, for pg-boss: a number of seconds above 0 or a Date;
+// undefined when it may start at once.
+function startAfterOf(options: EnqueueOptions): number | Date | undefined {
+  const value = options.startAfter ?? options.startAfterSeconds;
+  return value instanceof Date || (value ?? 0) > 0 ? value : undefined;
 }
 
 function assertQueueSettings(
@@ -1534,5 +1774,13 @@ function assertConnectOptions(
     "options.stopTimeoutSeconds",
     action,
     1,
+  );
+  assertBoolean(options.runSchedules, "options.runSchedules", action);
+  assertInteger(
+    options.scheduleCheckIntervalSeconds,
+    "options.scheduleCheckIntervalSeconds",
+    action,
+    1,
+    45,
   );
 }
