@@ -18,7 +18,10 @@ import {
 } from "../../../src/adapters/postgres/mod.ts";
 import { PgBossJobQueue } from "../../../src/adapters/pg-boss/mod.ts";
 import { openAppDatabase } from "../../_helpers/app_db.ts";
-import { canMakeClusters, startThrowawayCluster } from "./_cluster.ts";
+import {
+  clustersAvailable as canMakeClusters,
+  startCluster as startThrowawayCluster,
+} from "../../_helpers/cluster.ts";
 import { countWhere, freshOutbox, Noted, waitUntil } from "./_helpers.ts";
 
 const QUEUE = "outage-welcome";
