@@ -326,13 +326,14 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     try {
       // The transaction id, read in the same round trip as BEGIN, is what
       // tells a COMMIT lost with its connection from one that never ran.
-      const [, begun] = await Promise.all([
-        conn.unsafe(this.#begin),
-        conn`select pg_current_xact_id()::text as xid`,
-      ]);
-      const xid = begun[0]!.xid as string;
+      let xid: string;
       let result: T;
       try {
+        const [, begun] = await Promise.all([
+          conn.unsafe(this.#begin),
+          conn`select pg_current_xact_id()::text as xid`,
+        ]);
+        xid = begun[0]!.xid as string;
         result = await body(transactionSql(conn) as PostgresTransactionOf<S>);
       } catch (error) {
         lost = isConnectionError(error) || !await rollback(conn);
