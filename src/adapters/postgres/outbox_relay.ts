@@ -130,6 +130,9 @@ const STOP_GRACE_MS = 5000;
  *   database restarting) uses up no attempts: the relay puts the batch off
  *   and waits, from `outageDelaySeconds` doubling to
  *   `maxOutageDelaySeconds`, then drains the backlog by itself.
+ * - Delayed events (`publishAfterCommit(event, { delaySeconds | at })`)
+ *   are claimed only once their `not_before` has passed, by the database's
+ *   clock: no earlier, and up to `pollIntervalSeconds` later.
  * - Done events are deleted after `retentionSeconds`.
  * - Delivery is at least once: a relay that dies after dispatching and
  *   before marking done leaves the events to be dispatched again.
@@ -269,7 +272,7 @@ export class OutboxRelay implements AsyncDisposable {
 
   /**
    * Runs one pass: claims up to `batchSize` undone events whose lease is
-   * over, oldest first, and dispatches them one by one, each within the
+   * over (and whose delay, if any, has passed), oldest first, and dispatches them one by one, each within the
    * dispatch timeout, extending the lease while they run. Dispatched events
    * are marked done in small groups as the pass goes; a failure is recorded
    * on its event. When a dependency turns out to be unreachable, the pass
