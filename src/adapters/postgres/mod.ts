@@ -26,6 +26,9 @@
  * With `outbox: true`, the events are also written to an outbox table in
  * the same transaction, and an {@linkcode OutboxRelay} dispatches those a
  * crash or a failed handler left undone: delivery becomes at least once.
+ * In that mode `publishAfterCommit(event, { delaySeconds | at })` delays an
+ * event, and {@linkcode Inbox} makes a handler's own database effects run
+ * once per event however often it is delivered.
  *
  * @module
  */
