@@ -55,3 +55,9 @@ export {
   type QueueSettings,
   type ScheduleOptions,
 } from "./pg_boss_job_queue.ts";
+export type {
+  JobQueueStats,
+  JobQueueStatsOptions,
+  JobQueueWindow,
+  QueueCounts,
+} from "./job_queue_stats.ts";

@@ -37,6 +37,11 @@ import {
   assertQueueName,
 } from "./_validate.ts";
 import { errorType, loggableError } from "../../application/_loggable_error.ts";
+import {
+  type JobQueueStats,
+  type JobQueueStatsOptions,
+  readJobQueueStats,
+} from "./job_queue_stats.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -376,6 +381,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   readonly #defaults: Required<QueueSettings>;
   readonly #perQueue: Readonly<Record<string, QueueSettings>>;
   readonly #stopTimeoutMs: number;
+  readonly #schema: string;
   readonly #queues = new Map<string, Promise<void>>();
   readonly #workerIds = new Map<string, string[]>();
   #stopping: Promise<void> | undefined;
@@ -392,6 +398,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     this.#defaults = { ...DEFAULT_QUEUE_SETTINGS, ...options.queueDefaults };
     this.#perQueue = options.queues ?? {};
     this.#stopTimeoutMs = (options.stopTimeoutSeconds ?? 30) * 1000;
+    this.#schema = options.schema ?? "pgboss";
   }
 
   /**
@@ -703,6 +710,32 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     }
   }
 
+  /**
+   * Counts jobs by queue and state (waiting, retrying, running, failed,
+   * dead-lettered) and reports the last `windowSeconds`: jobs completed,
+   * and the time from a job's creation to the start of its first attempt
+   * (p50, p99). One statement over pg-boss's job table; the dashboard
+   * (`@aftercommit/core/dashboard`) reads it at every refresh.
+   *
+   * @param options `windowSeconds` (1 to 3600, default 10).
+   * @returns The counts and the window.
+   * @throws {TypeError} When an option has the wrong type.
+   * @throws {RangeError} When `windowSeconds` is out of range.
+   * @throws {Error} When the queue is stopped.
+   *
+   * @example Jobs completed per second
+   * ```ts ignore
+   * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+   *
+   * await using jobs = await PgBossJobQueue.connect();
+   * const { queues, window } = await jobs.stats({ windowSeconds: 10 });
+   * console.log(queues, window.completed / window.seconds);
+   * ```
+   */
+  stats(options: JobQueueStatsOptions = {}): Promise<JobQueueStats> {
+    this.#assertRunning("read job queue stats");
+    return readJobQueueStats(this.#boss.getDb(), this.#schema, options);
+  }
   /**
    * Adds a job, creating the queue (and its dead-letter queue) on first use,
    * and wakes this process's workers of the queue.

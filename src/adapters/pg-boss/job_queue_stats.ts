@@ -1,0 +1,171 @@
+/**
+ * The job queue's counts by queue and state, and its recent flow, for
+ * `PgBossJobQueue.stats()` (and the dashboard).
+ *
+ * @module
+ */
+import { assertInteger, assertOptionsObject } from "./_validate.ts";
+
+/** One queue's jobs by state, from `PgBossJobQueue.stats()`. */
+export interface QueueCounts {
+  /** The queue's name. */
+  readonly name: string;
+  /** Jobs waiting for their first attempt (deferred ones included). */
+  readonly created: number;
+  /** Jobs waiting for a retry after a failed attempt. */
+  readonly retry: number;
+  /** Jobs a worker is running. */
+  readonly active: number;
+  /** Jobs that used up their retries (kept until their retention ends). */
+  readonly failed: number;
+  /** Jobs waiting in the queue's dead-letter queue (`<name>__dead`). */
+  readonly deadLetters: number;
+}
+
+/** What the job queue did in the last few seconds. */
+export interface JobQueueWindow {
+  /** How many seconds the window covers, ending now (database clock). */
+  readonly seconds: number;
+  /** Jobs that completed in the window. */
+  readonly completed: number;
+  /** Jobs whose first attempt started in the window. */
+  readonly started: number;
+  /**
+   * Median time from a job's creation (right after the commit that
+   * enqueued it) to the start of its first attempt, in milliseconds, over
+   * the jobs started in the window; `null` when none started.
+   */
+  readonly startLatencyP50Ms: number | null;
+  /** The 99th percentile of the same, in milliseconds; `null` when none started. */
+  readonly startLatencyP99Ms: number | null;
+}
+
+/** The job queue's state, from `PgBossJobQueue.stats()`. */
+export interface JobQueueStats {
+  /**
+   * Every queue, by name; dead-letter queues are folded into their
+   * queue's `deadLetters`.
+   */
+  readonly queues: readonly QueueCounts[];
+  /** The last `windowSeconds`. */
+  readonly window: JobQueueWindow;
+}
+
+/** Options of `PgBossJobQueue.stats()`. */
+export interface JobQueueStatsOptions {
+  /**
+   * Seconds of recent activity to report in `window` (1 to 3600).
+   *
+   * @default {10}
+   */
+  readonly windowSeconds?: number;
+}
+
+/** What {@linkcode readJobQueueStats} runs its statement on. */
+export interface StatsExecutor {
+  /** Runs one statement. */
+  executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+const DEAD = "__dead";
+
+/**
+ * Reads the counts in one statement over pg-boss's job table: unfinished
+ * and failed jobs by queue and state, and the window's completions and
+ * start latencies (first attempts only: a retry's wait includes its
+ * backoff).
+ *
+ * @throws {TypeError} When an option has the wrong type.
+ * @throws {RangeError} When `windowSeconds` is out of range.
+ */
+export async function readJobQueueStats(
+  db: StatsExecutor,
+  schema: string,
+  options: JobQueueStatsOptions,
+): Promise<JobQueueStats> {
+  const action = "read job queue stats";
+  assertOptionsObject(options, "options", action);
+  const { windowSeconds = 10 } = options;
+  assertInteger(windowSeconds, "options.windowSeconds", action, 1, 3600);
+  // The schema name was checked by connect(): a plain identifier.
+  const { rows } = await db.executeSql(
+    `with recent as (
+      select * from "${schema}".job
+      where (started_on >= now() - make_interval(secs => $1)
+          or completed_on >= now() - make_interval(secs => $1))
+        and name not like '%${DEAD}'
+    )
+    select 'count' as kind, name, state::text as state, count(*)::int as n,
+      null::float8 as p50, null::float8 as p99
+    from "${schema}".job
+    where state in ('created', 'retry', 'active', 'failed')
+    group by name, state
+    union all
+    select 'queue', name, null, 0, null, null from "${schema}".queue
+    union all
+    select 'window', null, null,
+      (select count(*) from recent where completed_on >= now() - make_interval(secs => $1))::int,
+      null, null
+    union all
+    select 'latency', null, null, count(*)::int,
+      percentile_cont(0.5) within group (order by extract(epoch from started_on - created_on)),
+      percentile_cont(0.99) within group (order by extract(epoch from started_on - created_on))
+    from recent
+    where retry_count = 0 and started_on >= now() - make_interval(secs => $1)`,
+    [windowSeconds],
+  );
+  const queues = new Map<string, {
+    name: string;
+    created: number;
+    retry: number;
+    active: number;
+    failed: number;
+    deadLetters: number;
+  }>();
+  const queue = (name: string) => {
+    let q = queues.get(name);
+    if (q === undefined) {
+      q = { name, created: 0, retry: 0, active: 0, failed: 0, deadLetters: 0 };
+      queues.set(name, q);
+    }
+    return q;
+  };
+  let completed = 0;
+  let started = 0;
+  let p50: number | null = null;
+  let p99: number | null = null;
+  for (const row of rows as Record<string, unknown>[]) {
+    const n = Number(row.n);
+    if (row.kind === "window") completed = n;
+    else if (row.kind === "latency") {
+      started = n;
+      p50 = row.p50 == null ? null : Number(row.p50) * 1000;
+      p99 = row.p99 == null ? null : Number(row.p99) * 1000;
+    } else if (row.kind === "queue") {
+      const name = String(row.name);
+      if (!name.endsWith(DEAD)) queue(name);
+    } else {
+      const name = String(row.name);
+      const state = String(row.state) as
+        | "created"
+        | "retry"
+        | "active"
+        | "failed";
+      if (name.endsWith(DEAD)) {
+        if (state === "created" || state === "retry") {
+          queue(name.slice(0, -DEAD.length)).deadLetters += n;
+        }
+      } else queue(name)[state] += n;
+    }
+  }
+  return {
+    queues: [...queues.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    window: {
+      seconds: windowSeconds,
+      completed,
+      started,
+      startLatencyP50Ms: p50,
+      startLatencyP99Ms: p99,
+    },
+  };
+}
