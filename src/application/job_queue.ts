@@ -86,16 +86,18 @@ export interface WorkOptions {
   /**
    * How many fetch loops this process runs for the queue. Each fetches
    * `batchSize` jobs at a time, so up to `concurrency × batchSize` jobs of
-   * this queue run at once.
+   * this queue run at once (10 with the defaults). Set `batchSize` to 1
+   * for one job at a time, in queue order.
    *
    * @default {1}
    */
   readonly concurrency?: number;
   /**
    * How many jobs one fetch takes. The jobs of a batch run concurrently and
-   * each succeeds or fails on its own; larger batches raise throughput.
+   * each succeeds or fails on its own; larger batches raise throughput, and
+   * a loop fetches again once its whole batch is done.
    *
-   * @default {1}
+   * @default {10}
    */
   readonly batchSize?: number;
   /**

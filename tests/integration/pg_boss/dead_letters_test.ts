@@ -184,7 +184,7 @@ Deno.test("pg-boss job queue: a handler that ignores its signal frees its worker
       await new Promise(() => {}); // never settles, ignores the signal
     }
     finished.push(job.data.n);
-  }, { concurrency: 1, pollingIntervalSeconds: 0.5 });
+  }, { concurrency: 1, batchSize: 1, pollingIntervalSeconds: 0.5 });
   await jobs.enqueue(queue, { n: 0 });
   await started.atLeast(1, "the stuck job to start");
   await jobs.enqueue(queue, { n: 1 });
