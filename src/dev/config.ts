@@ -17,6 +17,8 @@ export interface DevConfig {
   readonly logLevel: LogLevel;
   /** Turn the transactional outbox on (the default) or off. */
   readonly outbox: boolean;
+  /** Failed dispatches after which an outbox event is parked. */
+  readonly outboxMaxAttempts: number;
   /** Pretend the welcome email takes this long to send. */
   readonly mailerDelayMs: number;
   /** How long a request body may take to arrive before a 408. */
@@ -130,6 +132,7 @@ export function readConfig(
     logFormat,
     logLevel,
     outbox: flag(env.OUTBOX, "OUTBOX", true),
+    outboxMaxAttempts: integer(env, "OUTBOX_MAX_ATTEMPTS", 10, 1000) || 1,
     mailerDelayMs: integer(env, "MAILER_DELAY_MS", 0, 600_000),
     bodyTimeoutMs: integer(env, "BODY_TIMEOUT_MS", 10_000, 600_000) || 1,
   };

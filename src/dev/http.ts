@@ -208,6 +208,9 @@ function routeOf(url: URL): string {
   if (path === "/users" || path === "/health" || path === "/stats") return path;
   if (USER.test(url)) return "/users/:id";
   if (path === "/admin" || path.startsWith("/admin/")) return "/admin/*";
+  if (path === "/dashboard" || path.startsWith("/dashboard/")) {
+    return "/dashboard/*";
+  }
   return "(no route)";
 }
 

@@ -76,3 +76,25 @@ Deno.test("the library never configures logging", async () => {
     );
   }
 });
+
+Deno.test("the dashboard entry point imports other adapters as types only and no driver", async () => {
+  for await (const file of tsFiles(`${root}src/adapters/dashboard`)) {
+    const text = await Deno.readTextFile(file);
+    const imports = [
+      ...text.matchAll(/^(import|export)\b([^;]*?)from\s+"([^"]+)"/gm),
+    ];
+    for (const [, , clause, spec] of imports) {
+      assert.ok(
+        !/^(npm:)?(postgres|pg-boss|pg|@electric-sql)/.test(spec!),
+        `${file} imports the driver ${spec}`,
+      );
+      if (/\/adapters\/|^\.\.\/(postgres|pg-boss|pglite)\//.test(spec!)) {
+        assert.match(
+          clause!,
+          /^\s*type\b/,
+          `${file} imports ${spec} at run time: the dashboard works on the sources it is given (import type only)`,
+        );
+      }
+    }
+  }
+});

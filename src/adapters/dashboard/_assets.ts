@@ -1,0 +1,450 @@
+// The dashboard's page, style sheet and script: plain HTML, CSS and
+// JavaScript, served as they are (no build step). The script renders every
+// value with textContent, never as HTML.
+
+/** Escapes text for an HTML attribute or element. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function head(base: string, title: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="same-origin">
+<title>${escapeHtml(title)}</title>
+<link rel="stylesheet" href="${escapeHtml(base)}/app.css">
+</head>`;
+}
+
+/** The login form (the answer to an unauthenticated GET, with status 401). */
+export function loginPage(base: string, failed: boolean): string {
+  return `${head(base, "Sign in · aftercommit dashboard")}
+<body>
+<main class="login">
+<h1>aftercommit dashboard</h1>
+<form method="post" action="${escapeHtml(base)}/login">
+<label for="token">Admin token</label>
+<input id="token" name="token" type="password" autocomplete="off" required autofocus>
+${
+    failed
+      ? '<p class="error" role="alert" id="login-error">That token is not the admin token.</p>'
+      : ""
+  }
+<button type="submit">Sign in</button>
+</form>
+</main>
+</body>
+</html>`;
+}
+
+/** The dashboard page; the script fills it in. */
+export function dashboardPage(
+  base: string,
+  refreshSeconds: number,
+  signedIn: boolean,
+): string {
+  const b = escapeHtml(base);
+  return `${head(base, "aftercommit dashboard")}
+<body data-base="${b}" data-refresh="${refreshSeconds}">
+<header class="top">
+<h1>aftercommit dashboard</h1>
+<p id="updated" class="muted">Connecting…</p>
+<label class="toggle"><input type="checkbox" id="show-fields"> Show event and job fields (may hold personal data)</label>
+${
+    signedIn
+      ? `<form method="post" action="${b}/logout"><button type="submit" class="secondary">Sign out</button></form>`
+      : ""
+  }
+</header>
+<p id="result" role="status" aria-live="polite" class="result" hidden></p>
+<p id="problem" role="alert" class="error" hidden></p>
+<main>
+<section aria-labelledby="flow-h">
+<h2 id="flow-h">Flow</h2>
+<dl class="tiles">
+<div><dt>Events published /s</dt><dd id="events-rate">–</dd></div>
+<div><dt>Jobs completed /s</dt><dd id="jobs-rate">–</dd></div>
+<div><dt>Commit → job start p50</dt><dd id="p50">–</dd></div>
+<div><dt>Commit → job start p99</dt><dd id="p99">–</dd></div>
+</dl>
+<div class="charts">
+<figure>
+<figcaption>Throughput, last <span class="window">5</span> min <span class="key"><i class="k1"></i>events/s <i class="k2"></i>jobs/s</span></figcaption>
+<svg id="rate-chart" role="img" aria-label="Throughput chart: no data yet" viewBox="0 0 600 160" preserveAspectRatio="none"></svg>
+</figure>
+<figure>
+<figcaption>Commit → job start latency, last <span class="window">5</span> min <span class="key"><i class="k1"></i>p50 <i class="k2"></i>p99</span></figcaption>
+<svg id="latency-chart" role="img" aria-label="Latency chart: no data yet" viewBox="0 0 600 160" preserveAspectRatio="none"></svg>
+</figure>
+</div>
+</section>
+<section aria-labelledby="outbox-h">
+<h2 id="outbox-h">Outbox</h2>
+<p id="outbox-off" class="muted" hidden>No outbox is configured.</p>
+<dl class="tiles" id="outbox-tiles">
+<div><dt>Pending</dt><dd id="pending">–</dd></div>
+<div><dt>In flight</dt><dd id="in-flight">–</dd></div>
+<div><dt>Parked</dt><dd id="parked">–</dd></div>
+<div><dt>Oldest pending</dt><dd id="oldest">–</dd></div>
+<div><dt>Delivered</dt><dd id="done">–</dd></div>
+</dl>
+<h3 id="parked-h">Parked events</h3>
+<div class="actions">
+<label for="requeue-type">Type</label>
+<select id="requeue-type"></select>
+<button type="button" id="requeue-type-button">Requeue this type</button>
+<button type="button" id="requeue-all-button">Requeue all</button>
+</div>
+<div class="scroll" role="region" aria-labelledby="parked-h" tabindex="0">
+<table id="parked-table">
+<thead><tr><th scope="col">Type</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Age</th><th scope="col" class="fields">Fields</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
+<tbody></tbody>
+</table>
+</div>
+<p id="parked-empty" class="muted">No parked events.</p>
+</section>
+<section aria-labelledby="jobs-h">
+<h2 id="jobs-h">Jobs</h2>
+<div class="scroll" role="region" aria-labelledby="jobs-h" tabindex="0">
+<table id="queues-table">
+<thead><tr><th scope="col">Queue</th><th scope="col">Created</th><th scope="col">Active</th><th scope="col">Retry</th><th scope="col">Failed</th><th scope="col">Dead letters</th></tr></thead>
+<tbody></tbody>
+</table>
+</div>
+<p id="queues-empty" class="muted">No queues yet.</p>
+<h3 id="dead-h">Dead letters</h3>
+<div class="scroll" role="region" aria-labelledby="dead-h" tabindex="0">
+<table id="dead-table">
+<thead><tr><th scope="col">Queue</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Age</th><th scope="col" class="fields">Fields</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
+<tbody></tbody>
+</table>
+</div>
+<p id="dead-empty" class="muted">No dead letters.</p>
+</section>
+</main>
+<dialog id="confirm" aria-labelledby="confirm-text">
+<form method="dialog">
+<p id="confirm-text"></p>
+<div class="dialog-buttons">
+<button value="cancel" class="secondary" id="confirm-cancel">Cancel</button>
+<button value="ok" id="confirm-ok">Confirm</button>
+</div>
+</form>
+</dialog>
+<script src="${b}/app.js" defer></script>
+</body>
+</html>`;
+}
+
+/** The style sheet: one column on a phone, a grid on a wide screen. */
+export const STYLE = `:root {
+  --fg: #1b1f24; --muted: #4f5964; --bg: #ffffff; --panel: #f3f5f7;
+  --line: #c9d1d9; --accent: #0b5cad; --accent-fg: #ffffff;
+  --c1: #0b5cad; --c2: #b3261e; --error-bg: #fdecea; --ok-bg: #e6f4ea;
+  color-scheme: light dark;
+}
+@media (prefers-color-scheme: dark) {
+  :root {
+    --fg: #e6edf3; --muted: #aab4be; --bg: #0d1117; --panel: #161b22;
+    --line: #3d444d; --accent: #6cb6ff; --accent-fg: #0d1117;
+    --c1: #6cb6ff; --c2: #ff8e86; --error-bg: #3b1d1b; --ok-bg: #12301d;
+  }
+}
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif;
+  color: var(--fg); background: var(--bg); }
+main { padding: 0 1rem 2rem; display: grid; gap: 1.5rem; max-width: 1400px; margin: 0 auto; }
+main > section { min-width: 0; }
+@media (min-width: 1100px) {
+  main { grid-template-columns: 1fr 1fr; }
+  main > section:first-child { grid-column: 1 / -1; }
+}
+.top { display: flex; flex-wrap: wrap; align-items: center; gap: .5rem 1.5rem;
+  padding: .75rem 1rem; border-bottom: 1px solid var(--line); max-width: 1400px; margin: 0 auto 1rem; }
+.top h1 { font-size: 1.25rem; margin: 0; }
+.top form { margin-left: auto; }
+h2 { font-size: 1.15rem; margin: 0 0 .5rem; }
+h3 { font-size: 1rem; margin: 1rem 0 .5rem; }
+.muted { color: var(--muted); margin: .25rem 0; }
+.tiles { display: grid; grid-template-columns: repeat(auto-fit, minmax(9.5rem, 1fr)); gap: .5rem; margin: 0; }
+.tiles div { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: .5rem .75rem; }
+.tiles dt { font-size: .85rem; color: var(--muted); }
+.tiles dd { margin: 0; font-size: 1.5rem; font-variant-numeric: tabular-nums; }
+.charts { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(min(100%, 22rem), 1fr)); margin-top: 1rem; }
+figure { margin: 0; background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: .5rem; }
+figcaption { font-size: .9rem; margin-bottom: .25rem; }
+.key { color: var(--muted); white-space: nowrap; }
+.key i { display: inline-block; width: .9em; height: .25em; vertical-align: middle; margin: 0 .2em 0 .6em; }
+.key .k1 { background: var(--c1); } .key .k2 { background: var(--c2); }
+svg { width: 100%; height: 160px; display: block; }
+svg .l1 { stroke: var(--c1); } svg .l2 { stroke: var(--c2); stroke-dasharray: 6 3; }
+svg polyline { fill: none; stroke-width: 2; vector-effect: non-scaling-stroke; }
+svg .grid { stroke: var(--line); stroke-width: 1; vector-effect: non-scaling-stroke; }
+svg text { fill: var(--muted); font-size: 12px; }
+.scroll { overflow-x: auto; position: relative; }
+.scroll:focus-visible { outline: 3px solid var(--accent); }
+table { border-collapse: collapse; width: 100%; font-size: .95rem; }
+th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.error-text { min-width: 12rem; max-width: 28rem; overflow-wrap: anywhere; }
+td code { font-size: .85rem; overflow-wrap: anywhere; }
+body:not(.show-fields) .fields { display: none; }
+.actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin-bottom: .5rem; }
+button, select, input { font: inherit; }
+button { background: var(--accent); color: var(--accent-fg); border: 1px solid var(--accent);
+  border-radius: 4px; padding: .35rem .8rem; cursor: pointer; min-height: 2.25rem; }
+button.secondary { background: transparent; color: var(--fg); border-color: var(--line); }
+button:disabled { opacity: .55; cursor: not-allowed; }
+select, input { color: var(--fg); background: var(--bg); border: 1px solid var(--muted); border-radius: 4px; padding: .3rem .5rem; min-height: 2.25rem; }
+:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+.result, .error { margin: 0 auto 1rem; max-width: 1400px; padding: .5rem 1rem; border-radius: 4px; }
+.result { background: var(--ok-bg); }
+.error { background: var(--error-bg); }
+dialog { border: 1px solid var(--line); border-radius: 8px; color: var(--fg); background: var(--bg); max-width: min(32rem, 92vw); }
+dialog::backdrop { background: rgba(0, 0, 0, .45); }
+.dialog-buttons { display: flex; justify-content: flex-end; gap: .5rem; }
+.toggle { font-size: .95rem; display: inline-flex; align-items: center; gap: .4rem; }
+.login { max-width: 22rem; margin: 10vh auto; padding: 1rem; display: block; }
+.login form { display: grid; gap: .5rem; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
+`;
+
+/** The page's script: polls the snapshot, draws it, runs the actions. */
+export const SCRIPT = String.raw`"use strict";
+(() => {
+  const base = document.body.dataset.base;
+  const refreshMs = Number(document.body.dataset.refresh) * 1000;
+  const $ = (id) => document.getElementById(id);
+  const showFields = $("show-fields");
+  let timer;
+  let last;
+
+  const fmtRate = (n) => n == null ? "–" : n < 10 ? n.toFixed(1) : String(Math.round(n));
+  const fmtMs = (n) => n == null ? "–" : n < 10 ? n.toFixed(1) + " ms" : n < 10000 ? Math.round(n) + " ms" : (n / 1000).toFixed(1) + " s";
+  const fmtAge = (s) => {
+    if (s == null) return "–";
+    if (s < 60) return Math.floor(s) + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 172800) return Math.floor(s / 3600) + " h";
+    return Math.floor(s / 86400) + " d";
+  };
+  const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
+
+  function cell(tr, text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+  function fieldsCell(tr, value) {
+    const td = cell(tr, "", "fields");
+    if (value !== undefined) {
+      const code = document.createElement("code");
+      code.textContent = JSON.stringify(value);
+      td.appendChild(code);
+    }
+  }
+  function button(tr, label, accessibleName, onClick) {
+    const td = cell(tr, "");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.setAttribute("aria-label", accessibleName);
+    b.addEventListener("click", onClick);
+    td.appendChild(b);
+  }
+  function fill(tableId, emptyId, rows, render) {
+    const body = $(tableId).tBodies[0];
+    body.replaceChildren(...rows.map((row) => {
+      const tr = document.createElement("tr");
+      render(tr, row);
+      return tr;
+    }));
+    $(tableId).hidden = rows.length === 0;
+    $(emptyId).hidden = rows.length !== 0;
+  }
+
+  function chart(svg, history, keys, unit, format) {
+    const W = 600, H = 160, L = 46, B = 18, T = 8;
+    const from = history.length ? history[0].t : 0;
+    const to = history.length ? history[history.length - 1].t : 1;
+    const span = Math.max(1, to - from);
+    let max = 0;
+    for (const p of history) for (const k of keys) if (p[k] != null) max = Math.max(max, p[k]);
+    max = max <= 0 ? 1 : max * 1.15;
+    const x = (t) => L + (W - L - 4) * (t - from) / span;
+    const y = (v) => T + (H - T - B) * (1 - v / max);
+    const ns = "http://www.w3.org/2000/svg";
+    const parts = [];
+    for (const f of [0, 0.5, 1]) {
+      const line = document.createElementNS(ns, "line");
+      line.setAttribute("class", "grid");
+      line.setAttribute("x1", L); line.setAttribute("x2", W);
+      line.setAttribute("y1", y(max * f)); line.setAttribute("y2", y(max * f));
+      parts.push(line);
+      const label = document.createElementNS(ns, "text");
+      label.setAttribute("x", 2); label.setAttribute("y", y(max * f) + 4);
+      label.textContent = format(max * f);
+      parts.push(label);
+    }
+    keys.forEach((k, i) => {
+      const points = history.filter((p) => p[k] != null).map((p) => x(p.t).toFixed(1) + "," + y(p[k]).toFixed(1));
+      const line = document.createElementNS(ns, "polyline");
+      line.setAttribute("class", "l" + (i + 1));
+      line.setAttribute("points", points.join(" "));
+      line.dataset.points = String(points.length);
+      parts.push(line);
+    });
+    svg.replaceChildren(...parts);
+    const lastPoint = history[history.length - 1];
+    svg.setAttribute("aria-label", lastPoint
+      ? keys.map((k) => k.replace(/Ms$|PerSecond$/, "") + " " + (lastPoint[k] == null ? "no data" : format(lastPoint[k]))).join(", ") + " " + unit + ", " + history.length + " samples"
+      : "no data yet");
+  }
+
+  function render(s) {
+    last = s;
+    document.body.classList.toggle("show-fields", showFields.checked);
+    $("updated").textContent = "Updated " + new Date(s.at).toLocaleTimeString() + " · every " + (refreshMs / 1000) + " s";
+    const problems = s.unavailable || [];
+    $("problem").hidden = problems.length === 0;
+    $("problem").textContent = problems.join(" ");
+    const h = s.history;
+    const now = h[h.length - 1] || {};
+    $("events-rate").textContent = fmtRate(now.eventsPerSecond);
+    $("jobs-rate").textContent = fmtRate(now.jobsPerSecond);
+    $("p50").textContent = fmtMs(now.p50Ms);
+    $("p99").textContent = fmtMs(now.p99Ms);
+    for (const w of document.querySelectorAll(".window")) w.textContent = String(Math.round(s.historySeconds / 60));
+    chart($("rate-chart"), h, ["eventsPerSecond", "jobsPerSecond"], "per second", fmtRate);
+    chart($("latency-chart"), h, ["p50Ms", "p99Ms"], "", fmtMs);
+
+    const o = s.outbox;
+    $("outbox-off").hidden = o !== null;
+    $("outbox-tiles").hidden = o === null;
+    if (o) {
+      $("pending").textContent = String(o.pending);
+      $("in-flight").textContent = String(o.inFlight);
+      $("parked").textContent = String(o.parked);
+      $("oldest").textContent = fmtAge(o.oldestPendingAgeSeconds);
+      $("done").textContent = String(o.done);
+    }
+    const parked = s.parkedEvents || [];
+    fill("parked-table", "parked-empty", parked, (tr, e) => {
+      cell(tr, e.type);
+      cell(tr, String(e.attempts), "num");
+      cell(tr, e.lastError || "", "error-text");
+      cell(tr, fmtAge(e.ageSeconds), "num");
+      fieldsCell(tr, e.payload);
+      button(tr, "Requeue", "Requeue parked " + e.type + " event " + e.id, () =>
+        act(() => "Requeue this parked " + e.type + " event?", "outbox/requeue", { ids: [e.id] }, "requeued"));
+    });
+    const select = $("requeue-type");
+    const chosen = select.value;
+    const types = [...new Set(parked.map((e) => e.type))].sort();
+    select.replaceChildren(...types.map((t) => new Option(t, t, false, t === chosen)));
+    const none = parked.length === 0 || o === null;
+    select.disabled = none;
+    $("requeue-type-button").disabled = none;
+    $("requeue-all-button").disabled = none;
+
+    const queues = s.queues || [];
+    fill("queues-table", "queues-empty", queues, (tr, q) => {
+      cell(tr, q.name);
+      for (const k of ["created", "active", "retry", "failed", "deadLetters"]) cell(tr, String(q[k]), "num");
+    });
+    fill("dead-table", "dead-empty", s.deadLetters || [], (tr, d) => {
+      cell(tr, d.queue);
+      cell(tr, d.attempts == null ? "" : String(d.attempts), "num");
+      cell(tr, d.error || "", "error-text");
+      cell(tr, fmtAge(d.ageSeconds), "num");
+      fieldsCell(tr, d.data);
+      button(tr, "Retry", "Retry dead letter " + d.id + " of " + d.queue, () =>
+        act(() => "Retry this dead letter of " + d.queue + "? It goes back to its queue as a new job.", "dead-letters/retry", { ids: [d.id] }, "retried"));
+    });
+  }
+
+  async function call(path, init) {
+    const response = await fetch(base + "/api/" + path, { credentials: "same-origin", cache: "no-store", ...init });
+    if (response.status === 401) {
+      $("problem").hidden = false;
+      $("problem").textContent = "Signed out: reload the page and sign in again.";
+      throw new Error("unauthorized");
+    }
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || "HTTP " + response.status);
+    return body;
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    try {
+      render(await call("snapshot" + (showFields.checked ? "?fields=1" : "")));
+    } catch (e) {
+      if (e.message !== "unauthorized") {
+        $("problem").hidden = false;
+        $("problem").textContent = "The dashboard could not refresh: " + e.message;
+      }
+    }
+    timer = setTimeout(refresh, refreshMs);
+  }
+
+  function confirmDialog(text) {
+    const dialog = $("confirm");
+    $("confirm-text").textContent = text;
+    dialog.returnValue = "";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.showModal();
+      $("confirm-ok").focus();
+    });
+  }
+
+  function post(path, body) {
+    return call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  }
+
+  async function act(question, path, selection, verb) {
+    const result = $("result");
+    try {
+      const { matched } = await post(path, { ...selection, dryRun: true });
+      if (matched === 0) {
+        result.hidden = false;
+        result.textContent = "Nothing to do: no match any more.";
+        return;
+      }
+      if (!(await confirmDialog(question(matched)))) {
+        result.hidden = false;
+        result.textContent = "Cancelled: nothing changed.";
+        return;
+      }
+      const answer = await post(path, selection);
+      const n = answer[verb];
+      result.hidden = false;
+      result.textContent = verb === "requeued"
+        ? "Requeued " + plural(n, "parked event", "parked events") + "; the relay dispatches " + (n === 1 ? "it" : "them") + " at its next pass."
+        : "Retried " + plural(n, "dead letter", "dead letters") + ": back in " + (n === 1 ? "its queue" : "their queues") + " as new jobs.";
+    } catch (e) {
+      if (e.message !== "unauthorized") {
+        result.hidden = false;
+        result.textContent = "Failed: " + e.message;
+      }
+    }
+    refresh();
+  }
+
+  $("requeue-type-button").addEventListener("click", () => {
+    const type = $("requeue-type").value;
+    if (type) act((n) => "Requeue " + plural(n, "parked " + type + " event", "parked " + type + " events") + "?", "outbox/requeue", { type }, "requeued");
+  });
+  $("requeue-all-button").addEventListener("click", () =>
+    act((n) => n === 1 ? "Requeue the parked event?" : "Requeue all " + n + " parked events?", "outbox/requeue", { all: true }, "requeued"));
+  showFields.addEventListener("change", () => refresh());
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+  refresh();
+})();
+`;

@@ -1,0 +1,735 @@
+/**
+ * {@linkcode dashboard}: the operator's web page over the outbox and the job
+ * queue, as one request handler.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { timingSafeEqual } from "node:crypto";
+import type {
+  OutboxAdmin,
+  OutboxStats,
+  ParkedEvent,
+  ParkedSelection,
+} from "../postgres/mod.ts";
+import type {
+  DeadLetter,
+  DeadLetterSelection,
+  PgBossJobQueue,
+  QueueCounts,
+} from "../pg-boss/mod.ts";
+import { describe } from "../../application/_describe.ts";
+import { dashboardPage, loginPage, SCRIPT, STYLE } from "./_assets.ts";
+
+const logger = getLogger(["aftercommit", "dashboard"]);
+
+/** What the dashboard reads and repairs in the outbox: an `OutboxAdmin` fits. */
+export type DashboardOutbox = Pick<
+  OutboxAdmin,
+  "stats" | "listParked" | "countParked" | "requeueParked"
+>;
+
+/** What the dashboard reads and repairs in the job queue: a `PgBossJobQueue` fits. */
+export type DashboardJobs = Pick<
+  PgBossJobQueue,
+  "stats" | "deadLetters" | "countDeadLetters" | "retryDeadLetters"
+>;
+
+/** Options of {@linkcode dashboard}. */
+export interface DashboardOptions {
+  /**
+   * The admin token. When set, the page and its actions need it: a login
+   * form sets a session cookie (HttpOnly, SameSite=Strict, signed with the
+   * token), or a client sends `Authorization: Bearer <token>`; anything
+   * else gets a 401. `undefined` serves the dashboard to anyone who
+   * reaches it: mount it only where that is safe (a loopback address).
+   * Required, so the choice is explicit.
+   */
+  readonly token: string | undefined;
+  /**
+   * The outbox to show and repair.
+   *
+   * @default {undefined (no outbox panel)}
+   */
+  readonly outbox?: DashboardOutbox;
+  /**
+   * The job queue to show and repair.
+   *
+   * @default {undefined (no jobs panel)}
+   */
+  readonly jobs?: DashboardJobs;
+  /**
+   * The path the handler is mounted at; every URL it serves starts with it.
+   *
+   * @default {"/dashboard"}
+   */
+  readonly basePath?: string;
+  /**
+   * Seconds between two refreshes of the page (1 to 60).
+   *
+   * @default {2}
+   */
+  readonly refreshSeconds?: number;
+  /**
+   * Seconds of history the charts show (60 to 3600). The history is kept
+   * in memory while the page is open, one sample per refresh.
+   *
+   * @default {300}
+   */
+  readonly historySeconds?: number;
+  /**
+   * At most this many parked events and dead letters are listed (1 to
+   * 1,000), oldest first.
+   *
+   * @default {50}
+   */
+  readonly listLimit?: number;
+  /**
+   * Seconds a sign-in lasts (60 to 604,800).
+   *
+   * @default {43200 (12 hours)}
+   */
+  readonly sessionSeconds?: number;
+  /**
+   * Origins (`https://ops.example.com`) allowed to send the dashboard's
+   * POSTs besides the request's own host, for a dashboard behind a proxy
+   * that rewrites the `Host` header.
+   *
+   * @default {[]}
+   */
+  readonly allowedOrigins?: readonly string[];
+}
+
+/** A request handler, as `Deno.serve` takes it. */
+export type DashboardHandler = (request: Request) => Promise<Response>;
+
+/** One point of the charts. */
+interface Sample {
+  /** Milliseconds since the epoch. */
+  t: number;
+  eventsPerSecond: number | null;
+  jobsPerSecond: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+}
+
+const COOKIE = "aftercommit_dashboard";
+const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * Makes the dashboard's request handler: a page that shows, refreshing
+ * every few seconds without a reload, the flow (events published and jobs
+ * completed per second, commit → job start latency p50/p99, charted over
+ * the last minutes), the outbox (pending, in flight, parked, the age of the
+ * oldest pending event, the parked events with type, attempts, last error
+ * and age) and the jobs (per queue: created, active, retry, failed, dead
+ * letters; the dead letters with their last error), and repairs them:
+ * requeue a parked event (one, a type, all) and retry a dead letter, each
+ * after a confirmation, with the result shown.
+ *
+ * Event and job fields are hidden unless the operator ticks a box. Actions
+ * are JSON POSTs that need the request's own origin (an `Origin` check) on
+ * top of the SameSite=Strict session cookie, so another site cannot make a
+ * signed-in browser send them. The page is plain HTML, CSS and a small
+ * script under a strict Content-Security-Policy. Log records name routes
+ * and counts, never the token, an event's fields or a job's data.
+ *
+ * Flow figures come from the sources at each refresh: events published is
+ * the growth of the outbox's done count (so it needs the outbox), jobs
+ * completed and latencies come from {@linkcode PgBossJobQueue.stats}
+ * (creation, right after the commit that enqueued the job, to the start of
+ * its first attempt).
+ *
+ * @param options The sources, the token, the mount path.
+ * @returns A handler for every request under `basePath` (404 for others).
+ * @throws {TypeError} When an option has the wrong type (an empty token, a
+ * base path that does not start with `/`, a source without its methods).
+ * @throws {RangeError} When a number is out of range.
+ *
+ * @example Mount it next to your routes
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { dashboard } from "@aftercommit/core/dashboard";
+ * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
+ * import { OutboxAdmin } from "@aftercommit/core/postgres";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+ * const jobs = await PgBossJobQueue.connect();
+ * const ops = dashboard({
+ *   outbox: new OutboxAdmin(sql),
+ *   jobs,
+ *   token: Deno.env.get("ADMIN_TOKEN"),
+ * });
+ * Deno.serve((request) => {
+ *   const { pathname } = new URL(request.url);
+ *   if (pathname === "/dashboard" || pathname.startsWith("/dashboard/")) {
+ *     return ops(request);
+ *   }
+ *   return new Response("Not found", { status: 404 });
+ * });
+ * ```
+ */
+export function dashboard(options: DashboardOptions): DashboardHandler {
+  const config = readOptions(options);
+  const base = config.basePath;
+  const secret = config.token === undefined
+    ? undefined
+    : importKey(config.token);
+  const expectedBearer = config.token === undefined
+    ? undefined
+    : digest(config.token);
+  const history: Sample[] = [];
+  let previous: { t: number; done: number | null } | undefined;
+  let sampling: Promise<void> | undefined;
+  let latest: {
+    outbox: OutboxStats | null;
+    queues: readonly QueueCounts[] | null;
+  } = { outbox: null, queues: null };
+
+  async function isSignedIn(request: Request): Promise<boolean> {
+    if (secret === undefined || expectedBearer === undefined) return true;
+    const header = request.headers.get("authorization");
+    if (header !== null) {
+      const presented = header.startsWith("Bearer ") ? header.slice(7) : "";
+      return timingSafeEqual(await digest(presented), await expectedBearer);
+    }
+    const cookie = readCookie(request, COOKIE);
+    if (cookie === undefined) return false;
+    const [expires, signature] = cookie.split(".");
+    if (!expires || !signature || !/^\d+$/.test(expires)) return false;
+    if (Number(expires) * 1000 < Date.now()) return false;
+    const expected = await sign(await secret, expires);
+    const given = new TextEncoder().encode(signature);
+    return given.length === expected.length &&
+      timingSafeEqual(given, expected);
+  }
+
+  // A POST must come from a page of this dashboard: a browser sends Origin
+  // (and Sec-Fetch-Site) with it, and another site's page cannot forge them.
+  function fromThisSite(request: Request, url: URL): boolean {
+    const site = request.headers.get("sec-fetch-site");
+    if (site !== null && site !== "same-origin" && site !== "none") {
+      return false;
+    }
+    const origin = request.headers.get("origin");
+    if (origin === null) {
+      // Not a browser (a browser sends Origin with every POST): only a
+      // client that presents the token itself is let through.
+      return request.headers.has("authorization") ||
+        config.token === undefined && site === null;
+    }
+    if (config.allowedOrigins.includes(origin)) return true;
+    try {
+      return new URL(origin).host === url.host;
+    } catch {
+      return false;
+    }
+  }
+
+  async function sample(): Promise<void> {
+    const now = Date.now();
+    const seconds = previous === undefined
+      ? config.refreshSeconds
+      : Math.min(3600, Math.max(1, Math.round((now - previous.t) / 1000)));
+    const [outbox, jobs] = await Promise.all([
+      config.outbox?.stats().catch(unavailable("outbox")),
+      config.jobs?.stats({ windowSeconds: seconds }).catch(
+        unavailable("jobs"),
+      ),
+    ]);
+    const done = outbox ? outbox.done : null;
+    const point: Sample = {
+      t: now,
+      eventsPerSecond: previous?.done != null && done !== null
+        ? Math.max(0, done - previous.done) / ((now - previous.t) / 1000)
+        : null,
+      jobsPerSecond: jobs ? jobs.window.completed / jobs.window.seconds : null,
+      p50Ms: jobs?.window.startLatencyP50Ms ?? null,
+      p99Ms: jobs?.window.startLatencyP99Ms ?? null,
+    };
+    previous = { t: now, done };
+    history.push(point);
+    while (
+      history.length > 0 && history[0]!.t < now - config.historySeconds * 1000
+    ) history.shift();
+    latest = { outbox: outbox ?? null, queues: jobs?.queues ?? null };
+  }
+
+  // One sample per refresh interval, however many pages are open; no timer
+  // runs while nobody looks.
+  async function fresh(): Promise<void> {
+    const last = history[history.length - 1];
+    if (
+      last !== undefined &&
+      Date.now() - last.t < config.refreshSeconds * 800
+    ) return;
+    sampling ??= sample().finally(() => sampling = undefined);
+    await sampling;
+  }
+
+  async function snapshot(fields: boolean): Promise<unknown> {
+    await fresh();
+    const problems: string[] = [];
+    const [parked, dead] = await Promise.all([
+      config.outbox?.listParked({
+        limit: config.listLimit,
+        includePayload: fields,
+      }).catch((e) => {
+        problems.push(
+          "The outbox's parked events could not be read (" + errorName(e) +
+            ").",
+        );
+        return undefined;
+      }),
+      config.jobs?.deadLetters({
+        limit: config.listLimit,
+        includeData: fields,
+      }).catch((e) => {
+        problems.push(
+          "The dead letters could not be read (" + errorName(e) + ").",
+        );
+        return undefined;
+      }),
+    ]);
+    if (config.outbox !== undefined && latest.outbox === null) {
+      problems.unshift("The outbox's counts could not be read.");
+    }
+    if (config.jobs !== undefined && latest.queues === null) {
+      problems.unshift("The job queue's counts could not be read.");
+    }
+    return {
+      at: new Date().toISOString(),
+      historySeconds: config.historySeconds,
+      history,
+      outbox: latest.outbox,
+      parkedEvents: parked?.map(parkedView) ?? [],
+      queues: latest.queues ?? [],
+      deadLetters: dead?.map(deadLetterView) ?? [],
+      unavailable: problems,
+    };
+  }
+
+  async function action(request: Request, path: string): Promise<Response> {
+    const body = await readJson(request);
+    if (body instanceof Response) return body;
+    const { dryRun, ...selection } = body;
+    if (dryRun !== undefined && typeof dryRun !== "boolean") {
+      return json(400, { error: "dryRun must be true or false" });
+    }
+    try {
+      if (path === "/api/outbox/requeue") {
+        const outbox = config.outbox;
+        if (outbox === undefined) {
+          return json(404, { error: "this dashboard has no outbox" });
+        }
+        const matched = await outbox.countParked(selection as ParkedSelection);
+        if (dryRun === true) return json(200, { matched });
+        const requeued = await outbox.requeueParked(
+          selection as ParkedSelection,
+        );
+        logger.info("Dashboard requeued {count} parked outbox events", {
+          count: requeued,
+        });
+        return json(200, { requeued });
+      }
+      const jobs = config.jobs;
+      if (jobs === undefined) {
+        return json(404, { error: "this dashboard has no job queue" });
+      }
+      const matched = await jobs.countDeadLetters(
+        selection as DeadLetterSelection,
+      );
+      if (dryRun === true) return json(200, { matched });
+      const retried = await jobs.retryDeadLetters(
+        selection as DeadLetterSelection,
+      );
+      logger.info("Dashboard retried {count} dead letters", {
+        count: retried,
+      });
+      return json(200, { retried });
+    } catch (e) {
+      // The repair API's own checks: a bad selection changes nothing.
+      if (e instanceof TypeError || e instanceof RangeError) {
+        return json(400, { error: e.message });
+      }
+      throw e;
+    }
+  }
+
+  return async (request) => {
+    const url = new URL(request.url);
+    if (url.pathname !== base && !url.pathname.startsWith(base + "/")) {
+      return json(404, { error: `the dashboard is served under ${base}` });
+    }
+    const path = url.pathname.slice(base.length).replace(/\/+$/, "");
+    const method = request.method;
+    const read = method === "GET" || method === "HEAD";
+    try {
+      if (path === "/app.css" && read) {
+        return asset(STYLE, "text/css; charset=utf-8");
+      }
+      if (path === "/app.js" && read) {
+        return asset(SCRIPT, "text/javascript; charset=utf-8");
+      }
+      if (path === "/login" && method === "POST") {
+        return await login(request, url);
+      }
+      if (path === "/logout" && method === "POST") {
+        if (!fromThisSite(request, url)) return forbidden();
+        return redirect(base, clearCookie(base));
+      }
+      const signedIn = await isSignedIn(request);
+      if (path === "" && read) {
+        if (!signedIn) return html(401, loginPage(base, false));
+        return html(
+          200,
+          dashboardPage(base, config.refreshSeconds, secret !== undefined),
+        );
+      }
+      if (path.startsWith("/api/")) {
+        if (!signedIn) {
+          return json(401, {
+            error:
+              "sign in at the dashboard, or send Authorization: Bearer <admin token>",
+          }, { "www-authenticate": 'Bearer realm="dashboard"' });
+        }
+        if (path === "/api/snapshot" && read) {
+          return json(
+            200,
+            await snapshot(url.searchParams.get("fields") === "1"),
+          );
+        }
+        if (
+          (path === "/api/outbox/requeue" ||
+            path === "/api/dead-letters/retry") && method === "POST"
+        ) {
+          if (!fromThisSite(request, url)) return forbidden();
+          return await action(request, path);
+        }
+      }
+      return json(404, {
+        error: `no dashboard route for ${method} ${
+          path || "/"
+        }; open ${base} in a browser`,
+      });
+    } catch (e) {
+      logger.error("Dashboard request failed: {error}", {
+        error: errorName(e),
+      });
+      return json(503, { error: "the dashboard cannot answer right now" });
+    }
+  };
+
+  async function login(request: Request, url: URL): Promise<Response> {
+    if (!fromThisSite(request, url)) return forbidden();
+    if (secret === undefined || expectedBearer === undefined) {
+      return redirect(base);
+    }
+    const type = request.headers.get("content-type") ?? "";
+    if (!type.startsWith("application/x-www-form-urlencoded")) {
+      return html(415, loginPage(base, true));
+    }
+    const text = await readText(request);
+    if (text === undefined) return json(413, { error: "body too large" });
+    const presented = new URLSearchParams(text).get("token") ?? "";
+    const ok = timingSafeEqual(await digest(presented), await expectedBearer);
+    if (!ok) {
+      logger.warn("Dashboard sign-in refused: wrong token");
+      return html(401, loginPage(base, true));
+    }
+    const expires = String(
+      Math.floor(Date.now() / 1000) + config.sessionSeconds,
+    );
+    const signature = new TextDecoder().decode(
+      await sign(await secret, expires),
+    );
+    const secure = url.protocol === "https:" ? "; Secure" : "";
+    return redirect(
+      base,
+      `${COOKIE}=${expires}.${signature}; Path=${base}; Max-Age=${config.sessionSeconds}; HttpOnly; SameSite=Strict${secure}`,
+    );
+  }
+}
+
+function readOptions(options: DashboardOptions):
+  & Required<
+    Omit<DashboardOptions, "outbox" | "jobs" | "token">
+  >
+  & Pick<DashboardOptions, "outbox" | "jobs" | "token"> {
+  const action = "create dashboard";
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `Cannot ${action}: expected an options object with token (and outbox, jobs), received ${
+        describe(options)
+      }`,
+    );
+  }
+  if (!("token" in options)) {
+    throw new TypeError(
+      `Cannot ${action}: options.token is required: pass the admin token, or token: undefined to serve the dashboard without sign-in`,
+    );
+  }
+  const { token } = options;
+  if (token !== undefined && (typeof token !== "string" || token === "")) {
+    throw new TypeError(
+      `Cannot ${action}: options.token must be a non-empty string or undefined, received ${
+        token === "" ? "an empty string" : describe(token)
+      }`,
+    );
+  }
+  const basePath = options.basePath ?? "/dashboard";
+  if (
+    typeof basePath !== "string" || !/^\/[A-Za-z0-9._~\-/]*[^/]$/.test(basePath)
+  ) {
+    throw new TypeError(
+      `Cannot ${action}: options.basePath must be a path such as "/dashboard" (starting with "/", not ending with it), received ${
+        typeof basePath === "string"
+          ? JSON.stringify(basePath)
+          : describe(basePath)
+      }`,
+    );
+  }
+  const integer = (
+    name: keyof DashboardOptions,
+    fallback: number,
+    min: number,
+    max: number,
+  ): number => {
+    const value = options[name] ?? fallback;
+    if (typeof value !== "number") {
+      throw new TypeError(
+        `Cannot ${action}: options.${name} must be an integer from ${min} to ${max}, received ${
+          describe(value)
+        }`,
+      );
+    }
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new RangeError(
+        `Cannot ${action}: options.${name} must be an integer from ${min} to ${max}, received ${value}`,
+      );
+    }
+    return value;
+  };
+  const methods = (
+    source: unknown,
+    name: string,
+    needed: readonly string[],
+    fits: string,
+  ): void => {
+    if (source === undefined) return;
+    const missing = needed.filter((m) =>
+      typeof (source as Record<string, unknown> | null)?.[m] !== "function"
+    );
+    if (missing.length > 0) {
+      throw new TypeError(
+        `Cannot ${action}: options.${name} lacks ${
+          missing.join(", ")
+        }; pass ${fits}`,
+      );
+    }
+  };
+  methods(options.outbox, "outbox", [
+    "stats",
+    "listParked",
+    "countParked",
+    "requeueParked",
+  ], "an OutboxAdmin");
+  methods(options.jobs, "jobs", [
+    "stats",
+    "deadLetters",
+    "countDeadLetters",
+    "retryDeadLetters",
+  ], "a PgBossJobQueue");
+  const allowedOrigins = options.allowedOrigins ?? [];
+  if (
+    !Array.isArray(allowedOrigins) ||
+    !allowedOrigins.every((o) =>
+      typeof o === "string" && /^https?:\/\/[^/]+$/.test(o)
+    )
+  ) {
+    throw new TypeError(
+      `Cannot ${action}: options.allowedOrigins must be an array of origins such as "https://ops.example.com" (scheme and host, no path)`,
+    );
+  }
+  return {
+    token,
+    ...(options.outbox === undefined ? {} : { outbox: options.outbox }),
+    ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
+    basePath,
+    refreshSeconds: integer("refreshSeconds", 2, 1, 60),
+    historySeconds: integer("historySeconds", 300, 60, 3600),
+    listLimit: integer("listLimit", 50, 1, 1000),
+    sessionSeconds: integer("sessionSeconds", 43_200, 60, 604_800),
+    allowedOrigins,
+  };
+}
+
+function parkedView(e: ParkedEvent): unknown {
+  return {
+    id: e.id,
+    type: e.type,
+    attempts: e.attempts,
+    lastError: e.lastError,
+    ageSeconds: Math.round(e.ageSeconds),
+    ...("payload" in e ? { payload: e.payload } : {}),
+  };
+}
+
+function deadLetterView(d: DeadLetter): unknown {
+  return {
+    id: d.id,
+    queue: d.queue,
+    attempts: d.attempts,
+    error: d.error,
+    ageSeconds: Math.round(d.ageSeconds),
+    ...("data" in d ? { data: d.data } : {}),
+  };
+}
+
+function unavailable(source: string): (e: unknown) => undefined {
+  return (e) => {
+    logger.warn("Dashboard could not read the {source}: {error}", {
+      source,
+      error: errorName(e),
+    });
+    return undefined;
+  };
+}
+
+/** An error's class name: its message could hold a driver's row values. */
+function errorName(e: unknown): string {
+  return e instanceof Error ? e.name : typeof e;
+}
+
+const SECURITY_HEADERS = {
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-content-type-options": "nosniff",
+  "x-frame-options": "DENY",
+  "referrer-policy": "same-origin",
+};
+
+function json(status: number, body: unknown, headers?: HeadersInit): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: {
+      ...SECURITY_HEADERS,
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-store",
+      ...headers,
+    },
+  });
+}
+
+function html(status: number, body: string): Response {
+  return new Response(body, {
+    status,
+    headers: {
+      ...SECURITY_HEADERS,
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-store",
+    },
+  });
+}
+
+function asset(body: string, type: string): Response {
+  return new Response(body, {
+    headers: {
+      ...SECURITY_HEADERS,
+      "content-type": type,
+      "cache-control": "no-cache",
+    },
+  });
+}
+
+function redirect(location: string, cookie?: string): Response {
+  const headers = new Headers({ ...SECURITY_HEADERS, location });
+  if (cookie !== undefined) headers.set("set-cookie", cookie);
+  return new Response(null, { status: 303, headers });
+}
+
+function forbidden(): Response {
+  return json(403, {
+    error: "cross-site request refused: send it from the dashboard's own page",
+  });
+}
+
+function clearCookie(base: string): string {
+  return `${COOKIE}=; Path=${base}; Max-Age=0; HttpOnly; SameSite=Strict`;
+}
+
+function readCookie(request: Request, name: string): string | undefined {
+  const header = request.headers.get("cookie");
+  if (header === null) return undefined;
+  for (const part of header.split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (key === name) return value.join("=");
+  }
+  return undefined;
+}
+
+async function readText(request: Request): Promise<string | undefined> {
+  if (Number(request.headers.get("content-length") ?? "0") > MAX_BODY_BYTES) {
+    return undefined;
+  }
+  const text = await request.text();
+  return text.length > MAX_BODY_BYTES ? undefined : text;
+}
+
+async function readJson(
+  request: Request,
+): Promise<Record<string, unknown> | Response> {
+  const type = request.headers.get("content-type") ?? "";
+  // A form on another site cannot send JSON without a preflight.
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    return json(415, {
+      error: "send the selection as JSON (content-type: application/json)",
+    });
+  }
+  const text = await readText(request);
+  if (text === undefined) return json(413, { error: "body too large" });
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    return json(400, {
+      error:
+        'the body must be a JSON object such as {"ids": ["…"]}, {"type": "user.registered"} or {"all": true}',
+    });
+  }
+  return body as Record<string, unknown>;
+}
+
+async function digest(text: string): Promise<Uint8Array> {
+  return new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+  );
+}
+
+function importKey(token: string): Promise<CryptoKey> {
+  return crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(token),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+}
+
+// The session cookie is "<expiry>.<HMAC-SHA256(token, expiry)>": any process
+// with the same token can check it, and it does not reveal the token.
+async function sign(key: CryptoKey, expires: string): Promise<Uint8Array> {
+  const mac = new Uint8Array(
+    await crypto.subtle.sign(
+      "HMAC",
+      key,
+      new TextEncoder().encode(`aftercommit-dashboard-session:${expires}`),
+    ),
+  );
+  const text = btoa(String.fromCharCode(...mac)).replace(/\+/g, "-")
+    .replace(/\//g, "_").replace(/=+$/, "");
+  return new TextEncoder().encode(text);
+}

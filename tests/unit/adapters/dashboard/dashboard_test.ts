@@ -1,0 +1,405 @@
+// The dashboard handler on stand-in sources: sign-in, cross-site refusal,
+// the snapshot (no fields unless asked), the actions and their dry runs,
+// option checks. The real page in a real browser: tests/browser/.
+import assert from "node:assert/strict";
+import {
+  dashboard,
+  type DashboardJobs,
+  type DashboardOutbox,
+} from "../../../../src/adapters/dashboard/mod.ts";
+import type {
+  OutboxStats,
+  ParkedEvent,
+  ParkedSelection,
+} from "../../../../src/adapters/postgres/mod.ts";
+import type {
+  DeadLetter,
+  DeadLetterSelection,
+  JobQueueStats,
+} from "../../../../src/adapters/pg-boss/mod.ts";
+
+const TOKEN = "unit-test-token";
+const ORIGIN = "http://ops.test";
+const EMAIL = "ada@example.org";
+
+class FakeOutbox implements DashboardOutbox {
+  done = 0;
+  parked: ParkedEvent[] = [{
+    id: "e1",
+    type: "user.registered",
+    attempts: 10,
+    lastError: "Error: audit store down",
+    createdAt: new Date(0),
+    parkedAt: new Date(0),
+    ageSeconds: 42.4,
+    payload: { email: EMAIL },
+  }];
+  requeued: ParkedSelection[] = [];
+  fail = false;
+  stats(): Promise<OutboxStats> {
+    if (this.fail) return Promise.reject(new Error(`row ${EMAIL}`));
+    return Promise.resolve({
+      pending: 1,
+      inFlight: 2,
+      parked: this.parked.length,
+      done: this.done,
+      oldestPendingAgeSeconds: 3,
+    });
+  }
+  listParked(
+    options: { includePayload?: boolean } = {},
+  ): Promise<ParkedEvent[]> {
+    return Promise.resolve(
+      this.parked.map(({ payload, ...rest }) =>
+        options.includePayload ? { ...rest, payload } : rest
+      ),
+    );
+  }
+  countParked(selection: ParkedSelection): Promise<number> {
+    if ("type" in selection && selection.type === "") {
+      return Promise.reject(new TypeError("Cannot count: bad type"));
+    }
+    return Promise.resolve(this.parked.length);
+  }
+  requeueParked(selection: ParkedSelection): Promise<number> {
+    this.requeued.push(selection);
+    const n = this.parked.length;
+    this.parked = [];
+    return Promise.resolve(n);
+  }
+}
+
+class FakeJobs implements DashboardJobs {
+  retried: DeadLetterSelection[] = [];
+  letters: DeadLetter[] = [{
+    id: "j1",
+    queue: "send-welcome-email",
+    deadLetterQueue: "send-welcome-email__dead",
+    originalId: "o1",
+    attempts: 6,
+    error: "Error: smtp refused",
+    deadLetteredAt: new Date(0),
+    ageSeconds: 100,
+    data: { email: EMAIL },
+  }];
+  stats(): Promise<JobQueueStats> {
+    return Promise.resolve({
+      queues: [{
+        name: "send-welcome-email",
+        created: 1,
+        retry: 0,
+        active: 1,
+        failed: 1,
+        deadLetters: this.letters.length,
+      }],
+      window: {
+        seconds: 2,
+        completed: 8,
+        started: 8,
+        startLatencyP50Ms: 3,
+        startLatencyP99Ms: 9,
+      },
+    });
+  }
+  deadLetters(options: { includeData?: boolean } = {}): Promise<DeadLetter[]> {
+    return Promise.resolve(
+      this.letters.map(({ data, ...rest }) =>
+        options.includeData ? { ...rest, data } : rest
+      ),
+    );
+  }
+  countDeadLetters(): Promise<number> {
+    return Promise.resolve(this.letters.length);
+  }
+  retryDeadLetters(selection: DeadLetterSelection): Promise<number> {
+    this.retried.push(selection);
+    const n = this.letters.length;
+    this.letters = [];
+    return Promise.resolve(n);
+  }
+}
+
+function setup(token: string | undefined) {
+  const outbox = new FakeOutbox();
+  const jobs = new FakeJobs();
+  const handler = dashboard({ token, outbox, jobs });
+  const call = (path: string, init: RequestInit = {}) =>
+    handler(new Request(`${ORIGIN}/dashboard${path}`, init));
+  return { outbox, jobs, handler, call };
+}
+
+const bearer = { authorization: `Bearer ${TOKEN}` };
+
+async function signIn(
+  call: ReturnType<typeof setup>["call"],
+): Promise<string> {
+  const response = await call("/login", {
+    method: "POST",
+    headers: {
+      origin: ORIGIN,
+      "content-type": "application/x-www-form-urlencoded",
+    },
+    body: new URLSearchParams({ token: TOKEN }),
+  });
+  assert.equal(response.status, 303);
+  const cookie = response.headers.get("set-cookie") ?? "";
+  assert.match(cookie, /HttpOnly/);
+  assert.match(cookie, /SameSite=Strict/);
+  assert.match(cookie, /Path=\/dashboard/);
+  assert.ok(!cookie.includes(TOKEN), "the cookie does not carry the token");
+  return cookie.split(";")[0]!;
+}
+
+Deno.test("dashboard(): with a token, nothing is served without it", async (t) => {
+  const { call } = setup(TOKEN);
+  await t.step("the page is a 401 login form, the API a 401", async () => {
+    const page = await call("");
+    assert.equal(page.status, 401);
+    const html = await page.text();
+    assert.match(html, /<label for="token">Admin token<\/label>/);
+    assert.doesNotMatch(html, /Parked events/);
+    const api = await call("/api/snapshot");
+    assert.equal(api.status, 401);
+    assert.doesNotMatch(await api.text(), /user\.registered/);
+  });
+  await t.step("a wrong token, a forged or expired cookie: 401", async () => {
+    const wrong = await call("/api/snapshot", {
+      headers: { authorization: "Bearer nope" },
+    });
+    assert.equal(wrong.status, 401);
+    await wrong.body?.cancel();
+    for (
+      const cookie of [
+        "aftercommit_dashboard=9999999999.forged",
+        "aftercommit_dashboard=1.x",
+      ]
+    ) {
+      const forged = await call("/api/snapshot", { headers: { cookie } });
+      assert.equal(forged.status, 401, cookie);
+      await forged.body?.cancel();
+    }
+    const login = await call("/login", {
+      method: "POST",
+      headers: {
+        origin: ORIGIN,
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: "token=nope",
+    });
+    assert.equal(login.status, 401);
+    assert.equal(login.headers.get("set-cookie"), null);
+    assert.match(await login.text(), /not the admin token/);
+  });
+  await t.step(
+    "the right token signs in; the cookie opens the page and the API",
+    async () => {
+      const cookie = await signIn(call);
+      const page = await call("", { headers: { cookie } });
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /Parked events/);
+      const api = await call("/api/snapshot", { headers: { cookie } });
+      assert.equal(api.status, 200);
+      await api.body?.cancel();
+    },
+  );
+  await t.step("the assets are public and hold no data", async () => {
+    for (const path of ["/app.js", "/app.css"]) {
+      const r = await call(path);
+      assert.equal(r.status, 200);
+      assert.match(
+        r.headers.get("content-security-policy") ?? "",
+        /default-src 'none'/,
+      );
+      await r.body?.cancel();
+    }
+  });
+});
+
+Deno.test("dashboard(): POSTs from another site are refused", async (t) => {
+  const { call, outbox } = setup(TOKEN);
+  const cookie = await signIn(call);
+  const requeue = (headers: Record<string, string>) =>
+    call("/api/outbox/requeue", {
+      method: "POST",
+      headers: { cookie, "content-type": "application/json", ...headers },
+      body: JSON.stringify({ all: true }),
+    });
+  await t.step(
+    "another Origin, or cross-site Sec-Fetch-Site: 403",
+    async () => {
+      for (
+        const headers of [
+          { origin: "https://evil.test" },
+          { origin: ORIGIN, "sec-fetch-site": "cross-site" },
+          { origin: "null" },
+        ]
+      ) {
+        const r = await requeue(headers);
+        assert.equal(r.status, 403, JSON.stringify(headers));
+        await r.body?.cancel();
+      }
+    },
+  );
+  await t.step(
+    "a cookie without Origin (not a browser page): 403",
+    async () => {
+      const r = await requeue({});
+      assert.equal(r.status, 403);
+      await r.body?.cancel();
+    },
+  );
+  await t.step("a form post (not JSON): 415", async () => {
+    const r = await call("/api/outbox/requeue", {
+      method: "POST",
+      headers: {
+        cookie,
+        origin: ORIGIN,
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: "all=true",
+    });
+    assert.equal(r.status, 415);
+    await r.body?.cancel();
+  });
+  await t.step("a login from another site: 403", async () => {
+    const r = await call("/login", {
+      method: "POST",
+      headers: {
+        origin: "https://evil.test",
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: new URLSearchParams({ token: TOKEN }),
+    });
+    assert.equal(r.status, 403);
+    await r.body?.cancel();
+  });
+  assert.deepEqual(outbox.requeued, [], "nothing was requeued");
+});
+
+Deno.test("dashboard(): the snapshot shows counts, rates and lists, fields only when asked", async () => {
+  const { call, outbox } = setup(TOKEN);
+  const first = await (await call("/api/snapshot", { headers: bearer })).json();
+  assert.deepEqual(first.outbox, {
+    pending: 1,
+    inFlight: 2,
+    parked: 1,
+    done: 0,
+    oldestPendingAgeSeconds: 3,
+  });
+  assert.deepEqual(first.parkedEvents, [{
+    id: "e1",
+    type: "user.registered",
+    attempts: 10,
+    lastError: "Error: audit store down",
+    ageSeconds: 42,
+  }]);
+  assert.equal(first.queues[0].deadLetters, 1);
+  assert.equal(first.deadLetters[0].error, "Error: smtp refused");
+  assert.equal(first.history.length, 1);
+  assert.equal(first.history[0].jobsPerSecond, 4); // 8 in 2 s
+  assert.equal(first.history[0].p99Ms, 9);
+  assert.equal(first.history[0].eventsPerSecond, null); // no previous sample
+  assert.ok(!JSON.stringify(first).includes(EMAIL));
+
+  const withFields = await (await call("/api/snapshot?fields=1", {
+    headers: bearer,
+  })).json();
+  assert.deepEqual(withFields.parkedEvents[0].payload, { email: EMAIL });
+  assert.deepEqual(withFields.deadLetters[0].data, { email: EMAIL });
+
+  // A source that fails: the page says so, with no driver message.
+  outbox.fail = true;
+  const { handler } = { handler: dashboard({ token: undefined, outbox }) };
+  const down = await handler(
+    new Request(`${ORIGIN}/dashboard/api/snapshot`),
+  );
+  assert.equal(down.status, 200);
+  const text = await down.text();
+  assert.match(text, /could not be read/);
+  assert.ok(!text.includes(EMAIL));
+});
+
+Deno.test("dashboard(): requeue and retry ask for a count first, then act", async () => {
+  const { call, outbox, jobs } = setup(TOKEN);
+  const post = async (path: string, body: unknown) => {
+    const r = await call(path, {
+      method: "POST",
+      headers: { ...bearer, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: r.status, body: await r.json() };
+  };
+  assert.deepEqual(
+    await post("/api/outbox/requeue", { ids: ["e1"], dryRun: true }),
+    { status: 200, body: { matched: 1 } },
+  );
+  assert.deepEqual(outbox.requeued, []);
+  assert.deepEqual(await post("/api/outbox/requeue", { ids: ["e1"] }), {
+    status: 200,
+    body: { requeued: 1 },
+  });
+  assert.deepEqual(outbox.requeued, [{ ids: ["e1"] }]);
+  assert.deepEqual(
+    await post("/api/dead-letters/retry", { ids: ["j1"], dryRun: true }),
+    { status: 200, body: { matched: 1 } },
+  );
+  assert.deepEqual(await post("/api/dead-letters/retry", { ids: ["j1"] }), {
+    status: 200,
+    body: { retried: 1 },
+  });
+  assert.deepEqual(jobs.retried, [{ ids: ["j1"] }]);
+  // The repair API's own check answers 400 and changes nothing.
+  const bad = await post("/api/outbox/requeue", { type: "" });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error, /bad type/);
+  assert.equal(
+    (await post("/api/outbox/requeue", { all: true, dryRun: "yes" })).status,
+    400,
+  );
+});
+
+Deno.test("dashboard(): without a token it is open, and still refuses cross-site POSTs", async () => {
+  const { call } = setup(undefined);
+  const page = await call("");
+  assert.equal(page.status, 200);
+  assert.doesNotMatch(await page.text(), /Sign out/);
+  const r = await call("/api/outbox/requeue", {
+    method: "POST",
+    headers: {
+      origin: "https://evil.test",
+      "content-type": "application/json",
+    },
+    body: JSON.stringify({ all: true }),
+  });
+  assert.equal(r.status, 403);
+  await r.body?.cancel();
+});
+
+Deno.test("dashboard(): bad options throw at once, naming the rule", () => {
+  assert.throws(
+    // deno-lint-ignore no-explicit-any
+    () => dashboard({} as any),
+    (e: Error) => e instanceof TypeError && /token is required/.test(e.message),
+  );
+  assert.throws(
+    () => dashboard({ token: "" }),
+    (e: Error) => e instanceof TypeError && /non-empty string/.test(e.message),
+  );
+  assert.throws(
+    () => dashboard({ token: undefined, basePath: "dashboard/" }),
+    (e: Error) =>
+      e instanceof TypeError && /basePath must be a path/.test(e.message),
+  );
+  assert.throws(
+    () => dashboard({ token: undefined, refreshSeconds: 0 }),
+    (e: Error) =>
+      e instanceof RangeError &&
+      /refreshSeconds must be an integer from 1 to 60/.test(e.message),
+  );
+  assert.throws(
+    // deno-lint-ignore no-explicit-any
+    () => dashboard({ token: undefined, outbox: {} as any }),
+    (e: Error) =>
+      e instanceof TypeError && /outbox lacks stats/.test(e.message),
+  );
+});
