@@ -23,6 +23,7 @@ Deno.test("readConfig() has working defaults: embedded databases on 127.0.0.1:80
     logFormat: "text",
     logLevel: "info",
     outbox: true,
+    outboxMaxAttempts: 10,
     mailerDelayMs: 0,
     bodyTimeoutMs: 10_000,
   });
