@@ -291,6 +291,13 @@ export const SCRIPT = String.raw`"use strict";
       label.textContent = format(max * f);
       parts.push(label);
     }
+    for (const [text, at, anchor] of [[history.length ? "−" + Math.round(span / 1000) + " s" : "", L, "start"], ["now", W - 2, "end"]]) {
+      const label = document.createElementNS(ns, "text");
+      label.setAttribute("x", at); label.setAttribute("y", H - 3);
+      label.setAttribute("text-anchor", anchor);
+      label.textContent = text;
+      parts.push(label);
+    }
     keys.forEach((k, i) => {
       const points = history.filter((p) => p[k] != null).map((p) => x(p.t).toFixed(1) + "," + y(p[k]).toFixed(1));
       const line = document.createElementNS(ns, "polyline");
