@@ -4,6 +4,12 @@
 
 import { describe } from "./_describe.ts";
 
+// 100 years: beyond it a delay is a mistake (milliseconds for seconds), and
+// PostgreSQL's intervals and timestamps would overflow long before Infinity.
+const MAX_DELAY_SECONDS = 3_155_760_000;
+// The last moment PostgreSQL and toISOString() agree on (year 9999).
+const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 /**
  * Throws unless `value` is a finite number of seconds, 0 or more: a
  * `TypeError` for a non-number, a `RangeError` for `NaN`, `±Infinity` or a
@@ -29,6 +35,11 @@ export function assertDelaySeconds(
   if (value < 0) {
     throw new RangeError(
       `Cannot ${action}: ${what} must be 0 or more seconds, received ${value}; a delay cannot point into the past, pass 0 (or leave it out) to go now`,
+    );
+  }
+  if (value > MAX_DELAY_SECONDS) {
+    throw new RangeError(
+      `Cannot ${action}: ${what} must be at most ${MAX_DELAY_SECONDS} seconds (100 years), received ${value}; give the delay in seconds, not milliseconds`,
     );
   }
 }
@@ -62,6 +73,11 @@ export function assertFutureDate(
       `Cannot ${action}: ${what} is in the past (${value.toISOString()}, ${
         ((now - time) / 1000).toFixed(3)
       } s ago); pass a moment that has not come yet, or leave it out to go now`,
+    );
+  }
+  if (time > MAX_TIME) {
+    throw new RangeError(
+      `Cannot ${action}: ${what} is after the year 9999, which the database cannot store; pass an earlier moment`,
     );
   }
 }

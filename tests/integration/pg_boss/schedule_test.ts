@@ -76,6 +76,11 @@ Deno.test("pg-boss job queue: startAfter and cron schedules", async (t) => {
           /must be a finite number of seconds, received Infinity/,
         ],
         [
+          { startAfter: 3_600_000_000 },
+          RangeError,
+          /options\.startAfter must be at most 3155760000 seconds \(100 years\)/,
+        ],
+        [
           { startAfter: new Date("tomorrow") },
           RangeError,
           /options\.startAfter is an invalid Date; build it from a valid time/,

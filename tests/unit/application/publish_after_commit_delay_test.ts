@@ -72,6 +72,18 @@ Deno.test("publishAfterCommit() rejects bad delays with what to do", async (t) =
       /must be a finite number of seconds, received Infinity/,
     ],
     [
+      "a delay in milliseconds by mistake (over 100 years)",
+      { delaySeconds: 1e13 },
+      RangeError,
+      /options\.delaySeconds must be at most 3155760000 seconds \(100 years\), received 10000000000000; give the delay in seconds, not milliseconds/,
+    ],
+    [
+      "a Date after the year 9999",
+      { at: new Date(Date.UTC(10000, 0, 1)) },
+      RangeError,
+      /options\.at is after the year 9999, which the database cannot store/,
+    ],
+    [
       "a string",
       { delaySeconds: "60" },
       TypeError,
