@@ -188,9 +188,10 @@ svg text { fill: var(--muted); font-size: 12px; }
 .scroll:focus-visible { outline: 3px solid var(--accent); }
 table { border-collapse: collapse; width: 100%; font-size: .95rem; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.error-text { min-width: 12rem; max-width: 28rem; overflow-wrap: anywhere; }
 td code { font-size: .85rem; overflow-wrap: anywhere; }
+td.fields { min-width: 14rem; }
 body:not(.show-fields) .fields { display: none; }
 .actions { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin-bottom: .5rem; }
 button, select, input { font: inherit; }
@@ -291,7 +292,7 @@ export const SCRIPT = String.raw`"use strict";
       label.textContent = format(max * f);
       parts.push(label);
     }
-    for (const [text, at, anchor] of [[history.length ? "−" + Math.round(span / 1000) + " s" : "", L, "start"], ["now", W - 2, "end"]]) {
+    for (const [text, at, anchor] of [[history.length > 1 ? "−" + Math.round(span / 1000) + " s" : "", L, "start"], ["now", W - 2, "end"]]) {
       const label = document.createElementNS(ns, "text");
       label.setAttribute("x", at); label.setAttribute("y", H - 3);
       label.setAttribute("text-anchor", anchor);

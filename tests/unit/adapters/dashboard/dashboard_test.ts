@@ -2,122 +2,15 @@
 // the snapshot (no fields unless asked), the actions and their dry runs,
 // option checks. The real page in a real browser: tests/browser/.
 import assert from "node:assert/strict";
+import { dashboard } from "../../../../src/adapters/dashboard/mod.ts";
 import {
-  dashboard,
-  type DashboardJobs,
-  type DashboardOutbox,
-} from "../../../../src/adapters/dashboard/mod.ts";
-import type {
-  OutboxStats,
-  ParkedEvent,
-  ParkedSelection,
-} from "../../../../src/adapters/postgres/mod.ts";
-import type {
-  DeadLetter,
-  DeadLetterSelection,
-  JobQueueStats,
-} from "../../../../src/adapters/pg-boss/mod.ts";
+  EMAIL,
+  FakeJobs,
+  FakeOutbox,
+} from "../../../_helpers/dashboard_fakes.ts";
 
 const TOKEN = "unit-test-token";
 const ORIGIN = "http://ops.test";
-const EMAIL = "ada@example.org";
-
-class FakeOutbox implements DashboardOutbox {
-  done = 0;
-  parked: ParkedEvent[] = [{
-    id: "e1",
-    type: "user.registered",
-    attempts: 10,
-    lastError: "Error: audit store down",
-    createdAt: new Date(0),
-    parkedAt: new Date(0),
-    ageSeconds: 42.4,
-    payload: { email: EMAIL },
-  }];
-  requeued: ParkedSelection[] = [];
-  fail = false;
-  stats(): Promise<OutboxStats> {
-    if (this.fail) return Promise.reject(new Error(`row ${EMAIL}`));
-    return Promise.resolve({
-      pending: 1,
-      inFlight: 2,
-      parked: this.parked.length,
-      done: this.done,
-      oldestPendingAgeSeconds: 3,
-    });
-  }
-  listParked(
-    options: { includePayload?: boolean } = {},
-  ): Promise<ParkedEvent[]> {
-    return Promise.resolve(
-      this.parked.map(({ payload, ...rest }) =>
-        options.includePayload ? { ...rest, payload } : rest
-      ),
-    );
-  }
-  countParked(selection: ParkedSelection): Promise<number> {
-    if ("type" in selection && selection.type === "") {
-      return Promise.reject(new TypeError("Cannot count: bad type"));
-    }
-    return Promise.resolve(this.parked.length);
-  }
-  requeueParked(selection: ParkedSelection): Promise<number> {
-    this.requeued.push(selection);
-    const n = this.parked.length;
-    this.parked = [];
-    return Promise.resolve(n);
-  }
-}
-
-class FakeJobs implements DashboardJobs {
-  retried: DeadLetterSelection[] = [];
-  letters: DeadLetter[] = [{
-    id: "j1",
-    queue: "send-welcome-email",
-    deadLetterQueue: "send-welcome-email__dead",
-    originalId: "o1",
-    attempts: 6,
-    error: "Error: smtp refused",
-    deadLetteredAt: new Date(0),
-    ageSeconds: 100,
-    data: { email: EMAIL },
-  }];
-  stats(): Promise<JobQueueStats> {
-    return Promise.resolve({
-      queues: [{
-        name: "send-welcome-email",
-        created: 1,
-        retry: 0,
-        active: 1,
-        failed: 1,
-        deadLetters: this.letters.length,
-      }],
-      window: {
-        seconds: 2,
-        completed: 8,
-        started: 8,
-        startLatencyP50Ms: 3,
-        startLatencyP99Ms: 9,
-      },
-    });
-  }
-  deadLetters(options: { includeData?: boolean } = {}): Promise<DeadLetter[]> {
-    return Promise.resolve(
-      this.letters.map(({ data, ...rest }) =>
-        options.includeData ? { ...rest, data } : rest
-      ),
-    );
-  }
-  countDeadLetters(): Promise<number> {
-    return Promise.resolve(this.letters.length);
-  }
-  retryDeadLetters(selection: DeadLetterSelection): Promise<number> {
-    this.retried.push(selection);
-    const n = this.letters.length;
-    this.letters = [];
-    return Promise.resolve(n);
-  }
-}
 
 function setup(token: string | undefined) {
   const outbox = new FakeOutbox();
