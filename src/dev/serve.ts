@@ -25,7 +25,11 @@ export interface ServeOptions {
   readonly port: number;
 }
 
-function toRequest(req: IncomingMessage, hostname: string): Request {
+function toRequest(
+  req: IncomingMessage,
+  hostname: string,
+  signal: AbortSignal,
+): Request {
   const headers = new Headers();
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     headers.append(req.rawHeaders[i]!, req.rawHeaders[i + 1]!);
@@ -39,6 +43,7 @@ function toRequest(req: IncomingMessage, hostname: string): Request {
     body: hasBody
       ? Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>
       : null,
+    signal,
     // @ts-ignore: a streaming request body needs duplex: "half".
     duplex: "half",
   });
@@ -50,16 +55,32 @@ async function send(response: Response, res: ServerResponse): Promise<void> {
     headers[name] = value;
   });
   const close = headers.connection === "close";
-  const body = response.body === null
-    ? undefined
-    : new Uint8Array(await response.arrayBuffer());
-  if (body !== undefined) headers["content-length"] = String(body.length);
-  res.writeHead(response.status, headers);
-  res.end(body, () => {
+  const done = () => {
     // The rest of the request body is not wanted: drop the connection
     // instead of waiting for it.
     if (close) res.socket?.destroy();
-  });
+  };
+  if (response.body === null) {
+    res.writeHead(response.status, headers);
+    res.end(done);
+    return;
+  }
+  if (headers["content-type"]?.startsWith("text/event-stream")) {
+    // A stream that does not end: send each chunk as it comes.
+    res.writeHead(response.status, headers);
+    for await (const chunk of response.body) {
+      if (res.destroyed) break;
+      if (!res.write(chunk)) {
+        await new Promise((resolve) => res.once("drain", resolve));
+      }
+    }
+    res.end(done);
+    return;
+  }
+  const body = new Uint8Array(await response.arrayBuffer());
+  headers["content-length"] = String(body.length);
+  res.writeHead(response.status, headers);
+  res.end(body, done);
 }
 
 /**
@@ -73,9 +94,14 @@ export function serve(
   handler: (request: Request) => Promise<Response>,
 ): Promise<NodeServer> {
   const server = createServer((req, res) => {
+    // Aborted when the client goes away before the answer is sent.
+    const aborted = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) aborted.abort();
+    });
     let request: Request;
     try {
-      request = toRequest(req, options.hostname);
+      request = toRequest(req, options.hostname, aborted.signal);
     } catch {
       res.writeHead(400, {
         "content-type": "application/json; charset=utf-8",
