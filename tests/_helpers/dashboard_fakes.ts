@@ -94,7 +94,7 @@ export class FakeJobs implements DashboardJobs {
       window: {
         seconds: 2,
         completed: 8,
-        started: 8,
+        measured: 8,
         startLatencyP50Ms: 3,
         startLatencyP99Ms: 9,
       },
