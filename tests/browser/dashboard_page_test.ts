@@ -210,6 +210,7 @@ Deno.test("dashboard page: fields toggle, dead-letter retry, requeue by type and
             ),
         );
         assert.ok(!(await text(page, "#problem")).includes(EMAIL));
+        assert.equal(await text(page, "#pending"), "–"); // no stale count
         outbox.fail = false;
         await until(
           "the note gone",

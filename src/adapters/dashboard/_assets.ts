@@ -84,7 +84,8 @@ ${
 <section aria-labelledby="outbox-h">
 <h2 id="outbox-h">Outbox</h2>
 <p id="outbox-off" class="muted" hidden>No outbox is configured.</p>
-<dl class="tiles" id="outbox-tiles">
+<div id="outbox-body">
+<dl class="tiles">
 <div><dt>Pending</dt><dd id="pending">–</dd></div>
 <div><dt>In flight</dt><dd id="in-flight">–</dd></div>
 <div><dt>Parked</dt><dd id="parked">–</dd></div>
@@ -105,9 +106,12 @@ ${
 </table>
 </div>
 <p id="parked-empty" class="muted">No parked events.</p>
+</div>
 </section>
 <section aria-labelledby="jobs-h">
 <h2 id="jobs-h">Jobs</h2>
+<p id="jobs-off" class="muted" hidden>No job queue is configured.</p>
+<div id="jobs-body">
 <div class="scroll" role="region" aria-labelledby="jobs-h" tabindex="0">
 <table id="queues-table">
 <thead><tr><th scope="col">Queue</th><th scope="col">Created</th><th scope="col">Active</th><th scope="col">Retry</th><th scope="col">Failed</th><th scope="col">Dead letters</th></tr></thead>
@@ -123,6 +127,7 @@ ${
 </table>
 </div>
 <p id="dead-empty" class="muted">No dead letters.</p>
+</div>
 </section>
 </main>
 <dialog id="confirm" aria-labelledby="confirm-text">
@@ -332,15 +337,16 @@ export const SCRIPT = String.raw`"use strict";
     chart($("latency-chart"), h, ["p50Ms", "p99Ms"], "", fmtMs);
 
     const o = s.outbox;
-    $("outbox-off").hidden = o !== null;
-    $("outbox-tiles").hidden = o === null;
-    if (o) {
-      $("pending").textContent = String(o.pending);
-      $("in-flight").textContent = String(o.inFlight);
-      $("parked").textContent = String(o.parked);
-      $("oldest").textContent = fmtAge(o.oldestPendingAgeSeconds);
-      $("done").textContent = String(o.done);
-    }
+    $("outbox-off").hidden = s.sources.outbox;
+    $("outbox-body").hidden = !s.sources.outbox;
+    $("jobs-off").hidden = s.sources.jobs;
+    $("jobs-body").hidden = !s.sources.jobs;
+    const count = (n) => o ? String(n) : "–";
+    $("pending").textContent = count(o && o.pending);
+    $("in-flight").textContent = count(o && o.inFlight);
+    $("parked").textContent = count(o && o.parked);
+    $("oldest").textContent = o ? fmtAge(o.oldestPendingAgeSeconds) : "–";
+    $("done").textContent = count(o && o.done);
     const parked = s.parkedEvents || [];
     fill("parked-table", "parked-empty", parked, (tr, e) => {
       cell(tr, e.type);

@@ -300,6 +300,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     return {
       at: new Date().toISOString(),
       historySeconds: config.historySeconds,
+      sources: {
+        outbox: config.outbox !== undefined,
+        jobs: config.jobs !== undefined,
+      },
       history,
       outbox: latest.outbox,
       parkedEvents: parked?.map(parkedView) ?? [],

@@ -187,6 +187,7 @@ Deno.test("dashboard(): the snapshot shows counts, rates and lists, fields only 
     ageSeconds: 42,
   }]);
   assert.equal(first.queues[0].deadLetters, 1);
+  assert.deepEqual(first.sources, { outbox: true, jobs: true });
   assert.equal(first.deadLetters[0].error, "Error: smtp refused");
   assert.equal(first.history.length, 1);
   assert.equal(first.history[0].jobsPerSecond, 4); // 8 in 2 s
@@ -209,6 +210,7 @@ Deno.test("dashboard(): the snapshot shows counts, rates and lists, fields only 
   assert.equal(down.status, 200);
   const text = await down.text();
   assert.match(text, /could not be read/);
+  assert.deepEqual(JSON.parse(text).sources, { outbox: true, jobs: false });
   assert.ok(!text.includes(EMAIL));
 });
 
