@@ -9,6 +9,7 @@
 // a pool of one), within a timeout, and the lease is extended while it
 // runs, so a row is dispatched twice only when its process died or could
 // not reach the database for a whole lease.
+import { reservedTransaction } from "./_transaction.ts";
 import { getLogger } from "@logtape/logtape";
 import {
   defaultEventRegistry,
@@ -174,7 +175,7 @@ export class OutboxTable {
 
   /** Creates the table and its indexes, under an advisory lock. */
   async migrate(sql: PostgresOutboxClient): Promise<void> {
-    await sql.begin("", async (tx: Unsafe) => {
+    await reservedTransaction(sql, "begin", async (tx) => {
       // Concurrent "create table if not exists" can still collide in the
       // catalog; the lock makes starters take turns.
       await tx.unsafe("select pg_advisory_xact_lock(hashtext($1))", [

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { reservedTransaction } from "./_transaction.ts";
 import { getLogger } from "@logtape/logtape";
 import { describe } from "../../application/_describe.ts";
 import { resolveTableName, type TableName, type Unsafe } from "./_outbox.ts";
@@ -358,7 +359,7 @@ export class Inbox {
   async migrate(sql: PostgresOutboxClient): Promise<void> {
     assertClient(sql, "migrate inbox");
     const t = this.#qualified;
-    await sql.begin("", async (tx: Unsafe) => {
+    await reservedTransaction(sql, "begin", async (tx) => {
       await tx.unsafe("select pg_advisory_xact_lock(hashtext($1))", [
         this.#lockKey,
       ]);

@@ -147,11 +147,11 @@ export function assertClient(
 ): asserts sql is PostgresOutboxClient {
   if (
     typeof sql !== "function" ||
-    typeof (sql as { begin?: unknown }).begin !== "function" ||
+    typeof (sql as { reserve?: unknown }).reserve !== "function" ||
     typeof (sql as { unsafe?: unknown }).unsafe !== "function"
   ) {
     throw new TypeError(
-      `Cannot ${action}: expected a postgres.js client with begin() and unsafe(), received ${typeof sql}; pass the client that postgres(url) returns`,
+      `Cannot ${action}: expected a postgres.js client with reserve() and unsafe(), received ${typeof sql}; pass the client that postgres(url) returns`,
     );
   }
 }

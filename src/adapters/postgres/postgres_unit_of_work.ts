@@ -13,6 +13,7 @@ import {
   type UnitOfWorkOptions,
 } from "../../application/unit_of_work.ts";
 import { describe } from "../../application/_describe.ts";
+import { reservedTransaction } from "./_transaction.ts";
 import { isConnectionError } from "../../application/_connection_error.ts";
 import { errorType } from "../../application/_loggable_error.ts";
 import { Outbox, type PreparedBatch } from "./_outbox.ts";
@@ -100,10 +101,12 @@ export interface PostgresReservedConnection {
   /**
    * Runs one statement written as text.
    *
-   * @param query The statement.
+   * @param query The statement, with `$1`-style parameters.
+   * @param parameters The parameters.
    * @returns The rows.
    */
-  unsafe(query: string): PromiseLike<unknown>;
+  // deno-lint-ignore no-explicit-any
+  unsafe(query: string, parameters?: any[]): PromiseLike<unknown>;
   /** Gives the connection back to the pool. */
   release(): void;
 }
@@ -313,55 +316,15 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
    * @throws {CommitOutcomeUnknownError} When the connection was lost during
    * `COMMIT` and the database could not be asked within `commitCheckSeconds`.
    */
-  protected override async transaction<T>(
+  protected override transaction<T>(
     body: (handle: PostgresTransactionOf<S>) => Promise<T>,
   ): Promise<T> {
-    // A reserved connection, not sql.begin: postgres.js 3.4.9 can send
-    // sql.begin's BEGIN without reserving the connection, so that other
-    // callers' queries run inside the transaction (porsager/postgres#1189).
-    const conn = await this.#sql.reserve();
-    // After a lost connection the pool takes it back by itself; releasing it
-    // would hand a closed connection out as open.
-    let lost = false;
-    try {
-      // The transaction id, read in the same round trip as BEGIN, is what
-      // tells a COMMIT lost with its connection from one that never ran.
-      let xid: string;
-      let result: T;
-      try {
-        const [, begun] = await Promise.all([
-          conn.unsafe(this.#begin),
-          conn`select pg_current_xact_id()::text as xid`,
-        ]);
-        xid = begun[0]!.xid as string;
-        result = await body(transactionSql(conn) as PostgresTransactionOf<S>);
-      } catch (error) {
-        lost = isConnectionError(error) || !await rollback(conn);
-        throw error;
-      }
-      let done;
-      try {
-        done = await conn`commit`;
-      } catch (error) {
-        if (!isConnectionError(error)) throw error;
-        lost = true;
-        if (await this.#committed(xid, error)) return result;
-        throw error;
-      }
-      if (done.command !== "COMMIT") {
-        // PostgreSQL answers COMMIT with ROLLBACK when a statement failed
-        // earlier and `work` caught its error.
-        throw new Error(
-          "COMMIT rolled the transaction back: a statement failed earlier in it (SQLSTATE 25P02); let a failed query's error reach run(), or use tx.sql.savepoint() around a statement that may fail",
-        );
-      }
-      return result;
-    } catch (error) {
-      if (isConnectionError(error)) lost = true;
-      throw error;
-    } finally {
-      if (!lost) conn.release();
-    }
+    return reservedTransaction(
+      this.#sql,
+      this.#begin,
+      (conn) => body(transactionSql(conn) as PostgresTransactionOf<S>),
+      (xid, error) => this.#committed(xid, error),
+    );
   }
 
   // Whether the transaction `xid` committed, asked on the pool until the
@@ -523,16 +486,6 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     _stage: OutboxCheckpoint,
     _eventIds: readonly string[],
   ): void | Promise<void> {}
-}
-
-// Rolls back; false when the connection is gone (it must not be released).
-async function rollback(conn: PostgresReservedConnection): Promise<boolean> {
-  try {
-    await conn`rollback`;
-    return true;
-  } catch (error) {
-    return !isConnectionError(error);
-  }
 }
 
 // The reserved connection as the transaction's `sql`, with the `savepoint`
