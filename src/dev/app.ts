@@ -254,6 +254,15 @@ export async function startApp(config: DevConfig): Promise<App> {
       jobs,
     });
     // The dashboard at /dashboard: sign-in needed once ADMIN_TOKEN is set.
+    if (
+      !Deno.env.get("ADMIN_TOKEN") &&
+      !/^(127\.\d+\.\d+\.\d+|localhost|::1)$/.test(config.hostname)
+    ) {
+      logger.warning(
+        "The dashboard at /dashboard has no sign-in and the server listens on {hostname}: set ADMIN_TOKEN",
+        { hostname: config.hostname },
+      );
+    }
     const ops = dashboard({
       token: Deno.env.get("ADMIN_TOKEN") || undefined,
       ...(outboxAdmin === undefined ? {} : { outbox: outboxAdmin }),
