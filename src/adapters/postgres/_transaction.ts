@@ -5,35 +5,42 @@
 import { isConnectionError } from "../../application/_connection_error.ts";
 import type { PostgresReservedConnection } from "./postgres_unit_of_work.ts";
 
+/** What BEGIN's round trip read: the transaction id and the server's start. */
+export interface Begun {
+  readonly xid: string;
+  readonly started: string;
+}
+
 /**
  * Runs `body` in a transaction on a reserved connection: `begin`, then
  * COMMIT when it resolves, ROLLBACK when it rejects.
  *
  * With `lostCommit`, the transaction id is read in BEGIN's round trip, and a
- * COMMIT that fails with a lost connection is settled by `lostCommit(xid,
+ * COMMIT that fails with a lost connection is settled by `lostCommit(begun,
  * error)`: true resolves with `body`'s result, false rethrows the error.
  */
 export async function reservedTransaction<T>(
   sql: { reserve(): Promise<PostgresReservedConnection> },
   begin: string,
   body: (conn: PostgresReservedConnection) => Promise<T>,
-  lostCommit?: (xid: string, error: unknown) => Promise<boolean>,
+  lostCommit?: (begun: Begun, error: unknown) => Promise<boolean>,
 ): Promise<T> {
   const conn = await sql.reserve();
   // After a lost connection the pool takes it back by itself; releasing it
   // would hand a closed connection out as open.
   let lost = false;
   try {
-    let xid = "";
+    let begun: Begun = { xid: "", started: "" };
     let result: T;
     try {
       if (lostCommit === undefined) await conn.unsafe(begin);
       else {
-        const [, begun] = await Promise.all([
+        const [, rows] = await Promise.all([
           conn.unsafe(begin),
-          conn`select pg_current_xact_id()::text as xid`,
+          conn`select pg_current_xact_id()::text as xid,
+            pg_postmaster_start_time()::text as started`,
         ]);
-        xid = begun[0]!.xid as string;
+        begun = rows[0] as unknown as Begun;
       }
       result = await body(conn);
     } catch (error) {
@@ -46,7 +53,7 @@ export async function reservedTransaction<T>(
     } catch (error) {
       if (!isConnectionError(error)) throw error;
       lost = true;
-      if (lostCommit !== undefined && await lostCommit(xid, error)) {
+      if (lostCommit !== undefined && await lostCommit(begun, error)) {
         return result;
       }
       throw error;

@@ -13,7 +13,7 @@ import {
   type UnitOfWorkOptions,
 } from "../../application/unit_of_work.ts";
 import { describe } from "../../application/_describe.ts";
-import { reservedTransaction } from "./_transaction.ts";
+import { type Begun, reservedTransaction } from "./_transaction.ts";
 import { isConnectionError } from "../../application/_connection_error.ts";
 import { errorType } from "../../application/_loggable_error.ts";
 import { Outbox, type PreparedBatch } from "./_outbox.ts";
@@ -323,37 +323,32 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       this.#sql,
       this.#begin,
       (conn) => body(transactionSql(conn) as PostgresTransactionOf<S>),
-      (xid, error) => this.#committed(xid, error),
+      (begun, error) => this.#committed(begun, error),
     );
   }
 
-  // Whether the transaction `xid` committed, asked on the pool until the
+  // Whether the transaction committed, asked on the pool until the
   // database answers or the bound passes.
-  async #committed(xid: string, cause: unknown): Promise<boolean> {
+  async #committed(begun: Begun, cause: unknown): Promise<boolean> {
     const deadline = performance.now() + this.#commitCheckMs;
     let delay = 25;
     for (;;) {
       const left = deadline - performance.now();
       if (left <= 0) break;
-      const status = await withDeadline(
-        Promise.resolve(
-          this.#sql`select pg_xact_status(${xid}::xid8) as status`,
-        ).then((rows) => rows[0]?.status, (error) => error),
-        left,
-      );
-      if (status === "committed" || status === "aborted") {
-        const committed = status === "committed";
+      const status = await withDeadline(xactStatus(this.#sql, begun), left);
+      if (typeof status === "boolean") {
         logger.warn(
           "The connection was lost during COMMIT ({errorType}); the database says the transaction {status}",
-          { errorType: errorType(cause), status },
+          {
+            errorType: errorType(cause),
+            status: status ? "committed" : "did not commit",
+          },
         );
-        return committed;
+        return status;
       }
-      // In progress (the old session is still finishing), or no answer yet.
-      if (
-        status !== "in progress" && status !== undefined &&
-        !isConnectionError(status)
-      ) break;
+      // No answer yet (the server is restarting), or the old session is
+      // still finishing ("in progress").
+      if (status === "unknown") break;
       await new Promise((resolve) =>
         setTimeout(resolve, Math.min(delay, left))
       );
@@ -529,4 +524,51 @@ function withDeadline<T>(
       timer = setTimeout(() => resolve(undefined), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+// What the server says of the transaction `begun`: true committed, false not,
+// "retry" (no answer, or still in progress), "unknown" (it cannot tell).
+//
+// A crash can lose a transaction whose WAL was never flushed, and then the
+// server hands its id out again: after a restart (the postmaster started
+// since BEGIN), "committed" is ours only if the id was assigned before the
+// restart, that is below the next id of the checkpoint the restart wrote.
+async function xactStatus(
+  sql: PostgresClient,
+  begun: Begun,
+): Promise<boolean | "retry" | "unknown"> {
+  let row;
+  try {
+    row = (await sql`select pg_xact_status(${begun.xid}::xid8) as status,
+      pg_postmaster_start_time()::text as started`)[0];
+  } catch (error) {
+    if (isConnectionError(error)) return "retry";
+    // "transaction ID … is in the future": assigned before a crash, never
+    // written, and not handed out again yet.
+    return (error as { code?: string }).code === "22023" ? false : "unknown";
+  }
+  const { status, started } = row as { status: string; started: string };
+  if (started === begun.started) {
+    return status === "committed"
+      ? true
+      : status === "aborted"
+      ? false
+      : "retry";
+  }
+  // Restarted: ours cannot still be in progress, and not committed means lost.
+  if (status !== "committed") return false;
+  try {
+    const checkpoint = (await sql`select next_xid,
+      checkpoint_time < pg_postmaster_start_time() + interval '60 seconds' as at_start
+      from pg_control_checkpoint()`)[0];
+    const { next_xid, at_start } = checkpoint as {
+      next_xid: string;
+      at_start: boolean;
+    };
+    if (!at_start) return "unknown";
+    const [epoch, xid] = next_xid.split(":").map(BigInt);
+    return BigInt(begun.xid) < ((epoch! << 32n) | xid!);
+  } catch (error) {
+    return isConnectionError(error) ? "retry" : "unknown";
+  }
 }
