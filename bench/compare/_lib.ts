@@ -250,7 +250,11 @@ const escape = (s: string) =>
  */
 export function svg(report: Report): string {
   const rowH = 22;
-  const labelW = 330;
+  const longest = Math.max(
+    ...report.groups.flatMap((g) => g.rows.map((r) => r.length)),
+  );
+  // About 6.2 px per character of 11 px sans-serif.
+  const labelW = Math.max(200, Math.ceil(longest * 6.2) + 16);
   const plotW = 380;
   const width = labelW + plotW + 90;
   const parts: string[] = [];
@@ -261,11 +265,14 @@ export function svg(report: Report): string {
     }</text>`,
   );
   for (const m of report.metrics) {
+    // A group whose rows all appeared in an earlier panel is not drawn again.
+    const drawn = new Set<string>();
     for (const group of report.groups) {
       const rows = group.rows.filter((r) =>
         (report.samples.get(r)?.[m.key]?.length ?? 0) > 0
       );
-      if (rows.length === 0) continue;
+      if (rows.length === 0 || rows.every((r) => drawn.has(r))) continue;
+      for (const r of rows) drawn.add(r);
       const max = Math.max(
         ...rows.flatMap((r) => report.samples.get(r)![m.key]!),
       );

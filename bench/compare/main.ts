@@ -114,7 +114,21 @@ for (const report of reports) {
   await Deno.writeTextFile(`${out}/${report.id}.svg`, svg(report));
   index.push(`- [${report.title}](${report.id}.md)`);
 }
-index.push("");
+index.push(
+  "",
+  "The raw samples of every variant (one value per repeat) are in [samples.json](samples.json).",
+  "",
+);
+await Deno.writeTextFile(
+  `${out}/samples.json`,
+  JSON.stringify(
+    Object.fromEntries(
+      reports.map((r) => [r.id, Object.fromEntries(r.samples)]),
+    ),
+    null,
+    1,
+  ) + "\n",
+);
 if (only.size === 6) {
   await Deno.writeTextFile(`${out}/README.md`, index.join("\n"));
 }
