@@ -178,7 +178,11 @@ Deno.test({
         }`,
       );
       assert.equal(counts[0] ?? 0, 0, "every request got an answer");
-      assert.ok(ok.length > 100, "registrations succeeded between faults");
+      assert.ok(ok.length > 0, "registrations succeeded between faults");
+      // Recovered without a restart: a registration now succeeds.
+      const after = await post(server, `restart.${tag}.after@example.org`);
+      assert.equal(after.status, 201);
+      ok.push(after);
       assert.ok(
         answers.every((a) => a.status === 201 || a.status === 503),
         `only 201 or 503: ${JSON.stringify(counts)}`,
