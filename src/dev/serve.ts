@@ -15,7 +15,10 @@ import type { AddressInfo } from "node:net";
 export interface NodeServer {
   /** The port it listens on. */
   readonly port: number;
-  /** Stops accepting connections and waits for the running requests. */
+  /**
+   * Stops accepting connections and waits for the running requests (at
+   * most 5 s, then closes every connection).
+   */
   shutdown(): Promise<void>;
 }
 
@@ -125,7 +128,13 @@ export function serve(
         port: (server.address() as AddressInfo).port,
         shutdown: () =>
           new Promise<void>((done) => {
-            server.close(() => done());
+            // Requests under way get 5 s to finish; then every connection
+            // is closed (a stream that never ends would hold the stop).
+            const timer = setTimeout(() => server.closeAllConnections(), 5000);
+            server.close(() => {
+              clearTimeout(timer);
+              done();
+            });
             server.closeIdleConnections();
           }),
       });
