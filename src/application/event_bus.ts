@@ -17,6 +17,13 @@ import {
   checkHandlerOptions,
 } from "./_handler_options.ts";
 import { describe, isConstructor, typeName } from "./_describe.ts";
+import {
+  inSpan,
+  MESSAGING_SYSTEM,
+  recordError,
+  type Span,
+  tracing,
+} from "./_telemetry.ts";
 import { Subscription } from "./subscription.ts";
 import type {
   EventClass,
@@ -181,6 +188,10 @@ export class EventBus {
   readonly #warned = new Set<unknown>();
   readonly #errorPolicy: ErrorPolicy;
   readonly #failFast: boolean;
+  // Whether a tracer provider is registered, as last seen: at construction,
+  // when handlers are resolved (after any registration) and by publishAll.
+  // One field read on publish's hot path; see _telemetry.ts.
+  #tracing = tracing();
   #seq = 0;
 
   /**
@@ -495,12 +506,86 @@ export class EventBus {
     if (event === null || typeof event !== "object") {
       return Promise.reject(eventError(event, "publish"));
     }
+    if (this.#tracing) return this.#publishTraced(event, options);
     if (options !== undefined) return this.#publishWith(event, options);
     const type = event.constructor;
     const entries = this.#resolved.get(type) ?? this.#resolve(type);
     if (entries.length === 0) return this.#noHandlers(type);
     if (this.#failFast) return dispatchFailFast(entries, event, NO_SIGNAL);
     return publishCollect(entries, event);
+  }
+
+  // With a tracer provider registered: a span per event and per handler.
+  async #publishTraced(
+    event: object,
+    options: PublishOptions | undefined,
+  ): Promise<void> {
+    const signal = options === undefined
+      ? undefined
+      : checkPublishOptions(options, "publish");
+    signal?.throwIfAborted();
+    const type = event.constructor;
+    const entries = this.#resolved.get(type) ?? this.#resolve(type);
+    if (entries.length === 0) return this.#noHandlers(type);
+    const errors = await this.#dispatchTraced(
+      entries,
+      event,
+      signal,
+      undefined,
+    );
+    if (errors !== undefined) throw aggregate(errors, typeName(type));
+  }
+
+  // Dispatches one event as the untraced paths do, in a `publish` span whose
+  // handlers each run in a `process` span. Returns the failures so far
+  // under "collect"; throws under "fail-fast".
+  #dispatchTraced(
+    entries: readonly Entry[],
+    event: object,
+    signal: AbortSignal | undefined,
+    errors: unknown[] | undefined,
+  ): Promise<unknown[] | undefined> {
+    const eventType = typeName(event.constructor);
+    const before = errors?.length ?? 0;
+    return inSpan(`publish ${eventType}`, {
+      attributes: {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "messaging.destination.name": eventType,
+        "aftercommit.event.type": eventType,
+        "aftercommit.handler.count": entries.length,
+      },
+    }, async (span) => {
+      const traced = entries.map((entry) => tracedEntry(entry, eventType));
+      let result: unknown[] | undefined;
+      if (signal !== undefined) {
+        result = await dispatchWithSignal(
+          traced,
+          event,
+          Object.freeze({ signal }),
+          !this.#failFast,
+          errors,
+        );
+      } else if (this.#failFast) {
+        try {
+          await dispatchEachFailFast(
+            traced,
+            event,
+            NO_SIGNAL,
+            debugGate.enabled,
+          );
+        } catch (error) {
+          span.setAttribute("aftercommit.outcome", "error");
+          throw error;
+        }
+        result = errors;
+      } else result = await dispatchCollect(traced, event, NO_SIGNAL, errors);
+      const failed = (result?.length ?? 0) - before;
+      span.setAttribute("aftercommit.outcome", failed > 0 ? "error" : "ok");
+      if (failed > 0) recordError(span, result![before]);
+      return result;
+    });
   }
 
   async #publishWith(event: object, options: PublishOptions): Promise<void> {
@@ -574,6 +659,23 @@ export class EventBus {
     const signal = options === undefined
       ? undefined
       : checkPublishOptions(options, "publish events");
+    this.#tracing = tracing();
+    if (this.#tracing) {
+      let errors: unknown[] | undefined;
+      for (let i = 0; i < list.length; i++) {
+        signal?.throwIfAborted();
+        const event = list[i] as object;
+        const type = event.constructor;
+        const entries = this.#resolved.get(type) ?? this.#resolve(type);
+        if (entries.length !== 0) {
+          errors = await this.#dispatchTraced(entries, event, signal, errors);
+        } else if (hasUnsubscribed()) this.#warnUnsubscribed(type);
+      }
+      if (errors !== undefined) {
+        throw aggregate(errors, `${list.length} events`);
+      }
+      return;
+    }
     if (signal !== undefined) {
       return await this.#publishAllWith(list, signal);
     }
@@ -684,6 +786,8 @@ export class EventBus {
   // Which handlers run for events whose constructor is `type`, in order;
   // cached until the next registration change.
   #resolve(type: unknown): readonly Entry[] {
+    // Off the hot path: notice a tracer provider registered since.
+    this.#tracing = tracing();
     const found: [entry: Entry, distance: number][] = [];
     for (const entry of this.#exact.get(type as EventClass) ?? EMPTY) {
       found.push([entry, 0]);
@@ -822,6 +926,31 @@ export class EventBus {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+
+// The entry with its call in a `process` span (tracing only).
+function tracedEntry(entry: Entry, eventType: string): Entry {
+  const call = (event: object, context: HandlerContext): Promise<unknown> =>
+    inSpan(`process ${eventType}`, {
+      attributes: {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "handle",
+        "messaging.destination.name": eventType,
+        "aftercommit.event.type": eventType,
+        "aftercommit.handler": entry.name,
+      },
+    }, async (span: Span) => {
+      try {
+        const result = await entry.call(event, context);
+        span.setAttribute("aftercommit.outcome", "ok");
+        return result;
+      } catch (error) {
+        span.setAttribute("aftercommit.outcome", "error");
+        throw error;
+      }
+    });
+  return { ...entry, call };
+}
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null &&

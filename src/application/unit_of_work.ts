@@ -15,6 +15,7 @@ import { DebugGate } from "./_debug_gate.ts";
 import { assertDelaySeconds, assertFutureDate } from "./_delay.ts";
 import { describe } from "./_describe.ts";
 import { errorType } from "./_loggable_error.ts";
+import { inSpan, tracing } from "./_telemetry.ts";
 import { defaultBus, type EventBus } from "./event_bus.ts";
 
 const logger = getLogger(["aftercommit", "uow"]);
@@ -569,7 +570,31 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
    * console.log(answer); // 42
    * ```
    */
-  async run<T>(work: (context: C) => T | PromiseLike<T>): Promise<T> {
+  run<T>(work: (context: C) => T | PromiseLike<T>): Promise<T> {
+    if (!tracing()) return this.#run(work);
+    return inSpan("uow.run", {}, async (span) => {
+      try {
+        const result = await this.#run(work);
+        span.setAttribute("aftercommit.uow.outcome", "committed");
+        return result;
+      } catch (error) {
+        const committed = error instanceof UnitOfWorkError
+          ? error.committed
+          : false;
+        span.setAttribute(
+          "aftercommit.uow.outcome",
+          committed === undefined
+            ? "unknown"
+            : committed
+            ? "committed"
+            : "rolled-back",
+        );
+        throw error;
+      }
+    });
+  }
+
+  async #run<T>(work: (context: C) => T | PromiseLike<T>): Promise<T> {
     if (typeof work !== "function") {
       throw new TypeError(
         `Cannot run unit of work: expected a function that receives the transaction context, received ${

@@ -26,6 +26,15 @@ import { describe } from "../../application/_describe.ts";
 import { assertStartAfter } from "../../application/_delay.ts";
 import { jobIdFor } from "./_job_id.ts";
 import {
+  activeTraceparent,
+  contextFromTraceparent,
+  inSpan,
+  recordError,
+  type Span,
+  SpanKind,
+  tracing,
+} from "../../application/_telemetry.ts";
+import {
   assertBoolean,
   assertDatabaseUrl,
   assertInteger,
@@ -789,9 +798,21 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     const startAfter = startAfterOf(options);
     const delayed = startAfter !== undefined;
     if (delayed) send.startAfter = startAfter;
-    const id = await this.#boss.send(name, data as object | null, send);
-    if (id !== null && !delayed) this.#wake(name);
-    return id;
+    if (!tracing()) {
+      const id = await this.#boss.send(name, data as object | null, send);
+      if (id !== null && !delayed) this.#wake(name);
+      return id;
+    }
+    return await inSpan(`enqueue ${name}`, {
+      kind: SpanKind.PRODUCER,
+      attributes: sendAttributes(name, 1),
+    }, async (span) => {
+      const id = await this.#boss.send(name, withTraceparent(data), send);
+      if (id !== null) span.setAttribute("messaging.message.id", id);
+      span.setAttribute("aftercommit.job.duplicate", id === null);
+      if (id !== null && !delayed) this.#wake(name);
+      return id;
+    });
   }
 
   /**
@@ -848,7 +869,16 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     }
     this.#assertRunning("enqueue jobs");
     if (jobs.length === 0) return [];
+    if (!tracing()) return await this.#enqueueMany(jobs);
+    return await inSpan("enqueue", {
+      kind: SpanKind.PRODUCER,
+      attributes: sendAttributes(undefined, jobs.length),
+    }, () => this.#enqueueMany(jobs));
+  }
 
+  async #enqueueMany(
+    jobs: readonly JobRequest[],
+  ): Promise<(string | null)[]> {
     interface Batch {
       readonly indices: number[];
       readonly inserts: JobInsert[];
@@ -882,7 +912,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
         batch = { indices: [], inserts: [], immediate: false };
         batches.set(name, batch);
       }
-      const insert: JobInsert = { id, data: data as object };
+      const insert: JobInsert = { id, data: withTraceparent(data) as object };
       if (options.priority !== undefined) insert.priority = options.priority;
       const startAfter = startAfterOf(options);
       if (startAfter !== undefined) {
@@ -1401,16 +1431,40 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     );
   }
 
-  async #runJob<T>(
+  #runJob<T>(
     name: string,
     handler: JobHandler<T>,
     job: PgBossJob<T>,
+  ): Promise<JobResult> {
+    const { data, traceparent } = withoutTraceparent(job.data);
+    if (!tracing()) return this.#runJobIn(name, handler, job, data, undefined);
+    // Every attempt of the job continues the trace it was enqueued in.
+    return inSpan(`work ${name}`, {
+      kind: SpanKind.CONSUMER,
+      parent: contextFromTraceparent(traceparent),
+      attributes: {
+        "messaging.system": "pg-boss",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "work",
+        "messaging.destination.name": name,
+        "messaging.message.id": job.id,
+        "aftercommit.job.attempt": job.retryCount + 1,
+      },
+    }, (span) => this.#runJobIn(name, handler, job, data, span));
+  }
+
+  async #runJobIn<T>(
+    name: string,
+    handler: JobHandler<T>,
+    job: PgBossJob<T>,
+    data: T,
+    span: Span | undefined,
   ): Promise<JobResult> {
     const attempt = job.retryCount + 1;
     const view: Job<T> = {
       id: job.id,
       name,
-      data: job.data,
+      data,
       attempt,
       signal: job.signal,
     };
@@ -1436,6 +1490,10 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
           () => strayJobSettled(name, job.id, attempt, "returned"),
           (error) => strayJobSettled(name, job.id, attempt, errorType(error)),
         );
+        if (span !== undefined) {
+          span.setAttribute("aftercommit.outcome", "abandoned");
+          recordError(span, new JobAbandonedError());
+        }
         return {
           id: job.id,
           status: "failed",
@@ -1446,12 +1504,17 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
           },
         };
       }
+      span?.setAttribute("aftercommit.outcome", "completed");
       return { id: job.id, status: "completed" };
     } catch (error) {
       logger.error(
         "Job {jobName} {jobId} failed on attempt {attempt}: {error}",
         { jobName: name, jobId: job.id, attempt, error: loggableError(error) },
       );
+      if (span !== undefined) {
+        span.setAttribute("aftercommit.outcome", "failed");
+        recordError(span, error);
+      }
       // A retry without delay is ready now; fetch it without waiting.
       this.#wake(name);
       return {
@@ -1535,6 +1598,53 @@ class PreparedJob implements JobRequest {
 }
 
 const ABANDONED = Symbol("abandoned");
+
+// Only its name reaches a span: a handler that outlived its attempt.
+class JobAbandonedError extends Error {
+  override readonly name = "JobAbandonedError";
+}
+
+// The trace context travels in the job's data, under a key the worker
+// removes before the handler sees the data; only plain-object data carries
+// it (an array or a primitive is left as it is).
+const TRACEPARENT_KEY = "aftercommit.traceparent";
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== "object") return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function withTraceparent(data: unknown): object | null {
+  const traceparent = activeTraceparent();
+  if (traceparent === undefined || !isPlainObject(data)) {
+    return data as object | null;
+  }
+  return { ...data, [TRACEPARENT_KEY]: traceparent };
+}
+
+function withoutTraceparent<T>(
+  data: T,
+): { data: T; traceparent: unknown } {
+  if (!isPlainObject(data) || !Object.hasOwn(data, TRACEPARENT_KEY)) {
+    return { data, traceparent: undefined };
+  }
+  const { [TRACEPARENT_KEY]: traceparent, ...rest } = data;
+  return { data: rest as T, traceparent };
+}
+
+function sendAttributes(
+  name: string | undefined,
+  count: number,
+): Record<string, string | number> {
+  return {
+    "messaging.system": "pg-boss",
+    "messaging.operation.type": "send",
+    "messaging.operation.name": "enqueue",
+    ...(name === undefined ? {} : { "messaging.destination.name": name }),
+    "messaging.batch.message_count": count,
+  };
+}
 
 function deadLetterOf(
   dlq: string,

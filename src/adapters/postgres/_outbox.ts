@@ -22,6 +22,16 @@ import type {
 import { describe, typeName } from "../../application/_describe.ts";
 import { errorType } from "../../application/_loggable_error.ts";
 import { isConnectionError } from "../../application/_connection_error.ts";
+import {
+  activeSpanContext,
+  activeTraceparent,
+  contextFromTraceparent,
+  inSpan,
+  MESSAGING_SYSTEM,
+  recordError,
+  SpanKind,
+  tracing,
+} from "../../application/_telemetry.ts";
 import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
@@ -60,6 +70,8 @@ export interface ClaimedRow {
   readonly type: string;
   readonly payload: string;
   readonly attempts: number;
+  /** The W3C trace context active when the event was written, if any. */
+  readonly traceparent: string | null;
 }
 
 /** The outcome of one failed dispatch, as recorded on its row. */
@@ -102,10 +114,13 @@ export class OutboxTable {
         last_error text,
         done_at timestamptz,
         parked_at timestamptz,
-        not_before timestamptz
+        not_before timestamptz,
+        traceparent text
       )`,
-      // Tables created before delayed events had no "not before".
+      // Tables created before delayed events had no "not before", and
+      // before tracing no trace context.
       `alter table ${t} add column if not exists not_before timestamptz`,
+      `alter table ${t} add column if not exists traceparent text`,
       `create index if not exists "${table.name}_undone_idx" on ${t} (seq)
         where done_at is null and parked_at is null`,
       `create index if not exists "${table.name}_done_idx" on ${t} (done_at)
@@ -119,12 +134,13 @@ export class OutboxTable {
     // dispatches it at the commit, and the relay claims it once its
     // not_before has passed.
     this.#insert = `insert into ${t}
-        (id, type, payload, locked_until, not_before)
+        (id, type, payload, locked_until, not_before, traceparent)
       select e.value->>'id', e.value->>'type', e.value->'payload',
         case when e.value->>'at' is null and e.value->>'delay' is null
           then clock_timestamp() + $2::float8 * interval '1 second' end,
         coalesce((e.value->>'at')::timestamptz, clock_timestamp() +
-          (e.value->>'delay')::float8 * interval '1 second')
+          (e.value->>'delay')::float8 * interval '1 second'),
+        $3::text
       from json_array_elements($1::text::json) with ordinality as e(value, n)
       order by e.n
       on conflict (id) do nothing`;
@@ -164,7 +180,8 @@ export class OutboxTable {
       update ${t} as o
       set locked_until = clock_timestamp() + $2::float8 * interval '1 second'
       from next where o.id = next.id
-      returning o.id, o.seq, o.type, o.payload::text as payload, o.attempts`;
+      returning o.id, o.seq, o.type, o.payload::text as payload, o.attempts,
+        o.traceparent`;
     this.#cleanup = `delete from ${t} where id in (
         select id from ${t}
         where done_at is not null
@@ -186,11 +203,28 @@ export class OutboxTable {
     logger.debug("Outbox table {table} is in place", { table: this.qualified });
   }
 
-  /** Writes a batch (JSON text of {id, type, payload} records), leased. */
+  /**
+   * Writes a batch (JSON text of {id, type, payload} records), leased, with
+   * the active trace context (a W3C `traceparent`) when tracing.
+   */
   async insert(tx: Unsafe, batch: string, leaseSeconds: number): Promise<void> {
-    await tx.unsafe(this.#insert, [batch, String(leaseSeconds)], {
-      prepare: true,
-    });
+    const traceparent = activeTraceparent() ?? null;
+    const write = (): Promise<unknown> =>
+      tx.unsafe(this.#insert, [batch, String(leaseSeconds), traceparent], {
+        prepare: true,
+      });
+    if (traceparent === null) {
+      await write();
+      return;
+    }
+    await inSpan(`outbox write`, {
+      attributes: {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.operation.type": "create",
+        "messaging.operation.name": "outbox write",
+        "db.collection.name": this.qualified,
+      },
+    }, write);
   }
 
   /** Marks rows done, in one statement. */
@@ -268,6 +302,7 @@ export class OutboxTable {
         type: String(r.type),
         payload: String(r.payload),
         attempts: Number(r.attempts),
+        traceparent: typeof r.traceparent === "string" ? r.traceparent : null,
       }))
       .sort((a, b) => a.seq - b.seq);
   }
@@ -342,6 +377,13 @@ export interface OutboxItem {
    * dispatched after the commit.
    */
   readonly delayed?: boolean;
+  /**
+   * The trace context stored with the row, for a dispatch by the relay: its
+   * span continues the trace of the transaction that wrote the event.
+   */
+  readonly traceparent?: string | null;
+  /** How many attempts the row has used up before this dispatch. */
+  readonly attempts?: number;
 }
 
 /** Events serialized for one insert. */
@@ -503,11 +545,57 @@ export class Outbox {
    *
    * @returns `undefined` when the event was dispatched, else how it failed.
    */
-  async dispatch(
+  dispatch(
     sql: Unsafe,
     bus: EventPublisher,
     item: OutboxItem,
-    outageDelaySeconds = this.retryDelaySeconds,
+    outageDelaySeconds: number = this.retryDelaySeconds,
+  ): Promise<DispatchFailure | undefined> {
+    if (!tracing()) return this.#dispatch(sql, bus, item, outageDelaySeconds);
+    // From the relay, the span continues the writer's trace (the context
+    // stored with the row) and links to the relay's pass.
+    const stored = contextFromTraceparent(item.traceparent);
+    const pass = stored === undefined ? undefined : activeSpanContext();
+    const eventType = typeName(item.event.constructor);
+    return inSpan(`outbox dispatch ${eventType}`, {
+      kind: SpanKind.CONSUMER,
+      parent: stored,
+      ...(pass === undefined ? {} : { links: [{ context: pass }] }),
+      attributes: {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "outbox dispatch",
+        "messaging.destination.name": eventType,
+        "messaging.message.id": item.id,
+        "aftercommit.event.type": eventType,
+        "aftercommit.outbox.type": item.type,
+        "aftercommit.outbox.attempt": (item.attempts ?? 0) + 1,
+        "aftercommit.outbox.relay": item.traceparent !== undefined,
+      },
+    }, async (span) => {
+      const failure = await this.#dispatch(sql, bus, item, outageDelaySeconds);
+      span.setAttribute(
+        "aftercommit.outcome",
+        failure === undefined
+          ? "ok"
+          : failure.leaseLost
+          ? "lease-lost"
+          : failure.outage
+          ? "outage"
+          : failure.parked
+          ? "parked"
+          : "failed",
+      );
+      if (failure !== undefined) recordError(span, failure.error);
+      return failure;
+    });
+  }
+
+  async #dispatch(
+    sql: Unsafe,
+    bus: EventPublisher,
+    item: OutboxItem,
+    outageDelaySeconds: number,
   ): Promise<DispatchFailure | undefined> {
     const lease = item.lease;
     if (lease?.outage !== undefined) {

@@ -9,6 +9,7 @@ import { defaultBus } from "../../application/event_bus.ts";
 import type { EventPublisher } from "../../application/unit_of_work.ts";
 import { describe } from "../../application/_describe.ts";
 import {
+  type ClaimedRow,
   isOutage,
   Lease,
   nonNegative,
@@ -18,6 +19,11 @@ import {
   type Unsafe,
 } from "./_outbox.ts";
 import { errorType } from "../../application/_loggable_error.ts";
+import {
+  inSpan,
+  MESSAGING_SYSTEM,
+  tracing,
+} from "../../application/_telemetry.ts";
 import {
   assertClient,
   type OutboxOptions,
@@ -314,6 +320,34 @@ export class OutboxRelay implements AsyncDisposable {
         outage: false,
       };
     }
+    if (!tracing()) return await this.#pass(rows, sentAt);
+    return await inSpan("outbox relay pass", {
+      attributes: {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.operation.type": "receive",
+        "messaging.operation.name": "outbox relay pass",
+        "messaging.batch.message_count": rows.length,
+        "db.collection.name": outbox.table.qualified,
+      },
+    }, async (span) => {
+      const pass = await this.#pass(rows, sentAt);
+      span.setAttributes({
+        "aftercommit.outbox.dispatched": pass.dispatched,
+        "aftercommit.outbox.failed": pass.failed,
+        "aftercommit.outbox.parked": pass.parked,
+        "aftercommit.outbox.outage": pass.outage,
+      });
+      return pass;
+    });
+  }
+
+  // Dispatches the claimed rows, in order.
+  async #pass(
+    rows: readonly ClaimedRow[],
+    sentAt: number,
+  ): Promise<OutboxRelayPass> {
+    const outbox = this.#outbox;
+    const sql = this.#sql as unknown as Unsafe;
     const lease = new Lease(rows.map((r) => r.id), outbox.leaseSeconds, sentAt);
     let unmarked: string[] = [];
     let unmarkedSince = 0;
@@ -357,7 +391,14 @@ export class OutboxRelay implements AsyncDisposable {
       const failure = await outbox.dispatch(
         sql,
         this.#bus,
-        { id: row.id, type: row.type, event, lease },
+        {
+          id: row.id,
+          type: row.type,
+          event,
+          lease,
+          traceparent: row.traceparent,
+          attempts: row.attempts,
+        },
         this.#nextOutageDelayMs() / 1000,
       );
       if (failure === undefined) {

@@ -1,0 +1,376 @@
+// OpenTelemetry with the real SDK (in-memory exporter, AsyncLocalStorage
+// context): one unit of work in outbox mode gives one trace from the
+// request to the job, a relay redelivery and a job retry stay in it, and no
+// span carries personal data.
+import assert from "node:assert/strict";
+import {
+  context,
+  type Span as ApiSpan,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
+import {
+  AggregateRoot,
+  DomainEvent,
+  EventBus,
+  EventRegistry,
+  PublishAfterCommitError,
+} from "../../../mod.ts";
+import {
+  migrateOutbox,
+  type OutboxOptions,
+  OutboxRelay,
+  PostgresUnitOfWork,
+} from "../../../src/adapters/postgres/mod.ts";
+import { openAppDatabase } from "../../_helpers/app_db.ts";
+import {
+  Collector,
+  openJobsDatabase,
+  uniqueQueueName,
+} from "../../_helpers/jobs_db.ts";
+
+// Personal data: no span attribute, event or status may hold it.
+const EMAIL = "grace.hopper@example.org";
+const NAME = "Grace Brewster Hopper";
+
+class UserRegistered extends DomainEvent {
+  constructor(
+    readonly userId: string,
+    readonly email: string,
+    readonly name: string,
+  ) {
+    super();
+  }
+}
+
+class User extends AggregateRoot {
+  private constructor(readonly id: string) {
+    super();
+  }
+  static register(email: string, name: string): User {
+    const user = new User(crypto.randomUUID());
+    user.recordEvent(new UserRegistered(user.id, email, name));
+    return user;
+  }
+}
+
+const registry = new EventRegistry();
+registry.register("test.telemetry.user-registered", UserRegistered);
+
+const exporter = new InMemorySpanExporter();
+const provider = new BasicTracerProvider({
+  spanProcessors: [new SimpleSpanProcessor(exporter)],
+});
+const contextManager = new AsyncLocalStorageContextManager().enable();
+context.setGlobalContextManager(contextManager);
+trace.setGlobalTracerProvider(provider);
+const tracer = trace.getTracer("telemetry-test");
+
+function freshOptions(extra: OutboxOptions = {}): OutboxOptions & {
+  table: string;
+} {
+  return {
+    table: `outbox_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`,
+    registry,
+    leaseSeconds: 1,
+    retryDelaySeconds: 0,
+    ...extra,
+  };
+}
+
+/** Runs `fn` in a root span standing in for the HTTP request. */
+async function inRequest<T>(fn: () => Promise<T>): Promise<{
+  result: T | undefined;
+  error: unknown;
+  traceId: string;
+  spanId: string;
+}> {
+  return await tracer.startActiveSpan("POST /users", async (span: ApiSpan) => {
+    const { traceId, spanId } = span.spanContext();
+    try {
+      return { result: await fn(), error: undefined, traceId, spanId };
+    } catch (error) {
+      return { result: undefined, error, traceId, spanId };
+    } finally {
+      span.end();
+    }
+  });
+}
+
+function spansOf(traceId: string): ReadableSpan[] {
+  return exporter.getFinishedSpans().filter((s) =>
+    s.spanContext().traceId === traceId
+  );
+}
+
+async function waitForSpans(
+  traceId: string,
+  what: string,
+  check: (spans: ReadableSpan[]) => boolean,
+): Promise<ReadableSpan[]> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const spans = spansOf(traceId);
+    if (check(spans)) return spans;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Timed out waiting for ${what}; spans: ${
+          spans.map((s) => s.name).join(", ")
+        }`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function one(spans: ReadableSpan[], name: string): ReadableSpan {
+  const found = spans.filter((s) => s.name === name);
+  assert.equal(found.length, 1, `one span named ${name}`);
+  return found[0]!;
+}
+
+function parentOf(span: ReadableSpan): string | undefined {
+  return span.parentSpanContext?.spanId;
+}
+
+/** Every string a span exports: attributes, events, status, links. */
+function exported(span: ReadableSpan): string {
+  return JSON.stringify([
+    span.name,
+    span.attributes,
+    span.events.map((e) => [e.name, e.attributes]),
+    span.status,
+    span.links.map((l) => l.attributes),
+  ]);
+}
+
+function assertNoPersonalData(spans: readonly ReadableSpan[]): void {
+  for (const span of spans) {
+    const text = exported(span);
+    for (const value of [EMAIL, NAME, "grace", "Hopper"]) {
+      assert.ok(
+        !text.toLowerCase().includes(value.toLowerCase()),
+        `span ${span.name} holds personal data: ${text}`,
+      );
+    }
+  }
+}
+
+Deno.test({
+  name: "OpenTelemetry: one trace from the request to the job",
+  // pg-boss and postgres.js keep timers between steps; the databases are
+  // closed at the end.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    await using db = await openAppDatabase();
+    await using jobsDb = await openJobsDatabase();
+    try {
+      await t.step(
+        "uow.run in outbox mode: run, outbox write and dispatch, publish, handler, job send and job processing in one trace with the right parents",
+        async () => {
+          const options = freshOptions();
+          await migrateOutbox(db.sql, options);
+          const queue = uniqueQueueName("welcome");
+          await using jobs = await jobsDb.connect();
+          const seen = new Collector<unknown>();
+          await jobs.work(queue, (job) => {
+            seen.push(job.data);
+          });
+          const bus = new EventBus();
+          bus.register(UserRegistered, async function WelcomePolicy(event) {
+            await jobs.enqueue(queue, {
+              userId: event.userId,
+              email: event.email,
+            }, { key: event.eventId });
+          });
+          const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+          const { error, traceId, spanId } = await inRequest(() =>
+            uow.run((tx) => {
+              tx.track(User.register(EMAIL, NAME));
+            })
+          );
+          assert.equal(error, undefined);
+          const [data] = await seen.atLeast(1, "the job");
+          const userId = (data as { userId: string }).userId;
+          assert.deepEqual(data, { userId, email: EMAIL }, "no trace key left");
+          const spans = await waitForSpans(
+            traceId,
+            "the job's span",
+            (s) => s.some((x) => x.name === `work ${queue}`),
+          );
+
+          const run = one(spans, "uow.run");
+          const write = one(spans, "outbox write");
+          const dispatch = one(spans, "outbox dispatch UserRegistered");
+          const publish = one(spans, "publish UserRegistered");
+          const handler = one(spans, "process UserRegistered");
+          const send = one(spans, `enqueue ${queue}`);
+          const job = one(spans, `work ${queue}`);
+          assert.equal(parentOf(run), spanId);
+          assert.equal(parentOf(write), run.spanContext().spanId);
+          assert.equal(parentOf(dispatch), run.spanContext().spanId);
+          assert.equal(parentOf(publish), dispatch.spanContext().spanId);
+          assert.equal(parentOf(handler), publish.spanContext().spanId);
+          assert.equal(parentOf(send), handler.spanContext().spanId);
+          assert.equal(parentOf(job), send.spanContext().spanId);
+
+          assert.equal(run.attributes["aftercommit.uow.outcome"], "committed");
+          assert.equal(
+            handler.attributes["aftercommit.handler"],
+            "WelcomePolicy",
+          );
+          assert.equal(handler.attributes["aftercommit.outcome"], "ok");
+          assert.equal(dispatch.attributes["aftercommit.outcome"], "ok");
+          assert.equal(dispatch.attributes["aftercommit.outbox.relay"], false);
+          assert.equal(job.attributes["messaging.destination.name"], queue);
+          assert.equal(job.attributes["aftercommit.job.attempt"], 1);
+          assert.equal(
+            job.attributes["messaging.message.id"],
+            send.attributes["messaging.message.id"],
+          );
+          assert.equal(job.attributes["aftercommit.outcome"], "completed");
+          assertNoPersonalData(spans);
+        },
+      );
+
+      await t.step(
+        "a row left undone is dispatched by the relay in the writer's trace (traceparent column), linked to the relay pass",
+        async () => {
+          const options = freshOptions();
+          await migrateOutbox(db.sql, options);
+          const bus = new EventBus();
+          let calls = 0;
+          const delivered = new Collector<string>();
+          bus.register(UserRegistered, function Mailer(event) {
+            calls++;
+            // The message quotes personal data: only the type may be kept.
+            if (calls === 1) throw new Error(`cannot mail ${event.email}`);
+            delivered.push(event.userId);
+          });
+          const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+          const { error, traceId } = await inRequest(() =>
+            uow.run((tx) => {
+              tx.track(User.register(EMAIL, NAME));
+            })
+          );
+          assert.ok(error instanceof PublishAfterCommitError);
+          const [row] = await db.observer.unsafe(
+            `select traceparent, done_at is null as undone from "${options.table}"`,
+          );
+          assert.equal(row!.undone, true);
+          const run = one(spansOf(traceId), "uow.run");
+          assert.equal(
+            row!.traceparent,
+            `00-${traceId}-${run.spanContext().spanId}-01`,
+          );
+          assert.equal(run.attributes["aftercommit.uow.outcome"], "committed");
+          assert.equal(run.status.code, SpanStatusCode.ERROR);
+
+          // The relay runs outside any request: no active span.
+          const relay = new OutboxRelay(db.sql, { ...options, bus });
+          const pass = await relay.runOnce();
+          assert.equal(pass.dispatched, 1);
+          await delivered.atLeast(1, "the redelivery");
+
+          const spans = spansOf(traceId);
+          const dispatches = spans.filter((s) =>
+            s.name === "outbox dispatch UserRegistered"
+          );
+          assert.equal(dispatches.length, 2);
+          const [first, second] = dispatches.sort((a, b) =>
+            Number(a.attributes["aftercommit.outbox.attempt"]) -
+            Number(b.attributes["aftercommit.outbox.attempt"])
+          );
+          assert.equal(first!.attributes["aftercommit.outcome"], "failed");
+          assert.equal(first!.attributes["error.type"], "Error");
+          assert.equal(first!.status.code, SpanStatusCode.ERROR);
+          assert.equal(second!.attributes["aftercommit.outbox.relay"], true);
+          assert.equal(second!.attributes["aftercommit.outbox.attempt"], 2);
+          assert.equal(second!.attributes["aftercommit.outcome"], "ok");
+          assert.equal(parentOf(second!), run.spanContext().spanId);
+          // The relay pass is its own trace, linked from the dispatch.
+          const passSpan = exporter.getFinishedSpans().find((s) =>
+            s.name === "outbox relay pass" &&
+            s.spanContext().spanId === second!.links[0]?.context.spanId
+          );
+          assert.ok(passSpan, "the dispatch links to its relay pass");
+          assert.notEqual(passSpan.spanContext().traceId, traceId);
+          assert.equal(
+            passSpan.attributes["messaging.batch.message_count"],
+            1,
+          );
+          const handlers = spans.filter((s) =>
+            s.name === "process UserRegistered"
+          );
+          assert.deepEqual(
+            handlers.map((s) => s.attributes["aftercommit.outcome"]).sort(),
+            ["error", "ok"],
+          );
+          assertNoPersonalData([...spans, passSpan]);
+        },
+      );
+
+      await t.step(
+        "every attempt of a retried job continues the trace it was sent in",
+        async () => {
+          const queue = uniqueQueueName("flaky");
+          await using jobs = await jobsDb.connect({
+            queueDefaults: {
+              retryLimit: 2,
+              retryDelaySeconds: 0,
+              retryBackoff: false,
+            },
+          });
+          const attempts = new Collector<number>();
+          await jobs.work<{ email: string }>(queue, (job) => {
+            attempts.push(job.attempt);
+            if (job.attempt === 1) {
+              throw new TypeError(`mailbox ${job.data.email} is full`);
+            }
+          });
+          const { traceId } = await inRequest(() =>
+            jobs.enqueue(queue, { email: EMAIL, name: NAME })
+          );
+          await attempts.atLeast(2, "the retry");
+          const spans = await waitForSpans(
+            traceId,
+            "both attempts' spans",
+            (s) => s.filter((x) => x.name === `work ${queue}`).length === 2,
+          );
+          const send = one(spans, `enqueue ${queue}`);
+          const processed = spans
+            .filter((s) => s.name === `work ${queue}`)
+            .sort((a, b) =>
+              Number(a.attributes["aftercommit.job.attempt"]) -
+              Number(b.attributes["aftercommit.job.attempt"])
+            );
+          assert.deepEqual(
+            processed.map((s) => [
+              s.attributes["aftercommit.job.attempt"],
+              s.attributes["aftercommit.outcome"],
+              s.attributes["error.type"],
+              parentOf(s),
+            ]),
+            [
+              [1, "failed", "TypeError", send.spanContext().spanId],
+              [2, "completed", undefined, send.spanContext().spanId],
+            ],
+          );
+          assertNoPersonalData(spans);
+        },
+      );
+    } finally {
+      trace.disable();
+      context.disable();
+      await provider.shutdown();
+    }
+  },
+});
