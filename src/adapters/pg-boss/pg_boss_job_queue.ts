@@ -1671,7 +1671,8 @@ function deadLetterOf(
     error,
     deadLetteredAt: new Date(job.createdOn),
     ageSeconds: Math.max(0, (Date.now() - new Date(born).getTime()) / 1000),
-    ...(includeData ? { data: job.data } : {}),
+    // The trace context the job carried is not the user's data.
+    ...(includeData ? { data: withoutTraceparent(job.data).data } : {}),
   };
 }
 

@@ -367,6 +367,73 @@ Deno.test({
           assertNoPersonalData(spans);
         },
       );
+      await t.step(
+        "migrateOutbox() adds the traceparent column to a table created before it",
+        async () => {
+          const options = freshOptions();
+          // The table as earlier versions created it.
+          await db.sql.unsafe(`create table "${options.table}" (
+            id text primary key,
+            seq bigint generated always as identity,
+            type text not null,
+            payload json not null,
+            created_at timestamptz not null default now(),
+            locked_until timestamptz,
+            attempts integer not null default 0,
+            last_error text,
+            done_at timestamptz,
+            parked_at timestamptz,
+            not_before timestamptz
+          )`);
+          await migrateOutbox(db.sql, options);
+          const bus = new EventBus();
+          const delivered = new Collector<string>();
+          bus.register(UserRegistered, (event) => {
+            delivered.push(event.userId);
+          });
+          const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+          const { traceId } = await inRequest(() =>
+            uow.run((tx) => {
+              tx.track(User.register(EMAIL, NAME));
+            })
+          );
+          await delivered.atLeast(1, "the event");
+          const [row] = await db.observer.unsafe(
+            `select traceparent from "${options.table}"`,
+          );
+          assert.match(String(row!.traceparent), new RegExp(`^00-${traceId}-`));
+        },
+      );
+
+      await t.step(
+        "a dead letter's data is listed without the trace context",
+        async () => {
+          const queue = uniqueQueueName("doomed");
+          await using jobs = await jobsDb.connect({
+            queueDefaults: { retryLimit: 0 },
+          });
+          const failed = new Collector<number>();
+          await jobs.work(queue, (job) => {
+            failed.push(job.attempt);
+            throw new Error("no");
+          });
+          await inRequest(() => jobs.enqueue(queue, { userId: "u1" }));
+          await failed.atLeast(1, "the attempt");
+          const deadline = Date.now() + 20_000;
+          for (;;) {
+            const letters = await jobs.deadLetters({
+              queue,
+              includeData: true,
+            });
+            if (letters.length > 0) {
+              assert.deepEqual(letters.map((l) => l.data), [{ userId: "u1" }]);
+              break;
+            }
+            if (Date.now() > deadline) throw new Error("no dead letter");
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+        },
+      );
     } finally {
       trace.disable();
       context.disable();
