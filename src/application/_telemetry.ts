@@ -10,6 +10,9 @@ import {
   type Attributes,
   type Context,
   context,
+  type Counter,
+  type Histogram,
+  metrics,
   ROOT_CONTEXT,
   type Span,
   type SpanContext,
@@ -35,7 +38,7 @@ export const tracer: Tracer = trace.getTracer("aftercommit", VERSION);
 // `tracing()` call: the holder object, once there, stays (unregistering
 // deletes its members only), and `holder.trace` is an ordinary property.
 const API_KEY = Symbol.for("opentelemetry.js.api.1");
-type Holder = { trace?: unknown };
+type Holder = { trace?: unknown; metrics?: unknown };
 const globals = globalThis as { [API_KEY]?: Holder };
 let holder: Holder | undefined = globals[API_KEY];
 
@@ -53,6 +56,56 @@ export function tracingHot(): boolean {
 export function tracing(): boolean {
   holder ??= globals[API_KEY];
   return holder !== undefined && holder.trace !== undefined;
+}
+
+/** The library's instruments (see {@linkcode meters}). */
+export interface Instruments {
+  /** `aftercommit.outbox.dispatch.duration`: one outbox dispatch, in s. */
+  readonly dispatchDuration: Histogram;
+  /** `aftercommit.job.duration`: one job attempt, in s. */
+  readonly jobDuration: Histogram;
+  /** `aftercommit.failures`: failed handlers, dispatches and job attempts. */
+  readonly failures: Counter;
+}
+
+let instrumentsFor: unknown = undefined;
+let instruments: Instruments | undefined;
+
+/**
+ * The library's instruments when a meter provider is registered, else
+ * `undefined` (then nothing is measured). A meter of the API is not a
+ * proxy: one taken before the SDK registered stays a no-op, so the
+ * provider is looked up on each call and the instruments made again when
+ * it changed.
+ */
+export function meters(): Instruments | undefined {
+  holder ??= globals[API_KEY];
+  if (holder === undefined || holder.metrics === undefined) return undefined;
+  const provider = metrics.getMeterProvider();
+  if (provider === instrumentsFor && instruments !== undefined) {
+    return instruments;
+  }
+  const meter = provider.getMeter("aftercommit", VERSION);
+  instrumentsFor = provider;
+  instruments = {
+    dispatchDuration: meter.createHistogram(
+      "aftercommit.outbox.dispatch.duration",
+      {
+        description: "Duration of one outbox dispatch (all its handlers)",
+        unit: "s",
+      },
+    ),
+    jobDuration: meter.createHistogram("aftercommit.job.duration", {
+      description: "Duration of one job attempt",
+      unit: "s",
+    }),
+    failures: meter.createCounter("aftercommit.failures", {
+      description:
+        "Failed handlers, outbox dispatches and job attempts, by error type",
+      unit: "{failure}",
+    }),
+  };
+  return instruments;
 }
 
 export { SpanKind };

@@ -5,7 +5,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { DebugGate } from "./_debug_gate.ts";
-import { loggableError } from "./_loggable_error.ts";
+import { errorType, loggableError } from "./_loggable_error.ts";
 import {
   collectHandlerRecords,
   hasUnsubscribed,
@@ -20,6 +20,7 @@ import { describe, isConstructor, typeName } from "./_describe.ts";
 import {
   inSpan,
   MESSAGING_SYSTEM,
+  meters,
   recordError,
   type Span,
   tracing,
@@ -1148,6 +1149,12 @@ function logFailureOf(
     eventType,
     handler,
     error: loggableError(error),
+  });
+  meters()?.failures.add(1, {
+    "aftercommit.component": "handler",
+    "aftercommit.event.type": eventType,
+    "aftercommit.handler": handler,
+    "error.type": errorType(error),
   });
 }
 

@@ -29,6 +29,7 @@ import {
   activeTraceparent,
   contextFromTraceparent,
   inSpan,
+  meters,
   recordError,
   type Span,
   SpanKind,
@@ -1432,6 +1433,37 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   #runJob<T>(
+    name: string,
+    handler: JobHandler<T>,
+    job: PgBossJob<T>,
+  ): Promise<JobResult> {
+    const instruments = meters();
+    if (instruments === undefined) return this.#tracedJob(name, handler, job);
+    const started = performance.now();
+    return this.#tracedJob(name, handler, job).then((result) => {
+      const attributes = {
+        "messaging.destination.name": name,
+        "aftercommit.outcome": result.status,
+      };
+      instruments.jobDuration.record(
+        (performance.now() - started) / 1000,
+        attributes,
+      );
+      if (result.status === "failed") {
+        const output = result.output as { name?: unknown } | undefined;
+        instruments.failures.add(1, {
+          "aftercommit.component": "job",
+          "messaging.destination.name": name,
+          "error.type": typeof output?.name === "string"
+            ? output.name
+            : "unknown",
+        });
+      }
+      return result;
+    });
+  }
+
+  #tracedJob<T>(
     name: string,
     handler: JobHandler<T>,
     job: PgBossJob<T>,

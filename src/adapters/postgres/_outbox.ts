@@ -28,6 +28,7 @@ import {
   contextFromTraceparent,
   inSpan,
   MESSAGING_SYSTEM,
+  meters,
   recordError,
   SpanKind,
   tracing,
@@ -551,6 +552,37 @@ export class Outbox {
     item: OutboxItem,
     outageDelaySeconds: number = this.retryDelaySeconds,
   ): Promise<DispatchFailure | undefined> {
+    const instruments = meters();
+    if (instruments === undefined) {
+      return this.#traced(sql, bus, item, outageDelaySeconds);
+    }
+    const started = performance.now();
+    return this.#traced(sql, bus, item, outageDelaySeconds).then((failure) => {
+      const eventType = typeName(item.event.constructor);
+      instruments.dispatchDuration.record(
+        (performance.now() - started) / 1000,
+        {
+          "aftercommit.event.type": eventType,
+          "aftercommit.outcome": outcomeOf(failure),
+        },
+      );
+      if (failure !== undefined && !failure.leaseLost) {
+        instruments.failures.add(1, {
+          "aftercommit.component": "outbox",
+          "aftercommit.event.type": eventType,
+          "error.type": errorType(failure.error),
+        });
+      }
+      return failure;
+    });
+  }
+
+  #traced(
+    sql: Unsafe,
+    bus: EventPublisher,
+    item: OutboxItem,
+    outageDelaySeconds: number,
+  ): Promise<DispatchFailure | undefined> {
     if (!tracing()) return this.#dispatch(sql, bus, item, outageDelaySeconds);
     // From the relay, the span continues the writer's trace (the context
     // stored with the row) and links to the relay's pass.
@@ -574,18 +606,7 @@ export class Outbox {
       },
     }, async (span) => {
       const failure = await this.#dispatch(sql, bus, item, outageDelaySeconds);
-      span.setAttribute(
-        "aftercommit.outcome",
-        failure === undefined
-          ? "ok"
-          : failure.leaseLost
-          ? "lease-lost"
-          : failure.outage
-          ? "outage"
-          : failure.parked
-          ? "parked"
-          : "failed",
-      );
+      span.setAttribute("aftercommit.outcome", outcomeOf(failure));
       if (failure !== undefined) recordError(span, failure.error);
       return failure;
     });
@@ -831,6 +852,18 @@ export class Outbox {
       return false;
     }
   }
+}
+
+function outcomeOf(failure: DispatchFailure | undefined): string {
+  return failure === undefined
+    ? "ok"
+    : failure.leaseLost
+    ? "lease-lost"
+    : failure.outage
+    ? "outage"
+    : failure.parked
+    ? "parked"
+    : "failed";
 }
 
 function straySettled(item: OutboxItem, how: string): void {

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   context,
+  metrics,
   type Span as ApiSpan,
   SpanStatusCode,
   trace,
@@ -16,6 +17,12 @@ import {
   type ReadableSpan,
   SimpleSpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
+import {
+  type DataPoint,
+  type Histogram,
+  MeterProvider,
+  MetricReader,
+} from "@opentelemetry/sdk-metrics";
 import {
   AggregateRoot,
   DomainEvent,
@@ -61,8 +68,37 @@ class User extends AggregateRoot {
   }
 }
 
+class PasswordReset extends DomainEvent {
+  constructor(readonly email: string) {
+    super();
+  }
+}
+
 const registry = new EventRegistry();
 registry.register("test.telemetry.user-registered", UserRegistered);
+registry.register("test.telemetry.password-reset", PasswordReset);
+
+/** A reader the test collects from when it wants. */
+class TestReader extends MetricReader {
+  protected override onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected override onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+const reader = new TestReader();
+const meterProvider = new MeterProvider({ readers: [reader] });
+metrics.setGlobalMeterProvider(meterProvider);
+
+/** The data points of one metric, by name. */
+async function points(name: string): Promise<DataPoint<unknown>[]> {
+  const { resourceMetrics } = await reader.collect();
+  return resourceMetrics.scopeMetrics
+    .flatMap((scope) => scope.metrics)
+    .filter((metric) => metric.descriptor.name === name)
+    .flatMap((metric) => metric.dataPoints as DataPoint<unknown>[]);
+}
 
 const exporter = new InMemorySpanExporter();
 const provider = new BasicTracerProvider({
@@ -434,7 +470,99 @@ Deno.test({
           }
         },
       );
+      await t.step(
+        "metrics: outbox dispatch and job durations, failures by component and error type, without personal data",
+        async () => {
+          const options = freshOptions();
+          await migrateOutbox(db.sql, options);
+          const queue = uniqueQueueName("reset");
+          await using jobs = await jobsDb.connect({
+            queueDefaults: {
+              retryLimit: 1,
+              retryDelaySeconds: 0,
+              retryBackoff: false,
+            },
+          });
+          const attempts = new Collector<number>();
+          await jobs.work<{ email: string }>(queue, (job) => {
+            attempts.push(job.attempt);
+            if (job.attempt === 1) throw new RangeError(job.data.email);
+          });
+          const bus = new EventBus();
+          let calls = 0;
+          bus.register(PasswordReset, async function ResetMailer(event) {
+            if (++calls === 1) throw new SyntaxError(event.email);
+            await jobs.enqueue(queue, { email: event.email });
+          });
+          const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+          await assert.rejects(
+            uow.run((tx) => tx.publishAfterCommit(new PasswordReset(EMAIL))),
+            PublishAfterCommitError,
+          );
+          await new OutboxRelay(db.sql, { ...options, bus }).runOnce();
+          await attempts.atLeast(2, "the job's retry");
+
+          const dispatches = (await points(
+            "aftercommit.outbox.dispatch.duration",
+          )).filter((p) =>
+            p.attributes["aftercommit.event.type"] === "PasswordReset"
+          );
+          assert.deepEqual(
+            dispatches.map((p) => [
+              p.attributes["aftercommit.outcome"],
+              (p.value as Histogram).count,
+            ]).sort(),
+            [["failed", 1], ["ok", 1]],
+          );
+          const failures = (await points("aftercommit.failures")).filter((
+            p,
+          ) =>
+            p.attributes["aftercommit.event.type"] === "PasswordReset" ||
+            p.attributes["messaging.destination.name"] === queue
+          );
+          assert.deepEqual(
+            failures.map((p) => [
+              p.attributes["aftercommit.component"],
+              p.attributes["error.type"],
+              p.value,
+            ]).sort(),
+            [
+              ["handler", "SyntaxError", 1],
+              ["job", "RangeError", 1],
+              ["outbox", "SyntaxError", 1],
+            ],
+          );
+          // The job's span ends, and its duration is recorded, after the
+          // handler returned: wait for the second attempt's point.
+          const deadline = Date.now() + 20_000;
+          let durations: DataPoint<unknown>[] = [];
+          for (;;) {
+            durations = (await points("aftercommit.job.duration")).filter((
+              p,
+            ) => p.attributes["messaging.destination.name"] === queue);
+            if (
+              durations.some((p) =>
+                p.attributes["aftercommit.outcome"] === "completed"
+              ) || Date.now() > deadline
+            ) break;
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          assert.deepEqual(
+            durations.map((p) => [
+              p.attributes["aftercommit.outcome"],
+              (p.value as Histogram).count,
+            ]).sort(),
+            [["completed", 1], ["failed", 1]],
+          );
+          const all = JSON.stringify(
+            [...dispatches, ...failures, ...durations].map((p) => p.attributes),
+          );
+          assert.ok(!all.includes(EMAIL), all);
+        },
+      );
     } finally {
+      await meterProvider.shutdown();
+      metrics.disable();
       trace.disable();
       context.disable();
       await provider.shutdown();
