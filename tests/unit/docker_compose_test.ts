@@ -87,6 +87,21 @@ Deno.test("docker-compose.yaml starts the app with both URLs once both databases
   assert.ok(app.ports?.includes(`${app.environment?.PORT}:8000`));
 });
 
+Deno.test("docker-compose.yaml runs Jaeger with OTLP on, and the app exports its traces there", () => {
+  const jaeger = compose.services.jaeger;
+  assert.ok(jaeger, "a jaeger service");
+  assert.match(jaeger.image ?? "", /^jaegertracing\/all-in-one:/);
+  assert.equal(jaeger.environment?.COLLECTOR_OTLP_ENABLED, "true");
+  assert.ok(jaeger.ports?.includes("16686:16686"), "the UI is published");
+  assert.ok(jaeger.ports?.includes("4318:4318"), "OTLP over HTTP");
+  assert.ok(jaeger.networks?.includes("app-network"));
+  assert.equal(app?.environment?.OTEL_DENO, "true");
+  assert.equal(
+    app?.environment?.OTEL_EXPORTER_OTLP_ENDPOINT,
+    "http://jaeger:4318",
+  );
+});
+
 const dockerCompose = (() => {
   try {
     return Deno.statSync("/usr/bin/docker-compose").isFile;
