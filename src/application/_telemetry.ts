@@ -12,6 +12,7 @@ import {
   context,
   type Counter,
   type Histogram,
+  type Meter,
   metrics,
   ROOT_CONTEXT,
   type Span,
@@ -66,6 +67,13 @@ export interface Instruments {
   readonly jobDuration: Histogram;
   /** `aftercommit.failures`: failed handlers, dispatches and job attempts. */
   readonly failures: Counter;
+}
+
+/** The library's meter when a meter provider is registered, else `undefined`. */
+export function meter(): Meter | undefined {
+  holder ??= globals[API_KEY];
+  if (holder === undefined || holder.metrics === undefined) return undefined;
+  return metrics.getMeterProvider().getMeter("aftercommit", VERSION);
 }
 
 let instrumentsFor: unknown = undefined;

@@ -19,9 +19,11 @@ import {
   type Unsafe,
 } from "./_outbox.ts";
 import { errorType } from "../../application/_loggable_error.ts";
+import type { BatchObservableResult } from "@opentelemetry/api";
 import {
   inSpan,
   MESSAGING_SYSTEM,
+  meter,
   tracing,
 } from "../../application/_telemetry.ts";
 import {
@@ -175,6 +177,7 @@ export class OutboxRelay implements AsyncDisposable {
   readonly #maxOutageMs: number;
   #outageDelayMs = 0;
   #loop: Promise<void> | undefined;
+  #unobserve: (() => void) | undefined;
   #stopping = false;
   #wake: (() => void) | undefined;
   #lastCleanup = -Infinity;
@@ -272,8 +275,48 @@ export class OutboxRelay implements AsyncDisposable {
         table: this.#outbox.table.qualified,
       });
       this.#loop = this.#run();
+      this.#unobserve = this.#observe();
     }
     return this;
+  }
+
+  // With a meter provider registered: gauges of the pending and parked
+  // events, counted (through the partial indexes) when metrics are
+  // collected, while the relay runs.
+  #observe(): (() => void) | undefined {
+    const m = meter();
+    if (m === undefined) return undefined;
+    const pending = m.createObservableGauge("aftercommit.outbox.pending", {
+      description: "Undone events in the outbox, not parked",
+      unit: "{event}",
+    });
+    const parked = m.createObservableGauge("aftercommit.outbox.parked", {
+      description: "Parked events in the outbox, waiting for a repair",
+      unit: "{event}",
+    });
+    const t = this.#outbox.table.qualified;
+    const sql = this.#sql as unknown as Unsafe;
+    const attributes = { "db.collection.name": t };
+    const callback = async (result: BatchObservableResult): Promise<void> => {
+      try {
+        const [row] = await sql.unsafe(
+          `select
+            (select count(*) from ${t}
+              where done_at is null and parked_at is null)::int as pending,
+            (select count(*) from ${t}
+              where parked_at is not null and done_at is null)::int as parked`,
+        ) as Record<string, unknown>[];
+        result.observe(pending, Number(row?.pending ?? 0), attributes);
+        result.observe(parked, Number(row?.parked ?? 0), attributes);
+      } catch (error) {
+        // No reading this time; the next collection asks again.
+        logger.debug("Could not count the outbox for metrics: {errorType}", {
+          errorType: errorType(error),
+        });
+      }
+    };
+    m.addBatchObservableCallback(callback, [pending, parked]);
+    return () => m.removeBatchObservableCallback(callback, [pending, parked]);
   }
 
   /**
@@ -505,6 +548,8 @@ export class OutboxRelay implements AsyncDisposable {
   async stop(): Promise<void> {
     const wasRunning = !this.#stopping && this.#loop !== undefined;
     this.#stopping = true;
+    this.#unobserve?.();
+    this.#unobserve = undefined;
     this.#wake?.();
     const loop = this.#loop;
     if (loop === undefined) return;

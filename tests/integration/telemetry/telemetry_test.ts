@@ -560,6 +560,38 @@ Deno.test({
           assert.ok(!all.includes(EMAIL), all);
         },
       );
+      await t.step(
+        "metrics: a running relay reports the outbox's pending and parked events as gauges",
+        async () => {
+          const options = freshOptions({ maxAttempts: 1 });
+          await migrateOutbox(db.sql, options);
+          const bus = new EventBus();
+          bus.register(PasswordReset, function FailingMailer() {
+            throw new Error("down");
+          });
+          const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+          // One event parks at its first failure; one waits for its time.
+          await assert.rejects(
+            uow.run((tx) => {
+              tx.publishAfterCommit(new PasswordReset(EMAIL));
+              tx.publishAfterCommit(new PasswordReset(EMAIL), {
+                delaySeconds: 3600,
+              });
+            }),
+            PublishAfterCommitError,
+          );
+          await using _relay = new OutboxRelay(db.sql, { ...options, bus })
+            .start();
+          const gauges = async (name: string): Promise<unknown[]> =>
+            (await points(name))
+              .filter((p) =>
+                p.attributes["db.collection.name"] === `"${options.table}"`
+              )
+              .map((p) => p.value);
+          assert.deepEqual(await gauges("aftercommit.outbox.pending"), [1]);
+          assert.deepEqual(await gauges("aftercommit.outbox.parked"), [1]);
+        },
+      );
     } finally {
       await meterProvider.shutdown();
       metrics.disable();
