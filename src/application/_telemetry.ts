@@ -65,6 +65,11 @@ export interface Instruments {
   readonly dispatchDuration: Histogram;
   /** `aftercommit.job.duration`: one job attempt, in s. */
   readonly jobDuration: Histogram;
+  /**
+   * `aftercommit.job.start_delay`: from enqueue (right after the commit, or
+   * at the outbox dispatch) to the start of the job's first attempt, in s.
+   */
+  readonly jobStartDelay: Histogram;
   /** `aftercommit.failures`: failed handlers, dispatches and job attempts. */
   readonly failures: Counter;
 }
@@ -105,6 +110,11 @@ export function meters(): Instruments | undefined {
     ),
     jobDuration: meter.createHistogram("aftercommit.job.duration", {
       description: "Duration of one job attempt",
+      unit: "s",
+    }),
+    jobStartDelay: meter.createHistogram("aftercommit.job.start_delay", {
+      description:
+        "From a job's enqueue to the start of its first attempt (the commit to job start latency)",
       unit: "s",
     }),
     failures: meter.createCounter("aftercommit.failures", {

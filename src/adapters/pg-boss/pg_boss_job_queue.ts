@@ -800,7 +800,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     const delayed = startAfter !== undefined;
     if (delayed) send.startAfter = startAfter;
     if (!tracing()) {
-      const id = await this.#boss.send(name, data as object | null, send);
+      const id = await this.#boss.send(name, withTraceparent(data), send);
       if (id !== null && !delayed) this.#wake(name);
       return id;
     }
@@ -1440,6 +1440,15 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     const instruments = meters();
     if (instruments === undefined) return this.#tracedJob(name, handler, job);
     const started = performance.now();
+    const enqueuedAt = job.retryCount === 0
+      ? withoutTraceparent(job.data).enqueuedAt
+      : undefined;
+    if (enqueuedAt !== undefined) {
+      instruments.jobStartDelay.record(
+        Math.max(0, Date.now() - enqueuedAt) / 1000,
+        { "messaging.destination.name": name },
+      );
+    }
     return this.#tracedJob(name, handler, job).then((result) => {
       const attributes = {
         "messaging.destination.name": name,
@@ -1640,6 +1649,9 @@ class JobAbandonedError extends Error {
 // removes before the handler sees the data; only plain-object data carries
 // it (an array or a primitive is left as it is).
 const TRACEPARENT_KEY = "aftercommit.traceparent";
+// With metrics on: when the job was enqueued (ms since the epoch), for the
+// start delay of its first attempt.
+const ENQUEUED_AT_KEY = "aftercommit.enqueuedAt";
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== "object") return false;
@@ -1649,20 +1661,37 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 function withTraceparent(data: unknown): object | null {
   const traceparent = activeTraceparent();
-  if (traceparent === undefined || !isPlainObject(data)) {
+  const metered = meters() !== undefined;
+  if ((traceparent === undefined && !metered) || !isPlainObject(data)) {
     return data as object | null;
   }
-  return { ...data, [TRACEPARENT_KEY]: traceparent };
+  return {
+    ...data,
+    ...(traceparent === undefined ? {} : { [TRACEPARENT_KEY]: traceparent }),
+    ...(metered ? { [ENQUEUED_AT_KEY]: Date.now() } : {}),
+  };
 }
 
 function withoutTraceparent<T>(
   data: T,
-): { data: T; traceparent: unknown } {
-  if (!isPlainObject(data) || !Object.hasOwn(data, TRACEPARENT_KEY)) {
-    return { data, traceparent: undefined };
+): { data: T; traceparent: unknown; enqueuedAt: number | undefined } {
+  if (
+    !isPlainObject(data) ||
+    (!Object.hasOwn(data, TRACEPARENT_KEY) &&
+      !Object.hasOwn(data, ENQUEUED_AT_KEY))
+  ) {
+    return { data, traceparent: undefined, enqueuedAt: undefined };
   }
-  const { [TRACEPARENT_KEY]: traceparent, ...rest } = data;
-  return { data: rest as T, traceparent };
+  const {
+    [TRACEPARENT_KEY]: traceparent,
+    [ENQUEUED_AT_KEY]: enqueuedAt,
+    ...rest
+  } = data;
+  return {
+    data: rest as T,
+    traceparent,
+    enqueuedAt: typeof enqueuedAt === "number" ? enqueuedAt : undefined,
+  };
 }
 
 function sendAttributes(

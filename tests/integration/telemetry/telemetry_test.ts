@@ -554,8 +554,18 @@ Deno.test({
             ]).sort(),
             [["completed", 1], ["failed", 1]],
           );
+          // Only the first attempt measures the delay from enqueue.
+          const delays = (await points("aftercommit.job.start_delay")).filter(
+            (p) => p.attributes["messaging.destination.name"] === queue,
+          );
+          assert.deepEqual(
+            delays.map((p) => (p.value as Histogram).count),
+            [1],
+          );
           const all = JSON.stringify(
-            [...dispatches, ...failures, ...durations].map((p) => p.attributes),
+            [...dispatches, ...failures, ...durations, ...delays].map((p) =>
+              p.attributes
+            ),
           );
           assert.ok(!all.includes(EMAIL), all);
         },
