@@ -187,7 +187,8 @@ export interface CommitOutcomeUnknownErrorOptions extends ErrorOptions {
 /**
  * The connection was lost while `COMMIT` was in flight, and the database
  * could not be reached within the bound to ask whether the transaction
- * committed. `committed` is `undefined`: the changes may or may not be
+ * committed (or, after a crash restart, could no longer tell: see the
+ * postgres adapter). `committed` is `undefined`: the changes may or may not be
  * saved. No event was published; in outbox mode (`relayWillRetry: true`) the
  * relay delivers them if the transaction did commit.
  *
