@@ -6,7 +6,10 @@
 import postgres from "postgres";
 import type { Runner } from "graphile-worker";
 import { BatchingJobQueue, type EventPublisher } from "../../mod.ts";
-import { PgBossJobQueue } from "../../src/adapters/pg-boss/mod.ts";
+import {
+  DEFAULT_QUEUE_SETTINGS,
+  PgBossJobQueue,
+} from "../../src/adapters/pg-boss/mod.ts";
 import {
   migrateOutbox,
   PostgresUnitOfWork,
@@ -94,6 +97,21 @@ export async function enqueueBench(
       const queue = `enqueue-${n}`;
       const publisher = batching.publisher(enqueueingBus(batching, queue));
       await pgBossQueue(boss, queue);
+      // The same queue settings as the adapter's queues: retries with
+      // backoff, an expiry, a dead-letter queue.
+      const sameQueue = `${queue}-same`;
+      await boss.createQueue(`${sameQueue}__dead`, { notify: true });
+      await boss.createQueue(sameQueue, {
+        notify: true,
+        retryLimit: DEFAULT_QUEUE_SETTINGS.retryLimit,
+        retryDelay: DEFAULT_QUEUE_SETTINGS.retryDelaySeconds,
+        retryBackoff: DEFAULT_QUEUE_SETTINGS.retryBackoff,
+        retryDelayMax: DEFAULT_QUEUE_SETTINGS.retryDelayMaxSeconds,
+        expireInSeconds: DEFAULT_QUEUE_SETTINGS.expireInSeconds,
+        retentionSeconds: DEFAULT_QUEUE_SETTINGS.retentionSeconds,
+        deleteAfterSeconds: DEFAULT_QUEUE_SETTINGS.deleteAfterSeconds,
+        deadLetter: `${sameQueue}__dead`,
+      });
       const events = () =>
         Array.from(
           { length: n },
@@ -101,6 +119,8 @@ export async function enqueueBench(
         );
       const ours = `aftercommit publishAll → BatchingJobQueue, ${n} jobs`;
       const bossRow = `pg-boss insert, ${n} jobs`;
+      const bossSameRow =
+        `pg-boss insert, queue with the adapter's settings, ${n} jobs`;
       const graphile = `graphile-worker addJobs, ${n} jobs`;
       variants.push(
         {
@@ -112,6 +132,27 @@ export async function enqueueBench(
             const ms = performance.now() - t0;
             check(ours, await countPgBoss(jobsSql, "pgboss", queue), n);
             await jobsSql`delete from pgboss.job where name = ${queue}`;
+            return { ms };
+          },
+        },
+        {
+          name: bossSameRow,
+          async sample() {
+            const batch = events();
+            const t0 = performance.now();
+            await boss.insert(
+              sameQueue,
+              batch.map((e) => ({ id: e.eventId, data: jobData(e) })),
+            );
+            const ms = performance.now() - t0;
+            check(
+              bossSameRow,
+              await countPgBoss(sql, PEER_SCHEMA, sameQueue),
+              n,
+            );
+            await sql`delete from ${
+              sql(PEER_SCHEMA)
+            }.job where name = ${sameQueue}`;
             return { ms };
           },
         },
@@ -151,7 +192,7 @@ export async function enqueueBench(
       groups.push({
         title: `${n.toLocaleString("en-US")} jobs`,
         baseline: bossRow,
-        rows: [ours, bossRow, graphile],
+        rows: [ours, bossRow, bossSameRow, graphile],
       });
     }
     const samples = await interleave(variants, config, log);
@@ -159,7 +200,7 @@ export async function enqueueBench(
       id: "c_enqueue",
       title: "(c) Enqueue a burst of jobs",
       description:
-        "One `publishAll` of N `ItemCreated` events whose `@On` handler enqueues one keyed job each through `BatchingJobQueue` (validated, id derived from the event id and the queue name, one `enqueueMany`, one INSERT), against pg-boss 12 `insert` of the same N jobs (the event id as job id, no per-job validation: its raw path) and graphile-worker `addJobs` (no job keys). Clock: from the call to its promise resolving (the INSERT committed). Each sample's job count is checked in the database, then the jobs are deleted outside the clock. No worker runs.",
+        "One `publishAll` of N `ItemCreated` events whose `@On` handler enqueues one keyed job each through `BatchingJobQueue` (validated, id derived from the event id and the queue name, one `enqueueMany`, one INSERT), against pg-boss 12 `insert` of the same N jobs (the event id as job id, no per-job validation: its raw path), into a queue with pg-boss's defaults (its fastest) and into one with the adapter's settings (5 retries with backoff, an expiry, a dead-letter queue: pg-boss's insert costs more for those), and graphile-worker `addJobs` (no job keys). Clock: from the call to its promise resolving (the INSERT committed). Each sample's job count is checked in the database, then the jobs are deleted outside the clock. No worker runs.",
       metrics: [{ key: "ms", label: "time", unit: "ms" }],
       groups,
       samples,
