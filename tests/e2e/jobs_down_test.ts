@@ -24,6 +24,7 @@ class Proxy implements AsyncDisposable {
   readonly #conns = new Set<Deno.Conn>();
   readonly #pipes = new Set<Promise<unknown>>();
   #port = 0;
+  #down = false;
 
   constructor(readonly target: { hostname: string; port: number }) {}
 
@@ -32,6 +33,7 @@ class Proxy implements AsyncDisposable {
   }
 
   up(): void {
+    this.#down = false;
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: this.#port });
     this.#port = (this.#listener.addr as Deno.NetAddr).port;
     const listener = this.#listener;
@@ -43,6 +45,8 @@ class Proxy implements AsyncDisposable {
           try {
             upstream = await Deno.connect(this.target);
             this.#conns.add(upstream);
+            // Taken down while this connection was being made: cut it too.
+            if (this.#down) throw new Error("proxy is down");
             await Promise.race([
               client.readable.pipeTo(upstream.writable),
               upstream.readable.pipeTo(client.writable),
@@ -70,6 +74,7 @@ class Proxy implements AsyncDisposable {
 
   /** Refuses new connections and cuts the open ones. */
   async down(): Promise<void> {
+    this.#down = true;
     this.#listener?.close();
     this.#listener = undefined;
     for (const c of this.#conns) {
