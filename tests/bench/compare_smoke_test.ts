@@ -6,7 +6,7 @@
 // its own databases. Its figures are not asserted: timing belongs in benches.
 import assert from "node:assert/strict";
 
-const serverUrl = Deno.env.get("TEST_DATABASE_URL");
+const serverUrl = Deno.env.get("TEST_DATABASE_URL") || undefined;
 const main = new URL("../../bench/compare/main.ts", import.meta.url).pathname;
 
 Deno.test({
