@@ -6,9 +6,24 @@ import { fileURLToPath as fromFileUrl } from "node:url";
 import { startCluster } from "../_helpers/cluster.ts";
 
 const child = fromFileUrl(new URL("./_driver_child.ts", import.meta.url));
-const unpatched = fromFileUrl(
-  new URL("./unpatched/deno.json", import.meta.url),
-);
+
+// The project's import map with postgres from the npm registry, unpatched
+// (and no links), written next to the child so its imports resolve alike.
+async function unpatchedConfig(): Promise<string> {
+  const project = JSON.parse(
+    await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
+  );
+  const path = fromFileUrl(
+    new URL("./_unpatched.deno.json", import.meta.url),
+  );
+  await Deno.writeTextFile(
+    path,
+    JSON.stringify({
+      imports: { ...project.imports, postgres: "npm:postgres@3.4.9" },
+    }),
+  );
+  return path;
+}
 
 interface ChildResult {
   code: number;
@@ -27,7 +42,16 @@ async function runChild(
   driver: "patched" | "npm",
 ): Promise<ChildResult> {
   const args = driver === "npm"
-    ? ["run", "-A", "--no-lock", "--config", unpatched, child, scenario, url]
+    ? [
+      "run",
+      "-A",
+      "--no-lock",
+      "--config",
+      await unpatchedConfig(),
+      child,
+      scenario,
+      url,
+    ]
     : ["run", "-A", "--frozen", child, scenario, url];
   const out = await new Deno.Command(Deno.execPath(), {
     args,
