@@ -9,6 +9,7 @@
 import postgres from "postgres";
 import { EventBus } from "../src/application/event_bus.ts";
 import { PostgresUnitOfWork } from "../src/adapters/postgres/mod.ts";
+import { reservedTransaction } from "../src/adapters/postgres/_transaction.ts";
 import { createServerDatabase } from "../tests/_helpers/server_database.ts";
 
 const rounds = Number(Deno.args[0] ?? 7);
@@ -40,6 +41,17 @@ try {
     "bare sql.begin": () => {
       const id = next++;
       return sql.begin((tx) => tx`insert into items (id) values (${id})`);
+    },
+    // The Unit of Work's transaction path alone: reserved connection, BEGIN
+    // with the transaction id read in its round trip, COMMIT.
+    "reserved path": () => {
+      const id = next++;
+      return reservedTransaction(
+        sql,
+        "begin",
+        async (tx) => await tx`insert into items (id) values (${id})`,
+        () => Promise.resolve(false),
+      );
     },
     "uow.run": () => {
       const id = next++;
@@ -83,10 +95,13 @@ try {
   if (handled !== perRound * rounds + 300) {
     throw new Error(`handled ${handled} events`);
   }
-  const ratios = times["uow.run"]!.map((t, i) =>
-    t / times["bare sql.begin"]![i]!
-  )
-    .sort((a, b) => a - b);
+  const base = times["bare sql.begin"]!;
+  const ratio = (name: string) => {
+    const r = times[name]!.map((t, i) => t / base[i]!).sort((a, b) => a - b);
+    return `min ${r[0]!.toFixed(3)}, median ${
+      r[Math.floor(r.length / 2)]!.toFixed(3)
+    }, max ${r.at(-1)!.toFixed(3)}`;
+  };
   const stat = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
     return `min ${s[0]!.toFixed(1)}, median ${
@@ -97,17 +112,14 @@ try {
   console.log(
     [
       `${rounds} rounds × ${perRound} sequential transactions per variant, alternated, one insert each`,
-      `bare sql.begin: median µs per transaction, over rounds: ${
-        stat(times["bare sql.begin"]!)
-      }`,
-      `uow.run:        median µs per transaction, over rounds: ${
-        stat(times["uow.run"]!)
-      }`,
-      `ratio uow.run / sql.begin per round: min ${
-        ratios[0]!.toFixed(3)
-      }, median ${ratios[Math.floor(ratios.length / 2)]!.toFixed(3)}, max ${
-        ratios.at(-1)!.toFixed(3)
-      }`,
+      ...names.map((name) =>
+        `${name.padEnd(15)} median µs per transaction, over rounds: ${
+          stat(times[name]!)
+        }`
+      ),
+      ...names.filter((n) => n !== "bare sql.begin").map((name) =>
+        `ratio ${name} / bare sql.begin per round: ${ratio(name)}`
+      ),
     ].join("\n"),
   );
 } finally {
