@@ -132,6 +132,12 @@ await Deno.writeTextFile(
 if (only.size === 6) {
   await Deno.writeTextFile(`${out}/README.md`, index.join("\n"));
 }
+// The pages as `deno fmt` writes them, so that a fresh run passes fmt --check.
+await new Deno.Command(Deno.execPath(), {
+  args: ["fmt", "--quiet", out],
+  stdout: "inherit",
+  stderr: "inherit",
+}).output();
 log(
   `done in ${
     ((performance.now() - t0) / 1000).toFixed(1)
