@@ -49,13 +49,13 @@ Deno.test({
       for (const [id, rows] of Object.entries(peers)) {
         const md = await Deno.readTextFile(`${out}/${id}.md`);
         for (const row of ["aftercommit", ...rows]) {
-          // A row with a median: "| name | 12.3 (…–…) |".
+          // A row with a median: "| name |   12.3 (…–…) |" (deno fmt pads cells).
           assert.match(
             md,
             new RegExp(
               `\\| \\**[^|]*${
                 row.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
-              }[^|]*\\| [\\d,.]+ \\(`,
+              }[^|]*\\|\\s+[\\d,.]+ \\(`,
             ),
             `${id}: a row for ${row}`,
           );
