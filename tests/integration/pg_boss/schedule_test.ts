@@ -238,7 +238,10 @@ Deno.test("pg-boss job queue: startAfter and cron schedules", async (t) => {
       // Every minute: the current minute is always due, so the first pass
       // sends one job.
       await cron.schedule(queue, "* * * * *", { n: 1 });
-      assert.deepEqual(await seen.atLeast(1, "the scheduled job"), [{ n: 1 }]);
+      // One job per minute: a pass that crosses a minute sends a second one.
+      const sent = await seen.atLeast(1, "the scheduled job");
+      assert.ok(sent.length >= 1);
+      for (const data of sent) assert.deepEqual(data, { n: 1 });
       await cron.unschedule(queue);
     },
   );
