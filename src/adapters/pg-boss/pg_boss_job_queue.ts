@@ -753,6 +753,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     this.#assertRunning("read job queue stats");
     return readJobQueueStats(this.#boss.getDb(), this.#schema, options);
   }
+
   /**
    * Adds a job, creating the queue (and its dead-letter queue) on first use,
    * and wakes this process's workers of the queue.
