@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { OutboxRelay } from "../../../src/adapters/postgres/mod.ts";
 import { fromFileUrl } from "../../unit/_paths.ts";
 import { createServerDatabase } from "../../_helpers/server_database.ts";
+import { killChildWhenReady } from "../../_helpers/kill_child.ts";
 import { HANDLER, ledgerBus, type Location, openApp, OUTBOX } from "./_app.ts";
 
 const CHILD = fromFileUrl(new URL("./_child.ts", import.meta.url));
@@ -40,63 +41,13 @@ async function location(): Promise<Location & AsyncDisposable> {
 
 /** Runs the child until it blocks at `stage`, kills it, returns the event id. */
 async function crashChild(stage: Stage, where: Location): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--frozen",
-      CHILD,
-      stage,
-      where.backend,
-      where.app,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let waitError: unknown;
-  try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`The child did not reach "${stage}" in 60 s`)),
-        60_000,
-      );
-    });
-    while (!out.includes("\n")) {
-      const { value, done } = await Promise.race([reader.read(), timeout]);
-      if (done) break;
-      out += value;
-    }
-  } catch (error) {
-    waitError = error;
-  } finally {
-    clearTimeout(timer);
-  }
-  try {
-    child.kill("SIGKILL");
-  } catch {
-    // It exited by itself: reported below.
-  }
-  const status = await child.status;
-  reader.releaseLock();
-  await child.stdout.cancel().catch(() => {});
-  const err = await stderr;
-  if (waitError !== undefined || !out.startsWith("ready ")) {
-    throw new Error(
-      `The child exited (${status.code}) before "${stage}": ${out}\n${err}`,
-      {
-        cause: waitError,
-      },
-    );
-  }
-  assert.equal(status.signal, "SIGKILL", `the child was killed: ${err}`);
-  return out.trim().split(" ")[1]!;
+  const [eventId] = await killChildWhenReady(
+    CHILD,
+    [stage, where.backend, where.app],
+    ROOT,
+    stage,
+  );
+  return eventId!;
 }
 
 interface Round {

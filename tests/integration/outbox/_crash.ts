@@ -4,6 +4,7 @@
 // been sent, and reports what happened. Shared by crash_test.ts and
 // bench/outbox_crash_soak.ts.
 import { fromFileUrl } from "../../unit/_paths.ts";
+import { killChildWhenReady } from "../../_helpers/kill_child.ts";
 import { OutboxRelay } from "../../../src/adapters/postgres/mod.ts";
 import {
   type Locations,
@@ -38,64 +39,12 @@ async function crashChild(
   stage: "committed" | "dispatched",
   locations: Locations,
 ): Promise<{ userId: string; eventId: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--frozen",
-      CHILD,
-      stage,
-      locations.backend,
-      locations.app,
-      locations.jobs,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stderr = new Response(child.stderr).text();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let out = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let waitError: unknown;
-  try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`The child did not reach "${stage}" in 60 s`)),
-        60_000,
-      );
-    });
-    while (!out.includes("\n")) {
-      const { value, done } = await Promise.race([reader.read(), timeout]);
-      if (done) break;
-      out += value;
-    }
-  } catch (error) {
-    waitError = error;
-  }
-  clearTimeout(timer);
-  try {
-    child.kill("SIGKILL");
-  } catch {
-    // It exited by itself: reported below.
-  }
-  const status = await child.status;
-  reader.releaseLock();
-  await child.stdout.cancel().catch(() => {});
-  const err = await stderr;
-  if (waitError !== undefined || !out.startsWith("ready ")) {
-    throw new Error(
-      `The child exited (${status.code}) before "${stage}": ${out}\n${err}`,
-      { cause: waitError },
-    );
-  }
-  if (status.signal !== "SIGKILL") {
-    throw new Error(`The child was not killed: exit ${status.code}\n${err}`);
-  }
-  const [, userId, eventId] = out.trim().split(" ");
+  const [userId, eventId] = await killChildWhenReady(
+    CHILD,
+    [stage, locations.backend, locations.app, locations.jobs],
+    ROOT,
+    stage,
+  );
   return { userId: userId!, eventId: eventId! };
 }
 
