@@ -2,7 +2,7 @@
 // Used by publishAfterCommit's { delaySeconds, at } and by the job queues'
 // startAfter, so one rule gives one message everywhere.
 
-import { describe } from "./_describe.ts";
+import { describe } from "../internal/describe.ts";
 
 // 100 years: beyond it a delay is a mistake (milliseconds for seconds), and
 // PostgreSQL's intervals and timestamps would overflow long before Infinity.

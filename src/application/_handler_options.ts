@@ -1,6 +1,6 @@
 // The checks of the options that @On, @OnAny, register() and onAny() share,
 // in one place so every entry point words them the same way.
-import { describe, isConstructor } from "./_describe.ts";
+import { describe, isConstructor } from "../internal/describe.ts";
 
 /** `order` and `subclasses` after checking, with their defaults. */
 export interface CheckedOptions {

@@ -23,7 +23,7 @@ import {
   TraceFlags,
   type Tracer,
 } from "@opentelemetry/api";
-import { errorType } from "./_loggable_error.ts";
+import { errorType } from "../internal/loggable_error.ts";
 
 /** The library's version, as the tracer's instrumentation scope version. */
 export const VERSION = "0.1.0";

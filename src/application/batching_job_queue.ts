@@ -6,8 +6,8 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
-import { describe } from "./_describe.ts";
-import { loggableError } from "./_loggable_error.ts";
+import { describe } from "../internal/describe.ts";
+import { loggableError } from "../internal/loggable_error.ts";
 import type {
   EnqueueOptions,
   JobHandler,

@@ -8,7 +8,7 @@ import {
   type CheckedOptions,
   checkHandlerOptions,
 } from "./_handler_options.ts";
-import { describe, isConstructor, typeName } from "./_describe.ts";
+import { describe, isConstructor, typeName } from "../internal/describe.ts";
 import { defaultBus, registerMethod } from "./event_bus.ts";
 import type { EventClass, HandlerContext } from "./types.ts";
 

@@ -5,7 +5,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { DebugGate } from "./_debug_gate.ts";
-import { errorType, loggableError } from "./_loggable_error.ts";
+import { errorType, loggableError } from "../internal/loggable_error.ts";
 import {
   collectHandlerRecords,
   hasUnsubscribed,
@@ -16,7 +16,7 @@ import {
   type CheckedOptions,
   checkHandlerOptions,
 } from "./_handler_options.ts";
-import { describe, isConstructor, typeName } from "./_describe.ts";
+import { describe, isConstructor, typeName } from "../internal/describe.ts";
 import {
   inSpan,
   MESSAGING_SYSTEM,

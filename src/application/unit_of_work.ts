@@ -10,11 +10,11 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { AggregateRoot } from "../domain/aggregate_root.ts";
-import { recordOrderOf, stampRecordOrder } from "../domain/_record_order.ts";
+import { recordOrderOf, stampRecordOrder } from "../domain/record_order.ts";
 import { DebugGate } from "./_debug_gate.ts";
 import { assertDelaySeconds, assertFutureDate } from "./_delay.ts";
-import { describe } from "./_describe.ts";
-import { errorType } from "./_loggable_error.ts";
+import { describe } from "../internal/describe.ts";
+import { errorType } from "../internal/loggable_error.ts";
 import { inSpan, tracing } from "./_telemetry.ts";
 import { defaultBus, type EventBus } from "./event_bus.ts";
 

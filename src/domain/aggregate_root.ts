@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { stampRecordOrder } from "./_record_order.ts";
+import { stampRecordOrder } from "./record_order.ts";
 
 /**
  * An aggregate root: the consistency boundary that records the domain events

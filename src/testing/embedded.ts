@@ -35,7 +35,7 @@
  */
 import postgres from "postgres";
 import { EventBus } from "../application/event_bus.ts";
-import { describe } from "../application/_describe.ts";
+import { describe } from "../internal/describe.ts";
 import {
   type EmbeddedPostgres,
   startEmbeddedPostgres,

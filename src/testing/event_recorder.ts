@@ -6,7 +6,7 @@
 import { defaultBus, type EventBus } from "../application/event_bus.ts";
 import type { Subscription } from "../application/subscription.ts";
 import type { EventClass } from "../application/types.ts";
-import { describe } from "../application/_describe.ts";
+import { describe } from "../internal/describe.ts";
 
 /**
  * The events published on a bus since the recorder started, in publish

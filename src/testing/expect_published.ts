@@ -6,7 +6,7 @@
 import { AssertionError } from "node:assert";
 import { inspect, isDeepStrictEqual } from "node:util";
 import type { EventClass } from "../application/types.ts";
-import { describe, isConstructor, typeName } from "../application/_describe.ts";
+import { describe, isConstructor, typeName } from "../internal/describe.ts";
 
 /**
  * What an event must look like: some of its fields (each compared with

@@ -11,7 +11,7 @@ import type {
   JobRequest,
   WorkOptions,
 } from "../application/job_queue.ts";
-import { describe } from "../application/_describe.ts";
+import { describe } from "../internal/describe.ts";
 // The pg-boss adapter's own rules and job ids (these modules load no
 // driver): a job this queue accepts, the adapter accepts, with the same id.
 import {

@@ -18,7 +18,7 @@ import type {
   PgBossJobQueue,
   QueueCounts,
 } from "../pg-boss/mod.ts";
-import { describe } from "../../application/_describe.ts";
+import { describe } from "../../internal/describe.ts";
 import { dashboardPage, loginPage, SCRIPT, STYLE } from "./_assets.ts";
 
 const logger = getLogger(["aftercommit", "dashboard"]);

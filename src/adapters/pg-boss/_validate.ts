@@ -3,7 +3,7 @@
 // anything reaches the database. Messages name types and paths, never values
 // of job data.
 
-import { describe } from "../../application/_describe.ts";
+import { describe } from "../../internal/describe.ts";
 
 // pg-boss's own rule for queue names (it splices them into SQL text).
 const QUEUE_NAME = /^[A-Za-z0-9_.\-/]+$/;

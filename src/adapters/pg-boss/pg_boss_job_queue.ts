@@ -22,7 +22,7 @@ import type {
   JobRequest,
   WorkOptions,
 } from "../../application/job_queue.ts";
-import { describe } from "../../application/_describe.ts";
+import { describe } from "../../internal/describe.ts";
 import { assertStartAfter } from "../../application/_delay.ts";
 import { jobIdFor } from "./_job_id.ts";
 import {
@@ -46,7 +46,7 @@ import {
   assertOptionsObject,
   assertQueueName,
 } from "./_validate.ts";
-import { errorType, loggableError } from "../../application/_loggable_error.ts";
+import { errorType, loggableError } from "../../internal/loggable_error.ts";
 import {
   type JobQueueStats,
   type JobQueueStatsOptions,

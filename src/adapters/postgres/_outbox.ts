@@ -19,9 +19,9 @@ import type {
   EventDelay,
   EventPublisher,
 } from "../../application/unit_of_work.ts";
-import { describe, typeName } from "../../application/_describe.ts";
-import { errorType } from "../../application/_loggable_error.ts";
-import { isConnectionError } from "../../application/_connection_error.ts";
+import { describe, typeName } from "../../internal/describe.ts";
+import { errorType } from "../../internal/loggable_error.ts";
+import { isConnectionError } from "../../internal/connection_error.ts";
 import {
   activeSpanContext,
   activeTraceparent,

@@ -2,7 +2,7 @@
 // from the pool, then BEGIN … COMMIT on it. Not sql.begin: postgres.js 3.4.9
 // can send sql.begin's BEGIN without reserving the connection, so that other
 // callers' queries run inside the transaction (porsager/postgres#1189).
-import { isConnectionError } from "../../application/_connection_error.ts";
+import { isConnectionError } from "../../internal/connection_error.ts";
 import type { PostgresReservedConnection } from "./postgres_unit_of_work.ts";
 
 /** What BEGIN's round trip read: the transaction id and the server's start. */

@@ -8,7 +8,7 @@
  */
 import { reservedTransaction } from "./_transaction.ts";
 import { getLogger } from "@logtape/logtape";
-import { describe } from "../../application/_describe.ts";
+import { describe } from "../../internal/describe.ts";
 import { resolveTableName, type TableName, type Unsafe } from "./_outbox.ts";
 import { assertClient, type PostgresOutboxClient } from "./outbox.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { describe } from "../../application/_describe.ts";
+import { describe } from "../../internal/describe.ts";
 import { resolveTableName, type Unsafe } from "./_outbox.ts";
 import {
   DEFAULT_OUTBOX_TABLE,

@@ -7,7 +7,7 @@
 import { getLogger } from "@logtape/logtape";
 import { defaultBus } from "../../application/event_bus.ts";
 import type { EventPublisher } from "../../application/unit_of_work.ts";
-import { describe } from "../../application/_describe.ts";
+import { describe } from "../../internal/describe.ts";
 import {
   type ClaimedRow,
   isOutage,
@@ -18,7 +18,7 @@ import {
   positiveInteger,
   type Unsafe,
 } from "./_outbox.ts";
-import { errorType } from "../../application/_loggable_error.ts";
+import { errorType } from "../../internal/loggable_error.ts";
 import type { BatchObservableResult } from "@opentelemetry/api";
 import {
   inSpan,

@@ -12,10 +12,10 @@ import {
   type UnitOfWorkContext,
   type UnitOfWorkOptions,
 } from "../../application/unit_of_work.ts";
-import { describe } from "../../application/_describe.ts";
+import { describe } from "../../internal/describe.ts";
 import { type Begun, reservedTransaction } from "./_transaction.ts";
-import { isConnectionError } from "../../application/_connection_error.ts";
-import { errorType } from "../../application/_loggable_error.ts";
+import { isConnectionError } from "../../internal/connection_error.ts";
+import { errorType } from "../../internal/loggable_error.ts";
 import { Outbox, type PreparedBatch } from "./_outbox.ts";
 import {
   assertClient,

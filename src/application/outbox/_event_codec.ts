@@ -6,7 +6,7 @@
 // never mistakes data for a tag. Values JSON cannot carry faithfully (a Map, a
 // class instance, a bigint, NaN, a function) are refused when the event is
 // written, inside the transaction, rather than lost when it is rebuilt.
-import { describe } from "../_describe.ts";
+import { describe } from "../../internal/describe.ts";
 
 const DATE = "$date";
 const LITERAL = "$literal";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { describe, isConstructor, typeName } from "../_describe.ts";
+import { describe, isConstructor, typeName } from "../../internal/describe.ts";
 import type { EventClass } from "../types.ts";
 import { decode, encode, EncodeError, setField } from "./_event_codec.ts";
 

@@ -1,4 +1,4 @@
-import { describe, typeName } from "./_describe.ts";
+import { describe, typeName } from "./describe.ts";
 
 // What of an error goes into a log record. Driver errors carry the values of
 // the row or query that failed in their own fields (postgres.js: `detail`,
