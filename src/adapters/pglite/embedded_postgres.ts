@@ -4,25 +4,15 @@
  * like a server.
  *
  * Limits (PGlite 0.5, pglite-socket 0.2):
- * - One session. PGlite runs one backend, so the socket server accepts one
- *   connection at a time (`maxConnections: 1`); a second concurrent
- *   connection is turned away. The client here therefore uses `max: 1`:
- *   concurrent queries and transactions queue for that one connection, and
- *   code that waits for a second connection while holding the first
- *   deadlocks. Open one client at a time
- *   ({@linkcode EmbeddedPostgres.connect}), and end it before another
- *   connects.
- * - pglite-socket has a multiplexing mode (`maxConnections > 1`). It keeps a
- *   transaction's queries together, but outside a transaction it interleaves
- *   the extended-protocol messages (Parse, Bind, Execute) of different
- *   connections on PGlite's single session, where they share the unnamed
- *   portal; postgres.js uses that protocol for every query, so the mode is
- *   not used here.
- * - The connection is kept (no idle timeout, no maximum lifetime): a
- *   reconnect can race the server releasing the previous connection and be
- *   turned away.
- * - No TLS, no cancel requests (`statement_timeout` still works), one
- *   database (`postgres`); any user name is accepted.
+ * - One session, so one connection at a time (`maxConnections: 1`); clients
+ *   use `max: 1`, and code that waits for a second connection while holding
+ *   the first deadlocks. pglite-socket's multiplexing mode is not used: it
+ *   interleaves the extended-protocol messages of different connections on
+ *   the one session, where they share the unnamed portal.
+ * - The connection is kept (no maximum lifetime): a reconnect can race the
+ *   server releasing the previous one and be turned away.
+ * - No TLS, no cancel requests (`statement_timeout` works), one database
+ *   (`postgres`); any user name is accepted.
  * - Startup takes seconds: share one instance per test file or process.
  *
  * @module
@@ -30,14 +20,15 @@
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { getLogger } from "@logtape/logtape";
+import { callable, integer, readOptions, text } from "../../internal/rules.ts";
 
 const logger = getLogger(["aftercommit", "embedded"]);
 
 /** Options of {@linkcode startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
   /**
-   * A folder to keep the database in, across restarts. It is created when
-   * missing. Open a folder from one instance at a time.
+   * A folder to keep the database in across restarts, created when missing.
+   * Open a folder from one instance at a time.
    *
    * @default {undefined (in memory: the data is gone when the database stops)}
    */
@@ -60,26 +51,20 @@ export interface EmbeddedNotice {
 
 /**
  * The postgres.js options that keep a client within the embedded server's
- * limits. {@linkcode EmbeddedPostgres.connect} passes them; pass them
- * yourself to `postgres(db.url, { ...db.clientOptions, … })`.
+ * limits: pass them to `postgres(db.url, { ...db.clientOptions, … })`.
  */
 export interface EmbeddedClientOptions {
   /** One connection: PGlite has one session. */
   readonly max: 1;
   /** Never recycle the connection (a reconnect could be turned away). */
   readonly max_lifetime: null;
-  /** Notices go to the log (`["aftercommit", "embedded"]`, debug) instead of being printed. */
+  /** Notices go to the log (`["aftercommit", "embedded"]`, debug). */
   readonly onnotice: (notice: EmbeddedNotice) => void;
 }
 
 /** A client that {@linkcode EmbeddedPostgres.close} can end: a postgres.js `Sql` fits. */
 export interface EndableClient {
-  /**
-   * Closes the client's connections.
-   *
-   * @param options How long to wait for running queries, in seconds.
-   * @returns A promise that settles once the connections are closed.
-   */
+  /** Closes the client's connections, waiting `timeout` seconds for queries. */
   end(options?: { timeout?: number }): Promise<void>;
 }
 
@@ -94,73 +79,63 @@ const CLIENT_OPTIONS: EmbeddedClientOptions = Object.freeze({
 });
 
 /**
- * A running embedded PostgreSQL. Stop it with
- * {@linkcode EmbeddedPostgres.close} or `await using`.
+ * A running embedded PostgreSQL; stop it with `close()` or `await using`.
  *
  * @example Start, query, stop
  * ```ts
+ * import assert from "node:assert/strict";
  * import postgres from "postgres";
  * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
  *
  * await using db = await startEmbeddedPostgres();
  * const sql = db.connect(postgres); // max: 1, ended by db.close()
  * const [row] = await sql`select 1 + 1 as two`;
- * console.log(row?.two); // 2
+ * assert.equal(row?.two, 2);
  * ```
  */
 export class EmbeddedPostgres implements AsyncDisposable {
+  /** The postgres.js options {@linkcode EmbeddedPostgres.connect} uses. */
+  readonly clientOptions: EmbeddedClientOptions = CLIENT_OPTIONS;
+  /** `postgres://postgres@127.0.0.1:<port>/postgres`, one connection at a time. */
+  readonly url: string;
   readonly #pglite: PGlite;
   readonly #server: PGLiteSocketServer;
   readonly #clients = new Set<EndableClient>();
-  readonly #url: string;
-  readonly #port: number;
-  readonly #dataDir: string | undefined;
   #closing: Promise<void> | undefined;
 
   private constructor(
     pglite: PGlite,
     server: PGLiteSocketServer,
-    port: number,
-    dataDir: string | undefined,
+    /** The loopback port the server listens on. */
+    readonly port: number,
+    /** The data folder, or `undefined` when the database is in memory. */
+    readonly dataDir: string | undefined,
   ) {
     this.#pglite = pglite;
     this.#server = server;
-    this.#port = port;
-    this.#dataDir = dataDir;
-    this.#url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    this.url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   }
 
   /**
-   * Starts PGlite and its socket server. Prefer
-   * {@linkcode startEmbeddedPostgres}, which calls it.
+   * Starts PGlite and its socket server; {@linkcode startEmbeddedPostgres}
+   * calls it.
    *
    * @param options The data folder and the port.
    * @returns The running database.
-   * @throws {TypeError} When an option has the wrong type or range.
+   * @throws {TypeError} When `dataDir` is not a non-empty string or `port`
+   * not an integer.
+   * @throws {RangeError} When `port` is not a port number.
    * @throws The error of PGlite or of the socket server (a port in use, a
    * data folder another process holds); nothing is left running then.
    */
   static async start(
     options: EmbeddedPostgresOptions = {},
   ): Promise<EmbeddedPostgres> {
-    const { dataDir, port = 0 } = options;
-    if (dataDir !== undefined && (typeof dataDir !== "string" || !dataDir)) {
-      throw new TypeError(
-        `Cannot start embedded PostgreSQL: dataDir must be a non-empty folder path, received ${
-          JSON.stringify(dataDir)
-        }; leave it out to keep the database in memory`,
-      );
-    }
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw new RangeError(
-        `Cannot start embedded PostgreSQL: port must be an integer from 0 to 65535, received ${
-          JSON.stringify(port)
-        }; use 0 for a free port`,
-      );
-    }
-    const pglite = dataDir === undefined
-      ? await PGlite.create()
-      : await PGlite.create(dataDir);
+    const { dataDir, port } = readOptions(options, {
+      dataDir: text(undefined, "leave it out to keep the database in memory"),
+      port: integer(0, 65535, 0),
+    }, "start embedded PostgreSQL");
+    const pglite = await PGlite.create(dataDir);
     const server = new PGLiteSocketServer({
       db: pglite,
       host: "127.0.0.1",
@@ -173,20 +148,19 @@ export class EmbeddedPostgres implements AsyncDisposable {
       await pglite.close();
       throw error;
     }
-    const actualPort = Number(server.getServerConn().split(":").pop());
-    logger.info(
-      "Started embedded PostgreSQL on port {port} ({storage})",
-      { port: actualPort, storage: dataDir === undefined ? "memory" : "disk" },
-    );
-    return new EmbeddedPostgres(pglite, server, actualPort, dataDir);
+    const actual = Number(server.getServerConn().split(":").pop());
+    logger.info("Started embedded PostgreSQL on port {port} ({storage})", {
+      port: actual,
+      storage: dataDir === undefined ? "memory" : "disk",
+    });
+    return new EmbeddedPostgres(pglite, server, actual, dataDir);
   }
 
   /**
    * Creates a client with `factory` (postgres.js's default export) on
    * {@linkcode EmbeddedPostgres.url} with
-   * {@linkcode EmbeddedPostgres.clientOptions}, and ends it on
-   * {@linkcode EmbeddedPostgres.close}. The server serves one connection at
-   * a time: end a client before connecting another.
+   * {@linkcode EmbeddedPostgres.clientOptions}, and ends it on `close()`.
+   * End a client before connecting another.
    *
    * @typeParam C The client's type.
    * @param factory `postgres`, or a function that calls it with more options.
@@ -194,8 +168,9 @@ export class EmbeddedPostgres implements AsyncDisposable {
    * @throws {TypeError} When `factory` is not a function, or the database
    * is closed.
    *
-   * @example Connect postgres.js
+   * @example Connect postgres.js with more options
    * ```ts
+   * import assert from "node:assert/strict";
    * import postgres from "postgres";
    * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
    *
@@ -204,86 +179,49 @@ export class EmbeddedPostgres implements AsyncDisposable {
    *   postgres(url, { ...options, transform: postgres.camel })
    * );
    * const [row] = await sql`select 1 as some_value`;
-   * console.log(row?.someValue); // 1
+   * assert.equal(row?.someValue, 1);
    * ```
    */
   connect<C extends EndableClient>(
     factory: (url: string, options: EmbeddedClientOptions) => C,
   ): C {
-    if (typeof factory !== "function") {
-      throw new TypeError(
-        `Cannot connect to embedded PostgreSQL: expected a client factory such as postgres (the default export of npm:postgres), received ${typeof factory}`,
-      );
+    const action = "connect to embedded PostgreSQL";
+    callable()(factory, "factory (postgres, from npm:postgres)", action);
+    if (this.#closing) {
+      throw new TypeError(`Cannot ${action}: it is closed; start a new one`);
     }
-    if (this.#closing !== undefined) {
-      throw new TypeError(
-        "Cannot connect to embedded PostgreSQL: it is closed; start a new one",
-      );
-    }
-    const client = factory(this.#url, CLIENT_OPTIONS);
+    const client = factory(this.url, CLIENT_OPTIONS);
     this.#clients.add(client);
     return client;
   }
 
-  /** The postgres.js options {@linkcode EmbeddedPostgres.connect} uses. */
-  get clientOptions(): EmbeddedClientOptions {
-    return CLIENT_OPTIONS;
-  }
-
   /**
-   * The connection URL (`postgres://postgres@127.0.0.1:<port>/postgres`), for
-   * a client of your own; pass it {@linkcode EmbeddedPostgres.clientOptions}.
-   * Only one connection is served at a time.
-   */
-  get url(): string {
-    return this.#url;
-  }
-
-  /** The loopback port the server listens on. */
-  get port(): number {
-    return this.#port;
-  }
-
-  /** The data folder, or `undefined` when the database is in memory. */
-  get dataDir(): string | undefined {
-    return this.#dataDir;
-  }
-
-  /**
-   * Ends the clients made by {@linkcode EmbeddedPostgres.connect}, stops
-   * the socket server and closes PGlite (flushing
-   * a data folder). Calling it again returns the same promise.
+   * Ends the clients made by {@linkcode EmbeddedPostgres.connect}, stops the
+   * socket server and closes PGlite (flushing a data folder). Calling it
+   * again returns the same promise.
    *
    * @returns A promise that settles when everything is stopped.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
-  }
-
-  async #close(): Promise<void> {
-    try {
-      await Promise.allSettled(
-        [...this.#clients].map((client) => client.end({ timeout: 5 })),
-      );
-      this.#clients.clear();
-    } finally {
+    return this.#closing ??= (async () => {
       try {
-        await this.#server.stop();
+        await Promise.allSettled(
+          [...this.#clients].map((client) => client.end({ timeout: 5 })),
+        );
       } finally {
-        await this.#pglite.close();
-        logger.info("Stopped embedded PostgreSQL on port {port}", {
-          port: this.#port,
-        });
+        try {
+          await this.#server.stop();
+        } finally {
+          await this.#pglite.close();
+          logger.info("Stopped embedded PostgreSQL on port {port}", {
+            port: this.port,
+          });
+        }
       }
-    }
+    })();
   }
 
-  /**
-   * Same as {@linkcode EmbeddedPostgres.close}, for `await using`.
-   *
-   * @returns A promise that settles when everything is stopped.
-   */
+  /** Same as {@linkcode EmbeddedPostgres.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
@@ -300,6 +238,7 @@ export class EmbeddedPostgres implements AsyncDisposable {
  *
  * @example Keep the data in a folder across restarts
  * ```ts
+ * import assert from "node:assert/strict";
  * import postgres from "postgres";
  * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
  *
@@ -313,7 +252,7 @@ export class EmbeddedPostgres implements AsyncDisposable {
  * {
  *   await using db = await startEmbeddedPostgres({ dataDir });
  *   const rows = await db.connect(postgres)`select body from notes`;
- *   console.log(rows.length); // 1
+ *   assert.deepEqual(rows.map((row) => row.body), ["kept"]);
  * }
  * await Deno.remove(dataDir, { recursive: true });
  * ```

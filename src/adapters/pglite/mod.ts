@@ -6,6 +6,7 @@
  *
  * @example Run a Unit of Work on embedded PostgreSQL
  * ```ts
+ * import assert from "node:assert/strict";
  * import postgres from "postgres";
  * import { EventBus } from "@aftercommit/core";
  * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
@@ -17,12 +18,17 @@
  * const sql = db.connect(postgres);
  * await sql`create table notes (body text)`;
  * const bus = new EventBus();
- * bus.register(NoteSaved, () => console.log("saved"));
+ * const seen: string[] = [];
+ * bus.register(NoteSaved, async () => {
+ *   const [row] = await sql`select count(*)::int as n from notes`;
+ *   seen.push(`saved, ${row?.n} note`);
+ * });
  * const uow = new PostgresUnitOfWork(sql, { bus });
  * await uow.run(async (tx) => {
  *   await tx.sql`insert into notes values ('hello')`;
  *   tx.publishAfterCommit(new NoteSaved());
- * }); // logs "saved" after the commit
+ * });
+ * assert.deepEqual(seen, ["saved, 1 note"]); // published after the commit
  * ```
  *
  * @module

@@ -19,8 +19,6 @@ async function portIsClosed(port: number): Promise<boolean> {
 Deno.test({
   name:
     "startEmbeddedPostgres() serves an in-memory database to npm:postgres on a free loopback port until disposed",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     let port: number;
     {
@@ -48,8 +46,6 @@ Deno.test({
 Deno.test({
   name:
     "startEmbeddedPostgres({ dataDir }) keeps the data across a restart, and close() is idempotent",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "aftercommit_pglite_" });
     try {
@@ -79,8 +75,6 @@ Deno.test({
 Deno.test({
   name:
     "the embedded URL works for a client of one's own (one connection at a time)",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     await using db = await startEmbeddedPostgres();
     const own = postgres(db.url, { max: 1, onnotice: () => {} });
@@ -97,25 +91,27 @@ Deno.test("startEmbeddedPostgres() rejects bad options before starting anything"
   await assert.rejects(
     // @ts-expect-error: not a string
     startEmbeddedPostgres({ dataDir: 42 }),
-    { name: "TypeError", message: /dataDir must be a non-empty folder path/ },
+    {
+      name: "TypeError",
+      message:
+        /options\.dataDir must be a non-empty string, received a number; leave it out/,
+    },
   );
   await assert.rejects(startEmbeddedPostgres({ dataDir: "" }), TypeError);
   await assert.rejects(startEmbeddedPostgres({ port: 70000 }), {
     name: "RangeError",
-    message: /port must be an integer from 0 to 65535/,
+    message: /options\.port must be between 0 and 65535, received 70000/,
   });
 });
 
 Deno.test({
   name: "connect() rejects a factory that is not a function",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     await using db = await startEmbeddedPostgres();
     // @ts-expect-error: not a function
     assert.throws(() => db.connect("postgres://"), {
       name: "TypeError",
-      message: /expected a client factory such as postgres/,
+      message: /factory \(postgres, from npm:postgres\) must be a function/,
     });
   },
 });
