@@ -316,3 +316,26 @@ function jsonProblem(
   paths.pop();
   return undefined;
 }
+
+/**
+ * Throws unless `bus` is an event bus: an object with a `publishAll`
+ * method. `what` names it (`options.bus`); `hint` says what to pass.
+ */
+export function assertPublishAll(
+  bus: unknown,
+  what: string,
+  action: string,
+  hint = "pass an EventBus, or leave it out to use defaultBus",
+): asserts bus is { publishAll(events: readonly object[]): unknown } {
+  if (
+    bus === null || typeof bus !== "object" ||
+    typeof (bus as { publishAll?: unknown }).publishAll !== "function"
+  ) {
+    fail(
+      action,
+      `${what} must be an event bus with a publishAll method, received ${
+        describe(bus)
+      }; ${hint}`,
+    );
+  }
+}
