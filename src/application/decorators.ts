@@ -3,13 +3,19 @@
  *
  * @module
  */
-import { addHandlerRecord, noteConstructed } from "./_handler_metadata.ts";
 import {
-  type CheckedOptions,
-  checkHandlerOptions,
-} from "./_handler_options.ts";
-import { describe, isConstructor, typeName } from "../internal/describe.ts";
-import { defaultBus, registerMethod } from "./event_bus.ts";
+  addHandlerRecord,
+  type HandlerRecord,
+  noteConstructed,
+} from "./_handler_metadata.ts";
+import { describe, typeName } from "../internal/describe.ts";
+import { assertDecorates, assertEventClass } from "../internal/rules.ts";
+import {
+  defaultBus,
+  type HandlerOptions,
+  handlerOptions,
+  registerRecord,
+} from "./event_bus.ts";
 import type { EventClass, HandlerContext } from "./types.ts";
 
 /**
@@ -129,20 +135,18 @@ export function On<E extends object>(
   type: EventClass<E>,
   options: OnOptions = {},
 ): OnDecorator<E> {
-  if (!isConstructor(type)) {
-    throw new TypeError(
-      `Cannot create @On decorator: expected an event class, received ${
-        describe(type)
-      }; pass the class itself, for example @On(UserRegistered)`,
-    );
-  }
-  const eventName = typeName(type);
-  const checked = checkHandlerOptions(
+  assertEventClass(
+    type,
+    "create @On decorator",
+    "pass the class itself, for example @On(UserRegistered)",
+  );
+  const name = typeName(type);
+  const checked = handlerOptions(
     options,
     type,
-    `Cannot create @On(${eventName}) decorator`,
+    `create @On(${name}) decorator`,
   );
-  return handlerDecorator(type, checked, `@On(${eventName})`, eventName);
+  return handlerDecorator(type, checked, `@On(${name})`, name);
 }
 
 /**
@@ -182,10 +186,10 @@ export function On<E extends object>(
 export function OnAny(
   options: Pick<OnOptions, "order"> = {},
 ): OnDecorator<object> {
-  const checked = checkHandlerOptions(
+  const checked = handlerOptions(
     options,
     undefined,
-    "Cannot create @OnAny decorator",
+    "create @OnAny decorator",
     true,
   );
   return handlerDecorator(null, checked, "@OnAny()", "events");
@@ -193,42 +197,30 @@ export function OnAny(
 
 function handlerDecorator<E extends object>(
   type: EventClass<E> | null,
-  options: CheckedOptions,
+  options: HandlerOptions,
   label: string,
-  eventName: string,
+  receives: string,
 ): OnDecorator<E> {
   return function onDecorator(method, context): void {
-    if (
-      context === null || typeof context !== "object" ||
-      typeof (context as { kind?: unknown }).kind !== "string"
-    ) {
-      throw new TypeError(
-        `${label} was called as a legacy decorator: aftercommit uses standard TC39 decorators; remove "experimentalDecorators" from your compiler options`,
-      );
-    }
-    const kind = (context as { kind: string }).kind;
-    const declared = (context as { name?: unknown }).name;
-    if (kind !== "method") {
-      const what = kind === "class"
-        ? `class ${String(declared)}`
-        : `${kind} ${String(declared)}`;
-      throw new TypeError(
-        `${label} cannot decorate ${what}: it applies to methods only; put it on a method that receives ${eventName}`,
-      );
-    }
+    assertDecorates(
+      context,
+      "method",
+      label,
+      `methods only; put it on a method that receives ${receives}`,
+    );
     if (typeof method !== "function") {
       throw new TypeError(
         `${label} cannot decorate ${
-          String(declared)
+          String(context.name)
         }: expected a method, received ${describe(method)}`,
       );
     }
     const name = context.name;
-    addHandlerRecord(context.metadata, {
+    const record: HandlerRecord = {
       type,
       order: options.order,
       subclasses: options.subclasses,
-      name: context.name,
+      name,
       isStatic: context.static,
       isPrivate: context.private,
       // Public methods are looked up on the target, so an override in a
@@ -236,25 +228,18 @@ function handlerDecorator<E extends object>(
       get: context.private
         ? (target) => context.access.get(target as never)
         : (target) => (target as Record<string | symbol, unknown>)[name],
-    });
-    if (context.static) {
-      context.addInitializer(function (this: unknown): void {
-        const klass = this as object;
-        registerMethod(
-          defaultBus,
-          type,
-          method as unknown as (event: object) => unknown,
-          klass,
-          `${typeName(klass)}.${String(context.name)}`,
-          options,
-        );
-      });
-    } else {
-      // Runs for each new instance: remembers its class until an instance
-      // is subscribed, for the bus's "no handler" warning.
-      context.addInitializer(function (this: unknown): void {
-        noteConstructed(this as object, type, options.subclasses);
-      });
-    }
+    };
+    addHandlerRecord(context.metadata, record);
+    context.addInitializer(
+      context.static
+        ? function (this: unknown): void {
+          defaultBus[registerRecord](record, this as object);
+        }
+        // For each new instance: remembers its class until an instance is
+        // subscribed, for the bus's "no handler" warning.
+        : function (this: unknown): void {
+          noteConstructed(this as object, type, options.subclasses);
+        },
+    );
   };
 }

@@ -5,7 +5,7 @@
 // signature already makes for typed callers is kept only where JavaScript
 // callers or config files can get it wrong.
 
-import { describe } from "./describe.ts";
+import { describe, isConstructor } from "./describe.ts";
 
 /** Throws `Cannot ${action}: ${detail}` as a TypeError (or RangeError). */
 export function fail(
@@ -164,6 +164,69 @@ export function callable<
     }
     return value as F;
   };
+}
+
+/**
+ * A finite number; `fallback` when undefined. A non-number is a TypeError,
+ * `NaN` or `±Infinity` a RangeError; `hint` says what to pass.
+ */
+export function finite<D extends number | undefined = undefined>(
+  fallback?: D,
+  hint?: string,
+): Rule<number | D> {
+  return (value, what, action) => {
+    if (value === undefined) return fallback as D;
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      fail(
+        action,
+        `${what} must be a finite number, received ${received(value)}${
+          hint === undefined ? "" : `; ${hint}`
+        }`,
+        typeof value === "number" ? RangeError : TypeError,
+      );
+    }
+    return value;
+  };
+}
+
+/** Throws unless `value` is a class: `expected an event class, …; hint`. */
+export function assertEventClass(
+  value: unknown,
+  action: string,
+  hint = "pass the class itself, for example UserRegistered",
+): asserts value is abstract new (...args: never[]) => object {
+  if (!isConstructor(value)) {
+    fail(
+      action,
+      `expected an event class, received ${describe(value)}; ${hint}`,
+    );
+  }
+}
+
+/**
+ * The `kind` of a standard (TC39) decorator's context, after checking that
+ * it is `expected`. `label` names the decorator (`@On(X)`), `only` says what
+ * it applies to ("methods only; put it on …"). A decorator called the legacy
+ * way (`experimentalDecorators`) gets no context object.
+ */
+export function assertDecorates(
+  context: unknown,
+  expected: "class" | "method",
+  label: string,
+  only: string,
+): void {
+  const kind = (context as { kind?: unknown } | null | undefined)?.kind;
+  if (typeof kind !== "string") {
+    throw new TypeError(
+      `${label} was called as a legacy decorator: aftercommit uses standard TC39 decorators; remove "experimentalDecorators" from your compiler options`,
+    );
+  }
+  if (kind !== expected) {
+    const name = String((context as { name?: unknown }).name);
+    throw new TypeError(
+      `${label} cannot decorate ${kind} ${name}: it applies to ${only}`,
+    );
+  }
 }
 
 /** Throws unless `value` is undefined or an options object. */
