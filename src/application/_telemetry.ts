@@ -175,19 +175,6 @@ export async function inSpan<T>(
 }
 
 /**
- * Starts a span in the active context; returns it with the context that
- * makes it the parent (for spans that must not wrap a callback).
- */
-export function startSpan(
-  name: string,
-  attributes: Attributes,
-): [Span, Context] {
-  const parent = context.active();
-  const span = tracer.startSpan(name, { attributes }, parent);
-  return [span, trace.setSpan(parent, span)];
-}
-
-/**
  * The W3C `traceparent` of the active span, or `undefined` when there is no
  * valid span context (no SDK, or no span active).
  */

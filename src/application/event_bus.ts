@@ -20,8 +20,6 @@ import {
   MESSAGING_SYSTEM,
   meters,
   recordError,
-  type Span,
-  startSpan,
   tracing,
 } from "./_telemetry.ts";
 import { Subscription } from "./subscription.ts";
@@ -180,6 +178,21 @@ const NO_SIGNAL: HandlerContext = Object.freeze({
   signal: new AbortController().signal,
 });
 const RESOLVED: Promise<void> = Promise.resolve();
+
+// One publish: what its handlers get, and the failures collected so far.
+interface Run {
+  readonly context: HandlerContext;
+  readonly signal: AbortSignal | undefined;
+  readonly failFast: boolean;
+  errors: unknown[] | undefined;
+}
+// Fail-fast with no signal: shared, as it never collects.
+const PLAIN: Run = Object.freeze({
+  context: NO_SIGNAL,
+  signal: undefined,
+  failFast: true,
+  errors: undefined,
+});
 
 /**
  * An event bus with its own registry of handlers.
@@ -470,17 +483,10 @@ export class EventBus {
     if (event === null || typeof event !== "object") {
       return Promise.reject(eventError(event, "publish"));
     }
-    // The fast path, not an async function: one handler costs no promise
-    // beyond the handler's own.
-    if (options === undefined && this.#failFast && !this.#tracing) {
-      const type = event.constructor;
-      const entries = this.#resolved.get(type) ?? this.#resolve(type);
-      if (entries.length === 0) return this.#noHandlers(type);
-      if (entries.length === 1 && !debugGate.enabled) {
-        return callOne(entries[0]!, event);
-      }
+    if (options === undefined && this.#failFast) {
+      return this.#handle(event, PLAIN);
     }
-    return this.#dispatch([event], options, true);
+    return this.#publish([event], options, true);
   }
 
   /**
@@ -526,7 +532,11 @@ export class EventBus {
       return Promise.reject(error);
     }
     this.#tracing = tracing();
-    return this.#dispatch(list, options, false);
+    // One event, no options: the same promise as publish(event).
+    if (list.length === 1 && options === undefined && this.#failFast) {
+      return this.#handle(list[0]!, PLAIN);
+    }
+    return this.#publish(list, options, false);
   }
 
   /**
@@ -576,8 +586,8 @@ export class EventBus {
     });
   }
 
-  // The one dispatch loop: events in order, each event's handlers in order.
-  async #dispatch(
+  // Events in order, each after the previous one's handlers finished.
+  async #publish(
     events: readonly object[],
     options: PublishOptions | undefined,
     single: boolean,
@@ -585,67 +595,17 @@ export class EventBus {
     const signal = options === undefined
       ? undefined
       : checkSignal(options, single ? "publish" : "publish events");
-    const context = signal === undefined
-      ? NO_SIGNAL
-      : Object.freeze({ signal });
-    const debug = debugGate.enabled;
-    const traced = this.#tracing;
-    let errors: unknown[] | undefined;
-    for (let e = 0; e < events.length; e++) {
+    const run: Run = signal === undefined && this.#failFast ? PLAIN : {
+      context: signal === undefined ? NO_SIGNAL : Object.freeze({ signal }),
+      signal,
+      failFast: this.#failFast,
+      errors: undefined,
+    };
+    for (let i = 0; i < events.length; i++) {
       signal?.throwIfAborted();
-      const event = events[e]!;
-      const type = event.constructor;
-      let entries = this.#resolved.get(type) ?? this.#resolve(type);
-      if (entries.length === 0) {
-        this.#noHandlers(type);
-        continue;
-      }
-      let span: Span | undefined;
-      if (traced) [span, entries] = publishSpan(event, entries);
-      const failed = errors?.length ?? 0;
-      try {
-        for (let i = 0; i < entries.length; i++) {
-          const entry = entries[i]!;
-          if (signal?.aborted) {
-            logAborted(entry, event, "before");
-            throw signal.reason;
-          }
-          if (debug) {
-            logger.debug("Handling {eventType} with {handler}", {
-              eventType: typeName(type),
-              handler: entry.name,
-            });
-          }
-          try {
-            const result = entry.call(event, context);
-            await (signal === undefined
-              ? result
-              : untilSettledOrAborted(result, entry, signal));
-          } catch (error) {
-            if (signal?.aborted && error === signal.reason) {
-              logAborted(entry, event, "during");
-              throw error;
-            }
-            entry.log(error);
-            if (this.#failFast) throw error;
-            (errors ??= []).push(error);
-          }
-        }
-        if (span !== undefined) {
-          const ok = (errors?.length ?? 0) === failed;
-          span.setAttribute("aftercommit.outcome", ok ? "ok" : "error");
-          if (!ok) recordError(span, errors![failed]);
-        }
-      } catch (error) {
-        if (span !== undefined) {
-          span.setAttribute("aftercommit.outcome", "error");
-          recordError(span, error);
-        }
-        throw error;
-      } finally {
-        span?.end();
-      }
+      await this.#handle(events[i]!, run);
     }
+    const { errors } = run;
     if (errors !== undefined) {
       throw new AggregateError(
         errors,
@@ -654,6 +614,21 @@ export class EventBus {
         }`,
       );
     }
+  }
+
+  // Not an async function: one handler costs no promise beyond its own.
+  #handle(event: object, run: Run): Promise<void> {
+    const type = event.constructor;
+    const entries = this.#resolved.get(type) ?? this.#resolve(type);
+    if (entries.length === 0) {
+      if (hasUnsubscribed()) this.#warnUnsubscribed(type);
+      return RESOLVED;
+    }
+    if (this.#tracing) return traced(entries, event, run);
+    if (entries.length === 1 && run === PLAIN && !debugGate.enabled) {
+      return callOne(entries[0]!, event);
+    }
+    return dispatch(entries, event, run);
   }
 
   #entry(
@@ -743,11 +718,6 @@ export class EventBus {
     return entries;
   }
 
-  #noHandlers(type: unknown): Promise<void> {
-    if (hasUnsubscribed()) this.#warnUnsubscribed(type);
-    return RESOLVED;
-  }
-
   // An instance-handler class exists but none of its instances was
   // subscribed: the usual reason why an event finds no handler.
   #warnUnsubscribed(type: unknown): void {
@@ -803,49 +773,95 @@ function callOne(entry: Resolved, event: object): Promise<void> {
   return promise;
 }
 
-// With a tracer provider: a `publish` span for the event, whose handlers each
-// run in a `process` span.
-function publishSpan(
-  event: object,
+// The one dispatch loop: the handlers of one event, one after another, each
+// awaited. Small on purpose: an await saves and restores the live variables.
+async function dispatch(
   entries: readonly Resolved[],
-): [Span, readonly Resolved[]] {
+  event: object,
+  run: Run,
+): Promise<void> {
+  const debug = debugGate.enabled;
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (run.signal?.aborted) {
+      logAborted(entry, event, "before");
+      throw run.signal.reason;
+    }
+    if (debug) {
+      logger.debug("Handling {eventType} with {handler}", {
+        eventType: typeName(event.constructor),
+        handler: entry.name,
+      });
+    }
+    try {
+      if (run.signal === undefined) await entry.call(event, run.context);
+      else await untilSettledOrAborted(entry, event, run.context);
+    } catch (error) {
+      failed(entry, event, run, error);
+    }
+  }
+}
+
+// Rethrows `error` under fail-fast and for an abort; else collects it.
+function failed(
+  entry: Resolved,
+  event: object,
+  run: Run,
+  error: unknown,
+): void {
+  if (run.signal?.aborted && error === run.signal.reason) {
+    logAborted(entry, event, "during");
+    throw error;
+  }
+  entry.log(error);
+  if (run.failFast) throw error;
+  (run.errors ??= []).push(error);
+}
+
+// With a tracer provider: the event's dispatch in a `publish` span, each
+// handler in a `process` span.
+function traced(
+  entries: readonly Resolved[],
+  event: object,
+  run: Run,
+): Promise<void> {
   const eventType = typeName(event.constructor);
   const attributes = {
     "messaging.system": MESSAGING_SYSTEM,
     "messaging.destination.name": eventType,
     "aftercommit.event.type": eventType,
   };
-  const [span, parent] = startSpan(`publish ${eventType}`, {
-    ...attributes,
-    "messaging.operation.type": "send",
-    "messaging.operation.name": "publish",
-    "aftercommit.handler.count": entries.length,
+  const before = run.errors?.length ?? 0;
+  const spanned = entries.map((entry): Resolved => ({
+    ...entry,
+    call: (event, context) =>
+      inSpan(`process ${eventType}`, {
+        attributes: {
+          ...attributes,
+          "messaging.operation.type": "process",
+          "messaging.operation.name": "handle",
+          "aftercommit.handler": entry.name,
+        },
+      }, async (span) => {
+        span.setAttribute("aftercommit.outcome", "error");
+        await entry.call(event, context);
+        span.setAttribute("aftercommit.outcome", "ok");
+      }),
+  }));
+  return inSpan(`publish ${eventType}`, {
+    attributes: {
+      ...attributes,
+      "messaging.operation.type": "send",
+      "messaging.operation.name": "publish",
+      "aftercommit.handler.count": entries.length,
+    },
+  }, async (span) => {
+    span.setAttribute("aftercommit.outcome", "error");
+    await dispatch(spanned, event, run);
+    const ok = (run.errors?.length ?? 0) === before;
+    span.setAttribute("aftercommit.outcome", ok ? "ok" : "error");
+    if (!ok) recordError(span, run.errors![before]);
   });
-  return [
-    span,
-    entries.map((entry): Resolved => ({
-      ...entry,
-      call: (event, context) =>
-        inSpan(`process ${eventType}`, {
-          parent,
-          attributes: {
-            ...attributes,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "handle",
-            "aftercommit.handler": entry.name,
-          },
-        }, async (span) => {
-          try {
-            const result = await entry.call(event, context);
-            span.setAttribute("aftercommit.outcome", "ok");
-            return result;
-          } catch (error) {
-            span.setAttribute("aftercommit.outcome", "error");
-            throw error;
-          }
-        }),
-    })),
-  ];
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -857,12 +873,14 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 // Settles with `result`, or rejects with the signal's reason as soon as it
 // aborts; a failure the handler reports after that is logged, not lost.
 function untilSettledOrAborted(
-  result: unknown,
   entry: Resolved,
-  signal: AbortSignal,
-): Promise<void> | undefined {
-  if (!isThenable(result)) return undefined;
-  return new Promise((resolve, reject) => {
+  event: object,
+  context: HandlerContext,
+): unknown {
+  const { signal } = context;
+  const result = entry.call(event, context);
+  if (!isThenable(result)) return result;
+  return new Promise<void>((resolve, reject) => {
     let abandoned = false;
     const onAbort = (): void => {
       abandoned = true;
