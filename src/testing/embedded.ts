@@ -35,7 +35,7 @@
  */
 import postgres from "postgres";
 import { EventBus } from "../application/event_bus.ts";
-import { describe } from "../internal/describe.ts";
+import { readOptions, text } from "../internal/rules.ts";
 import {
   type EmbeddedPostgres,
   startEmbeddedPostgres,
@@ -76,9 +76,8 @@ export interface UnitOfWorkTestOptions {
 }
 
 /**
- * An embedded database with a Unit of Work over it, from
- * {@linkcode startUnitOfWorkTest}. Close it (or `await using`) to stop the
- * database.
+ * An embedded database with a Unit of Work over it; close it (or
+ * `await using`) to stop the database.
  */
 export interface UnitOfWorkTest extends AsyncDisposable {
   /** A postgres.js client of the database (one connection at a time). */
@@ -96,8 +95,8 @@ export interface UnitOfWorkTest extends AsyncDisposable {
 /**
  * Starts an embedded PostgreSQL (PGlite, in memory), runs `schema`, and
  * gives a Unit of Work over it that publishes on a recorded bus. Starting
- * takes a few seconds: share one per test file, and give each test its own
- * rows (or tables).
+ * takes a second or more: share one per test file, and give each test its
+ * own rows.
  *
  * @param options The schema, the bus and the Unit of Work's options.
  * @returns The running test database; close it when done.
@@ -108,31 +107,22 @@ export interface UnitOfWorkTest extends AsyncDisposable {
 export async function startUnitOfWorkTest(
   options: UnitOfWorkTestOptions = {},
 ): Promise<UnitOfWorkTest> {
-  const action = "Cannot start unit of work test";
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `${action}: expected an options object such as { schema }, received ${
-        describe(options)
-      }`,
-    );
-  }
-  const { schema, bus = new EventBus(), unitOfWork = {} } = options;
-  if (schema !== undefined && typeof schema !== "string") {
-    throw new TypeError(
-      `${action}: schema must be SQL text, received ${
-        describe(schema)
-      }; pass statements such as "create table users (id uuid primary key)"`,
-    );
-  }
+  const { schema } = readOptions(options, {
+    // An empty schema is no schema.
+    schema: (value, what, action) =>
+      value === "" ? undefined : text(
+        undefined,
+        'pass SQL such as "create table users (id uuid primary key)"',
+      )(value, what, action),
+  }, "start unit of work test");
+  const { bus = new EventBus(), unitOfWork = {} } = options;
   // The recorder checks `bus`; the Unit of Work checks its own options.
   const events = new EventRecorder(bus);
   let db: EmbeddedPostgres | undefined;
   try {
     db = await startEmbeddedPostgres();
     const sql = db.connect(postgres);
-    if (schema !== undefined && schema.trim() !== "") {
-      await sql.unsafe(schema).simple();
-    }
+    if (schema?.trim()) await sql.unsafe(schema).simple();
     const { outbox } = unitOfWork;
     if (outbox) {
       await migrateOutbox(sql, typeof outbox === "object" ? outbox : {});
@@ -143,14 +133,7 @@ export async function startUnitOfWorkTest(
       events.stop();
       await database.close();
     };
-    return {
-      sql,
-      uow,
-      bus,
-      events,
-      close,
-      [Symbol.asyncDispose]: close,
-    };
+    return { sql, uow, bus, events, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     events.stop();
     await db?.close();

@@ -7,15 +7,15 @@ import { defaultBus, type EventBus } from "../application/event_bus.ts";
 import type { Subscription } from "../application/subscription.ts";
 import type { EventClass } from "../application/types.ts";
 import { describe } from "../internal/describe.ts";
+import { fail } from "../internal/rules.ts";
 
 /**
  * The events published on a bus since the recorder started, in publish
- * order. It listens with a catch-all that runs before every other handler
- * (`order: -Number.MAX_VALUE`), so an event is recorded even when one of its
- * handlers fails. Iterable, so it can be handed to
- * {@linkcode expectPublished}; `Disposable`, so `using` stops it.
+ * order. Its catch-all handler runs before every other one, so an event is
+ * recorded even when one of its handlers fails. Iterable, so it can be
+ * handed to {@linkcode expectPublished}; `Disposable`, so `using` stops it.
  *
- * @example Record what a Unit of Work published
+ * @example Record what a bus published
  * ```ts
  * import assert from "node:assert/strict";
  * import { EventBus } from "@aftercommit/core";
@@ -42,12 +42,10 @@ export class EventRecorder implements Disposable, Iterable<object> {
    * @throws {TypeError} When `bus` is not an {@linkcode EventBus}.
    */
   constructor(bus: EventBus = defaultBus) {
-    if (
-      bus === null || typeof bus !== "object" ||
-      typeof (bus as { onAny?: unknown }).onAny !== "function"
-    ) {
-      throw new TypeError(
-        `Cannot record events: expected an EventBus, received ${
+    if (typeof (bus as Partial<EventBus> | null)?.onAny !== "function") {
+      fail(
+        "record events",
+        `expected an EventBus, received ${
           describe(bus)
         }; pass the bus your code publishes on, or nothing for defaultBus`,
       );
@@ -93,35 +91,19 @@ export class EventRecorder implements Disposable, Iterable<object> {
     this.stop();
   }
 
-  /**
-   * The recorded events, in publish order.
-   *
-   * @returns An iterator over a snapshot of the events.
-   */
+  /** The recorded events, in publish order (a snapshot). */
   [Symbol.iterator](): Iterator<object> {
     return this.events[Symbol.iterator]();
   }
 }
 
 /**
- * Starts recording the events published on `bus`: shorthand for
- * `new EventRecorder(bus)`.
+ * Starts recording the events published on `bus` (the default bus when
+ * left out): shorthand for `new EventRecorder(bus)`.
  *
  * @param bus The bus to listen to.
  * @returns The recorder; stop it with `stop()` or `using`.
  * @throws {TypeError} When `bus` is not an {@linkcode EventBus}.
- *
- * @example Record on the default bus
- * ```ts
- * import assert from "node:assert/strict";
- * import { publish } from "@aftercommit/core";
- * import { recordEvents } from "@aftercommit/core/testing";
- *
- * class Ping {}
- * using recorder = recordEvents();
- * await publish(new Ping());
- * assert.equal(recorder.ofType(Ping).length, 1);
- * ```
  */
 export function recordEvents(bus: EventBus = defaultBus): EventRecorder {
   return new EventRecorder(bus);

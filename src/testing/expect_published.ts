@@ -6,7 +6,14 @@
 import { AssertionError } from "node:assert";
 import { inspect, isDeepStrictEqual } from "node:util";
 import type { EventClass } from "../application/types.ts";
-import { describe, isConstructor, typeName } from "../internal/describe.ts";
+import { describe, typeName } from "../internal/describe.ts";
+import {
+  assertEventClass,
+  boolean,
+  fail,
+  integer,
+  readOptions,
+} from "../internal/rules.ts";
 
 /**
  * What an event must look like: some of its fields (each compared with
@@ -79,21 +86,37 @@ export function expectPublished<E extends object>(
   options: ExpectPublishedOptions = {},
 ): E[] {
   const { events, ofType, found, what } = find(
+    "expectPublished",
     published,
     type,
     match,
     options,
-    "expectPublished",
   );
   const { count } = options;
   if (count === undefined ? found.length > 0 : found.length === count) {
     return found;
   }
-  const expected = count === undefined ? `a ${what}` : `${count} × ${what}`;
+  // Types and counts only, never field values (the expected ones are the
+  // test's own).
+  const name = typeName(type);
+  let summary = `${ofType.length} ${name} published`;
+  if (events.length === 0) summary = "nothing was published";
+  else if (ofType.length === 0) {
+    const counts = new Map<string, number>();
+    for (const e of events) {
+      const n = typeName(e.constructor);
+      counts.set(n, (counts.get(n) ?? 0) + 1);
+    }
+    summary = `none was; published: ${
+      [...counts].map(([n, c]) => `${n} × ${c}`).join(", ")
+    }`;
+  } else if (match !== undefined) {
+    summary += `, ${found.length || "none"} matching`;
+  }
   throw new AssertionError({
-    message: `Expected ${expected} to be published: ${
-      summary(events, ofType, found, type, match)
-    }`,
+    message: `Expected ${
+      count === undefined ? `a ${what}` : `${count} × ${what}`
+    } to be published: ${summary}`,
     actual: found.length,
     expected: count ?? 1,
     operator: "expectPublished",
@@ -137,11 +160,11 @@ export function expectNotPublished<E extends object>(
   options: Pick<ExpectPublishedOptions, "subclasses"> = {},
 ): void {
   const { found, what } = find(
+    "expectNotPublished",
     published,
     type,
     match,
     options,
-    "expectNotPublished",
   );
   if (found.length === 0) return;
   throw new AssertionError({
@@ -153,122 +176,57 @@ export function expectNotPublished<E extends object>(
 }
 
 function find<E extends object>(
+  fn: string,
   published: Iterable<object>,
   type: EventClass<E>,
   match: EventMatch<E> | undefined,
   options: ExpectPublishedOptions,
-  fn: string,
 ): { events: object[]; ofType: E[]; found: E[]; what: string } {
   if (
-    published === null || published === undefined ||
-    typeof (published as { [Symbol.iterator]?: unknown })[Symbol.iterator] !==
+    typeof (published as Partial<Iterable<object>>)?.[Symbol.iterator] !==
       "function"
   ) {
-    throw new TypeError(
-      `Cannot ${fn}: expected the published events (an EventRecorder or an array), received ${
+    fail(
+      fn,
+      `expected the published events (an EventRecorder or an array), received ${
         describe(published)
       }`,
     );
   }
-  if (!isConstructor(type)) {
-    throw new TypeError(
-      `Cannot ${fn}: expected an event class, received ${
-        describe(type)
-      }; pass the class itself, for example UserRegistered`,
-    );
-  }
+  assertEventClass(type, fn);
   if (
-    match !== undefined && typeof match !== "function" &&
-    (match === null || typeof match !== "object")
+    match === null ||
+    !["undefined", "function", "object"].includes(typeof match)
   ) {
-    throw new TypeError(
-      `Cannot ${fn}: expected the fields to match (an object) or a predicate, received ${
+    fail(
+      fn,
+      `expected the fields to match (an object) or a predicate, received ${
         describe(match)
       }`,
     );
   }
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `Cannot ${fn}: expected an options object such as { count: 1 }, received ${
-        describe(options)
-      }`,
-    );
-  }
-  const { count, subclasses = false } = options;
-  if (count !== undefined) {
-    if (typeof count !== "number") {
-      throw new TypeError(
-        `Cannot ${fn}: count must be a number, received ${describe(count)}`,
-      );
-    }
-    if (!Number.isInteger(count) || count < 0) {
-      throw new RangeError(
-        `Cannot ${fn}: count must be an integer of 0 or more, received ${count}; leave it out for "at least one"`,
-      );
-    }
-  }
-  if (typeof subclasses !== "boolean") {
-    throw new TypeError(
-      `Cannot ${fn}: subclasses must be true or false, received ${
-        describe(subclasses)
-      }`,
-    );
-  }
+  const { subclasses } = readOptions(options, {
+    count: integer(0),
+    subclasses: boolean(false),
+  }, fn);
   const events = [...published];
   const ofType = events.filter((e): e is E =>
-    e !== null && typeof e === "object" &&
-    (subclasses ? e instanceof type : e.constructor === type)
+    subclasses ? e instanceof type : e?.constructor === type
   );
-  const found = match === undefined
-    ? ofType
-    : ofType.filter((e) => matches(e, match));
-  const what = match === undefined || typeof match === "function"
-    ? `${typeName(type)}${
-      typeof match === "function" ? " matching the predicate" : ""
-    }`
-    : `${typeName(type)} matching ${inspect(match, { breakLength: Infinity })}`;
-  return { events, ofType, found, what };
-}
-
-function matches<E extends object>(event: E, match: EventMatch<E>): boolean {
-  if (typeof match === "function") return match(event);
-  for (const key of Object.keys(match)) {
-    if (
-      !isDeepStrictEqual(
-        (event as Record<string, unknown>)[key],
-        (match as Record<string, unknown>)[key],
+  const fields = Object.entries(match ?? {});
+  const found = ofType.filter((e) =>
+    typeof match === "function"
+      ? match(e)
+      : fields.every(([k, v]) =>
+        isDeepStrictEqual((e as Record<string, unknown>)[k], v)
       )
-    ) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// What was published, by type, for a failure message: types and counts,
-// not field values (the expected fields are the test's own).
-function summary(
-  events: readonly object[],
-  ofType: readonly object[],
-  found: readonly object[],
-  type: EventClass,
-  match: unknown,
-): string {
-  if (events.length === 0) return "nothing was published";
-  const name = typeName(type);
-  if (ofType.length > 0) {
-    return match === undefined
-      ? `${ofType.length} ${name} published`
-      : `${ofType.length} ${name} published, ${
-        found.length === 0 ? "none" : found.length
-      } matching`;
-  }
-  const counts = new Map<string, number>();
-  for (const e of events) {
-    const n = typeName(e.constructor);
-    counts.set(n, (counts.get(n) ?? 0) + 1);
-  }
-  return `none was; published: ${
-    [...counts].map(([n, c]) => `${n} × ${c}`).join(", ")
-  }`;
+  );
+  const what = match === undefined
+    ? typeName(type)
+    : `${typeName(type)} matching ${
+      typeof match === "function"
+        ? "the predicate"
+        : inspect(match, { breakLength: Infinity })
+    }`;
+  return { events, ofType, found, what };
 }

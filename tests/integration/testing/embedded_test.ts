@@ -82,11 +82,13 @@ Deno.test("startUnitOfWorkTest({ unitOfWork: { outbox: true } }) creates the out
 Deno.test("startUnitOfWorkTest() rejects bad options before starting anything, and stops the database when the schema fails", async () => {
   await assert.rejects(startUnitOfWorkTest("users" as never), {
     name: "TypeError",
-    message: /Cannot start unit of work test: expected an options object/,
+    message:
+      /Cannot start unit of work test: options must be an object, received a string/,
   });
   await assert.rejects(startUnitOfWorkTest({ schema: 42 as never }), {
     name: "TypeError",
-    message: /schema must be SQL text, received a number/,
+    message:
+      /options\.schema must be a non-empty string, received a number; pass SQL/,
   });
   await assert.rejects(startUnitOfWorkTest({ bus: {} as never }), {
     name: "TypeError",
