@@ -14,7 +14,7 @@ import {
   unsubscribedClassesFor,
 } from "./_handler_metadata.ts";
 import { describe, isConstructor, typeName } from "../internal/describe.ts";
-import { assertEventClass, fail, finite } from "../internal/rules.ts";
+import { assertEventClass, expected, fail, finite } from "../internal/rules.ts";
 import {
   inSpan,
   MESSAGING_SYSTEM,
@@ -34,12 +34,9 @@ const logger = getLogger(["aftercommit", "bus"]);
 const debugGate = new DebugGate(logger);
 
 /**
- * What the bus does when a handler throws.
- *
- * - `"fail-fast"`: log the failure, rethrow the original error, run no later
- *   handler (and, in `publishAll`, no later event).
- * - `"collect"`: run every handler of every event, then throw an
- *   `AggregateError` of all failures, in the order they happened.
+ * What the bus does when a handler throws. `"fail-fast"`: log it, rethrow
+ * the original error, run no later handler or event. `"collect"`: run every
+ * handler of every event, then throw an `AggregateError` of all failures.
  */
 export type ErrorPolicy = "fail-fast" | "collect";
 
@@ -62,8 +59,7 @@ export interface OnAnyOptions {
    */
   readonly name?: string;
   /**
-   * Where the handler runs among the handlers of an event: lower runs
-   * first, registration order among equals. A finite number.
+   * Lower runs first; registration order among equals. A finite number.
    *
    * @default {0}
    */
@@ -73,9 +69,7 @@ export interface OnAnyOptions {
 /** Options of {@linkcode EventBus.register}. */
 export interface RegisterOptions extends OnAnyOptions {
   /**
-   * Whether the handler also receives instances of subclasses of the
-   * registered class. By default a handler receives instances of exactly
-   * its class.
+   * Whether the handler also receives instances of subclasses of its class.
    *
    * @default {false}
    */
@@ -86,11 +80,10 @@ export interface RegisterOptions extends OnAnyOptions {
 export interface PublishOptions {
   /**
    * Handed to every handler as `context.signal`. Once it aborts, no further
-   * handler starts, and the publish rejects with `signal.reason` without
-   * waiting for a handler still running (that handler is not stopped: it
-   * should watch the signal itself; a failure it reports later is logged).
+   * handler starts and the publish rejects with `signal.reason`, without
+   * waiting for a running handler (which should watch the signal itself).
    *
-   * @default {undefined (a shared signal that never aborts)}
+   * @default {a shared signal that never aborts}
    */
   readonly signal?: AbortSignal | undefined;
 }
@@ -102,15 +95,12 @@ export interface HandlerOptions {
 }
 
 const DEFAULTS: HandlerOptions = Object.freeze({ order: 0, subclasses: false });
-const order = finite(
+const ORDER = finite(
   0,
   "pass a number such as -10 or 10 (lower runs first, 0 by default)",
 );
 
-/**
- * Checks the options that `@On`, `@OnAny`, `register()` and `onAny()`
- * share. Internal: not exported from `mod.ts`.
- */
+/** Checks the options of `@On`, `@OnAny`, `register()` and `onAny()`. */
 export function handlerOptions(
   options: unknown,
   type: unknown,
@@ -118,15 +108,15 @@ export function handlerOptions(
   catchAll = false,
 ): HandlerOptions {
   if (options === null || typeof options !== "object") {
-    fail(
+    expected(
       action,
-      `expected an options object, received ${
-        describe(options)
-      }; pass { order, subclasses } or leave it out`,
+      "an options object",
+      options,
+      "pass { order, subclasses } or leave it out",
     );
   }
   const given = options as { order?: unknown; subclasses?: unknown };
-  const checked = order(given.order, "order", action);
+  const order = ORDER(given.order, "order", action);
   const { subclasses = false } = given;
   if (catchAll && given.subclasses !== undefined) {
     fail(
@@ -148,36 +138,22 @@ export function handlerOptions(
       }; pass the base class itself (for example DomainEvent), or use onAny() to receive every event`,
     );
   }
-  return checked === 0 && !subclasses ? DEFAULTS : {
-    order: checked,
-    subclasses,
-  };
+  return order === 0 && !subclasses ? DEFAULTS : { order, subclasses };
 }
 
-/**
- * The key of the bus method by which a static `@On` method registers itself
- * when its class is defined. Internal: `mod.ts` does not export it.
- */
+/** How a static `@On` method registers itself (`mod.ts` does not export it). */
 export const registerRecord: unique symbol = Symbol("aftercommit.register");
 
 interface Entry extends HandlerInfo {
-  // Registration sequence: the tie-breaker among equal orders.
-  readonly seq: number;
-  // Bound to its target once, so publishing allocates nothing per handler.
-  readonly call: (event: object, context: HandlerContext) => unknown;
+  readonly seq: number; // the tie-breaker among equal orders
+  readonly call: (event: object, context: HandlerContext) => unknown; // bound
 }
 
-// A handler as resolved for one event class: with the one way its failures
-// are logged (under the event's own type, also for base-class handlers).
+// A handler resolved for one event class, with the one way its failures are
+// logged (under the event's own type, also for base-class handlers).
 interface Resolved extends Entry {
   readonly log: (error: unknown) => void;
 }
-
-// What handlers get when the publisher passes no signal: one frozen object.
-const NO_SIGNAL: HandlerContext = Object.freeze({
-  signal: new AbortController().signal,
-});
-const RESOLVED: Promise<void> = Promise.resolve();
 
 // One publish: what its handlers get, and the failures collected so far.
 interface Run {
@@ -186,6 +162,10 @@ interface Run {
   readonly failFast: boolean;
   errors: unknown[] | undefined;
 }
+
+const NO_SIGNAL: HandlerContext = Object.freeze({
+  signal: new AbortController().signal,
+});
 // Fail-fast with no signal: shared, as it never collects.
 const PLAIN: Run = Object.freeze({
   context: NO_SIGNAL,
@@ -193,24 +173,17 @@ const PLAIN: Run = Object.freeze({
   failFast: true,
   errors: undefined,
 });
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
- * An event bus with its own registry of handlers.
- *
- * By default a handler receives the events of exactly its class
- * (`event.constructor`, one `Map` lookup). Opt in to more with
- * `{ subclasses: true }` or {@linkcode EventBus.onAny}. The handlers of one
- * event run one after another, each awaited, in this order:
- *
- * 1. by `order`, lower first (default 0);
- * 2. among equal orders: handlers registered for the event's own class,
- *    then `subclasses: true` handlers of its parent, then of the
- *    grandparent, and so on (nearest base first), then catch-alls;
- * 3. then in registration order.
- *
- * The resolved list is cached per event class and rebuilt after any
- * registration change. Most applications use {@linkcode defaultBus}; create
- * buses for isolation (tests, modules).
+ * An event bus with its own registry of handlers. A handler receives the
+ * events of exactly its class (`event.constructor`, one `Map` lookup), or
+ * also of subclasses with `{ subclasses: true }`, or every event
+ * ({@linkcode EventBus.onAny}). The handlers of one event run one after
+ * another, each awaited: by `order` (lower first); among equal orders, the
+ * event's own class first, then base classes nearest first, then
+ * catch-alls; then in registration order. Most applications use
+ * {@linkcode defaultBus}; create buses for isolation (tests, modules).
  *
  * @example Register, publish, unsubscribe
  * ```ts
@@ -234,12 +207,12 @@ const PLAIN: Run = Object.freeze({
  */
 export class EventBus {
   #entries: Entry[] = [];
-  // Event class (any `event.constructor` value) → the handlers that run.
+  // `event.constructor` → the handlers that run, until the next change.
   readonly #resolved = new Map<unknown, readonly Resolved[]>();
   readonly #warned = new Set<unknown>();
   readonly #failFast: boolean;
-  // Whether a tracer provider is registered, as last seen (at construction,
-  // on resolving, by publishAll): one field read on publish's hot path.
+  // Whether a tracer provider is registered, as seen when resolving and by
+  // publishAll: one field read on publish's hot path.
   #tracing = tracing();
   #seq = 0;
 
@@ -247,7 +220,7 @@ export class EventBus {
    * Creates a bus with no handlers.
    *
    * @param options The error policy.
-   * @throws {TypeError} When `options.errorPolicy` is not a known policy.
+   * @throws {TypeError} For an unknown `options.errorPolicy`.
    */
   constructor(options: EventBusOptions = {}) {
     const policy = options.errorPolicy ?? "fail-fast";
@@ -278,27 +251,9 @@ export class EventBus {
    * @param options The handler's name for logs, its `order`, `subclasses`.
    * @returns A subscription that removes the handler.
    * @throws {TypeError} When `type` is not a class, `handler` is not a
-   * function or is already registered for `type` on this bus, or an option
-   * has the wrong type.
+   * function or already registered for `type`, or an option has the wrong
+   * type.
    * @throws {RangeError} When `options.order` is `NaN` or infinite.
-   *
-   * @example Order, and a handler for a base class and its subclasses
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { DomainEvent, EventBus } from "@aftercommit/core";
-   *
-   * class OrderPlaced extends DomainEvent {}
-   * const bus = new EventBus();
-   * const seen: string[] = [];
-   * bus.register(OrderPlaced, () => {
-   *   seen.push("placed");
-   * });
-   * bus.register(DomainEvent, (e) => {
-   *   seen.push(`audit ${e.constructor.name}`);
-   * }, { subclasses: true, order: -1 });
-   * await bus.publish(new OrderPlaced());
-   * assert.deepEqual(seen, ["audit OrderPlaced", "placed"]);
-   * ```
    */
   register<E extends object>(
     type: EventClass<E>,
@@ -311,33 +266,30 @@ export class EventBus {
     const checked = handlerOptions(options, type, action);
     assertEventClass(type, action);
     if (typeof handler !== "function") {
-      fail(
+      expected(
         action,
-        `expected a function, received ${
-          describe(handler)
-        }; pass a function or use @On on a method`,
+        "a function",
+        handler,
+        "pass a function or use @On on a method",
       );
     }
-    const name = options.name ?? (handler.name || "(anonymous)");
     return this.#add([
-      this.#entry(type, handler as EventHandler, undefined, name, checked),
+      this.#entry(type, handler as EventHandler, undefined, options, checked),
     ]);
   }
 
   /**
-   * Registers a catch-all: a function that runs for every event published
-   * on this bus, after the handlers of the event's classes among equal
-   * orders. For audit trails and metrics.
+   * Registers a catch-all: a function that runs for every event, after the
+   * handlers of the event's classes among equal orders (audit, metrics).
    *
-   * @param handler Given the event and a {@linkcode HandlerContext}; it may
-   * be async.
+   * @param handler Given the event and a {@linkcode HandlerContext}.
    * @param options The handler's name for logs and its `order`.
    * @returns A subscription that removes the handler.
-   * @throws {TypeError} When `handler` is not a function or is already a
-   * catch-all of this bus, or `options.order` is not a number.
+   * @throws {TypeError} When `handler` is not a function or already a
+   * catch-all here, or `options.order` is not a number.
    * @throws {RangeError} When `options.order` is `NaN` or infinite.
    *
-   * @example Count every event
+   * @example Record the type of every event
    * ```ts
    * import assert from "node:assert/strict";
    * import { EventBus } from "@aftercommit/core";
@@ -356,29 +308,26 @@ export class EventBus {
   onAny(handler: EventHandler, options: OnAnyOptions = {}): Subscription {
     const action = "register catch-all handler";
     if (typeof handler !== "function") {
-      fail(
+      expected(
         action,
-        `expected a function, received ${
-          describe(handler)
-        }; pass a function such as (event) => audit(event), or use @OnAny() on a method`,
+        "a function",
+        handler,
+        "pass a function such as (event) => audit(event), or use @OnAny() on a method",
       );
     }
     const checked = handlerOptions(options, undefined, action, true);
-    const name = options.name ?? (handler.name || "(anonymous)");
-    return this.#add([this.#entry(null, handler, undefined, name, checked)]);
+    return this.#add([this.#entry(null, handler, undefined, options, checked)]);
   }
 
   /**
-   * Registers the `@On` and `@OnAny` methods of `target`: for an instance,
-   * its instance methods (inherited ones included), bound to it; for a
-   * class, its static methods. Static `@On` methods already register
-   * themselves on {@linkcode defaultBus} when their class is defined;
-   * subscribe the class to put them on another bus.
+   * Registers the `@On` and `@OnAny` methods of `target`: an instance's
+   * instance methods (inherited ones included), bound to it, or a class's
+   * static methods (which are already on {@linkcode defaultBus}).
    *
    * @param target An instance of a class with `@On` methods, or such a class.
    * @returns One subscription for all the handlers registered.
    * @throws {TypeError} When `target` is not an object or a class, has no
-   * `@On` methods of that kind, or one of them is already registered here.
+   * `@On` methods of that kind, or one is already registered here.
    *
    * @example Subscribe an instance
    * ```ts
@@ -402,31 +351,23 @@ export class EventBus {
    * ```
    */
   subscribe(target: object): Subscription {
-    if (
-      target === null ||
-      (typeof target !== "object" && typeof target !== "function")
-    ) {
-      fail(
-        "subscribe",
-        `expected an instance or a class with @On methods, received ${
-          describe(target)
-        }`,
-      );
-    }
     const isClass = typeof target === "function";
+    if (!isClass && (target === null || typeof target !== "object")) {
+      expected("subscribe", "an instance or a class with @On methods", target);
+    }
     const owner = isClass
       ? target
       : (Object.getPrototypeOf(target)?.constructor as object | undefined);
     const records = owner === undefined
       ? []
       : collectHandlerRecords(owner, isClass);
+    if (records.length === 0 && isClass) {
+      fail(
+        `subscribe class ${typeName(owner)}`,
+        "it has no static @On methods; subscribe an instance to register its instance @On methods",
+      );
+    }
     if (records.length === 0) {
-      if (isClass) {
-        fail(
-          `subscribe class ${typeName(owner)}`,
-          "it has no static @On methods; subscribe an instance to register its instance @On methods",
-        );
-      }
       fail(
         `subscribe ${describe(target)}`,
         "its class has no @On instance methods; decorate a method with @On(EventClass) or use register()",
@@ -439,24 +380,22 @@ export class EventBus {
     return subscription;
   }
 
-  /** @ignore `@On` on a static method: registers it, bound to its class. */
+  /** @ignore */
   [registerRecord](record: HandlerRecord, klass: object): void {
     this.#add([this.#recordEntry(record, klass, klass)]);
   }
 
   /**
    * Runs the handlers of `event` one after another, each awaited, in the
-   * order described on {@linkcode EventBus}. An event with no handlers is a
-   * no-op.
+   * order described on {@linkcode EventBus}.
    *
    * @param event The event: any class instance.
    * @param options A `signal` handed to every handler.
    * @returns A promise that settles when every handler has finished.
-   * @throws {TypeError} When `event` is not an object or `options.signal` is
+   * @throws {TypeError} When `event` is not an object or `options.signal`
    * not an `AbortSignal`.
-   * @throws The handler's own error, under the `"fail-fast"` policy.
-   * @throws {AggregateError} Of every handler error, under `"collect"`.
-   * @throws `options.signal.reason` once the signal has aborted.
+   * @throws The handler's error (`"fail-fast"`), an `AggregateError` of all
+   * (`"collect"`), or `options.signal.reason` once it aborted.
    *
    * @example Publish with a deadline
    * ```ts
@@ -490,36 +429,17 @@ export class EventBus {
   }
 
   /**
-   * Publishes events one by one, in order: every handler of the first event
-   * finishes before the second event's first handler starts. All events are
+   * Publishes events one by one, in order: every handler of an event
+   * finishes before the next event's first handler starts. All events are
    * checked before any handler runs.
    *
    * @param events The events, for example those an aggregate recorded.
-   * @param options A `signal` handed to every handler; once it aborts, no
-   * further handler or event starts.
+   * @param options A `signal` handed to every handler.
    * @returns A promise that settles when every handler has finished.
    * @throws {TypeError} When `events` is not iterable or holds a non-object,
    * or `options.signal` is not an `AbortSignal`; then no handler runs.
-   * @throws The handler's own error, under the `"fail-fast"` policy; later
+   * @throws As {@linkcode EventBus.publish}; under `"fail-fast"` later
    * events are not published.
-   * @throws {AggregateError} Of every handler error of every event, under
-   * `"collect"`.
-   * @throws `options.signal.reason` once the signal has aborted.
-   *
-   * @example Publish several events
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { EventBus } from "@aftercommit/core";
-   *
-   * class A {}
-   * class B {}
-   * const bus = new EventBus();
-   * const order: string[] = [];
-   * bus.register(A, () => { order.push("A"); });
-   * bus.register(B, () => { order.push("B"); });
-   * await bus.publishAll([new B(), new A()]);
-   * assert.deepEqual(order, ["B", "A"]);
-   * ```
    */
   publishAll(
     events: Iterable<object>,
@@ -540,8 +460,7 @@ export class EventBus {
   }
 
   /**
-   * The handlers that run for an event of exactly class `type`, in the
-   * order they run (see {@linkcode EventBus}).
+   * The handlers that run for an event of exactly class `type`, in order.
    *
    * @param type The event class.
    * @returns A snapshot: later registrations do not change it.
@@ -572,17 +491,14 @@ export class EventBus {
     ) => ({ name, handler, target, eventType, subclasses, order }));
   }
 
-  /**
-   * Removes every handler of every type, catch-alls included, from this
-   * bus. Unsubscribing a subscription made before then does nothing.
-   */
+  /** Removes every handler from this bus, catch-alls included. */
   clearHandlers(): void {
-    const count = new Set(this.#entries.map((e) => e.eventType)).size;
+    const typeCount = new Set(this.#entries.map((e) => e.eventType)).size;
     this.#entries = [];
     this.#resolved.clear();
     this.#warned.clear();
     logger.debug("Cleared the handlers of {typeCount} event types", {
-      typeCount: count,
+      typeCount,
     });
   }
 
@@ -635,16 +551,16 @@ export class EventBus {
     type: EventClass | null,
     handler: EventHandler,
     target: object | undefined,
-    name: string,
-    options: HandlerOptions,
+    options: { readonly name?: string },
+    checked: HandlerOptions,
   ): Entry {
     return {
-      name,
+      name: options.name ?? (handler.name || "(anonymous)"),
       handler: handler as HandlerInfo["handler"],
       target,
       eventType: type ?? undefined,
-      subclasses: options.subclasses,
-      order: options.order,
+      subclasses: checked.subclasses,
+      order: checked.order,
       seq: this.#seq++,
       call: target === undefined ? handler : handler.bind(target),
     };
@@ -656,20 +572,26 @@ export class EventBus {
     owner: object | undefined,
   ): Entry {
     const fn = record.get(target);
-    const name = `${typeName(owner)}.${String(record.name)}`;
+    const method = String(record.name);
     if (typeof fn !== "function") {
       fail(
         `subscribe ${typeName(owner)}`,
-        `${String(record.name)} is no longer a method (it is ${describe(fn)})`,
+        `${method} is no longer a method (it is ${describe(fn)})`,
       );
     }
-    return this.#entry(record.type, fn as EventHandler, target, name, record);
+    const name = `${typeName(owner)}.${method}`;
+    return this.#entry(
+      record.type,
+      fn as EventHandler,
+      target,
+      { name },
+      record,
+    );
   }
 
-  // Adds all of `added` or, when one is already registered, none.
+  // Adds every entry of `added`, or none when one is already registered.
   #add(added: Entry[]): Subscription {
-    for (const entry of added) {
-      const { handler, target, eventType } = entry;
+    for (const { handler, target, eventType, name } of added) {
       if (
         this.#entries.some((e) =>
           e.handler === handler && e.target === target &&
@@ -677,7 +599,7 @@ export class EventBus {
         )
       ) {
         fail(
-          `register handler ${entry.name} for ${
+          `register handler ${name} for ${
             eventType === undefined ? "every event" : typeName(eventType)
           }`,
           "it is already registered on this bus, and registering it twice would run its side effects twice; unsubscribe the first registration or register a different function",
@@ -690,14 +612,12 @@ export class EventBus {
     return new Subscription(() => {
       const before = this.#entries.length;
       this.#entries = this.#entries.filter((e) => !added.includes(e));
-      if (this.#entries.length === before) return;
+      if (this.#entries.length === before) return; // cleared since
       this.#resolved.clear();
       for (const entry of added) logRegistration("Unregistered", entry);
     });
   }
 
-  // Which handlers run for events whose constructor is `type`, in order;
-  // cached until the next registration change.
   #resolve(type: unknown): readonly Resolved[] {
     this.#tracing = tracing(); // off the hot path: a provider registered since?
     const found: [entry: Entry, distance: number][] = [];
@@ -752,9 +672,9 @@ function distanceTo(entry: Entry, type: unknown): number | undefined {
   return undefined;
 }
 
-// The fast path of publish: one handler, fail-fast, no signal, no tracing,
-// no debug log. The caller awaits the handler's own promise; the failure is
-// logged by a reaction added first, so before the caller sees the error.
+// The fast path: one handler, fail-fast, no signal, no tracing, no debug
+// log. The caller awaits the handler's own promise; the failure is logged
+// by a reaction added first, so before the caller sees the error.
 function callOne(entry: Resolved, event: object): Promise<void> {
   let result: unknown;
   try {
@@ -763,14 +683,12 @@ function callOne(entry: Resolved, event: object): Promise<void> {
     entry.log(error);
     return Promise.reject(error);
   }
-  if (result instanceof Promise) {
-    result.then(undefined, entry.log);
-    return result;
+  if (!(result instanceof Promise)) {
+    if (!isThenable(result)) return RESOLVED;
+    result = Promise.resolve(result);
   }
-  if (!isThenable(result)) return RESOLVED;
-  const promise = Promise.resolve(result) as Promise<void>;
-  promise.then(undefined, entry.log);
-  return promise;
+  (result as Promise<void>).then(undefined, entry.log);
+  return result as Promise<void>;
 }
 
 // The one dispatch loop: the handlers of one event, one after another, each
@@ -831,7 +749,6 @@ function traced(
     "messaging.destination.name": eventType,
     "aftercommit.event.type": eventType,
   };
-  const before = run.errors?.length ?? 0;
   const spanned = entries.map((entry): Resolved => ({
     ...entry,
     call: (event, context) =>
@@ -848,6 +765,7 @@ function traced(
         span.setAttribute("aftercommit.outcome", "ok");
       }),
   }));
+  const before = run.errors?.length ?? 0;
   return inSpan(`publish ${eventType}`, {
     attributes: {
       ...attributes,
@@ -870,8 +788,8 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     typeof (value as { then?: unknown }).then === "function";
 }
 
-// Settles with `result`, or rejects with the signal's reason as soon as it
-// aborts; a failure the handler reports after that is logged, not lost.
+// Runs the handler; settles with it, or rejects with the signal's reason as
+// soon as it aborts (a failure the handler reports after that is logged).
 function untilSettledOrAborted(
   entry: Resolved,
   event: object,
@@ -887,7 +805,7 @@ function untilSettledOrAborted(
       reject(signal.reason);
     };
     signal.addEventListener("abort", onAbort, { once: true });
-    Promise.resolve(result).then(() => {
+    result.then(() => {
       signal.removeEventListener("abort", onAbort);
       resolve();
     }, (error: unknown) => {
@@ -944,15 +862,13 @@ function eventError(event: unknown, action: string): TypeError {
 }
 
 function checkEvents(events: unknown): readonly object[] {
-  if (
-    typeof (events as { [Symbol.iterator]?: unknown } | null | undefined)
-      ?.[Symbol.iterator] !== "function"
-  ) {
-    fail(
+  const iterator = (events as { [Symbol.iterator]?: unknown } | null)
+    ?.[Symbol.iterator];
+  if (typeof iterator !== "function") {
+    expected(
       "publish events",
-      `expected an iterable of events (an array, for example), received ${
-        describe(events)
-      }`,
+      "an iterable of events (an array, for example)",
+      events,
     );
   }
   const list = Array.isArray(events)
@@ -972,12 +888,7 @@ function checkSignal(
   action: string,
 ): AbortSignal | undefined {
   if (options === null || typeof options !== "object") {
-    fail(
-      action,
-      `expected an options object such as { signal }, received ${
-        describe(options)
-      }`,
-    );
+    expected(action, "an options object such as { signal }", options);
   }
   const { signal } = options;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
@@ -1043,10 +954,7 @@ export function publishAll(
   return defaultBus.publishAll(events, options);
 }
 
-/**
- * Removes every handler from {@linkcode defaultBus}, static `@On` methods
- * included (tests call it between cases).
- */
+/** Removes every handler from {@linkcode defaultBus}, static `@On` ones too. */
 export function clearHandlers(): void {
   defaultBus.clearHandlers();
 }

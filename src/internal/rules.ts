@@ -189,18 +189,28 @@ export function finite<D extends number | undefined = undefined>(
   };
 }
 
+/** Throws `Cannot ${action}: expected ${what}, received …[; hint]`. */
+export function expected(
+  action: string,
+  what: string,
+  value: unknown,
+  hint?: string,
+): never {
+  fail(
+    action,
+    `expected ${what}, received ${describe(value)}${
+      hint === undefined ? "" : `; ${hint}`
+    }`,
+  );
+}
+
 /** Throws unless `value` is a class: `expected an event class, …; hint`. */
 export function assertEventClass(
   value: unknown,
   action: string,
   hint = "pass the class itself, for example UserRegistered",
 ): asserts value is abstract new (...args: never[]) => object {
-  if (!isConstructor(value)) {
-    fail(
-      action,
-      `expected an event class, received ${describe(value)}; ${hint}`,
-    );
-  }
+  if (!isConstructor(value)) expected(action, "an event class", value, hint);
 }
 
 /**
