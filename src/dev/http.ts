@@ -2,6 +2,13 @@
 // nothing a client sends yields a 500 or a stack trace.
 import { getLogger } from "@logtape/logtape";
 import {
+  context,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
+import {
   EmailTakenError,
   isUserId,
   parseRegistration,
@@ -314,9 +321,8 @@ export function createHandler(
   options: HandlerOptions = {},
 ): (request: Request) => Promise<Response> {
   const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
-  return async (request) => {
+  const handle = async (request: Request, url: URL): Promise<Response> => {
     const started = performance.now();
-    const url = new URL(request.url);
     let response: Response;
     try {
       response = await options.admin?.(request, url) ??
@@ -347,4 +353,55 @@ export function createHandler(
     }
     return response;
   };
+  return (request) => traced(request, handle);
+}
+
+const tracer = trace.getTracer("aftercommit-dev");
+const headerGetter = {
+  get: (headers: Headers, key: string) => headers.get(key) ?? undefined,
+  keys: (headers: Headers) => [...headers.keys()],
+};
+
+/**
+ * Runs `handle` in the request's SERVER span (a no-op without an OTel SDK),
+ * so the unit of work's spans are its children: Deno's built-in OTel traces
+ * node:http requests (serve.ts) but does not make that span active here.
+ * The name and attributes hold the route pattern, never the path.
+ */
+function traced(
+  request: Request,
+  handle: (request: Request, url: URL) => Promise<Response>,
+): Promise<Response> {
+  const url = new URL(request.url);
+  const method = METHODS.has(request.method) ? request.method : "_OTHER";
+  const route = routeOf(url);
+  const known = route !== "(no route)";
+  const parent = propagation.extract(
+    context.active(),
+    request.headers,
+    headerGetter,
+  );
+  return tracer.startActiveSpan(
+    known ? `${method} ${route}` : method,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        "http.request.method": method,
+        ...(known ? { "http.route": route } : {}),
+      },
+    },
+    parent,
+    async (span) => {
+      try {
+        const response = await handle(request, url);
+        span.setAttribute("http.response.status_code", response.status);
+        if (response.status >= 500) {
+          span.setStatus({ code: SpanStatusCode.ERROR });
+        }
+        return response;
+      } finally {
+        span.end();
+      }
+    },
+  );
 }

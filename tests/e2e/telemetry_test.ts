@@ -1,0 +1,311 @@
+// OpenTelemetry end to end, with the real SDK (in-memory exporter): one
+// POST /users through the dev server's app over HTTP is one trace from the
+// request to the job; a registration whose process is SIGKILLed mid-dispatch
+// is redelivered by the relay of another process in the same trace (read
+// back from the outbox row), and both attempts of its retried job too; no
+// span anywhere (pg-boss's own included) holds an email or a name; and the
+// README's trace picture is drawn from such spans.
+import assert from "node:assert/strict";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import {
+  installInMemorySdk,
+  traceOneRegistration,
+  waterfallSvg,
+} from "../../docs/telemetry/trace.ts";
+import { openDevDatabases } from "../_helpers/dev_server.ts";
+import { killChildWhenReady } from "../_helpers/kill_child.ts";
+import { fromFileUrl } from "../unit/_paths.ts";
+import { OutboxRelay } from "../../src/adapters/postgres/mod.ts";
+import {
+  createLocations,
+  openApp,
+  openJobs,
+  OUTBOX,
+  WELCOME_QUEUE,
+  welcomeBus,
+} from "../integration/outbox/_app.ts";
+
+// One SDK for the file: the library's tracer is taken once, at load, and
+// keeps the provider registered first.
+const sdk = installInMemorySdk();
+
+/** Every string a span exports: name, attributes, events, status, links. */
+function exported(span: ReadableSpan): string {
+  return JSON.stringify([
+    span.name,
+    span.attributes,
+    span.events.map((e) => [e.name, e.attributes]),
+    span.status,
+    span.links.map((l) => l.attributes),
+  ]);
+}
+
+/** Fails if any span, of any trace, holds one of `secrets`. */
+function assertNothingHolds(
+  spans: readonly ReadableSpan[],
+  secrets: readonly string[],
+): void {
+  for (const span of spans) {
+    const text = exported(span).toLowerCase();
+    for (const secret of secrets) {
+      assert.ok(
+        !text.includes(secret.toLowerCase()),
+        `span "${span.name}" (${span.instrumentationScope.name}) holds "${secret}": ${
+          exported(span)
+        }`,
+      );
+    }
+  }
+}
+
+function one(spans: readonly ReadableSpan[], name: string): ReadableSpan {
+  const found = spans.filter((s) => s.name === name);
+  assert.equal(
+    found.length,
+    1,
+    `one span named ${name}; spans: ${spans.map((s) => s.name).join(", ")}`,
+  );
+  return found[0]!;
+}
+
+const idOf = (span: ReadableSpan): string => span.spanContext().spanId;
+
+/** Whether `ancestor` is `span`'s parent, grandparent, … among `spans`. */
+function descends(
+  span: ReadableSpan,
+  ancestor: ReadableSpan,
+  spans: readonly ReadableSpan[],
+): boolean {
+  const byId = new Map(spans.map((s) => [idOf(s), s]));
+  for (
+    let parent = span.parentSpanContext?.spanId;
+    parent !== undefined;
+    parent = byId.get(parent)?.parentSpanContext?.spanId
+  ) {
+    if (parent === idOf(ancestor)) return true;
+  }
+  return false;
+}
+
+function assertDescends(
+  span: ReadableSpan,
+  ancestor: ReadableSpan,
+  spans: readonly ReadableSpan[],
+): void {
+  assert.ok(
+    descends(span, ancestor, spans),
+    `"${span.name}" is under "${ancestor.name}"`,
+  );
+}
+
+Deno.test({
+  name:
+    "one POST /users through the dev server is one trace: request, commit, outbox dispatch, publish, handlers, enqueue, job; no span holds the email or the name",
+  // The dev server's app: pg-boss keeps timers past stop().
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using dbs = await openDevDatabases();
+    const email = `grace.${crypto.randomUUID().slice(0, 8)}@example.org`;
+    const name = "Grace Brewster Hopper";
+    const before = sdk.exporter.getFinishedSpans().length;
+    const { status, traceId, spans } = await traceOneRegistration(
+      sdk.exporter,
+      dbs.env,
+      { email, name },
+    );
+    assert.equal(status, 201);
+
+    const request = one(spans, "POST /users");
+    assert.equal(request.kind, SpanKind.SERVER);
+    assert.equal(request.parentSpanContext, undefined, "the request is root");
+    assert.equal(request.attributes["http.request.method"], "POST");
+    assert.equal(request.attributes["http.route"], "/users");
+    assert.equal(request.attributes["http.response.status_code"], 201);
+    // One trace: every other span of it is under the request.
+    for (const span of spans) {
+      if (span !== request) assertDescends(span, request, spans);
+    }
+
+    const run = one(spans, "uow.run");
+    assert.equal(run.parentSpanContext?.spanId, idOf(request));
+    assert.equal(run.attributes["aftercommit.uow.outcome"], "committed");
+    assertDescends(one(spans, "outbox write"), run, spans);
+    const dispatch = one(spans, "outbox dispatch UserRegistered");
+    assert.equal(dispatch.kind, SpanKind.CONSUMER);
+    assertDescends(dispatch, run, spans);
+    assert.equal(dispatch.attributes["aftercommit.outcome"], "ok");
+    const publish = one(spans, "publish UserRegistered");
+    assertDescends(publish, dispatch, spans);
+    const handlers = spans.filter((s) => s.name === "process UserRegistered");
+    assert.deepEqual(
+      handlers.map((s) => s.attributes["aftercommit.handler"]).sort(),
+      ["AuditTrail.record", "WelcomeEmailPolicy.enqueueWelcomeEmail"],
+    );
+    for (const handler of handlers) {
+      assertDescends(handler, publish, spans);
+      assert.equal(handler.attributes["aftercommit.outcome"], "ok");
+    }
+    // The batching queue writes the handlers' jobs after the publish.
+    const enqueue = spans.find((s) =>
+      s.kind === SpanKind.PRODUCER &&
+      s.instrumentationScope.name === "aftercommit" &&
+      s.name.startsWith("enqueue")
+    );
+    assert.ok(enqueue, "an enqueue span");
+    assertDescends(enqueue, dispatch, spans);
+    const work = one(spans, "work send-welcome-email");
+    assert.equal(work.kind, SpanKind.CONSUMER);
+    assertDescends(work, enqueue, spans);
+    assert.equal(work.attributes["aftercommit.job.attempt"], 1);
+    assert.equal(work.attributes["aftercommit.outcome"], "completed");
+    assert.equal(
+      work.attributes["messaging.destination.name"],
+      "send-welcome-email",
+    );
+
+    // Every span this run exported, in any trace: pg-boss's own spans
+    // (send, process, complete, …) included.
+    const all = sdk.exporter.getFinishedSpans().slice(before);
+    assert.ok(
+      all.some((s) => s.instrumentationScope.name === "pg-boss"),
+      "pg-boss's own spans are among those checked",
+    );
+    assertNothingHolds(all, [email, name, "Grace", "Hopper"]);
+
+    // The README's picture is drawn from spans like these.
+    const svg = waterfallSvg(spans, "test");
+    assert.match(svg, /^<svg /);
+    for (const span of spans) assert.ok(svg.includes(span.name), span.name);
+    assert.ok(!svg.includes(email));
+    assert.equal(traceId, request.spanContext().traceId);
+  },
+});
+
+const CHILD = fromFileUrl(
+  new URL("./_telemetry_crash_child.ts", import.meta.url),
+);
+const ROOT = fromFileUrl(new URL("../../", import.meta.url));
+
+Deno.test({
+  name:
+    "a process SIGKILLed mid-dispatch: the relay of another process dispatches its event in the original trace (the row's traceparent), and both attempts of the retried job follow",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using locations = await createLocations();
+    const email = `ada.${crypto.randomUUID().slice(0, 8)}@example.org`;
+    const [childTrace] = await killChildWhenReady(
+      CHILD,
+      [locations.backend, locations.app, locations.jobs, email],
+      ROOT,
+      "its handler",
+    );
+    assert.match(childTrace ?? "", /^[0-9a-f]{32}$/);
+
+    await using app = await openApp(locations);
+    const { sql } = app;
+    const [row] = await sql<
+      { id: string; traceparent: string | null; done: boolean }[]
+    >`select id, traceparent, done_at is not null as done
+      from aftercommit_outbox`;
+    assert.equal(row?.done, false, "the child died before the row was done");
+    // The child's context, stored with the row: its trace, and the span
+    // that wrote it (the child's unit of work).
+    const stored = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(
+      row.traceparent ?? "",
+    );
+    assert.ok(stored, `a traceparent: ${row.traceparent}`);
+    assert.equal(stored[1], childTrace);
+    const storedSpan = stored[2]!;
+
+    // The queue's default retry policy retries a failed attempt.
+    const jobs = await openJobs(locations);
+    try {
+      const attempts: number[] = [];
+      await jobs.work<{ userId: string }>(WELCOME_QUEUE, async (job) => {
+        attempts.push(job.attempt);
+        // The message quotes personal data: spans may keep its type only.
+        if (job.attempt === 1) throw new Error(`mailbox ${email} is full`);
+        await sql`insert into welcome_emails (job_id, user_id)
+          values (${job.id}, ${job.data.userId})`;
+      }, { pollingIntervalSeconds: 0.5 });
+      const { bus } = welcomeBus(() => Promise.resolve(jobs));
+      const inTrace = () =>
+        sdk.exporter.getFinishedSpans().filter((s) =>
+          s.spanContext().traceId === childTrace
+        );
+      {
+        // Outside any request: no span is active here.
+        await using _relay = new OutboxRelay(sql, {
+          ...OUTBOX,
+          bus,
+          pollIntervalSeconds: 0.1,
+        }).start();
+        const deadline = Date.now() + 30_000;
+        while (
+          inTrace().filter((s) => s.name === `work ${WELCOME_QUEUE}`).length <
+            2
+        ) {
+          if (Date.now() > deadline) {
+            throw new Error(
+              `Timed out: attempts ${attempts}; spans in the trace: ${
+                inTrace().map((s) => s.name).join(", ")
+              }`,
+            );
+          }
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+      const spans = inTrace();
+      const all = sdk.exporter.getFinishedSpans();
+
+      // The redelivery continues the child's trace from the stored span.
+      const dispatch = one(spans, "outbox dispatch UserRegistered");
+      assert.equal(dispatch.spanContext().traceId, childTrace);
+      assert.ok(
+        dispatch.parentSpanContext?.spanId === storedSpan ||
+          dispatch.links.some((l) => l.context.spanId === storedSpan),
+        "the dispatch is parented on, or linked to, the span stored with the row",
+      );
+      assert.equal(dispatch.attributes["aftercommit.outcome"], "ok");
+      assert.equal(dispatch.attributes["aftercommit.outbox.relay"], true);
+      const handler = one(spans, "process UserRegistered");
+      assertDescends(handler, dispatch, spans);
+      const enqueue = spans.find((s) =>
+        s.kind === SpanKind.PRODUCER &&
+        s.instrumentationScope.name === "aftercommit"
+      );
+      assert.ok(enqueue, "an enqueue span in the trace");
+      assertDescends(enqueue, dispatch, spans);
+
+      // Both attempts of the job: in the trace, under the enqueue.
+      const work = spans
+        .filter((s) => s.name === `work ${WELCOME_QUEUE}`)
+        .sort((a, b) =>
+          Number(a.attributes["aftercommit.job.attempt"]) -
+          Number(b.attributes["aftercommit.job.attempt"])
+        );
+      assert.deepEqual(
+        work.map((s) => [
+          s.attributes["aftercommit.job.attempt"],
+          s.attributes["aftercommit.outcome"],
+          s.attributes["error.type"],
+          s.status.code,
+        ]),
+        [
+          [1, "failed", "Error", SpanStatusCode.ERROR],
+          [2, "completed", undefined, SpanStatusCode.UNSET],
+        ],
+      );
+      for (const attempt of work) assertDescends(attempt, enqueue, spans);
+
+      // Nothing anywhere (the relay pass, pg-boss's spans) holds the email,
+      // not even the failed attempt's error message.
+      assertNothingHolds(all, [email]);
+    } finally {
+      await jobs.stop();
+    }
+  },
+});
