@@ -62,8 +62,6 @@ export async function uowBench(
       return jobs.enqueueMany(r);
     },
     prepare: (r) => jobs.prepare(r),
-    jobIdFor: (n, k) => jobs.jobIdFor(n, k),
-    validate: (n, d, o) => jobs.validate(n, d, o),
     work: (n, h, o) => jobs.work(n, h, o),
     stop: () => jobs.stop(),
   };

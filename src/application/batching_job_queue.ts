@@ -37,30 +37,29 @@ interface Buffer {
  * is a round trip of its own.
  *
  * - Outside a batch, every method goes straight to the wrapped queue.
- * - A buffered enqueue resolves to the job's id: the key-derived id for a
- *   keyed job (from the wrapped queue's `jobIdFor`), or a fresh UUID, given
- *   to the wrapped queue as `options.id`, for a job without a key.
+ * - A buffered enqueue resolves to the id the job will have (the wrapped
+ *   queue's `prepare` gives it: key-derived for a keyed job, else a UUID).
  * - Inside a batch the `null` answer ("this key was already used") is not
  *   available: a buffered enqueue answers with the id even when a job with
  *   that key exists. The duplicate is still not created.
  * - Bad input (an invalid queue name, data that is not JSON…) throws at the
- *   `enqueue` call, through the wrapped queue's `validate`, before anything
+ *   `enqueue` call, through the wrapped queue's `prepare`, before anything
  *   is written.
  * - If writing the buffer fails, the batch (and so `publishAll`, and so a
  *   Unit of Work's `run`, as `PublishAfterCommitError`) throws that error.
  * - A batch inside a batch joins the outer one; concurrent batches (two
  *   requests publishing at once) have separate buffers.
  * - Each job is checked and given its id once, by the wrapped queue's
- *   `prepare` (the write does not repeat either); a queue without it is
- *   asked `validate` and `jobIdFor`. A wrapped queue with neither (all are
- *   optional in the port) cannot answer for a job it has not written: then
- *   every enqueue goes straight through, batch or not.
+ *   `prepare`; the write repeats neither. A wrapped queue without
+ *   `prepare` (it is optional in the port) cannot answer for a job it has
+ *   not written: then every enqueue goes straight through.
  *
  * Give the handlers this queue, not the wrapped one: only enqueues made
  * through it are buffered.
  *
  * @example One round trip for the jobs of one publish
  * ```ts
+ * import assert from "node:assert/strict";
  * import {
  *   BatchingJobQueue,
  *   type EnqueueOptions,
@@ -79,20 +78,20 @@ interface Buffer {
  *   }
  *   enqueueMany(requests: readonly JobRequest[]) {
  *     this.writes++;
- *     return Promise.resolve(requests.map(({ name, data, options = {} }) => {
- *       const id = options.key !== undefined
- *         ? this.jobIdFor(name, options.key)
- *         : options.id ?? crypto.randomUUID();
+ *     return Promise.resolve(requests.map((request) => {
+ *       const { id, data } = this.prepare(request);
  *       if (this.jobs.has(id)) return null;
  *       this.jobs.set(id, data);
  *       return id;
  *     }));
  *   }
- *   jobIdFor(name: string, key: string) {
- *     return `${name}:${key}`;
- *   }
- *   validate(name: string) {
- *     if (name === "") throw new TypeError("Cannot enqueue job: empty name");
+ *   prepare(request: JobRequest) {
+ *     if (request.name === "") throw new TypeError("Cannot enqueue job: empty name");
+ *     const key = request.options?.key;
+ *     const id = key === undefined
+ *       ? request.options?.id ?? crypto.randomUUID()
+ *       : `${request.name}:${key}`;
+ *     return { ...request, id };
  *   }
  *   work() {
  *     return Promise.resolve("worker");
@@ -126,7 +125,7 @@ interface Buffer {
  *   new UserRegistered("e2", "u2"),
  *   new UserRegistered("e3", "u3"),
  * ]);
- * console.log(memory.jobs.size, memory.writes); // 3 1
+ * assert.deepEqual([memory.jobs.size, memory.writes], [3, 1]);
  * ```
  */
 export class BatchingJobQueue implements JobQueue {
@@ -158,9 +157,7 @@ export class BatchingJobQueue implements JobQueue {
       );
     }
     this.#inner = inner;
-    this.#canAnswer = typeof inner.prepare === "function" ||
-      (typeof inner.jobIdFor === "function" &&
-        typeof inner.validate === "function");
+    this.#canAnswer = typeof inner.prepare === "function";
   }
 
   /**
@@ -191,6 +188,7 @@ export class BatchingJobQueue implements JobQueue {
    *
    * @example Batch the enqueues of any piece of code
    * ```ts
+   * import assert from "node:assert/strict";
    * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
    *
    * let roundTrips = 0;
@@ -200,8 +198,7 @@ export class BatchingJobQueue implements JobQueue {
    *     roundTrips++;
    *     return Promise.resolve(jobs.map(() => crypto.randomUUID()));
    *   },
-   *   jobIdFor: (name, key) => `${name}:${key}`,
-   *   validate: () => {},
+   *   prepare: (job) => ({ ...job, id: crypto.randomUUID() }),
    *   work: () => Promise.resolve("worker"),
    *   stop: () => Promise.resolve(),
    * };
@@ -211,7 +208,7 @@ export class BatchingJobQueue implements JobQueue {
    *     await jobs.enqueue("resize-image", { n: i }, { key: `image-${i}` });
    *   }
    * });
-   * console.log(roundTrips); // 1
+   * assert.deepEqual(roundTrips, 1);
    * ```
    */
   async batch<T>(fn: () => T | Promise<T>): Promise<T> {
@@ -309,6 +306,7 @@ export class BatchingJobQueue implements JobQueue {
    *
    * @example Enqueue outside a batch goes straight through
    * ```ts
+   * import assert from "node:assert/strict";
    * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
    *
    * const inner: JobQueue = {
@@ -318,7 +316,7 @@ export class BatchingJobQueue implements JobQueue {
    *   stop: () => Promise.resolve(),
    * };
    * const jobs = new BatchingJobQueue(inner);
-   * console.log(await jobs.enqueue("send-welcome-email", { userId: "u1" })); // "job-1"
+   * assert.deepEqual(await jobs.enqueue("send-welcome-email", { userId: "u1" }), "job-1");
    * ```
    */
   enqueue<T>(
@@ -354,6 +352,7 @@ export class BatchingJobQueue implements JobQueue {
    *
    * @example Enqueue several jobs inside a batch
    * ```ts
+   * import assert from "node:assert/strict";
    * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
    *
    * const written: unknown[] = [];
@@ -363,8 +362,7 @@ export class BatchingJobQueue implements JobQueue {
    *     written.push(...jobs.map((job) => job.data));
    *     return Promise.resolve(jobs.map(() => crypto.randomUUID()));
    *   },
-   *   jobIdFor: (name, key) => `${name}:${key}`,
-   *   validate: () => {},
+   *   prepare: (job) => ({ ...job, id: crypto.randomUUID() }),
    *   work: () => Promise.resolve("worker"),
    *   stop: () => Promise.resolve(),
    * };
@@ -373,7 +371,7 @@ export class BatchingJobQueue implements JobQueue {
    *   await jobs.enqueueMany([{ name: "a", data: 1 }, { name: "b", data: 2 }]);
    *   await jobs.enqueue("c", 3);
    * });
-   * console.log(written); // [1, 2, 3]
+   * assert.deepEqual(written, [1, 2, 3]);
    * ```
    */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
@@ -402,6 +400,7 @@ export class BatchingJobQueue implements JobQueue {
    *
    * @example Start a worker through the wrapper
    * ```ts
+   * import assert from "node:assert/strict";
    * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
    *
    * const inner: JobQueue = {
@@ -411,7 +410,7 @@ export class BatchingJobQueue implements JobQueue {
    *   stop: () => Promise.resolve(),
    * };
    * const jobs = new BatchingJobQueue(inner);
-   * console.log(await jobs.work("send-welcome-email", () => {})); // "worker-1"
+   * assert.deepEqual(await jobs.work("send-welcome-email", () => {}), "worker-1");
    * ```
    */
   work<T>(
@@ -430,6 +429,7 @@ export class BatchingJobQueue implements JobQueue {
    *
    * @example Stop through the wrapper
    * ```ts
+   * import assert from "node:assert/strict";
    * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
    *
    * let stopped = false;
@@ -443,7 +443,7 @@ export class BatchingJobQueue implements JobQueue {
    *   },
    * };
    * await new BatchingJobQueue(inner).stop();
-   * console.log(stopped); // true
+   * assert.deepEqual(stopped, true);
    * ```
    */
   stop(): Promise<void> {
@@ -459,9 +459,8 @@ export class BatchingJobQueue implements JobQueue {
     return this.#canAnswer ? buffer : undefined;
   }
 
-  // Checks one request through the wrapped queue and gives it its id: once,
-  // with the wrapped queue's prepare() (enqueueMany then trusts the result),
-  // or with validate() and jobIdFor() for a queue without it.
+  // Checks one request through the wrapped queue and gives it its id, once:
+  // enqueueMany then takes the result as it is.
   #prepare(job: JobRequest): JobRequest & { readonly id: string } {
     if (typeof job !== "object" || job === null) {
       throw new TypeError(
@@ -470,16 +469,7 @@ export class BatchingJobQueue implements JobQueue {
         }`,
       );
     }
-    const inner = this.#inner;
-    if (inner.prepare !== undefined) return inner.prepare(job);
-    const { name, data, options } = job;
-    inner.validate!(name, data, options);
-    if (options?.key !== undefined) {
-      return { ...job, id: inner.jobIdFor!(name, options.key) };
-    }
-    if (options?.id !== undefined) return { ...job, id: options.id };
-    const id = crypto.randomUUID();
-    return { name, data, options: { ...options, id }, id };
+    return this.#inner.prepare!(job);
   }
 
   async #flush(buffer: Buffer): Promise<void> {

@@ -5,6 +5,19 @@
  *
  * @module
  */
+import { describe } from "../internal/describe.ts";
+import { jobIdFor } from "../internal/job_id.ts";
+import {
+  assertJson,
+  fail,
+  integer,
+  matches,
+  number,
+  readOptions,
+  type Rule,
+  text,
+} from "../internal/rules.ts";
+import { assertStartAfter } from "./_delay.ts";
 
 /** Options of {@linkcode JobQueue.enqueue}. */
 export interface EnqueueOptions {
@@ -158,36 +171,11 @@ export interface JobQueue {
    */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]>;
   /**
-   * The id that `enqueue(name, data, { key })` gives a job, the same in
-   * every process. Optional: only a queue that has it (and
-   * {@linkcode JobQueue.validate}) lets `BatchingJobQueue` buffer its jobs;
-   * without them every enqueue goes straight through.
-   *
-   * @param name The queue name.
-   * @param key The idempotency key.
-   * @returns The job id.
-   * @throws {TypeError} When the name or the key is invalid.
-   */
-  jobIdFor?(name: string, key: string): string;
-  /**
-   * Checks a job as {@linkcode JobQueue.enqueue} does, writing nothing.
-   * Optional: a queue that has it (and {@linkcode JobQueue.jobIdFor}) lets
-   * `BatchingJobQueue` reject bad input at the `enqueue` call of
-   * a buffered job.
-   *
-   * @param name The queue name.
-   * @param data The data.
-   * @param options The options.
-   * @throws {TypeError} When `enqueue` would throw one for these arguments
-   * (a `RangeError` for numbers out of range).
-   */
-  validate?(name: string, data: unknown, options?: EnqueueOptions): void;
-  /**
    * Checks a job as {@linkcode JobQueue.enqueue} does and gives it its id,
    * writing nothing. The result goes to {@linkcode JobQueue.enqueueMany}
    * as it is, which then neither checks it again nor derives its id again.
-   * Optional: `BatchingJobQueue` uses it when present (else
-   * {@linkcode JobQueue.validate} and {@linkcode JobQueue.jobIdFor}).
+   * Optional: only a queue that has it lets `BatchingJobQueue` buffer its
+   * jobs; without it every enqueue goes straight through.
    *
    * @param request The job.
    * @returns The request to give `enqueueMany`, with the id the job will
@@ -218,4 +206,155 @@ export interface JobQueue {
    * @returns When every running handler has finished.
    */
   stop(): Promise<void>;
+}
+
+// pg-boss's rule for queue names (it splices them into SQL text), kept by
+// every queue so that a job one accepts, the others accept.
+const QUEUE_NAME = /^[A-Za-z0-9_.\-/]+$/;
+// Lowercase only: PostgreSQL returns uuids in lowercase, and an adapter
+// matches the ids it gave against the ids its INSERT returns.
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Throws unless `name` is a queue name: letters, digits, `_`, `-`, `.`, `/`.
+ *
+ * @internal
+ */
+export function assertQueueName(
+  name: unknown,
+  action: string,
+): asserts name is string {
+  if (typeof name !== "string" || name === "") {
+    fail(
+      action,
+      `expected a queue name, received ${
+        name === "" ? "an empty string" : describe(name)
+      }; pass a name such as "send-welcome-email"`,
+    );
+  }
+  if (!QUEUE_NAME.test(name)) {
+    fail(
+      action,
+      `invalid queue name ${
+        JSON.stringify(name)
+      }: use only letters, digits, "_", "-", "." and "/", for example "send-welcome-email"`,
+    );
+  }
+}
+
+const startAfter: Rule<number | Date | undefined> = (value, what, action) => {
+  if (value !== undefined) assertStartAfter(value, what, action);
+  return value as number | Date | undefined;
+};
+
+const ENQUEUE_OPTIONS = {
+  key: text(
+    undefined,
+    "pass an event id, or leave it out for a job without idempotency",
+  ),
+  id: matches(
+    JOB_ID,
+    "a lowercase UUID",
+    "pass crypto.randomUUID(), or leave it out",
+  ),
+  priority: integer(-2_147_483_648, 2_147_483_647),
+  startAfterSeconds: number(0),
+  startAfter,
+};
+
+/**
+ * A job request that {@linkcode prepareJob} checked and gave its id. Its
+ * options carry the id, never the key, and `startAfter` is when it may
+ * start (`undefined`: at once).
+ *
+ * @internal
+ */
+export class PreparedJob implements JobRequest {
+  private constructor(
+    readonly name: string,
+    readonly data: unknown,
+    readonly options: EnqueueOptions,
+    readonly id: string,
+    readonly startAfter: number | Date | undefined,
+  ) {}
+
+  /** Used by {@linkcode prepareJob} only. */
+  static of(
+    name: string,
+    data: unknown,
+    options: Partial<Record<keyof EnqueueOptions, unknown>> | undefined,
+    id: string,
+  ): PreparedJob {
+    if (options === undefined) {
+      return new PreparedJob(name, data, { id }, id, undefined);
+    }
+    const { priority, startAfterSeconds } = options as EnqueueOptions;
+    const later = (options as EnqueueOptions).startAfter ?? startAfterSeconds;
+    const at = later instanceof Date || (later ?? 0) > 0 ? later : undefined;
+    return new PreparedJob(
+      name,
+      data,
+      {
+        id,
+        ...(priority === undefined ? {} : { priority }),
+        ...(at === undefined ? {} : { startAfter: at }),
+      },
+      id,
+      at,
+    );
+  }
+}
+
+/**
+ * Checks one job request as every queue does (the request's shape, the
+ * queue name, JSON data, the options) and gives it its id: derived from
+ * the key (the same in every process), the given id, or a fresh UUID. A
+ * request it already prepared is returned as it is.
+ *
+ * @internal
+ * @param request The job.
+ * @param what The action for messages, such as `"enqueue jobs[3]"`.
+ * @returns The prepared job.
+ * @throws {TypeError} When the request is invalid (a `RangeError` for
+ * numbers out of range).
+ */
+export function prepareJob(
+  request: unknown,
+  what = "enqueue job",
+): PreparedJob {
+  if (request instanceof PreparedJob) return request;
+  if (
+    typeof request !== "object" || request === null || Array.isArray(request)
+  ) {
+    fail(
+      what,
+      `expected a { name, data, options } request, received ${
+        describe(request)
+      }`,
+    );
+  }
+  const { name, data, options } = request as JobRequest;
+  assertQueueName(name, what);
+  const action = `${what} on queue "${name}"`;
+  assertJson(data, "data", action);
+  if (options === undefined) {
+    return PreparedJob.of(name, data, undefined, crypto.randomUUID());
+  }
+  const o = readOptions(options, ENQUEUE_OPTIONS, action);
+  if (o.key !== undefined && o.id !== undefined) {
+    fail(
+      action,
+      "pass options.key or options.id, not both; a key derives the job id itself",
+    );
+  }
+  if (o.startAfter !== undefined && o.startAfterSeconds !== undefined) {
+    fail(
+      action,
+      "pass options.startAfter or options.startAfterSeconds, not both",
+    );
+  }
+  const id = o.key !== undefined
+    ? jobIdFor(name, o.key)
+    : o.id ?? crypto.randomUUID();
+  return PreparedJob.of(name, data, o, id);
 }

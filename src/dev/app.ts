@@ -91,8 +91,11 @@ export async function startApp(config: DevConfig): Promise<App> {
     const openJobsDatabase = async () => {
       if (config.jobQueueDatabaseUrl === undefined) {
         await Deno.mkdir(jobsDir, { recursive: true });
-        const jobs = await PgBossJobQueue.connect(undefined, {
-          dataDir: jobsDir,
+        const { PGlite } = await import("@electric-sql/pglite");
+        const pglite = await PGlite.create(jobsDir);
+        // Closed after the queue has stopped: cleanup runs in reverse.
+        cleanup.push(() => pglite.close());
+        const jobs = await PgBossJobQueue.connect(pglite, {
           queues: JOB_QUEUES,
         });
         return { jobs, where: `embedded PGlite in ${jobsDir}` };

@@ -1,4 +1,5 @@
-// Deterministic job ids for idempotent enqueue: a UUID version 5 (RFC 9562:
+// Deterministic job ids for idempotent enqueue, the same in the pg-boss
+// adapter and the test kit's in-memory queue: a UUID version 5 (RFC 9562:
 // SHA-1 of a namespace and a name) of the queue name and the idempotency key.
 //
 // SHA-1 is computed here: crypto.subtle.digest is asynchronous, and

@@ -391,6 +391,29 @@ function jsonProblem(
 }
 
 /**
+ * A string that matches `pattern`, described as `expected` ("a lowercase
+ * UUID"); `hint` says what to do instead.
+ */
+export function matches(
+  pattern: RegExp,
+  expected: string,
+  hint?: string,
+): Rule<string | undefined> {
+  return (value, what, action) => {
+    if (value === undefined) return undefined;
+    if (typeof value !== "string" || !pattern.test(value)) {
+      fail(
+        action,
+        `${what} must be ${expected}, received ${
+          typeof value === "string" ? JSON.stringify(value) : describe(value)
+        }${hint === undefined ? "" : `; ${hint}`}`,
+      );
+    }
+    return value;
+  };
+}
+
+/**
  * Throws unless `bus` is an event bus: an object with a `publishAll`
  * method. `what` names it (`options.bus`); `hint` says what to pass.
  */

@@ -12,18 +12,8 @@ import type {
   WorkOptions,
 } from "../application/job_queue.ts";
 import { describe } from "../internal/describe.ts";
-// The pg-boss adapter's own rules and job ids (these modules load no
-// driver): a job this queue accepts, the adapter accepts, with the same id.
-import {
-  assertInteger,
-  assertJobId,
-  assertJsonData,
-  assertKey,
-  assertNumber,
-  assertOptionsObject,
-  assertQueueName,
-} from "../adapters/pg-boss/_validate.ts";
-import { jobIdFor } from "../adapters/pg-boss/_job_id.ts";
+import { fail } from "../internal/rules.ts";
+import { assertQueueName, prepareJob } from "../application/job_queue.ts";
 
 /** Where a job of an {@linkcode InMemoryJobQueue} is. */
 export type InMemoryJobState = "created" | "active" | "completed" | "failed";
@@ -98,12 +88,12 @@ const MAX_RUNS = 10_000;
 
 /**
  * A {@linkcode JobQueue} that keeps jobs in memory: it records every write,
- * checks each job with the pg-boss adapter's rules (queue name, JSON data,
- * key or id, priority, delay), gives keyed jobs the adapter's ids (the same
- * key twice creates one job; the second `enqueue` answers `null`), and runs
- * jobs only when asked, with {@linkcode InMemoryJobQueue.runJobs}. It has
- * `jobIdFor` and `validate`, so a `BatchingJobQueue` around it buffers as
- * it does around pg-boss.
+ * checks each job with the rules every queue shares (queue name, JSON data,
+ * key or id, priority, delay), gives keyed jobs the pg-boss adapter's ids
+ * (the same key twice creates one job; the second `enqueue` answers
+ * `null`), and runs jobs only when asked, with
+ * {@linkcode InMemoryJobQueue.runJobs}. It has `prepare`, so a
+ * `BatchingJobQueue` around it buffers as it does around pg-boss.
  *
  * @example A handler that enqueues, and the job it enqueued run
  * ```ts
@@ -209,7 +199,9 @@ export class InMemoryJobQueue implements JobQueue {
     options?: EnqueueOptions,
   ): Promise<string | null> {
     try {
-      this.validate(name, data, options);
+      this.prepare(
+        options === undefined ? { name, data } : { name, data, options },
+      );
       const job = options === undefined
         ? { name, data }
         : { name, data, options };
@@ -231,22 +223,14 @@ export class InMemoryJobQueue implements JobQueue {
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
     try {
       if (!Array.isArray(jobs)) {
-        throw new TypeError(
-          `Cannot enqueue jobs: expected an array of { name, data, options } requests, received ${
+        fail(
+          "enqueue jobs",
+          `expected an array of { name, data, options } requests, received ${
             describe(jobs)
           }`,
         );
       }
-      jobs.forEach((job, i) => {
-        if (job === null || typeof job !== "object") {
-          throw new TypeError(
-            `Cannot enqueue jobs[${i}]: expected a { name, data, options } request, received ${
-              describe(job)
-            }`,
-          );
-        }
-        this.#check(job.name, job.data, job.options, `enqueue jobs[${i}]`);
-      });
+      jobs.forEach((job, i) => prepareJob(job, `enqueue jobs[${i}]`));
       this.#writes.push({ method: "enqueueMany", jobs: [...jobs] });
       this.#assertWritable("enqueue jobs");
       return Promise.resolve(jobs.map((job) => this.#store(job)));
@@ -264,23 +248,25 @@ export class InMemoryJobQueue implements JobQueue {
    * @throws {TypeError} When the name or the key is invalid.
    */
   jobIdFor(name: string, key: string): string {
-    assertQueueName(name, "derive job id");
-    assertKey(key, "derive job id");
-    return jobIdFor(name, key);
+    return prepareJob({ name, data: null, options: { key } }, "derive job id")
+      .id;
   }
 
   /**
-   * Checks a job as {@linkcode InMemoryJobQueue.enqueue} does, writing
-   * nothing.
+   * Checks a job as {@linkcode InMemoryJobQueue.enqueue} does and gives it
+   * its id, writing nothing: what a `BatchingJobQueue` calls.
    *
-   * @param name The queue name.
-   * @param data The data.
-   * @param options The options.
+   * @param request The job.
+   * @returns The request with its id (in `options.id` too, without a key).
    * @throws {TypeError} When the job is invalid (a `RangeError` for numbers
    * out of range).
    */
-  validate(name: string, data: unknown, options?: EnqueueOptions): void {
-    this.#check(name, data, options, "enqueue job");
+  prepare(request: JobRequest): JobRequest & { readonly id: string } {
+    const { id } = prepareJob(request);
+    // A job without a key carries its id, so that the write gives it that id.
+    return request.options?.key === undefined
+      ? { ...request, options: { ...request.options, id }, id }
+      : { ...request, id };
   }
 
   /**
@@ -392,30 +378,6 @@ export class InMemoryJobQueue implements JobQueue {
     return this.#pending.splice(i, 1)[0];
   }
 
-  #check(
-    name: unknown,
-    data: unknown,
-    options: unknown,
-    what: string,
-  ): void {
-    assertQueueName(name, what);
-    const action = `${what} on queue "${name}"`;
-    assertJsonData(data, action);
-    assertOptionsObject(options, "options", action);
-    if (options === undefined) return;
-    const { key, id, priority, startAfterSeconds } = options as EnqueueOptions;
-    assertKey(key, action);
-    assertJobId(id, key, action);
-    assertInteger(
-      priority,
-      "options.priority",
-      action,
-      -2_147_483_648,
-      2_147_483_647,
-    );
-    assertNumber(startAfterSeconds, "options.startAfterSeconds", action, 0);
-  }
-
   #assertWritable(action: string): void {
     if (this.#writeError !== undefined) throw this.#writeError.error;
     if (this.#stopped) {
@@ -425,9 +387,7 @@ export class InMemoryJobQueue implements JobQueue {
 
   #store(job: JobRequest): string | null {
     const { name, data, options } = job;
-    const id = options?.key !== undefined
-      ? jobIdFor(name, options.key)
-      : options?.id ?? crypto.randomUUID();
+    const id = prepareJob(job).id;
     if (this.#jobs.has(id)) return null;
     const stored: StoredJob = {
       id,

@@ -1,6 +1,7 @@
 // The jobs database of one test file: embedded PGlite by default, or a fresh
 // database on the server named by TEST_JOB_QUEUE_DATABASE_URL, dropped when
 // the test file is done with it.
+import postgres from "postgres";
 import { createServerDatabase } from "./server_database.ts";
 import type { PGlite } from "@electric-sql/pglite";
 import {
@@ -30,6 +31,8 @@ export interface JobsDatabase extends AsyncDisposable {
    * off, a short stop timeout; `options` override them.
    */
   connect(options?: PgBossJobQueueOptions): Promise<PgBossJobQueue>;
+  /** Runs one statement on the jobs database (not for durable embedded ones). */
+  query(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
 }
 
 const testDefaults: PgBossJobQueueOptions = {
@@ -54,11 +57,9 @@ async function openEmbedded(): Promise<JobsDatabase> {
   return {
     backend: "embedded",
     connect: (options) =>
-      PgBossJobQueue.connect(undefined, {
-        ...testDefaults,
-        pglite,
-        ...options,
-      }),
+      PgBossJobQueue.connect(pglite, { ...testDefaults, ...options }),
+    query: async (text, params) =>
+      (await pglite.query<Record<string, unknown>>(text, params)).rows,
     [Symbol.asyncDispose]: () => pglite.close(),
   };
 }
@@ -68,11 +69,8 @@ async function openDurableEmbedded(): Promise<JobsDatabase> {
   return {
     backend: "embedded",
     connect: (options) =>
-      PgBossJobQueue.connect(undefined, {
-        ...testDefaults,
-        dataDir,
-        ...options,
-      }),
+      connectJobQueue({ dataDir }, { ...testDefaults, ...options }),
+    query: () => Promise.reject(new Error("no query on a durable database")),
     [Symbol.asyncDispose]: () => Deno.remove(dataDir, { recursive: true }),
   };
 }
@@ -80,12 +78,44 @@ async function openDurableEmbedded(): Promise<JobsDatabase> {
 async function openServer(serverUrl: string): Promise<JobsDatabase> {
   const db = await createServerDatabase(serverUrl, "aftercommit_jobs_test");
   const url = new URL(db.url);
+  const sql = postgres(url.href, { max: 1, onnotice: () => {} });
   return {
     backend: "server",
     connect: (options) =>
       PgBossJobQueue.connect(url.href, { ...testDefaults, ...options }),
-    [Symbol.asyncDispose]: () => db.drop(),
+    query: (text, params) =>
+      sql.unsafe(text, params as never[]) as Promise<
+        Record<string, unknown>[]
+      >,
+    [Symbol.asyncDispose]: async () => {
+      await sql.end();
+      await db.drop();
+    },
   };
+}
+
+/**
+ * Connects a queue to a server URL, or to an embedded PGlite database in
+ * `dataDir` that the queue's `stop()` closes after pg-boss has stopped (the
+ * adapter never closes a PGlite it was given).
+ */
+export async function connectJobQueue(
+  where: string | { readonly dataDir: string },
+  options?: PgBossJobQueueOptions,
+): Promise<PgBossJobQueue> {
+  if (typeof where === "string") return PgBossJobQueue.connect(where, options);
+  const { PGlite } = await import("@electric-sql/pglite");
+  const pglite = await PGlite.create(where.dataDir);
+  try {
+    const jobs = await PgBossJobQueue.connect(pglite, options);
+    const stop = jobs.stop.bind(jobs);
+    let stopping: Promise<void> | undefined;
+    jobs.stop = () => stopping ??= stop().finally(() => pglite.close());
+    return jobs;
+  } catch (error) {
+    await pglite.close();
+    throw error;
+  }
 }
 
 /** A queue name no other test of the file uses. */

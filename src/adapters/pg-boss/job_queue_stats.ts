@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { assertInteger, assertOptionsObject } from "./_validate.ts";
+import { integer, readOptions } from "../../internal/rules.ts";
 
 /** One queue's jobs by state, from `PgBossJobQueue.stats()`. */
 export interface QueueCounts {
@@ -86,10 +86,9 @@ export async function readJobQueueStats(
   schema: string,
   options: JobQueueStatsOptions,
 ): Promise<JobQueueStats> {
-  const action = "read job queue stats";
-  assertOptionsObject(options, "options", action);
-  const { windowSeconds = 10 } = options;
-  assertInteger(windowSeconds, "options.windowSeconds", action, 1, 3600);
+  const { windowSeconds } = readOptions(options, {
+    windowSeconds: integer(1, 3600, 10),
+  }, "read job queue stats");
   // The schema name was checked by connect(): a plain identifier.
   // Every part runs on pg-boss's own indexes, by queue name: (name, state)
   // for the unfinished jobs, (name, completed_on) for the window, so a

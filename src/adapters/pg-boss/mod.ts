@@ -1,22 +1,21 @@
 /**
  * The pg-boss job queue adapter: {@linkcode PgBossJobQueue} implements the
- * `JobQueue` port on [pg-boss](https://github.com/timgit/pg-boss), in the
- * jobs database (`JOB_QUEUE_DATABASE_URL`), or in an embedded PGlite
- * database when no URL is set. Queues get retries with exponential backoff,
- * an expiry and a dead-letter queue; enqueue is idempotent with a key; workers
- * in the same process start a job within milliseconds of its commit.
+ * `JobQueue` port on [pg-boss](https://github.com/timgit/pg-boss), on a
+ * PostgreSQL server (a URL) or an embedded PGlite database (an instance).
+ * Queues get retries with backoff, an expiry and a dead-letter queue;
+ * enqueue is idempotent with a key; workers in the same process start a job
+ * within milliseconds of its commit.
  *
- * @example A handler that enqueues, and the worker
- * ```ts ignore
- * import { DomainEvent, EventBus, type JobQueue, On } from "@aftercommit/core";
+ * @example Handlers enqueue through a batching publisher: one round trip
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PGlite } from "@electric-sql/pglite";
+ * import { BatchingJobQueue, EventBus, type JobQueue, On } from "@aftercommit/core";
  * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
  *
- * class UserRegistered extends DomainEvent {
- *   constructor(readonly userId: string) {
- *     super();
- *   }
+ * class UserRegistered {
+ *   constructor(readonly eventId: string, readonly userId: string) {}
  * }
- *
  * class Welcome {
  *   constructor(private readonly jobs: JobQueue) {}
  *   @On(UserRegistered)
@@ -27,34 +26,35 @@
  *   }
  * }
  *
- * await using jobs = await PgBossJobQueue.connect(
- *   Deno.env.get("JOB_QUEUE_DATABASE_URL"),
- * );
- * await jobs.work<{ userId: string }>("send-welcome-email", async (job) => {
- *   console.log("send welcome email to", job.data.userId);
- * });
+ * await using pglite = await PGlite.create();
+ * await using jobs = await PgBossJobQueue.connect(pglite, { supervise: false });
+ * const batching = new BatchingJobQueue(jobs);
  * const bus = new EventBus();
- * bus.subscribe(new Welcome(jobs));
- * await bus.publishAll([new UserRegistered("u1")]);
+ * bus.subscribe(new Welcome(batching));
+ * await batching.publisher(bus).publishAll([
+ *   new UserRegistered("e1", "u1"),
+ *   new UserRegistered("e2", "u2"),
+ * ]);
+ * assert.deepEqual((await jobs.stats()).queues[0]?.created, 2);
  * ```
  *
  * @module
  */
 export {
-  DEAD_LETTER_SUFFIX,
-  type DeadLetter,
-  type DeadLetterListOptions,
-  type DeadLetterSelection,
   DEFAULT_QUEUE_SETTINGS,
-  JOB_QUEUE_DATABASE_URL,
   type JobQueueBackend,
   type JobSchedule,
   PgBossJobQueue,
   type PgBossJobQueueOptions,
-  type PgliteInstance,
   type QueueSettings,
   type ScheduleOptions,
 } from "./pg_boss_job_queue.ts";
+export {
+  DEAD_LETTER_SUFFIX,
+  type DeadLetter,
+  type DeadLetterListOptions,
+  type DeadLetterSelection,
+} from "./dead_letters.ts";
 export type {
   JobQueueStats,
   JobQueueStatsOptions,

@@ -14,7 +14,8 @@ import {
   type OutboxOptions,
 } from "../../../src/adapters/postgres/mod.ts";
 import { startEmbeddedPostgres } from "../../../src/adapters/pglite/mod.ts";
-import { PgBossJobQueue } from "../../../src/adapters/pg-boss/mod.ts";
+import type { PgBossJobQueue } from "../../../src/adapters/pg-boss/mod.ts";
+import { connectJobQueue } from "../../_helpers/jobs_db.ts";
 
 export const WELCOME_QUEUE = "send-welcome-email";
 
@@ -102,13 +103,11 @@ export async function openApp(locations: Locations): Promise<AppConnection> {
 
 /** Connects the job queue of the jobs database. */
 export function openJobs(locations: Locations): Promise<PgBossJobQueue> {
-  return PgBossJobQueue.connect(
-    locations.backend === "server" ? locations.jobs : undefined,
-    {
-      ...(locations.backend === "embedded" ? { dataDir: locations.jobs } : {}),
-      supervise: false,
-      stopTimeoutSeconds: 5,
-    },
+  return connectJobQueue(
+    locations.backend === "server"
+      ? locations.jobs
+      : { dataDir: locations.jobs },
+    { supervise: false, stopTimeoutSeconds: 5 },
   );
 }
 

@@ -41,11 +41,8 @@ class Spy implements JobQueue {
     this.answers.push(ids);
     return ids;
   }
-  jobIdFor(name: string, key: string): string {
-    return this.inner.jobIdFor(name, key);
-  }
-  validate(name: string, data: unknown, options?: EnqueueOptions): void {
-    this.inner.validate(name, data, options);
+  prepare(request: JobRequest) {
+    return this.inner.prepare(request);
   }
   work<T>(name: string, handler: JobHandler<T>, options?: WorkOptions) {
     return this.inner.work(name, handler, options);
@@ -191,7 +188,7 @@ Deno.test("pg-boss job queue: batched enqueue through BatchingJobQueue", async (
   );
 });
 
-Deno.test("pg-boss job queue: explicit ids, validate() and jobIdFor() on the port", async (t) => {
+Deno.test("pg-boss job queue: explicit ids, prepare() and jobIdFor()", async (t) => {
   await using db = await openJobsDatabase();
   await using jobs = await db.connect();
 
@@ -234,29 +231,31 @@ Deno.test("pg-boss job queue: explicit ids, validate() and jobIdFor() on the por
   );
 
   await t.step(
-    "validate() throws what enqueue() would, and writes nothing",
-    () => {
-      assert.throws(() => jobs.validate("no spaces allowed", {}), TypeError);
+    "prepare() throws what enqueue() would, and writes nothing",
+    async () => {
+      const queue = uniqueQueueName("prepare");
       assert.throws(
-        () => jobs.validate("ok", { n: 1n }),
+        () => jobs.prepare({ name: "no spaces allowed", data: {} }),
+        TypeError,
+      );
+      assert.throws(
+        () => jobs.prepare({ name: queue, data: { n: 1n } }),
         /data\.n is a bigint/,
       );
       assert.throws(
-        () => jobs.validate("ok", {}, { priority: 1.5 }),
+        () =>
+          jobs.prepare({ name: queue, data: {}, options: { priority: 1.5 } }),
         /options\.priority must be an integer/,
       );
-      jobs.validate("ok", { n: 1 }, { key: "k", startAfterSeconds: 1 });
-    },
-  );
-
-  await t.step(
-    "jobIdFor() matches the static and the enqueued id",
-    async () => {
-      const queue = uniqueQueueName("derive");
-      const id = jobs.jobIdFor(queue, "evt-1");
-      assert.equal(id, PgBossJobQueue.jobIdFor(queue, "evt-1"));
-      assert.equal(await jobs.enqueue(queue, {}, { key: "evt-1" }), id);
-      assert.throws(() => jobs.jobIdFor(queue, ""), TypeError);
+      const job = jobs.prepare({
+        name: queue,
+        data: { n: 1 },
+        options: { key: "k", startAfterSeconds: 1 },
+      });
+      assert.equal(job.id, PgBossJobQueue.jobIdFor(queue, "k"));
+      // Nothing was written: the key is still free.
+      assert.equal(await jobs.enqueue(queue, {}, { key: "k" }), job.id);
+      assert.throws(() => PgBossJobQueue.jobIdFor(queue, ""), TypeError);
     },
   );
 });

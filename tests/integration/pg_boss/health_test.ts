@@ -30,8 +30,7 @@ Deno.test("pg-boss job queue: ping() for a health endpoint", async (t) => {
       // A database of its own, closed under the running queue.
       const { PGlite } = await import("@electric-sql/pglite");
       const pglite = await PGlite.create();
-      const jobs = await PgBossJobQueue.connect(undefined, {
-        pglite,
+      const jobs = await PgBossJobQueue.connect(pglite, {
         supervise: false,
         listenNotify: false,
       });

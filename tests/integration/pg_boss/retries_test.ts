@@ -11,8 +11,8 @@ import { captureLogs, recordText } from "../../_helpers/logs.ts";
 const EMAIL = "grace.hopper@example.org";
 const SECRET = "s3cret-token-do-not-log";
 
-// Retries without delay keep the file fast; the defaults are tested in the
-// unit tests of the settings.
+// Retries without delay keep the file fast; the defaults are checked in
+// pg-boss's queue table below.
 const fastRetries = {
   retryLimit: 2,
   retryDelaySeconds: 0,
@@ -21,6 +21,39 @@ const fastRetries = {
 
 Deno.test("pg-boss job queue: retries, dead letters and error logs", async (t) => {
   await using db = await openJobsDatabase();
+
+  await t.step(
+    "a queue gets retries with backoff, an expiry and a dead-letter queue by default; options override them per adapter and per queue",
+    async () => {
+      const plain = uniqueQueueName("defaults");
+      const tuned = uniqueQueueName("tuned");
+      await using jobs = await db.connect({
+        queueDefaults: { retryLimit: 3 },
+        queues: { [tuned]: { expireInSeconds: 30, deadLetter: false } },
+      });
+      await jobs.enqueue(plain, {});
+      await jobs.enqueue(tuned, {});
+      const rows = await db.query(
+        `select name, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+           expire_seconds, retention_seconds, deletion_seconds, dead_letter
+         from pgboss.queue where name = any($1::text[]) order by name`,
+        [[plain, tuned]],
+      );
+      const expected = {
+        retry_limit: 3,
+        retry_delay: 1,
+        retry_backoff: true,
+        retry_delay_max: 300,
+        expire_seconds: 900,
+        retention_seconds: 1_209_600,
+        deletion_seconds: 604_800,
+      };
+      assert.deepEqual(rows, [
+        { name: plain, ...expected, dead_letter: plain + "__dead" },
+        { name: tuned, ...expected, expire_seconds: 30, dead_letter: null },
+      ]);
+    },
+  );
 
   await t.step(
     "a job that fails once is retried and then succeeds",

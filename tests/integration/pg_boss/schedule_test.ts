@@ -119,7 +119,11 @@ Deno.test("pg-boss job queue: startAfter and cron schedules", async (t) => {
           }]),
           check,
         );
-        assert.throws(() => jobs.validate(queue, {}, options as any), check);
+        assert.throws(
+          () =>
+            jobs.prepare({ name: queue, data: {}, options: options as any }),
+          check,
+        );
       }
       // Had a bad job been written, it would run before this one.
       await jobs.enqueue(queue, { n: "sentinel" });

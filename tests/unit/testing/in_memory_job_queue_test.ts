@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { BatchingJobQueue, EventBus, type Job, On } from "../../../mod.ts";
-import { jobIdFor } from "../../../src/adapters/pg-boss/_job_id.ts";
+import { jobIdFor } from "../../../src/internal/job_id.ts";
 import { InMemoryJobQueue } from "../../../src/testing/mod.ts";
 
 Deno.test("enqueue() stores the job and answers its id; a used key or id answers null and stores nothing", async () => {
@@ -108,7 +108,7 @@ Deno.test("bad jobs get the pg-boss adapter's TypeError or RangeError and write 
   }
   assert.equal(jobs.jobs.length, 0);
   assert.equal(jobs.writes.length, 0);
-  assert.throws(() => jobs.validate("q", () => {}), TypeError);
+  assert.throws(() => jobs.prepare({ name: "q", data: () => {} }), TypeError);
 });
 
 Deno.test("failWrites() makes writes reject until it is called with no argument; stop() makes them reject", async () => {

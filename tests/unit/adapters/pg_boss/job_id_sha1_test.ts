@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { jobIdFor } from "../../../../src/adapters/pg-boss/_job_id.ts";
+import { jobIdFor } from "../../../../src/internal/job_id.ts";
 
 // The reference: RFC 9562 UUID v5 from node:crypto's SHA-1.
 function reference(name: string, key: string): string {

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import {
   DEAD_LETTER_SUFFIX,
-  DEFAULT_QUEUE_SETTINGS,
   PgBossJobQueue,
 } from "../../../../src/adapters/pg-boss/mod.ts";
 
@@ -52,21 +51,9 @@ Deno.test("jobIdFor() derives a stable UUID v5 from the queue name and the key",
   );
 });
 
-Deno.test("the documented queue defaults retry with backoff, expire and dead-letter", () => {
-  assert.deepEqual(DEFAULT_QUEUE_SETTINGS, {
-    retryLimit: 5,
-    retryDelaySeconds: 1,
-    retryBackoff: true,
-    retryDelayMaxSeconds: 300,
-    expireInSeconds: 900,
-    retentionSeconds: 1_209_600,
-    deleteAfterSeconds: 604_800,
-    deadLetter: true,
-  });
-  assert.ok(Object.isFrozen(DEFAULT_QUEUE_SETTINGS));
-  assert.equal(DEAD_LETTER_SUFFIX, "__dead");
+Deno.test("deadLetterQueueName() appends the dead-letter suffix", () => {
   assert.equal(
     PgBossJobQueue.deadLetterQueueName("send-email"),
-    "send-email__dead",
+    "send-email" + DEAD_LETTER_SUFFIX,
   );
 });

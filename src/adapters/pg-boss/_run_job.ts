@@ -1,0 +1,198 @@
+// One attempt of one job, as the pg-boss adapter's workers run it (with its
+// span and metrics when telemetry is on), and the stamp that carries the
+// trace context and the enqueue time in a job's data.
+import { getLogger } from "@logtape/logtape";
+import type { Job as PgBossJob, JobResult } from "pg-boss";
+import type { Job, JobHandler } from "../../application/job_queue.ts";
+import {
+  activeTraceparent,
+  contextFromTraceparent,
+  inSpan,
+  type Instruments,
+  meters,
+  recordError,
+  type Span,
+  SpanKind,
+  tracing,
+} from "../../application/_telemetry.ts";
+import { describe } from "../../internal/describe.ts";
+import { errorType, loggableError } from "../../internal/loggable_error.ts";
+
+const logger = getLogger(["aftercommit", "jobs"]);
+
+// The trace context travels in the job's data, under a key the worker
+// removes before the handler sees the data; only plain-object data carries
+// it. With metrics on, so does the enqueue time (ms since the epoch), for
+// the start delay of the first attempt.
+const TRACEPARENT = "aftercommit.traceparent";
+const ENQUEUED_AT = "aftercommit.enqueuedAt";
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== "object") return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * What to add to the data of the jobs enqueued now: decided once per write,
+ * as it is the same for every job of it.
+ */
+export function stamped(): (data: unknown) => object {
+  const traceparent = activeTraceparent();
+  const metered = meters() !== undefined;
+  if (traceparent === undefined && !metered) return (data) => data as object;
+  const stamp = {
+    ...(traceparent === undefined ? {} : { [TRACEPARENT]: traceparent }),
+    ...(metered ? { [ENQUEUED_AT]: Date.now() } : {}),
+  };
+  return (data) => isPlainObject(data) ? { ...data, ...stamp } : data as object;
+}
+
+/** The data without the stamp, and the stamp. */
+export function withoutStamp<T>(
+  data: T,
+): { data: T; traceparent: unknown; enqueuedAt: unknown } {
+  if (
+    !isPlainObject(data) ||
+    (!Object.hasOwn(data, TRACEPARENT) && !Object.hasOwn(data, ENQUEUED_AT))
+  ) {
+    return { data, traceparent: undefined, enqueuedAt: undefined };
+  }
+  const { [TRACEPARENT]: traceparent, [ENQUEUED_AT]: enqueuedAt, ...rest } =
+    data;
+  return { data: rest as T, traceparent, enqueuedAt };
+}
+
+const ABANDONED = Symbol("abandoned");
+
+/**
+ * Runs one attempt and answers pg-boss with its result; never throws.
+ *
+ * @param name The queue name.
+ * @param handler The user's handler.
+ * @param job pg-boss's job.
+ * @param onFailure Called when the attempt failed (a retry without delay
+ * is ready at once).
+ * @returns The job's result.
+ */
+export function runJob<T>(
+  name: string,
+  handler: JobHandler<T>,
+  job: PgBossJob<T>,
+  onFailure: () => void,
+): Promise<JobResult> {
+  const instruments = meters();
+  const stamp = withoutStamp(job.data);
+  if (!tracing()) return measured(instruments, name, job, stamp, undefined);
+  // Every attempt of the job continues the trace it was enqueued in.
+  return inSpan(`work ${name}`, {
+    kind: SpanKind.CONSUMER,
+    parent: contextFromTraceparent(stamp.traceparent),
+    attributes: {
+      "messaging.system": "pg-boss",
+      "messaging.operation.type": "process",
+      "messaging.operation.name": "work",
+      "messaging.destination.name": name,
+      "messaging.message.id": job.id,
+      "aftercommit.job.attempt": job.retryCount + 1,
+    },
+  }, (span) => measured(instruments, name, job, stamp, span));
+
+  async function measured(
+    instruments: Instruments | undefined,
+    name: string,
+    job: PgBossJob<T>,
+    stamp: ReturnType<typeof withoutStamp<T>>,
+    span: Span | undefined,
+  ): Promise<JobResult> {
+    if (instruments === undefined) return await attempt(stamp.data, span);
+    const started = performance.now();
+    const destination = { "messaging.destination.name": name };
+    if (job.retryCount === 0 && typeof stamp.enqueuedAt === "number") {
+      instruments.jobStartDelay.record(
+        Math.max(0, Date.now() - stamp.enqueuedAt) / 1000,
+        destination,
+      );
+    }
+    const result = await attempt(stamp.data, span);
+    instruments.jobDuration.record((performance.now() - started) / 1000, {
+      ...destination,
+      "aftercommit.outcome": result.status,
+    });
+    if (result.status === "failed") {
+      const output = result.output as { name?: unknown };
+      instruments.failures.add(1, {
+        ...destination,
+        "aftercommit.component": "job",
+        "error.type": typeof output.name === "string" ? output.name : "unknown",
+      });
+    }
+    return result;
+  }
+
+  async function attempt(data: T, span: Span | undefined): Promise<JobResult> {
+    const attempt = job.retryCount + 1;
+    const view: Job<T> = {
+      id: job.id,
+      name,
+      data,
+      attempt,
+      signal: job.signal,
+    };
+    // pg-boss aborts the signal when the attempt expires (or the queue stops
+    // without waiting), fails the job, and holds the worker until the
+    // handler settles. A handler that ignores its signal would block the
+    // queue: the wait ends at the abort, and the handler runs on unwatched.
+    const aborted = Promise.withResolvers<typeof ABANDONED>();
+    const abort = () => aborted.resolve(ABANDONED);
+    if (job.signal.aborted) abort();
+    else job.signal.addEventListener("abort", abort, { once: true });
+    const running = Promise.resolve().then(() => handler(view));
+    const fields = { jobName: name, jobId: job.id, attempt };
+    try {
+      if (await Promise.race([running, aborted.promise]) === ABANDONED) {
+        logger.warn(
+          "Job {jobName} {jobId} (attempt {attempt}) is still running after its signal was aborted; its worker slot is freed and the handler is no longer awaited",
+          fields,
+        );
+        const settled = (how: string) =>
+          logger.info(
+            "Job {jobName} {jobId} (attempt {attempt}), abandoned at its expiry, settled later ({how})",
+            { ...fields, how },
+          );
+        running.then(() => settled("returned"), (e) => settled(errorType(e)));
+        const output = {
+          name: "JobAbandonedError",
+          message:
+            "the handler did not stop when the attempt expired or the queue stopped",
+        };
+        if (span !== undefined) {
+          span.setAttribute("aftercommit.outcome", "abandoned");
+          recordError(span, Object.assign(new Error(output.message), output));
+        }
+        return { id: job.id, status: "failed", output };
+      }
+      span?.setAttribute("aftercommit.outcome", "completed");
+      return { id: job.id, status: "completed" };
+    } catch (error) {
+      logger.error(
+        "Job {jobName} {jobId} failed on attempt {attempt}: {error}",
+        { ...fields, error: loggableError(error) },
+      );
+      if (span !== undefined) {
+        span.setAttribute("aftercommit.outcome", "failed");
+        recordError(span, error);
+      }
+      onFailure();
+      return {
+        id: job.id,
+        status: "failed",
+        output: error instanceof Error
+          ? { name: error.name, message: error.message }
+          : { message: `Non-error thrown: ${describe(error)}` },
+      };
+    } finally {
+      job.signal.removeEventListener("abort", abort);
+    }
+  }
+}

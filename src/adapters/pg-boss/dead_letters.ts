@@ -1,0 +1,303 @@
+/**
+ * Dead letters of the pg-boss adapter: jobs whose retries were used up,
+ * waiting in `<queue>__dead`. `PgBossJobQueue` lists, counts, retries and
+ * deletes them through {@linkcode DeadLetters}.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { JobWithMetadata, PgBoss } from "pg-boss";
+import { assertQueueName } from "../../application/job_queue.ts";
+import { describe } from "../../internal/describe.ts";
+import { boolean, fail, integer, readOptions } from "../../internal/rules.ts";
+import { withoutStamp } from "./_run_job.ts";
+
+const logger = getLogger(["aftercommit", "jobs"]);
+
+/**
+ * The suffix of a queue's dead-letter queue: jobs of `send-email` whose
+ * retries are used up land in `send-email__dead`.
+ */
+export const DEAD_LETTER_SUFFIX = "__dead";
+
+/** A job whose retries were used up, from `PgBossJobQueue.deadLetters()`. */
+export interface DeadLetter {
+  /** Its id in the dead-letter queue (to retry or delete it). */
+  readonly id: string;
+  /** The queue it failed on, where a retry sends it. */
+  readonly queue: string;
+  /** The dead-letter queue it waits in (`<queue>__dead`). */
+  readonly deadLetterQueue: string;
+  /** The id of the job that failed. */
+  readonly originalId: string | null;
+  /** The attempts the failed job made. */
+  readonly attempts: number | null;
+  /** The last failure, `Name: message`, when the job recorded one. */
+  readonly error: string | null;
+  /** When it was dead-lettered. */
+  readonly deadLetteredAt: Date;
+  /** Seconds since the original job was created. */
+  readonly ageSeconds: number;
+  /** The job's data; only with `includeData: true`. */
+  readonly data?: unknown;
+}
+
+/** Options of `PgBossJobQueue.deadLetters()`. */
+export interface DeadLetterListOptions {
+  /** Only this (original) queue's. @default {undefined (every queue)} */
+  readonly queue?: string;
+  /** At most this many, oldest first (1 to 10,000). @default {100} */
+  readonly limit?: number;
+  /** Include each job's data (it may hold personal data). @default {false} */
+  readonly includeData?: boolean;
+}
+
+/**
+ * Which dead letters a retry or a delete is about: some ids, those of one
+ * queue (the original queue's name), or all of them.
+ */
+export type DeadLetterSelection =
+  | { readonly ids: readonly string[] }
+  | { readonly queue: string }
+  | { readonly all: true };
+
+const LIST = {
+  queue: (value: unknown, _what: string, action: string) => {
+    if (value !== undefined) assertQueueName(value, action);
+    return value as string | undefined;
+  },
+  limit: integer(1, 10_000, 100),
+  includeData: boolean(false),
+};
+const USAGE =
+  'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }';
+const PAGE = 10_000;
+
+/** The dead-letter operations of one pg-boss instance. */
+export class DeadLetters {
+  /**
+   * @param boss The running pg-boss.
+   * @param assertRunning Throws when the queue is stopped.
+   * @param wake Wakes this process's workers of a queue.
+   */
+  constructor(
+    private readonly boss: PgBoss,
+    private readonly assertRunning: (action: string) => void,
+    private readonly wake: (name: string) => void,
+  ) {}
+
+  /**
+   * Lists dead letters, oldest first.
+   *
+   * @param options Queue, limit, data.
+   * @returns The dead letters.
+   */
+  async list(options: DeadLetterListOptions): Promise<DeadLetter[]> {
+    const action = "list dead letters";
+    const { queue, limit, includeData } = readOptions(options, LIST, action);
+    this.assertRunning(action);
+    const letters: DeadLetter[] = [];
+    for (const dlq of await this.#queues(queue)) {
+      const jobs = await this.boss.findJobs<unknown>(dlq, {
+        queued: true,
+        limit,
+      });
+      for (const job of jobs) letters.push(letterOf(dlq, job, includeData));
+    }
+    return letters
+      .sort((a, b) => a.deadLetteredAt.getTime() - b.deadLetteredAt.getTime())
+      .slice(0, limit);
+  }
+
+  /**
+   * Counts the dead letters of a selection.
+   *
+   * @param selection Which.
+   * @returns How many.
+   */
+  async count(selection: DeadLetterSelection): Promise<number> {
+    const found = await this.#select(selection, "count dead letters");
+    return [...found.values()].reduce((sum, ids) => sum + ids.length, 0);
+  }
+
+  /**
+   * Moves dead letters back to their queue.
+   *
+   * @param selection Which.
+   * @returns How many moved.
+   */
+  async retry(selection: DeadLetterSelection): Promise<number> {
+    let moved = 0;
+    for (
+      const [dlq, ids] of await this.#select(selection, "retry dead letters")
+    ) {
+      for (let i = 0; i < ids.length; i += 1000) {
+        const chunk = ids.slice(i, i + 1000);
+        moved += await this.boss.redrive(dlq, {
+          ids: chunk,
+          limit: chunk.length,
+        });
+      }
+      this.wake(dlq.slice(0, -DEAD_LETTER_SUFFIX.length));
+    }
+    logger.info("Retried {count} dead letters", { count: moved });
+    return moved;
+  }
+
+  /**
+   * Deletes dead letters.
+   *
+   * @param selection Which.
+   * @returns How many were deleted.
+   */
+  async delete(selection: DeadLetterSelection): Promise<number> {
+    let deleted = 0;
+    for (
+      const [dlq, ids] of await this.#select(selection, "delete dead letters")
+    ) {
+      for (let i = 0; i < ids.length; i += 1000) {
+        const response = await this.boss.deleteJob(
+          dlq,
+          ids.slice(i, i + 1000),
+        ) as { affected?: number };
+        deleted += response.affected ?? 0;
+      }
+    }
+    logger.info("Deleted {count} dead letters", { count: deleted });
+    return deleted;
+  }
+
+  // The dead-letter queues in the database, or the one of `queue`.
+  async #queues(queue?: string): Promise<string[]> {
+    if (queue !== undefined) {
+      const name = queue.endsWith(DEAD_LETTER_SUFFIX)
+        ? queue
+        : queue + DEAD_LETTER_SUFFIX;
+      return (await this.boss.getQueue(name)) === null ? [] : [name];
+    }
+    const names: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.boss.getQueues(undefined, {
+        limit: 1000,
+        ...(after === undefined ? {} : { after }),
+      });
+      for (const q of page) {
+        if (q.name.endsWith(DEAD_LETTER_SUFFIX)) names.push(q.name);
+      }
+      if (page.length < 1000) return names;
+      after = page[page.length - 1]!.name;
+    }
+  }
+
+  // The ids a selection names, by dead-letter queue, read before anything
+  // changes so that a bad selection changes nothing.
+  async #select(
+    selection: DeadLetterSelection,
+    action: string,
+  ): Promise<Map<string, string[]>> {
+    const { queue, ids } = checkSelection(selection, action);
+    this.assertRunning(action);
+    const wanted = ids === undefined ? undefined : new Set(ids);
+    const found = new Map<string, string[]>();
+    for (const dlq of await this.#queues(queue)) {
+      const matched: string[] = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.boss.findJobs<unknown>(dlq, {
+          queued: true,
+          limit: PAGE,
+          ...(after === undefined ? {} : { after }),
+        });
+        for (const job of page) {
+          if (wanted === undefined || wanted.has(job.id)) matched.push(job.id);
+        }
+        if (page.length < PAGE) break;
+        after = page[page.length - 1]!.id;
+      }
+      if (matched.length > 0) found.set(dlq, matched);
+    }
+    return found;
+  }
+}
+
+function letterOf(
+  dlq: string,
+  job: JobWithMetadata<unknown>,
+  includeData: boolean,
+): DeadLetter {
+  const output = job.sourceOutput as
+    | { name?: unknown; message?: unknown }
+    | null;
+  let error: string | null = null;
+  if (output !== null && typeof output === "object") {
+    const message = typeof output.message === "string" ? output.message : "";
+    error = typeof output.name === "string"
+      ? `${output.name}: ${message}`
+      : message || null;
+  }
+  const born = job.sourceCreatedOn ?? job.createdOn;
+  return {
+    id: job.id,
+    queue: job.sourceName ?? dlq.slice(0, -DEAD_LETTER_SUFFIX.length),
+    deadLetterQueue: dlq,
+    originalId: job.sourceId,
+    attempts: job.sourceRetryCount === null ? null : job.sourceRetryCount + 1,
+    error,
+    deadLetteredAt: new Date(job.createdOn),
+    ageSeconds: Math.max(0, (Date.now() - new Date(born).getTime()) / 1000),
+    // The trace context the job carried is not the user's data.
+    ...(includeData ? { data: withoutStamp(job.data).data } : {}),
+  };
+}
+
+function checkSelection(
+  selection: unknown,
+  action: string,
+): { queue?: string; ids?: readonly string[] } {
+  if (
+    selection === null || typeof selection !== "object" ||
+    Array.isArray(selection)
+  ) {
+    fail(
+      action,
+      `expected a selection, received ${describe(selection)}; ${USAGE}`,
+    );
+  }
+  const given = selection as Record<string, unknown>;
+  const keys = Object.keys(given).filter((k) => given[k] !== undefined);
+  if (keys.length !== 1 || !["ids", "queue", "all"].includes(keys[0]!)) {
+    fail(
+      action,
+      `the selection must have exactly one of ids, queue or all, received ${
+        keys.length === 0 ? "none" : keys.join(", ")
+      }; ${USAGE}`,
+    );
+  }
+  const { ids, queue, all } = given;
+  if (keys[0] === "all") {
+    if (all !== true) {
+      fail(
+        action,
+        `selection.all must be true, received ${describe(all)}; ${USAGE}`,
+      );
+    }
+    return {};
+  }
+  if (keys[0] === "queue") {
+    assertQueueName(queue, action);
+    return { queue };
+  }
+  if (
+    !Array.isArray(ids) || ids.length === 0 || ids.length > 100_000 ||
+    !ids.every((id) => typeof id === "string" && id !== "")
+  ) {
+    fail(
+      action,
+      `selection.ids must be an array of 1 to 100000 job ids (non-empty strings), received ${
+        Array.isArray(ids) ? `an array of ${ids.length}` : describe(ids)
+      }`,
+    );
+  }
+  return { ids: ids as string[] };
+}
