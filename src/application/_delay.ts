@@ -1,8 +1,8 @@
 // Checks of "not before" values: a delay in seconds, or a moment as a Date.
 // Used by publishAfterCommit's { delaySeconds, at } and by the job queues'
 // startAfter, so one rule gives one message everywhere.
-
 import { describe } from "../internal/describe.ts";
+import { fail } from "../internal/rules.ts";
 
 // 100 years: beyond it a delay is a mistake (milliseconds for seconds), and
 // PostgreSQL's intervals and timestamps would overflow long before Infinity.
@@ -11,9 +11,8 @@ const MAX_DELAY_SECONDS = 3_155_760_000;
 const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /**
- * Throws unless `value` is a finite number of seconds, 0 or more: a
- * `TypeError` for a non-number, a `RangeError` for `NaN`, `±Infinity` or a
- * negative number.
+ * Throws unless `value` is a finite number of seconds from 0 to 100 years:
+ * a `TypeError` for a non-number, else a `RangeError`.
  */
 export function assertDelaySeconds(
   value: unknown,
@@ -21,33 +20,26 @@ export function assertDelaySeconds(
   action: string,
 ): asserts value is number {
   if (typeof value !== "number") {
-    throw new TypeError(
-      `Cannot ${action}: ${what} must be a number of seconds, received ${
+    fail(
+      action,
+      `${what} must be a number of seconds, received ${
         describe(value)
       }; pass a delay such as 60 (one minute)`,
     );
   }
-  if (!Number.isFinite(value)) {
-    throw new RangeError(
-      `Cannot ${action}: ${what} must be a finite number of seconds, received ${value}; pass a delay such as 60, or a Date`,
-    );
-  }
-  if (value < 0) {
-    throw new RangeError(
-      `Cannot ${action}: ${what} must be 0 or more seconds, received ${value}; a delay cannot point into the past, pass 0 (or leave it out) to go now`,
-    );
-  }
-  if (value > MAX_DELAY_SECONDS) {
-    throw new RangeError(
-      `Cannot ${action}: ${what} must be at most ${MAX_DELAY_SECONDS} seconds (100 years), received ${value}; give the delay in seconds, not milliseconds`,
-    );
-  }
+  const problem = !Number.isFinite(value)
+    ? `must be a finite number of seconds, received ${value}; pass a delay such as 60, or a Date`
+    : value < 0
+    ? `must be 0 or more seconds, received ${value}; a delay cannot point into the past, pass 0 (or leave it out) to go now`
+    : value > MAX_DELAY_SECONDS
+    ? `must be at most ${MAX_DELAY_SECONDS} seconds (100 years), received ${value}; give the delay in seconds, not milliseconds`
+    : undefined;
+  if (problem !== undefined) fail(action, `${what} ${problem}`, RangeError);
 }
 
 /**
- * Throws unless `value` is a valid `Date` that is not in the past: a
- * `TypeError` for anything but a `Date`, a `RangeError` for an invalid one
- * (`new Date("nope")`) or one earlier than `now`.
+ * Throws unless `value` is a valid `Date` from `now` to the year 9999: a
+ * `TypeError` for anything but a `Date`, else a `RangeError`.
  */
 export function assertFutureDate(
   value: unknown,
@@ -56,37 +48,27 @@ export function assertFutureDate(
   now: number = Date.now(),
 ): asserts value is Date {
   if (!(value instanceof Date)) {
-    throw new TypeError(
-      `Cannot ${action}: ${what} must be a Date, received ${
+    fail(
+      action,
+      `${what} must be a Date, received ${
         describe(value)
       }; pass new Date(…) or a number of seconds`,
     );
   }
   const time = value.getTime();
-  if (Number.isNaN(time)) {
-    throw new RangeError(
-      `Cannot ${action}: ${what} is an invalid Date; build it from a valid time, such as new Date("2030-01-01T09:00:00Z")`,
-    );
-  }
-  if (time < now) {
-    throw new RangeError(
-      `Cannot ${action}: ${what} is in the past (${value.toISOString()}, ${
-        ((now - time) / 1000).toFixed(3)
-      } s ago); pass a moment that has not come yet, or leave it out to go now`,
-    );
-  }
-  if (time > MAX_TIME) {
-    throw new RangeError(
-      `Cannot ${action}: ${what} is after the year 9999, which the database cannot store; pass an earlier moment`,
-    );
-  }
+  const problem = Number.isNaN(time)
+    ? `is an invalid Date; build it from a valid time, such as new Date("2030-01-01T09:00:00Z")`
+    : time < now
+    ? `is in the past (${value.toISOString()}, ${
+      ((now - time) / 1000).toFixed(3)
+    } s ago); pass a moment that has not come yet, or leave it out to go now`
+    : time > MAX_TIME
+    ? "is after the year 9999, which the database cannot store; pass an earlier moment"
+    : undefined;
+  if (problem !== undefined) fail(action, `${what} ${problem}`, RangeError);
 }
 
-/**
- * Throws unless `value` is a delay in seconds (see
- * {@linkcode assertDelaySeconds}) or a future `Date` (see
- * {@linkcode assertFutureDate}).
- */
+/** Throws unless `value` is a delay in seconds or a future `Date` (above). */
 export function assertStartAfter(
   value: unknown,
   what: string,
@@ -95,8 +77,9 @@ export function assertStartAfter(
   if (value instanceof Date) assertFutureDate(value, what, action);
   else if (typeof value === "number") assertDelaySeconds(value, what, action);
   else {
-    throw new TypeError(
-      `Cannot ${action}: ${what} must be a number of seconds or a Date, received ${
+    fail(
+      action,
+      `${what} must be a number of seconds or a Date, received ${
         describe(value)
       }; pass 60 for one minute from now, or new Date(…) for a moment`,
     );

@@ -1,7 +1,7 @@
-// Where @On keeps what it learned about a class, in the class's decorator
-// metadata, and how subscribe() reads it back along the class chain. Also
-// which classes with instance handlers were constructed but never
-// subscribed, for the bus's "no handler" warning.
+// Where @On keeps what it learned about a class (in the class's decorator
+// metadata), how subscribe() reads it back along the class chain, and which
+// classes with instance handlers were constructed but never subscribed (for
+// the bus's "no handler" warning).
 import type { EventClass } from "./types.ts";
 
 // Deno has Symbol.metadata natively; keep the module loadable elsewhere.
@@ -19,30 +19,16 @@ export interface HandlerRecord {
 }
 
 const HANDLERS: unique symbol = Symbol("aftercommit.handlers");
+type Metadata = { [HANDLERS]?: HandlerRecord[] };
 
-type Metadata = Record<PropertyKey, unknown> & {
-  [HANDLERS]?: HandlerRecord[];
-};
-
-/**
- * Adds a record to this class's own metadata. An inherited list is copied,
- * never mutated, so a subclass never changes its parent's handlers.
- */
+/** Adds a record to this class's own metadata (never to a parent's list). */
 export function addHandlerRecord(
   metadata: DecoratorMetadataObject,
   record: HandlerRecord,
 ): void {
   const meta = metadata as Metadata;
-  if (Object.hasOwn(meta, HANDLERS)) {
-    meta[HANDLERS]!.push(record);
-  } else {
-    Object.defineProperty(meta, HANDLERS, {
-      value: [record],
-      enumerable: false,
-      writable: true,
-      configurable: true,
-    });
-  }
+  if (Object.hasOwn(meta, HANDLERS)) meta[HANDLERS]!.push(record);
+  else Object.defineProperty(meta, HANDLERS, { value: [record] });
 }
 
 function ownRecords(klass: object): readonly HandlerRecord[] {
@@ -50,8 +36,18 @@ function ownRecords(klass: object): readonly HandlerRecord[] {
   const meta = (klass as { [Symbol.metadata]?: Metadata | null })[
     Symbol.metadata
   ];
-  if (meta == null || !Object.hasOwn(meta, HANDLERS)) return [];
-  return meta[HANDLERS]!;
+  return meta != null && Object.hasOwn(meta, HANDLERS) ? meta[HANDLERS]! : [];
+}
+
+// The class and its ancestors, nearest first.
+function chainOf(klass: object): object[] {
+  const chain: object[] = [];
+  for (
+    let c: object | null = klass;
+    c !== null && c !== Function.prototype;
+    c = Object.getPrototypeOf(c)
+  ) chain.push(c);
+  return chain;
 }
 
 /**
@@ -64,17 +60,9 @@ export function collectHandlerRecords(
   klass: object,
   isStatic: boolean,
 ): HandlerRecord[] {
-  const chain: object[] = [];
-  for (
-    let c: object | null = klass;
-    c !== null && c !== Function.prototype;
-    c = Object.getPrototypeOf(c)
-  ) {
-    chain.unshift(c);
-  }
   const result: HandlerRecord[] = [];
   const seen = new Map<EventClass | null, Set<string | symbol>>();
-  for (const c of chain) {
+  for (const c of chainOf(klass).reverse()) {
     for (const record of ownRecords(c)) {
       if (record.isStatic !== isStatic) continue;
       if (!record.isPrivate) {
@@ -132,25 +120,17 @@ export function noteSubscribed(klass: object): void {
 
 /**
  * The classes whose instance methods would handle an event of class `type`
- * (`@On(type)`, `@On(Base, { subclasses: true })` for `type` or a parent of
- * it, `@OnAny()`), that have instances, none of them subscribed anywhere.
+ * and that have instances, none of them subscribed anywhere.
  */
 export function unsubscribedClassesFor(type: unknown): Set<object> {
   const result = new Set<object>();
   const add = (classes: Set<object> | undefined): void => {
-    if (classes !== undefined) { for (const c of classes) result.add(c); }
+    for (const c of classes ?? []) result.add(c);
   };
-  if (unsubscribed.size === 0 && unsubscribedBase.size === 0) return result;
   add(unsubscribed.get(type as EventClass));
   add(unsubscribed.get(null));
   if (typeof type === "function") {
-    for (
-      let c: object | null = type;
-      c !== null && c !== Function.prototype;
-      c = Object.getPrototypeOf(c)
-    ) {
-      add(unsubscribedBase.get(c as EventClass));
-    }
+    for (const c of chainOf(type)) add(unsubscribedBase.get(c as EventClass));
   }
   return result;
 }

@@ -19,9 +19,9 @@ import {
 import type { EventClass, HandlerContext } from "./types.ts";
 
 /**
- * The decorator that {@linkcode On} returns. It accepts only methods whose
- * first parameter accepts an `E`, so `@On(UserRegistered)` on a method that
- * takes another event type is a compile error.
+ * The decorator that {@linkcode On} returns: `@On(UserRegistered)` on a
+ * method whose first parameter does not accept a `UserRegistered` is a
+ * compile error.
  *
  * @typeParam E The event type.
  */
@@ -36,17 +36,14 @@ export type OnDecorator<E extends object> = <
 /** Options of {@linkcode On} and {@linkcode OnAny}. */
 export interface OnOptions {
   /**
-   * Where the method runs among the handlers of an event: lower runs first,
-   * registration order among equals (for static methods, the order in which
-   * their classes were defined). A finite number.
+   * Lower runs first; registration order among equals. A finite number.
    *
    * @default {0}
    */
   readonly order?: number;
   /**
-   * Whether the method also receives instances of subclasses of `type`
-   * (`@On(DomainEvent, { subclasses: true })` receives every
-   * `DomainEvent`). Not for {@linkcode OnAny}, which receives everything.
+   * Whether the method also receives instances of subclasses of `type`.
+   * Not for {@linkcode OnAny}.
    *
    * @default {false}
    */
@@ -57,22 +54,18 @@ export interface OnOptions {
  * Marks a method as a handler of events of exactly `type` (and of its
  * subclasses with `{ subclasses: true }`).
  *
- * - On a **static** method, it registers the method on
- *   {@linkcode defaultBus} when the class is defined.
- * - On an **instance** method, it records the method in the class's
- *   decorator metadata; `bus.subscribe(instance)` registers it, bound to the
- *   instance. Subclasses inherit their parents' handlers.
- *
- * A method may carry several `@On`, one per event type. It receives the
- * event and a {@linkcode HandlerContext} (`{ signal }`).
+ * A **static** method registers on {@linkcode defaultBus} when its class is
+ * defined; an **instance** method is registered, bound to the instance, by
+ * `bus.subscribe(instance)` (subclasses inherit their parents' handlers). A
+ * method may carry several `@On`, one per event type.
  *
  * @typeParam E The event type.
  * @param type The event class.
  * @param options The method's `order`, and `subclasses`.
  * @returns A standard (TC39) method decorator.
  * @throws {TypeError} When `type` is not a class or an option has the wrong
- * type (at the `On(…)` call), or when the decorator is put on something
- * other than a method (when the class is defined).
+ * type (at the call), or on something other than a method (at class
+ * definition).
  * @throws {RangeError} When `options.order` is `NaN` or infinite.
  *
  * @example Static and instance handlers
@@ -106,30 +99,6 @@ export interface OnOptions {
  * assert.deepEqual(Audit.seen, ["u1"]);
  * assert.deepEqual(welcome.sent, ["u1"]);
  * ```
- *
- * @example A base-class handler that runs first
- * ```ts
- * import assert from "node:assert/strict";
- * import { DomainEvent, EventBus, On } from "@aftercommit/core";
- *
- * class OrderPlaced extends DomainEvent {}
- * class Handlers {
- *   log: string[] = [];
- *   @On(OrderPlaced)
- *   placed(_e: OrderPlaced): void {
- *     this.log.push("placed");
- *   }
- *   @On(DomainEvent, { subclasses: true, order: -1 })
- *   audit(e: DomainEvent): void {
- *     this.log.push(`audit ${e.constructor.name}`);
- *   }
- * }
- * const bus = new EventBus();
- * const handlers = new Handlers();
- * bus.subscribe(handlers);
- * await bus.publish(new OrderPlaced());
- * assert.deepEqual(handlers.log, ["audit OrderPlaced", "placed"]);
- * ```
  */
 export function On<E extends object>(
   type: EventClass<E>,
@@ -150,16 +119,13 @@ export function On<E extends object>(
 }
 
 /**
- * Marks a method as a catch-all: it runs for every event published on the
- * bus it is registered on, after the handlers of the event's classes among
- * equal orders (see {@linkcode EventBus}). Static methods register on
- * {@linkcode defaultBus} when their class is defined; instance methods when
- * an instance is subscribed, as with {@linkcode On}.
+ * Marks a method as a catch-all (see {@linkcode EventBus.onAny}), registered
+ * as {@linkcode On} registers its methods.
  *
  * @param options The method's `order`.
  * @returns A standard (TC39) method decorator.
- * @throws {TypeError} When `options.order` is not a number, or when the
- * decorator is put on something other than a method.
+ * @throws {TypeError} When `options.order` is not a number, or on
+ * something other than a method.
  * @throws {RangeError} When `options.order` is `NaN` or infinite.
  *
  * @example An audit trail of every event

@@ -3,7 +3,6 @@
  *
  * @module
  */
-
 /**
  * A registration of one or more handlers on a bus. Unsubscribing removes
  * exactly those handlers; it is idempotent. It is `Disposable`, so a
@@ -11,23 +10,23 @@
  *
  * @example Scope a handler to a block
  * ```ts
+ * import assert from "node:assert/strict";
  * import { EventBus } from "@aftercommit/core";
  *
  * class Ping {}
  * const bus = new EventBus();
  * {
  *   using _sub = bus.register(Ping, () => {});
- *   console.log(bus.handlersFor(Ping).length); // 1
+ *   assert.equal(bus.handlersFor(Ping).length, 1);
  * }
- * console.log(bus.handlersFor(Ping).length); // 0
+ * assert.equal(bus.handlersFor(Ping).length, 0);
  * ```
  */
 export class Subscription implements Disposable {
   #undo: (() => void) | undefined;
 
   /**
-   * Wraps the function that removes the handlers. Buses create subscriptions;
-   * users receive them.
+   * Wraps the function that removes the handlers (buses create these).
    *
    * @param undo Removes the handlers; called at most once.
    */

@@ -12,6 +12,7 @@ import { stampRecordOrder } from "./record_order.ts";
  *
  * @example Record and pull events
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AggregateRoot } from "@aftercommit/core";
  *
  * class UserRegistered {
@@ -30,8 +31,8 @@ import { stampRecordOrder } from "./record_order.ts";
  * }
  *
  * const user = User.register("u1");
- * console.log(user.pullEvents().length); // 1
- * console.log(user.pullEvents().length); // 0: events are handed over once
+ * assert.equal(user.pullEvents().length, 1);
+ * assert.equal(user.pullEvents().length, 0); // handed over once
  * ```
  */
 export abstract class AggregateRoot {

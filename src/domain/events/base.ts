@@ -29,6 +29,7 @@ export interface DomainEventInit {
  *
  * @example Define and create an event
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DomainEvent } from "@aftercommit/core";
  *
  * class UserRegistered extends DomainEvent {
@@ -38,7 +39,8 @@ export interface DomainEventInit {
  * }
  *
  * const event = new UserRegistered("u1");
- * console.log(event.eventId.length); // 36
+ * assert.equal(event.eventId.length, 36);
+ * assert.ok(event.occurredAt instanceof Date);
  * ```
  */
 export abstract class DomainEvent {
