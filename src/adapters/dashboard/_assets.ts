@@ -40,6 +40,26 @@ ${
 </html>`;
 }
 
+// The columns of a parked event or dead letter after its type or queue.
+const ROW = ["Attempts", "Last error", "Age", "Fields", "Action"];
+
+// A scrolling table with an empty body; the script fills it in.
+function table(id: string, label: string, columns: string[]): string {
+  const th = columns.map((c) =>
+    c === "Fields"
+      ? `<th scope="col" class="fields">Fields</th>`
+      : c === "Action"
+      ? `<th scope="col"><span class="visually-hidden">Action</span></th>`
+      : `<th scope="col">${c}</th>`
+  );
+  return `<div class="scroll" role="region" aria-labelledby="${label}" tabindex="0">
+<table id="${id}">
+<thead><tr>${th.join("")}</tr></thead>
+<tbody></tbody>
+</table>
+</div>`;
+}
+
 /** The dashboard page; the script fills it in. */
 export function dashboardPage(
   base: string,
@@ -99,12 +119,7 @@ ${
 <button type="button" id="requeue-type-button">Requeue this type</button>
 <button type="button" id="requeue-all-button">Requeue all</button>
 </div>
-<div class="scroll" role="region" aria-labelledby="parked-h" tabindex="0">
-<table id="parked-table">
-<thead><tr><th scope="col">Type</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Age</th><th scope="col" class="fields">Fields</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
-<tbody></tbody>
-</table>
-</div>
+${table("parked-table", "parked-h", ["Type", ...ROW])}
 <p id="parked-empty" class="muted">No parked events.</p>
 </div>
 </section>
@@ -112,20 +127,19 @@ ${
 <h2 id="jobs-h">Jobs</h2>
 <p id="jobs-off" class="muted" hidden>No job queue is configured.</p>
 <div id="jobs-body">
-<div class="scroll" role="region" aria-labelledby="jobs-h" tabindex="0">
-<table id="queues-table">
-<thead><tr><th scope="col">Queue</th><th scope="col">Created</th><th scope="col">Active</th><th scope="col">Retry</th><th scope="col">Failed</th><th scope="col">Dead letters</th></tr></thead>
-<tbody></tbody>
-</table>
-</div>
+${
+    table("queues-table", "jobs-h", [
+      "Queue",
+      "Created",
+      "Active",
+      "Retry",
+      "Failed",
+      "Dead letters",
+    ])
+  }
 <p id="queues-empty" class="muted">No queues yet.</p>
 <h3 id="dead-h">Dead letters</h3>
-<div class="scroll" role="region" aria-labelledby="dead-h" tabindex="0">
-<table id="dead-table">
-<thead><tr><th scope="col">Queue</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Age</th><th scope="col" class="fields">Fields</th><th scope="col"><span class="visually-hidden">Action</span></th></tr></thead>
-<tbody></tbody>
-</table>
-</div>
+${table("dead-table", "dead-h", ["Queue", ...ROW])}
 <p id="dead-empty" class="muted">No dead letters.</p>
 </div>
 </section>
@@ -382,11 +396,15 @@ export const SCRIPT = String.raw`"use strict";
     });
   }
 
+  const say = (id, text) => {
+    $(id).hidden = false;
+    $(id).textContent = text;
+  };
+
   async function call(path, init) {
     const response = await fetch(base + "/api/" + path, { credentials: "same-origin", cache: "no-store", ...init });
     if (response.status === 401) {
-      $("problem").hidden = false;
-      $("problem").textContent = "Signed out: reload the page and sign in again.";
+      say("problem", "Signed out: reload the page and sign in again.");
       throw new Error("unauthorized");
     }
     const body = await response.json();
@@ -399,10 +417,7 @@ export const SCRIPT = String.raw`"use strict";
     try {
       render(await call("snapshot" + (showFields.checked ? "?fields=1" : "")));
     } catch (e) {
-      if (e.message !== "unauthorized") {
-        $("problem").hidden = false;
-        $("problem").textContent = "The dashboard could not refresh: " + e.message;
-      }
+      if (e.message !== "unauthorized") say("problem", "The dashboard could not refresh: " + e.message);
     }
     timer = setTimeout(refresh, refreshMs);
   }
@@ -423,30 +438,16 @@ export const SCRIPT = String.raw`"use strict";
   }
 
   async function act(question, path, selection, verb) {
-    const result = $("result");
     try {
       const { matched } = await post(path, { ...selection, dryRun: true });
-      if (matched === 0) {
-        result.hidden = false;
-        result.textContent = "Nothing to do: no match any more.";
-        return;
-      }
-      if (!(await confirmDialog(question(matched)))) {
-        result.hidden = false;
-        result.textContent = "Cancelled: nothing changed.";
-        return;
-      }
-      const answer = await post(path, selection);
-      const n = answer[verb];
-      result.hidden = false;
-      result.textContent = verb === "requeued"
+      if (matched === 0) return say("result", "Nothing to do: no match any more.");
+      if (!(await confirmDialog(question(matched)))) return say("result", "Cancelled: nothing changed.");
+      const n = (await post(path, selection))[verb];
+      say("result", verb === "requeued"
         ? "Requeued " + plural(n, "parked event", "parked events") + "; the relay dispatches " + (n === 1 ? "it" : "them") + " at its next pass."
-        : "Retried " + plural(n, "dead letter", "dead letters") + ": back in " + (n === 1 ? "its queue" : "their queues") + " as new jobs.";
+        : "Retried " + plural(n, "dead letter", "dead letters") + ": back in " + (n === 1 ? "its queue" : "their queues") + " as new jobs.");
     } catch (e) {
-      if (e.message !== "unauthorized") {
-        result.hidden = false;
-        result.textContent = "Failed: " + e.message;
-      }
+      if (e.message !== "unauthorized") say("result", "Failed: " + e.message);
     }
     refresh();
   }

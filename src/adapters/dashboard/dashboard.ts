@@ -9,16 +9,22 @@ import { timingSafeEqual } from "node:crypto";
 import type {
   OutboxAdmin,
   OutboxStats,
-  ParkedEvent,
   ParkedSelection,
 } from "../postgres/mod.ts";
 import type {
-  DeadLetter,
   DeadLetterSelection,
   PgBossJobQueue,
   QueueCounts,
 } from "../pg-boss/mod.ts";
-import { describe } from "../../internal/describe.ts";
+import {
+  assertObject,
+  fail,
+  integer,
+  matches,
+  readOptions,
+  type Rule,
+  text,
+} from "../../internal/rules.ts";
 import { dashboardPage, loginPage, SCRIPT, STYLE } from "./_assets.ts";
 
 const logger = getLogger(["aftercommit", "dashboard"]);
@@ -103,9 +109,8 @@ export interface DashboardOptions {
 /** A request handler, as `Deno.serve` takes it. */
 export type DashboardHandler = (request: Request) => Promise<Response>;
 
-/** One point of the charts. */
+/** One point of the charts (`t`: milliseconds since the epoch). */
 interface Sample {
-  /** Milliseconds since the epoch. */
   t: number;
   eventsPerSecond: number | null;
   jobsPerSecond: number | null;
@@ -117,67 +122,58 @@ const COOKIE = "aftercommit_dashboard";
 const MAX_BODY_BYTES = 64 * 1024;
 
 /**
- * Makes the dashboard's request handler: a page that shows, refreshing
- * every few seconds without a reload, the flow (events published and jobs
+ * Makes the dashboard's request handler. Its page refreshes every few
+ * seconds without a reload and shows the flow (events published and jobs
  * completed per second, commit → job start latency p50/p99, charted over
- * the last minutes), the outbox (pending, in flight, parked, the age of the
- * oldest pending event, the parked events with type, attempts, last error
- * and age) and the jobs (per queue: created, active, retry, failed, dead
- * letters; the dead letters with their last error), and repairs them:
- * requeue a parked event (one, a type, all) and retry a dead letter, each
- * after a confirmation, with the result shown.
+ * the last minutes), the outbox (counts, the oldest pending event's age,
+ * the parked events) and the jobs (counts per queue, the dead letters); it
+ * requeues parked events and retries dead letters after a confirmation.
+ * Events per second is the growth of the outbox's done count; jobs and
+ * latencies come from {@linkcode PgBossJobQueue.stats}.
  *
- * Event and job fields are hidden unless the operator ticks a box. Actions
- * are JSON POSTs that need the request's own origin (an `Origin` check) on
- * top of the SameSite=Strict session cookie, so another site cannot make a
- * signed-in browser send them. The page is plain HTML, CSS and a small
- * script under a strict Content-Security-Policy. Log records name routes
- * and counts, never the token, an event's fields or a job's data.
- *
- * Flow figures come from the sources at each refresh: events published is
- * the growth of the outbox's done count (so it needs the outbox), jobs
- * completed and latencies come from {@linkcode PgBossJobQueue.stats}
- * (creation, right after the commit that enqueued the job, to the start of
- * its first attempt).
+ * Event and job fields stay hidden unless the operator ticks a box. Actions
+ * are JSON POSTs that must come from the dashboard's own origin, on top of
+ * the SameSite=Strict session cookie; the page runs under a strict
+ * Content-Security-Policy. Logs name routes and counts, never the token, an
+ * event's fields or a job's data.
  *
  * @param options The sources, the token, the mount path.
  * @returns A handler for every request under `basePath` (404 for others).
- * @throws {TypeError} When an option has the wrong type (an empty token, a
- * base path that does not start with `/`, a source without its methods).
+ * @throws {TypeError} When an option has the wrong type (no token, a base
+ * path that does not start with `/`, a source without its methods).
  * @throws {RangeError} When a number is out of range.
  *
  * @example Mount it next to your routes
- * ```ts ignore
- * import postgres from "postgres";
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { dashboard } from "@aftercommit/core/dashboard";
- * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
- * import { OutboxAdmin } from "@aftercommit/core/postgres";
  *
- * const sql = postgres(Deno.env.get("DATABASE_URL")!);
- * const jobs = await PgBossJobQueue.connect();
- * const ops = dashboard({
- *   outbox: new OutboxAdmin(sql),
- *   jobs,
- *   token: Deno.env.get("ADMIN_TOKEN"),
- * });
- * Deno.serve((request) => {
+ * // Pass outbox: new OutboxAdmin(sql) and jobs: a PgBossJobQueue to see them.
+ * const ops = dashboard({ token: "s3cret" });
+ * const app = (request: Request): Promise<Response> | Response => {
  *   const { pathname } = new URL(request.url);
  *   if (pathname === "/dashboard" || pathname.startsWith("/dashboard/")) {
  *     return ops(request);
  *   }
  *   return new Response("Not found", { status: 404 });
- * });
+ * }; // Deno.serve(app)
+ *
+ * const url = "http://localhost/dashboard/api/snapshot";
+ * const anonymous = await app(new Request(url));
+ * assert.equal(anonymous.status, 401);
+ * await anonymous.body?.cancel();
+ * const signedIn = await app(
+ *   new Request(url, { headers: { authorization: "Bearer s3cret" } }),
+ * );
+ * const snapshot = await signedIn.json();
+ * assert.deepEqual(snapshot.sources, { outbox: false, jobs: false });
  * ```
  */
 export function dashboard(options: DashboardOptions): DashboardHandler {
-  const config = readOptions(options);
-  const base = config.basePath;
-  const secret = config.token === undefined
-    ? undefined
-    : importKey(config.token);
-  const expectedBearer = config.token === undefined
-    ? undefined
-    : digest(config.token);
+  const config = readConfig(options);
+  const { basePath: base, token } = config;
+  const secret = token === undefined ? undefined : importKey(token);
+  const expectedBearer = token === undefined ? undefined : digest(token);
   const history: Sample[] = [];
   let previous: { t: number; done: number | null } | undefined;
   let sampling: Promise<void> | undefined;
@@ -270,26 +266,40 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   async function snapshot(fields: boolean): Promise<unknown> {
     await fresh();
     const problems: string[] = [];
+    const read = <T extends { ageSeconds: number }>(
+      rows: Promise<T[]> | undefined,
+      what: string,
+      keys: (keyof T)[],
+    ) =>
+      rows?.then(
+        (list) =>
+          list.map((row) => {
+            const view: Record<string, unknown> = {};
+            for (const k of keys) if (k in row) view[k as string] = row[k];
+            return { ...view, ageSeconds: Math.round(row.ageSeconds) };
+          }),
+        (e) => {
+          problems.push(`${what} could not be read (${errorName(e)}).`);
+          return undefined;
+        },
+      );
     const [parked, dead] = await Promise.all([
-      config.outbox?.listParked({
-        limit: config.listLimit,
-        includePayload: fields,
-      }).catch((e) => {
-        problems.push(
-          "The outbox's parked events could not be read (" + errorName(e) +
-            ").",
-        );
-        return undefined;
-      }),
-      config.jobs?.deadLetters({
-        limit: config.listLimit,
-        includeData: fields,
-      }).catch((e) => {
-        problems.push(
-          "The dead letters could not be read (" + errorName(e) + ").",
-        );
-        return undefined;
-      }),
+      read(
+        config.outbox?.listParked({
+          limit: config.listLimit,
+          includePayload: fields,
+        }),
+        "The outbox's parked events",
+        ["id", "type", "attempts", "lastError", "payload"],
+      ),
+      read(
+        config.jobs?.deadLetters({
+          limit: config.listLimit,
+          includeData: fields,
+        }),
+        "The dead letters",
+        ["id", "queue", "attempts", "error", "data"],
+      ),
     ]);
     if (config.outbox !== undefined && latest.outbox === null) {
       problems.unshift("The outbox's counts could not be read.");
@@ -306,51 +316,52 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       },
       history,
       outbox: latest.outbox,
-      parkedEvents: parked?.map(parkedView) ?? [],
+      parkedEvents: parked ?? [],
       queues: latest.queues ?? [],
-      deadLetters: dead?.map(deadLetterView) ?? [],
+      deadLetters: dead ?? [],
       unavailable: problems,
     };
   }
 
-  async function action(request: Request, path: string): Promise<Response> {
+  // Requeue parked events or retry dead letters: count first (a dry run
+  // stops there), then act.
+  async function repair(request: Request, path: string): Promise<Response> {
     const body = await readJson(request);
     if (body instanceof Response) return body;
     const { dryRun, ...selection } = body;
     if (dryRun !== undefined && typeof dryRun !== "boolean") {
       return json(400, { error: "dryRun must be true or false" });
     }
-    try {
-      if (path === "/api/outbox/requeue") {
-        const outbox = config.outbox;
-        if (outbox === undefined) {
-          return json(404, { error: "this dashboard has no outbox" });
-        }
-        const matched = await outbox.countParked(selection as ParkedSelection);
-        if (dryRun === true) return json(200, { matched });
-        const requeued = await outbox.requeueParked(
-          selection as ParkedSelection,
-        );
-        logger.info("Dashboard requeued {count} parked outbox events", {
-          count: requeued,
-        });
-        return json(200, { requeued });
+    const requeue = path === "/api/outbox/requeue";
+    const { outbox, jobs } = config;
+    const parked = selection as ParkedSelection;
+    const dead = selection as DeadLetterSelection;
+    const source = requeue
+      ? outbox && {
+        count: () => outbox.countParked(parked),
+        act: () => outbox.requeueParked(parked),
       }
-      const jobs = config.jobs;
-      if (jobs === undefined) {
-        return json(404, { error: "this dashboard has no job queue" });
-      }
-      const matched = await jobs.countDeadLetters(
-        selection as DeadLetterSelection,
-      );
-      if (dryRun === true) return json(200, { matched });
-      const retried = await jobs.retryDeadLetters(
-        selection as DeadLetterSelection,
-      );
-      logger.info("Dashboard retried {count} dead letters", {
-        count: retried,
+      : jobs && {
+        count: () => jobs.countDeadLetters(dead),
+        act: () => jobs.retryDeadLetters(dead),
+      };
+    if (source === undefined) {
+      return json(404, {
+        error: `this dashboard has no ${requeue ? "outbox" : "job queue"}`,
       });
-      return json(200, { retried });
+    }
+    try {
+      const matched = await source.count();
+      if (dryRun === true) return json(200, { matched });
+      const count = await source.act();
+      if (requeue) {
+        logger.info("Dashboard requeued {count} parked outbox events", {
+          count,
+        });
+        return json(200, { requeued: count });
+      }
+      logger.info("Dashboard retried {count} dead letters", { count });
+      return json(200, { retried: count });
     } catch (e) {
       // The repair API's own checks: a bad selection changes nothing.
       if (e instanceof TypeError || e instanceof RangeError) {
@@ -408,7 +419,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
             path === "/api/dead-letters/retry") && method === "POST"
         ) {
           if (!fromThisSite(request, url)) return forbidden();
-          return await action(request, path);
+          return await repair(request, path);
         }
       }
       return json(404, {
@@ -455,139 +466,63 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   }
 }
 
-function readOptions(options: DashboardOptions):
-  & Required<
-    Omit<DashboardOptions, "outbox" | "jobs" | "token">
-  >
-  & Pick<DashboardOptions, "outbox" | "jobs" | "token"> {
+// A source must have the methods the dashboard calls.
+function source<T>(methods: readonly string[], fits: string): Rule<T> {
+  return (value, what, action) => {
+    const missing = methods.filter((m) =>
+      typeof (value as Record<string, unknown> | null)?.[m] !== "function"
+    );
+    if (value !== undefined && missing.length > 0) {
+      fail(action, `${what} lacks ${missing.join(", ")}; pass ${fits}`);
+    }
+    return value as T;
+  };
+}
+
+const OPTIONS = {
+  token: text(),
+  outbox: source<DashboardOutbox | undefined>(
+    ["stats", "listParked", "countParked", "requeueParked"],
+    "an OutboxAdmin",
+  ),
+  jobs: source<DashboardJobs | undefined>(
+    ["stats", "deadLetters", "countDeadLetters", "retryDeadLetters"],
+    "a PgBossJobQueue",
+  ),
+  basePath: matches(
+    /^\/[A-Za-z0-9._~\-/]*[^/]$/,
+    'a path such as "/dashboard" (starting with "/", not ending with it)',
+  ),
+  refreshSeconds: integer(1, 60, 2),
+  historySeconds: integer(60, 3600, 300),
+  listLimit: integer(1, 1000, 50),
+  sessionSeconds: integer(60, 604_800, 43_200),
+  allowedOrigins: (value: unknown, what: string, action: string) => {
+    if (value === undefined) return [];
+    if (
+      !Array.isArray(value) ||
+      !value.every((o) => /^https?:\/\/[^/]+$/.test(String(o)))
+    ) {
+      fail(
+        action,
+        `${what} must be an array of origins such as "https://ops.example.com" (scheme and host, no path)`,
+      );
+    }
+    return value as readonly string[];
+  },
+};
+
+function readConfig(options: DashboardOptions) {
   const action = "create dashboard";
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `Cannot ${action}: expected an options object with token (and outbox, jobs), received ${
-        describe(options)
-      }`,
+  assertObject(options, "options", action);
+  if (!("token" in (options ?? {}))) {
+    fail(
+      action,
+      "options.token is required: pass the admin token, or token: undefined to serve the dashboard without sign-in",
     );
   }
-  if (!("token" in options)) {
-    throw new TypeError(
-      `Cannot ${action}: options.token is required: pass the admin token, or token: undefined to serve the dashboard without sign-in`,
-    );
-  }
-  const { token } = options;
-  if (token !== undefined && (typeof token !== "string" || token === "")) {
-    throw new TypeError(
-      `Cannot ${action}: options.token must be a non-empty string or undefined, received ${
-        token === "" ? "an empty string" : describe(token)
-      }`,
-    );
-  }
-  const basePath = options.basePath ?? "/dashboard";
-  if (
-    typeof basePath !== "string" || !/^\/[A-Za-z0-9._~\-/]*[^/]$/.test(basePath)
-  ) {
-    throw new TypeError(
-      `Cannot ${action}: options.basePath must be a path such as "/dashboard" (starting with "/", not ending with it), received ${
-        typeof basePath === "string"
-          ? JSON.stringify(basePath)
-          : describe(basePath)
-      }`,
-    );
-  }
-  const integer = (
-    name: keyof DashboardOptions,
-    fallback: number,
-    min: number,
-    max: number,
-  ): number => {
-    const value = options[name] ?? fallback;
-    if (typeof value !== "number") {
-      throw new TypeError(
-        `Cannot ${action}: options.${name} must be an integer from ${min} to ${max}, received ${
-          describe(value)
-        }`,
-      );
-    }
-    if (!Number.isInteger(value) || value < min || value > max) {
-      throw new RangeError(
-        `Cannot ${action}: options.${name} must be an integer from ${min} to ${max}, received ${value}`,
-      );
-    }
-    return value;
-  };
-  const methods = (
-    source: unknown,
-    name: string,
-    needed: readonly string[],
-    fits: string,
-  ): void => {
-    if (source === undefined) return;
-    const missing = needed.filter((m) =>
-      typeof (source as Record<string, unknown> | null)?.[m] !== "function"
-    );
-    if (missing.length > 0) {
-      throw new TypeError(
-        `Cannot ${action}: options.${name} lacks ${
-          missing.join(", ")
-        }; pass ${fits}`,
-      );
-    }
-  };
-  methods(options.outbox, "outbox", [
-    "stats",
-    "listParked",
-    "countParked",
-    "requeueParked",
-  ], "an OutboxAdmin");
-  methods(options.jobs, "jobs", [
-    "stats",
-    "deadLetters",
-    "countDeadLetters",
-    "retryDeadLetters",
-  ], "a PgBossJobQueue");
-  const allowedOrigins = options.allowedOrigins ?? [];
-  if (
-    !Array.isArray(allowedOrigins) ||
-    !allowedOrigins.every((o) =>
-      typeof o === "string" && /^https?:\/\/[^/]+$/.test(o)
-    )
-  ) {
-    throw new TypeError(
-      `Cannot ${action}: options.allowedOrigins must be an array of origins such as "https://ops.example.com" (scheme and host, no path)`,
-    );
-  }
-  return {
-    token,
-    ...(options.outbox === undefined ? {} : { outbox: options.outbox }),
-    ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
-    basePath,
-    refreshSeconds: integer("refreshSeconds", 2, 1, 60),
-    historySeconds: integer("historySeconds", 300, 60, 3600),
-    listLimit: integer("listLimit", 50, 1, 1000),
-    sessionSeconds: integer("sessionSeconds", 43_200, 60, 604_800),
-    allowedOrigins,
-  };
-}
-
-function parkedView(e: ParkedEvent): unknown {
-  return {
-    id: e.id,
-    type: e.type,
-    attempts: e.attempts,
-    lastError: e.lastError,
-    ageSeconds: Math.round(e.ageSeconds),
-    ...("payload" in e ? { payload: e.payload } : {}),
-  };
-}
-
-function deadLetterView(d: DeadLetter): unknown {
-  return {
-    id: d.id,
-    queue: d.queue,
-    attempts: d.attempts,
-    error: d.error,
-    ageSeconds: Math.round(d.ageSeconds),
-    ...("data" in d ? { data: d.data } : {}),
-  };
+  const config = readOptions(options, OPTIONS, action);
+  return { ...config, basePath: config.basePath ?? "/dashboard" };
 }
 
 function unavailable(source: string): (e: unknown) => undefined {
@@ -613,43 +548,48 @@ const SECURITY_HEADERS = {
   "referrer-policy": "same-origin",
 };
 
-function json(status: number, body: unknown, headers?: HeadersInit): Response {
-  return new Response(JSON.stringify(body), {
+function respond(
+  status: number,
+  body: string | null,
+  headers: Record<string, string>,
+): Response {
+  return new Response(body, {
     status,
-    headers: {
-      ...SECURITY_HEADERS,
-      "content-type": "application/json; charset=utf-8",
-      "cache-control": "no-store",
-      ...headers,
-    },
+    headers: { ...SECURITY_HEADERS, ...headers },
+  });
+}
+
+function json(
+  status: number,
+  body: unknown,
+  headers?: Record<string, string>,
+): Response {
+  return respond(status, JSON.stringify(body), {
+    "content-type": "application/json; charset=utf-8",
+    "cache-control": "no-store",
+    ...headers,
   });
 }
 
 function html(status: number, body: string): Response {
-  return new Response(body, {
-    status,
-    headers: {
-      ...SECURITY_HEADERS,
-      "content-type": "text/html; charset=utf-8",
-      "cache-control": "no-store",
-    },
+  return respond(status, body, {
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
   });
 }
 
 function asset(body: string, type: string): Response {
-  return new Response(body, {
-    headers: {
-      ...SECURITY_HEADERS,
-      "content-type": type,
-      "cache-control": "no-cache",
-    },
+  return respond(200, body, {
+    "content-type": type,
+    "cache-control": "no-cache",
   });
 }
 
 function redirect(location: string, cookie?: string): Response {
-  const headers = new Headers({ ...SECURITY_HEADERS, location });
-  if (cookie !== undefined) headers.set("set-cookie", cookie);
-  return new Response(null, { status: 303, headers });
+  return respond(303, null, {
+    location,
+    ...(cookie === undefined ? {} : { "set-cookie": cookie }),
+  });
 }
 
 function forbidden(): Response {
@@ -726,14 +666,13 @@ function importKey(token: string): Promise<CryptoKey> {
 // The session cookie is "<expiry>.<HMAC-SHA256(token, expiry)>": any process
 // with the same token can check it, and it does not reveal the token.
 async function sign(key: CryptoKey, expires: string): Promise<Uint8Array> {
-  const mac = new Uint8Array(
-    await crypto.subtle.sign(
-      "HMAC",
-      key,
-      new TextEncoder().encode(`aftercommit-dashboard-session:${expires}`),
-    ),
+  const message = `aftercommit-dashboard-session:${expires}`;
+  const mac = await crypto.subtle.sign(
+    "HMAC",
+    key,
+    new TextEncoder().encode(message),
   );
-  const text = btoa(String.fromCharCode(...mac)).replace(/\+/g, "-")
-    .replace(/\//g, "_").replace(/=+$/, "");
-  return new TextEncoder().encode(text);
+  return new TextEncoder().encode(
+    new Uint8Array(mac).toBase64({ alphabet: "base64url", omitPadding: true }),
+  );
 }

@@ -7,20 +7,28 @@
  * `PgBossJobQueue` you pass it.
  *
  * @example Serve it on its own port
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import postgres from "postgres";
  * import { dashboard } from "@aftercommit/core/dashboard";
- * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
- * import { OutboxAdmin } from "@aftercommit/core/postgres";
+ * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
+ * import { migrateOutbox, OutboxAdmin } from "@aftercommit/core/postgres";
  *
- * const sql = postgres(Deno.env.get("DATABASE_URL")!);
- * await using jobs = await PgBossJobQueue.connect();
+ * await using db = await startEmbeddedPostgres(); // or your DATABASE_URL
+ * const sql = db.connect(postgres);
+ * await migrateOutbox(sql);
  * const handler = dashboard({
- *   outbox: new OutboxAdmin(sql),
- *   jobs,
- *   token: Deno.env.get("ADMIN_TOKEN"), // sign-in needed when set
+ *   outbox: new OutboxAdmin(sql), // jobs: a PgBossJobQueue, for its panel
+ *   token: "s3cret", // sign-in needed; undefined serves it to anyone
  * });
- * Deno.serve({ port: 8001 }, handler); // http://localhost:8001/dashboard
+ * await using server = Deno.serve({ port: 0, onListen() {} }, handler);
+ *
+ * const page = `http://localhost:${server.addr.port}/dashboard`;
+ * const response = await fetch(`${page}/api/snapshot`, {
+ *   headers: { authorization: "Bearer s3cret" },
+ * });
+ * const snapshot = await response.json();
+ * assert.equal(snapshot.outbox.parked, 0);
  * ```
  *
  * @module

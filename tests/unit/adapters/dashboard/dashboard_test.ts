@@ -289,7 +289,9 @@ Deno.test("dashboard(): bad options throw at once, naming the rule", () => {
     () => dashboard({ token: undefined, refreshSeconds: 0 }),
     (e: Error) =>
       e instanceof RangeError &&
-      /refreshSeconds must be an integer from 1 to 60/.test(e.message),
+      /options\.refreshSeconds must be between 1 and 60, received 0/.test(
+        e.message,
+      ),
   );
   assert.throws(
     // deno-lint-ignore no-explicit-any
