@@ -15,12 +15,33 @@
  * The application database comes from `--database-url` or `DATABASE_URL`,
  * the jobs database from `--jobs-url` or `JOB_QUEUE_DATABASE_URL`.
  *
- * @example Run a command from code
- * ```ts ignore
+ * @example Run a command from code, on a database you opened
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import postgres from "postgres";
  * import { main } from "@aftercommit/core/cli";
+ * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
+ * import { migrateOutbox, OutboxAdmin } from "@aftercommit/core/postgres";
  *
- * const code = await main(["stats", "--json"]);
- * console.log(code); // 0
+ * await using db = await startEmbeddedPostgres();
+ * const sql = db.connect(postgres);
+ * await migrateOutbox(sql);
+ * let out = "";
+ * const io = {
+ *   out: (text: string) => void (out += text),
+ *   err: (text: string) => void (out += text),
+ *   confirm: () => Promise.resolve(false),
+ * };
+ * const code = await main(["stats", "--json"], io, {
+ *   openOutbox: (table) =>
+ *     Promise.resolve({
+ *       admin: new OutboxAdmin(sql, table === undefined ? {} : { table }),
+ *       close: () => Promise.resolve(),
+ *     }),
+ * });
+ * assert.equal(code, 0);
+ * assert.equal(JSON.parse(out).parked, 0);
+ * assert.equal(await main(["requeue"], io), 2); // needs --id, --type or --all
  * ```
  *
  * @module
@@ -33,27 +54,15 @@ import {
   type DeadLetterSelection,
   PgBossJobQueue,
 } from "../adapters/pg-boss/pg_boss_job_queue.ts";
+import { fail, integer, text } from "../internal/rules.ts";
 
 /** Where the CLI writes and how it asks. */
 export interface CliIo {
-  /**
-   * Writes to standard output.
-   *
-   * @param text What to write (a line ends with "\n").
-   */
+  /** Writes `text` to standard output (a line ends with "\n"). */
   out(text: string): void;
-  /**
-   * Writes to standard error.
-   *
-   * @param text What to write (a line ends with "\n").
-   */
+  /** Writes `text` to standard error (a line ends with "\n"). */
   err(text: string): void;
-  /**
-   * Asks a yes/no question; answers `false` unless the user says yes.
-   *
-   * @param question The question.
-   * @returns Whether the user said yes.
-   */
+  /** Asks a yes/no question; resolves `false` unless the user says yes. */
   confirm(question: string): Promise<boolean>;
 }
 
@@ -74,21 +83,11 @@ export type DeadLetterAdminLike = Pick<
 
 /** Overrides of how the CLI opens the databases (tests, embedded setups). */
 export interface CliDependencies {
-  /**
-   * Opens the outbox of the application database.
-   *
-   * @param table The outbox table (`--table`), if given.
-   * @returns The admin and a function that closes it.
-   */
+  /** Opens the outbox of the application database (`--table`, if given). */
   openOutbox?(
     table: string | undefined,
   ): Promise<{ admin: OutboxAdminLike; close(): Promise<void> }>;
-  /**
-   * Opens the jobs database.
-   *
-   * @param schema The pg-boss schema (`--schema`), if given.
-   * @returns The dead-letter operations and a function that closes them.
-   */
+  /** Opens the jobs database (`--schema`, the pg-boss schema, if given). */
   openJobs?(
     schema: string | undefined,
   ): Promise<{ jobs: DeadLetterAdminLike; close(): Promise<void> }>;
@@ -121,8 +120,6 @@ Options
   --help, -h        this text
 `;
 
-class UsageError extends Error {}
-
 const OPTIONS = {
   "database-url": { type: "string" },
   "jobs-url": { type: "string" },
@@ -140,15 +137,39 @@ const OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-type Values = ReturnType<typeof parse>["values"];
+type Values = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
+>["values"];
+type Flag = keyof Values;
+type Selection = ParkedSelection | DeadLetterSelection;
 
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    options: OPTIONS,
-    allowPositionals: true,
-    strict: true,
-  });
+// What each command takes besides --json and its database's flags; a
+// command that changes rows takes a selection (--id, --type/--queue, --all)
+// and --yes.
+const COMMANDS = {
+  stats: { db: "outbox", flags: [] },
+  parked: { db: "outbox", flags: ["type", "limit", "payload"] },
+  requeue: { db: "outbox", flags: ["type", "id", "all", "yes"] },
+  purge: { db: "outbox", flags: ["type", "id", "all", "yes"] },
+  "dead-letters list": { db: "jobs", flags: ["queue", "limit", "data"] },
+  "dead-letters retry": { db: "jobs", flags: ["queue", "id", "all", "yes"] },
+  "dead-letters delete": { db: "jobs", flags: ["queue", "id", "all", "yes"] },
+} as const satisfies Record<
+  string,
+  { db: "outbox" | "jobs"; flags: readonly Flag[] }
+>;
+type Name = keyof typeof COMMANDS;
+
+const DB_FLAGS = {
+  outbox: ["database-url", "table"],
+  jobs: ["jobs-url", "schema"],
+} as const;
+
+interface Command {
+  name: Name;
+  values: Values;
+  limit: number;
+  selection?: Selection;
 }
 
 /**
@@ -164,46 +185,21 @@ export async function main(
   io: CliIo = terminal(),
   dependencies: CliDependencies = {},
 ): Promise<number> {
-  let command: Command;
+  let command: Command | "help" | undefined;
   try {
     command = parseCommand([...args]);
+    if (command === "help") {
+      io.out(USAGE);
+      return 0;
+    }
+    return await run(command, io, dependencies);
   } catch (error) {
-    if (error instanceof UsageError || error instanceof TypeError) {
-      io.err(`aftercommit: ${error.message}\n\nRun with --help for usage.\n`);
-      return 2;
-    }
-    throw error;
-  }
-  if (command.kind === "help") {
-    io.out(USAGE);
-    return 0;
-  }
-  try {
-    if (command.kind === "outbox") {
-      const open = dependencies.openOutbox ??
-        ((table) => openOutboxFromUrl(command.values, table));
-      const { admin, close } = await open(command.values.table);
-      try {
-        return await runOutbox(command, admin, io);
-      } finally {
-        await close();
-      }
-    }
-    const open = dependencies.openJobs ??
-      ((schema) => openJobsFromUrl(command.values, schema));
-    const { jobs, close } = await open(command.values.schema);
-    try {
-      return await runDeadLetters(command, jobs, io);
-    } finally {
-      await close();
-    }
-  } catch (error) {
-    // The API's own argument checks (a queue name, say) are usage errors.
-    if (
-      error instanceof UsageError || error instanceof TypeError ||
-      error instanceof RangeError
-    ) {
-      io.err(`aftercommit: ${error.message}\n`);
+    // Bad arguments, ours or the API's own checks (a queue name, say).
+    if (error instanceof TypeError || error instanceof RangeError) {
+      const help = command === undefined
+        ? "\nRun with --help for usage.\n"
+        : "";
+      io.err(`aftercommit: ${error.message}\n${help}`);
       return 2;
     }
     io.err(
@@ -215,154 +211,94 @@ export async function main(
   }
 }
 
-type Command =
-  | { kind: "help" }
-  | {
-    kind: "outbox";
-    action: "stats" | "parked" | "requeue" | "purge";
-    values: Values;
-    selection?: ParkedSelection;
-    limit: number;
-  }
-  | {
-    kind: "dead-letters";
-    action: "list" | "retry" | "delete";
-    values: Values;
-    selection?: DeadLetterSelection;
-    limit: number;
-  };
-
 // Every argument is checked here, before anything is opened.
-function parseCommand(args: string[]): Command {
-  let parsed;
-  try {
-    parsed = parse(args);
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : `${error}`);
-  }
-  const { values, positionals } = parsed;
-  if (values.help || positionals.length === 0) return { kind: "help" };
-  const [name, sub, ...extra] = positionals;
-  const limit = parseLimit(values.limit);
-  const forbid = (flags: (keyof Values)[], where: string): void => {
-    for (const flag of flags) {
-      if (values[flag] !== undefined) {
-        throw new UsageError(`--${flag} does not apply to ${where}`);
-      }
-    }
-  };
-  switch (name) {
-    case "stats":
-    case "parked":
-    case "requeue":
-    case "purge": {
-      if (sub !== undefined) {
-        throw new UsageError(
-          `unexpected argument ${JSON.stringify(sub)} after ${name}`,
-        );
-      }
-      forbid(["queue", "data", "jobs-url", "schema"], name);
-      if (name === "stats") {
-        forbid(["type", "id", "all", "limit", "payload", "yes"], name);
-        return { kind: "outbox", action: name, values, limit };
-      }
-      if (name === "parked") {
-        forbid(["id", "all", "yes"], name);
-        return { kind: "outbox", action: name, values, limit };
-      }
-      forbid(["limit", "payload"], name);
-      const selection = select(values, "type", name) as ParkedSelection;
-      return { kind: "outbox", action: name, values, selection, limit };
-    }
-    case "dead-letters": {
-      const action = sub ?? "list";
-      if (action !== "list" && action !== "retry" && action !== "delete") {
-        throw new UsageError(
-          `unknown dead-letters command ${
-            JSON.stringify(action)
-          }; use list, retry or delete`,
-        );
-      }
-      if (extra.length > 0) {
-        throw new UsageError(
-          `unexpected argument ${JSON.stringify(extra[0])} after ${action}`,
-        );
-      }
-      forbid(["type", "payload", "database-url", "table"], "dead-letters");
-      if (action === "list") {
-        forbid(["id", "all", "yes"], "dead-letters list");
-        return { kind: "dead-letters", action, values, limit };
-      }
-      forbid(["limit", "data"], `dead-letters ${action}`);
-      const selection = select(
-        values,
-        "queue",
-        `dead-letters ${action}`,
-      ) as DeadLetterSelection;
-      return { kind: "dead-letters", action, values, selection, limit };
-    }
-    default:
-      throw new UsageError(
-        `unknown command ${
-          JSON.stringify(name)
-        }; use stats, parked, requeue, purge or dead-letters`,
-      );
-  }
-}
-
-function select(
-  values: Values,
-  by: "type" | "queue",
-  command: string,
-): ParkedSelection | DeadLetterSelection {
-  const given = [
-    values.id !== undefined,
-    values[by] !== undefined,
-    values.all === true,
-  ].filter(Boolean).length;
-  if (given !== 1) {
-    throw new UsageError(
-      `${command} needs exactly one of --id (repeatable), --${by} or --all`,
-    );
-  }
-  if (values.id !== undefined) {
-    if (values.id.some((id) => id.trim() === "")) {
-      throw new UsageError("--id must not be empty");
-    }
-    return { ids: values.id };
-  }
-  if (values.all) return { all: true };
-  const value = values[by]!;
-  if (value.trim() === "") throw new UsageError(`--${by} must not be empty`);
-  return by === "type" ? { type: value } : { queue: value };
-}
-
-function parseLimit(text: string | undefined): number {
-  if (text === undefined) return 100;
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 1 || n > 10_000) {
-    throw new UsageError(
-      `--limit must be an integer from 1 to 10000, received ${
-        JSON.stringify(text)
+function parseCommand(args: string[]): Command | "help" {
+  const { values, positionals } = parseArgs({
+    args,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help || positionals.length === 0) return "help";
+  const [first, ...rest] = positionals;
+  const name =
+    (first === "dead-letters"
+      ? `dead-letters ${rest.shift() ?? "list"}`
+      : first) as Name;
+  if (!Object.hasOwn(COMMANDS, name)) {
+    fail(
+      `run ${JSON.stringify(name)}`,
+      `no such command; use ${
+        first === "dead-letters"
+          ? "dead-letters list, retry or delete"
+          : "stats, parked, requeue, purge or dead-letters"
       }`,
     );
   }
-  return n;
+  const spec = COMMANDS[name];
+  const action = `run ${name}`;
+  if (rest.length > 0) {
+    fail(action, `unexpected argument ${JSON.stringify(rest[0])}`);
+  }
+  const takes: readonly string[] = [
+    ...spec.flags,
+    ...DB_FLAGS[spec.db],
+    "json",
+  ];
+  for (const flag of Object.keys(values)) {
+    if (!takes.includes(flag)) {
+      fail(
+        action,
+        `--${flag} does not apply; it takes ${
+          takes.map((f) => `--${f}`).join(", ")
+        }`,
+      );
+    }
+  }
+  const limit = integer(1, 10_000, 100)(
+    values.limit === undefined ? undefined : Number(values.limit),
+    "--limit",
+    action,
+  );
+  return { name, values, limit, ...select(values, spec, action) };
 }
 
-function url(
-  given: string | undefined,
-  variable: string,
-  flag: string,
-): string {
+// The rows a requeue, purge, retry or delete applies to; none for a list.
+function select(
+  values: Values,
+  spec: { flags: readonly Flag[] },
+  action: string,
+): { selection?: Selection } {
+  if (!spec.flags.includes("all")) return {};
+  const by = spec.flags.includes("type") ? "type" : "queue";
+  const given = [values.id, values[by], values.all].filter((v) =>
+    v !== undefined
+  );
+  if (given.length !== 1) {
+    fail(action, `pass exactly one of --id (repeatable), --${by} or --all`);
+  }
+  const value = values[by];
+  if (values.id !== undefined) {
+    for (const id of values.id) text()(id.trim(), "--id", action);
+    return { selection: { ids: values.id } as Selection };
+  }
+  if (value === undefined) return { selection: { all: true } as Selection };
+  text()(value.trim(), `--${by}`, action);
+  return { selection: { [by]: value } as Selection };
+}
+
+function url(given: string | undefined, variable: string, flag: string) {
   const value = given ?? Deno.env.get(variable);
-  if (value === undefined || value === "") {
-    throw new UsageError(
-      `no database: pass --${flag} or set ${variable} (an embedded PGlite database can be opened by one process only; use the dev server's admin endpoints for it)`,
+  const action = "open the database";
+  if (!value) {
+    fail(
+      action,
+      `pass --${flag} or set ${variable} (an embedded PGlite database can be opened by one process only; use the dev server's admin endpoints for it)`,
     );
   }
   if (!/^postgres(ql)?:\/\//.test(value)) {
-    throw new UsageError(
+    fail(
+      action,
       `${
         given === undefined ? variable : `--${flag}`
       } must be a postgres:// URL`,
@@ -371,10 +307,7 @@ function url(
   return value;
 }
 
-async function openOutboxFromUrl(
-  values: Values,
-  table: string | undefined,
-): Promise<{ admin: OutboxAdminLike; close(): Promise<void> }> {
+async function openOutbox(values: Values, table: string | undefined) {
   const sql = postgres(
     url(values["database-url"], "DATABASE_URL", "database-url"),
     { max: 1, onnotice: () => {} },
@@ -390,10 +323,7 @@ async function openOutboxFromUrl(
   }
 }
 
-async function openJobsFromUrl(
-  values: Values,
-  schema: string | undefined,
-): Promise<{ jobs: DeadLetterAdminLike; close(): Promise<void> }> {
+async function openJobs(values: Values, schema: string | undefined) {
   const jobs = await PgBossJobQueue.connect(
     url(values["jobs-url"], "JOB_QUEUE_DATABASE_URL", "jobs-url"),
     {
@@ -406,179 +336,188 @@ async function openJobsFromUrl(
   return { jobs, close: () => jobs.stop() };
 }
 
-async function runOutbox(
-  command: Extract<Command, { kind: "outbox" }>,
-  admin: OutboxAdminLike,
+async function run(
+  { name, values, limit, selection }: Command,
   io: CliIo,
+  dependencies: CliDependencies,
 ): Promise<number> {
-  const { values } = command;
-  if (command.action === "stats") {
-    const stats = await admin.stats();
-    if (values.json) {
-      io.out(`${JSON.stringify(stats)}\n`);
-    } else {
-      io.out(
-        table(
+  // The event or job fields, as a last column, only when asked for.
+  const more = (cell: () => string) =>
+    values.payload || values.data ? [cell()] : [];
+  if (COMMANDS[name].db === "outbox") {
+    const { admin, close } = await (dependencies.openOutbox ??
+      ((table: string | undefined) => openOutbox(values, table)))(values.table);
+    try {
+      if (name === "stats") {
+        const s = await admin.stats();
+        return show(io, values, s, [
           ["pending", "in flight", "parked", "done", "oldest pending"],
-          [[
-            String(stats.pending),
-            String(stats.inFlight),
-            String(stats.parked),
-            String(stats.done),
-            stats.oldestPendingAgeSeconds === null
+          [
+            ...[s.pending, s.inFlight, s.parked, s.done].map(String),
+            s.oldestPendingAgeSeconds === null
               ? "-"
-              : age(stats.oldestPendingAgeSeconds),
-          ]],
-        ),
+              : age(s.oldestPendingAgeSeconds),
+          ],
+        ]);
+      }
+      if (name === "parked") {
+        const events = await admin.listParked({
+          ...(values.type === undefined ? {} : { type: values.type }),
+          limit,
+          includePayload: values.payload === true,
+        });
+        return show(io, values, events, [
+          [
+            "id",
+            "type",
+            "attempts",
+            "age",
+            "last error",
+            ...more(() => "payload"),
+          ],
+          ...events.map((e) => [
+            e.id,
+            e.type,
+            String(e.attempts),
+            age(e.ageSeconds),
+            e.lastError ?? "",
+            ...more(() => JSON.stringify(e.payload)),
+          ]),
+        ], "No parked events.");
+      }
+      const requeue = name === "requeue";
+      return await change(
+        io,
+        values,
+        "parked event",
+        selection as ParkedSelection,
+        {
+          count: (s) => admin.countParked(s),
+          act: (s) => requeue ? admin.requeueParked(s) : admin.purgeParked(s),
+          ask: requeue ? "Requeue" : "Purge",
+          where: requeue ? "" : " for good",
+          done: (n) =>
+            requeue
+              ? `Requeued ${n}; the relay dispatches them at its next pass.`
+              : `Purged ${n}.`,
+        },
       );
+    } finally {
+      await close();
     }
-    return 0;
   }
-  if (command.action === "parked") {
-    const events = await admin.listParked({
-      ...(values.type === undefined ? {} : { type: values.type }),
-      limit: command.limit,
-      includePayload: values.payload === true,
-    });
-    if (values.json) {
-      io.out(`${JSON.stringify(events)}\n`);
-    } else if (events.length === 0) {
-      io.out("No parked events.\n");
-    } else {
-      io.out(table(
-        [
-          "id",
-          "type",
-          "attempts",
-          "age",
-          "last error",
-          ...(values.payload ? ["payload"] : []),
-        ],
-        events.map((e) => [
-          e.id,
-          e.type,
-          String(e.attempts),
-          age(e.ageSeconds),
-          e.lastError ?? "",
-          ...(values.payload ? [JSON.stringify(e.payload)] : []),
-        ]),
-      ));
-    }
-    return 0;
-  }
-  const selection = command.selection!;
-  const verb = command.action === "requeue" ? "Requeue" : "Purge";
-  const count = await admin.countParked(selection);
-  return await change(io, values, count, {
-    question: `${verb} ${plural(count, "parked event")} (${
-      describeSelection(selection)
-    })${command.action === "purge" ? " for good" : ""}?`,
-    act: () =>
-      command.action === "requeue"
-        ? admin.requeueParked(selection)
-        : admin.purgeParked(selection),
-    done: (n) =>
-      command.action === "requeue"
-        ? `Requeued ${
-          plural(n, "parked event")
-        }; the relay dispatches them at its next pass.`
-        : `Purged ${plural(n, "parked event")}.`,
-    none: "No parked events match; nothing changed.",
-  });
-}
-
-async function runDeadLetters(
-  command: Extract<Command, { kind: "dead-letters" }>,
-  jobs: DeadLetterAdminLike,
-  io: CliIo,
-): Promise<number> {
-  const { values } = command;
-  if (command.action === "list") {
-    const letters = await jobs.deadLetters({
-      ...(values.queue === undefined ? {} : { queue: values.queue }),
-      limit: command.limit,
-      includeData: values.data === true,
-    });
-    if (values.json) {
-      io.out(`${JSON.stringify(letters)}\n`);
-    } else if (letters.length === 0) {
-      io.out("No dead letters.\n");
-    } else {
-      io.out(table(
-        [
-          "id",
-          "queue",
-          "attempts",
-          "age",
-          "error",
-          ...(values.data ? ["data"] : []),
-        ],
-        letters.map((l) => [
+  const { jobs, close } = await (dependencies.openJobs ??
+    ((schema: string | undefined) => openJobs(values, schema)))(values.schema);
+  try {
+    if (name === "dead-letters list") {
+      const letters = await jobs.deadLetters({
+        ...(values.queue === undefined ? {} : { queue: values.queue }),
+        limit,
+        includeData: values.data === true,
+      });
+      return show(io, values, letters, [
+        ["id", "queue", "attempts", "age", "error", ...more(() => "data")],
+        ...letters.map((l) => [
           l.id,
           l.queue,
           l.attempts === null ? "-" : String(l.attempts),
           age(l.ageSeconds),
           l.error ?? "",
-          ...(values.data ? [JSON.stringify(l.data)] : []),
+          ...more(() => JSON.stringify(l.data)),
         ]),
-      ));
+      ], "No dead letters.");
     }
-    return 0;
+    const retry = name === "dead-letters retry";
+    return await change(
+      io,
+      values,
+      "dead letter",
+      selection as DeadLetterSelection,
+      {
+        count: (s) => jobs.countDeadLetters(s),
+        act: (s) =>
+          retry ? jobs.retryDeadLetters(s) : jobs.deleteDeadLetters(s),
+        ask: retry ? "Retry" : "Delete",
+        where: retry ? " in their original queues" : " for good",
+        done: (n) =>
+          retry ? `Retried ${n} in their original queues.` : `Deleted ${n}.`,
+      },
+    );
+  } finally {
+    await close();
   }
-  const selection = command.selection!;
-  const count = await jobs.countDeadLetters(selection);
-  const retry = command.action === "retry";
-  return await change(io, values, count, {
-    question: `${retry ? "Retry" : "Delete"} ${plural(count, "dead letter")} (${
-      describeSelection(selection)
-    })${retry ? " in their original queues" : " for good"}?`,
-    act: () =>
-      retry
-        ? jobs.retryDeadLetters(selection)
-        : jobs.deleteDeadLetters(selection),
-    done: (n) =>
-      retry
-        ? `Retried ${plural(n, "dead letter")} in their original queues.`
-        : `Deleted ${plural(n, "dead letter")}.`,
-    none: "No dead letters match; nothing changed.",
-  });
 }
 
-async function change(
+// Prints `value` as JSON, or `rows` (a header, then one row per item) as a
+// table of cells clipped to 80 characters.
+function show(
   io: CliIo,
   values: Values,
-  count: number,
-  step: {
-    question: string;
-    act: () => Promise<number>;
-    done: (n: number) => string;
-    none: string;
-  },
-): Promise<number> {
-  if (count === 0) {
-    io.out(
-      values.json ? `${JSON.stringify({ changed: 0 })}\n` : `${step.none}\n`,
-    );
-    return 0;
-  }
-  if (!values.yes && !(await io.confirm(`${step.question} [y/N] `))) {
-    io.err("Aborted; nothing changed.\n");
-    return 1;
-  }
-  const n = await step.act();
+  value: unknown,
+  rows: string[][],
+  empty = "",
+): number {
+  const clip = (cell: string): string =>
+    cell.length > 80 ? `${cell.slice(0, 79)}…` : cell.replaceAll("\n", " ");
+  const cells = rows.map((row, r) => r === 0 ? row : row.map(clip));
+  const widths = cells[0]!.map((_, i) =>
+    Math.max(...cells.map((row) => row[i]!.length))
+  );
   io.out(
-    values.json ? `${JSON.stringify({ changed: n })}\n` : `${step.done(n)}\n`,
+    values.json
+      ? `${JSON.stringify(value)}\n`
+      : rows.length === 1
+      ? `${empty}\n`
+      : cells.map((row) =>
+        row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()
+      ).join("\n") + "\n",
   );
   return 0;
 }
 
-function describeSelection(
-  selection: ParkedSelection | DeadLetterSelection,
-): string {
-  if ("all" in selection) return "all";
-  if ("ids" in selection) return plural(selection.ids.length, "id");
-  if ("type" in selection) return `type ${selection.type}`;
-  return `queue ${selection.queue}`;
+async function change<S extends Selection>(
+  io: CliIo,
+  values: Values,
+  noun: string,
+  selection: S,
+  step: {
+    count(selection: S): Promise<number>;
+    act(selection: S): Promise<number>;
+    ask: string;
+    where: string;
+    done(n: string): string;
+  },
+): Promise<number> {
+  const count = await step.count(selection);
+  if (count === 0) {
+    io.out(
+      values.json
+        ? `${JSON.stringify({ changed: 0 })}\n`
+        : `No ${noun}s match; nothing changed.\n`,
+    );
+    return 0;
+  }
+  const which = "all" in selection
+    ? "all"
+    : "ids" in selection
+    ? plural(selection.ids.length, "id")
+    : "type" in selection
+    ? `type ${selection.type}`
+    : `queue ${selection.queue}`;
+  const question = `${step.ask} ${
+    plural(count, noun)
+  } (${which})${step.where}?`;
+  if (!values.yes && !(await io.confirm(`${question} [y/N] `))) {
+    io.err("Aborted; nothing changed.\n");
+    return 1;
+  }
+  const n = await step.act(selection);
+  io.out(
+    values.json
+      ? `${JSON.stringify({ changed: n })}\n`
+      : `${step.done(plural(n, noun))}\n`,
+  );
+  return 0;
 }
 
 function plural(n: number, noun: string): string {
@@ -593,18 +532,6 @@ function age(seconds: number): string {
     return `${Math.floor(s / 3600)}h ${Math.floor(s % 3600 / 60)}m`;
   }
   return `${Math.floor(s / 86_400)}d ${Math.floor(s % 86_400 / 3600)}h`;
-}
-
-function table(head: string[], rows: string[][]): string {
-  const clip = (cell: string): string =>
-    cell.length > 80 ? `${cell.slice(0, 79)}…` : cell.replaceAll("\n", " ");
-  const cells = [head, ...rows.map((r) => r.map(clip))];
-  const widths = head.map((_, i) =>
-    Math.max(...cells.map((row) => row[i]!.length))
-  );
-  return cells
-    .map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd())
-    .join("\n") + "\n";
 }
 
 /**
@@ -626,8 +553,7 @@ export function terminal(): CliIo {
     err: (text) => write(Deno.stderr, text),
     async confirm(question) {
       write(Deno.stderr, question);
-      const line = await readLine();
-      return /^\s*y(es)?\s*$/i.test(line ?? "");
+      return /^\s*y(es)?\s*$/i.test(await readLine() ?? "");
     },
   };
 }
