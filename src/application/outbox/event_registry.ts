@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { describe, isConstructor, typeName } from "../../internal/describe.ts";
+import { describe, typeName } from "../../internal/describe.ts";
+import {
+  assertDecorates,
+  assertEventClass,
+  expected,
+  fail,
+} from "../../internal/rules.ts";
 import type { EventClass } from "../types.ts";
 import { decode, encode, EncodeError, setField } from "./_event_codec.ts";
 
@@ -43,13 +49,13 @@ export interface SerializedEvent {
  *
  * @example Recognise the error
  * ```ts
+ * import assert from "node:assert/strict";
  * import { EventRegistry, UnknownEventTypeError } from "@aftercommit/core";
  *
- * try {
- *   new EventRegistry().deserialize("user.registered", "{}");
- * } catch (error) {
- *   console.log(error instanceof UnknownEventTypeError); // true
- * }
+ * assert.throws(
+ *   () => new EventRegistry().deserialize("user.registered", "{}"),
+ *   UnknownEventTypeError,
+ * );
  * ```
  */
 export class UnknownEventTypeError extends Error {
@@ -75,25 +81,20 @@ export class UnknownEventTypeError extends Error {
 /**
  * Maps stable type names (such as `"user.registered"`) to event classes and
  * back, and turns events into JSON and back into instances of their class.
+ * The outbox stores the type name, so a class can be renamed in code; a type
+ * name that must change keeps the old one as an alias.
  *
- * The type name, not the class name, is what the outbox stores, so a class
- * can be renamed in code; a type name that must change keeps the old one as
- * an alias.
- *
- * Serializing writes the event's own enumerable fields (or what its
- * `toJSON()` returns) as JSON; Dates, nested ones included, survive the round
- * trip. Values JSON cannot carry faithfully (a `Map`, a `Set`, a class
- * instance other than a `Date`, a bigint, `NaN`, a cycle) are refused with a
- * `TypeError` naming the field, never silently changed.
- *
+ * Serializing writes the event's own enumerable fields (or its `toJSON()`);
+ * Dates, nested ones included, survive the round trip. Values JSON cannot
+ * carry faithfully (a `Map`, a class instance other than a `Date`, a bigint,
+ * `NaN`, a cycle) are refused with a `TypeError` naming the field.
  * Rebuilding creates an object with the class's prototype and the stored
- * fields, without running the constructor, so `instanceof` and the class's
- * methods work and `@On` handlers receive the same class as the first time.
- * A class whose state does not live in its public fields (private `#fields`,
- * say) defines `static fromJSON(data)`, which is called instead.
+ * fields, without running the constructor; a class whose state is not in
+ * its public fields defines `static fromJSON(data)`, called instead.
  *
  * @example Register, serialize, rebuild
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DomainEvent, EventRegistry } from "@aftercommit/core";
  *
  * class UserRegistered extends DomainEvent {
@@ -106,10 +107,10 @@ export class UnknownEventTypeError extends Error {
  * registry.register("user.registered", UserRegistered);
  * const event = new UserRegistered("u1", new Date("2024-05-01T12:00:00Z"));
  * const stored = registry.serialize(event);
- * console.log(stored.type); // "user.registered"
- * const copy = registry.deserialize(stored.type, stored.payload) as UserRegistered;
- * console.log(copy instanceof UserRegistered, copy.eventId === event.eventId); // true true
- * console.log(copy.at instanceof Date); // true
+ * assert.equal(stored.type, "user.registered");
+ * const copy = registry.deserialize(stored.type, stored.payload);
+ * assert.deepEqual(copy, event);
+ * assert.ok(copy instanceof UserRegistered);
  * ```
  */
 export class EventRegistry {
@@ -128,19 +129,6 @@ export class EventRegistry {
    * @throws {TypeError} When `name` or an alias is not a valid type name,
    * `type` is not a class, the name is taken by another class, or the class
    * already has another name.
-   *
-   * @example Keep reading events stored under a former name
-   * ```ts
-   * import { DomainEvent, EventRegistry } from "@aftercommit/core";
-   *
-   * class AccountOpened extends DomainEvent {}
-   * const registry = new EventRegistry();
-   * registry.register("account.opened", AccountOpened, {
-   *   aliases: ["user.registered"],
-   * });
-   * console.log(registry.classOf("user.registered") === AccountOpened); // true
-   * console.log(registry.nameOf(AccountOpened)); // "account.opened"
-   * ```
    */
   register<E extends object>(
     name: string,
@@ -148,37 +136,27 @@ export class EventRegistry {
     options: EventTypeOptions = {},
   ): void {
     assertName(name, "register event type");
-    if (!isConstructor(type)) {
-      throw new TypeError(
-        `Cannot register event type ${
-          JSON.stringify(name)
-        }: expected an event class, received ${describe(type)}`,
-      );
-    }
+    const action = `register event type ${JSON.stringify(name)}`;
+    assertEventClass(type, action);
     if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `Cannot register event type ${
-          JSON.stringify(name)
-        }: options must be an object, received ${describe(options)}`,
-      );
+      fail(action, `options must be an object, received ${describe(options)}`);
     }
     const aliases = options.aliases ?? [];
     if (!Array.isArray(aliases)) {
-      throw new TypeError(
-        `Cannot register event type ${
-          JSON.stringify(name)
-        }: options.aliases must be an array of type names, received ${
+      fail(
+        action,
+        `options.aliases must be an array of type names, received ${
           describe(aliases)
         }`,
       );
     }
     for (const alias of aliases) assertName(alias, "register event type alias");
+    const as = `register ${typeName(type)} as`;
     const known = this.#names.get(type);
     if (known !== undefined && known !== name) {
-      throw new TypeError(
-        `Cannot register ${typeName(type)} as ${
-          JSON.stringify(name)
-        }: it is already registered as ${
+      fail(
+        `${as} ${JSON.stringify(name)}`,
+        `it is already registered as ${
           JSON.stringify(known)
         }; give a class one type name, and former names as aliases`,
       );
@@ -186,10 +164,9 @@ export class EventRegistry {
     for (const each of [name, ...aliases]) {
       const owner = this.#classes.get(each);
       if (owner !== undefined && owner !== type) {
-        throw new TypeError(
-          `Cannot register ${typeName(type)} as ${
-            JSON.stringify(each)
-          }: that type name belongs to ${
+        fail(
+          `${as} ${JSON.stringify(each)}`,
+          `that type name belongs to ${
             typeName(owner)
           }; every type name must name one class`,
         );
@@ -200,21 +177,10 @@ export class EventRegistry {
   }
 
   /**
-   * The type name `type` is stored under.
+   * The type name `type` is stored under, or `undefined` when unregistered.
    *
    * @param type An event class.
-   * @returns Its type name, or `undefined` when it is not registered.
-   *
-   * @example Look up a name
-   * ```ts
-   * import { EventRegistry } from "@aftercommit/core";
-   *
-   * class Pinged {}
-   * const registry = new EventRegistry();
-   * console.log(registry.nameOf(Pinged)); // undefined
-   * registry.register("pinged", Pinged);
-   * console.log(registry.nameOf(Pinged)); // "pinged"
-   * ```
+   * @returns Its type name, or `undefined`.
    */
   nameOf(type: EventClass): string | undefined {
     return this.#names.get(type);
@@ -225,16 +191,6 @@ export class EventRegistry {
    *
    * @param name A type name.
    * @returns The class, or `undefined` when none is registered under it.
-   *
-   * @example Look up a class
-   * ```ts
-   * import { EventRegistry } from "@aftercommit/core";
-   *
-   * class Pinged {}
-   * const registry = new EventRegistry();
-   * registry.register("pinged", Pinged);
-   * console.log(registry.classOf("pinged") === Pinged); // true
-   * ```
    */
   classOf(name: string): EventClass | undefined {
     return this.#classes.get(name);
@@ -250,42 +206,26 @@ export class EventRegistry {
    * @throws {TypeError} When `event` is not an object, its class is not
    * registered, it has no `eventId`, or a field holds a value JSON cannot
    * carry (the message names the field, never its value).
-   *
-   * @example Serialize an event
-   * ```ts
-   * import { DomainEvent, EventRegistry } from "@aftercommit/core";
-   *
-   * class Pinged extends DomainEvent {
-   *   constructor(readonly count: number) {
-   *     super();
-   *   }
-   * }
-   * const registry = new EventRegistry();
-   * registry.register("pinged", Pinged);
-   * const { payload } = registry.serialize(new Pinged(3));
-   * console.log(JSON.parse(payload).count); // 3
-   * ```
    */
   serialize(event: object): SerializedEvent {
     if (event === null || typeof event !== "object") {
-      throw new TypeError(
-        `Cannot serialize event: expected an event object, received ${
-          describe(event)
-        }`,
-      );
+      expected("serialize event", "an event object", event);
     }
     const type = event.constructor as EventClass;
     const className = typeName(type);
     const name = this.#names.get(type);
+    const action = `serialize event ${className}`;
     if (name === undefined) {
-      throw new TypeError(
-        `Cannot serialize event ${className}: its class has no registered type name; decorate it with @EventType("some.name") or call registry.register("some.name", ${className})`,
+      fail(
+        action,
+        `its class has no registered type name; decorate it with @EventType("some.name") or call registry.register("some.name", ${className})`,
       );
     }
     const eventId = (event as { eventId?: unknown }).eventId;
     if (typeof eventId !== "string" || eventId === "") {
-      throw new TypeError(
-        `Cannot serialize event ${className}: it has no eventId (a non-empty string) to identify it across redelivery; extend DomainEvent, or give the class a readonly eventId field`,
+      fail(
+        action,
+        "it has no eventId (a non-empty string) to identify it across redelivery; extend DomainEvent, or give the class a readonly eventId field",
       );
     }
     const toJSON = (event as { toJSON?: unknown }).toJSON;
@@ -303,11 +243,7 @@ export class EventRegistry {
     try {
       payload = JSON.stringify(encode(fields, className));
     } catch (error) {
-      if (error instanceof EncodeError) {
-        throw new TypeError(
-          `Cannot serialize event ${className}: ${error.message}`,
-        );
-      }
+      if (error instanceof EncodeError) fail(action, error.message);
       throw error;
     }
     return { type: name, eventId, payload };
@@ -328,56 +264,39 @@ export class EventRegistry {
    *
    * @example Rebuild with a custom fromJSON
    * ```ts
+   * import assert from "node:assert/strict";
    * import { EventRegistry } from "@aftercommit/core";
    *
    * class Moved {
-   *   #to: string;
-   *   constructor(to: string) {
-   *     this.#to = to;
-   *   }
-   *   get to(): string {
-   *     return this.#to;
-   *   }
    *   readonly eventId = crypto.randomUUID();
-   *   toJSON() {
-   *     return { to: this.#to };
-   *   }
+   *   constructor(readonly to: string) {}
    *   static fromJSON(data: { to: string }): Moved {
-   *     return new Moved(data.to);
+   *     return new Moved(data.to.toUpperCase());
    *   }
    * }
    * const registry = new EventRegistry();
    * registry.register("moved", Moved);
    * const stored = registry.serialize(new Moved("Paris"));
    * const copy = registry.deserialize(stored.type, stored.payload) as Moved;
-   * console.log(copy.to); // "Paris"
+   * assert.equal(copy.to, "PARIS");
    * ```
    */
   deserialize(type: string, payload: string): object {
     if (typeof type !== "string") {
-      throw new TypeError(
-        `Cannot rebuild event: expected a type name, received ${
-          describe(type)
-        }`,
-      );
+      expected("rebuild event", "a type name", type);
     }
     const klass = this.#classes.get(type);
     if (klass === undefined) throw new UnknownEventTypeError(type);
+    const action = `rebuild event ${JSON.stringify(type)}`;
     if (typeof payload !== "string") {
-      throw new TypeError(
-        `Cannot rebuild event ${
-          JSON.stringify(type)
-        }: expected the payload as JSON text, received ${describe(payload)}`,
-      );
+      expected(action, "the payload as JSON text", payload);
     }
     let data: unknown;
     try {
       data = decode(JSON.parse(payload));
     } catch (cause) {
       throw new TypeError(
-        `Cannot rebuild event ${
-          JSON.stringify(type)
-        }: the payload is not JSON that serialize() wrote`,
+        `Cannot ${action}: the payload is not JSON that serialize() wrote`,
         { cause },
       );
     }
@@ -388,23 +307,21 @@ export class EventRegistry {
         event === null || typeof event !== "object" ||
         event.constructor !== klass
       ) {
-        throw new TypeError(
-          `Cannot rebuild event ${JSON.stringify(type)}: ${
-            typeName(klass)
-          }.fromJSON returned ${describe(event)}, expected an instance of ${
-            typeName(klass)
-          }`,
+        fail(
+          action,
+          `${typeName(klass)}.fromJSON returned ${
+            describe(event)
+          }, expected an instance of ${typeName(klass)}`,
         );
       }
       return event;
     }
     if (data === null || typeof data !== "object" || Array.isArray(data)) {
-      throw new TypeError(
-        `Cannot rebuild event ${
-          JSON.stringify(type)
-        }: expected the payload to be a JSON object of fields, received ${
-          describe(data)
-        }; give ${typeName(klass)} a static fromJSON to rebuild it`,
+      expected(
+        action,
+        "the payload to be a JSON object of fields",
+        data,
+        `give ${typeName(klass)} a static fromJSON to rebuild it`,
       );
     }
     const event = Object.create(klass.prototype) as object;
@@ -418,15 +335,6 @@ export class EventRegistry {
 /**
  * The registry that {@linkcode EventType} registers into, and that the
  * outbox uses unless it is given another one.
- *
- * @example Register into the default registry
- * ```ts
- * import { defaultEventRegistry, DomainEvent } from "@aftercommit/core";
- *
- * class OrderShipped extends DomainEvent {}
- * defaultEventRegistry.register("example.order-shipped", OrderShipped);
- * console.log(defaultEventRegistry.classOf("example.order-shipped") === OrderShipped); // true
- * ```
  */
 export const defaultEventRegistry: EventRegistry = new EventRegistry();
 
@@ -443,6 +351,7 @@ export const defaultEventRegistry: EventRegistry = new EventRegistry();
  *
  * @example Name an event class
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultEventRegistry, DomainEvent, EventType } from "@aftercommit/core";
  *
  * @EventType("example.user-registered")
@@ -451,7 +360,10 @@ export const defaultEventRegistry: EventRegistry = new EventRegistry();
  *     super();
  *   }
  * }
- * console.log(defaultEventRegistry.nameOf(UserRegistered)); // "example.user-registered"
+ * assert.equal(
+ *   defaultEventRegistry.nameOf(UserRegistered),
+ *   "example.user-registered",
+ * );
  * ```
  */
 export function EventType(
@@ -460,29 +372,17 @@ export function EventType(
 ): <C extends EventClass>(type: C, context: ClassDecoratorContext<C>) => void {
   assertName(name, "create @EventType decorator");
   return function eventTypeDecorator(type, context): void {
-    const kind = (context as { kind?: unknown } | null | undefined)?.kind;
-    if (typeof kind !== "string") {
-      throw new TypeError(
-        `@EventType(${
-          JSON.stringify(name)
-        }) was called as a legacy decorator: aftercommit uses standard TC39 decorators; remove "experimentalDecorators" from your compiler options`,
-      );
-    }
-    if (kind !== "class") {
-      throw new TypeError(
-        `@EventType(${JSON.stringify(name)}) cannot decorate ${kind} ${
-          String((context as { name?: unknown }).name)
-        }: it applies to event classes only`,
-      );
-    }
+    const label = `@EventType(${JSON.stringify(name)})`;
+    assertDecorates(context, "class", label, "event classes only");
     defaultEventRegistry.register(name, type, options);
   };
 }
 
 function assertName(name: unknown, action: string): asserts name is string {
   if (typeof name !== "string" || !NAME.test(name)) {
-    throw new TypeError(
-      `Cannot ${action}: expected a type name of 1 to 200 letters, digits and "_.:/-", such as "user.registered", received ${
+    fail(
+      action,
+      `expected a type name of 1 to 200 letters, digits and "_.:/-", such as "user.registered", received ${
         typeof name === "string" ? JSON.stringify(name) : describe(name)
       }`,
     );
