@@ -3,8 +3,9 @@
 // request to the job; a registration whose process is SIGKILLed mid-dispatch
 // is redelivered by the relay of another process in the same trace (read
 // back from the outbox row), and both attempts of its retried job too; no
-// span anywhere (pg-boss's own included) holds an email or a name; and the
-// README's trace picture is drawn from such spans.
+// span anywhere (pg-boss's own included) holds an email or a name; the
+// README's trace picture is drawn from such spans; and the dev server run as
+// the README says (OTEL_DENO=true) exports the same trace over OTLP.
 import assert from "node:assert/strict";
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
@@ -13,7 +14,12 @@ import {
   traceOneRegistration,
   waterfallSvg,
 } from "../../docs/telemetry/trace.ts";
-import { openDevDatabases } from "../_helpers/dev_server.ts";
+import {
+  openDevDatabases,
+  register,
+  startDevServer,
+  waitForWelcomeEmail,
+} from "../_helpers/dev_server.ts";
 import { killChildWhenReady } from "../_helpers/kill_child.ts";
 import { fromFileUrl } from "../unit/_paths.ts";
 import { OutboxRelay } from "../../src/adapters/postgres/mod.ts";
@@ -306,6 +312,125 @@ Deno.test({
       assertNothingHolds(all, [email]);
     } finally {
       await jobs.stop();
+    }
+  },
+});
+
+/** A span as OTLP/JSON sends it (the fields these tests read). */
+interface OtlpSpan {
+  readonly scope: string;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string;
+  readonly name: string;
+  readonly kind: number;
+}
+
+Deno.test({
+  name:
+    "with OTEL_DENO=true the dev server exports one registration over OTLP as one trace rooted at POST /users, with neither the email nor the name anywhere in what it sends",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const spans: OtlpSpan[] = [];
+    let sent = "";
+    const collector = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      async (request) => {
+        const text = await request.text();
+        sent += text;
+        if (new URL(request.url).pathname === "/v1/traces") {
+          const body = JSON.parse(text) as {
+            resourceSpans: {
+              scopeSpans: { scope: { name: string }; spans: OtlpSpan[] }[];
+            }[];
+          };
+          for (const { scopeSpans } of body.resourceSpans) {
+            for (const { scope, spans: list } of scopeSpans) {
+              for (const span of list) {
+                spans.push({ ...span, scope: scope.name });
+              }
+            }
+          }
+        }
+        return Response.json({});
+      },
+    );
+    try {
+      await using dbs = await openDevDatabases();
+      const server = await startDevServer({
+        ...dbs.env,
+        OTEL_DENO: "true",
+        OTEL_SERVICE_NAME: "aftercommit-dev",
+        OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collector.addr.port}`,
+      });
+      const email = `ada.${crypto.randomUUID().slice(0, 8)}@example.org`;
+      const name = "Augusta Ada King";
+      try {
+        const answer = await register(server, { email, name });
+        assert.equal(answer.status, 201);
+        await waitForWelcomeEmail(server, String(answer.body.id));
+      } finally {
+        // A stop ends the process, which flushes the exporter.
+        assert.equal(await server.stop("SIGTERM"), 0, server.output());
+      }
+      const deadline = Date.now() + 20_000;
+      while (!spans.some((s) => s.name === "work send-welcome-email")) {
+        if (Date.now() > deadline) {
+          throw new Error(
+            `No job span exported; spans: ${spans.map((s) => s.name)}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+
+      const roots = spans.filter((s) =>
+        s.name === "POST /users" && s.scope === "aftercommit-dev"
+      );
+      assert.equal(roots.length, 1, "one request span from the app");
+      const root = roots[0]!;
+      assert.equal(root.kind, 2, "SERVER");
+      assert.ok(!root.parentSpanId, "the request's span is the root");
+      const trace = spans.filter((s) => s.traceId === root.traceId);
+      const byId = new Map(trace.map((s) => [s.spanId, s]));
+      const under = (span: OtlpSpan, ancestor: OtlpSpan): boolean => {
+        for (
+          let id = span.parentSpanId;
+          id;
+          id = byId.get(id)?.parentSpanId ?? ""
+        ) {
+          if (id === ancestor.spanId) return true;
+        }
+        return false;
+      };
+      const named = (name: string): OtlpSpan => {
+        const found = trace.filter((s) => s.name === name);
+        assert.equal(found.length, 1, `one ${name} in the request's trace`);
+        return found[0]!;
+      };
+      const run = named("uow.run");
+      assert.equal(run.parentSpanId, root.spanId);
+      const dispatch = named("outbox dispatch UserRegistered");
+      assert.ok(under(dispatch, run));
+      const publish = named("publish UserRegistered");
+      assert.ok(under(publish, dispatch));
+      const handlers = trace.filter((s) => s.name === "process UserRegistered");
+      assert.equal(handlers.length, 2);
+      for (const handler of handlers) assert.ok(under(handler, publish));
+      const work = named("work send-welcome-email");
+      assert.ok(
+        under(work, dispatch),
+        "the job's attempt is under the dispatch",
+      );
+
+      // Every payload the process sent: all traces (pg-boss's and Deno's
+      // own HTTP spans included), metrics and logs.
+      for (const secret of [email, name, "Augusta"]) {
+        assert.ok(!sent.includes(secret), `the export holds "${secret}"`);
+      }
+    } finally {
+      await collector.shutdown();
     }
   },
 });
