@@ -3,6 +3,8 @@
 // against a hand-written awaited loop and the listener lists of emittery
 // (emitSerial: the bus's own semantics, each listener awaited in turn),
 // eventemitter3, mitt and node:events, each driven by the same awaited loop.
+// Every variant is one call returning a promise that the sample loop awaits:
+// no side gets an async layer the other has not.
 import { EventEmitter as NodeEmitter } from "node:events";
 import Emittery from "emittery";
 import { EventEmitter as EventEmitter3 } from "eventemitter3";
