@@ -298,33 +298,22 @@ export const SCRIPT = String.raw`"use strict";
     max = max <= 0 ? 1 : max * 1.15;
     const x = (t) => L + (W - L - 4) * (t - from) / span;
     const y = (v) => T + (H - T - B) * (1 - v / max);
-    const ns = "http://www.w3.org/2000/svg";
+    const el = (name, attributes, text = "") => {
+      const e = document.createElementNS("http://www.w3.org/2000/svg", name);
+      for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
+      e.textContent = text;
+      return e;
+    };
     const parts = [];
     for (const f of [0, 0.5, 1]) {
-      const line = document.createElementNS(ns, "line");
-      line.setAttribute("class", "grid");
-      line.setAttribute("x1", L); line.setAttribute("x2", W);
-      line.setAttribute("y1", y(max * f)); line.setAttribute("y2", y(max * f));
-      parts.push(line);
-      const label = document.createElementNS(ns, "text");
-      label.setAttribute("x", 2); label.setAttribute("y", y(max * f) + 4);
-      label.textContent = format(max * f);
-      parts.push(label);
+      parts.push(el("line", { class: "grid", x1: L, x2: W, y1: y(max * f), y2: y(max * f) }));
+      parts.push(el("text", { x: 2, y: y(max * f) + 4 }, format(max * f)));
     }
-    for (const [text, at, anchor] of [[history.length > 1 ? "−" + Math.round(span / 1000) + " s" : "", L, "start"], ["now", W - 2, "end"]]) {
-      const label = document.createElementNS(ns, "text");
-      label.setAttribute("x", at); label.setAttribute("y", H - 3);
-      label.setAttribute("text-anchor", anchor);
-      label.textContent = text;
-      parts.push(label);
-    }
+    parts.push(el("text", { x: L, y: H - 3, "text-anchor": "start" }, history.length > 1 ? "−" + Math.round(span / 1000) + " s" : ""));
+    parts.push(el("text", { x: W - 2, y: H - 3, "text-anchor": "end" }, "now"));
     keys.forEach((k, i) => {
       const points = history.filter((p) => p[k] != null).map((p) => x(p.t).toFixed(1) + "," + y(p[k]).toFixed(1));
-      const line = document.createElementNS(ns, "polyline");
-      line.setAttribute("class", "l" + (i + 1));
-      line.setAttribute("points", points.join(" "));
-      line.dataset.points = String(points.length);
-      parts.push(line);
+      parts.push(el("polyline", { class: "l" + (i + 1), points: points.join(" "), "data-points": points.length }));
     });
     svg.replaceChildren(...parts);
     const lastPoint = history[history.length - 1];

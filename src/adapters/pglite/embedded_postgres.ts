@@ -79,19 +79,8 @@ const CLIENT_OPTIONS: EmbeddedClientOptions = Object.freeze({
 });
 
 /**
- * A running embedded PostgreSQL; stop it with `close()` or `await using`.
- *
- * @example Start, query, stop
- * ```ts
- * import assert from "node:assert/strict";
- * import postgres from "postgres";
- * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
- *
- * await using db = await startEmbeddedPostgres();
- * const sql = db.connect(postgres); // max: 1, ended by db.close()
- * const [row] = await sql`select 1 + 1 as two`;
- * assert.equal(row?.two, 2);
- * ```
+ * A running embedded PostgreSQL, from {@linkcode startEmbeddedPostgres};
+ * stop it with `close()` or `await using`.
  */
 export class EmbeddedPostgres implements AsyncDisposable {
   /** The postgres.js options {@linkcode EmbeddedPostgres.connect} uses. */
