@@ -15,6 +15,7 @@ import { DebugGate } from "./_debug_gate.ts";
 import { assertDelaySeconds, assertFutureDate } from "./_delay.ts";
 import { describe } from "../internal/describe.ts";
 import { errorType } from "../internal/loggable_error.ts";
+import { assertPublishAll, fail } from "../internal/rules.ts";
 import { inSpan, tracing } from "./_telemetry.ts";
 import { defaultBus, type EventBus } from "./event_bus.ts";
 
@@ -91,8 +92,17 @@ export interface UnitOfWorkContext {
   publishAfterCommit(event: object, options?: PublishAfterCommitOptions): void;
 }
 
-/** The part of an event bus a Unit of Work uses. {@linkcode EventBus} has it. */
-export type EventPublisher = Pick<EventBus, "publishAll">;
+/**
+ * The part of an event bus a Unit of Work uses: {@linkcode EventBus} has it.
+ *
+ * `batch`, when present, runs `work` (which may call `publishAll` several
+ * times) as one batch: a batching job queue's publisher writes the jobs of
+ * all those calls at once, when `work` has finished. The outbox dispatches
+ * the events of one run inside it.
+ */
+export type EventPublisher = Pick<EventBus, "publishAll"> & {
+  batch?<T>(work: () => Promise<T>): Promise<T>;
+};
 
 /** Options of {@linkcode UnitOfWork}. */
 export interface UnitOfWorkOptions {
@@ -115,7 +125,8 @@ export interface UnitOfWorkOptions {
  *
  * @example Tell "nothing happened" from "saved, but a handler failed"
  * ```ts
- * import { UnitOfWorkError } from "@aftercommit/core";
+ * import { assertEquals } from "node:assert/strict";
+ * import { CommitError, UnitOfWorkError } from "@aftercommit/core";
  *
  * function describeFailure(error: unknown): string {
  *   if (error instanceof UnitOfWorkError) {
@@ -123,7 +134,8 @@ export interface UnitOfWorkOptions {
  *   }
  *   return "not saved: the work failed";
  * }
- * console.log(describeFailure(new Error("boom"))); // "not saved: the work failed"
+ * assertEquals(describeFailure(new Error("boom")), "not saved: the work failed");
+ * assertEquals(describeFailure(new CommitError("refused")), "not saved");
  * ```
  */
 export abstract class UnitOfWorkError extends Error {
@@ -148,13 +160,16 @@ export abstract class UnitOfWorkError extends Error {
  *
  * @example Retry on a serialization failure
  * ```ts
+ * import { assertEquals } from "node:assert/strict";
  * import { CommitError } from "@aftercommit/core";
  *
  * function isRetryable(error: unknown): boolean {
  *   return error instanceof CommitError &&
  *     (error.cause as { code?: string } | undefined)?.code === "40001";
  * }
- * console.log(isRetryable(new Error("boom"))); // false
+ * const conflict = Object.assign(new Error("could not serialize"), { code: "40001" });
+ * assertEquals(isRetryable(new CommitError("refused", { cause: conflict })), true);
+ * assertEquals(isRetryable(new Error("boom")), false);
  * ```
  */
 export class CommitError extends UnitOfWorkError {
@@ -251,13 +266,14 @@ export interface PublishAfterCommitErrorOptions extends ErrorOptions {
  *
  * @example Treat a handler failure after the commit as a saved request
  * ```ts
+ * import { assertEquals } from "node:assert/strict";
  * import { PublishAfterCommitError } from "@aftercommit/core";
  *
  * const error = new PublishAfterCommitError(
  *   "Unit of work committed, but publishing its events failed",
  *   { cause: new Error("mail server down"), relayWillRetry: true },
  * );
- * console.log(error.committed, error.relayWillRetry); // true true
+ * assertEquals([error.committed, error.relayWillRetry], [true, true]);
  * ```
  */
 export class PublishAfterCommitError extends UnitOfWorkError {
@@ -283,11 +299,9 @@ export class PublishAfterCommitError extends UnitOfWorkError {
   }
 }
 
-type ScopeState = "open" | "committing" | "closed";
-
 // The events of one `run`. Never shared between runs.
 class Scope implements UnitOfWorkContext {
-  state: ScopeState = "open";
+  state: "open" | "committing" | "closed" = "open";
   readonly #aggregates: AggregateRoot[] = [];
   readonly #explicit: object[] = [];
   #delays: Map<object, EventDelay> | undefined;
@@ -316,9 +330,11 @@ class Scope implements UnitOfWorkContext {
     event: object,
     options?: PublishAfterCommitOptions,
   ): void => {
+    const action = "publish after commit";
     if (event === null || typeof event !== "object") {
-      throw new TypeError(
-        `Cannot publish after commit: expected an event object (a class instance), received ${
+      fail(
+        action,
+        `expected an event object (a class instance), received ${
           describe(event)
         }`,
       );
@@ -333,17 +349,16 @@ class Scope implements UnitOfWorkContext {
   #delayOf(options: PublishAfterCommitOptions): EventDelay | undefined {
     const action = "publish after commit";
     if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `Cannot ${action}: options must be an object such as { delaySeconds: 60 } or { at: date }, received ${
+      fail(
+        action,
+        `options must be an object such as { delaySeconds: 60 } or { at: date }, received ${
           describe(options)
         }`,
       );
     }
     const { delaySeconds, at } = options;
     if (delaySeconds !== undefined && at !== undefined) {
-      throw new TypeError(
-        `Cannot ${action}: pass options.delaySeconds or options.at, not both`,
-      );
+      fail(action, "pass options.delaySeconds or options.at, not both");
     }
     let delay: EventDelay | undefined;
     if (at !== undefined) {
@@ -354,45 +369,40 @@ class Scope implements UnitOfWorkContext {
       if (delaySeconds > 0) delay = { delaySeconds };
     }
     if (delay !== undefined && !this.acceptsDelays) {
-      throw new TypeError(
-        `Cannot ${action} with a delay: this unit of work has no outbox to hold the event until its time; use outbox mode (PostgresUnitOfWork with outbox: true, and an OutboxRelay), or publish without a delay`,
+      fail(
+        `${action} with a delay`,
+        "this unit of work has no outbox to hold the event until its time; use outbox mode (PostgresUnitOfWork with outbox: true, and an OutboxRelay), or publish without a delay",
       );
     }
     return delay;
   }
 
-  /** The delay of each event (parallel to `events`), or undefined when none has one. */
-  delaysOf(events: readonly object[]): (EventDelay | undefined)[] | undefined {
-    const delays = this.#delays;
-    return delays === undefined
-      ? undefined
-      : events.map((event) => delays.get(event));
-  }
-
   #assertOpen(action: string): void {
     if (this.state !== "open") {
-      throw new TypeError(
-        `Cannot ${action}: this unit of work's work has already returned; call it inside the function given to run()`,
+      fail(
+        action,
+        "this unit of work's work has already returned; call it inside the function given to run()",
       );
     }
   }
 
-  /** Pulls every event, in the order recorded, and closes the scope to new ones. */
-  collect(): object[] {
+  /**
+   * Pulls every event, in the order recorded, and closes the scope to new
+   * ones; with each event's delay (parallel), or undefined when none has one.
+   */
+  collect(): [object[], (EventDelay | undefined)[] | undefined] {
     this.state = "committing";
     const aggregates = this.#aggregates;
-    const explicit = this.#explicit;
-    if (aggregates.length === 0) return explicit;
-    if (aggregates.length === 1 && explicit.length === 0) {
-      return aggregates[0]!.pullEvents();
+    let events = this.#explicit;
+    if (aggregates.length === 1 && events.length === 0) {
+      events = aggregates[0]!.pullEvents();
+    } else if (aggregates.length > 0) {
+      events = [...aggregates.flatMap((a) => a.pullEvents()), ...events]
+        // Stable: events without a recorded order keep their place at the end.
+        .sort((a, b) => recordOrderOf(a) - recordOrderOf(b));
     }
-    const events: object[] = [];
-    for (const aggregate of aggregates) {
-      for (const event of aggregate.pullEvents()) events.push(event);
-    }
-    for (const event of explicit) events.push(event);
-    // Stable: events without a recorded order keep their place at the end.
-    return events.sort((a, b) => recordOrderOf(a) - recordOrderOf(b));
+    const delays = this.#delays;
+    return [events, delays && events.map((event) => delays.get(event))];
   }
 
   /** Drops the events of a rolled-back run, so a retry cannot publish them. */
@@ -409,9 +419,7 @@ class Scope implements UnitOfWorkContext {
 // and would not be part of the outer transaction anyway).
 const openScopes = new AsyncLocalStorage<Scope>();
 
-type Stage = "begin" | "work" | "before-commit" | "commit";
-
-const NOT_COMMITTED: Record<Stage, string> = {
+const NOT_COMMITTED = {
   "begin": "Unit of work not committed: the transaction could not begin",
   "work": "Unit of work not committed: the transaction failed while work ran",
   "before-commit":
@@ -426,15 +434,19 @@ const NOT_COMMITTED: Record<Stage, string> = {
  * recorded. On rollback nothing is published.
  *
  * Adapters extend it for one driver by implementing
- * {@linkcode UnitOfWork.transaction} and {@linkcode UnitOfWork.createContext}.
- * Events are collected per `run`, so concurrent runs on one instance each
- * publish exactly their own.
+ * {@linkcode UnitOfWork.transaction} and {@linkcode UnitOfWork.createContext};
+ * an outbox also overrides {@linkcode UnitOfWork.beforeCommit} (which
+ * returns what it wrote) and {@linkcode UnitOfWork.publishCommitted} (which
+ * receives it). Events are collected per `run`, so concurrent runs on one
+ * instance each publish exactly their own.
  *
  * @typeParam H The driver's transaction handle (for postgres.js, a `TransactionSql`).
  * @typeParam C The context `work` receives.
+ * @typeParam W What `beforeCommit` hands to `publishCommitted` for one run.
  *
  * @example A Unit of Work over an in-memory "database"
  * ```ts
+ * import { assertEquals } from "node:assert/strict";
  * import {
  *   AggregateRoot,
  *   EventBus,
@@ -477,18 +489,23 @@ const NOT_COMMITTED: Record<Stage, string> = {
  * }
  *
  * const bus = new EventBus();
- * bus.register(Deposited, (e) => console.log("deposited", e.amount));
+ * const deposits: number[] = [];
+ * bus.register(Deposited, (e) => {
+ *   deposits.push(e.amount);
+ * });
  * const uow = new MemoryUnitOfWork({ bus });
  * await uow.run((tx) => {
  *   const account = tx.track(new Account());
  *   account.deposit(10);
  *   tx.rows.set("a1", account.balance);
- * }); // logs "deposited 10" after the commit
- * console.log(uow.committed.get("a1")); // 10
+ * });
+ * assertEquals(deposits, [10]); // published after the commit
+ * assertEquals(uow.committed.get("a1"), 10);
  * ```
  */
-export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
-  readonly #bus: EventPublisher;
+export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
+  /** The bus events are published on after each commit. */
+  readonly bus: EventPublisher;
 
   /**
    * Creates a Unit of Work that publishes on `options.bus`.
@@ -498,22 +515,8 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
    */
   constructor(options: UnitOfWorkOptions = {}) {
     const bus = options.bus ?? defaultBus;
-    if (
-      bus === null || typeof bus !== "object" ||
-      typeof (bus as { publishAll?: unknown }).publishAll !== "function"
-    ) {
-      throw new TypeError(
-        `Cannot create unit of work: options.bus must be an event bus with a publishAll method, received ${
-          describe(bus)
-        }; pass an EventBus or leave it out to use defaultBus`,
-      );
-    }
-    this.#bus = bus;
-  }
-
-  /** The bus events are published on after each commit. */
-  get bus(): EventPublisher {
-    return this.#bus;
+    assertPublishAll(bus, "options.bus", "create unit of work");
+    this.bus = bus;
   }
 
   /**
@@ -543,62 +546,36 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
    * `COMMIT` and the adapter could not learn the outcome.
    * @throws {PublishAfterCommitError} When it committed and a handler failed.
    * @throws `work`'s own error, after the rollback.
-   *
-   * @example Run work and publish its events
-   * ```ts
-   * import { EventBus, UnitOfWork, type UnitOfWorkContext } from "@aftercommit/core";
-   *
-   * // A unit of work without a database: the transaction is the call itself.
-   * class NoDatabase extends UnitOfWork<null, UnitOfWorkContext> {
-   *   protected override transaction<T>(body: (h: null) => Promise<T>): Promise<T> {
-   *     return body(null);
-   *   }
-   *   protected override createContext(
-   *     _handle: null,
-   *     context: UnitOfWorkContext,
-   *   ): UnitOfWorkContext {
-   *     return context;
-   *   }
-   * }
-   *
-   * class Pinged {}
-   * const bus = new EventBus();
-   * bus.register(Pinged, () => console.log("published after the commit"));
-   * const answer = await new NoDatabase({ bus }).run((tx) => {
-   *   tx.publishAfterCommit(new Pinged());
-   *   return 42;
-   * });
-   * console.log(answer); // 42
-   * ```
    */
   run<T>(work: (context: C) => T | PromiseLike<T>): Promise<T> {
     if (!tracing()) return this.#run(work);
     return inSpan("uow.run", {}, async (span) => {
+      let outcome = "committed";
       try {
-        const result = await this.#run(work);
-        span.setAttribute("aftercommit.uow.outcome", "committed");
-        return result;
+        return await this.#run(work);
       } catch (error) {
         const committed = error instanceof UnitOfWorkError
           ? error.committed
           : false;
-        span.setAttribute(
-          "aftercommit.uow.outcome",
-          committed === undefined
-            ? "unknown"
-            : committed
-            ? "committed"
-            : "rolled-back",
-        );
+        outcome = committed === undefined
+          ? "unknown"
+          : committed
+          ? "committed"
+          : "rolled-back";
         throw error;
+      } finally {
+        span.setAttribute("aftercommit.uow.outcome", outcome);
       }
     });
   }
 
+  // One run, start to end: refuse nesting, run `work` and the pre-commit
+  // step in the transaction, classify a failure, publish after the commit.
   async #run<T>(work: (context: C) => T | PromiseLike<T>): Promise<T> {
     if (typeof work !== "function") {
-      throw new TypeError(
-        `Cannot run unit of work: expected a function that receives the transaction context, received ${
+      fail(
+        "run unit of work",
+        `expected a function that receives the transaction context, received ${
           describe(work)
         }; pass (tx) => { … }`,
       );
@@ -607,95 +584,87 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
     const outer = openScopes.getStore();
     for (let s = outer; s !== undefined; s = s.parent) {
       if (s.resource === resource && s.state !== "closed") {
-        throw new TypeError(
-          "Cannot run a unit of work inside another one's open transaction: it would need a second connection and would not be part of the open transaction; use the outer context inside work, or start the new unit of work from an event handler, which runs after the commit",
+        fail(
+          "run a unit of work inside another one's open transaction",
+          "it would need a second connection and would not be part of the open transaction; use the outer context inside work, or start the new unit of work from an event handler, which runs after the commit",
         );
       }
     }
     const scope = new Scope(resource, outer, this.acceptsDelayedEvents);
-    let stage: Stage = "begin";
+    let stage: keyof typeof NOT_COMMITTED = "begin";
     let workFailed = false;
-    let workError: unknown;
-    let events: object[] | undefined;
-    let result: T | undefined;
+    let committed: { result: T; events: object[]; written: W };
     try {
-      await openScopes.run(
+      committed = await openScopes.run(
         scope,
         () =>
-          this.transaction(async (handle: H): Promise<void> => {
+          this.transaction(async (handle) => {
             stage = "work";
+            let result: T;
             try {
               result = await work(this.createContext(handle, scope));
             } catch (error) {
               workFailed = true;
-              workError = error;
               throw error;
             }
             stage = "before-commit";
-            events = scope.collect();
-            await this.beforeCommit(handle, events, scope.delaysOf(events));
+            const [events, delays] = scope.collect();
+            const written = await this.beforeCommit(handle, events, delays);
             stage = "commit";
+            return { result, events, written };
           }),
       );
     } catch (error) {
       scope.discard();
-      if (error instanceof CommitOutcomeUnknownError) {
-        logger.error("{message}: {errorType}", {
-          message: error.message,
-          errorType: errorType(error.cause),
+      if (workFailed) {
+        logger.info("Rolled back unit of work: work threw {errorType}", {
+          errorType: errorType(error),
         });
         throw error;
       }
-      if (workFailed) {
-        logger.info("Rolled back unit of work: work threw {errorType}", {
-          errorType: errorType(workError),
-        });
-        throw workError;
-      }
+      const unknown = error instanceof CommitOutcomeUnknownError;
+      const message = unknown ? error.message : NOT_COMMITTED[stage];
       logger.error("{message}: {errorType}", {
-        message: NOT_COMMITTED[stage],
-        errorType: errorType(error),
+        message,
+        errorType: errorType(unknown ? error.cause : error),
       });
-      throw new CommitError(NOT_COMMITTED[stage], { cause: error });
+      throw unknown ? error : new CommitError(message, { cause: error });
     }
     scope.state = "closed";
-    const published = events as object[] | undefined ?? [];
+    const { result, events, written } = committed;
     const debug = debugGate.enabled;
     if (debug) {
       logger.debug(
         "Committed unit of work with {eventCount} events to publish",
-        { eventCount: published.length },
+        { eventCount: events.length },
       );
     }
-    if (published.length > 0) {
-      try {
-        await this.publishCommitted(published);
-      } catch (error) {
-        if (error instanceof PublishAfterCommitError) throw error;
-        logger.error(
-          "Unit of work committed, but publishing its {eventCount} events failed: {errorType}",
-          { eventCount: published.length, errorType: errorType(error) },
-        );
-        throw new PublishAfterCommitError(
-          "Unit of work committed, but publishing its events failed",
-          { cause: error },
-        );
-      }
-      if (debug) {
-        logger.debug("Published {eventCount} events after commit", {
-          eventCount: published.length,
-        });
-      }
+    if (events.length === 0) return result;
+    try {
+      await this.publishCommitted(events, written);
+    } catch (error) {
+      if (error instanceof PublishAfterCommitError) throw error;
+      logger.error(
+        "Unit of work committed, but publishing its {eventCount} events failed: {errorType}",
+        { eventCount: events.length, errorType: errorType(error) },
+      );
+      throw new PublishAfterCommitError(
+        "Unit of work committed, but publishing its events failed",
+        { cause: error },
+      );
     }
-    return result as T;
+    if (debug) {
+      logger.debug("Published {eventCount} events after commit", {
+        eventCount: events.length,
+      });
+    }
+    return result;
   }
 
   /**
    * The object whose transactions must not nest: by default this unit of
    * work; adapters return their connection pool, so that two units of work
    * on one pool also refuse to nest.
-   *
-   * @returns The resource the transactions run on.
    */
   protected get resource(): object {
     return this;
@@ -703,10 +672,7 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
 
   /**
    * Whether `publishAfterCommit` accepts a delay: only a unit of work that
-   * writes its events to an outbox can hold one until its time. `false`
-   * here; the postgres.js adapter answers `true` in outbox mode.
-   *
-   * @returns Whether delayed events are accepted.
+   * writes its events to an outbox can hold one until its time.
    */
   protected get acceptsDelayedEvents(): boolean {
     return false;
@@ -734,10 +700,32 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
    * @param context `track` and `publishAfterCommit` for this run.
    * @returns The context given to `work`.
    */
-  protected abstract createContext(
-    handle: H,
-    context: UnitOfWorkContext,
-  ): C;
+  protected abstract createContext(handle: H, context: UnitOfWorkContext): C;
+
+  /**
+   * Called inside the transaction, after `work` resolved and before the
+   * commit, with every event the run will publish, in order. Does nothing by
+   * default; an outbox overrides it to write the events in the same
+   * transaction, and returns what it wrote: that value reaches
+   * {@linkcode UnitOfWork.publishCommitted} of the same run. If it throws,
+   * the transaction rolls back and `run` throws a {@linkcode CommitError}.
+   *
+   * @param _handle The driver's transaction handle.
+   * @param _events The events to publish after the commit (do not modify).
+   * @param _delays The delay of each event, parallel to `_events`
+   * (`undefined` for an event without one), or `undefined` when no event
+   * has a delay. Only given when {@linkcode UnitOfWork.acceptsDelayedEvents}
+   * is `true`: the adapter must hold delayed events until their time and
+   * leave them out of its dispatch.
+   * @returns What the run wrote, for `publishCommitted`.
+   */
+  protected beforeCommit(
+    _handle: H,
+    _events: readonly object[],
+    _delays?: readonly (EventDelay | undefined)[],
+  ): W | Promise<W> {
+    return undefined as W;
+  }
 
   /**
    * Called after the commit with the events to publish (never with none):
@@ -746,31 +734,13 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext> {
    * reaches the caller of `run` as is; any other error is wrapped in one.
    *
    * @param events The committed events, in order (do not modify).
+   * @param _written What `beforeCommit` returned for this run.
    * @returns A promise that settles when the events are published.
    */
-  protected publishCommitted(events: readonly object[]): Promise<void> {
-    return this.#bus.publishAll(events);
+  protected publishCommitted(
+    events: readonly object[],
+    _written: W,
+  ): Promise<void> {
+    return this.bus.publishAll(events);
   }
-
-  /**
-   * Called inside the transaction, after `work` resolved and before the
-   * commit, with every event the run will publish, in order. Does nothing by
-   * default; an outbox overrides it to write the events in the same
-   * transaction. If it throws, the transaction rolls back and `run` throws a
-   * {@linkcode CommitError}.
-   *
-   * @param _handle The driver's transaction handle.
-   * @param _events The events to publish after the commit (do not modify).
-   * @param _delays The delay of each event, parallel to `_events`
-   * (`undefined` for an event without one), or `undefined` when no event
-   * has a delay. Only given when {@linkcode UnitOfWork.acceptsDelayedEvents}
-   * is `true`: the adapter must hold delayed events until their time and
-   * leave them out of {@linkcode UnitOfWork.publishCommitted}'s dispatch.
-   * @returns Nothing, or a promise to wait for before the commit.
-   */
-  protected beforeCommit(
-    _handle: H,
-    _events: readonly object[],
-    _delays?: readonly (EventDelay | undefined)[],
-  ): void | Promise<void> {}
 }

@@ -9,7 +9,6 @@
 // a pool of one), within a timeout, and the lease is extended while it
 // runs, so a row is dispatched twice only when its process died or could
 // not reach the database for a whole lease.
-import { reservedTransaction } from "./_transaction.ts";
 import { getLogger } from "@logtape/logtape";
 import {
   defaultEventRegistry,
@@ -23,6 +22,14 @@ import { describe, typeName } from "../../internal/describe.ts";
 import { errorType } from "../../internal/loggable_error.ts";
 import { isConnectionError } from "../../internal/connection_error.ts";
 import {
+  fail,
+  instance,
+  integer,
+  number,
+  readOptions,
+  type Rule,
+} from "../../internal/rules.ts";
+import {
   activeSpanContext,
   activeTraceparent,
   contextFromTraceparent,
@@ -33,41 +40,40 @@ import {
   SpanKind,
   tracing,
 } from "../../application/_telemetry.ts";
-import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
+import { type Query, reservedTransaction, type Sql } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,49}$/;
-const MAX_ERROR_LENGTH = 2000;
+/** The table the outbox uses unless told otherwise. */
+export const DEFAULT_OUTBOX_TABLE = "aftercommit_outbox";
 
-/** A table name split into its optional schema and its name. */
-export interface TableName {
-  readonly schema: string | undefined;
-  readonly name: string;
+const MAX_ERROR_LENGTH = 2000;
+const TABLE_NAME = /^[A-Za-z_]\w{0,49}(\.[A-Za-z_]\w{0,49})?$/;
+
+/** A table name, `name` or `schema.name`; `fallback` when undefined. */
+export function tableName(fallback: string): Rule<string> {
+  return (value, what, action) => {
+    if (value === undefined) return fallback;
+    if (typeof value !== "string" || !TABLE_NAME.test(value)) {
+      fail(
+        action,
+        `${what} must be a table name or schema.name of letters, digits and _ (at most 50 characters each, not starting with a digit), received ${
+          typeof value === "string" ? JSON.stringify(value) : describe(value)
+        }`,
+      );
+    }
+    return value;
+  };
 }
 
-/** Validates a table name of the form `name` or `schema.name`. */
-export function resolveTableName(value: unknown, action: string): TableName {
-  const parts = typeof value === "string" ? value.split(".") : [];
-  if (
-    parts.length < 1 || parts.length > 2 ||
-    !parts.every((p) => IDENTIFIER.test(p))
-  ) {
-    throw new TypeError(
-      `Cannot ${action}: options.table must be a table name or schema.name of letters, digits and _ (at most 50 characters each, not starting with a digit), received ${
-        typeof value === "string" ? JSON.stringify(value) : describe(value)
-      }`,
-    );
-  }
-  return parts.length === 2
-    ? { schema: parts[0]!, name: parts[1]! }
-    : { schema: undefined, name: parts[0]! };
+/** `"name"` or `"schema"."name"`, as postgres.js's `sql(name)` writes it. */
+export function quoted(table: string): string {
+  return `"${table.replace(".", '"."')}"`;
 }
 
 /** One outbox row claimed by the relay. */
 export interface ClaimedRow {
   readonly id: string;
-  readonly seq: number;
   readonly type: string;
   readonly payload: string;
   readonly attempts: number;
@@ -81,30 +87,20 @@ export interface RecordedFailure {
   readonly parked: boolean;
 }
 
-// deno-lint-ignore no-explicit-any
-export type Unsafe = { unsafe(query: string, params?: any[], o?: any): any };
-
-/** The outbox table's statements. */
+/** The outbox table's statements; `name` is `name` or `schema.name`. */
 export class OutboxTable {
-  readonly qualified: string;
-  readonly #lockKey: string;
-  readonly #ddl: string[];
-  readonly #insert: string;
-  readonly #markDone: string;
-  readonly #fail: string;
-  readonly #defer: string;
-  readonly #extend: string;
-  readonly #claim: string;
-  readonly #cleanup: string;
+  constructor(readonly name: string) {}
 
-  constructor(table: TableName) {
-    const t = table.schema === undefined
-      ? `"${table.name}"`
-      : `"${table.schema}"."${table.name}"`;
-    this.qualified = t;
-    this.#lockKey = `aftercommit.outbox:${table.schema ?? ""}.${table.name}`;
-    this.#ddl = [
-      `create table if not exists ${t} (
+  /** Creates the table and its indexes, under an advisory lock. */
+  async migrate(sql: Sql): Promise<void> {
+    const t = sql(this.name);
+    const index = (suffix: string) =>
+      sql(`${this.name.split(".").at(-1)}_${suffix}`);
+    await reservedTransaction(sql, "begin", async (tx) => {
+      // Concurrent "create table if not exists" can still collide in the
+      // catalog; the lock makes starters take turns.
+      await tx`select pg_advisory_xact_lock(hashtext(${`aftercommit.outbox:${this.name}`}))`;
+      await tx`create table if not exists ${t} (
         id text primary key,
         seq bigint generated always as identity,
         type text not null,
@@ -117,103 +113,44 @@ export class OutboxTable {
         parked_at timestamptz,
         not_before timestamptz,
         traceparent text
-      )`,
+      )`;
       // Tables created before delayed events had no "not before", and
       // before tracing no trace context.
-      `alter table ${t} add column if not exists not_before timestamptz`,
-      `alter table ${t} add column if not exists traceparent text`,
-      `create index if not exists "${table.name}_undone_idx" on ${t} (seq)
-        where done_at is null and parked_at is null`,
-      `create index if not exists "${table.name}_done_idx" on ${t} (done_at)
-        where done_at is not null`,
-      `create index if not exists "${table.name}_parked_idx" on ${t} (seq)
-        where parked_at is not null and done_at is null`,
-    ];
-    // Leases count from clock_timestamp(), the moment the statement runs,
-    // not now(), the start of the (possibly long) transaction. A delayed
-    // event ("at" or "delay" in its record) is not leased: no process
-    // dispatches it at the commit, and the relay claims it once its
-    // not_before has passed.
-    this.#insert = `insert into ${t}
-        (id, type, payload, locked_until, not_before, traceparent)
-      select e.value->>'id', e.value->>'type', e.value->'payload',
-        case when e.value->>'at' is null and e.value->>'delay' is null
-          then clock_timestamp() + $2::float8 * interval '1 second' end,
-        coalesce((e.value->>'at')::timestamptz, clock_timestamp() +
-          (e.value->>'delay')::float8 * interval '1 second'),
-        $3::text
-      from json_array_elements($1::text::json) with ordinality as e(value, n)
-      order by e.n
-      on conflict (id) do nothing`;
-    // = any($1::text[]) is an index scan on the primary key.
-    this.#markDone = `update ${t}
-      set done_at = clock_timestamp(), locked_until = null,
-        attempts = attempts + 1
-      where id = any($1::text[]) and done_at is null`;
-    // In SET, "attempts" is the value before this update.
-    this.#fail = `update ${t}
-      set attempts = attempts + 1,
-        last_error = $2,
-        locked_until = clock_timestamp() + least(
-          $3::float8 * power(2, least(attempts, 30)), $4::float8
-        ) * interval '1 second',
-        parked_at = case when attempts + 1 >= $5::int then clock_timestamp() end
-      where id = $1 and done_at is null
-      returning attempts, parked_at is not null as parked`;
-    // An outage: the rows wait out the delay; no attempt is used up.
-    this.#defer = `update ${t}
-      set locked_until = clock_timestamp() + $2::float8 * interval '1 second',
-        last_error = case when id = $3 then $4 else last_error end
-      where id = any($1::text[]) and done_at is null and parked_at is null`;
-    this.#extend = `update ${t}
-      set locked_until = greatest(locked_until,
-        clock_timestamp() + $2::float8 * interval '1 second')
-      where id = any($1::text[]) and done_at is null and parked_at is null`;
-    this.#claim = `with next as (
-        select id from ${t}
-        where done_at is null and parked_at is null
-          and (locked_until is null or locked_until <= clock_timestamp())
-          and (not_before is null or not_before <= clock_timestamp())
-        order by seq
-        limit $1::int
-        for update skip locked
-      )
-      update ${t} as o
-      set locked_until = clock_timestamp() + $2::float8 * interval '1 second'
-      from next where o.id = next.id
-      returning o.id, o.seq, o.type, o.payload::text as payload, o.attempts,
-        o.traceparent`;
-    this.#cleanup = `delete from ${t} where id in (
-        select id from ${t}
-        where done_at is not null
-          and done_at < now() - $1::float8 * interval '1 second'
-        limit $2::int
-      )`;
-  }
-
-  /** Creates the table and its indexes, under an advisory lock. */
-  async migrate(sql: PostgresOutboxClient): Promise<void> {
-    await reservedTransaction(sql, "begin", async (tx) => {
-      // Concurrent "create table if not exists" can still collide in the
-      // catalog; the lock makes starters take turns.
-      await tx.unsafe("select pg_advisory_xact_lock(hashtext($1))", [
-        this.#lockKey,
-      ]);
-      for (const statement of this.#ddl) await tx.unsafe(statement);
+      await tx`alter table ${t} add column if not exists not_before timestamptz`;
+      await tx`alter table ${t} add column if not exists traceparent text`;
+      await tx`create index if not exists ${index("undone_idx")} on ${t} (seq)
+        where done_at is null and parked_at is null`;
+      await tx`create index if not exists ${index("done_idx")} on ${t} (done_at)
+        where done_at is not null`;
+      await tx`create index if not exists ${index("parked_idx")} on ${t} (seq)
+        where parked_at is not null and done_at is null`;
     });
-    logger.debug("Outbox table {table} is in place", { table: this.qualified });
+    logger.debug("Outbox table {table} is in place", { table: this.name });
   }
 
   /**
    * Writes a batch (JSON text of {id, type, payload} records), leased, with
    * the active trace context (a W3C `traceparent`) when tracing.
+   *
+   * Leases count from clock_timestamp(), the moment the statement runs, not
+   * now(), the start of the (possibly long) transaction. A delayed event
+   * ("at" or "delay" in its record) is not leased: no process dispatches it
+   * at the commit, and the relay claims it once its not_before has passed.
    */
-  async insert(tx: Unsafe, batch: string, leaseSeconds: number): Promise<void> {
+  async insert(tx: Query, batch: string, leaseSeconds: number): Promise<void> {
     const traceparent = activeTraceparent() ?? null;
-    const write = (): Promise<unknown> =>
-      tx.unsafe(this.#insert, [batch, String(leaseSeconds), traceparent], {
-        prepare: true,
-      });
+    const write = () =>
+      tx`insert into ${tx(this.name)}
+          (id, type, payload, locked_until, not_before, traceparent)
+        select e.value->>'id', e.value->>'type', e.value->'payload',
+          case when e.value->>'at' is null and e.value->>'delay' is null
+            then clock_timestamp() + ${leaseSeconds}::float8 * interval '1 second' end,
+          coalesce((e.value->>'at')::timestamptz, clock_timestamp() +
+            (e.value->>'delay')::float8 * interval '1 second'),
+          ${traceparent}::text
+        from json_array_elements(${batch}::text::json) with ordinality as e(value, n)
+        order by e.n
+        on conflict (id) do nothing`;
     if (traceparent === null) {
       await write();
       return;
@@ -223,36 +160,45 @@ export class OutboxTable {
         "messaging.system": MESSAGING_SYSTEM,
         "messaging.operation.type": "create",
         "messaging.operation.name": "outbox write",
-        "db.collection.name": this.qualified,
+        "db.collection.name": this.name,
       },
     }, write);
   }
 
-  /** Marks rows done, in one statement. */
-  async markDone(sql: Unsafe, ids: readonly string[]): Promise<void> {
-    await sql.unsafe(this.#markDone, [ids], { prepare: true });
+  /**
+   * Marks rows done, in one statement (an index scan on the primary key).
+   * A mark is idempotent and redone by the relay if lost, so its commit
+   * does not wait for the WAL flush (synchronous_commit off for this
+   * statement's transaction only): a crash can lose a mark, never an event.
+   */
+  async markDone(sql: Query, ids: readonly string[]): Promise<void> {
+    await sql`update ${sql(this.name)}
+      set done_at = clock_timestamp(), locked_until = null,
+        attempts = attempts + 1
+      where id = any(${ids}::text[]) and done_at is null
+        and (select set_config('synchronous_commit', 'off', true)) = 'off'`;
   }
 
   /** Records a failed dispatch; parks the row at the limit. */
   async recordFailure(
-    sql: Unsafe,
+    sql: Query,
     id: string,
     error: string,
-    retryDelaySeconds: number,
-    maxRetryDelaySeconds: number,
-    maxAttempts: number,
+    outbox: Outbox,
   ): Promise<RecordedFailure | undefined> {
-    const rows = await sql.unsafe(this.#fail, [
-      id,
-      error,
-      String(retryDelaySeconds),
-      String(maxRetryDelaySeconds),
-      String(maxAttempts),
-    ], { prepare: true }) as { attempts: number; parked: boolean }[];
-    const row = rows[0];
-    return row === undefined
-      ? undefined
-      : { attempts: Number(row.attempts), parked: row.parked === true };
+    // In SET, "attempts" is the value before this update.
+    const [row] = await sql<RecordedFailure[]>`update ${sql(this.name)}
+      set attempts = attempts + 1,
+        last_error = ${error},
+        locked_until = clock_timestamp() + least(
+          ${outbox.retryDelaySeconds}::float8 * power(2, least(attempts, 30)),
+          ${outbox.maxRetryDelaySeconds}::float8
+        ) * interval '1 second',
+        parked_at = case when attempts + 1 >= ${outbox.maxAttempts}::int
+          then clock_timestamp() end
+      where id = ${id} and done_at is null
+      returning attempts, parked_at is not null as parked`;
+    return row;
   }
 
   /**
@@ -260,65 +206,68 @@ export class OutboxTable {
    * recording `error` on the row `failedId`.
    */
   async defer(
-    sql: Unsafe,
+    sql: Query,
     ids: readonly string[],
     delaySeconds: number,
     failedId: string | null,
     error: string | null,
-  ): Promise<number> {
-    const result = await sql.unsafe(this.#defer, [
-      ids,
-      String(delaySeconds),
-      failedId,
-      error,
-    ], { prepare: true }) as { count?: number };
-    return Number(result.count ?? 0);
+  ): Promise<void> {
+    await sql`update ${sql(this.name)}
+      set locked_until = clock_timestamp() + ${delaySeconds}::float8 * interval '1 second',
+        last_error = case when id = ${failedId}::text then ${error}::text else last_error end
+      where id = any(${ids}::text[]) and done_at is null and parked_at is null`;
   }
 
   /** Extends the lease of undone rows to `leaseSeconds` from now. */
   async extend(
-    sql: Unsafe,
+    sql: Query,
     ids: readonly string[],
     leaseSeconds: number,
   ): Promise<void> {
-    await sql.unsafe(this.#extend, [ids, String(leaseSeconds)], {
-      prepare: true,
-    });
+    await sql`update ${sql(this.name)}
+      set locked_until = greatest(locked_until,
+        clock_timestamp() + ${leaseSeconds}::float8 * interval '1 second')
+      where id = any(${ids}::text[]) and done_at is null and parked_at is null`;
   }
 
   /** Claims up to `limit` undone rows whose lease is over, oldest first. */
   async claim(
-    sql: Unsafe,
+    sql: Query,
     limit: number,
     leaseSeconds: number,
   ): Promise<ClaimedRow[]> {
-    const rows = await sql.unsafe(this.#claim, [
-      String(limit),
-      String(leaseSeconds),
-    ], { prepare: true }) as Record<string, unknown>[];
-    return rows
-      .map((r) => ({
-        id: String(r.id),
-        seq: Number(r.seq),
-        type: String(r.type),
-        payload: String(r.payload),
-        attempts: Number(r.attempts),
-        traceparent: typeof r.traceparent === "string" ? r.traceparent : null,
-      }))
-      .sort((a, b) => a.seq - b.seq);
+    const t = sql(this.name);
+    const rows = await sql<(ClaimedRow & { seq: string })[]>`with next as (
+        select id from ${t}
+        where done_at is null and parked_at is null
+          and (locked_until is null or locked_until <= clock_timestamp())
+          and (not_before is null or not_before <= clock_timestamp())
+        order by seq
+        limit ${limit}::int
+        for update skip locked
+      )
+      update ${t} as o
+      set locked_until = clock_timestamp() + ${leaseSeconds}::float8 * interval '1 second'
+      from next where o.id = next.id
+      returning o.id, o.seq, o.type, o.payload::text as payload, o.attempts,
+        o.traceparent`;
+    return [...rows].sort((a, b) => Number(a.seq) - Number(b.seq));
   }
 
   /** Deletes up to `limit` rows done for longer than the retention. */
   async cleanup(
-    sql: Unsafe,
+    sql: Query,
     retentionSeconds: number,
     limit: number,
   ): Promise<number> {
-    const result = await sql.unsafe(this.#cleanup, [
-      String(retentionSeconds),
-      String(limit),
-    ], { prepare: true }) as { count?: number };
-    return Number(result.count ?? 0);
+    const t = sql(this.name);
+    const { count } = await sql`delete from ${t} where id in (
+        select id from ${t}
+        where done_at is not null
+          and done_at < now() - ${retentionSeconds}::float8 * interval '1 second'
+        limit ${limit}::int
+      )`;
+    return count;
   }
 }
 
@@ -330,7 +279,6 @@ export class OutboxTable {
  * done or their failure is recorded.
  */
 export class Lease {
-  readonly seconds: number;
   /**
    * The error of an outage met while dispatching these rows: the rest are
    * put off without being dispatched.
@@ -339,8 +287,7 @@ export class Lease {
   readonly #open: Set<string>;
   #expiresAt: number;
 
-  constructor(ids: Iterable<string>, seconds: number, sentAt: number) {
-    this.seconds = seconds;
+  constructor(ids: Iterable<string>, readonly seconds: number, sentAt: number) {
     this.#open = new Set(ids);
     this.#expiresAt = sentAt + seconds * 1000;
   }
@@ -351,7 +298,7 @@ export class Lease {
   }
 
   /** Milliseconds until the lease ends (negative once it has). */
-  remainingMs(now = performance.now()): number {
+  remainingMs(now: number = performance.now()): number {
     return this.#expiresAt - now;
   }
 
@@ -373,15 +320,9 @@ export interface OutboxItem {
   readonly event: object;
   /** The lease on the row: kept alive while the event is dispatched. */
   readonly lease?: Lease;
-  /**
-   * Whether the event has a "not before": it is left to the relay, not
-   * dispatched after the commit.
-   */
+  /** A "not before": left to the relay, not dispatched after the commit. */
   readonly delayed?: boolean;
-  /**
-   * The trace context stored with the row, for a dispatch by the relay: its
-   * span continues the trace of the transaction that wrote the event.
-   */
+  /** The trace context stored with the row, for a dispatch by the relay. */
   readonly traceparent?: string | null;
   /** How many attempts the row has used up before this dispatch. */
   readonly attempts?: number;
@@ -401,14 +342,13 @@ export interface DispatchFailure {
   readonly error: unknown;
   /** Whether the event was parked by this failure. */
   readonly parked: boolean;
-  /**
-   * Whether a dependency was unreachable: the event was put off without
-   * using up an attempt.
-   */
+  /** Whether a dependency was unreachable: put off, no attempt used up. */
   readonly outage: boolean;
   /** Whether the lease ran out before the dispatch began: nothing was run. */
   readonly leaseLost: boolean;
 }
+
+const FAILED = { parked: false, outage: false, leaseLost: false };
 
 /**
  * The reason a dispatch's `AbortSignal` is aborted with when its handlers
@@ -416,11 +356,7 @@ export interface DispatchFailure {
  * row (the attempt counts as failed).
  */
 export class DispatchTimeoutError extends Error {
-  /**
-   * Says which timeout passed.
-   *
-   * @param seconds The timeout that passed.
-   */
+  /** @param seconds The timeout that passed. */
   constructor(seconds: number) {
     super(
       `the handlers did not settle within the dispatch timeout of ${seconds} s`,
@@ -430,6 +366,17 @@ export class DispatchTimeoutError extends Error {
 }
 
 const TIMED_OUT = Symbol("timed out");
+
+const seconds = (fallback: number) => number(0, fallback, true);
+const OPTIONS = {
+  table: tableName(DEFAULT_OUTBOX_TABLE),
+  registry: instance(EventRegistry, defaultEventRegistry),
+  leaseSeconds: seconds(30),
+  maxAttempts: integer(1, 1_000_000, 10),
+  retryDelaySeconds: number(0, 1),
+  maxRetryDelaySeconds: number(0, 300),
+  dispatchTimeoutSeconds: seconds(10),
+};
 
 /** The validated options and the operations of one outbox. */
 export class Outbox {
@@ -441,56 +388,16 @@ export class Outbox {
   readonly maxRetryDelaySeconds: number;
   readonly dispatchTimeoutSeconds: number;
 
-  constructor(options: OutboxOptions, action: string) {
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `Cannot ${action}: outbox options must be an object, received ${
-          describe(options)
-        }`,
-      );
-    }
-    this.table = new OutboxTable(
-      resolveTableName(options.table ?? "aftercommit_outbox", action),
-    );
-    const registry = options.registry ?? defaultEventRegistry;
-    if (!(registry instanceof EventRegistry)) {
-      throw new TypeError(
-        `Cannot ${action}: options.registry must be an EventRegistry, received ${
-          describe(registry)
-        }`,
-      );
-    }
-    this.registry = registry;
-    this.leaseSeconds = positive(
-      options.leaseSeconds,
-      30,
-      "leaseSeconds",
-      action,
-    );
-    this.maxAttempts = positiveInteger(
-      options.maxAttempts,
-      10,
-      "maxAttempts",
-      action,
-    );
-    this.retryDelaySeconds = nonNegative(
-      options.retryDelaySeconds,
-      1,
-      "retryDelaySeconds",
-      action,
-    );
-    this.maxRetryDelaySeconds = nonNegative(
-      options.maxRetryDelaySeconds,
-      300,
-      "maxRetryDelaySeconds",
-      action,
-    );
-    this.dispatchTimeoutSeconds = positive(
-      options.dispatchTimeoutSeconds,
-      10,
-      "dispatchTimeoutSeconds",
-      action,
-    );
+  /** Checks `options` (the `OutboxOptions`, named `what`) for `action`. */
+  constructor(options: unknown, action: string, what = "options") {
+    const { table, ...rest } = readOptions(options, OPTIONS, action, what);
+    this.table = new OutboxTable(table);
+    this.registry = rest.registry;
+    this.leaseSeconds = rest.leaseSeconds;
+    this.maxAttempts = rest.maxAttempts;
+    this.retryDelaySeconds = rest.retryDelaySeconds;
+    this.maxRetryDelaySeconds = rest.maxRetryDelaySeconds;
+    this.dispatchTimeoutSeconds = rest.dispatchTimeoutSeconds;
   }
 
   /**
@@ -504,37 +411,35 @@ export class Outbox {
     events: readonly object[],
     delays?: readonly (EventDelay | undefined)[],
   ): PreparedBatch {
-    const items: OutboxItem[] = new Array(events.length);
-    const records: string[] = [];
-    const seen = new Set<string>();
     const serialized = events.map((event) => this.registry.serialize(event));
     const lease = new Lease(
-      serialized.filter((_, i) => delays?.[i] === undefined).map((s) =>
-        s.eventId
-      ),
+      serialized.filter((_, i) => delays?.[i] === undefined)
+        .map((s) => s.eventId),
       this.leaseSeconds,
       performance.now(),
     );
-    for (let i = 0; i < events.length; i++) {
-      const { type, eventId, payload } = serialized[i]!;
+    const records = new Map<string, string>();
+    const items = serialized.map(({ type, eventId: id, payload }, i) => {
       const delay = delays?.[i];
-      items[i] = delay === undefined
-        ? { id: eventId, type, event: events[i]!, lease }
-        : { id: eventId, type, event: events[i]!, delayed: true };
-      if (seen.has(eventId)) continue;
-      seen.add(eventId);
       const notBefore = delay === undefined
         ? ""
         : delay.at === undefined
         ? `,"delay":${delay.delaySeconds}`
         : `,"at":${JSON.stringify(delay.at.toISOString())}`;
-      records.push(
-        `{"id":${JSON.stringify(eventId)},"type":${
-          JSON.stringify(type)
-        },"payload":${payload}${notBefore}}`,
-      );
-    }
-    return { json: `[${records.join(",")}]`, items };
+      if (!records.has(id)) {
+        records.set(
+          id,
+          `{"id":${JSON.stringify(id)},"type":${
+            JSON.stringify(type)
+          },"payload":${payload}${notBefore}}`,
+        );
+      }
+      const event = events[i]!;
+      return delay === undefined
+        ? { id, type, event, lease }
+        : { id, type, event, delayed: true };
+    });
+    return { json: `[${[...records.values()].join(",")}]`, items };
   }
 
   /**
@@ -546,19 +451,48 @@ export class Outbox {
    *
    * @returns `undefined` when the event was dispatched, else how it failed.
    */
-  dispatch(
-    sql: Unsafe,
+  async dispatch(
+    sql: Query,
     bus: EventPublisher,
     item: OutboxItem,
     outageDelaySeconds: number = this.retryDelaySeconds,
   ): Promise<DispatchFailure | undefined> {
     const instruments = meters();
-    if (instruments === undefined) {
-      return this.#traced(sql, bus, item, outageDelaySeconds);
-    }
     const started = performance.now();
-    return this.#traced(sql, bus, item, outageDelaySeconds).then((failure) => {
-      const eventType = typeName(item.event.constructor);
+    const eventType = typeName(item.event.constructor);
+    // From the relay, the span continues the writer's trace (the context
+    // stored with the row) and links to the relay's pass.
+    const stored = tracing() ? contextFromTraceparent(item.traceparent) : null;
+    const pass = stored == null ? undefined : activeSpanContext();
+    const failure = stored === null
+      ? await this.#dispatch(sql, bus, item, outageDelaySeconds)
+      : await inSpan(`outbox dispatch ${eventType}`, {
+        kind: SpanKind.CONSUMER,
+        parent: stored,
+        ...(pass === undefined ? {} : { links: [{ context: pass }] }),
+        attributes: {
+          "messaging.system": MESSAGING_SYSTEM,
+          "messaging.operation.type": "process",
+          "messaging.operation.name": "outbox dispatch",
+          "messaging.destination.name": eventType,
+          "messaging.message.id": item.id,
+          "aftercommit.event.type": eventType,
+          "aftercommit.outbox.type": item.type,
+          "aftercommit.outbox.attempt": (item.attempts ?? 0) + 1,
+          "aftercommit.outbox.relay": item.traceparent !== undefined,
+        },
+      }, async (span) => {
+        const failure = await this.#dispatch(
+          sql,
+          bus,
+          item,
+          outageDelaySeconds,
+        );
+        span.setAttribute("aftercommit.outcome", outcomeOf(failure));
+        if (failure !== undefined) recordError(span, failure.error);
+        return failure;
+      });
+    if (instruments !== undefined) {
       instruments.dispatchDuration.record(
         (performance.now() - started) / 1000,
         {
@@ -573,47 +507,12 @@ export class Outbox {
           "error.type": errorType(failure.error),
         });
       }
-      return failure;
-    });
-  }
-
-  #traced(
-    sql: Unsafe,
-    bus: EventPublisher,
-    item: OutboxItem,
-    outageDelaySeconds: number,
-  ): Promise<DispatchFailure | undefined> {
-    if (!tracing()) return this.#dispatch(sql, bus, item, outageDelaySeconds);
-    // From the relay, the span continues the writer's trace (the context
-    // stored with the row) and links to the relay's pass.
-    const stored = contextFromTraceparent(item.traceparent);
-    const pass = stored === undefined ? undefined : activeSpanContext();
-    const eventType = typeName(item.event.constructor);
-    return inSpan(`outbox dispatch ${eventType}`, {
-      kind: SpanKind.CONSUMER,
-      parent: stored,
-      ...(pass === undefined ? {} : { links: [{ context: pass }] }),
-      attributes: {
-        "messaging.system": MESSAGING_SYSTEM,
-        "messaging.operation.type": "process",
-        "messaging.operation.name": "outbox dispatch",
-        "messaging.destination.name": eventType,
-        "messaging.message.id": item.id,
-        "aftercommit.event.type": eventType,
-        "aftercommit.outbox.type": item.type,
-        "aftercommit.outbox.attempt": (item.attempts ?? 0) + 1,
-        "aftercommit.outbox.relay": item.traceparent !== undefined,
-      },
-    }, async (span) => {
-      const failure = await this.#dispatch(sql, bus, item, outageDelaySeconds);
-      span.setAttribute("aftercommit.outcome", outcomeOf(failure));
-      if (failure !== undefined) recordError(span, failure.error);
-      return failure;
-    });
+    }
+    return failure;
   }
 
   async #dispatch(
-    sql: Unsafe,
+    sql: Query,
     bus: EventPublisher,
     item: OutboxItem,
     outageDelaySeconds: number,
@@ -621,20 +520,9 @@ export class Outbox {
     const lease = item.lease;
     if (lease?.outage !== undefined) {
       // An earlier event of the batch found a dependency unreachable.
-      await this.deferOutage(
-        sql,
-        [item.id],
-        outageDelaySeconds,
-        undefined,
-        undefined,
-      );
+      await this.deferOutage(sql, [item.id], outageDelaySeconds);
       lease.release([item.id]);
-      return {
-        error: lease.outage,
-        parked: false,
-        outage: true,
-        leaseLost: false,
-      };
+      return { ...FAILED, error: lease.outage, outage: true };
     }
     if (lease !== undefined) {
       if (lease.remainingMs() < lease.seconds * 500) {
@@ -643,16 +531,14 @@ export class Outbox {
       if (lease.remainingMs() <= 0) {
         // Another process may have claimed the row: leave it to that one.
         return {
+          ...FAILED,
           error: new Error(
             "the lease on the event ran out before it was dispatched; the relay will dispatch it",
           ),
-          parked: false,
-          outage: false,
           leaseLost: true,
         };
       }
     }
-    const ms = this.dispatchTimeoutSeconds * 1000;
     const controller = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
     let keeper: ReturnType<typeof setTimeout> | undefined;
@@ -672,67 +558,61 @@ export class Outbox {
         ),
       );
     };
-    let outcome: unknown = undefined;
-    let failed = false;
+    let outcome: unknown;
     try {
       const publishing = Promise.resolve().then(() =>
         bus.publishAll([item.event], { signal: controller.signal })
       );
       const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-        timer = setTimeout(() => resolve(TIMED_OUT), ms);
+        timer = setTimeout(
+          () => resolve(TIMED_OUT),
+          this.dispatchTimeoutSeconds * 1000,
+        );
       });
       keep();
-      const result = await Promise.race([publishing, timeout]);
-      if (result === TIMED_OUT) {
-        failed = true;
-        outcome = new DispatchTimeoutError(this.dispatchTimeoutSeconds);
-        controller.abort(outcome);
-        logger.warn(
-          "Outbox event {eventType} {eventId} timed out after {timeoutSeconds} s; its handlers' signal is aborted and the attempt counts as failed",
-          {
-            eventType: item.type,
-            eventId: item.id,
-            timeoutSeconds: this.dispatchTimeoutSeconds,
-          },
-        );
-        // A bus that honours the signal rejects with its reason at once;
-        // anything else is the abandoned dispatch settling later.
-        publishing.then(
-          () => straySettled(item, "returned"),
-          (error) => {
-            if (error !== outcome) straySettled(item, errorType(error));
-          },
-        );
+      if (await Promise.race([publishing, timeout]) !== TIMED_OUT) {
+        return undefined;
       }
+      outcome = new DispatchTimeoutError(this.dispatchTimeoutSeconds);
+      controller.abort(outcome);
+      logger.warn(
+        "Outbox event {eventType} {eventId} timed out after {timeoutSeconds} s; its handlers' signal is aborted and the attempt counts as failed",
+        {
+          eventType: item.type,
+          eventId: item.id,
+          timeoutSeconds: this.dispatchTimeoutSeconds,
+        },
+      );
+      // A bus that honours the signal rejects with its reason at once;
+      // anything else is the abandoned dispatch settling later.
+      publishing.then(
+        () => straySettled(item, "returned"),
+        (error) => {
+          if (error !== outcome) straySettled(item, errorType(error));
+        },
+      );
     } catch (error) {
-      failed = true;
       outcome = error;
     } finally {
       clearTimeout(timer);
       clearTimeout(keeper);
       keeper = undefined;
     }
-    if (!failed) return undefined;
     if (isOutage(outcome)) {
       await this.deferOutage(sql, [item.id], outageDelaySeconds, item, outcome);
       if (lease !== undefined) {
         lease.release([item.id]);
         lease.outage = outcome;
       }
-      return { error: outcome, parked: false, outage: true, leaseLost: false };
+      return { ...FAILED, error: outcome, outage: true };
     }
-    const recorded = await this.recordFailure(sql, item.id, item.type, outcome);
+    const recorded = await this.recordFailure(sql, item, outcome);
     if (recorded !== undefined) lease?.release([item.id]);
-    return {
-      error: outcome,
-      parked: recorded?.parked ?? false,
-      outage: false,
-      leaseLost: false,
-    };
+    return { ...FAILED, error: outcome, parked: recorded?.parked ?? false };
   }
 
   /** Extends a lease; a failure is logged (the lease may then run out). */
-  async keepLease(sql: Unsafe, lease: Lease): Promise<void> {
+  async keepLease(sql: Query, lease: Lease): Promise<void> {
     const ids = lease.open;
     if (ids.length === 0) return;
     const sentAt = performance.now();
@@ -753,11 +633,11 @@ export class Outbox {
    * rows' leases then run out by themselves).
    */
   async deferOutage(
-    sql: Unsafe,
+    sql: Query,
     ids: readonly string[],
     delaySeconds: number,
-    failed: { id: string; type: string } | undefined,
-    error: unknown,
+    failed?: { id: string; type: string },
+    error?: unknown,
   ): Promise<void> {
     if (ids.length === 0) return;
     try {
@@ -788,58 +668,51 @@ export class Outbox {
     }
   }
 
-  /** Records a failure of `id`, logs it, and tells whether it was parked. */
+  /** Records a failure of `item`, logs it, and tells whether it was parked. */
   async recordFailure(
-    sql: Unsafe,
-    id: string,
-    type: string,
+    sql: Query,
+    item: { id: string; type: string },
     error: unknown,
   ): Promise<RecordedFailure | undefined> {
+    const properties = { eventType: item.type, eventId: item.id };
     let recorded: RecordedFailure | undefined;
     try {
       recorded = await this.table.recordFailure(
         sql,
-        id,
+        item.id,
         formatError(error),
-        this.retryDelaySeconds,
-        this.maxRetryDelaySeconds,
-        this.maxAttempts,
+        this,
       );
     } catch (writeError) {
       // The row keeps its lease and stays undone: the relay retries it.
       logger.error(
         "Could not record the failure of outbox event {eventType} {eventId}: {errorType}",
-        { eventType: type, eventId: id, errorType: errorType(writeError) },
+        { ...properties, errorType: errorType(writeError) },
       );
       return undefined;
     }
     if (recorded === undefined) return undefined;
+    const logged = {
+      ...properties,
+      attempts: recorded.attempts,
+      errorType: errorType(error),
+    };
     if (recorded.parked) {
       logger.error(
         "Parked outbox event {eventType} {eventId} after {attempts} failed attempts: {errorType}; it will not be retried",
-        {
-          eventType: type,
-          eventId: id,
-          attempts: recorded.attempts,
-          errorType: errorType(error),
-        },
+        logged,
       );
     } else {
       logger.warn(
         "Outbox event {eventType} {eventId} failed on attempt {attempts}: {errorType}; the relay will retry it",
-        {
-          eventType: type,
-          eventId: id,
-          attempts: recorded.attempts,
-          errorType: errorType(error),
-        },
+        logged,
       );
     }
     return recorded;
   }
 
   /** Marks events done; a failure is logged (the relay will redeliver). */
-  async markDone(sql: Unsafe, ids: readonly string[]): Promise<boolean> {
+  async markDone(sql: Query, ids: readonly string[]): Promise<boolean> {
     if (ids.length === 0) return true;
     try {
       await this.table.markDone(sql, ids);
@@ -895,114 +768,31 @@ const OUTAGE_MESSAGES =
 export function isOutage(error: unknown, depth = 0): boolean {
   if (error === null || typeof error !== "object" || depth > 8) return false;
   if (isConnectionError(error)) return true;
-  const { code, name, message } = error as {
-    code?: unknown;
-    name?: unknown;
-    message?: unknown;
-  };
-  if (typeof code === "string" && OUTAGE_CODES.has(code)) return true;
-  if (typeof name === "string" && OUTAGE_NAMES.has(name)) return true;
-  if (typeof message === "string" && OUTAGE_MESSAGES.test(message)) {
+  const { code, name, message } = error as Record<string, unknown>;
+  if (
+    OUTAGE_CODES.has(code as string) || OUTAGE_NAMES.has(name as string) ||
+    (typeof message === "string" && OUTAGE_MESSAGES.test(message))
+  ) {
     return true;
   }
   const inner: unknown[] = [];
   if (error instanceof AggregateError) inner.push(...error.errors);
   if (error instanceof SuppressedError) inner.push(error.error);
-  if ("cause" in error) inner.push((error as { cause?: unknown }).cause);
+  if ("cause" in error) inner.push(error.cause);
   return inner.some((e) => isOutage(e, depth + 1));
 }
 
 /** `Name: message`, and the inner errors of an AggregateError, truncated. */
 export function formatError(error: unknown): string {
-  let text: string;
-  if (error instanceof Error) {
-    text = `${error.name || typeName(error.constructor)}: ${error.message}`;
-    if (error instanceof AggregateError) {
-      text += ` [${
-        error.errors.map((e) =>
-          e instanceof Error
-            ? `${e.name}: ${e.message}`
-            : `thrown ${describe(e)}`
-        ).join("; ")
-      }]`;
-    }
-  } else {
-    text = `thrown ${describe(error)}`;
+  const one = (e: unknown) =>
+    e instanceof Error
+      ? `${e.name || typeName(e.constructor)}: ${e.message}`
+      : `thrown ${describe(e)}`;
+  let text = one(error);
+  if (error instanceof AggregateError) {
+    text += ` [${error.errors.map(one).join("; ")}]`;
   }
   return text.length > MAX_ERROR_LENGTH
     ? `${text.slice(0, MAX_ERROR_LENGTH - 1)}…`
     : text;
-}
-
-function checkNumber(
-  value: unknown,
-  name: string,
-  action: string,
-  what: string,
-  ok: (n: number) => boolean,
-): number {
-  if (typeof value !== "number") {
-    throw new TypeError(
-      `Cannot ${action}: options.${name} must be ${what}, received ${
-        describe(value)
-      }`,
-    );
-  }
-  if (!ok(value)) {
-    throw new RangeError(
-      `Cannot ${action}: options.${name} must be ${what}, received ${value}`,
-    );
-  }
-  return value;
-}
-
-/** A finite number > 0, or the default. */
-export function positive(
-  value: unknown,
-  fallback: number,
-  name: string,
-  action: string,
-): number {
-  if (value === undefined) return fallback;
-  return checkNumber(
-    value,
-    name,
-    action,
-    "a finite number of seconds above 0",
-    (n) => Number.isFinite(n) && n > 0,
-  );
-}
-
-/** A finite number >= 0, or the default. */
-export function nonNegative(
-  value: unknown,
-  fallback: number,
-  name: string,
-  action: string,
-): number {
-  if (value === undefined) return fallback;
-  return checkNumber(
-    value,
-    name,
-    action,
-    "a finite number of seconds, 0 or more",
-    (n) => Number.isFinite(n) && n >= 0,
-  );
-}
-
-/** An integer >= 1, or the default. */
-export function positiveInteger(
-  value: unknown,
-  fallback: number,
-  name: string,
-  action: string,
-): number {
-  if (value === undefined) return fallback;
-  return checkNumber(
-    value,
-    name,
-    action,
-    "an integer of 1 or more",
-    (n) => Number.isSafeInteger(n) && n >= 1,
-  );
 }

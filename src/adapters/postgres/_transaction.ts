@@ -2,13 +2,37 @@
 // from the pool, then BEGIN … COMMIT on it. Not sql.begin: postgres.js 3.4.9
 // can send sql.begin's BEGIN without reserving the connection, so that other
 // callers' queries run inside the transaction (porsager/postgres#1189).
+import type postgres from "postgres";
 import { isConnectionError } from "../../internal/connection_error.ts";
-import type { PostgresReservedConnection } from "./postgres_unit_of_work.ts";
+import { describe } from "../../internal/describe.ts";
+import { fail } from "../../internal/rules.ts";
+
+/** A postgres.js client (a pool), or a reserved connection. */
+// deno-lint-ignore no-explicit-any
+export type Sql = postgres.Sql<any>;
+
+/** What runs a statement: a client, a transaction or a reserved connection. */
+export type Query = postgres.ISql;
 
 /** What BEGIN's round trip read: the transaction id and the server's start. */
 export interface Begun {
   readonly xid: string;
   readonly started: string;
+}
+
+/** Throws unless `sql` is a postgres.js client (with `reserve()`). */
+export function assertClient(sql: unknown, action: string): asserts sql is Sql {
+  if (
+    typeof sql !== "function" ||
+    typeof (sql as { reserve?: unknown }).reserve !== "function"
+  ) {
+    fail(
+      action,
+      `expected a postgres.js client with reserve() (postgres.js 3.4 or later), received ${
+        describe(sql)
+      }; pass the client that postgres(url) returns`,
+    );
+  }
 }
 
 /**
@@ -20,9 +44,9 @@ export interface Begun {
  * error)`: true resolves with `body`'s result, false rethrows the error.
  */
 export async function reservedTransaction<T>(
-  sql: { reserve(): Promise<PostgresReservedConnection> },
+  sql: Sql,
   begin: string,
-  body: (conn: PostgresReservedConnection) => Promise<T>,
+  body: (conn: postgres.ReservedSql) => Promise<T>,
   lostCommit?: (begun: Begun, error: unknown) => Promise<boolean>,
 ): Promise<T> {
   const conn = await sql.reserve();
@@ -33,14 +57,14 @@ export async function reservedTransaction<T>(
     let begun: Begun = { xid: "", started: "" };
     let result: T;
     try {
+      // `begin` is one of a few fixed texts (the isolation level), no input.
       if (lostCommit === undefined) await conn.unsafe(begin);
       else {
-        const [, rows] = await Promise.all([
+        [, [begun]] = await Promise.all([
           conn.unsafe(begin),
-          conn`select pg_current_xact_id()::text as xid,
+          conn<[Begun]>`select pg_current_xact_id()::text as xid,
             pg_postmaster_start_time()::text as started`,
         ]);
-        begun = rows[0] as unknown as Begun;
       }
       result = await body(conn);
     } catch (error) {
@@ -75,7 +99,7 @@ export async function reservedTransaction<T>(
 }
 
 // Rolls back; false when the connection is gone (it must not be released).
-async function rollback(conn: PostgresReservedConnection): Promise<boolean> {
+async function rollback(conn: postgres.ReservedSql): Promise<boolean> {
   try {
     await conn`rollback`;
     return true;

@@ -6,11 +6,13 @@
  *
  * @module
  */
-import { reservedTransaction } from "./_transaction.ts";
+import type postgres from "postgres";
 import { getLogger } from "@logtape/logtape";
 import { describe } from "../../internal/describe.ts";
-import { resolveTableName, type TableName, type Unsafe } from "./_outbox.ts";
-import { assertClient, type PostgresOutboxClient } from "./outbox.ts";
+import { fail, number, readOptions } from "../../internal/rules.ts";
+import { quoted, tableName } from "./_outbox.ts";
+import type { PostgresOutboxClient } from "./outbox.ts";
+import { assertClient, reservedTransaction } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "inbox"]);
 
@@ -32,36 +34,11 @@ export interface InboxOptions {
 }
 
 /**
- * The part of a postgres.js transaction (`tx.sql` inside
- * `PostgresUnitOfWork.run`, or the `sql` that `sql.begin` gives) the inbox
- * uses: `unsafe` for its statements, and `savepoint`, which only a
- * transaction has.
+ * A postgres.js transaction: `tx.sql` inside `PostgresUnitOfWork.run`, or
+ * the `sql` that `sql.begin` gives. Only a transaction has `savepoint`.
  */
-export interface InboxTransaction {
-  /**
-   * Runs one statement with `$1`-style parameters.
-   *
-   * @param query The SQL text.
-   * @param parameters The parameters.
-   * @param options `prepare: true` to use a named prepared statement.
-   * @returns The rows.
-   */
-  unsafe(
-    query: string,
-    // deno-lint-ignore no-explicit-any
-    parameters?: any[],
-    options?: { prepare?: boolean },
-  ): PromiseLike<readonly unknown[]>;
-  /**
-   * Runs `fn` in a savepoint. The inbox does not call it: only a
-   * transaction has it, so it tells a transaction from a pool.
-   *
-   * @param fn The work.
-   * @returns What `fn` resolved to.
-   */
-  // deno-lint-ignore no-explicit-any
-  savepoint(fn: (sql: any) => any): Promise<unknown>;
-}
+// deno-lint-ignore no-explicit-any
+export type InboxTransaction = postgres.TransactionSql<any>;
 
 /** An event the inbox can key: it has a string `eventId`, as a `DomainEvent` does. */
 export interface InboxEvent {
@@ -131,11 +108,7 @@ export type OnceResult<T> =
  * ```
  */
 export class Inbox {
-  readonly #table: TableName;
-  readonly #qualified: string;
-  readonly #lockKey: string;
-  readonly #claim: string;
-  readonly #purge: string;
+  readonly #name: string;
 
   /**
    * Creates an inbox on a table; {@linkcode migrateInbox} creates the table.
@@ -145,23 +118,14 @@ export class Inbox {
    * invalid.
    */
   constructor(options: InboxOptions = {}) {
-    this.#table = resolveOptions(options, "create Inbox");
-    const { schema, name } = this.#table;
-    const t = schema === undefined ? `"${name}"` : `"${schema}"."${name}"`;
-    this.#qualified = t;
-    this.#lockKey = `aftercommit.inbox:${schema ?? ""}.${name}`;
-    this.#claim = `insert into ${t} (event_id, handler) values ($1, $2)
-      on conflict (event_id, handler) do nothing`;
-    this.#purge = `delete from ${t} where (event_id, handler) in (
-        select event_id, handler from ${t}
-        where processed_at < clock_timestamp() - $1::float8 * interval '1 second'
-        limit $2::int
-      )`;
+    this.#name = readOptions(options, {
+      table: tableName(DEFAULT_INBOX_TABLE),
+    }, "create Inbox").table;
   }
 
   /** The quoted table name, such as `"aftercommit_inbox"`. */
   get table(): string {
-    return this.#qualified;
+    return quoted(this.#name);
   }
 
   /**
@@ -225,12 +189,10 @@ export class Inbox {
     const action = "run once";
     assertTransaction(sql, action);
     const eventId = (event as { eventId?: unknown } | null)?.eventId;
-    if (
-      event === null || typeof event !== "object" ||
-      typeof eventId !== "string" || eventId === ""
-    ) {
-      throw new TypeError(
-        `Cannot ${action}: expected an event with a string eventId (a DomainEvent), received ${
+    if (typeof eventId !== "string" || eventId === "") {
+      fail(
+        action,
+        `expected an event with a string eventId (a DomainEvent), received ${
           describe(event)
         }${
           event !== null && typeof event === "object"
@@ -243,8 +205,9 @@ export class Inbox {
       typeof handler !== "string" || handler === "" ||
       handler.length > MAX_HANDLER_LENGTH
     ) {
-      throw new TypeError(
-        `Cannot ${action}: handler must be a name of 1 to ${MAX_HANDLER_LENGTH} characters such as "Stats.countSignup", received ${
+      fail(
+        action,
+        `handler must be a name of 1 to ${MAX_HANDLER_LENGTH} characters such as "Stats.countSignup", received ${
           typeof handler === "string"
             ? `a string of ${handler.length} characters`
             : describe(handler)
@@ -252,20 +215,22 @@ export class Inbox {
       );
     }
     if (typeof work !== "function") {
-      throw new TypeError(
-        `Cannot ${action}: work must be a function that makes the handler's database effects, received ${
+      fail(
+        action,
+        `work must be a function that makes the handler's database effects, received ${
           describe(work)
         }; pass async () => { … }`,
       );
     }
-    const tx = sql as unknown as Unsafe;
     // The savepoint and the insert go out in one round trip.
-    const [, claimed] = await Promise.all([
-      tx.unsafe("savepoint aftercommit_inbox"),
-      tx.unsafe(this.#claim, [eventId, handler], { prepare: true }),
-    ]) as [unknown, { count?: number }];
-    if (Number(claimed.count ?? 0) === 0) {
-      await tx.unsafe("release savepoint aftercommit_inbox");
+    const [, { count }] = await Promise.all([
+      sql`savepoint aftercommit_inbox`,
+      sql`insert into ${sql(this.#name)} (event_id, handler)
+        values (${eventId}, ${handler})
+        on conflict (event_id, handler) do nothing`,
+    ]);
+    if (count === 0) {
+      await sql`release savepoint aftercommit_inbox`;
       logger.debug(
         "Skipped {handler} for event {eventId}: already processed",
         { handler, eventId },
@@ -276,11 +241,11 @@ export class Inbox {
     try {
       value = await work();
     } catch (error) {
-      await tx.unsafe("rollback to savepoint aftercommit_inbox");
-      await tx.unsafe("release savepoint aftercommit_inbox");
+      await sql`rollback to savepoint aftercommit_inbox`;
+      await sql`release savepoint aftercommit_inbox`;
       throw error;
     }
-    await tx.unsafe("release savepoint aftercommit_inbox");
+    await sql`release savepoint aftercommit_inbox`;
     return { ran: true, value };
   }
 
@@ -317,33 +282,34 @@ export class Inbox {
   ): Promise<number> {
     const action = "purge inbox";
     assertClient(sql, action);
-    const olderThan = (options as { olderThanSeconds?: unknown } | undefined)
-      ?.olderThanSeconds;
-    if (typeof olderThan !== "number") {
-      throw new TypeError(
-        `Cannot ${action}: options.olderThanSeconds must be a number of seconds, received ${
-          describe(olderThan)
-        }; pass the retention, such as { olderThanSeconds: 30 * 86_400 }`,
+    const hint =
+      "pass the retention, such as { olderThanSeconds: 30 * 86_400 }";
+    if (typeof options?.olderThanSeconds !== "number") {
+      fail(
+        action,
+        `options.olderThanSeconds must be a number of seconds, received ${
+          describe(options?.olderThanSeconds)
+        }; ${hint}`,
       );
     }
-    if (!Number.isFinite(olderThan) || olderThan < 0) {
-      throw new RangeError(
-        `Cannot ${action}: options.olderThanSeconds must be a finite number of seconds, 0 or more, received ${olderThan}`,
-      );
-    }
+    const { olderThanSeconds } = readOptions(options, {
+      olderThanSeconds: number(0),
+    }, action);
+    const t = sql(this.#name);
     let total = 0;
-    for (;;) {
-      const result = await (sql as unknown as Unsafe).unsafe(this.#purge, [
-        String(olderThan),
-        String(PURGE_BATCH),
-      ], { prepare: true }) as { count?: number };
-      const deleted = Number(result.count ?? 0);
+    for (let deleted = PURGE_BATCH; deleted === PURGE_BATCH;) {
+      ({ count: deleted } = await sql`delete from ${t}
+        where (event_id, handler) in (
+          select event_id, handler from ${t}
+          where processed_at <
+            clock_timestamp() - ${olderThanSeconds}::float8 * interval '1 second'
+          limit ${PURGE_BATCH}::int
+        )`);
       total += deleted;
-      if (deleted < PURGE_BATCH) break;
     }
     logger.debug("Deleted {count} inbox records older than {seconds} s", {
       count: total,
-      seconds: olderThan,
+      seconds: olderThanSeconds,
     });
     return total;
   }
@@ -358,23 +324,20 @@ export class Inbox {
    */
   async migrate(sql: PostgresOutboxClient): Promise<void> {
     assertClient(sql, "migrate inbox");
-    const t = this.#qualified;
+    const t = sql(this.#name);
     await reservedTransaction(sql, "begin", async (tx) => {
-      await tx.unsafe("select pg_advisory_xact_lock(hashtext($1))", [
-        this.#lockKey,
-      ]);
-      await tx.unsafe(`create table if not exists ${t} (
+      await tx`select pg_advisory_xact_lock(hashtext(${`aftercommit.inbox:${this.#name}`}))`;
+      await tx`create table if not exists ${t} (
         event_id text not null,
         handler text not null,
         processed_at timestamptz not null default clock_timestamp(),
         primary key (event_id, handler)
-      )`);
-      await tx.unsafe(
-        `create index if not exists "${this.#table.name}_processed_idx"
-          on ${t} (processed_at)`,
-      );
+      )`;
+      await tx`create index if not exists ${
+        sql(`${this.#name.split(".").at(-1)}_processed_idx`)
+      } on ${t} (processed_at)`;
     });
-    logger.debug("Inbox table {table} is in place", { table: t });
+    logger.debug("Inbox table {table} is in place", { table: this.#name });
   }
 }
 
@@ -407,32 +370,19 @@ export async function migrateInbox(
   await new Inbox(options).migrate(sql);
 }
 
-function resolveOptions(options: InboxOptions, action: string): TableName {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `Cannot ${action}: options must be an object, received ${
-        describe(options)
-      }`,
-    );
-  }
-  return resolveTableName(options.table ?? DEFAULT_INBOX_TABLE, action);
-}
-
 function assertTransaction(sql: unknown, action: string): void {
-  const s = sql as { unsafe?: unknown; savepoint?: unknown } | null;
-  if (
-    (typeof s !== "function" && (typeof s !== "object" || s === null)) ||
-    typeof s.unsafe !== "function"
-  ) {
-    throw new TypeError(
-      `Cannot ${action}: expected the transaction's sql (tx.sql inside uow.run()), received ${
+  if (typeof sql !== "function") {
+    fail(
+      action,
+      `expected the transaction's sql (tx.sql inside uow.run()), received ${
         describe(sql)
       }`,
     );
   }
-  if (typeof s.savepoint !== "function") {
-    throw new TypeError(
-      `Cannot ${action}: expected the transaction's sql (tx.sql inside uow.run(), or the sql that sql.begin() gives), received a client that is not in a transaction; the record and the work's effects must commit together`,
+  if (typeof (sql as { savepoint?: unknown }).savepoint !== "function") {
+    fail(
+      action,
+      "expected the transaction's sql (tx.sql inside uow.run(), or the sql that sql.begin() gives), received a client that is not in a transaction; the record and the work's effects must commit together",
     );
   }
 }

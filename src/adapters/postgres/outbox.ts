@@ -5,33 +5,14 @@
  * @module
  */
 import type { EventRegistry } from "../../application/outbox/event_registry.ts";
-import type { PostgresClient } from "./postgres_unit_of_work.ts";
-import { OutboxTable, resolveTableName } from "./_outbox.ts";
+import { readOptions } from "../../internal/rules.ts";
+import { DEFAULT_OUTBOX_TABLE, OutboxTable, tableName } from "./_outbox.ts";
+import { assertClient, type Sql } from "./_transaction.ts";
 
-/** The table the outbox uses unless told otherwise. */
-export const DEFAULT_OUTBOX_TABLE = "aftercommit_outbox";
+export { DEFAULT_OUTBOX_TABLE };
 
-/**
- * The part of a postgres.js client (`postgres(url)`) the outbox uses:
- * `sql.begin` for transactions and `sql.unsafe` for its statements (whose
- * table name is configurable).
- */
-export interface PostgresOutboxClient extends PostgresClient {
-  /**
-   * Runs one statement with `$1`-style parameters.
-   *
-   * @param query The SQL text.
-   * @param parameters The parameters.
-   * @param options `prepare: true` to use a named prepared statement.
-   * @returns The rows.
-   */
-  unsafe(
-    query: string,
-    // deno-lint-ignore no-explicit-any
-    parameters?: any[],
-    options?: { prepare?: boolean },
-  ): PromiseLike<readonly unknown[]>;
-}
+/** A postgres.js client (`postgres(url)`), as the outbox uses it. */
+export type PostgresOutboxClient = Sql;
 
 /**
  * Options shared by the outbox mode of `PostgresUnitOfWork` and by
@@ -129,29 +110,8 @@ export async function migrateOutbox(
 ): Promise<void> {
   const action = "migrate outbox";
   assertClient(sql, action);
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(
-      `Cannot ${action}: options must be an object, received ${typeof options}`,
-    );
-  }
-  const table = new OutboxTable(
-    resolveTableName(options.table ?? DEFAULT_OUTBOX_TABLE, action),
-  );
-  await table.migrate(sql);
-}
-
-/** Throws unless `sql` looks like a postgres.js client. */
-export function assertClient(
-  sql: unknown,
-  action: string,
-): asserts sql is PostgresOutboxClient {
-  if (
-    typeof sql !== "function" ||
-    typeof (sql as { reserve?: unknown }).reserve !== "function" ||
-    typeof (sql as { unsafe?: unknown }).unsafe !== "function"
-  ) {
-    throw new TypeError(
-      `Cannot ${action}: expected a postgres.js client with reserve() and unsafe(), received ${typeof sql}; pass the client that postgres(url) returns`,
-    );
-  }
+  const { table } = readOptions(options, {
+    table: tableName(DEFAULT_OUTBOX_TABLE),
+  }, action);
+  await new OutboxTable(table).migrate(sql);
 }

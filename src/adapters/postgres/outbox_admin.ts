@@ -4,17 +4,22 @@
  *
  * @module
  */
+import type postgres from "postgres";
 import { getLogger } from "@logtape/logtape";
 import { describe } from "../../internal/describe.ts";
-import { resolveTableName, type Unsafe } from "./_outbox.ts";
 import {
-  DEFAULT_OUTBOX_TABLE,
-  type OutboxOptions,
-  type PostgresOutboxClient,
-} from "./outbox.ts";
+  boolean,
+  fail,
+  integer,
+  readOptions,
+  text,
+} from "../../internal/rules.ts";
+import { DEFAULT_OUTBOX_TABLE, tableName } from "./_outbox.ts";
+import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
+import { assertClient } from "./_transaction.ts";
 
-/** The part of a postgres.js client {@linkcode OutboxAdmin} uses: `unsafe`. */
-export type OutboxAdminClient = Pick<PostgresOutboxClient, "unsafe">;
+/** The postgres.js client {@linkcode OutboxAdmin} runs on. */
+export type OutboxAdminClient = PostgresOutboxClient;
 
 const logger = getLogger(["aftercommit", "outbox"]);
 
@@ -61,23 +66,13 @@ export interface ParkedEvent {
 
 /** Options of {@linkcode OutboxAdmin.listParked}. */
 export interface ListParkedOptions {
-  /**
-   * Only events of this type name.
-   *
-   * @default {undefined (every type)}
-   */
+  /** Only events of this type name. @default {undefined (every type)} */
   readonly type?: string;
-  /**
-   * At most this many, oldest first (1 to 10,000).
-   *
-   * @default {100}
-   */
+  /** At most this many, oldest first (1 to 10,000). @default {100} */
   readonly limit?: number;
   /**
-   * Include each event's fields. They may hold personal data: leave it off
-   * for logs and dashboards.
-   *
-   * @default {false}
+   * Include each event's fields, which may hold personal data (leave it off
+   * for logs and dashboards). @default {false}
    */
   readonly includePayload?: boolean;
 }
@@ -92,6 +87,12 @@ export type ParkedSelection =
   | { readonly all: true };
 
 const MAX_IDS = 10_000;
+const TYPE_HINT = 'pass an event type name such as "user.registered"';
+const LIST_OPTIONS = {
+  type: text(undefined, TYPE_HINT),
+  limit: integer(1, 10_000, 100),
+  includePayload: boolean(false),
+};
 
 /**
  * See and repair the outbox of one application database: counts, the
@@ -111,18 +112,16 @@ const MAX_IDS = 10_000;
  *
  * const sql = postgres(Deno.env.get("DATABASE_URL")!);
  * const admin = new OutboxAdmin(sql);
- * const { parked, oldestPendingAgeSeconds } = await admin.stats();
- * console.log(parked, oldestPendingAgeSeconds);
- * for (const event of await admin.listParked({ limit: 10 })) {
- *   console.log(event.type, event.attempts, event.lastError);
+ * const { parked } = await admin.stats();
+ * const listed = await admin.listParked({ type: "user.registered" });
+ * if (parked > 0 && listed.every((e) => e.lastError?.includes("smtp"))) {
+ *   await admin.requeueParked({ type: "user.registered" });
  * }
- * const requeued = await admin.requeueParked({ type: "user.registered" });
- * console.log(`${requeued} events will be dispatched again`);
  * ```
  */
 export class OutboxAdmin {
-  readonly #sql: Unsafe;
-  readonly #table: string;
+  readonly #sql: postgres.Sql;
+  readonly #table: postgres.Helper<string>;
 
   /**
    * Creates the admin view of one outbox table.
@@ -138,28 +137,12 @@ export class OutboxAdmin {
     options: Pick<OutboxOptions, "table"> = {},
   ) {
     const action = "create OutboxAdmin";
-    if (typeof (sql as { unsafe?: unknown } | null)?.unsafe !== "function") {
-      throw new TypeError(
-        `Cannot ${action}: expected a postgres.js client with unsafe(), received ${
-          describe(sql)
-        }; pass the client that postgres(url) returns`,
-      );
-    }
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `Cannot ${action}: options must be an object, received ${
-          describe(options)
-        }`,
-      );
-    }
-    const table = resolveTableName(
-      options.table ?? DEFAULT_OUTBOX_TABLE,
-      action,
-    );
-    this.#sql = sql as unknown as Unsafe;
-    this.#table = table.schema === undefined
-      ? `"${table.name}"`
-      : `"${table.schema}"."${table.name}"`;
+    assertClient(sql, action);
+    const { table } = readOptions(options, {
+      table: tableName(DEFAULT_OUTBOX_TABLE),
+    }, action);
+    this.#sql = sql;
+    this.#table = sql(table);
   }
 
   /**
@@ -170,9 +153,17 @@ export class OutboxAdmin {
    * @throws The driver's error when the statement fails.
    */
   async stats(): Promise<OutboxStats> {
-    const undone = "done_at is null and parked_at is null";
-    const [row] = await this.#sql.unsafe(
-      `select
+    const sql = this.#sql;
+    const undone = sql`done_at is null and parked_at is null`;
+    const [row] = await sql<
+      [{
+        pending: number;
+        in_flight: number;
+        parked: number;
+        done: number;
+        oldest: number | null;
+      }]
+    >`select
         count(*) filter (where ${undone} and
           (locked_until is null or locked_until <= clock_timestamp()))::int
           as pending,
@@ -183,16 +174,14 @@ export class OutboxAdmin {
         count(*) filter (where done_at is not null)::int as done,
         extract(epoch from clock_timestamp() -
           min(created_at) filter (where ${undone}))::float8 as oldest
-      from ${this.#table}`,
-    ) as Record<string, unknown>[];
+      from ${this.#table}`;
+    const { pending, in_flight, parked, done, oldest } = row;
     return {
-      pending: Number(row?.pending ?? 0),
-      inFlight: Number(row?.in_flight ?? 0),
-      parked: Number(row?.parked ?? 0),
-      done: Number(row?.done ?? 0),
-      oldestPendingAgeSeconds: row?.oldest == null
-        ? null
-        : Math.max(0, Number(row.oldest)),
+      pending,
+      inFlight: in_flight,
+      parked,
+      done,
+      oldestPendingAgeSeconds: oldest === null ? null : Math.max(0, oldest),
     };
   }
 
@@ -205,44 +194,38 @@ export class OutboxAdmin {
    * @throws {RangeError} When `limit` is out of range.
    */
   async listParked(options: ListParkedOptions = {}): Promise<ParkedEvent[]> {
-    const action = "list parked outbox events";
-    if (options === null || typeof options !== "object") {
-      throw new TypeError(
-        `Cannot ${action}: options must be an object, received ${
-          describe(options)
-        }`,
-      );
-    }
-    const { type, limit = 100, includePayload = false } = options;
-    if (type !== undefined) assertTypeName(type, action);
-    assertLimit(limit, action);
-    if (typeof includePayload !== "boolean") {
-      throw new TypeError(
-        `Cannot ${action}: options.includePayload must be a boolean, received ${
-          describe(includePayload)
-        }`,
-      );
-    }
-    const rows = await this.#sql.unsafe(
-      `select id, type, attempts, last_error, created_at, parked_at,
+    const { type, limit, includePayload } = readOptions(
+      options,
+      LIST_OPTIONS,
+      "list parked outbox events",
+    );
+    const sql = this.#sql;
+    const rows = await sql<{
+      id: string;
+      type: string;
+      attempts: number;
+      last_error: string | null;
+      created_at: Date;
+      parked_at: Date;
+      age: number;
+      payload?: string;
+    }[]>`select id, type, attempts, last_error, created_at, parked_at,
         extract(epoch from clock_timestamp() - created_at)::float8 as age
-        ${includePayload ? ", payload::text as payload" : ""}
+        ${includePayload ? sql`, payload::text as payload` : sql``}
       from ${this.#table}
       where parked_at is not null and done_at is null
-        and ($1::text is null or type = $1)
+        ${type === undefined ? sql`` : sql`and type = ${type}`}
       order by seq
-      limit $2::int`,
-      [type ?? null, limit],
-    ) as Record<string, unknown>[];
+      limit ${limit}::int`;
     return rows.map((r) => ({
-      id: String(r.id),
-      type: String(r.type),
-      attempts: Number(r.attempts),
-      lastError: r.last_error == null ? null : String(r.last_error),
-      createdAt: new Date(r.created_at as string | Date),
-      parkedAt: new Date(r.parked_at as string | Date),
-      ageSeconds: Math.max(0, Number(r.age)),
-      ...(includePayload ? { payload: JSON.parse(String(r.payload)) } : {}),
+      id: r.id,
+      type: r.type,
+      attempts: r.attempts,
+      lastError: r.last_error,
+      createdAt: new Date(r.created_at),
+      parkedAt: new Date(r.parked_at),
+      ageSeconds: Math.max(0, r.age),
+      ...(includePayload ? { payload: JSON.parse(r.payload!) } : {}),
     }));
   }
 
@@ -255,12 +238,10 @@ export class OutboxAdmin {
    * @throws {TypeError} When the selection is invalid.
    */
   async countParked(selection: ParkedSelection): Promise<number> {
-    const where = parkedWhere(selection, "count parked outbox events");
-    const [row] = await this.#sql.unsafe(
-      `select count(*)::int as n from ${this.#table} where ${where.sql}`,
-      where.params,
-    ) as { n: number }[];
-    return Number(row?.n ?? 0);
+    const where = this.#where(selection, "count parked outbox events");
+    const [row] = await this.#sql<[{ n: number }]>`
+      select count(*)::int as n from ${this.#table} where ${where.sql}`;
+    return row.n;
   }
 
   /**
@@ -273,19 +254,14 @@ export class OutboxAdmin {
    * @throws {TypeError} When the selection is invalid; nothing changes then.
    */
   async requeueParked(selection: ParkedSelection): Promise<number> {
-    const where = parkedWhere(selection, "requeue parked outbox events");
-    const result = await this.#sql.unsafe(
-      `update ${this.#table}
-      set parked_at = null, attempts = 0, locked_until = null
-      where ${where.sql}`,
-      where.params,
-    ) as { count?: number };
-    const count = Number(result.count ?? 0);
-    logger.info("Requeued {count} parked outbox events ({selection})", {
-      count,
-      selection: where.label,
-    });
-    return count;
+    const where = this.#where(selection, "requeue parked outbox events");
+    return await this.#change(
+      "Requeued",
+      where.label,
+      this.#sql`update ${this.#table}
+        set parked_at = null, attempts = 0, locked_until = null
+        where ${where.sql}`,
+    );
   }
 
   /**
@@ -296,115 +272,82 @@ export class OutboxAdmin {
    * @throws {TypeError} When the selection is invalid; nothing changes then.
    */
   async purgeParked(selection: ParkedSelection): Promise<number> {
-    const where = parkedWhere(selection, "purge parked outbox events");
-    const result = await this.#sql.unsafe(
-      `delete from ${this.#table} where ${where.sql}`,
-      where.params,
-    ) as { count?: number };
-    const count = Number(result.count ?? 0);
-    logger.info("Purged {count} parked outbox events ({selection})", {
+    const where = this.#where(selection, "purge parked outbox events");
+    return await this.#change(
+      "Purged",
+      where.label,
+      this.#sql`delete from ${this.#table} where ${where.sql}`,
+    );
+  }
+
+  async #change(
+    verb: string,
+    selection: string,
+    statement: PromiseLike<{ count: number }>,
+  ): Promise<number> {
+    const { count } = await statement;
+    logger.info(`${verb} {count} parked outbox events ({selection})`, {
       count,
-      selection: where.label,
+      selection,
     });
     return count;
   }
-}
 
-function assertTypeName(type: unknown, action: string): void {
-  if (typeof type !== "string" || type === "") {
-    throw new TypeError(
-      `Cannot ${action}: the type must be a non-empty event type name such as "user.registered", received ${
-        type === "" ? "an empty string" : describe(type)
-      }`,
-    );
-  }
-}
-
-function assertLimit(limit: unknown, action: string): void {
-  if (typeof limit !== "number") {
-    throw new TypeError(
-      `Cannot ${action}: options.limit must be an integer from 1 to 10000, received ${
-        describe(limit)
-      }`,
-    );
-  }
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) {
-    throw new RangeError(
-      `Cannot ${action}: options.limit must be an integer from 1 to 10000, received ${limit}`,
-    );
-  }
-}
-
-/**
- * Checks a selection of parked events and turns it into a WHERE clause.
- *
- * @throws {TypeError} Unless it is exactly one of `{ ids }` (1 to 10,000
- * non-empty strings), `{ type }` (a non-empty string) or `{ all: true }`.
- */
-export function parkedWhere(
-  selection: unknown,
-  action: string,
-): { sql: string; params: unknown[]; label: string } {
-  const usage = 'pass { ids: [...] }, { type: "some.type" } or { all: true }';
-  if (
-    selection === null || typeof selection !== "object" ||
-    Array.isArray(selection)
-  ) {
-    throw new TypeError(
-      `Cannot ${action}: expected a selection, received ${
-        describe(selection)
-      }; ${usage}`,
-    );
-  }
-  const keys = Object.keys(selection).filter((k) =>
-    (selection as Record<string, unknown>)[k] !== undefined
-  );
-  if (
-    keys.length !== 1 || !["ids", "type", "all"].includes(keys[0]!)
-  ) {
-    throw new TypeError(
-      `Cannot ${action}: the selection must have exactly one of ids, type or all, received ${
-        keys.length === 0 ? "none" : keys.join(", ")
-      }; ${usage}`,
-    );
-  }
-  const base = "parked_at is not null and done_at is null";
-  const { ids, type, all } = selection as {
-    ids?: unknown;
-    type?: unknown;
-    all?: unknown;
-  };
-  if (keys[0] === "all") {
-    if (all !== true) {
-      throw new TypeError(
-        `Cannot ${action}: selection.all must be true, received ${
-          describe(all)
+  // Checks a selection and turns it into a WHERE clause: exactly one of
+  // { ids } (1 to 10,000 non-empty strings), { type } or { all: true }.
+  #where(
+    selection: unknown,
+    action: string,
+  ): { sql: postgres.PendingQuery<postgres.Row[]>; label: string } {
+    const usage = 'pass { ids: [...] }, { type: "some.type" } or { all: true }';
+    if (
+      selection === null || typeof selection !== "object" ||
+      Array.isArray(selection)
+    ) {
+      fail(
+        action,
+        `expected a selection, received ${describe(selection)}; ${usage}`,
+      );
+    }
+    const given = Object.entries(selection).filter(([, v]) => v !== undefined);
+    const [key, value] = given[0] ?? [];
+    if (given.length !== 1 || !["ids", "type", "all"].includes(key!)) {
+      fail(
+        action,
+        `the selection must have exactly one of ids, type or all, received ${
+          given.length === 0 ? "none" : given.map(([k]) => k).join(", ")
         }; ${usage}`,
       );
     }
-    return { sql: base, params: [], label: "all" };
-  }
-  if (keys[0] === "type") {
-    assertTypeName(type, action);
+    const sql = this.#sql;
+    const base = sql`parked_at is not null and done_at is null`;
+    if (key === "all") {
+      if (value !== true) {
+        fail(
+          action,
+          `selection.all must be true, received ${describe(value)}; ${usage}`,
+        );
+      }
+      return { sql: base, label: "all" };
+    }
+    if (key === "type") {
+      const type = text(undefined, TYPE_HINT)(value, "selection.type", action)!;
+      return { sql: sql`${base} and type = ${type}`, label: `type ${type}` };
+    }
+    if (
+      !Array.isArray(value) || value.length === 0 || value.length > MAX_IDS ||
+      !value.every((id) => typeof id === "string" && id !== "")
+    ) {
+      fail(
+        action,
+        `selection.ids must be an array of 1 to ${MAX_IDS} event ids (non-empty strings), received ${
+          Array.isArray(value) ? `an array of ${value.length}` : describe(value)
+        }`,
+      );
+    }
     return {
-      sql: `${base} and type = $1`,
-      params: [type],
-      label: `type ${type}`,
+      sql: sql`${base} and id = any(${value}::text[])`,
+      label: `${value.length} ids`,
     };
   }
-  if (
-    !Array.isArray(ids) || ids.length === 0 || ids.length > MAX_IDS ||
-    !ids.every((id) => typeof id === "string" && id !== "")
-  ) {
-    throw new TypeError(
-      `Cannot ${action}: selection.ids must be an array of 1 to ${MAX_IDS} event ids (non-empty strings), received ${
-        Array.isArray(ids) ? `an array of ${ids.length}` : describe(ids)
-      }`,
-    );
-  }
-  return {
-    sql: `${base} and id = any($1::text[])`,
-    params: [ids],
-    label: `${ids.length} ids`,
-  };
 }

@@ -5,32 +5,25 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import type { BatchObservableResult } from "@opentelemetry/api";
 import { defaultBus } from "../../application/event_bus.ts";
 import type { EventPublisher } from "../../application/unit_of_work.ts";
-import { describe } from "../../internal/describe.ts";
-import {
-  type ClaimedRow,
-  isOutage,
-  Lease,
-  nonNegative,
-  Outbox,
-  positive,
-  positiveInteger,
-  type Unsafe,
-} from "./_outbox.ts";
-import { errorType } from "../../internal/loggable_error.ts";
-import type { BatchObservableResult } from "@opentelemetry/api";
 import {
   inSpan,
   MESSAGING_SYSTEM,
   meter,
   tracing,
 } from "../../application/_telemetry.ts";
+import { errorType } from "../../internal/loggable_error.ts";
 import {
-  assertClient,
-  type OutboxOptions,
-  type PostgresOutboxClient,
-} from "./outbox.ts";
+  assertPublishAll,
+  integer,
+  number,
+  readOptions,
+} from "../../internal/rules.ts";
+import { type ClaimedRow, isOutage, Lease, Outbox } from "./_outbox.ts";
+import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
+import { assertClient } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
 
@@ -197,56 +190,26 @@ export class OutboxRelay implements AsyncDisposable {
     assertClient(sql, action);
     this.#outbox = new Outbox(options, action);
     const bus = options.bus ?? defaultBus;
-    if (
-      bus === null || typeof bus !== "object" ||
-      typeof (bus as { publishAll?: unknown }).publishAll !== "function"
-    ) {
-      throw new TypeError(
-        `Cannot ${action}: options.bus must be an event bus with a publishAll method, received ${
-          describe(bus)
-        }`,
-      );
-    }
+    assertPublishAll(bus, "options.bus", action);
+    const seconds = (fallback: number) => number(0, fallback, true);
+    const read = readOptions(options, {
+      batchSize: integer(1, 100_000, 100),
+      pollIntervalSeconds: seconds(1),
+      retentionSeconds: number(0, 604_800),
+      cleanupIntervalSeconds: seconds(60),
+      outageDelaySeconds: seconds(1),
+      maxOutageDelaySeconds: seconds(30),
+    }, action);
     this.#sql = sql;
     this.#bus = bus;
-    this.#batchSize = positiveInteger(
-      options.batchSize,
-      100,
-      "batchSize",
-      action,
-    );
-    this.#pollMs = positive(
-      options.pollIntervalSeconds,
-      1,
-      "pollIntervalSeconds",
-      action,
-    ) * 1000;
-    this.#retentionSeconds = nonNegative(
-      options.retentionSeconds,
-      604_800,
-      "retentionSeconds",
-      action,
-    );
-    this.#cleanupMs = positive(
-      options.cleanupIntervalSeconds,
-      60,
-      "cleanupIntervalSeconds",
-      action,
-    ) * 1000;
-    this.#outageMs = positive(
-      options.outageDelaySeconds,
-      1,
-      "outageDelaySeconds",
-      action,
-    ) * 1000;
+    this.#batchSize = read.batchSize;
+    this.#pollMs = read.pollIntervalSeconds * 1000;
+    this.#retentionSeconds = read.retentionSeconds;
+    this.#cleanupMs = read.cleanupIntervalSeconds * 1000;
+    this.#outageMs = read.outageDelaySeconds * 1000;
     this.#maxOutageMs = Math.max(
       this.#outageMs,
-      positive(
-        options.maxOutageDelaySeconds,
-        30,
-        "maxOutageDelaySeconds",
-        action,
-      ) * 1000,
+      read.maxOutageDelaySeconds * 1000,
     );
   }
 
@@ -272,7 +235,7 @@ export class OutboxRelay implements AsyncDisposable {
     }
     if (this.#loop === undefined) {
       logger.info("Outbox relay started on {table}", {
-        table: this.#outbox.table.qualified,
+        table: this.#outbox.table.name,
       });
       this.#loop = this.#run();
       this.#unobserve = this.#observe();
@@ -294,20 +257,18 @@ export class OutboxRelay implements AsyncDisposable {
       description: "Parked events in the outbox, waiting for a repair",
       unit: "{event}",
     });
-    const t = this.#outbox.table.qualified;
-    const sql = this.#sql as unknown as Unsafe;
-    const attributes = { "db.collection.name": t };
+    const sql = this.#sql;
+    const t = sql(this.#outbox.table.name);
+    const attributes = { "db.collection.name": this.#outbox.table.name };
     const callback = async (result: BatchObservableResult): Promise<void> => {
       try {
-        const [row] = await sql.unsafe(
-          `select
+        const [row] = await sql<[{ pending: number; parked: number }]>`select
             (select count(*) from ${t}
               where done_at is null and parked_at is null)::int as pending,
             (select count(*) from ${t}
-              where parked_at is not null and done_at is null)::int as parked`,
-        ) as Record<string, unknown>[];
-        result.observe(pending, Number(row?.pending ?? 0), attributes);
-        result.observe(parked, Number(row?.parked ?? 0), attributes);
+              where parked_at is not null and done_at is null)::int as parked`;
+        result.observe(pending, row.pending, attributes);
+        result.observe(parked, row.parked, attributes);
       } catch (error) {
         // No reading this time; the next collection asks again.
         logger.debug("Could not count the outbox for metrics: {errorType}", {
@@ -345,7 +306,7 @@ export class OutboxRelay implements AsyncDisposable {
    */
   async runOnce(): Promise<OutboxRelayPass> {
     const outbox = this.#outbox;
-    const sql = this.#sql as unknown as Unsafe;
+    const sql = this.#sql;
     const sentAt = performance.now();
     const rows = await outbox.table.claim(
       sql,
@@ -370,7 +331,7 @@ export class OutboxRelay implements AsyncDisposable {
         "messaging.operation.type": "receive",
         "messaging.operation.name": "outbox relay pass",
         "messaging.batch.message_count": rows.length,
-        "db.collection.name": outbox.table.qualified,
+        "db.collection.name": outbox.table.name,
       },
     }, async (span) => {
       const pass = await this.#pass(rows, sentAt);
@@ -390,7 +351,7 @@ export class OutboxRelay implements AsyncDisposable {
     sentAt: number,
   ): Promise<OutboxRelayPass> {
     const outbox = this.#outbox;
-    const sql = this.#sql as unknown as Unsafe;
+    const sql = this.#sql;
     const lease = new Lease(rows.map((r) => r.id), outbox.leaseSeconds, sentAt);
     let unmarked: string[] = [];
     let unmarkedSince = 0;
@@ -421,12 +382,7 @@ export class OutboxRelay implements AsyncDisposable {
         event = outbox.registry.deserialize(row.type, row.payload);
       } catch (error) {
         failed++;
-        const recorded = await outbox.recordFailure(
-          sql,
-          row.id,
-          row.type,
-          error,
-        );
+        const recorded = await outbox.recordFailure(sql, row, error);
         if (recorded !== undefined) lease.release([row.id]);
         if (recorded?.parked) parked++;
         continue;
@@ -476,8 +432,6 @@ export class OutboxRelay implements AsyncDisposable {
         sql,
         rest,
         outage === undefined ? 0 : this.#nextOutageDelayMs() / 1000,
-        undefined,
-        undefined,
       );
       lease.release(rest);
       deferred += rest.length;
@@ -518,7 +472,7 @@ export class OutboxRelay implements AsyncDisposable {
    * ```
    */
   async cleanup(): Promise<number> {
-    const sql = this.#sql as unknown as Unsafe;
+    const sql = this.#sql;
     let total = 0;
     for (;;) {
       const deleted = await this.#outbox.table.cleanup(
@@ -565,11 +519,11 @@ export class OutboxRelay implements AsyncDisposable {
     if (!ended) {
       logger.warn(
         "Outbox relay on {table} did not finish its pass within {ms} ms of stop(); returning, the pass ends by itself",
-        { table: this.#outbox.table.qualified, ms: bound },
+        { table: this.#outbox.table.name, ms: bound },
       );
     } else if (wasRunning) {
       logger.info("Outbox relay stopped on {table}", {
-        table: this.#outbox.table.qualified,
+        table: this.#outbox.table.name,
       });
     }
   }
@@ -620,7 +574,7 @@ export class OutboxRelay implements AsyncDisposable {
       } else {
         if (this.#outageDelayMs !== 0) {
           logger.info("Outbox relay on {table} is dispatching again", {
-            table: this.#outbox.table.qualified,
+            table: this.#outbox.table.name,
           });
         }
         this.#outageDelayMs = 0;

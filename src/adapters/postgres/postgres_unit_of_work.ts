@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type postgres from "postgres";
 import { getLogger } from "@logtape/logtape";
 import {
   CommitOutcomeUnknownError,
@@ -12,18 +13,19 @@ import {
   type UnitOfWorkContext,
   type UnitOfWorkOptions,
 } from "../../application/unit_of_work.ts";
-import { describe } from "../../internal/describe.ts";
-import { type Begun, reservedTransaction } from "./_transaction.ts";
 import { isConnectionError } from "../../internal/connection_error.ts";
 import { errorType } from "../../internal/loggable_error.ts";
-import { Outbox, type PreparedBatch } from "./_outbox.ts";
+import { describe } from "../../internal/describe.ts";
+import { fail, number, oneOf, readOptions } from "../../internal/rules.ts";
+import { isOutage, Outbox, type PreparedBatch } from "./_outbox.ts";
+import type { OutboxCheckpoint, OutboxOptions } from "./outbox.ts";
 import {
   assertClient,
-  type OutboxCheckpoint,
-  type OutboxOptions,
-} from "./outbox.ts";
+  type Begun,
+  reservedTransaction,
+  type Sql,
+} from "./_transaction.ts";
 
-const outboxLogger = getLogger(["aftercommit", "outbox"]);
 const logger = getLogger(["aftercommit", "uow"]);
 
 /** The transaction isolation levels PostgreSQL implements. */
@@ -31,12 +33,6 @@ export type IsolationLevel =
   | "read committed"
   | "repeatable read"
   | "serializable";
-
-const ISOLATION_LEVELS: readonly IsolationLevel[] = [
-  "read committed",
-  "repeatable read",
-  "serializable",
-];
 
 /** Options of {@linkcode PostgresUnitOfWork}. */
 export interface PostgresUnitOfWorkOptions extends UnitOfWorkOptions {
@@ -51,13 +47,14 @@ export interface PostgresUnitOfWorkOptions extends UnitOfWorkOptions {
    *
    * Inside the transaction, the events to publish are written to the outbox
    * table in one insert; after the commit they are dispatched through the
-   * bus, then marked done in one update. An event whose dispatch fails is
-   * kept with its attempt count and last error, and the
-   * {@linkcode OutboxRelay} dispatches it again, as it does events left
-   * undone by a crash. Every event class must be registered in the
-   * registry, and every event must have an `eventId`: an unregistered class
-   * fails the run before the commit (a {@linkcode CommitError}), so nothing
-   * is lost. Run {@linkcode migrateOutbox} once before.
+   * bus (in one batch when the bus has `batch`), then marked done in one
+   * update. An event whose dispatch fails is kept with its attempt count
+   * and last error, and the {@linkcode OutboxRelay} dispatches it again, as
+   * it does events left undone by a crash. Every event class must be
+   * registered in the registry, and every event must have an `eventId`: an
+   * unregistered class fails the run before the commit (a
+   * {@linkcode CommitError}), so nothing is lost. Run
+   * {@linkcode migrateOutbox} once before.
    *
    * @default {false (events are published after the commit and lost if the process dies first)}
    */
@@ -73,80 +70,13 @@ export interface PostgresUnitOfWorkOptions extends UnitOfWorkOptions {
   readonly commitCheckSeconds?: number;
 }
 
-/**
- * A connection of a postgres.js pool reserved for one caller, as
- * `sql.reserve()` returns it.
- */
-export interface PostgresReservedConnection {
-  /**
-   * Runs one query on this connection.
-   *
-   * @param strings The query's text around its parameters.
-   * @param values The parameters, or identifiers made with `sql(name)`.
-   * @returns The rows, with the command tag as `command`.
-   */
-  (
-    strings: TemplateStringsArray,
-    // deno-lint-ignore no-explicit-any
-    ...values: any[]
-  ): PromiseLike<ArrayLike<Record<string, unknown>> & { command: string }>;
-  /**
-   * Makes an identifier parameter.
-   *
-   * @param name The identifier.
-   * @returns A value to use in a query.
-   */
-  // deno-lint-ignore no-explicit-any
-  (name: string): any;
-  /**
-   * Runs one statement written as text.
-   *
-   * @param query The statement, with `$1`-style parameters.
-   * @param parameters The parameters.
-   * @returns The rows.
-   */
-  // deno-lint-ignore no-explicit-any
-  unsafe(query: string, parameters?: any[]): PromiseLike<unknown>;
-  /** Gives the connection back to the pool. */
-  release(): void;
-}
+/** A postgres.js client, as `postgres(url)` returns it. */
+// deno-lint-ignore no-explicit-any
+export type PostgresClient = postgres.Sql<any>;
 
-/**
- * The part of a postgres.js client (`postgres(url)`) the Unit of Work uses:
- * `sql.reserve()` for the transaction's connection, and queries on the pool
- * to learn a `COMMIT`'s outcome after a lost connection. `begin` gives the
- * transaction's type.
- */
-export interface PostgresClient {
-  /**
-   * Runs `fn` in a transaction. The Unit of Work does not call it (it
-   * reserves a connection instead); its signature types `tx.sql`.
-   *
-   * @param options What follows `BEGIN`, such as `isolation level serializable`.
-   * @param fn The work, given the transaction's `sql`.
-   * @returns What `fn` resolved to.
-   */
-  // deno-lint-ignore no-explicit-any
-  begin(options: string, fn: (sql: any) => Promise<unknown>): Promise<unknown>;
-  /**
-   * Reserves one connection of the pool until it is released.
-   *
-   * @returns The reserved connection.
-   */
-  reserve(): Promise<PostgresReservedConnection>;
-  /**
-   * Runs one query on the pool.
-   *
-   * @param strings The query's text around its parameters.
-   * @param values The parameters.
-   * @returns The rows.
-   */
-  (
-    strings: TemplateStringsArray,
-    // deno-lint-ignore no-explicit-any
-    ...values: any[]
-  ): PromiseLike<ArrayLike<Record<string, unknown>>>;
-}
+/** A connection of a postgres.js pool reserved for one caller (`sql.reserve()`). */
+// deno-lint-ignore no-explicit-any
+export type PostgresReservedConnection = postgres.ReservedSql<any>;
 
 /**
  * The transaction's `sql` of a client: for `postgres.Sql<T>`,
@@ -154,9 +84,8 @@ export interface PostgresClient {
  *
  * @typeParam S The client's type.
  */
-export type PostgresTransactionOf<S extends PostgresClient> = Parameters<
-  Parameters<S["begin"]>[1]
->[0];
+export type PostgresTransactionOf<S extends PostgresClient> = S extends
+  postgres.Sql<infer T> ? postgres.TransactionSql<T> : never;
 
 /**
  * What `work` receives in {@linkcode PostgresUnitOfWork.run}.
@@ -168,10 +97,16 @@ export interface PostgresContext<Tx> extends UnitOfWorkContext {
   readonly sql: Tx;
 }
 
+const ISOLATION_LEVELS = [
+  "read committed",
+  "repeatable read",
+  "serializable",
+] as const;
+
 /**
- * A Unit of Work over a postgres.js client: each `run` is one `sql.begin`
- * transaction, and the events of the tracked aggregates are published after
- * its `COMMIT`.
+ * A Unit of Work over a postgres.js client: each `run` is one transaction
+ * on a connection reserved from the pool, and the events of the tracked
+ * aggregates are published after its `COMMIT`.
  *
  * Runs on a pool are independent: 50 concurrent runs use up to `max`
  * connections and each publishes only its own events. On a client with
@@ -214,70 +149,48 @@ export interface PostgresContext<Tx> extends UnitOfWorkContext {
  */
 export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   PostgresTransactionOf<S>,
-  PostgresContext<PostgresTransactionOf<S>>
+  PostgresContext<PostgresTransactionOf<S>>,
+  PreparedBatch | undefined
 > {
   readonly #sql: S;
   readonly #begin: string;
   readonly #commitCheckMs: number;
   readonly #outbox: Outbox | undefined;
-  // The batch each run wrote, from beforeCommit to publishCommitted, keyed
-  // by the run's own events array.
-  readonly #written = new WeakMap<readonly object[], PreparedBatch>();
 
   /**
    * Creates a Unit of Work on a postgres.js client (a pool).
    *
    * @param sql The client, as returned by `postgres(url, options)`.
-   * @param options The bus to publish on and the isolation level.
-   * @throws {TypeError} When `sql` is not a postgres.js client, or
-   * `options.isolationLevel` or `options.bus` is invalid.
+   * @param options The bus, the isolation level, outbox mode and the commit
+   * check's bound.
+   * @throws {TypeError} When `sql` is not a postgres.js client, or an
+   * option is invalid.
+   * @throws {RangeError} When `commitCheckSeconds` is negative.
    */
-  constructor(
-    sql: S,
-    options: PostgresUnitOfWorkOptions = {},
-  ) {
+  constructor(sql: S, options: PostgresUnitOfWorkOptions = {}) {
     super(options);
-    if (
-      typeof sql !== "function" ||
-      typeof (sql as { begin?: unknown }).begin !== "function"
-    ) {
-      throw new TypeError(
-        `Cannot create PostgresUnitOfWork: expected a postgres.js client, received ${
-          describe(sql)
-        }; pass the client that postgres(url) returns`,
-      );
-    }
-    const level = options.isolationLevel;
-    if (level !== undefined && !ISOLATION_LEVELS.includes(level)) {
-      throw new TypeError(
-        `Cannot create PostgresUnitOfWork: unknown isolationLevel ${
-          JSON.stringify(level)
-        }, expected one of ${ISOLATION_LEVELS.map((l) => `"${l}"`).join(", ")}`,
-      );
-    }
-    const check = options.commitCheckSeconds ?? 15;
-    if (!Number.isFinite(check) || check < 0) {
-      throw new RangeError(
-        `Cannot create PostgresUnitOfWork: commitCheckSeconds must be a finite number of seconds >= 0, received ${
-          describe(check)
-        }`,
-      );
-    }
-    if (typeof (sql as { reserve?: unknown }).reserve !== "function") {
-      throw new TypeError(
-        "Cannot create PostgresUnitOfWork: the client has no reserve() method; use postgres.js 3.4 or later (the client that postgres(url) returns)",
-      );
-    }
+    const action = "create PostgresUnitOfWork";
+    assertClient(sql, action);
+    const { isolationLevel, commitCheckSeconds, outbox } = readOptions(
+      options,
+      {
+        isolationLevel: oneOf(ISOLATION_LEVELS),
+        commitCheckSeconds: number(0, 15),
+        outbox: (value) => value ?? false,
+      },
+      action,
+    );
     this.#sql = sql;
-    this.#begin = level === undefined
+    this.#begin = isolationLevel === undefined
       ? "begin"
-      : `begin isolation level ${level}`;
-    this.#commitCheckMs = check * 1000;
-    const outbox = options.outbox ?? false;
+      : `begin isolation level ${isolationLevel}`;
+    this.#commitCheckMs = commitCheckSeconds * 1000;
     if (outbox !== false) {
-      const action = "create PostgresUnitOfWork in outbox mode";
-      assertClient(sql, action);
-      this.#outbox = new Outbox(outbox === true ? {} : outbox, action);
+      this.#outbox = new Outbox(
+        outbox === true ? {} : outbox,
+        `${action} in outbox mode`,
+        "options.outbox",
+      );
     }
   }
 
@@ -286,21 +199,12 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     return this.#outbox !== undefined;
   }
 
-  /**
-   * In outbox mode, `publishAfterCommit(event, { delaySeconds | at })`
-   * writes the event with its "not before", and the relay delivers it.
-   *
-   * @returns Whether this unit of work is in outbox mode.
-   */
+  /** In outbox mode, delayed events are written with their "not before". */
   protected override get acceptsDelayedEvents(): boolean {
     return this.#outbox !== undefined;
   }
 
-  /**
-   * The client: two units of work on one client refuse to nest.
-   *
-   * @returns The postgres.js client.
-   */
+  /** The client: two units of work on one client refuse to nest. */
   protected override get resource(): object {
     return this.#sql;
   }
@@ -310,9 +214,6 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
    * `COMMIT` when it resolves or `ROLLBACK` when it rejects. A connection
    * lost during `COMMIT` is resolved by asking the database.
    *
-   * @typeParam T What `body` resolves to.
-   * @param body The work of one run.
-   * @returns What `body` resolved to, after the commit.
    * @throws {CommitOutcomeUnknownError} When the connection was lost during
    * `COMMIT` and the database could not be asked within `commitCheckSeconds`.
    */
@@ -322,19 +223,138 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     return reservedTransaction(
       this.#sql,
       this.#begin,
-      (conn) => body(transactionSql(conn) as PostgresTransactionOf<S>),
+      (conn) => body(withSavepoint(conn) as PostgresTransactionOf<S>),
       (begun, error) => this.#committed(begun, error),
     );
   }
+
+  /** Gives `work` the transaction's `sql` with `track` and `publishAfterCommit`. */
+  protected override createContext(
+    handle: PostgresTransactionOf<S>,
+    { track, publishAfterCommit }: UnitOfWorkContext,
+  ): PostgresContext<PostgresTransactionOf<S>> {
+    return { sql: handle, track, publishAfterCommit };
+  }
+
+  /**
+   * In outbox mode, writes the events to the outbox table in one insert,
+   * leased to this process, inside the transaction.
+   *
+   * @returns The batch written, for {@linkcode PostgresUnitOfWork.publishCommitted}.
+   * @throws {TypeError} When an event's class is not registered or the event
+   * cannot be serialized; the transaction then rolls back.
+   */
+  protected override async beforeCommit(
+    handle: PostgresTransactionOf<S>,
+    events: readonly object[],
+    delays?: readonly (EventDelay | undefined)[],
+  ): Promise<PreparedBatch | undefined> {
+    const outbox = this.#outbox;
+    if (outbox === undefined || events.length === 0) return undefined;
+    const batch = outbox.prepare(events, delays);
+    await outbox.table.insert(handle, batch.json, outbox.leaseSeconds);
+    return batch;
+  }
+
+  /**
+   * In outbox mode, dispatches the committed events one by one (in one
+   * `bus.batch` when the bus has it), records a failure on its event's row,
+   * and marks the others done in one update. Without outbox mode, publishes
+   * them on the bus.
+   *
+   * @throws {PublishAfterCommitError} When a handler failed, with
+   * `relayWillRetry: true` unless every failed event was parked.
+   */
+  protected override async publishCommitted(
+    events: readonly object[],
+    written: PreparedBatch | undefined,
+  ): Promise<void> {
+    const outbox = this.#outbox;
+    if (outbox === undefined || written === undefined) {
+      return super.publishCommitted(events, written);
+    }
+    // Delayed events wait in the outbox for the relay.
+    const items = written.items.filter((item) => item.delayed !== true);
+    if (items.length === 0) return;
+    await this.outboxCheckpoint("committed", items.map((item) => item.id));
+    const sql = this.#sql;
+    const bus = this.bus;
+    const failed = new Set<string>();
+    const errors: unknown[] = [];
+    let retried = false;
+    const dispatchAll = async () => {
+      for (const item of items) {
+        const failure = await outbox.dispatch(sql, bus, item);
+        if (failure !== undefined) {
+          failed.add(item.id);
+          errors.push(failure.error);
+          if (!failure.parked) retried = true;
+        }
+      }
+    };
+    try {
+      await (bus.batch === undefined ? dispatchAll() : bus.batch(dispatchAll));
+    } catch (error) {
+      // The batch's own write failed after every dispatch: what they handed
+      // to it is lost, so none of them counts as done.
+      const rest = items.filter((item) => !failed.has(item.id));
+      if (isOutage(error)) {
+        await outbox.deferOutage(
+          sql,
+          rest.map((item) => item.id),
+          outbox.retryDelaySeconds,
+          rest[0],
+          error,
+        );
+      } else {
+        for (const item of rest) await outbox.recordFailure(sql, item, error);
+      }
+      for (const item of rest) failed.add(item.id);
+      errors.push(error);
+      retried = true;
+    }
+    const done = [...new Set(items.map((item) => item.id))]
+      .filter((id) => !failed.has(id));
+    await this.outboxCheckpoint("dispatched", done);
+    await outbox.markDone(sql, done);
+    if (errors.length > 0) {
+      throw new PublishAfterCommitError(
+        `Unit of work committed, but dispatching ${failed.size} of its ${items.length} events failed; ${
+          retried
+            ? "the outbox keeps them and the relay will dispatch them again"
+            : "they reached the attempt limit and are parked in the outbox"
+        }`,
+        {
+          cause: errors.length === 1
+            ? errors[0]
+            : new AggregateError(errors, "Several events failed to dispatch"),
+          relayWillRetry: retried,
+        },
+      );
+    }
+  }
+
+  /**
+   * A seam for crash tests; does nothing. In outbox mode it is awaited at
+   * two points of every run with events: `"committed"` (after the `COMMIT`,
+   * before any event is dispatched) and `"dispatched"` (after dispatching,
+   * before the events are marked done). Applications do not override it.
+   *
+   * @param _stage Where the run stands.
+   * @param _eventIds The ids of the run's events (at `"dispatched"`, those
+   * about to be marked done).
+   */
+  protected outboxCheckpoint(
+    _stage: OutboxCheckpoint,
+    _eventIds: readonly string[],
+  ): void | Promise<void> {}
 
   // Whether the transaction committed, asked on the pool until the
   // database answers or the bound passes.
   async #committed(begun: Begun, cause: unknown): Promise<boolean> {
     const deadline = performance.now() + this.#commitCheckMs;
     let delay = 25;
-    for (;;) {
-      const left = deadline - performance.now();
-      if (left <= 0) break;
+    for (let left; (left = deadline - performance.now()) > 0;) {
       const status = await withDeadline(xactStatus(this.#sql, begun), left);
       if (typeof status === "boolean") {
         logger.warn(
@@ -354,138 +374,21 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       );
       delay = Math.min(delay * 2, 1000);
     }
+    const outbox = this.#outbox !== undefined;
     throw new CommitOutcomeUnknownError(
-      this.#outbox === undefined
-        ? "Unit of work outcome unknown: the connection was lost during COMMIT and the database could not say whether the transaction committed; its events were not published"
-        : "Unit of work outcome unknown: the connection was lost during COMMIT and the database could not say whether the transaction committed; if it did, the outbox relay delivers its events",
-      { cause, relayWillRetry: this.#outbox !== undefined },
+      `Unit of work outcome unknown: the connection was lost during COMMIT and the database could not say whether the transaction committed; ${
+        outbox
+          ? "if it did, the outbox relay delivers its events"
+          : "its events were not published"
+      }`,
+      { cause, relayWillRetry: outbox },
     );
   }
-
-  /**
-   * Gives `work` the transaction's `sql` with `track` and `publishAfterCommit`.
-   *
-   * @param handle The transaction's `sql`.
-   * @param context `track` and `publishAfterCommit` of this run.
-   * @returns The context `work` receives.
-   */
-  protected override createContext(
-    handle: PostgresTransactionOf<S>,
-    context: UnitOfWorkContext,
-  ): PostgresContext<PostgresTransactionOf<S>> {
-    return {
-      sql: handle,
-      track: context.track,
-      publishAfterCommit: context.publishAfterCommit,
-    };
-  }
-
-  /**
-   * In outbox mode, writes the events to the outbox table in one insert,
-   * leased to this process, inside the transaction.
-   *
-   * @param handle The transaction's `sql`.
-   * @param events The events the run will publish.
-   * @param delays The delayed events' "not before" (written to the row; the
-   * relay delivers them).
-   * @returns A promise that settles when the events are written.
-   * @throws {TypeError} When an event's class is not registered or the event
-   * cannot be serialized; the transaction then rolls back.
-   */
-  protected override async beforeCommit(
-    handle: PostgresTransactionOf<S>,
-    events: readonly object[],
-    delays?: readonly (EventDelay | undefined)[],
-  ): Promise<void> {
-    const outbox = this.#outbox;
-    if (outbox === undefined || events.length === 0) return;
-    const batch = outbox.prepare(events, delays);
-    await outbox.table.insert(handle, batch.json, outbox.leaseSeconds);
-    this.#written.set(events, batch);
-    if (outboxLogger.isEnabledFor("debug")) {
-      outboxLogger.debug("Wrote {eventCount} events to the outbox", {
-        eventCount: batch.items.length,
-      });
-    }
-  }
-
-  /**
-   * In outbox mode, dispatches the committed events one by one, records a
-   * failure on its event's row, and marks the others done in one update.
-   * Without outbox mode, publishes them on the bus.
-   *
-   * @param events The committed events.
-   * @returns A promise that settles when the events are dispatched and marked.
-   * @throws {PublishAfterCommitError} When a handler failed, with
-   * `relayWillRetry: true` unless every failed event was parked.
-   */
-  protected override async publishCommitted(
-    events: readonly object[],
-  ): Promise<void> {
-    const outbox = this.#outbox;
-    const batch = this.#written.get(events);
-    if (outbox === undefined || batch === undefined) {
-      return super.publishCommitted(events);
-    }
-    this.#written.delete(events);
-    // Delayed events wait in the outbox for the relay.
-    const items = batch.items.filter((item) => item.delayed !== true);
-    if (items.length === 0) return;
-    await this.outboxCheckpoint("committed", items.map((item) => item.id));
-    const sql = this.#sql as unknown as Parameters<Outbox["dispatch"]>[0];
-    const failed = new Set<string>();
-    const errors: unknown[] = [];
-    let retried = false;
-    for (const item of items) {
-      const failure = await outbox.dispatch(sql, this.bus, item);
-      if (failure !== undefined) {
-        failed.add(item.id);
-        errors.push(failure.error);
-        if (!failure.parked) retried = true;
-      }
-    }
-    const done = [...new Set(items.map((item) => item.id))].filter((id) =>
-      !failed.has(id)
-    );
-    await this.outboxCheckpoint("dispatched", done);
-    await outbox.markDone(sql, done);
-    if (errors.length > 0) {
-      throw new PublishAfterCommitError(
-        retried
-          ? `Unit of work committed, but dispatching ${errors.length} of its ${items.length} events failed; the outbox keeps them and the relay will dispatch them again`
-          : `Unit of work committed, but dispatching ${errors.length} of its ${items.length} events failed; they reached the attempt limit and are parked in the outbox`,
-        {
-          cause: errors.length === 1
-            ? errors[0]
-            : new AggregateError(errors, "Several events failed to dispatch"),
-          relayWillRetry: retried,
-        },
-      );
-    }
-  }
-
-  /**
-   * A seam for crash tests; does nothing. In outbox mode it is awaited at
-   * two points of every run with events: `"committed"` (after the `COMMIT`,
-   * before any event is dispatched) and `"dispatched"` (after dispatching,
-   * before the events are marked done). A test subclass blocks here so that
-   * a child process can be killed at that point. Applications do not
-   * override it.
-   *
-   * @param _stage Where the run stands.
-   * @param _eventIds The ids of the run's events (at `"dispatched"`, those
-   * about to be marked done).
-   * @returns Nothing, or a promise to wait for.
-   */
-  protected outboxCheckpoint(
-    _stage: OutboxCheckpoint,
-    _eventIds: readonly string[],
-  ): void | Promise<void> {}
 }
 
 // The reserved connection as the transaction's `sql`, with the `savepoint`
 // of postgres.js's own transactions.
-function transactionSql(conn: PostgresReservedConnection): unknown {
+function withSavepoint(conn: postgres.ReservedSql): unknown {
   let count = 0;
   return Object.assign(conn, {
     async savepoint<T>(
@@ -494,18 +397,21 @@ function transactionSql(conn: PostgresReservedConnection): unknown {
     ): Promise<T> {
       const work = typeof name === "function" ? name : fn;
       if (typeof work !== "function") {
-        throw new TypeError(
-          `Cannot create a savepoint: expected a function that receives the transaction's sql, received ${
+        fail(
+          "create a savepoint",
+          `expected a function that receives the transaction's sql, received ${
             describe(work)
           }`,
         );
       }
-      const id = `s${count++}${typeof name === "string" ? `_${name}` : ""}`;
-      await conn`savepoint ${conn(id)}`;
+      const id = conn(
+        `s${count++}${typeof name === "string" ? `_${name}` : ""}`,
+      );
+      await conn`savepoint ${id}`;
       try {
         return await work(conn);
       } catch (error) {
-        await conn`rollback to ${conn(id)}`;
+        await conn`rollback to ${id}`;
         throw error;
       }
     },
@@ -534,20 +440,21 @@ function withDeadline<T>(
 // since BEGIN), "committed" is ours only if the id was assigned before the
 // restart, that is below the next id of the checkpoint the restart wrote.
 async function xactStatus(
-  sql: PostgresClient,
+  sql: Sql,
   begun: Begun,
 ): Promise<boolean | "retry" | "unknown"> {
   let row;
   try {
-    row = (await sql`select pg_xact_status(${begun.xid}::xid8) as status,
-      pg_postmaster_start_time()::text as started`)[0];
+    [row] = await sql<[{ status: string; started: string }]>`
+      select pg_xact_status(${begun.xid}::xid8) as status,
+        pg_postmaster_start_time()::text as started`;
   } catch (error) {
     if (isConnectionError(error)) return "retry";
     // "transaction ID … is in the future": assigned before a crash, never
     // written, and not handed out again yet.
     return (error as { code?: string }).code === "22023" ? false : "unknown";
   }
-  const { status, started } = row as { status: string; started: string };
+  const { status, started } = row;
   if (started === begun.started) {
     return status === "committed"
       ? true
@@ -558,13 +465,11 @@ async function xactStatus(
   // Restarted: ours cannot still be in progress, and not committed means lost.
   if (status !== "committed") return false;
   try {
-    const checkpoint = (await sql`select next_xid,
+    const [{ next_xid, at_start }] = await sql<
+      [{ next_xid: string; at_start: boolean }]
+    >`select next_xid,
       checkpoint_time < pg_postmaster_start_time() + interval '60 seconds' as at_start
-      from pg_control_checkpoint()`)[0];
-    const { next_xid, at_start } = checkpoint as {
-      next_xid: string;
-      at_start: boolean;
-    };
+      from pg_control_checkpoint()`;
     if (!at_start) return "unknown";
     const [epoch, xid] = next_xid.split(":").map(BigInt);
     return BigInt(begun.xid) < ((epoch! << 32n) | xid!);

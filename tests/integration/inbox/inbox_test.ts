@@ -290,11 +290,11 @@ Deno.test("the inbox runs a handler's effects once per event and handler", async
       assert.equal(await count(table), 0);
       for (
         const [options, type, message] of [
-          [{ olderThanSeconds: -1 }, RangeError, /0 or more, received -1/],
+          [{ olderThanSeconds: -1 }, RangeError, /at least 0, received -1/],
           [
             { olderThanSeconds: NaN },
-            RangeError,
-            /finite number of seconds, 0 or more, received NaN/,
+            TypeError,
+            /options\.olderThanSeconds must be a finite number, received NaN/,
           ],
           [
             { olderThanSeconds: "30d" },
