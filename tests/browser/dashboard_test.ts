@@ -128,7 +128,7 @@ Deno.test("dashboard in a browser: sign-in, live flow, parked event requeued and
     async () => {
       await page.evaluate("window.marker = 'same page'");
       const pointsBefore = await chartPoints(page, "latency-chart", "l1");
-      // Twenty registrations spread over about three refreshes.
+      // Twenty registrations spread over four refreshes.
       for (let batch = 0; batch < 4; batch++) {
         const answers = await Promise.all(
           Array.from({ length: 5 }, (_, i) =>
@@ -144,7 +144,12 @@ Deno.test("dashboard in a browser: sign-in, live flow, parked event requeued and
           201,
           201,
         ]);
-        await new Promise((r) => setTimeout(r, 1200));
+        // The next batch after the page's next sample, not after a sleep.
+        const samples = await chartPoints(page, "rate-chart", "l1");
+        await page.waitForFunction(
+          `Number(document.querySelector("#rate-chart polyline.l1")?.getAttribute("data-points")) > ${samples}`,
+          { timeout: 30_000 },
+        );
       }
       await waitForText(
         page,
