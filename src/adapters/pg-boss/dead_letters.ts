@@ -10,7 +10,7 @@ import type { JobWithMetadata, PgBoss } from "pg-boss";
 import { assertQueueName } from "../../application/job_queue.ts";
 import { describe } from "../../internal/describe.ts";
 import { boolean, fail, integer, readOptions } from "../../internal/rules.ts";
-import { withoutStamp } from "./_run_job.ts";
+import { withoutStamp } from "./_worker.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -77,13 +77,14 @@ const PAGE = 10_000;
 export class DeadLetters {
   /**
    * @param boss The running pg-boss.
-   * @param assertRunning Throws when the queue is stopped.
-   * @param wake Wakes this process's workers of a queue.
+   * @param queue Checks that the queue runs; wakes a queue's workers.
    */
   constructor(
     private readonly boss: PgBoss,
-    private readonly assertRunning: (action: string) => void,
-    private readonly wake: (name: string) => void,
+    private readonly queue: {
+      assertRunning(action: string): void;
+      wake(name: string): void;
+    },
   ) {}
 
   /**
@@ -95,7 +96,7 @@ export class DeadLetters {
   async list(options: DeadLetterListOptions): Promise<DeadLetter[]> {
     const action = "list dead letters";
     const { queue, limit, includeData } = readOptions(options, LIST, action);
-    this.assertRunning(action);
+    this.queue.assertRunning(action);
     const letters: DeadLetter[] = [];
     for (const dlq of await this.#queues(queue)) {
       const jobs = await this.boss.findJobs<unknown>(dlq, {
@@ -138,7 +139,7 @@ export class DeadLetters {
           limit: chunk.length,
         });
       }
-      this.wake(dlq.slice(0, -DEAD_LETTER_SUFFIX.length));
+      this.queue.wake(dlq.slice(0, -DEAD_LETTER_SUFFIX.length));
     }
     logger.info("Retried {count} dead letters", { count: moved });
     return moved;
@@ -197,7 +198,7 @@ export class DeadLetters {
     action: string,
   ): Promise<Map<string, string[]>> {
     const { queue, ids } = checkSelection(selection, action);
-    this.assertRunning(action);
+    this.queue.assertRunning(action);
     const wanted = ids === undefined ? undefined : new Set(ids);
     const found = new Map<string, string[]>();
     for (const dlq of await this.#queues(queue)) {

@@ -40,15 +40,14 @@
  *
  * @module
  */
+export { PgBossJobQueue } from "./pg_boss_job_queue.ts";
 export {
   DEFAULT_QUEUE_SETTINGS,
   type JobQueueBackend,
-  type JobSchedule,
-  PgBossJobQueue,
   type PgBossJobQueueOptions,
   type QueueSettings,
-  type ScheduleOptions,
-} from "./pg_boss_job_queue.ts";
+} from "./options.ts";
+export type { JobSchedule, ScheduleOptions } from "./schedules.ts";
 export {
   DEAD_LETTER_SUFFIX,
   type DeadLetter,

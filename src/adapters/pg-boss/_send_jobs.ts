@@ -1,0 +1,93 @@
+// The write path of the pg-boss adapter: prepared jobs grouped by queue,
+// one INSERT per queue, in a producer span when tracing is on.
+import type { JobInsert, PgBoss } from "pg-boss";
+import type { PreparedJob } from "../../application/job_queue.ts";
+import { inSpan, SpanKind, tracing } from "../../application/_telemetry.ts";
+import { stamped } from "./_worker.ts";
+
+/** What the write needs of the queue. */
+export interface WriteAccess {
+  /** Creates the queue on first use. */
+  ensureQueue(name: string): Promise<void>;
+  /** Wakes this process's workers of a queue. */
+  wake(name: string): void;
+}
+
+/**
+ * Inserts prepared jobs and wakes the workers of the queues that got jobs
+ * ready now.
+ *
+ * @returns The ids in order; `null` for a used id.
+ */
+export function sendJobs(
+  boss: PgBoss,
+  queue: WriteAccess,
+  jobs: readonly PreparedJob[],
+): Promise<(string | null)[]> {
+  if (!tracing()) return insert(boss, queue, jobs);
+  const name = jobs.every((j) => j.name === jobs[0]!.name)
+    ? jobs[0]!.name
+    : undefined;
+  return inSpan(name === undefined ? "enqueue" : `enqueue ${name}`, {
+    kind: SpanKind.PRODUCER,
+    attributes: {
+      "messaging.system": "pg-boss",
+      "messaging.operation.type": "send",
+      "messaging.operation.name": "enqueue",
+      ...(name === undefined ? {} : { "messaging.destination.name": name }),
+      "messaging.batch.message_count": jobs.length,
+    },
+  }, async (span) => {
+    const ids = await insert(boss, queue, jobs);
+    if (ids.length === 1) {
+      if (ids[0] !== null) span.setAttribute("messaging.message.id", ids[0]!);
+      span.setAttribute("aftercommit.job.duplicate", ids[0] === null);
+    }
+    return ids;
+  });
+}
+
+async function insert(
+  boss: PgBoss,
+  queue: WriteAccess,
+  jobs: readonly PreparedJob[],
+): Promise<(string | null)[]> {
+  const byQueue = new Map<
+    string,
+    { indices: number[]; inserts: JobInsert[]; immediate: boolean }
+  >();
+  const seen = new Set<string>();
+  const stamp = stamped();
+  for (let i = 0; i < jobs.length; i++) {
+    const { name, data, id, startAfter, options } = jobs[i]!;
+    // The same id twice in one INSERT is an error in pg-boss; the second
+    // is a duplicate like any other.
+    if (seen.has(id)) continue;
+    seen.add(id);
+    let batch = byQueue.get(name);
+    if (batch === undefined) {
+      batch = { indices: [], inserts: [], immediate: false };
+      byQueue.set(name, batch);
+    }
+    const insert: JobInsert = { id, data: stamp(data) };
+    if (options.priority !== undefined) insert.priority = options.priority;
+    if (startAfter === undefined) batch.immediate = true;
+    else insert.startAfter = startAfter;
+    batch.indices.push(i);
+    batch.inserts.push(insert);
+  }
+  const results: (string | null)[] = new Array(jobs.length).fill(null);
+  await Promise.all(
+    [...byQueue].map(async ([name, { indices, inserts, immediate }]) => {
+      await queue.ensureQueue(name);
+      const ids = await boss.insert(name, inserts, { returnId: true }) ?? [];
+      const created = ids.length === indices.length ? undefined : new Set(ids);
+      for (const i of indices) {
+        const id = jobs[i]!.id;
+        if (created === undefined || created.has(id)) results[i] = id;
+      }
+      if (ids.length > 0 && immediate) queue.wake(name);
+    }),
+  );
+  return results;
+}

@@ -1,0 +1,295 @@
+/**
+ * `PgBossJobQueue.connect()`: its options and queue settings, how they
+ * become pg-boss's (every check through `internal/rules.ts`), and the start.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  type ConstructorOptions,
+  fromPglite,
+  PgBoss,
+  type PGliteLike,
+  type Queue,
+} from "pg-boss";
+import { loggableError } from "../../internal/loggable_error.ts";
+import { DEAD_LETTER_SUFFIX } from "./dead_letters.ts";
+import { assertQueueName } from "../../application/job_queue.ts";
+import { describe } from "../../internal/describe.ts";
+import {
+  assertObject,
+  boolean,
+  fail,
+  integer,
+  matches,
+  number,
+  readOptions,
+} from "../../internal/rules.ts";
+
+/**
+ * How a queue retries, expires and keeps jobs, applied when the adapter
+ * creates the queue on first use (a queue that exists keeps its settings).
+ * pg-boss's queue options, in seconds, with a dead-letter switch.
+ */
+export interface QueueSettings {
+  /** Retries after the first attempt. @default {5} */
+  readonly retryLimit?: number;
+  /** Seconds before the first retry. @default {1} */
+  readonly retryDelaySeconds?: number;
+  /** Double the delay at each retry (with jitter). @default {true} */
+  readonly retryBackoff?: boolean;
+  /** The longest retry delay with backoff, in seconds. @default {300} */
+  readonly retryDelayMaxSeconds?: number;
+  /** Seconds an attempt may run; its `signal` is aborted then. @default {900} */
+  readonly expireInSeconds?: number;
+  /** Seconds a job (or a dead letter) may wait to start. @default {1209600} */
+  readonly retentionSeconds?: number;
+  /** Seconds a finished job is kept (its key stays used); 0: forever. @default {604800} */
+  readonly deleteAfterSeconds?: number;
+  /** Copy a job whose retries are used up to `<name>__dead`. @default {true} */
+  readonly deadLetter?: boolean;
+}
+
+/** The settings of a queue that no option overrides. */
+export const DEFAULT_QUEUE_SETTINGS: Readonly<Required<QueueSettings>> = Object
+  .freeze({
+    retryLimit: 5,
+    retryDelaySeconds: 1,
+    retryBackoff: true,
+    retryDelayMaxSeconds: 300,
+    expireInSeconds: 900,
+    retentionSeconds: 1_209_600,
+    deleteAfterSeconds: 604_800,
+    deadLetter: true,
+  });
+
+/** Options of {@linkcode PgBossJobQueue.connect}. */
+export interface PgBossJobQueueOptions {
+  /** The schema of pg-boss's tables (a plain identifier). @default {"pgboss"} */
+  readonly schema?: string;
+  /** Settings of every queue, over {@linkcode DEFAULT_QUEUE_SETTINGS}. @default {{}} */
+  readonly queueDefaults?: QueueSettings;
+  /** Settings per queue name, over `queueDefaults`. @default {{}} */
+  readonly queues?: Readonly<Record<string, QueueSettings>>;
+  /**
+   * Wake the workers of other processes with `LISTEN`/`NOTIFY` (needs a
+   * session-pinned connection, not PgBouncer in transaction mode). This
+   * process's workers are woken directly either way.
+   *
+   * @default {true}
+   */
+  readonly listenNotify?: boolean;
+  /** Run pg-boss's maintenance (expiry, deletion) in this process. @default {true} */
+  readonly supervise?: boolean;
+  /**
+   * Send the jobs of {@linkcode PgBossJobQueue.schedule}'s schedules from
+   * this process (one job per occurrence however many processes do).
+   *
+   * @default {false}
+   */
+  readonly runSchedules?: boolean;
+  /** Seconds between two checks of the schedules (1 to 45). @default {30} */
+  readonly scheduleCheckIntervalSeconds?: number;
+  /** Server only: the connection pool's size. @default {10} */
+  readonly maxConnections?: number;
+  /** Seconds `stop()` waits for running handlers before aborting them. @default {30} */
+  readonly stopTimeoutSeconds?: number;
+}
+
+/** Where the jobs live. */
+export type JobQueueBackend = "postgres" | "pglite";
+
+const MAX = 2_147_483_647;
+const SETTINGS = {
+  retryLimit: integer(0, MAX),
+  retryDelaySeconds: integer(0, MAX),
+  retryBackoff: boolean(),
+  retryDelayMaxSeconds: integer(1, MAX),
+  expireInSeconds: integer(1, 86_400),
+  retentionSeconds: integer(1, MAX),
+  deleteAfterSeconds: integer(0, MAX),
+  deadLetter: boolean(),
+};
+const CONNECT = {
+  schema: matches(
+    /^[A-Za-z_][A-Za-z0-9_]{0,49}$/,
+    'a plain identifier (letters, digits and "_", not starting with a digit, at most 50 characters)',
+  ),
+  listenNotify: boolean(true),
+  supervise: boolean(true),
+  runSchedules: boolean(false),
+  scheduleCheckIntervalSeconds: integer(1, 45),
+  maxConnections: integer(1, 1000, 10),
+  stopTimeoutSeconds: number(1, 30),
+};
+const URL_HINT =
+  "pass a URL such as postgresql://user:password@host:5432/jobs, or a PGlite instance for an embedded database";
+
+/** What `connect()` needs, read from its arguments. */
+export interface ConnectConfig {
+  readonly backend: JobQueueBackend;
+  readonly boss: ConstructorOptions;
+  readonly schema: string;
+  readonly stopTimeoutMs: number;
+  /** pg-boss's options of queue `name`, with its dead-letter queue's name. */
+  queueOptions(name: string): Omit<Queue, "name">;
+}
+
+/**
+ * Checks `connect()`'s arguments and turns them into pg-boss's options.
+ *
+ * @param database A URL or a PGlite instance.
+ * @param options The adapter's options.
+ * @returns The configuration.
+ * @throws {TypeError} When an argument is invalid (`RangeError`: out of range).
+ */
+export function connectConfig(
+  database: unknown,
+  options: unknown,
+): ConnectConfig {
+  const action = "connect job queue";
+  const url = typeof database === "string";
+  if (url) assertPostgresUrl(database, action);
+  else if (!isPglite(database)) {
+    fail(
+      action,
+      `expected a postgres:// URL or a PGlite instance, received ${
+        describe(database)
+      }; ${URL_HINT}`,
+    );
+  }
+  const o = readOptions(options, CONNECT, action);
+  const schema = o.schema ?? "pgboss";
+  return {
+    backend: url ? "postgres" : "pglite",
+    schema,
+    stopTimeoutMs: o.stopTimeoutSeconds * 1000,
+    queueOptions: queueOptions(options as PgBossJobQueueOptions, action),
+    boss: {
+      schema,
+      useListenNotify: o.listenNotify,
+      supervise: o.supervise,
+      // The cron pass (and its timers) runs only where asked for.
+      schedule: o.runSchedules,
+      ...(o.scheduleCheckIntervalSeconds === undefined
+        ? {}
+        : { cronMonitorIntervalSeconds: o.scheduleCheckIntervalSeconds }),
+      ...(url
+        ? {
+          connectionString: database,
+          max: o.maxConnections,
+          application_name: "aftercommit-jobs",
+          // An unreachable server fails fast (the outbox relay backs off
+          // on it) instead of hanging.
+          connectionTimeoutMillis: 5000,
+        }
+        : { backend: "pglite", db: fromPglite(database as PGliteLike) }),
+    },
+  };
+}
+
+/**
+ * Starts pg-boss (installing or migrating its schema), its background errors
+ * and warnings logged.
+ *
+ * @param config From {@linkcode connectConfig}.
+ * @returns The started pg-boss.
+ * @throws {Error} When it cannot start; its error is the `cause`.
+ */
+export async function startBoss(config: ConnectConfig): Promise<PgBoss> {
+  const logger = getLogger(["aftercommit", "jobs"]);
+  const boss = new PgBoss(config.boss);
+  // Without an "error" listener an EventEmitter throws; log instead.
+  boss.on("error", (error) => {
+    logger.error("Job queue background error: {error}", {
+      error: loggableError(error),
+    });
+  });
+  boss.on("warning", (warning) => {
+    logger.warn("Job queue warning: {message}", {
+      message: warning.message,
+      type: (warning.data as { type?: unknown } | undefined)?.type,
+    });
+  });
+  try {
+    await boss.start();
+  } catch (cause) {
+    await boss.stop({ graceful: false }).catch(() => {});
+    throw new Error(
+      `Cannot connect job queue: pg-boss did not start on the ${
+        config.backend === "postgres" ? "PostgreSQL" : "embedded"
+      } jobs database`,
+      { cause },
+    );
+  }
+  return boss;
+}
+
+// Checks `queueDefaults` and `queues`; returns each queue's pg-boss options.
+function queueOptions(
+  options: PgBossJobQueueOptions | undefined,
+  action: string,
+): (name: string) => Omit<Queue, "name"> {
+  const defined = (settings: unknown, what: string) =>
+    Object.fromEntries(
+      Object.entries(readOptions(settings, SETTINGS, action, what))
+        .filter(([, value]) => value !== undefined),
+    );
+  const base = {
+    ...DEFAULT_QUEUE_SETTINGS,
+    ...defined(options?.queueDefaults, "options.queueDefaults"),
+  };
+  assertObject(options?.queues, "options.queues", action);
+  const perQueue = new Map<string, Record<string, unknown>>();
+  for (const [name, settings] of Object.entries(options?.queues ?? {})) {
+    assertQueueName(name, `${action}: options.queues`);
+    perQueue.set(
+      name,
+      defined(settings, `options.queues[${JSON.stringify(name)}]`),
+    );
+  }
+  return (name) => {
+    const s = { ...base, ...perQueue.get(name) } as Required<QueueSettings>;
+    return {
+      retryLimit: s.retryLimit,
+      retryDelay: s.retryDelaySeconds,
+      retryBackoff: s.retryBackoff,
+      // pg-boss accepts a maximum delay only with backoff.
+      ...(s.retryBackoff ? { retryDelayMax: s.retryDelayMaxSeconds } : {}),
+      expireInSeconds: s.expireInSeconds,
+      retentionSeconds: s.retentionSeconds,
+      deleteAfterSeconds: s.deleteAfterSeconds,
+      notify: true,
+      // Dead-letter queues have none of their own.
+      ...(s.deadLetter && !name.endsWith(DEAD_LETTER_SUFFIX)
+        ? { deadLetter: name + DEAD_LETTER_SUFFIX }
+        : {}),
+    };
+  };
+}
+
+function isPglite(value: unknown): value is PGliteLike {
+  const like = value as Partial<Record<"query" | "exec", unknown>> | null;
+  return typeof like === "object" && like !== null &&
+    typeof like.query === "function" && typeof like.exec === "function";
+}
+
+// Never repeats the URL in a message: it may hold a password.
+function assertPostgresUrl(url: string, action: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Named below.
+  }
+  const problem = url.trim() === ""
+    ? "the URL is empty"
+    : parsed === undefined
+    ? "the URL is not a valid URL"
+    : parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:"
+    ? `the URL has the scheme "${parsed.protocol}", expected "postgres:" or "postgresql:"`
+    : parsed.hostname === "" && !parsed.searchParams.has("host")
+    ? "the URL names no host"
+    : undefined;
+  if (problem !== undefined) fail(action, `${problem}; ${URL_HINT}`);
+}

@@ -1,0 +1,157 @@
+/**
+ * Cron schedules of the pg-boss adapter: `PgBossJobQueue.schedule()`,
+ * `unschedule()` and `schedules()` through {@linkcode Schedules}.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { PgBoss } from "pg-boss";
+import { assertQueueName, prepareJob } from "../../application/job_queue.ts";
+import { describe } from "../../internal/describe.ts";
+import { fail, matches, readOptions } from "../../internal/rules.ts";
+
+const logger = getLogger(["aftercommit", "jobs"]);
+
+/** One schedule, as `PgBossJobQueue.schedules()` lists it. */
+export interface JobSchedule {
+  /** The queue it sends jobs to. */
+  readonly name: string;
+  /** Its key; `""` for the queue's unnamed schedule. */
+  readonly key: string;
+  /** The cron expression or RFC 5545 rule. */
+  readonly cron: string;
+  /** The time zone it is read in. */
+  readonly timeZone: string;
+}
+
+/** Options of `PgBossJobQueue.schedule()`. */
+export interface ScheduleOptions {
+  /** Names one of several schedules of a queue. @default {undefined} */
+  readonly key?: string;
+  /** The IANA time zone the cron is read in. @default {"UTC"} */
+  readonly timeZone?: string;
+}
+
+const SCHEDULE = {
+  // pg-boss's rule for schedule keys is its rule for queue names.
+  key: matches(
+    /^[A-Za-z0-9_.\-/]+$/,
+    'a name of letters, digits, "_", "-", "." and "/", such as "eu"',
+  ),
+  timeZone: matches(/\S/, 'an IANA time zone name such as "Europe/Paris"'),
+};
+
+/** What the schedules need of the queue. */
+export interface QueueAccess {
+  /** Throws when the queue is stopped. */
+  assertRunning(action: string): void;
+  /** Creates the queue on first use. */
+  ensureQueue(name: string): Promise<void>;
+}
+
+/** The schedule operations of one pg-boss instance. */
+export class Schedules {
+  /**
+   * @param boss The running pg-boss.
+   * @param queue The queue's state and queue creation.
+   */
+  constructor(
+    private readonly boss: PgBoss,
+    private readonly queue: QueueAccess,
+  ) {}
+
+  /**
+   * Saves a schedule after pg-boss's own check of the cron and time zone.
+   *
+   * @param name The queue.
+   * @param cron The cron expression or rule.
+   * @param data Every job's data.
+   * @param options Key and time zone.
+   * @returns When it is saved.
+   */
+  async schedule(
+    name: string,
+    cron: string,
+    data: unknown,
+    options: ScheduleOptions,
+  ): Promise<void> {
+    const { key, timeZone = "UTC" } = read(name, options, "schedule jobs");
+    const action = `schedule jobs on queue "${name}"`;
+    prepareJob({ name, data }, "schedule jobs");
+    if (typeof cron !== "string" || cron.trim() === "") {
+      fail(
+        action,
+        `expected a cron expression, received ${
+          cron === "" ? "an empty string" : describe(cron)
+        }; pass five fields such as "0 3 * * *" (every day at 03:00)`,
+      );
+    }
+    try {
+      // pg-boss's own check, in process: schedule() rejects the same.
+      this.boss.previewSchedule(cron, { tz: timeZone, count: 1 });
+    } catch (cause) {
+      const message = cause instanceof Error ? cause.message : String(cause);
+      throw new TypeError(
+        /time ?zone|tz/i.test(message)
+          ? `Cannot ${action}: pg-boss rejects the time zone ${
+            JSON.stringify(timeZone)
+          } (${message}); pass an IANA name such as "Europe/Paris", or leave it out for UTC`
+          : `Cannot ${action}: pg-boss rejects the cron expression ${
+            JSON.stringify(cron)
+          } (${message}); pass five fields (minute hour day month weekday) such as "0 3 * * *", or an RFC 5545 rule such as "FREQ=DAILY;BYHOUR=3"`,
+        { cause },
+      );
+    }
+    this.queue.assertRunning(action);
+    await this.queue.ensureQueue(name);
+    await this.boss.schedule(name, cron, data as object | null, {
+      tz: timeZone,
+      ...(key === undefined ? {} : { key }),
+    });
+    logger.info("Scheduled queue {jobName} on {cron} ({timeZone})", {
+      jobName: name,
+      cron,
+      timeZone,
+      key,
+    });
+  }
+
+  /**
+   * Removes a schedule.
+   *
+   * @param name The queue.
+   * @param options The key.
+   * @returns When it is removed.
+   */
+  async unschedule(
+    name: string,
+    options: { readonly key?: string },
+  ): Promise<void> {
+    const { key } = read(name, options, "unschedule jobs");
+    this.queue.assertRunning(`unschedule jobs on queue "${name}"`);
+    await this.boss.unschedule(name, key ?? "");
+    logger.info("Unscheduled queue {jobName}", { jobName: name, key });
+  }
+
+  /**
+   * Lists schedules.
+   *
+   * @param name Only this queue's.
+   * @returns The schedules.
+   */
+  async list(name: string | undefined): Promise<JobSchedule[]> {
+    if (name !== undefined) assertQueueName(name, "list schedules");
+    this.queue.assertRunning("list schedules");
+    return (await this.boss.getSchedules(name)).map((s) => ({
+      name: s.name,
+      key: s.key ?? "",
+      cron: s.cron,
+      timeZone: s.timezone ?? "UTC",
+    }));
+  }
+}
+
+function read(name: string, options: unknown, verb: string) {
+  assertQueueName(name, verb);
+  return readOptions(options, SCHEDULE, `${verb} on queue "${name}"`);
+}
