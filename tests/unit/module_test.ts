@@ -88,6 +88,21 @@ Deno.test("each entry point of deno.json loads only its own technology", async (
   }
 });
 
+Deno.test("deno.json publishes the library and not the example app", async () => {
+  const config = JSON.parse(await Deno.readTextFile(`${root}/deno.json`)) as {
+    exports: Record<string, string>;
+    publish: { include: string[]; exclude: string[] };
+  };
+  for (const path of Object.values(config.exports)) {
+    const layer = layerOf(path.replace(/^\.\//, ""));
+    assert.ok(
+      !["dev", "internal", "unplaced", "outside"].includes(layer),
+      path,
+    );
+  }
+  assert.ok(config.publish.exclude.some((p) => /^(\.\/)?src\/dev\/?$/.test(p)));
+});
+
 Deno.test("the library never configures logging and never prints", async () => {
   for (const file of await sourceFiles(root)) {
     if (layerOf(file) === "dev") continue;
