@@ -6,13 +6,17 @@
 //   `if (this.#tracing)` made `if (false)`, so V8 drops the branch);
 // - "no SDK": the bus as shipped, no tracer provider registered (the
 //   default: the bus reads one cached field per publish and makes no span);
+// - "no SDK, 2nd copy": the same again, from another copy: its ratio to
+//   "no SDK" is what this method reads when nothing differs (the noise
+//   floor);
 // - "SDK recording": the bus as shipped with the OpenTelemetry SDK
 //   registered (a BatchSpanProcessor whose exporter drops what it gets):
 //   a `publish` span and a `process` span per handler, every publish.
 //
 // Each case runs its own copy of the modules, so that no case's JIT
 // feedback (the SDK case's spans, say) shapes another's code. Each round
-// runs every case for PUBLISHES publishes, in a new random order;
+// runs every case for a few milliseconds (NO_SDK publishes each, SDK
+// publishes with the SDK recording), in a new random order;
 // each ratio is taken within a round, and min / median / max are over the
 // rounds, so load that comes and goes on a shared machine cancels out.
 //
@@ -28,8 +32,9 @@ import {
 import * as shipped from "../mod.ts";
 
 const quick = Deno.args.includes("--quick");
-const ROUNDS = quick ? 5 : 201;
-const PUBLISHES = quick ? 200 : 2_000;
+const ROUNDS = quick ? 5 : 101;
+const NO_SDK = quick ? 2_000 : 100_000;
+const SDK = quick ? 200 : 2_000;
 
 /**
  * The mod.ts of a copy of src/ in a temporary folder; with `strip`, its bus
@@ -87,10 +92,11 @@ function busOf(mod: typeof shipped, handlers: number): Publish {
   return () => sink >= 0 ? bus.publish(event) : Promise.resolve();
 }
 
-async function time(publish: Publish): Promise<number> {
+/** µs per publish over `count` publishes. */
+async function time(publish: Publish, count: number): Promise<number> {
   const started = performance.now();
-  for (let i = 0; i < PUBLISHES; i++) await publish();
-  return performance.now() - started;
+  for (let i = 0; i < count; i++) await publish();
+  return ((performance.now() - started) * 1000) / count;
 }
 
 function stats(values: number[]): string {
@@ -109,6 +115,7 @@ function shuffle<T>(list: T[]): T[] {
 }
 
 const stripped = await copyOf(true);
+const second = await copyOf(false);
 const recording = await copyOf(false);
 let exported = 0;
 const dropping: SpanExporter = {
@@ -128,6 +135,7 @@ try {
     const cases: Record<string, Publish> = {
       "without telemetry": busOf(stripped.mod, handlers),
       "no SDK": busOf(shipped, handlers),
+      "no SDK, 2nd copy": busOf(second.mod, handlers),
     };
     for (const publish of Object.values(cases)) await publish();
     context.setGlobalContextManager(
@@ -139,26 +147,30 @@ try {
     await provider.forceFlush();
     if (exported === 0) throw new Error("The SDK case records no span");
 
-    const ms: Record<string, number[]> = {};
+    const us: Record<string, number[]> = {};
     for (let round = 0; round < ROUNDS; round++) {
       for (const name of shuffle(Object.keys(cases))) {
-        (ms[name] ??= []).push(await time(cases[name]!));
+        const count = name === "SDK recording" ? SDK : NO_SDK;
+        (us[name] ??= []).push(await time(cases[name]!, count));
       }
     }
     const ratio = (a: string, b: string) =>
-      ms[a]!.map((value, i) => value / ms[b]![i]!);
+      us[a]!.map((value, i) => value / us[b]![i]!);
     console.log(
       `\n${handlers} async handler${
         handlers === 1 ? "" : "s"
-      }, ${ROUNDS} rounds of ${PUBLISHES} publishes per case`,
+      }, ${ROUNDS} rounds (${NO_SDK} publishes per case, ${SDK} with the SDK)`,
     );
     for (const name of Object.keys(cases)) {
       console.log(
-        `  ${name.padEnd(18)} µs per publish: ${
-          stats(ms[name]!.map((v) => (v * 1000) / PUBLISHES))
-        }`,
+        `  ${name.padEnd(18)} µs per publish: ${stats(us[name]!)}`,
       );
     }
+    console.log(
+      `  no SDK 2nd copy / no SDK:    ${
+        stats(ratio("no SDK, 2nd copy", "no SDK"))
+      }  (noise floor)`,
+    );
     console.log(
       `  no SDK / without telemetry:  ${
         stats(ratio("no SDK", "without telemetry"))
@@ -177,4 +189,5 @@ try {
   await provider.shutdown();
   await Deno.remove(stripped.dir, { recursive: true });
   await Deno.remove(recording.dir, { recursive: true });
+  await Deno.remove(second.dir, { recursive: true });
 }
