@@ -16,7 +16,7 @@ import { assertDelaySeconds, assertFutureDate } from "./_delay.ts";
 import { describe } from "../internal/describe.ts";
 import { errorType } from "../internal/loggable_error.ts";
 import { assertPublishAll, fail } from "../internal/rules.ts";
-import { inSpan, tracing } from "./_telemetry.ts";
+import { inSpan, tracing } from "../internal/telemetry.ts";
 import { defaultBus, type EventBus } from "./event_bus.ts";
 
 const logger = getLogger(["aftercommit", "uow"]);

@@ -39,7 +39,7 @@ import {
   recordError,
   SpanKind,
   tracing,
-} from "../../application/_telemetry.ts";
+} from "../../internal/telemetry.ts";
 import { type Query, reservedTransaction, type Sql } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);

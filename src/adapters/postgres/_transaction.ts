@@ -35,6 +35,19 @@ export function assertClient(sql: unknown, action: string): asserts sql is Sql {
   }
 }
 
+const LAST = Symbol("statements sent with COMMIT");
+
+/**
+ * Sends `statement` (a query on the transaction's connection, not awaited
+ * yet) as the transaction's last: `COMMIT` follows it at once, in the same
+ * round trip, and its error, if any, is what the commit throws.
+ */
+export function withCommit(tx: unknown, statement: Promise<unknown>): void {
+  const last = (tx as { [LAST]?: Promise<unknown>[] })[LAST];
+  if (last === undefined) throw new TypeError("Not a reserved transaction");
+  last.push(statement.then(() => undefined, (error) => ({ error })));
+}
+
 /**
  * Runs `body` in a transaction on a reserved connection: `begin`, then
  * COMMIT when it resolves, ROLLBACK when it rejects.
@@ -49,7 +62,8 @@ export async function reservedTransaction<T>(
   body: (conn: postgres.ReservedSql) => Promise<T>,
   lostCommit?: (begun: Begun, error: unknown) => Promise<boolean>,
 ): Promise<T> {
-  const conn = await sql.reserve();
+  const last: Promise<unknown>[] = [];
+  const conn = Object.assign(await sql.reserve(), { [LAST]: last });
   // After a lost connection the pool takes it back by itself; releasing it
   // would hand a closed connection out as open.
   let lost = false;
@@ -68,12 +82,14 @@ export async function reservedTransaction<T>(
       }
       result = await body(conn);
     } catch (error) {
+      await Promise.all(last);
       lost = isConnectionError(error) || !await rollback(conn);
       throw error;
     }
     let done;
+    let outcomes: unknown[];
     try {
-      done = await conn`commit`;
+      [done, ...outcomes] = await Promise.all([conn`commit`, ...last]);
     } catch (error) {
       if (!isConnectionError(error)) throw error;
       lost = true;
@@ -82,6 +98,8 @@ export async function reservedTransaction<T>(
       }
       throw error;
     }
+    const refused = outcomes.find((o) => o !== undefined);
+    if (refused !== undefined) throw (refused as { error: unknown }).error;
     if (done.command !== "COMMIT") {
       // PostgreSQL answers COMMIT with ROLLBACK when a statement failed
       // earlier and the caller caught its error.

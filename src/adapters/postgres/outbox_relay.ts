@@ -13,7 +13,7 @@ import {
   MESSAGING_SYSTEM,
   meter,
   tracing,
-} from "../../application/_telemetry.ts";
+} from "../../internal/telemetry.ts";
 import { errorType } from "../../internal/loggable_error.ts";
 import {
   assertPublishAll,

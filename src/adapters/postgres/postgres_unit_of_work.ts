@@ -24,6 +24,7 @@ import {
   type Begun,
   reservedTransaction,
   type Sql,
+  withCommit,
 } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "uow"]);
@@ -238,7 +239,8 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
 
   /**
    * In outbox mode, writes the events to the outbox table in one insert,
-   * leased to this process, inside the transaction.
+   * leased to this process, inside the transaction: the insert is sent with
+   * the `COMMIT`, and an error of the insert fails the commit.
    *
    * @returns The batch written, for {@linkcode PostgresUnitOfWork.publishCommitted}.
    * @throws {TypeError} When an event's class is not registered or the event
@@ -252,7 +254,11 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const outbox = this.#outbox;
     if (outbox === undefined || events.length === 0) return undefined;
     const batch = outbox.prepare(events, delays);
-    await outbox.table.insert(handle, batch.json, outbox.leaseSeconds);
+    // The insert goes out with the COMMIT, in one round trip.
+    withCommit(
+      handle,
+      outbox.table.insert(handle, batch.json, outbox.leaseSeconds),
+    );
     return batch;
   }
 
