@@ -228,10 +228,19 @@ export async function startApp(config: DevConfig): Promise<App> {
             (select count(*) from dev_mailbox)::int as "mailboxMessages",
             (select count(distinct user_id) from dev_mailbox)::int as "mailboxRecipients",
             (select count(*) from audit_trail)::int as "auditRows"`;
-        if (outboxAdmin === undefined) return row as Record<string, number>;
+        // Jobs that will still run: waiting, running, or waiting to retry.
+        const { queues } = await jobs.stats({ windowSeconds: 1 });
+        const jobsWaiting = queues.reduce(
+          (n, q) => n + q.created + q.retry + q.active,
+          0,
+        );
+        if (outboxAdmin === undefined) {
+          return { ...row, jobsWaiting } as Record<string, number>;
+        }
         const outbox = await outboxAdmin.stats();
         return {
           ...row,
+          jobsWaiting,
           outboxPending: outbox.pending,
           outboxInFlight: outbox.inFlight,
           outboxParked: outbox.parked,

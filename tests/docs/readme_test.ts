@@ -91,8 +91,6 @@ Deno.test("fencedBlocks() finds fences, sections and skip markers", () => {
 
 Deno.test({
   name: "every README TypeScript block runs and exits 0 on embedded databases",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const runnable = blocks.filter((b) => isTypeScript(b.info));
     assert.ok(runnable.length >= 5, "the README has TypeScript examples");
@@ -123,8 +121,7 @@ Deno.test({
               stderr: "piped",
             }).spawn();
             const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
-            const out = await child.output();
-            clearTimeout(timer);
+            const out = await child.output().finally(() => clearTimeout(timer));
             const text = new TextDecoder().decode(out.stdout) +
               new TextDecoder().decode(out.stderr);
             assert.equal(

@@ -139,8 +139,6 @@ Deno.test({
   name:
     "jobs database down, OUTBOX=false: a registration is answered 201 and says the welcome email is not sent",
   ignore: serverUrl === undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withJobsBehindProxy(false, async (server, proxy) => {
       await proxy.down();
@@ -170,8 +168,6 @@ Deno.test({
   name:
     "jobs database down with the outbox: 201, the email is delayed, and sent once the database is back",
   ignore: serverUrl === undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     await withJobsBehindProxy(true, async (server, proxy) => {
       await proxy.down();

@@ -62,8 +62,6 @@ async function partialPost(
 Deno.test({
   name:
     "a request body that does not arrive within the bound gets 408 and its connection is closed, 200 at once",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     await using dbs = await openDevDatabases();
     await using server = await startDevServer({

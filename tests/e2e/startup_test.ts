@@ -28,8 +28,6 @@ function freePort(): number {
 Deno.test({
   name:
     "a second dev server on the same data folder exits at once with one line, before opening anything",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "aftercommit-lock-" });
     try {
@@ -65,8 +63,6 @@ Deno.test({
 
 Deno.test({
   name: "a port in use ends the dev server at once with one line",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const dataDir = await Deno.makeTempDir({ prefix: "aftercommit-port-" });
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -93,8 +89,6 @@ Deno.test({
 Deno.test({
   name:
     "an unreachable database server gives one line with its URL (no password) and what to do",
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const dataDir = await Deno.makeTempDir({ prefix: "aftercommit-down-" });
     try {
@@ -134,8 +128,6 @@ Deno.test({
   name:
     "on one PostgreSQL server, the dev server creates its missing app and jobs databases",
   ignore: serverUrl === undefined,
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
     const names = [
