@@ -28,8 +28,15 @@ import { errorType } from "./loggable_error.ts";
 /** The library's version, as the tracer's instrumentation scope version. */
 export const VERSION = "0.1.0";
 
-/** The tracer of the library (`trace.getTracer("aftercommit", VERSION)`). */
-export const tracer: Tracer = trace.getTracer("aftercommit", VERSION);
+/**
+ * The library's tracer, from the tracer provider registered now. Not kept
+ * in a constant: the API's proxy tracer stays bound to the first provider
+ * it saw, so spans would go to a provider since removed (an application or
+ * a test that registers a new one).
+ */
+export function tracer(): Tracer {
+  return trace.getTracer("aftercommit", VERSION);
+}
 
 // Where @opentelemetry/api 1.x keeps its registered globals (its stable,
 // versioned key); Deno's built-in OTel registers there too. Reading a
@@ -157,7 +164,7 @@ export async function inSpan<T>(
   fn: (span: Span) => T | PromiseLike<T>,
 ): Promise<T> {
   const parent = options.parent ?? context.active();
-  const span = tracer.startSpan(name, {
+  const span = tracer().startSpan(name, {
     kind: options.kind ?? SpanKind.INTERNAL,
     ...(options.attributes === undefined
       ? {}
