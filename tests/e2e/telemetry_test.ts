@@ -32,8 +32,8 @@ import {
   welcomeBus,
 } from "../integration/outbox/_app.ts";
 
-// One SDK for the file: the library's tracer is taken once, at load, and
-// keeps the provider registered first.
+// One SDK for the file: the dev server's tracer (src/dev/http.ts) and
+// pg-boss's are taken once and keep the provider registered first.
 const sdk = installInMemorySdk();
 
 /** Every string a span exports: name, attributes, events, status, links. */
