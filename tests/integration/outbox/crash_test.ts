@@ -18,8 +18,6 @@ const DISPATCHED_ROUNDS = 5;
 Deno.test({
   name:
     "a process killed after COMMIT and before dispatch: the welcome email is sent exactly once, 20 times over",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     await using locations = await createLocations();
     const started = performance.now();
@@ -48,8 +46,6 @@ Deno.test({
 Deno.test({
   name:
     "a process killed after the enqueue and before marking the row done: the relay redelivers and still one job runs",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn() {
     await using locations = await createLocations();
     const started = performance.now();

@@ -87,8 +87,6 @@ async function insertUser(
 
 Deno.test({
   name: "PostgresUnitOfWork on the test database",
-  sanitizeOps: false,
-  sanitizeResources: false,
   async fn(t) {
     await using db = await openAppDatabase();
     await db.sql`create table users (id text primary key, email text not null)`;
