@@ -6,7 +6,6 @@ import { getLogger } from "@logtape/logtape";
 import type { Job as PgBossJob, JobResult, PgBoss } from "pg-boss";
 import {
   assertQueueName,
-  type Job,
   type JobHandler,
   type WorkOptions,
 } from "../../application/job_queue.ts";
@@ -127,9 +126,15 @@ export async function startWorker<T>(
     // A full batch means more may wait: fetch again at once (pg-boss
     // bursts only for batches > 1).
     if (jobs.length >= batchSize) wake();
+    const instruments = meters();
+    const traced = tracing();
     return Promise.all(
-      jobs.map((job) => runJob(name, handler, job, wake)),
-    ) as Promise<JobResult[]>;
+      jobs.map((job) =>
+        traced || instruments !== undefined
+          ? observed(name, handler, job, wake, instruments, traced)
+          : attempt(name, handler, job, job.data, wake, undefined)
+      ),
+    );
   });
   const workerIds = boss.getWipData()
     .filter((worker) => worker.workId === workId)
@@ -139,25 +144,27 @@ export async function startWorker<T>(
 
 const ABANDONED = Symbol("abandoned");
 
-/**
- * Runs one attempt and answers pg-boss with its result; never throws.
- *
- * @param name The queue name.
- * @param handler The user's handler.
- * @param job pg-boss's job.
- * @param onFailure Called when the attempt failed (a retry without delay
- * is ready at once).
- * @returns The job's result.
- */
-export function runJob<T>(
+// One attempt with its span (tracing on) and its metrics (metrics on).
+function observed<T>(
   name: string,
   handler: JobHandler<T>,
   job: PgBossJob<T>,
   onFailure: () => void,
+  instruments: Instruments | undefined,
+  traced: boolean,
 ): Promise<JobResult> {
-  const instruments = meters();
   const stamp = withoutStamp(job.data);
-  if (!tracing()) return measured(instruments, name, job, stamp, undefined);
+  const run = (span: Span | undefined) =>
+    instruments === undefined
+      ? attempt(name, handler, job, stamp.data, onFailure, span)
+      : measured(
+        name,
+        job,
+        stamp.enqueuedAt,
+        instruments,
+        () => attempt(name, handler, job, stamp.data, onFailure, span),
+      );
+  if (!traced) return run(undefined);
   // Every attempt of the job continues the trace it was enqueued in.
   return inSpan(`work ${name}`, {
     kind: SpanKind.CONSUMER,
@@ -170,103 +177,131 @@ export function runJob<T>(
       "messaging.message.id": job.id,
       "aftercommit.job.attempt": job.retryCount + 1,
     },
-  }, (span) => measured(instruments, name, job, stamp, span));
+  }, run);
+}
 
-  async function measured(
-    instruments: Instruments | undefined,
-    name: string,
-    job: PgBossJob<T>,
-    stamp: ReturnType<typeof withoutStamp<T>>,
-    span: Span | undefined,
-  ): Promise<JobResult> {
-    if (instruments === undefined) return await attempt(stamp.data, span);
-    const started = performance.now();
-    const destination = { "messaging.destination.name": name };
-    if (job.retryCount === 0 && typeof stamp.enqueuedAt === "number") {
-      instruments.jobStartDelay.record(
-        Math.max(0, Date.now() - stamp.enqueuedAt) / 1000,
-        destination,
-      );
-    }
-    const result = await attempt(stamp.data, span);
-    instruments.jobDuration.record((performance.now() - started) / 1000, {
-      ...destination,
-      "aftercommit.outcome": result.status,
-    });
-    if (result.status === "failed") {
-      const output = result.output as { name?: unknown };
-      instruments.failures.add(1, {
-        ...destination,
-        "aftercommit.component": "job",
-        "error.type": typeof output.name === "string" ? output.name : "unknown",
-      });
-    }
-    return result;
+async function measured(
+  name: string,
+  job: PgBossJob<unknown>,
+  enqueuedAt: unknown,
+  instruments: Instruments,
+  run: () => Promise<JobResult>,
+): Promise<JobResult> {
+  const started = performance.now();
+  const destination = { "messaging.destination.name": name };
+  if (job.retryCount === 0 && typeof enqueuedAt === "number") {
+    instruments.jobStartDelay.record(
+      Math.max(0, Date.now() - enqueuedAt) / 1000,
+      destination,
+    );
   }
+  const result = await run();
+  instruments.jobDuration.record((performance.now() - started) / 1000, {
+    ...destination,
+    "aftercommit.outcome": result.status,
+  });
+  if (result.status === "failed") {
+    const output = result.output as { name?: unknown };
+    instruments.failures.add(1, {
+      ...destination,
+      "aftercommit.component": "job",
+      "error.type": typeof output.name === "string" ? output.name : "unknown",
+    });
+  }
+  return result;
+}
 
-  async function attempt(data: T, span: Span | undefined): Promise<JobResult> {
-    const attempt = job.retryCount + 1;
-    const view: Job<T> = {
-      id: job.id,
-      name,
-      data,
-      attempt,
-      signal: job.signal,
-    };
-    // pg-boss aborts the signal when the attempt expires (or the queue stops
-    // without waiting), fails the job, and holds the worker until the
+// Runs the handler and answers pg-boss; never throws. The data comes
+// without its stamp (a stamp is only added while telemetry is on).
+async function attempt<T>(
+  name: string,
+  handler: JobHandler<T>,
+  job: PgBossJob<T>,
+  data: T,
+  onFailure: () => void,
+  span: Span | undefined,
+): Promise<JobResult> {
+  const { id, signal } = job;
+  const number = job.retryCount + 1;
+  try {
+    const running = handler({ id, name, data, attempt: number, signal });
+    // pg-boss aborts the signal when the attempt expires (or the queue
+    // stops without waiting), fails the job, and holds the worker until the
     // handler settles. A handler that ignores its signal would block the
     // queue: the wait ends at the abort, and the handler runs on unwatched.
-    const aborted = Promise.withResolvers<typeof ABANDONED>();
-    const abort = () => aborted.resolve(ABANDONED);
-    if (job.signal.aborted) abort();
-    else job.signal.addEventListener("abort", abort, { once: true });
-    const running = Promise.resolve().then(() => handler(view));
-    const fields = { jobName: name, jobId: job.id, attempt };
-    try {
-      if (await Promise.race([running, aborted.promise]) === ABANDONED) {
-        logger.warn(
-          "Job {jobName} {jobId} (attempt {attempt}) is still running after its signal was aborted; its worker slot is freed and the handler is no longer awaited",
-          fields,
-        );
-        const settled = (how: string) =>
-          logger.info(
-            "Job {jobName} {jobId} (attempt {attempt}), abandoned at its expiry, settled later ({how})",
-            { ...fields, how },
-          );
-        running.then(() => settled("returned"), (e) => settled(errorType(e)));
-        const output = {
-          name: "JobAbandonedError",
-          message:
-            "the handler did not stop when the attempt expired or the queue stopped",
-        };
-        if (span !== undefined) {
-          span.setAttribute("aftercommit.outcome", "abandoned");
-          recordError(span, Object.assign(new Error(output.message), output));
-        }
-        return { id: job.id, status: "failed", output };
-      }
-      span?.setAttribute("aftercommit.outcome", "completed");
-      return { id: job.id, status: "completed" };
-    } catch (error) {
-      logger.error(
-        "Job {jobName} {jobId} failed on attempt {attempt}: {error}",
-        { ...fields, error: loggableError(error) },
-      );
-      if (span !== undefined) {
-        span.setAttribute("aftercommit.outcome", "failed");
-        recordError(span, error);
-      }
-      onFailure();
-      return {
-        id: job.id,
-        status: "failed",
-        output: error instanceof Error
-          ? { name: error.name, message: error.message }
-          : { message: `Non-error thrown: ${describe(error)}` },
-      };
-    } finally {
-      job.signal.removeEventListener("abort", abort);
+    if (running instanceof Promise && await untilAbort(running, signal)) {
+      return abandoned(name, job, number, running, span);
     }
+    span?.setAttribute("aftercommit.outcome", "completed");
+    return { id, status: "completed" };
+  } catch (error) {
+    logger.error(
+      "Job {jobName} {jobId} failed on attempt {attempt}: {error}",
+      {
+        jobName: name,
+        jobId: id,
+        attempt: number,
+        error: loggableError(error),
+      },
+    );
+    if (span !== undefined) {
+      span.setAttribute("aftercommit.outcome", "failed");
+      recordError(span, error);
+    }
+    // A retry without delay is ready now: fetch it without waiting.
+    onFailure();
+    return {
+      id,
+      status: "failed",
+      output: error instanceof Error
+        ? { name: error.name, message: error.message }
+        : { message: `Non-error thrown: ${describe(error)}` },
+    };
   }
+}
+
+// Settles with `running` (true: the signal aborted first).
+async function untilAbort(
+  running: Promise<unknown>,
+  signal: AbortSignal,
+): Promise<boolean> {
+  if (signal.aborted) return true;
+  const aborted = Promise.withResolvers<typeof ABANDONED>();
+  const abort = () => aborted.resolve(ABANDONED);
+  signal.addEventListener("abort", abort, { once: true });
+  try {
+    return await Promise.race([running, aborted.promise]) === ABANDONED;
+  } finally {
+    signal.removeEventListener("abort", abort);
+  }
+}
+
+function abandoned(
+  name: string,
+  job: PgBossJob<unknown>,
+  attempt: number,
+  running: Promise<unknown>,
+  span: Span | undefined,
+): JobResult {
+  const fields = { jobName: name, jobId: job.id, attempt };
+  logger.warn(
+    "Job {jobName} {jobId} (attempt {attempt}) is still running after its signal was aborted; its worker slot is freed and the handler is no longer awaited",
+    fields,
+  );
+  const settled = (how: string) =>
+    logger.info(
+      "Job {jobName} {jobId} (attempt {attempt}), abandoned at its expiry, settled later ({how})",
+      { ...fields, how },
+    );
+  running.then(() => settled("returned"), (e) => settled(errorType(e)));
+  const output = {
+    name: "JobAbandonedError",
+    message:
+      "the handler did not stop when the attempt expired or the queue stopped",
+  };
+  if (span !== undefined) {
+    span.setAttribute("aftercommit.outcome", "abandoned");
+    recordError(span, Object.assign(new Error(output.message), output));
+  }
+  return { id: job.id, status: "failed", output };
 }
