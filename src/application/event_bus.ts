@@ -692,7 +692,8 @@ function callOne(entry: Resolved, event: object): Promise<void> {
 }
 
 // The one dispatch loop: the handlers of one event, one after another, each
-// awaited. Small on purpose: an await saves and restores the live variables.
+// awaited. Small on purpose: each await saves and restores the variables
+// live across it (an `entry` local or a signal branch here cost 3-5%).
 async function dispatch(
   entries: readonly Resolved[],
   event: object,
@@ -700,24 +701,30 @@ async function dispatch(
 ): Promise<void> {
   const debug = debugGate.enabled;
   for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i]!;
     if (run.signal?.aborted) {
-      logAborted(entry, event, "before");
+      logAborted(entries[i]!, event, "before");
       throw run.signal.reason;
     }
-    if (debug) {
-      logger.debug("Handling {eventType} with {handler}", {
-        eventType: typeName(event.constructor),
-        handler: entry.name,
-      });
-    }
+    if (debug) logHandling(entries[i]!, event);
     try {
-      if (run.signal === undefined) await entry.call(event, run.context);
-      else await untilSettledOrAborted(entry, event, run.context);
+      await call(entries[i]!, event, run);
     } catch (error) {
-      failed(entry, event, run, error);
+      failed(entries[i]!, event, run, error);
     }
   }
+}
+
+function call(entry: Resolved, event: object, run: Run): unknown {
+  return run.signal === undefined
+    ? entry.call(event, run.context)
+    : untilSettledOrAborted(entry, event, run.context);
+}
+
+function logHandling(entry: Entry, event: object): void {
+  logger.debug("Handling {eventType} with {handler}", {
+    eventType: typeName(event.constructor),
+    handler: entry.name,
+  });
 }
 
 // Rethrows `error` under fail-fast and for an abort; else collects it.
