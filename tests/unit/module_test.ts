@@ -34,7 +34,7 @@ function byRule(violations: Violation[], rule: RuleId): string[] {
 }
 
 Deno.test("src/ and mod.ts follow the layer rules of the design", async (t) => {
-  const violations = await checkTree(root);
+  const violations = await checkTree(root, ["--frozen"]);
   for (const [rule, name] of Object.entries(RULES)) {
     await t.step(name, () => {
       assert.deepEqual(byRule(violations, rule as RuleId), []);
@@ -64,7 +64,11 @@ Deno.test("each entry point of deno.json loads only its own technology", async (
   const config = JSON.parse(await Deno.readTextFile(`${root}/deno.json`)) as {
     exports: Record<string, string>;
   };
-  const { imports } = await readImports(root, await sourceFiles(root));
+  const { imports } = await readImports(
+    root,
+    await sourceFiles(root),
+    ["--frozen"],
+  );
   const drivers = Object.values(TECHNOLOGY).flat();
   for (const [name, path] of Object.entries(config.exports)) {
     const file = path.replace(/^\.\//, "");
