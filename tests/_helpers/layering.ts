@@ -1,10 +1,33 @@
-// The layer rules of DESIGN.md ("Layers and where they live"), as a checker
-// over the imports of a source tree. The imports come from `deno info --json`
-// (Deno's own parser: static imports, `export … from`, dynamic `import("…")`
-// with a literal specifier, and whether an import is `import type` only), so
-// examples in doc comments and strings are not mistaken for imports.
-// A dynamic import of a computed specifier is invisible to it, as it is to
-// Deno's module graph.
+// The layers of aftercommit and what each may import. This file is where
+// they are written down; tests/unit/module_test.ts checks them on src/ and
+// mod.ts, and shows each one failing on a tree that breaks it.
+//
+//   src/domain        DomainEvent, AggregateRoot: imports only src/domain.
+//   src/internal      shared internals (describe, rules, errors, telemetry):
+//                     only src/internal; npm: @logtape/logtape,
+//                     @opentelemetry/api (what its every user may load).
+//   src/application   bus, decorators, Unit of Work base, JobQueue port:
+//                     domain, internal; npm: @logtape/logtape,
+//                     @opentelemetry/api; no driver, not even as a type.
+//   src/adapters/<t>  one technology each (TECHNOLOGY below): application,
+//                     domain, internal, its own folder and packages; another
+//                     adapter or another technology through `import type` only.
+//   src/testing       test helpers: the library layers and the adapters;
+//                     npm: postgres (the embedded database's client).
+//   src/cli           the outbox CLI: the library layers and the postgres and
+//                     pg-boss adapters; npm: postgres.
+//   mod.ts            exports domain and application (and internal) only.
+//   src/dev           the example app: anything in src/, any package; nothing
+//                     outside src/dev imports it.
+// Everywhere: a file named `_…` is imported only from its own folder (what
+// several folders share lives in src/internal/); only src/dev and src/cli
+// read the environment; imports are files, npm packages or node: built-ins.
+//
+// The imports come from `deno info --json` (Deno's own parser: static
+// imports, `export … from`, dynamic `import("…")` with a literal specifier,
+// and whether an import is `import type` only), so examples in doc comments
+// and strings are not mistaken for imports. A dynamic import of a computed
+// specifier is invisible to it, as it is to Deno's module graph.
 
 /** Where a file sits in the design. */
 export type Layer =
@@ -362,7 +385,7 @@ export function checkImports(imports: readonly Import[]): Violation[] {
         rule: "layer",
         file: i.from,
         message:
-          `${where}: only files of this repository, npm packages and node: built-ins (no jsr:, no URLs: DESIGN.md "Dependencies")`,
+          `${where}: only files of this repository, npm packages and node: built-ins (no jsr:, no URLs)`,
       });
     }
   }
@@ -374,7 +397,7 @@ export function checkPlacement(files: readonly string[]): Violation[] {
   return files.filter((f) => !policy(layerOf(f))).map((file) => ({
     rule: "placed" as const,
     file,
-    message: `${file} is in no layer of DESIGN.md${
+    message: `${file} is in no layer (tests/_helpers/layering.ts)${
       file.startsWith("src/adapters/")
         ? " (an adapter folder names its technology in TECHNOLOGY)"
         : ""

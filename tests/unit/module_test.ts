@@ -1,7 +1,6 @@
-// The layer rules of /work/shared/DESIGN.md ("Layers and where they live"),
-// checked on every import of src/ and mod.ts; the rules themselves are in
-// tests/_helpers/layering.ts, and the second half of this file shows that
-// each of them fails on a tree that breaks it.
+// The layers of the library, as tests/_helpers/layering.ts states them,
+// checked on every import of src/ and mod.ts; the second half of this file
+// shows that each rule fails on a tree that breaks it.
 import assert from "node:assert/strict";
 import {
   checkTree,
