@@ -405,35 +405,36 @@ export function checkPlacement(files: readonly string[]): Violation[] {
   }));
 }
 
-const ENVIRONMENT = [/\bDeno\s*\.\s*env\b/, /\bprocess\s*\.\s*env\b/];
-const NODE_ENV = /\bimport\b[^;]*\benv\b[^;]*\bfrom\s*["']node:process["']/;
+/** Reads of the environment, in code with strings blanked. */
+const ENVIRONMENT = [/\bDeno\s*\.\s*env\b/g, /\bprocess\s*\.\s*env\b/g];
+/** `import { env } from "node:process"`, in code with strings kept. */
+const NODE_ENV =
+  /\bimport\s*\{[^}]*\benv\b[^}]*\}\s*from\s*["']node:process["']/g;
 
 /**
  * The library never reads the environment: `Deno.env` (or Node's
- * `process.env`) appears in code only in src/dev and src/cli, the programs.
- * Examples in doc comments are not code.
+ * `process.env`, or `env` from node:process) appears in code only in src/dev
+ * and src/cli, the programs. Examples in doc comments are not code.
  */
 export function checkEnvironment(file: string, text: string): Violation[] {
   const layer = layerOf(file);
   if (layer === "dev" || layer === "cli") return [];
-  const withStrings = stripComments(text).split("\n");
-  const code = stripComments(text, { strings: true }).split("\n");
-  const out: Violation[] = [];
-  code.forEach((line, n) => {
-    if (
-      ENVIRONMENT.some((re) => re.test(line)) ||
-      NODE_ENV.test(withStrings[n]!)
-    ) {
-      out.push({
-        rule: "environment",
-        file,
-        message: `${file}:${
-          n + 1
-        } reads the environment (${line.trim()}): the library takes its settings as arguments; only src/dev and src/cli read Deno.env`,
-      });
-    }
+  // Blanking keeps every offset, so a match's index is its place in `text`.
+  const code = stripComments(text, { strings: true });
+  const matches = [
+    ...ENVIRONMENT.flatMap((re) => [...code.matchAll(re)]),
+    ...stripComments(text).matchAll(NODE_ENV),
+  ];
+  return matches.map((m) => {
+    const line = text.slice(0, m.index).split("\n").length;
+    return {
+      rule: "environment" as const,
+      file,
+      message: `${file}:${line} reads the environment (${
+        m[0]
+      }): the library takes its settings as arguments; only src/dev and src/cli read Deno.env`,
+    };
   });
-  return out;
 }
 
 const REGEX_AFTER_WORD = new Set([

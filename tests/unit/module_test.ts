@@ -334,7 +334,7 @@ const BROKEN: [file: string, rule: RuleId, text: string][] = [
   [
     "src/internal/imports_env.ts",
     "environment",
-    `import { env } from "node:process";`,
+    `import {\n  env,\n} from "node:process";`,
   ],
   ["src/util/helper.ts", "placed", `export const x = 1;`],
   ["src/adapters/redis/queue.ts", "placed", `export const x = 1;`],
