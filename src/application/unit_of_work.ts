@@ -125,7 +125,7 @@ export interface UnitOfWorkOptions {
  *
  * @example Tell "nothing happened" from "saved, but a handler failed"
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { CommitError, UnitOfWorkError } from "@aftercommit/core";
  *
  * function describeFailure(error: unknown): string {
@@ -134,8 +134,8 @@ export interface UnitOfWorkOptions {
  *   }
  *   return "not saved: the work failed";
  * }
- * assertEquals(describeFailure(new Error("boom")), "not saved: the work failed");
- * assertEquals(describeFailure(new CommitError("refused")), "not saved");
+ * assert.equal(describeFailure(new Error("boom")), "not saved: the work failed");
+ * assert.equal(describeFailure(new CommitError("refused")), "not saved");
  * ```
  */
 export abstract class UnitOfWorkError extends Error {
@@ -160,7 +160,7 @@ export abstract class UnitOfWorkError extends Error {
  *
  * @example Retry on a serialization failure
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { CommitError } from "@aftercommit/core";
  *
  * function isRetryable(error: unknown): boolean {
@@ -168,8 +168,8 @@ export abstract class UnitOfWorkError extends Error {
  *     (error.cause as { code?: string } | undefined)?.code === "40001";
  * }
  * const conflict = Object.assign(new Error("could not serialize"), { code: "40001" });
- * assertEquals(isRetryable(new CommitError("refused", { cause: conflict })), true);
- * assertEquals(isRetryable(new Error("boom")), false);
+ * assert.equal(isRetryable(new CommitError("refused", { cause: conflict })), true);
+ * assert.equal(isRetryable(new Error("boom")), false);
  * ```
  */
 export class CommitError extends UnitOfWorkError {
@@ -266,14 +266,14 @@ export interface PublishAfterCommitErrorOptions extends ErrorOptions {
  *
  * @example Treat a handler failure after the commit as a saved request
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import { PublishAfterCommitError } from "@aftercommit/core";
  *
  * const error = new PublishAfterCommitError(
  *   "Unit of work committed, but publishing its events failed",
  *   { cause: new Error("mail server down"), relayWillRetry: true },
  * );
- * assertEquals([error.committed, error.relayWillRetry], [true, true]);
+ * assert.deepEqual([error.committed, error.relayWillRetry], [true, true]);
  * ```
  */
 export class PublishAfterCommitError extends UnitOfWorkError {
@@ -446,7 +446,7 @@ const NOT_COMMITTED = {
  *
  * @example A Unit of Work over an in-memory "database"
  * ```ts
- * import { assertEquals } from "node:assert/strict";
+ * import assert from "node:assert/strict";
  * import {
  *   AggregateRoot,
  *   EventBus,
@@ -499,8 +499,8 @@ const NOT_COMMITTED = {
  *   account.deposit(10);
  *   tx.rows.set("a1", account.balance);
  * });
- * assertEquals(deposits, [10]); // published after the commit
- * assertEquals(uow.committed.get("a1"), 10);
+ * assert.deepEqual(deposits, [10]); // published after the commit
+ * assert.equal(uow.committed.get("a1"), 10);
  * ```
  */
 export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {

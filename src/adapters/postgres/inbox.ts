@@ -150,35 +150,6 @@ export class Inbox {
    * a function; nothing is written then.
    * @throws `work`'s own error, after rolling back to before the record.
    * @throws The driver's error when a statement fails.
-   *
-   * @example In a handler, with the handler's own unit of work
-   * ```ts
-   * import postgres from "postgres";
-   * import { DomainEvent, On } from "@aftercommit/core";
-   * import { Inbox, PostgresUnitOfWork } from "@aftercommit/core/postgres";
-   *
-   * class OrderPaid extends DomainEvent {
-   *   constructor(readonly orderId: string) {
-   *     super();
-   *   }
-   * }
-   *
-   * class Ledger {
-   *   constructor(
-   *     private readonly uow: PostgresUnitOfWork<postgres.Sql>,
-   *     private readonly inbox: Inbox,
-   *   ) {}
-   *
-   *   @On(OrderPaid)
-   *   async book(event: OrderPaid): Promise<void> {
-   *     await this.uow.run((tx) =>
-   *       this.inbox.once(tx.sql, event, "Ledger.book", async () => {
-   *         await tx.sql`insert into ledger (order_id) values (${event.orderId})`;
-   *       })
-   *     );
-   *   }
-   * }
-   * ```
    */
   async once<T>(
     sql: InboxTransaction,

@@ -19,6 +19,7 @@ import {
   assertPublishAll,
   integer,
   number,
+  type Read,
   readOptions,
 } from "../../internal/rules.ts";
 import { type ClaimedRow, isOutage, Lease, Outbox } from "./_outbox.ts";
@@ -104,6 +105,24 @@ export interface OutboxRelayPass {
   readonly outage: boolean;
 }
 
+const seconds = (fallback: number) => number(0, fallback, true);
+const RELAY_OPTIONS = {
+  batchSize: integer(1, 100_000, 100),
+  pollIntervalSeconds: seconds(1),
+  retentionSeconds: number(0, 604_800),
+  cleanupIntervalSeconds: seconds(60),
+  outageDelaySeconds: seconds(1),
+  maxOutageDelaySeconds: seconds(30),
+};
+const NOTHING: OutboxRelayPass = {
+  claimed: 0,
+  dispatched: 0,
+  failed: 0,
+  parked: 0,
+  skipped: 0,
+  deferred: 0,
+  outage: false,
+};
 const CLEANUP_BATCH = 1000;
 // Dispatched events are marked done in groups of at most this many, or
 // once the oldest unmarked one has waited this long.
@@ -162,12 +181,7 @@ export class OutboxRelay implements AsyncDisposable {
   readonly #sql: PostgresOutboxClient;
   readonly #outbox: Outbox;
   readonly #bus: EventPublisher;
-  readonly #batchSize: number;
-  readonly #pollMs: number;
-  readonly #retentionSeconds: number;
-  readonly #cleanupMs: number;
-  readonly #outageMs: number;
-  readonly #maxOutageMs: number;
+  readonly #config: Read<typeof RELAY_OPTIONS>;
   #outageDelayMs = 0;
   #loop: Promise<void> | undefined;
   #unobserve: (() => void) | undefined;
@@ -191,26 +205,9 @@ export class OutboxRelay implements AsyncDisposable {
     this.#outbox = new Outbox(options, action);
     const bus = options.bus ?? defaultBus;
     assertPublishAll(bus, "options.bus", action);
-    const seconds = (fallback: number) => number(0, fallback, true);
-    const read = readOptions(options, {
-      batchSize: integer(1, 100_000, 100),
-      pollIntervalSeconds: seconds(1),
-      retentionSeconds: number(0, 604_800),
-      cleanupIntervalSeconds: seconds(60),
-      outageDelaySeconds: seconds(1),
-      maxOutageDelaySeconds: seconds(30),
-    }, action);
+    this.#config = readOptions(options, RELAY_OPTIONS, action);
     this.#sql = sql;
     this.#bus = bus;
-    this.#batchSize = read.batchSize;
-    this.#pollMs = read.pollIntervalSeconds * 1000;
-    this.#retentionSeconds = read.retentionSeconds;
-    this.#cleanupMs = read.cleanupIntervalSeconds * 1000;
-    this.#outageMs = read.outageDelaySeconds * 1000;
-    this.#maxOutageMs = Math.max(
-      this.#outageMs,
-      read.maxOutageDelaySeconds * 1000,
-    );
   }
 
   /** Whether the relay has been started and not stopped. */
@@ -282,8 +279,8 @@ export class OutboxRelay implements AsyncDisposable {
 
   /**
    * Runs one pass: claims up to `batchSize` undone events whose lease is
-   * over (and whose delay, if any, has passed), oldest first, and dispatches them one by one, each within the
-   * dispatch timeout, extending the lease while they run. Dispatched events
+   * over (and whose delay, if any, has passed), oldest first, and dispatches
+   * them one by one, each within the dispatch timeout, extending the lease while they run. Dispatched events
    * are marked done in small groups as the pass goes; a failure is recorded
    * on its event. When a dependency turns out to be unreachable, the pass
    * stops and puts the rest of its events off, using up no attempts.
@@ -293,15 +290,14 @@ export class OutboxRelay implements AsyncDisposable {
    * @returns What the pass did.
    * @throws The driver's error when the claim fails (nothing is claimed then).
    *
-   * @example Drain once
+   * @example Drain on demand, until a pass finds nothing
    * ```ts
    * import postgres from "postgres";
    * import { OutboxRelay } from "@aftercommit/core/postgres";
    *
    * const sql = postgres(Deno.env.get("DATABASE_URL")!);
    * const relay = new OutboxRelay(sql);
-   * const pass = await relay.runOnce();
-   * console.log(pass.claimed, pass.dispatched);
+   * while ((await relay.runOnce()).claimed > 0);
    * ```
    */
   async runOnce(): Promise<OutboxRelayPass> {
@@ -310,20 +306,10 @@ export class OutboxRelay implements AsyncDisposable {
     const sentAt = performance.now();
     const rows = await outbox.table.claim(
       sql,
-      this.#batchSize,
+      this.#config.batchSize,
       outbox.leaseSeconds,
     );
-    if (rows.length === 0) {
-      return {
-        claimed: 0,
-        dispatched: 0,
-        failed: 0,
-        parked: 0,
-        skipped: 0,
-        deferred: 0,
-        outage: false,
-      };
-    }
+    if (rows.length === 0) return NOTHING;
     if (!tracing()) return await this.#pass(rows, sentAt);
     return await inSpan("outbox relay pass", {
       attributes: {
@@ -459,17 +445,6 @@ export class OutboxRelay implements AsyncDisposable {
    *
    * @returns How many events were deleted.
    * @throws The driver's error when the statement fails.
-   *
-   * @example Clean up now
-   * ```ts
-   * import postgres from "postgres";
-   * import { OutboxRelay } from "@aftercommit/core/postgres";
-   *
-   * const sql = postgres(Deno.env.get("DATABASE_URL")!);
-   * const deleted = await new OutboxRelay(sql, { retentionSeconds: 3600 })
-   *   .cleanup();
-   * console.log(deleted);
-   * ```
    */
   async cleanup(): Promise<number> {
     const sql = this.#sql;
@@ -477,7 +452,7 @@ export class OutboxRelay implements AsyncDisposable {
     for (;;) {
       const deleted = await this.#outbox.table.cleanup(
         sql,
-        this.#retentionSeconds,
+        this.#config.retentionSeconds,
         CLEANUP_BATCH,
       );
       total += deleted;
@@ -544,10 +519,12 @@ export class OutboxRelay implements AsyncDisposable {
       try {
         const pass = await this.runOnce();
         outage = pass.outage;
-        full = !outage && pass.claimed === this.#batchSize;
+        full = !outage && pass.claimed === this.#config.batchSize;
         const now = performance.now();
         if (
-          !outage && now - this.#lastCleanup >= this.#cleanupMs &&
+          !outage &&
+          now - this.#lastCleanup >=
+            this.#config.cleanupIntervalSeconds * 1000 &&
           !this.#stopping
         ) {
           this.#lastCleanup = now;
@@ -569,7 +546,10 @@ export class OutboxRelay implements AsyncDisposable {
       if (this.#stopping) break;
       if (outage) {
         const delay = this.#nextOutageDelayMs();
-        this.#outageDelayMs = Math.min(delay * 2, this.#maxOutageMs);
+        this.#outageDelayMs = Math.min(
+          delay * 2,
+          Math.max(this.#config.maxOutageDelaySeconds * 1000, delay),
+        );
         await this.#sleep(delay);
       } else {
         if (this.#outageDelayMs !== 0) {
@@ -578,14 +558,16 @@ export class OutboxRelay implements AsyncDisposable {
           });
         }
         this.#outageDelayMs = 0;
-        if (!full) await this.#sleep(this.#pollMs);
+        if (!full) await this.#sleep(this.#config.pollIntervalSeconds * 1000);
       }
     }
   }
 
   // The wait after the current outage's next failed pass.
   #nextOutageDelayMs(): number {
-    return this.#outageDelayMs === 0 ? this.#outageMs : this.#outageDelayMs;
+    return this.#outageDelayMs === 0
+      ? this.#config.outageDelaySeconds * 1000
+      : this.#outageDelayMs;
   }
 
   #sleep(ms: number): Promise<void> {
