@@ -9,12 +9,11 @@ import { describe } from "../internal/describe.ts";
 import { jobIdFor } from "../internal/job_id.ts";
 import {
   assertJson,
+  assertObject,
   fail,
   integer,
   matches,
   number,
-  readOptions,
-  type Rule,
   text,
 } from "../internal/rules.ts";
 import { assertStartAfter } from "./_delay.ts";
@@ -242,25 +241,17 @@ export function assertQueueName(
   }
 }
 
-const startAfter: Rule<number | Date | undefined> = (value, what, action) => {
-  if (value !== undefined) assertStartAfter(value, what, action);
-  return value as number | Date | undefined;
-};
-
-const ENQUEUE_OPTIONS = {
-  key: text(
-    undefined,
-    "pass an event id, or leave it out for a job without idempotency",
-  ),
-  id: matches(
-    JOB_ID,
-    "a lowercase UUID",
-    "pass crypto.randomUUID(), or leave it out",
-  ),
-  priority: integer(-2_147_483_648, 2_147_483_647),
-  startAfterSeconds: number(0),
-  startAfter,
-};
+const KEY = text(
+  undefined,
+  "pass an event id, or leave it out for a job without idempotency",
+);
+const ID = matches(
+  JOB_ID,
+  "a lowercase UUID",
+  "pass crypto.randomUUID(), or leave it out",
+);
+const PRIORITY = integer(-2_147_483_648, 2_147_483_647);
+const SECONDS = number(0);
 
 /**
  * A job request that {@linkcode prepareJob} checked and gave its id. Its
@@ -282,26 +273,17 @@ export class PreparedJob implements JobRequest {
   static of(
     name: string,
     data: unknown,
-    options: Partial<Record<keyof EnqueueOptions, unknown>> | undefined,
     id: string,
+    priority?: number,
+    later?: number | Date,
   ): PreparedJob {
-    if (options === undefined) {
-      return new PreparedJob(name, data, { id }, id, undefined);
-    }
-    const { priority, startAfterSeconds } = options as EnqueueOptions;
-    const later = (options as EnqueueOptions).startAfter ?? startAfterSeconds;
+    const options: {
+      -readonly [K in keyof EnqueueOptions]: EnqueueOptions[K];
+    } = { id };
+    if (priority !== undefined) options.priority = priority;
     const at = later instanceof Date || (later ?? 0) > 0 ? later : undefined;
-    return new PreparedJob(
-      name,
-      data,
-      {
-        id,
-        ...(priority === undefined ? {} : { priority }),
-        ...(at === undefined ? {} : { startAfter: at }),
-      },
-      id,
-      at,
-    );
+    if (at !== undefined) options.startAfter = at;
+    return new PreparedJob(name, data, options, id, at);
   }
 }
 
@@ -338,23 +320,40 @@ export function prepareJob(
   const action = `${what} on queue "${name}"`;
   assertJson(data, "data", action);
   if (options === undefined) {
-    return PreparedJob.of(name, data, undefined, crypto.randomUUID());
+    return PreparedJob.of(name, data, crypto.randomUUID());
   }
-  const o = readOptions(options, ENQUEUE_OPTIONS, action);
-  if (o.key !== undefined && o.id !== undefined) {
-    fail(
-      action,
-      "pass options.key or options.id, not both; a key derives the job id itself",
-    );
+  // The rules one by one, not readOptions: this runs for every job, and a
+  // job usually has a key and nothing else.
+  assertObject(options, "options", action);
+  const { key, id, priority, startAfterSeconds, startAfter } = options;
+  if (key !== undefined) KEY(key, "options.key", action);
+  if (id !== undefined) {
+    ID(id, "options.id", action);
+    if (key !== undefined) {
+      fail(
+        action,
+        "pass options.key or options.id, not both; a key derives the job id itself",
+      );
+    }
   }
-  if (o.startAfter !== undefined && o.startAfterSeconds !== undefined) {
-    fail(
-      action,
-      "pass options.startAfter or options.startAfterSeconds, not both",
-    );
+  if (priority !== undefined) PRIORITY(priority, "options.priority", action);
+  if (startAfterSeconds !== undefined) {
+    SECONDS(startAfterSeconds, "options.startAfterSeconds", action);
   }
-  const id = o.key !== undefined
-    ? jobIdFor(name, o.key)
-    : o.id ?? crypto.randomUUID();
-  return PreparedJob.of(name, data, o, id);
+  if (startAfter !== undefined) {
+    assertStartAfter(startAfter, "options.startAfter", action);
+    if (startAfterSeconds !== undefined) {
+      fail(
+        action,
+        "pass options.startAfter or options.startAfterSeconds, not both",
+      );
+    }
+  }
+  return PreparedJob.of(
+    name,
+    data,
+    key !== undefined ? jobIdFor(name, key) : id ?? crypto.randomUUID(),
+    priority,
+    startAfter ?? startAfterSeconds,
+  );
 }
