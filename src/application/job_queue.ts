@@ -357,3 +357,24 @@ export function prepareJob(
     startAfter ?? startAfterSeconds,
   );
 }
+
+/**
+ * {@linkcode prepareJob} for each request of `enqueueMany(jobs)`; the
+ * index of a bad one is in the message.
+ *
+ * @internal
+ * @param jobs The requests.
+ * @returns The prepared jobs, in order.
+ * @throws {TypeError} When `jobs` is not an array or a request is invalid.
+ */
+export function prepareJobs(jobs: unknown): PreparedJob[] {
+  if (!Array.isArray(jobs)) {
+    fail(
+      "enqueue jobs",
+      `expected an array of { name, data, options } requests, received ${
+        describe(jobs)
+      }`,
+    );
+  }
+  return jobs.map((job, i) => prepareJob(job, `enqueue jobs[${i}]`));
+}

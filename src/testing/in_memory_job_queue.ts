@@ -12,8 +12,11 @@ import type {
   WorkOptions,
 } from "../application/job_queue.ts";
 import { describe } from "../internal/describe.ts";
-import { fail } from "../internal/rules.ts";
-import { assertQueueName, prepareJob } from "../application/job_queue.ts";
+import {
+  assertQueueName,
+  prepareJob,
+  prepareJobs,
+} from "../application/job_queue.ts";
 
 /** Where a job of an {@linkcode InMemoryJobQueue} is. */
 export type InMemoryJobState = "created" | "active" | "completed" | "failed";
@@ -222,15 +225,7 @@ export class InMemoryJobQueue implements JobQueue {
    */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
     try {
-      if (!Array.isArray(jobs)) {
-        fail(
-          "enqueue jobs",
-          `expected an array of { name, data, options } requests, received ${
-            describe(jobs)
-          }`,
-        );
-      }
-      jobs.forEach((job, i) => prepareJob(job, `enqueue jobs[${i}]`));
+      prepareJobs(jobs);
       this.#writes.push({ method: "enqueueMany", jobs: [...jobs] });
       this.#assertWritable("enqueue jobs");
       return Promise.resolve(jobs.map((job) => this.#store(job)));

@@ -13,11 +13,11 @@ import {
   type JobRequest,
   type PreparedJob,
   prepareJob,
+  prepareJobs,
   type WorkOptions,
 } from "../../application/job_queue.ts";
-import { describe } from "../../internal/describe.ts";
 import { loggableError } from "../../internal/loggable_error.ts";
-import { fail, number } from "../../internal/rules.ts";
+import { number } from "../../internal/rules.ts";
 import {
   type JobQueueStats,
   type JobQueueStatsOptions,
@@ -271,17 +271,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * ```
    */
   async enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
-    if (!Array.isArray(jobs)) {
-      fail(
-        "enqueue jobs",
-        `expected an array of { name, data, options } requests, received ${
-          describe(jobs)
-        }`,
-      );
-    }
-    const prepared = jobs.map((job, i) =>
-      prepareJob(job, `enqueue jobs[${i}]`)
-    );
+    const prepared = prepareJobs(jobs);
     this.#assertRunning("enqueue jobs");
     return prepared.length === 0
       ? []
