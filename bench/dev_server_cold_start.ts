@@ -3,16 +3,28 @@
 //
 //   deno run -A --frozen bench/dev_server_cold_start.ts [runs=3] [--cold]
 //
-// 1. warm Deno cache, a new data folder (the first `deno task dev`);
-// 2. warm Deno cache, the same folder again (every later start);
-// 3. with --cold: a fresh `git clone` of this repository's HEAD and an empty
-//    DENO_DIR, so npm packages are downloaded first (the first start on a new
-//    machine);
-// and the parts: a bare `deno run` of an empty script, PGlite.create() of
-// one new database, and of two at once (the app and jobs databases).
-// Times are from spawning the process to GET /health answering 200, with
-// the moment each start-up log line appeared.
+// Every start is `deno task dev` as a user types it, in a fresh `git clone`
+// of this repository's HEAD (what a user gets; uncommitted changes are not
+// measured), timed from the spawn to GET /health answering 200:
+//
+// - cold cache (with --cold): an empty DENO_DIR, so the npm packages are
+//   downloaded, unpacked and linked into node_modules before anything runs.
+//   Bound by the network and the disk: a figure for this machine only;
+// - warm Deno cache, fresh clone: the packages are in the Deno cache (as on
+//   a machine that ran Deno before), node_modules is set up from it;
+// - new data folder: node_modules in place, both PGlite databases created;
+// - existing data folder: every later start.
+//
+// The runs of each kind are interleaved, so load from other work on the
+// machine hits them alike. The columns are when each step ended, from the
+// lines the process prints (LOG_LEVEL=debug): the npm packages in place,
+// main.ts running, the app's modules loaded, the application database up,
+// both databases ready (the outbox relay starts after them), listening. Then
+// the parts, in this process: a bare `deno eval`, PGlite.create() of a new
+// database (initdb) and of an existing one, and pg-boss's start on a new
+// database (its schema) and on an existing one.
 import { PGlite } from "@electric-sql/pglite";
+import { PgBossJobQueue } from "../src/adapters/pg-boss/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const args = Deno.args.filter((a) => a !== "--cold");
@@ -28,15 +40,35 @@ function freePort(): number {
 
 interface Start {
   totalMs: number;
-  /** Milliseconds from spawn to the first appearance of each marker. */
+  /** Milliseconds from the spawn to the end of each step. */
   marks: Record<string, number>;
+  /** npm packages downloaded and set up in node_modules. */
+  downloaded: number;
+  initialized: number;
 }
 
-const MARKERS: [string, RegExp][] = [
-  ["app PGlite up", /Started embedded PostgreSQL/],
-  ["relay started", /Outbox relay started/],
-  ["listening", /Listening on/],
-];
+const STEPS = [
+  "npm packages",
+  "main.ts runs",
+  "modules loaded",
+  "app database up",
+  "both databases ready",
+  "listening",
+] as const;
+
+/** Reads lines from a stream, calling `onLine` with each as it arrives. */
+async function lines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let rest = "";
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    const parts = (rest + text).split("\n");
+    rest = parts.pop()!;
+    parts.forEach(onLine);
+  }
+  if (rest) onLine(rest);
+}
 
 async function start(
   cwd: string,
@@ -50,28 +82,54 @@ async function start(
     env: {
       PORT: String(port),
       NO_COLOR: "1",
+      LOG_LEVEL: "debug",
       DATABASE_URL: "",
       JOB_QUEUE_DATABASE_URL: "",
       ...env,
     },
     stdout: "piped",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
   const marks: Record<string, number> = {};
-  const reading = (async () => {
-    let text = "";
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stdout) {
-      text += decoder.decode(chunk, { stream: true });
-      for (const [name, pattern] of MARKERS) {
-        if (marks[name] === undefined && pattern.test(text)) {
-          marks[name] = performance.now() - started;
-        }
-      }
+  let downloaded = 0;
+  let initialized = 0;
+  const output: string[] = [];
+  const onLine = (line: string) => {
+    const at = performance.now() - started;
+    output.push(line);
+    if (/^Download .*\.tgz$/.test(line)) downloaded++;
+    if (/^Initialize /.test(line)) initialized++;
+    if (/^(Download|Initialize) /.test(line)) marks["npm packages"] = at;
+    let m;
+    if ((m = /main\.ts began \d+ ms .*loaded (\d+) ms later/.exec(line))) {
+      marks["modules loaded"] = at;
+      marks["main.ts runs"] = at - Number(m[1]);
     }
-  })();
+    if (/Started embedded PostgreSQL/.test(line)) {
+      marks["app database up"] ??= at;
+    }
+    if (/Outbox relay started/.test(line)) marks["both databases ready"] = at;
+    if (/Listening on/.test(line)) marks["listening"] = at;
+  };
+  const reading = Promise.all([
+    lines(child.stdout, onLine),
+    lines(child.stderr, onLine),
+  ]);
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
   try {
     for (;;) {
+      if (exited) {
+        await reading;
+        throw new Error(
+          `deno task dev exited before answering:\n${
+            output.slice(-15).join("\n")
+          }`,
+        );
+      }
       try {
         const res = await fetch(`http://127.0.0.1:${port}/health`);
         await res.body?.cancel();
@@ -79,93 +137,145 @@ async function start(
       } catch {
         // Not listening yet.
       }
-      if (performance.now() - started > 180_000) throw new Error("no start");
+      if (performance.now() - started > 300_000) throw new Error("no start");
       await new Promise((r) => setTimeout(r, 10));
     }
-    return { totalMs: performance.now() - started, marks };
+    return {
+      totalMs: performance.now() - started,
+      marks,
+      downloaded,
+      initialized,
+    };
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
+    if (!exited) child.kill("SIGTERM");
+    await status;
     await reading;
   }
 }
 
 const s = (ms: number | undefined) =>
-  ms === undefined ? "–" : `${(ms / 1000).toFixed(2)} s`;
+  ms === undefined || Number.isNaN(ms) ? "–" : `${(ms / 1000).toFixed(2)} s`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 function row(name: string, starts: Start[]): string {
-  const mark = (m: string) => s(median(starts.map((x) => x.marks[m] ?? NaN)));
-  return `| ${name} | ${s(median(starts.map((x) => x.totalMs)))} | ${
-    mark("app PGlite up")
-  } | ${mark("relay started")} | ${mark("listening")} | ${
-    starts.map((x) => s(x.totalMs)).join(", ")
-  } |`;
+  const mark = (m: string) => {
+    const xs = starts.map((x) => x.marks[m]).filter((x) => x !== undefined);
+    return xs.length ? s(median(xs)) : "–";
+  };
+  const totals = starts.map((x) => x.totalMs);
+  const pkgs = `${median(starts.map((x) => x.downloaded))} / ${
+    median(starts.map((x) => x.initialized))
+  }`;
+  return `| ${name} | **${s(median(totals))}** | ${
+    STEPS.map(mark).join(" | ")
+  } | ${pkgs} | ${s(Math.min(...totals))} – ${s(Math.max(...totals))} |`;
 }
 
-// The parts.
 async function time(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
   return performance.now() - t;
 }
+
+async function git(...gitArgs: string[]): Promise<void> {
+  const out = await new Deno.Command("git", { args: gitArgs }).output();
+  if (!out.success) {
+    throw new Error(
+      `git ${gitArgs.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+}
+
+const tmp = await Deno.makeTempDir({ prefix: "aftercommit-coldstart-" });
+let clones = 0;
+async function freshClone(): Promise<string> {
+  const dir = `${tmp}/clone-${clones++}`;
+  await git("clone", "-q", ROOT, dir);
+  return dir;
+}
+
+// The parts, in this process (warm Deno cache).
 const bare = await time(() =>
   new Deno.Command(Deno.execPath(), { args: ["eval", "0"] }).output()
 );
-const tmp = await Deno.makeTempDir({ prefix: "aftercommit-coldstart-" });
-const one = await time(async () => {
+const newDb = await time(async () => {
   const db = await PGlite.create(`${tmp}/one`);
   await db.close();
 });
-const reopen = await time(async () => {
+const existingDb = await time(async () => {
   const db = await PGlite.create(`${tmp}/one`);
   await db.close();
 });
-const two = await time(async () => {
-  const dbs = await Promise.all([
-    PGlite.create(`${tmp}/a`),
-    PGlite.create(`${tmp}/b`),
-  ]);
-  await Promise.all(dbs.map((db) => db.close()));
-});
+const bossOn = async (dir: string) => {
+  const db = await PGlite.create(dir);
+  try {
+    return await time(async () => {
+      const jobs = await PgBossJobQueue.connect(db, {});
+      await jobs.stop();
+    });
+  } finally {
+    await db.close();
+  }
+};
+const bossNew = await bossOn(`${tmp}/jobs`);
+const bossExisting = await bossOn(`${tmp}/jobs`);
 
 const rows: string[] = [];
 try {
+  const cold: Start[] = [];
+  const cloned: Start[] = [];
   const fresh: Start[] = [];
   const again: Start[] = [];
+  // The clone the data-folder starts run in: node_modules installed in full
+  // (as a developer's tree has it).
+  const tree = await freshClone();
+  const install = await new Deno.Command(Deno.execPath(), {
+    args: ["install", "--frozen", "--quiet"],
+    cwd: tree,
+  }).output();
+  if (!install.success) throw new Error("deno install --frozen failed");
   for (let i = 0; i < RUNS; i++) {
+    if (COLD) {
+      cold.push(
+        await start(await freshClone(), {
+          DENO_DIR: `${tmp}/deno-dir-${i}`,
+          DATA_DIR: `${tmp}/cold-data-${i}`,
+        }),
+      );
+    }
+    cloned.push(
+      await start(await freshClone(), { DATA_DIR: `${tmp}/cloned-data-${i}` }),
+    );
     const dataDir = `${tmp}/data-${i}`;
-    fresh.push(await start(ROOT, { DATA_DIR: dataDir }));
-    again.push(await start(ROOT, { DATA_DIR: dataDir }));
+    fresh.push(await start(tree, { DATA_DIR: dataDir }));
+    again.push(await start(tree, { DATA_DIR: dataDir }));
   }
+  if (COLD) rows.push(row("cold cache: fresh clone, empty DENO_DIR", cold));
+  rows.push(row("warm Deno cache, fresh clone (no node_modules)", cloned));
   rows.push(row("warm cache, new data folder", fresh));
   rows.push(row("warm cache, existing data folder", again));
-  if (COLD) {
-    const clone = `${tmp}/clone`;
-    const git = await new Deno.Command("git", {
-      args: ["clone", "-q", ROOT, clone],
-    }).output();
-    if (!git.success) throw new Error("git clone failed");
-    const cold = await start(clone, {
-      DENO_DIR: `${tmp}/deno-dir`,
-      DATA_DIR: `${tmp}/cold-data`,
-    });
-    rows.push(row("cold cache (fresh clone, empty DENO_DIR)", [cold]));
-  }
 } finally {
   await Deno.remove(tmp, { recursive: true });
 }
 
+const load = Deno.loadavg().map((x) => x.toFixed(1)).join(", ");
 console.log(
-  `\nDev server cold start on embedded databases (median of ${RUNS})\n`,
+  `\nDev server start on embedded databases: \`deno task dev\` to GET /health 200, median of ${RUNS} (min – max); load average now ${load}\n`,
 );
 console.log(
-  "| start | to GET /health 200 | app PGlite up | relay started | listening | runs |",
+  `| start | total | ${
+    STEPS.join(" | ")
+  } | npm packages downloaded / set up | range |`,
 );
-console.log("| --- | --- | --- | --- | --- | --- |");
+console.log(
+  `| --- | --- | ${STEPS.map(() => "---").join(" | ")} | --- | --- |`,
+);
 for (const r of rows) console.log(r);
 console.log(
-  `\nParts: \`deno eval 0\` ${s(bare)}; PGlite.create() of a new database ${
-    s(one)
-  }, reopening it ${s(reopen)}, two new ones at once ${s(two)}`,
+  `\nParts (in one process, warm cache): \`deno eval 0\` ${s(bare)}; ` +
+    `PGlite.create() of a new database ${s(newDb)}, of an existing one ${
+      s(existingDb)
+    }; pg-boss start on a new database ${s(bossNew)}, on an existing one ${
+      s(bossExisting)
+    }`,
 );
