@@ -83,10 +83,9 @@ async function openServer(serverUrl: string): Promise<JobsDatabase> {
     backend: "server",
     connect: (options) =>
       PgBossJobQueue.connect(url.href, { ...testDefaults, ...options }),
-    query: (text, params) =>
-      sql.unsafe(text, params as never[]) as Promise<
-        Record<string, unknown>[]
-      >,
+    query: async (text, params) =>
+      // Plain arrays of plain objects, as on the embedded database.
+      (await sql.unsafe(text, params as never[])).map((row) => ({ ...row })),
     [Symbol.asyncDispose]: async () => {
       await sql.end();
       await db.drop();
