@@ -115,10 +115,27 @@ export interface UnitOfWorkOptions {
 }
 
 /**
+ * Options of {@linkcode PublishAfterCommitError} and
+ * {@linkcode CommitOutcomeUnknownError}.
+ */
+export interface PublishAfterCommitErrorOptions extends ErrorOptions {
+  /**
+   * Whether an outbox keeps the run's events, so that the relay delivers
+   * them (the failed ones, or all of them if an unknown commit did commit).
+   *
+   * @default {false}
+   */
+  readonly relayWillRetry?: boolean;
+}
+
+/** Options of {@linkcode CommitOutcomeUnknownError}. */
+export type CommitOutcomeUnknownErrorOptions = PublishAfterCommitErrorOptions;
+
+/**
  * The base of the errors a {@linkcode UnitOfWork} throws for a transaction
  * that did not commit, or that committed but whose events did not all
  * publish. `committed` tells the two apart; `cause` holds the driver's or the
- * handler's error.
+ * handler's error; `relayWillRetry` says whether an outbox keeps the events.
  *
  * An error thrown by `work` itself is not wrapped: `run` rethrows it as is,
  * after the rollback.
@@ -145,6 +162,23 @@ export abstract class UnitOfWorkError extends Error {
    * asked.
    */
   abstract readonly committed: boolean | undefined;
+  /**
+   * Whether an outbox keeps the events, for the relay to deliver (`false`
+   * without an outbox: events that did not publish are lost).
+   */
+  readonly relayWillRetry: boolean;
+
+  /**
+   * Wraps the driver's or the handler's error.
+   *
+   * @param message What failed, without field values.
+   * @param options `cause`: the wrapped error; `relayWillRetry`.
+   */
+  constructor(message: string, options?: PublishAfterCommitErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.relayWillRetry = options?.relayWillRetry ?? false;
+  }
 }
 
 /**
@@ -175,28 +209,6 @@ export abstract class UnitOfWorkError extends Error {
 export class CommitError extends UnitOfWorkError {
   /** Always `false`: the changes were not committed. */
   readonly committed: false = false;
-
-  /**
-   * Wraps the driver's error.
-   *
-   * @param message What failed, without field values.
-   * @param options `cause`: the driver's error.
-   */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "CommitError";
-  }
-}
-
-/** Options of {@linkcode CommitOutcomeUnknownError}. */
-export interface CommitOutcomeUnknownErrorOptions extends ErrorOptions {
-  /**
-   * Whether the run's events are in an outbox, so that if the transaction
-   * did commit, the relay delivers them.
-   *
-   * @default {false}
-   */
-  readonly relayWillRetry?: boolean;
 }
 
 /**
@@ -226,31 +238,6 @@ export interface CommitOutcomeUnknownErrorOptions extends ErrorOptions {
 export class CommitOutcomeUnknownError extends UnitOfWorkError {
   /** Always `undefined`: whether the changes were committed is unknown. */
   readonly committed: undefined = undefined;
-  /** Whether an outbox holds the events, for the relay to deliver if committed. */
-  readonly relayWillRetry: boolean;
-
-  /**
-   * Wraps the driver's error.
-   *
-   * @param message What is unknown, without field values.
-   * @param options `cause`: the driver's error; `relayWillRetry`.
-   */
-  constructor(message: string, options?: CommitOutcomeUnknownErrorOptions) {
-    super(message, options);
-    this.name = "CommitOutcomeUnknownError";
-    this.relayWillRetry = options?.relayWillRetry ?? false;
-  }
-}
-
-/** Options of {@linkcode PublishAfterCommitError}. */
-export interface PublishAfterCommitErrorOptions extends ErrorOptions {
-  /**
-   * Whether the events that failed are kept in an outbox, so the relay
-   * will dispatch them again.
-   *
-   * @default {false}
-   */
-  readonly relayWillRetry?: boolean;
 }
 
 /**
@@ -279,24 +266,6 @@ export interface PublishAfterCommitErrorOptions extends ErrorOptions {
 export class PublishAfterCommitError extends UnitOfWorkError {
   /** Always `true`: the changes were committed. */
   readonly committed: true = true;
-  /**
-   * Whether the outbox keeps the events that failed, for the relay to
-   * dispatch again (`false` without an outbox: they are lost).
-   */
-  readonly relayWillRetry: boolean;
-
-  /**
-   * Wraps the handler's error.
-   *
-   * @param message What failed, without field values.
-   * @param options `cause`: the handler's error; `relayWillRetry`: whether
-   * an outbox keeps the events for the relay.
-   */
-  constructor(message: string, options?: PublishAfterCommitErrorOptions) {
-    super(message, options);
-    this.name = "PublishAfterCommitError";
-    this.relayWillRetry = options?.relayWillRetry ?? false;
-  }
 }
 
 // The events of one `run`. Never shared between runs.
