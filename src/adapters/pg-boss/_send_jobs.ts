@@ -3,15 +3,7 @@
 import type { JobInsert, PgBoss } from "pg-boss";
 import type { PreparedJob } from "../../application/job_queue.ts";
 import { inSpan, SpanKind, tracing } from "../../application/_telemetry.ts";
-import { stamped } from "./_worker.ts";
-
-/** What the write needs of the queue. */
-export interface WriteAccess {
-  /** Creates the queue on first use. */
-  ensureQueue(name: string): Promise<void>;
-  /** Wakes this process's workers of a queue. */
-  wake(name: string): void;
-}
+import { type QueueAccess, stamped } from "./_worker.ts";
 
 /**
  * Inserts prepared jobs and wakes the workers of the queues that got jobs
@@ -21,7 +13,7 @@ export interface WriteAccess {
  */
 export function sendJobs(
   boss: PgBoss,
-  queue: WriteAccess,
+  queue: QueueAccess,
   jobs: readonly PreparedJob[],
 ): Promise<(string | null)[]> {
   if (!tracing()) return insert(boss, queue, jobs);
@@ -49,7 +41,7 @@ export function sendJobs(
 
 async function insert(
   boss: PgBoss,
-  queue: WriteAccess,
+  queue: QueueAccess,
   jobs: readonly PreparedJob[],
 ): Promise<(string | null)[]> {
   const byQueue = new Map<

@@ -77,8 +77,8 @@ const WORK = {
   pollingIntervalSeconds: number(0.5, 2),
 };
 
-/** What a worker needs of the queue. */
-export interface WorkerAccess {
+/** What the adapter's parts need of the running queue. */
+export interface QueueAccess {
   /** Throws when the queue is stopped. */
   assertRunning(action: string): void;
   /** Creates the queue on first use. */
@@ -95,7 +95,7 @@ export interface WorkerAccess {
  */
 export async function startWorker<T>(
   boss: PgBoss,
-  queue: WorkerAccess,
+  queue: QueueAccess,
   name: string,
   handler: JobHandler<T>,
   options: WorkOptions,

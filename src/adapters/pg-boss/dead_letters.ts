@@ -10,7 +10,7 @@ import type { JobWithMetadata, PgBoss } from "pg-boss";
 import { assertQueueName } from "../../application/job_queue.ts";
 import { describe } from "../../internal/describe.ts";
 import { boolean, fail, integer, readOptions } from "../../internal/rules.ts";
-import { withoutStamp } from "./_worker.ts";
+import { type QueueAccess, withoutStamp } from "./_worker.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -73,26 +73,15 @@ const USAGE =
   'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }';
 const PAGE = 10_000;
 
-/** The dead-letter operations of one pg-boss instance. */
+/** The dead-letter operations of one pg-boss instance (see `PgBossJobQueue`). */
 export class DeadLetters {
-  /**
-   * @param boss The running pg-boss.
-   * @param queue Checks that the queue runs; wakes a queue's workers.
-   */
+  /** The running pg-boss, and the queue's state and wake-up. */
   constructor(
     private readonly boss: PgBoss,
-    private readonly queue: {
-      assertRunning(action: string): void;
-      wake(name: string): void;
-    },
+    private readonly queue: QueueAccess,
   ) {}
 
-  /**
-   * Lists dead letters, oldest first.
-   *
-   * @param options Queue, limit, data.
-   * @returns The dead letters.
-   */
+  /** Lists dead letters, oldest first. */
   async list(options: DeadLetterListOptions): Promise<DeadLetter[]> {
     const action = "list dead letters";
     const { queue, limit, includeData } = readOptions(options, LIST, action);
@@ -110,23 +99,13 @@ export class DeadLetters {
       .slice(0, limit);
   }
 
-  /**
-   * Counts the dead letters of a selection.
-   *
-   * @param selection Which.
-   * @returns How many.
-   */
+  /** Counts the dead letters of a selection. */
   async count(selection: DeadLetterSelection): Promise<number> {
     const found = await this.#select(selection, "count dead letters");
     return [...found.values()].reduce((sum, ids) => sum + ids.length, 0);
   }
 
-  /**
-   * Moves dead letters back to their queue.
-   *
-   * @param selection Which.
-   * @returns How many moved.
-   */
+  /** Moves dead letters back to their queue; answers how many moved. */
   async retry(selection: DeadLetterSelection): Promise<number> {
     let moved = 0;
     for (
@@ -145,12 +124,7 @@ export class DeadLetters {
     return moved;
   }
 
-  /**
-   * Deletes dead letters.
-   *
-   * @param selection Which.
-   * @returns How many were deleted.
-   */
+  /** Deletes dead letters; answers how many. */
   async delete(selection: DeadLetterSelection): Promise<number> {
     let deleted = 0;
     for (

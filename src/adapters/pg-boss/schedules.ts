@@ -9,6 +9,7 @@ import type { PgBoss } from "pg-boss";
 import { assertQueueName, prepareJob } from "../../application/job_queue.ts";
 import { describe } from "../../internal/describe.ts";
 import { fail, matches, readOptions } from "../../internal/rules.ts";
+import type { QueueAccess } from "./_worker.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -41,34 +42,15 @@ const SCHEDULE = {
   timeZone: matches(/\S/, 'an IANA time zone name such as "Europe/Paris"'),
 };
 
-/** What the schedules need of the queue. */
-export interface QueueAccess {
-  /** Throws when the queue is stopped. */
-  assertRunning(action: string): void;
-  /** Creates the queue on first use. */
-  ensureQueue(name: string): Promise<void>;
-}
-
-/** The schedule operations of one pg-boss instance. */
+/** The schedule operations of one pg-boss instance (see `PgBossJobQueue`). */
 export class Schedules {
-  /**
-   * @param boss The running pg-boss.
-   * @param queue The queue's state and queue creation.
-   */
+  /** The running pg-boss, and the queue's state and queue creation. */
   constructor(
     private readonly boss: PgBoss,
     private readonly queue: QueueAccess,
   ) {}
 
-  /**
-   * Saves a schedule after pg-boss's own check of the cron and time zone.
-   *
-   * @param name The queue.
-   * @param cron The cron expression or rule.
-   * @param data Every job's data.
-   * @param options Key and time zone.
-   * @returns When it is saved.
-   */
+  /** Saves a schedule after pg-boss's own check of the cron and time zone. */
   async schedule(
     name: string,
     cron: string,
@@ -116,13 +98,7 @@ export class Schedules {
     });
   }
 
-  /**
-   * Removes a schedule.
-   *
-   * @param name The queue.
-   * @param options The key.
-   * @returns When it is removed.
-   */
+  /** Removes a schedule. */
   async unschedule(
     name: string,
     options: { readonly key?: string },
@@ -133,12 +109,7 @@ export class Schedules {
     logger.info("Unscheduled queue {jobName}", { jobName: name, key });
   }
 
-  /**
-   * Lists schedules.
-   *
-   * @param name Only this queue's.
-   * @returns The schedules.
-   */
+  /** Lists the schedules (of one queue). */
   async list(name: string | undefined): Promise<JobSchedule[]> {
     if (name !== undefined) assertQueueName(name, "list schedules");
     this.queue.assertRunning("list schedules");
