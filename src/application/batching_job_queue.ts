@@ -397,21 +397,6 @@ export class BatchingJobQueue implements JobQueue {
    * @param options Concurrency, batch size and polling.
    * @returns The worker's id.
    * @throws {TypeError} As the wrapped queue's `work`.
-   *
-   * @example Start a worker through the wrapper
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
-   *
-   * const inner: JobQueue = {
-   *   enqueue: () => Promise.resolve(null),
-   *   enqueueMany: () => Promise.resolve([]),
-   *   work: () => Promise.resolve("worker-1"),
-   *   stop: () => Promise.resolve(),
-   * };
-   * const jobs = new BatchingJobQueue(inner);
-   * assert.deepEqual(await jobs.work("send-welcome-email", () => {}), "worker-1");
-   * ```
    */
   work<T>(
     name: string,
@@ -426,25 +411,6 @@ export class BatchingJobQueue implements JobQueue {
    * after it, and fail if it no longer accepts jobs.
    *
    * @returns When the wrapped queue has stopped.
-   *
-   * @example Stop through the wrapper
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
-   *
-   * let stopped = false;
-   * const inner: JobQueue = {
-   *   enqueue: () => Promise.resolve(null),
-   *   enqueueMany: () => Promise.resolve([]),
-   *   work: () => Promise.resolve("worker"),
-   *   stop: () => {
-   *     stopped = true;
-   *     return Promise.resolve();
-   *   },
-   * };
-   * await new BatchingJobQueue(inner).stop();
-   * assert.deepEqual(stopped, true);
-   * ```
    */
   stop(): Promise<void> {
     return this.#inner.stop();
