@@ -21,7 +21,7 @@ import {
   meters,
   recordError,
   tracing,
-} from "./_telemetry.ts";
+} from "../internal/telemetry.ts";
 import { Subscription } from "./subscription.ts";
 import type {
   EventClass,
