@@ -2,7 +2,7 @@
 // one INSERT per queue, in a producer span when tracing is on.
 import type { JobInsert, PgBoss } from "pg-boss";
 import type { PreparedJob } from "../../application/job_queue.ts";
-import { inSpan, SpanKind, tracing } from "../../application/_telemetry.ts";
+import { inSpan, SpanKind, tracing } from "../../internal/telemetry.ts";
 import { type QueueAccess, stamped } from "./_worker.ts";
 
 /**

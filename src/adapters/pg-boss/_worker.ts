@@ -19,7 +19,7 @@ import {
   type Span,
   SpanKind,
   tracing,
-} from "../../application/_telemetry.ts";
+} from "../../internal/telemetry.ts";
 import { describe } from "../../internal/describe.ts";
 import { fail, integer, number, readOptions } from "../../internal/rules.ts";
 import { errorType, loggableError } from "../../internal/loggable_error.ts";
