@@ -158,6 +158,8 @@ export interface Metric {
   readonly unit: string;
   /** Higher is better (throughput), else lower is better (time). */
   readonly higherIsBetter?: boolean;
+  /** A figure that explains the others (CPU used): no ratio column, no chart. */
+  readonly secondary?: boolean;
 }
 
 /** One measurement's report. */
@@ -205,7 +207,7 @@ export function markdown(report: Report, header: string): string {
     const cols = ["variant"];
     for (const m of report.metrics) {
       cols.push(`${m.label} median (min–max), ${m.unit}`);
-      cols.push(`× ${group.baseline}`);
+      if (!m.secondary) cols.push(`× ${group.baseline}`);
     }
     lines.push(`| ${cols.join(" | ")} |`);
     lines.push(
@@ -216,13 +218,14 @@ export function markdown(report: Report, header: string): string {
       for (const m of report.metrics) {
         const values = report.samples.get(row)?.[m.key] ?? [];
         if (values.length === 0) {
-          cells.push("—", "—");
+          cells.push(...(m.secondary ? ["—"] : ["—", "—"]));
           continue;
         }
         const sorted = values.toSorted((a, b) => a - b);
         cells.push(
           `${fmt(median(values))} (${fmt(sorted[0]!)}–${fmt(sorted.at(-1)!)})`,
         );
+        if (m.secondary) continue;
         cells.push(
           row === group.baseline
             ? "1.00×"
@@ -265,6 +268,7 @@ export function svg(report: Report): string {
     }</text>`,
   );
   for (const m of report.metrics) {
+    if (m.secondary) continue;
     // A group whose rows all appeared in an earlier panel is not drawn again.
     const drawn = new Set<string>();
     for (const group of report.groups) {
@@ -344,4 +348,62 @@ export async function machine(): Promise<string> {
     await sql.end();
   }
   return `${navigator.hardwareConcurrency} cores, ${cpu}; Deno ${Deno.version.deno} (V8 ${Deno.version.v8}); PostgreSQL ${pg} on the same machine`;
+}
+
+/** Clock ticks per second of /proc (USER_HZ, 100 on Linux). */
+const TICKS = 100;
+
+/**
+ * The CPU time a process has used (user + system), in seconds, or NaN where
+ * /proc cannot be read.
+ */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the command name, which is in parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * The CPU time used by the PostgreSQL server, in seconds: its processes and
+ * the backends that have ended.
+ */
+export function postgresCpuSeconds(): number {
+  let total = 0;
+  try {
+    for (const entry of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+        const open = stat.indexOf("(");
+        const close = stat.lastIndexOf(")");
+        if (stat.slice(open + 1, close) !== "postgres") continue;
+        const fields = stat.slice(close + 2).split(" ");
+        // utime + stime, and cutime + cstime: the time of ended children
+        // (backends) that the postmaster has reaped.
+        total += (Number(fields[11]) + Number(fields[12]) +
+          Number(fields[13]) + Number(fields[14])) / TICKS;
+      } catch { /* the process ended */ }
+    }
+  } catch {
+    return NaN;
+  }
+  return total;
+}
+
+/** The machine's busy and total CPU time so far (all cores), in seconds. */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  try {
+    const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+      .split(/\s+/).slice(1, 9).map(Number) as number[];
+    const busy = user! + nice! + system! + irq! + softirq! + steal!;
+    return { busy: busy / TICKS, total: (busy + idle! + iowait!) / TICKS };
+  } catch {
+    return { busy: NaN, total: NaN };
+  }
 }

@@ -11,8 +11,10 @@
 import {
   createDatabase,
   type Database,
+  fmt,
   machine,
   markdown,
+  median,
   type Report,
   type RunConfig,
   svg,
@@ -53,6 +55,16 @@ const fresh = async (prefix: string) => {
   return db;
 };
 const reports: Report[] = [];
+// The machine's load while the run goes: other processes on it slow the
+// variants down unevenly, so the header says how busy it was.
+const loads: number[] = [];
+const readLoad = () =>
+  Deno.readTextFile("/proc/loadavg").then(
+    (text) => loads.push(Number(text.split(" ")[0])),
+    () => {},
+  );
+await readLoad();
+const loadTimer = setInterval(readLoad, 10_000);
 const t0 = performance.now();
 try {
   const steps: [string, () => Promise<Report | Report[]>][] = [
@@ -90,13 +102,21 @@ try {
     reports.push(...(Array.isArray(result) ? result : [result]));
   }
 } finally {
+  clearInterval(loadTimer);
   for (const db of databases) await db.drop().catch((e) => console.error(e));
 }
+await readLoad();
 
 await Deno.mkdir(out, { recursive: true });
+const sortedLoads = loads.toSorted((a, b) => a - b);
+const load = sortedLoads.length === 0
+  ? "load average unknown"
+  : `1-minute load average ${fmt(median(loads))} (${fmt(sortedLoads[0]!)}–${
+    fmt(sortedLoads.at(-1)!)
+  }, read every 10 s) on ${navigator.hardwareConcurrency} cores`;
 const header = `Measured ${
   started.toISOString().slice(0, 16).replace("T", " ")
-} UTC on ${host}. Command: \`${command}\`. ${repeats} repeat${
+} UTC on ${host}; ${load}. Command: \`${command}\`. ${repeats} repeat${
   repeats === 1 ? "" : "s"
 }${
   quick ? "" : " after one warm-up round"
@@ -138,6 +158,7 @@ await new Deno.Command(Deno.execPath(), {
   stdout: "inherit",
   stderr: "inherit",
 }).output();
+log(`${load}`);
 log(
   `done in ${
     ((performance.now() - t0) / 1000).toFixed(1)
