@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-console
 // The dev server's cold start on embedded databases, and where the time goes:
 //
-//   deno run -A --frozen bench/dev_server_cold_start.ts [runs=3] [--cold]
+//   deno run -A --frozen bench/dev_server_cold_start.ts [runs=3] [--cold] [--lazy-npm]
 //
 // Every start is `deno task dev` as a user types it, in a fresh `git clone`
 // of this repository's HEAD (what a user gets; uncommitted changes are not
@@ -15,11 +15,22 @@
 // - new data folder: node_modules in place, both PGlite databases created;
 // - existing data folder: every later start.
 //
+// With --lazy-npm, each of the first two also runs in a clone whose
+// deno.json is changed as a proposal: "nodeModulesDir": "manual" (so
+// `deno task` does not install every package of deno.lock before the task
+// runs) and the dev task with `--node-modules-dir=auto
+// --unstable-npm-lazy-caching` (so it installs only what the dev server
+// imports).
+//
 // The runs of each kind are interleaved, so load from other work on the
 // machine hits them alike. The columns are when each step ended, from the
 // lines the process prints (LOG_LEVEL=debug): the npm packages in place,
 // main.ts running, the app's modules loaded, the application database up,
-// both databases ready (the outbox relay starts after them), listening. Then
+// both databases ready (the outbox relay starts after them), listening; and
+// the CPU time the process tree used until ready (from /proc), which the
+// load does not change: on an idle machine a start takes at least that
+// divided by the cores it keeps busy (the two databases are created at
+// once, on two). Then
 // the parts, in this process: a bare `deno eval`, PGlite.create() of a new
 // database (initdb) and of an existing one, and pg-boss's start on a new
 // database (its schema) and on an existing one.
@@ -27,9 +38,10 @@ import { PGlite } from "@electric-sql/pglite";
 import { PgBossJobQueue } from "../src/adapters/pg-boss/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const args = Deno.args.filter((a) => a !== "--cold");
+const args = Deno.args.filter((a) => !a.startsWith("--"));
 const RUNS = Number(args[0] ?? 3);
 const COLD = Deno.args.includes("--cold");
+const LAZY = Deno.args.includes("--lazy-npm");
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -45,6 +57,8 @@ interface Start {
   /** npm packages downloaded and set up in node_modules. */
   downloaded: number;
   initialized: number;
+  /** CPU time (user + system) of the process tree until ready (Linux). */
+  cpuMs: number | undefined;
 }
 
 const STEPS = [
@@ -68,6 +82,41 @@ async function lines(
     parts.forEach(onLine);
   }
   if (rest) onLine(rest);
+}
+
+/**
+ * CPU time used so far by `pid` and its descendants, from /proc (Linux;
+ * undefined elsewhere). Independent of the load: on an idle machine a start
+ * cannot take less than this divided by the cores it keeps busy.
+ */
+async function cpuOfTree(pid: number): Promise<number | undefined> {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  try {
+    for await (const entry of Deno.readDir("/proc")) {
+      if (!/^\d+$/.test(entry.name)) continue;
+      try {
+        const text = await Deno.readTextFile(`/proc/${entry.name}/stat`);
+        // After "pid (comm) ": state ppid ... utime (14th) stime (15th).
+        const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
+        stats.set(Number(entry.name), {
+          ppid: Number(f[1]),
+          ticks: Number(f[11]) + Number(f[12]),
+        });
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  let ticks = 0;
+  const todo = [pid];
+  while (todo.length) {
+    const p = todo.pop()!;
+    ticks += stats.get(p)?.ticks ?? 0;
+    for (const [child, st] of stats) if (st.ppid === p) todo.push(child);
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
 }
 
 async function start(
@@ -140,12 +189,9 @@ async function start(
       if (performance.now() - started > 300_000) throw new Error("no start");
       await new Promise((r) => setTimeout(r, 10));
     }
-    return {
-      totalMs: performance.now() - started,
-      marks,
-      downloaded,
-      initialized,
-    };
+    const totalMs = performance.now() - started;
+    const cpuMs = await cpuOfTree(child.pid);
+    return { totalMs, marks, downloaded, initialized, cpuMs };
   } finally {
     if (!exited) child.kill("SIGTERM");
     await status;
@@ -166,9 +212,12 @@ function row(name: string, starts: Start[]): string {
   const pkgs = `${median(starts.map((x) => x.downloaded))} / ${
     median(starts.map((x) => x.initialized))
   }`;
+  const cpu = starts.flatMap((x) => x.cpuMs === undefined ? [] : [x.cpuMs]);
   return `| ${name} | **${s(median(totals))}** | ${
     STEPS.map(mark).join(" | ")
-  } | ${pkgs} | ${s(Math.min(...totals))} – ${s(Math.max(...totals))} |`;
+  } | ${pkgs} | ${cpu.length ? s(median(cpu)) : "–"} | ${
+    s(Math.min(...totals))
+  } – ${s(Math.max(...totals))} |`;
 }
 
 async function time(fn: () => Promise<unknown>): Promise<number> {
@@ -220,10 +269,26 @@ const bossOn = async (dir: string) => {
 const bossNew = await bossOn(`${tmp}/jobs`);
 const bossExisting = await bossOn(`${tmp}/jobs`);
 
+/** A fresh clone changed as --lazy-npm describes. */
+async function lazyClone(): Promise<string> {
+  const dir = await freshClone();
+  const path = `${dir}/deno.json`;
+  const config = JSON.parse(await Deno.readTextFile(path));
+  config.nodeModulesDir = "manual";
+  config.tasks.dev = config.tasks.dev.replace(
+    /^deno run /,
+    "deno run --node-modules-dir=auto --unstable-npm-lazy-caching ",
+  );
+  await Deno.writeTextFile(path, JSON.stringify(config));
+  return dir;
+}
+
 const rows: string[] = [];
 try {
   const cold: Start[] = [];
+  const coldLazy: Start[] = [];
   const cloned: Start[] = [];
+  const clonedLazy: Start[] = [];
   const fresh: Start[] = [];
   const again: Start[] = [];
   // The clone the data-folder starts run in: node_modules installed in full
@@ -242,16 +307,33 @@ try {
           DATA_DIR: `${tmp}/cold-data-${i}`,
         }),
       );
+      if (LAZY) {
+        coldLazy.push(
+          await start(await lazyClone(), {
+            DENO_DIR: `${tmp}/deno-dir-lazy-${i}`,
+            DATA_DIR: `${tmp}/cold-lazy-data-${i}`,
+          }),
+        );
+      }
     }
     cloned.push(
       await start(await freshClone(), { DATA_DIR: `${tmp}/cloned-data-${i}` }),
     );
+    if (LAZY) {
+      clonedLazy.push(
+        await start(await lazyClone(), {
+          DATA_DIR: `${tmp}/cloned-lazy-data-${i}`,
+        }),
+      );
+    }
     const dataDir = `${tmp}/data-${i}`;
     fresh.push(await start(tree, { DATA_DIR: dataDir }));
     again.push(await start(tree, { DATA_DIR: dataDir }));
   }
   if (COLD) rows.push(row("cold cache: fresh clone, empty DENO_DIR", cold));
+  if (COLD && LAZY) rows.push(row("… with --lazy-npm's deno.json", coldLazy));
   rows.push(row("warm Deno cache, fresh clone (no node_modules)", cloned));
+  if (LAZY) rows.push(row("… with --lazy-npm's deno.json", clonedLazy));
   rows.push(row("warm cache, new data folder", fresh));
   rows.push(row("warm cache, existing data folder", again));
 } finally {
@@ -265,10 +347,10 @@ console.log(
 console.log(
   `| start | total | ${
     STEPS.join(" | ")
-  } | npm packages downloaded / set up | range |`,
+  } | npm packages downloaded / set up | CPU time | range |`,
 );
 console.log(
-  `| --- | --- | ${STEPS.map(() => "---").join(" | ")} | --- | --- |`,
+  `| --- | --- | ${STEPS.map(() => "---").join(" | ")} | --- | --- | --- |`,
 );
 for (const r of rows) console.log(r);
 console.log(
