@@ -67,13 +67,22 @@ Deno.test({
       bus: publisher,
       outbox: options,
     });
-    await using _relay = new OutboxRelay(db.sql, {
+    const relay = new OutboxRelay(db.sql, {
       ...options,
       bus: publisher,
       pollIntervalSeconds: 0.2,
       outageDelaySeconds: 0.5,
       maxOutageDelaySeconds: 2,
-    }).start();
+    });
+    // Counts the passes that met the outage (the loop calls runOnce()).
+    let outagePasses = 0;
+    const runOnce = relay.runOnce.bind(relay);
+    relay.runOnce = async () => {
+      const pass = await runOnce();
+      if (pass.outage) outagePasses++;
+      return pass;
+    };
+    await using _relay = relay.start();
     const admin = new OutboxAdmin(db.sql, options);
 
     const before = Array.from({ length: 20 }, (_, i) => new Noted(i));
@@ -95,9 +104,13 @@ Deno.test({
       }
     }
     assert.equal(reported, 100, "every run says the relay will retry");
-    // Down for 8 s: three attempts 0.2-0.5 s apart would have parked
-    // everything within 2 s.
-    await new Promise((resolve) => setTimeout(resolve, 8000));
+    // Had an outage used up attempts, more relay passes over the backlog
+    // than maxAttempts (3) would have parked it.
+    await waitUntil(
+      "the relay to meet the outage 4 times",
+      () => outagePasses >= 4,
+      30_000,
+    );
     const down = await admin.stats();
     assert.equal(down.parked, 0, "nothing parked during the outage");
     assert.equal(down.pending + down.inFlight, 100);
