@@ -329,11 +329,13 @@ export interface OutboxItem {
 }
 
 /** Events serialized for one insert. */
-export interface PreparedBatch {
-  /** JSON text: an array of {id, type, payload}, one per distinct event id. */
-  readonly json: string;
-  /** One item per event given, in order (duplicates kept). */
-  readonly items: OutboxItem[];
+export class PreparedBatch {
+  constructor(
+    /** JSON text: an array of {id, type, payload}, one per distinct event id. */
+    readonly json: string,
+    /** One item per event given, in order (duplicates kept). */
+    readonly items: OutboxItem[],
+  ) {}
 }
 
 /** How one dispatch failed. */
@@ -356,7 +358,11 @@ const FAILED = { parked: false, outage: false, leaseLost: false };
  * row (the attempt counts as failed).
  */
 export class DispatchTimeoutError extends Error {
-  /** @param seconds The timeout that passed. */
+  /**
+   * Says which timeout passed.
+   *
+   * @param seconds The timeout that passed.
+   */
   constructor(seconds: number) {
     super(
       `the handlers did not settle within the dispatch timeout of ${seconds} s`,
@@ -439,7 +445,7 @@ export class Outbox {
         ? { id, type, event, lease }
         : { id, type, event, delayed: true };
     });
-    return { json: `[${[...records.values()].join(",")}]`, items };
+    return new PreparedBatch(`[${[...records.values()].join(",")}]`, items);
   }
 
   /**

@@ -6,13 +6,16 @@
  *
  * @module
  */
-import type postgres from "postgres";
 import { getLogger } from "@logtape/logtape";
 import { describe } from "../../internal/describe.ts";
 import { fail, number, readOptions } from "../../internal/rules.ts";
 import { quoted, tableName } from "./_outbox.ts";
 import type { PostgresOutboxClient } from "./outbox.ts";
-import { assertClient, reservedTransaction } from "./_transaction.ts";
+import {
+  assertClient,
+  type Query,
+  reservedTransaction,
+} from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "inbox"]);
 
@@ -34,11 +37,29 @@ export interface InboxOptions {
 }
 
 /**
- * A postgres.js transaction: `tx.sql` inside `PostgresUnitOfWork.run`, or
- * the `sql` that `sql.begin` gives. Only a transaction has `savepoint`.
+ * A postgres.js transaction (a `postgres.TransactionSql`): `tx.sql` inside
+ * `PostgresUnitOfWork.run`, or the `sql` that `sql.begin` gives.
  */
-// deno-lint-ignore no-explicit-any
-export type InboxTransaction = postgres.TransactionSql<any>;
+export interface InboxTransaction {
+  /**
+   * Runs one query in the transaction.
+   *
+   * @param strings The query's text around its parameters.
+   * @param values The parameters, or identifiers made with `sql(name)`.
+   * @returns The rows.
+   */
+  // deno-lint-ignore no-explicit-any
+  (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
+  /**
+   * Runs `fn` in a savepoint. The inbox does not call it: only a
+   * transaction has it, so it tells a transaction from a pool.
+   *
+   * @param fn The work.
+   * @returns What `fn` resolved to.
+   */
+  // deno-lint-ignore no-explicit-any
+  savepoint(fn: (sql: any) => any): Promise<unknown>;
+}
 
 /** An event the inbox can key: it has a string `eventId`, as a `DomainEvent` does. */
 export interface InboxEvent {
@@ -193,15 +214,16 @@ export class Inbox {
         }; pass async () => { … }`,
       );
     }
+    const tx: Query = sql;
     // The savepoint and the insert go out in one round trip.
     const [, { count }] = await Promise.all([
-      sql`savepoint aftercommit_inbox`,
-      sql`insert into ${sql(this.#name)} (event_id, handler)
+      tx`savepoint aftercommit_inbox`,
+      tx`insert into ${tx(this.#name)} (event_id, handler)
         values (${eventId}, ${handler})
         on conflict (event_id, handler) do nothing`,
     ]);
     if (count === 0) {
-      await sql`release savepoint aftercommit_inbox`;
+      await tx`release savepoint aftercommit_inbox`;
       logger.debug(
         "Skipped {handler} for event {eventId}: already processed",
         { handler, eventId },
@@ -212,11 +234,11 @@ export class Inbox {
     try {
       value = await work();
     } catch (error) {
-      await sql`rollback to savepoint aftercommit_inbox`;
-      await sql`release savepoint aftercommit_inbox`;
+      await tx`rollback to savepoint aftercommit_inbox`;
+      await tx`release savepoint aftercommit_inbox`;
       throw error;
     }
-    await sql`release savepoint aftercommit_inbox`;
+    await tx`release savepoint aftercommit_inbox`;
     return { ran: true, value };
   }
 
@@ -341,7 +363,10 @@ export async function migrateInbox(
   await new Inbox(options).migrate(sql);
 }
 
-function assertTransaction(sql: unknown, action: string): void {
+function assertTransaction(
+  sql: unknown,
+  action: string,
+): asserts sql is Query {
   if (typeof sql !== "function") {
     fail(
       action,

@@ -7,12 +7,13 @@
 import type { EventRegistry } from "../../application/outbox/event_registry.ts";
 import { readOptions } from "../../internal/rules.ts";
 import { DEFAULT_OUTBOX_TABLE, OutboxTable, tableName } from "./_outbox.ts";
-import { assertClient, type Sql } from "./_transaction.ts";
+import { assertClient } from "./_transaction.ts";
+import type { PostgresClient } from "./postgres_unit_of_work.ts";
 
 export { DEFAULT_OUTBOX_TABLE };
 
 /** A postgres.js client (`postgres(url)`), as the outbox uses it. */
-export type PostgresOutboxClient = Sql;
+export type PostgresOutboxClient = PostgresClient;
 
 /**
  * Options shared by the outbox mode of `PostgresUnitOfWork` and by

@@ -24,7 +24,7 @@ import {
 } from "../../internal/rules.ts";
 import { type ClaimedRow, isOutage, Lease, Outbox } from "./_outbox.ts";
 import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
-import { assertClient } from "./_transaction.ts";
+import { assertClient, type Sql } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
 
@@ -178,7 +178,7 @@ const STOP_GRACE_MS = 5000;
  * ```
  */
 export class OutboxRelay implements AsyncDisposable {
-  readonly #sql: PostgresOutboxClient;
+  readonly #sql: Sql;
   readonly #outbox: Outbox;
   readonly #bus: EventPublisher;
   readonly #config: Read<typeof RELAY_OPTIONS>;

@@ -17,7 +17,7 @@ import { isConnectionError } from "../../internal/connection_error.ts";
 import { errorType } from "../../internal/loggable_error.ts";
 import { describe } from "../../internal/describe.ts";
 import { fail, number, oneOf, readOptions } from "../../internal/rules.ts";
-import { isOutage, Outbox, type PreparedBatch } from "./_outbox.ts";
+import { isOutage, Outbox, PreparedBatch } from "./_outbox.ts";
 import type { OutboxCheckpoint, OutboxOptions } from "./outbox.ts";
 import {
   assertClient,
@@ -71,13 +71,56 @@ export interface PostgresUnitOfWorkOptions extends UnitOfWorkOptions {
   readonly commitCheckSeconds?: number;
 }
 
-/** A postgres.js client, as `postgres(url)` returns it. */
-// deno-lint-ignore no-explicit-any
-export type PostgresClient = postgres.Sql<any>;
+/**
+ * A connection of a postgres.js pool reserved for one caller, as
+ * `sql.reserve()` returns it (a `postgres.ReservedSql`).
+ */
+export interface PostgresReservedConnection {
+  /**
+   * Runs one query on this connection.
+   *
+   * @param strings The query's text around its parameters.
+   * @param values The parameters, or identifiers made with `sql(name)`.
+   * @returns The rows.
+   */
+  // deno-lint-ignore no-explicit-any
+  (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
+  /** Gives the connection back to the pool. */
+  release(): void;
+}
 
-/** A connection of a postgres.js pool reserved for one caller (`sql.reserve()`). */
-// deno-lint-ignore no-explicit-any
-export type PostgresReservedConnection = postgres.ReservedSql<any>;
+/**
+ * A postgres.js client, as `postgres(url)` returns it (a `postgres.Sql`):
+ * the adapter reserves a connection for each transaction; `begin` gives the
+ * transaction's type.
+ */
+export interface PostgresClient {
+  /**
+   * Runs one query on the pool.
+   *
+   * @param strings The query's text around its parameters.
+   * @param values The parameters.
+   * @returns The rows.
+   */
+  // deno-lint-ignore no-explicit-any
+  (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
+  /**
+   * Runs `fn` in a transaction. The Unit of Work does not call it; its
+   * signature types `tx.sql`.
+   *
+   * @param options What follows `BEGIN`, such as `isolation level serializable`.
+   * @param fn The work, given the transaction's `sql`.
+   * @returns What `fn` resolved to.
+   */
+  // deno-lint-ignore no-explicit-any
+  begin(options: string, fn: (sql: any) => Promise<unknown>): Promise<unknown>;
+  /**
+   * Reserves one connection of the pool until it is released.
+   *
+   * @returns The reserved connection.
+   */
+  reserve(): Promise<PostgresReservedConnection>;
+}
 
 /**
  * The transaction's `sql` of a client: for `postgres.Sql<T>`,
@@ -85,8 +128,9 @@ export type PostgresReservedConnection = postgres.ReservedSql<any>;
  *
  * @typeParam S The client's type.
  */
-export type PostgresTransactionOf<S extends PostgresClient> = S extends
-  postgres.Sql<infer T> ? postgres.TransactionSql<T> : never;
+export type PostgresTransactionOf<S extends PostgresClient> = Parameters<
+  Parameters<S["begin"]>[1]
+>[0];
 
 /**
  * What `work` receives in {@linkcode PostgresUnitOfWork.run}.
@@ -151,9 +195,9 @@ const ISOLATION_LEVELS = [
 export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   PostgresTransactionOf<S>,
   PostgresContext<PostgresTransactionOf<S>>,
-  PreparedBatch | undefined
+  object | undefined
 > {
-  readonly #sql: S;
+  readonly #sql: Sql;
   readonly #begin: string;
   readonly #commitCheckMs: number;
   readonly #outbox: Outbox | undefined;
@@ -246,11 +290,11 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
    * @throws {TypeError} When an event's class is not registered or the event
    * cannot be serialized; the transaction then rolls back.
    */
-  protected override async beforeCommit(
+  protected override beforeCommit(
     handle: PostgresTransactionOf<S>,
     events: readonly object[],
     delays?: readonly (EventDelay | undefined)[],
-  ): Promise<PreparedBatch | undefined> {
+  ): object | undefined {
     const outbox = this.#outbox;
     if (outbox === undefined || events.length === 0) return undefined;
     const batch = outbox.prepare(events, delays);
@@ -273,10 +317,10 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
    */
   protected override async publishCommitted(
     events: readonly object[],
-    written: PreparedBatch | undefined,
+    written: object | undefined,
   ): Promise<void> {
     const outbox = this.#outbox;
-    if (outbox === undefined || written === undefined) {
+    if (outbox === undefined || !(written instanceof PreparedBatch)) {
       return super.publishCommitted(events, written);
     }
     // Delayed events wait in the outbox for the relay.
