@@ -595,6 +595,7 @@ Deno.test({
         outboxInFlight: 0,
       },
     );
+    assert.doesNotMatch(again.output(), /Sending welcome email/);
   },
 });
 
