@@ -266,7 +266,7 @@ export class Inbox {
    * const deleted = await new Inbox().purge(sql, {
    *   olderThanSeconds: 30 * 86_400,
    * });
-   * console.log(deleted);
+   * if (deleted > 0) await sql`vacuum aftercommit_inbox`;
    * ```
    */
   async purge(

@@ -148,6 +148,11 @@ Deno.test({
           2,
         );
         await waitUntil("every delivery", () => delivered.size === 3);
+        // The relay marks what it dispatched done at the end of its pass.
+        await waitUntil(
+          "the deliveries marked done",
+          async () => (await admin.stats()).done === 3,
+        );
         const stats = await admin.stats();
         assert.deepEqual([stats.parked, stats.done], [0, 3]);
       },
