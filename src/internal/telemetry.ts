@@ -96,6 +96,28 @@ export function meter(): Meter | undefined {
   return metrics.getMeterProvider().getMeter("aftercommit", VERSION);
 }
 
+// The instruments are in seconds; the SDK's default buckets (0, 5, 10 …
+// 10000) are made for milliseconds and would put everything under 5 s in one
+// bucket. The messaging conventions' duration buckets (as pg-boss uses); the
+// start delay goes on to an hour, for relay redeliveries and late retries.
+const DURATION_BUCKETS = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.075,
+  0.1,
+  0.25,
+  0.5,
+  0.75,
+  1,
+  2.5,
+  5,
+  7.5,
+  10,
+];
+const DELAY_BUCKETS = [...DURATION_BUCKETS, 30, 60, 300, 900, 3600];
+
 let instrumentsFor: unknown = undefined;
 let instruments: Instruments | undefined;
 
@@ -121,16 +143,19 @@ export function meters(): Instruments | undefined {
       {
         description: "Duration of one outbox dispatch (all its handlers)",
         unit: "s",
+        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
       },
     ),
     jobDuration: meter.createHistogram("aftercommit.job.duration", {
       description: "Duration of one job attempt",
       unit: "s",
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     }),
     jobStartDelay: meter.createHistogram("aftercommit.job.start_delay", {
       description:
         "From a job's enqueue to the start of its first attempt (the commit to job start latency)",
       unit: "s",
+      advice: { explicitBucketBoundaries: DELAY_BUCKETS },
     }),
     failures: meter.createCounter("aftercommit.failures", {
       description:
