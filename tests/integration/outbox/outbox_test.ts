@@ -587,6 +587,46 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "a bus with batch(): the run's events are dispatched in one batch; a failed batch write leaves them to the relay",
+      async () => {
+        const options = await migrated();
+        const inner = new EventBus();
+        let handled = 0;
+        inner.register(Noted, () => {
+          handled++;
+        });
+        let batches = 0;
+        let writeFails = false;
+        const bus = {
+          publishAll: (events: Iterable<object>) => inner.publishAll(events),
+          async batch<T>(work: () => Promise<T>): Promise<T> {
+            batches++;
+            const result = await work();
+            if (writeFails) throw new Error("the batch write failed");
+            return result;
+          },
+        };
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        await uow.run((tx) => {
+          for (let i = 0; i < 3; i++) tx.publishAfterCommit(new Noted(i));
+        });
+        assert.deepEqual([batches, handled], [1, 3]);
+        assert.ok((await rows(db, options.table)).every((r) => r.done));
+
+        writeFails = true;
+        const error = await uow.run((tx) => tx.publishAfterCommit(new Noted(9)))
+          .then(() => undefined, (e: unknown) => e);
+        assert.ok(error instanceof PublishAfterCommitError);
+        assert.equal(error.relayWillRetry, true);
+        const last = (await rows(db, options.table)).at(-1)!;
+        assert.deepEqual(
+          [last.done, last.parked, last.attempts, last.last_error],
+          [false, false, 1, "Error: the batch write failed"],
+        );
+      },
+    );
+
     await t.step("bad options get a clear error", () => {
       const bus = new EventBus();
       assert.throws(
