@@ -13,6 +13,7 @@ import {
   median,
   postgresCpuSeconds,
   processCpuSeconds,
+  ratio,
   type Report,
   type RunConfig,
   type Variant,
@@ -326,7 +327,7 @@ export async function scaleBench(
         } jobs (and events) handled exactly once: the ids the processes report are checked against the ids in the database (every one handled, none twice, none unknown), and no pg-boss job has \`retry_count\` > 0 (a job whose first attempt expired or failed and was started again).`,
         flattening("worker processes", workers, samples),
         flattening("relay processes", relays, samples),
-        "CPU: the machine's busy share over the sample (/proc/stat: every process, other load included), the CPU time of the worker or relay processes, and of PostgreSQL (its processes and the backends that ended: /proc/<pid>/stat), per 1,000 jobs or events; all in CPU-milliseconds, the machine has ${navigator.hardwareConcurrency} cores.",
+        `CPU: the machine's busy share over the sample (/proc/stat: every process, other load included), the CPU time of the worker or relay processes, and of PostgreSQL (its processes and the backends that ended: /proc/<pid>/stat), per 1,000 jobs or events; all in CPU-milliseconds, the machine has ${navigator.hardwareConcurrency} cores.`,
       ],
     };
   } finally {
@@ -336,23 +337,26 @@ export async function scaleBench(
   }
 }
 
-// Where the curve flattens: the first count whose median throughput gains
-// less than 10% over the previous count.
+// Where the curve flattens: the first count whose throughput (median of the
+// per-repeat ratios to one process) gains less than 10% over the previous
+// count.
 function flattening(
   what: string,
   variants: readonly Variant[],
   samples: Map<string, Record<string, number[]>>,
 ): string {
-  const medians = variants.map((v) =>
-    median(samples.get(v.name)?.perSecond ?? [])
+  const one = variants[0]!.name;
+  const ratios = variants.map((v) =>
+    v.name === one ? 1 : ratio(samples, v.name, one, "perSecond")
   );
-  const busy = variants.map((v) => median(samples.get(v.name)?.busy ?? []));
-  const steps = medians.map((m, i) =>
-    `${COUNTS[i]}: ${fmt(m)}/s (${(m / medians[0]!).toFixed(2)}×, CPU ${
-      fmt(busy[i]!)
+  const steps = variants.map((v, i) =>
+    `${COUNTS[i]}: ${fmt(median(samples.get(v.name)?.perSecond ?? []))}/s (${
+      ratios[i]!.toFixed(2)
+    }×, machine CPU ${
+      Math.round(median(samples.get(v.name)?.busy ?? []))
     }% busy)`
   );
-  const flat = medians.findIndex((m, i) => i > 0 && m < medians[i - 1]! * 1.1);
+  const flat = ratios.findIndex((r, i) => i > 0 && r < ratios[i - 1]! * 1.1);
   return `${what[0]!.toUpperCase()}${what.slice(1)}, medians: ${
     steps.join("; ")
   }. ${
