@@ -767,9 +767,14 @@ function traced(
           "aftercommit.handler": entry.name,
         },
       }, async (span) => {
-        span.setAttribute("aftercommit.outcome", "error");
-        await entry.call(event, context);
-        span.setAttribute("aftercommit.outcome", "ok");
+        // Set once: Deno's built-in OTel appends a key set twice.
+        let outcome = "error";
+        try {
+          await entry.call(event, context);
+          outcome = "ok";
+        } finally {
+          span.setAttribute("aftercommit.outcome", outcome);
+        }
       }),
   }));
   const before = run.errors?.length ?? 0;
@@ -781,10 +786,13 @@ function traced(
       "aftercommit.handler.count": entries.length,
     },
   }, async (span) => {
-    span.setAttribute("aftercommit.outcome", "error");
-    await dispatch(spanned, event, run);
-    const ok = (run.errors?.length ?? 0) === before;
-    span.setAttribute("aftercommit.outcome", ok ? "ok" : "error");
+    let ok = false;
+    try {
+      await dispatch(spanned, event, run);
+      ok = (run.errors?.length ?? 0) === before;
+    } finally {
+      span.setAttribute("aftercommit.outcome", ok ? "ok" : "error");
+    }
     if (!ok) recordError(span, run.errors![before]);
   });
 }
