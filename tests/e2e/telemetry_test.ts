@@ -324,6 +324,7 @@ interface OtlpSpan {
   readonly parentSpanId: string;
   readonly name: string;
   readonly kind: number;
+  readonly attributes: readonly { readonly key: string }[];
 }
 
 Deno.test({
@@ -423,6 +424,17 @@ Deno.test({
         under(work, dispatch),
         "the job's attempt is under the dispatch",
       );
+
+      // Deno's built-in OTel appends a key set twice (the SDK replaces
+      // it): a span would then carry two values for one attribute.
+      for (const span of trace) {
+        const keys = span.attributes.map((a) => a.key);
+        assert.deepEqual(
+          keys.filter((key, i) => keys.indexOf(key) !== i),
+          [],
+          `"${span.name}" exports an attribute twice`,
+        );
+      }
 
       // Every payload the process sent: all traces (pg-boss's and Deno's
       // own HTTP spans included), metrics and logs.
