@@ -71,14 +71,16 @@ export async function reservedTransaction<T>(
     let begun: Begun = { xid: "", started: "" };
     let result: T;
     try {
-      // `begin` is one of a few fixed texts (the isolation level), no input;
-      // with the id query it is one simple-protocol message.
+      // `begin` is one of a few fixed texts (the isolation level), no
+      // input; the id query goes out with it (a prepared statement: a
+      // multi-statement simple query measured slower).
       if (lostCommit === undefined) await conn.unsafe(begin);
       else {
-        [, [begun]] = await conn.unsafe<[unknown, [Begun]]>(
-          `${begin}; select pg_current_xact_id()::text as xid,
+        [, [begun]] = await Promise.all([
+          conn.unsafe(begin),
+          conn<[Begun]>`select pg_current_xact_id()::text as xid,
             pg_postmaster_start_time()::text as started`,
-        );
+        ]);
       }
       result = await body(conn);
     } catch (error) {
