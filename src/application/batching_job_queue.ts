@@ -8,6 +8,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { describe } from "../internal/describe.ts";
 import { loggableError } from "../internal/loggable_error.ts";
+import { assertPublishAll } from "../internal/rules.ts";
 import type {
   EnqueueOptions,
   JobHandler,
@@ -272,21 +273,18 @@ export class BatchingJobQueue implements JobQueue {
    * ```
    */
   publisher(bus: EventPublisher): EventPublisher {
-    if (
-      typeof bus !== "object" || bus === null ||
-      typeof (bus as Partial<EventPublisher>).publishAll !== "function"
-    ) {
-      throw new TypeError(
-        `Cannot create batching publisher: expected an event bus with a publishAll method, received ${
-          describe(bus)
-        }`,
-      );
-    }
+    assertPublishAll(
+      bus,
+      "bus",
+      "create batching publisher",
+      "pass an EventBus",
+    );
     return {
       publishAll: (
         events: Iterable<object>,
         options?: PublishOptions,
       ): Promise<void> => this.batch(() => bus.publishAll(events, options)),
+      batch: <T>(work: () => Promise<T>): Promise<T> => this.batch(work),
     };
   }
 

@@ -5,10 +5,12 @@ import assert from "node:assert/strict";
 import type postgres from "postgres";
 import {
   AggregateRoot,
+  BatchingJobQueue,
   CommitError,
   DomainEvent,
   EventBus,
   EventRegistry,
+  type JobRequest,
   PublishAfterCommitError,
 } from "../../../mod.ts";
 import {
@@ -18,6 +20,7 @@ import {
   PostgresUnitOfWork,
 } from "../../../src/adapters/postgres/mod.ts";
 import { Outbox } from "../../../src/adapters/postgres/_outbox.ts";
+import { InMemoryJobQueue } from "../../../src/testing/mod.ts";
 import { type AppDatabase, openAppDatabase } from "../../_helpers/app_db.ts";
 import { captureLogs, recordText } from "../../_helpers/logs.ts";
 
@@ -624,6 +627,34 @@ Deno.test({
           [last.done, last.parked, last.attempts, last.last_error],
           [false, false, 1, "Error: the batch write failed"],
         );
+      },
+    );
+
+    await t.step(
+      "a batching publisher: the 10 events of one run are one write to the job queue",
+      async () => {
+        const options = await migrated();
+        const writes: number[] = [];
+        class CountingQueue extends InMemoryJobQueue {
+          override enqueueMany(jobs: readonly JobRequest[]) {
+            writes.push(jobs.length);
+            return super.enqueueMany(jobs);
+          }
+        }
+        const jobs = new BatchingJobQueue(new CountingQueue());
+        const inner = new EventBus();
+        inner.register(Noted, (event) => {
+          jobs.enqueue("note", { n: event.n });
+        });
+        const uow = new PostgresUnitOfWork(db.sql, {
+          bus: jobs.publisher(inner),
+          outbox: options,
+        });
+        await uow.run((tx) => {
+          for (let i = 0; i < 10; i++) tx.publishAfterCommit(new Noted(i));
+        });
+        assert.deepEqual(writes, [10]);
+        assert.ok((await rows(db, options.table)).every((r) => r.done));
       },
     );
 
