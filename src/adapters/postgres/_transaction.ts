@@ -18,6 +18,11 @@ export type Query = postgres.ISql;
 export interface Begun {
   readonly xid: string;
   readonly started: string;
+  /**
+   * When the server's statistics were last reset: crash recovery resets
+   * them (a clean restart keeps them), with or without a new postmaster.
+   */
+  readonly reset: string | null;
 }
 
 /** Throws unless `sql` is a postgres.js client (with `reserve()`). */
@@ -68,7 +73,7 @@ export async function reservedTransaction<T>(
   // would hand a closed connection out as open.
   let lost = false;
   try {
-    let begun: Begun = { xid: "", started: "" };
+    let begun: Begun = { xid: "", started: "", reset: null };
     let result: T;
     try {
       // `begin` is one of a few fixed texts (the isolation level), no
@@ -79,7 +84,8 @@ export async function reservedTransaction<T>(
         [, [begun]] = await Promise.all([
           conn.unsafe(begin),
           conn<[Begun]>`select pg_current_xact_id()::text as xid,
-            pg_postmaster_start_time()::text as started`,
+            pg_postmaster_start_time()::text as started,
+            (select stats_reset::text from pg_stat_wal) as reset`,
         ]);
       }
       result = await body(conn);

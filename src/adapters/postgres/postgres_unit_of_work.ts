@@ -485,44 +485,44 @@ function withDeadline<T>(
 // What the server says of the transaction `begun`: true committed, false not,
 // "retry" (no answer, or still in progress), "unknown" (it cannot tell).
 //
-// A crash can lose a transaction whose WAL was never flushed, and then the
-// server hands its id out again: after a restart (the postmaster started
-// since BEGIN), "committed" is ours only if the id was assigned before the
-// restart, that is below the next id of the checkpoint the restart wrote.
+// A crash (an immediate shutdown, or a backend dying, after which the
+// postmaster recovers without restarting) can lose a transaction whose WAL
+// was never flushed, and the server then hands its id out again: after a
+// crash, "committed" may be another transaction's. Crash recovery resets
+// the server's statistics (a clean restart keeps them), so a reset since
+// BEGIN says a crash may have happened. Then an id at or above the next id
+// of the latest checkpoint was not ours; below it, it cannot be told.
 async function xactStatus(
   sql: Sql,
   begun: Begun,
 ): Promise<boolean | "retry" | "unknown"> {
   let row;
   try {
-    [row] = await sql<[{ status: string; started: string }]>`
-      select pg_xact_status(${begun.xid}::xid8) as status,
-        pg_postmaster_start_time()::text as started`;
+    [row] = await sql<
+      [{ status: string; started: string; reset: string | null }]
+    >`select pg_xact_status(${begun.xid}::xid8) as status,
+        pg_postmaster_start_time()::text as started,
+        (select stats_reset::text from pg_stat_wal) as reset`;
   } catch (error) {
     if (isConnectionError(error)) return "retry";
     // "transaction ID … is in the future": assigned before a crash, never
     // written, and not handed out again yet.
     return (error as { code?: string }).code === "22023" ? false : "unknown";
   }
-  const { status, started } = row;
-  if (started === begun.started) {
-    return status === "committed"
-      ? true
-      : status === "aborted"
-      ? false
-      : "retry";
+  const { status, started, reset } = row;
+  if (reset === begun.reset) {
+    if (status === "committed") return true;
+    // Restarted cleanly: ours cannot still be in progress.
+    return status === "aborted" || started !== begun.started ? false : "retry";
   }
-  // Restarted: ours cannot still be in progress, and not committed means lost.
+  // A crash since BEGIN: not committed means lost (an id in progress now is
+  // another transaction's).
   if (status !== "committed") return false;
   try {
-    const [{ next_xid, at_start }] = await sql<
-      [{ next_xid: string; at_start: boolean }]
-    >`select next_xid,
-      checkpoint_time < pg_postmaster_start_time() + interval '60 seconds' as at_start
-      from pg_control_checkpoint()`;
-    if (!at_start) return "unknown";
+    const [{ next_xid }] = await sql<[{ next_xid: string }]>`
+      select next_xid from pg_control_checkpoint()`;
     const [epoch, xid] = next_xid.split(":").map(BigInt);
-    return BigInt(begun.xid) < ((epoch! << 32n) | xid!);
+    return BigInt(begun.xid) >= ((epoch! << 32n) | xid!) ? false : "unknown";
   } catch (error) {
     return isConnectionError(error) ? "retry" : "unknown";
   }
