@@ -24,6 +24,7 @@ import {
 } from "./handlers.ts";
 import { DatabaseHealth } from "./health.ts";
 import { ensureServerDatabase } from "./server_database.ts";
+import { defaultTemplateRoot, prepareDataDirs } from "./pglite_template.ts";
 import { createHandler, type UserService } from "./http.ts";
 import { createAdminHandler } from "./admin.ts";
 import { dashboard } from "../adapters/dashboard/mod.ts";
@@ -69,6 +70,19 @@ export async function startApp(config: DevConfig): Promise<App> {
           if (!(e instanceof Deno.errors.NotFound)) throw e;
         });
       }
+    }
+
+    // A new embedded database starts from a copy of a fresh one (one
+    // initdb per machine and PGlite version, not one per database).
+    const newDirs = [
+      ...(config.databaseUrl === undefined ? [appDir] : []),
+      ...(config.jobQueueDatabaseUrl === undefined ? [jobsDir] : []),
+    ];
+    if (newDirs.length > 0) {
+      await prepareDataDirs(
+        newDirs,
+        defaultTemplateRoot() ?? `${config.dataDir}/.template`,
+      );
     }
 
     // Both databases open at once: each embedded one spends seconds
