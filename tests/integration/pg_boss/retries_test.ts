@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { PgBossJobQueue } from "../../../src/adapters/pg-boss/mod.ts";
+import {
+  DEFAULT_QUEUE_SETTINGS,
+  PgBossJobQueue,
+} from "../../../src/adapters/pg-boss/mod.ts";
 import {
   Collector,
   openJobsDatabase,
@@ -52,6 +55,30 @@ Deno.test("pg-boss job queue: retries, dead letters and error logs", async (t) =
         { name: plain, ...expected, dead_letter: plain + "__dead" },
         { name: tuned, ...expected, expire_seconds: 30, dead_letter: null },
       ]);
+    },
+  );
+
+  await t.step(
+    "with no options a queue gets DEFAULT_QUEUE_SETTINGS: the README's 5 retries with backoff, and a dead-letter queue",
+    async () => {
+      const queue = uniqueQueueName("untouched");
+      await using jobs = await db.connect();
+      await jobs.enqueue(queue, {});
+      const rows = await db.query(
+        `select retry_limit, retry_delay, retry_backoff, retry_delay_max,
+           expire_seconds, dead_letter from pgboss.queue where name = $1`,
+        [queue],
+      );
+      const d = DEFAULT_QUEUE_SETTINGS;
+      assert.equal(d.retryLimit, 5);
+      assert.deepEqual(rows, [{
+        retry_limit: d.retryLimit,
+        retry_delay: d.retryDelaySeconds,
+        retry_backoff: d.retryBackoff,
+        retry_delay_max: d.retryDelayMaxSeconds,
+        expire_seconds: d.expireInSeconds,
+        dead_letter: queue + "__dead",
+      }]);
     },
   );
 
