@@ -138,6 +138,34 @@ Deno.test("docker-compose.yaml: the services can start together", async () => {
   assert.ok(task && task in tasks, `${command} runs no task of deno.json`);
 });
 
+// README "Quick start": `docker compose up` runs `postgres` on 5432 for the
+// application, `postgres-jobs` on 5433 for the jobs, the app on :8000;
+// both databases keep their data in a named volume across restarts.
+Deno.test("docker-compose.yaml publishes the host ports the README names, and keeps both databases' data", () => {
+  const published = (name: string) => ports(services[name] ?? {});
+  assert.deepEqual(published("postgres"), [{ host: 5432, container: 5432 }]);
+  assert.deepEqual(published("postgres-jobs"), [{
+    host: 5433,
+    container: 5432,
+  }]);
+  assert.ok(published("app").some((p) => p.host === 8000), "the app on :8000");
+  // README "See one registration's trace in Jaeger": http://localhost:16686.
+  assert.ok(
+    published("jaeger").some((p) => p.host === 16686),
+    "the Jaeger UI on :16686",
+  );
+  for (const name of ["postgres", "postgres-jobs"]) {
+    const data = services[name]?.volumes?.find((v) =>
+      v.endsWith(":/var/lib/postgresql/data")
+    );
+    const volume = data?.split(":")[0];
+    assert.ok(
+      volume && compose.volumes && volume in compose.volumes,
+      `${name} keeps its data in a named volume`,
+    );
+  }
+});
+
 const dockerCompose = (() => {
   try {
     return Deno.statSync("/usr/bin/docker-compose").isFile;
