@@ -99,7 +99,12 @@ export class OutboxTable {
     await reservedTransaction(sql, "begin", async (tx) => {
       // Concurrent "create table if not exists" can still collide in the
       // catalog; the lock makes starters take turns.
-      await tx`select pg_advisory_xact_lock(hashtext(${`aftercommit.outbox:${this.name}`}))`;
+      // The key of earlier releases ("schema.name", the schema empty when
+      // there is none), so that old and new starters take turns too.
+      const key = `aftercommit.outbox:${
+        this.name.includes(".") ? "" : "."
+      }${this.name}`;
+      await tx`select pg_advisory_xact_lock(hashtext(${key}))`;
       await tx`create table if not exists ${t} (
         id text primary key,
         seq bigint generated always as identity,
@@ -171,12 +176,21 @@ export class OutboxTable {
    * does not wait for the WAL flush (synchronous_commit off for this
    * statement's transaction only): a crash can lose a mark, never an event.
    */
+  //
+  // Not a prepared statement: a prepared one gets a generic plan after five
+  // runs, and the plan made while a new table was small (a sequential scan)
+  // stays cached as the table grows (bench:compare (a) measured 3.6 ms
+  // against 0.5 ms by the index). An unnamed statement is planned each time.
   async markDone(sql: Query, ids: readonly string[]): Promise<void> {
-    await sql`update ${sql(this.name)}
+    await sql.unsafe(
+      `update ${quoted(this.name)}
       set done_at = clock_timestamp(), locked_until = null,
         attempts = attempts + 1
-      where id = any(${ids}::text[]) and done_at is null
-        and (select set_config('synchronous_commit', 'off', true)) = 'off'`;
+      where id = any($1::text[]) and done_at is null
+        and (select set_config('synchronous_commit', 'off', true)) = 'off'`,
+      [ids as string[]],
+      { prepare: false },
+    );
   }
 
   /** Records a failed dispatch; parks the row at the limit. */
