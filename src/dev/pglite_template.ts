@@ -49,7 +49,18 @@ export async function prepareDataDirs(
     if (await isEmpty(dir)) fresh.push(dir);
   }
   if (fresh.length === 0) return [];
-  const template = await ensureTemplate(templateRoot);
+  let template: string;
+  try {
+    template = await ensureTemplate(templateRoot);
+  } catch (e) {
+    // No template (a read-only cache folder, a full disk): PGlite creates
+    // each new database itself, as slowly as before.
+    logger.warn(
+      "No template for new embedded databases in {path} ({error}): creating them one by one",
+      { path: templateRoot, error: String(e) },
+    );
+    return [];
+  }
   await Promise.all(fresh.map((dir) => copyInto(template, dir)));
   return fresh;
 }
@@ -102,6 +113,7 @@ async function ensureTemplate(root: string): Promise<string> {
   const template = join(root, "data");
   if (await exists(join(template, "PG_VERSION"))) return template;
   await Deno.mkdir(root, { recursive: true });
+  await removeStaleTemplates(template);
   const temp = tempName(template);
   const started = performance.now();
   try {
@@ -127,6 +139,23 @@ async function ensureTemplate(root: string): Promise<string> {
     },
   );
   return template;
+}
+
+/**
+ * Drops the temporary templates of starts killed over an hour ago (a
+ * running start's is minutes old at most; other processes share this folder).
+ */
+async function removeStaleTemplates(template: string): Promise<void> {
+  const parent = parentOf(template);
+  const prefix = `${basename(template)}.tmp-`;
+  for await (const entry of Deno.readDir(parent)) {
+    if (!entry.name.startsWith(prefix)) continue;
+    const path = join(parent, entry.name);
+    const { mtime } = await Deno.stat(path);
+    if (mtime !== null && Date.now() - mtime.getTime() > 3_600_000) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

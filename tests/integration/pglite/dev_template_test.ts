@@ -56,3 +56,20 @@ Deno.test("prepareDataDirs() starts new data folders from one template; each is 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("prepareDataDirs() leaves new folders to PGlite when it cannot make a template", async () => {
+  const root = await Deno.makeTempDir({ prefix: "aftercommit_template_" });
+  try {
+    // The template's folder cannot be created: a file is in the way.
+    await Deno.writeTextFile(`${root}/cache`, "");
+    assert.deepEqual(
+      await prepareDataDirs([`${root}/data/a`], `${root}/cache/pglite`),
+      [],
+    );
+    const left = [];
+    for await (const e of Deno.readDir(root)) left.push(e.name);
+    assert.deepEqual(left, ["cache"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
