@@ -31,13 +31,22 @@ export function integer<D extends number | undefined = undefined>(
 ): Rule<number | D> {
   return (value, what, action) => {
     if (value === undefined) return fallback as D;
+    // A number of the wrong value (NaN, 1.5) is a RangeError, as in JS.
     if (typeof value !== "number" || !Number.isInteger(value)) {
-      fail(action, `${what} must be an integer, received ${received(value)}`);
+      fail(
+        action,
+        `${what} must be an integer, received ${received(value)}`,
+        typeof value === "number" ? RangeError : TypeError,
+      );
     }
     if (value < min || value > max) {
       fail(
         action,
-        `${what} must be between ${min} and ${max}, received ${value}`,
+        `${what} must be ${
+          max === Number.MAX_SAFE_INTEGER
+            ? `at least ${min}`
+            : `between ${min} and ${max}`
+        }, received ${value}`,
         RangeError,
       );
     }
@@ -60,6 +69,7 @@ export function number<D extends number | undefined = undefined>(
       fail(
         action,
         `${what} must be a finite number, received ${received(value)}`,
+        typeof value === "number" ? RangeError : TypeError,
       );
     }
     if (above ? value <= min : value < min) {

@@ -293,7 +293,7 @@ Deno.test("the inbox runs a handler's effects once per event and handler", async
           [{ olderThanSeconds: -1 }, RangeError, /at least 0, received -1/],
           [
             { olderThanSeconds: NaN },
-            TypeError,
+            RangeError,
             /options\.olderThanSeconds must be a finite number, received NaN/,
           ],
           [

@@ -159,6 +159,7 @@ Deno.test("expectPublished() rejects bad arguments with a TypeError or RangeErro
     });
   });
   await t.step("count", () => {
+    // A number of the wrong value is a RangeError, another type a TypeError.
     for (const count of ["1", 1.5, NaN]) {
       assert.throws(
         () =>
@@ -166,7 +167,7 @@ Deno.test("expectPublished() rejects bad arguments with a TypeError or RangeErro
             count: count as never,
           }),
         {
-          name: "TypeError",
+          name: typeof count === "number" ? "RangeError" : "TypeError",
           message:
             /Cannot expectPublished: options\.count must be an integer, received/,
         },
@@ -176,7 +177,7 @@ Deno.test("expectPublished() rejects bad arguments with a TypeError or RangeErro
       () => expectPublished([ada], UserRegistered, undefined, { count: -1 }),
       {
         name: "RangeError",
-        message: /options\.count must be between 0 and \d+, received -1/,
+        message: /options\.count must be at least 0, received -1/,
       },
     );
   });

@@ -94,7 +94,7 @@ Deno.test("bad jobs get the pg-boss adapter's TypeError or RangeError and write 
     ],
     [
       () => jobs.enqueue("q", {}, { priority: 1.5 }),
-      "TypeError",
+      "RangeError",
       /priority must be an integer/,
     ],
     [
