@@ -23,6 +23,27 @@ function received(value: unknown): string {
   return typeof value === "number" ? String(value) : describe(value);
 }
 
+// Another type is a TypeError; a number of the wrong value (NaN, 1.5) a
+// RangeError, as in JavaScript itself.
+function assertNumber(
+  value: unknown,
+  ok: (n: number) => boolean,
+  expected: string,
+  what: string,
+  action: string,
+  hint?: string,
+): asserts value is number {
+  if (typeof value !== "number" || !ok(value)) {
+    fail(
+      action,
+      `${what} must be ${expected}, received ${received(value)}${
+        hint === undefined ? "" : `; ${hint}`
+      }`,
+      typeof value === "number" ? RangeError : TypeError,
+    );
+  }
+}
+
 /** An integer in `[min, max]`; `fallback` when undefined. */
 export function integer<D extends number | undefined = undefined>(
   min: number,
@@ -31,14 +52,7 @@ export function integer<D extends number | undefined = undefined>(
 ): Rule<number | D> {
   return (value, what, action) => {
     if (value === undefined) return fallback as D;
-    // A number of the wrong value (NaN, 1.5) is a RangeError, as in JS.
-    if (typeof value !== "number" || !Number.isInteger(value)) {
-      fail(
-        action,
-        `${what} must be an integer, received ${received(value)}`,
-        typeof value === "number" ? RangeError : TypeError,
-      );
-    }
+    assertNumber(value, Number.isInteger, "an integer", what, action);
     if (value < min || value > max) {
       fail(
         action,
@@ -62,16 +76,11 @@ export function number<D extends number | undefined = undefined>(
   min: number,
   fallback?: D,
   above = false,
+  hint?: string,
 ): Rule<number | D> {
   return (value, what, action) => {
     if (value === undefined) return fallback as D;
-    if (typeof value !== "number" || !Number.isFinite(value)) {
-      fail(
-        action,
-        `${what} must be a finite number, received ${received(value)}`,
-        typeof value === "number" ? RangeError : TypeError,
-      );
-    }
+    assertNumber(value, Number.isFinite, "a finite number", what, action, hint);
     if (above ? value <= min : value < min) {
       fail(
         action,
@@ -184,19 +193,7 @@ export function finite<D extends number | undefined = undefined>(
   fallback?: D,
   hint?: string,
 ): Rule<number | D> {
-  return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    if (typeof value !== "number" || !Number.isFinite(value)) {
-      fail(
-        action,
-        `${what} must be a finite number, received ${received(value)}${
-          hint === undefined ? "" : `; ${hint}`
-        }`,
-        typeof value === "number" ? RangeError : TypeError,
-      );
-    }
-    return value;
-  };
+  return number(-Infinity, fallback, false, hint);
 }
 
 /** Throws `Cannot ${action}: expected ${what}, received …[; hint]`. */
