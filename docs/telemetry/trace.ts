@@ -319,6 +319,10 @@ if (import.meta.main) {
     );
     const file = new URL("./trace.svg", import.meta.url);
     await Deno.writeTextFile(file, svg);
+    // As deno fmt writes it, so that CI's format check passes on a redraw.
+    await new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--quiet", file.pathname],
+    }).output();
     await Deno.stdout.write(
       new TextEncoder().encode(
         `Wrote ${file.pathname}: ${spans.length} spans (${names(spans)})\n`,
