@@ -480,38 +480,13 @@ export class Outbox {
     const instruments = meters();
     const started = performance.now();
     const eventType = typeName(item.event.constructor);
-    // From the relay, the span continues the writer's trace (the context
-    // stored with the row) and links to the relay's pass.
-    const stored = tracing() ? contextFromTraceparent(item.traceparent) : null;
-    const pass = stored == null ? undefined : activeSpanContext();
-    const failure = stored === null
-      ? await this.#dispatch(sql, bus, item, outageDelaySeconds)
-      : await inSpan(`outbox dispatch ${eventType}`, {
-        kind: SpanKind.CONSUMER,
-        parent: stored,
-        ...(pass === undefined ? {} : { links: [{ context: pass }] }),
-        attributes: {
-          "messaging.system": MESSAGING_SYSTEM,
-          "messaging.operation.type": "process",
-          "messaging.operation.name": "outbox dispatch",
-          "messaging.destination.name": eventType,
-          "messaging.message.id": item.id,
-          "aftercommit.event.type": eventType,
-          "aftercommit.outbox.type": item.type,
-          "aftercommit.outbox.attempt": (item.attempts ?? 0) + 1,
-          "aftercommit.outbox.relay": item.traceparent !== undefined,
-        },
-      }, async (span) => {
-        const failure = await this.#dispatch(
-          sql,
-          bus,
-          item,
-          outageDelaySeconds,
-        );
-        span.setAttribute("aftercommit.outcome", outcomeOf(failure));
-        if (failure !== undefined) recordError(span, failure.error);
-        return failure;
-      });
+    const failure = await inDispatchSpan(
+      eventType,
+      item,
+      () => this.#dispatch(sql, bus, item, outageDelaySeconds),
+      outcomeOf,
+      (failure) => failure?.error,
+    );
     if (instruments !== undefined) {
       instruments.dispatchDuration.record(
         (performance.now() - started) / 1000,
@@ -688,6 +663,31 @@ export class Outbox {
     }
   }
 
+  /**
+   * Records that the relay could not rebuild `row`'s event (its registry
+   * lacks the type, or the payload does not decode): a failed attempt, in
+   * the writer's trace and counted like any failed dispatch.
+   */
+  async undecodable(
+    sql: Query,
+    row: ClaimedRow,
+    error: unknown,
+  ): Promise<RecordedFailure | undefined> {
+    const recorded = await inDispatchSpan(
+      row.type,
+      row,
+      () => this.recordFailure(sql, row, error),
+      (recorded) => recorded?.parked ? "parked" : "failed",
+      () => error,
+    );
+    meters()?.failures.add(1, {
+      "aftercommit.component": "outbox",
+      "aftercommit.event.type": row.type,
+      "error.type": errorType(error),
+    });
+    return recorded;
+  }
+
   /** Records a failure of `item`, logs it, and tells whether it was parked. */
   async recordFailure(
     sql: Query,
@@ -745,6 +745,48 @@ export class Outbox {
       return false;
     }
   }
+}
+
+// Runs `work` in an `outbox dispatch` span when tracing is on. From the
+// relay, the span continues the writer's trace (the context stored with the
+// row) and links to the relay's pass.
+async function inDispatchSpan<T>(
+  eventType: string,
+  item: {
+    id: string;
+    type: string;
+    traceparent?: string | null;
+    attempts?: number;
+  },
+  work: () => Promise<T>,
+  outcome: (result: T) => string,
+  error: (result: T) => unknown,
+): Promise<T> {
+  const stored = tracing() ? contextFromTraceparent(item.traceparent) : null;
+  if (stored === null) return await work();
+  const pass = stored === undefined ? undefined : activeSpanContext();
+  return await inSpan(`outbox dispatch ${eventType}`, {
+    kind: SpanKind.CONSUMER,
+    parent: stored,
+    ...(pass === undefined ? {} : { links: [{ context: pass }] }),
+    attributes: {
+      "messaging.system": MESSAGING_SYSTEM,
+      "messaging.operation.type": "process",
+      "messaging.operation.name": "outbox dispatch",
+      "messaging.destination.name": eventType,
+      "messaging.message.id": item.id,
+      "aftercommit.event.type": eventType,
+      "aftercommit.outbox.type": item.type,
+      "aftercommit.outbox.attempt": (item.attempts ?? 0) + 1,
+      "aftercommit.outbox.relay": item.traceparent !== undefined,
+    },
+  }, async (span) => {
+    const result = await work();
+    span.setAttribute("aftercommit.outcome", outcome(result));
+    const failed = error(result);
+    if (failed !== undefined) recordError(span, failed);
+    return result;
+  });
 }
 
 function outcomeOf(failure: DispatchFailure | undefined): string {

@@ -368,7 +368,7 @@ export class OutboxRelay implements AsyncDisposable {
         event = outbox.registry.deserialize(row.type, row.payload);
       } catch (error) {
         failed++;
-        const recorded = await outbox.recordFailure(sql, row, error);
+        const recorded = await outbox.undecodable(sql, row, error);
         if (recorded !== undefined) lease.release([row.id]);
         if (recorded?.parked) parked++;
         continue;

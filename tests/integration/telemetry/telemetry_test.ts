@@ -442,6 +442,50 @@ Deno.test({
       );
 
       await t.step(
+        "a row the relay cannot rebuild (its registry lacks the type) fails in the writer's trace",
+        async () => {
+          const options = freshOptions();
+          await migrateOutbox(db.sql, options);
+          const bus = new EventBus();
+          bus.register(UserRegistered, function Mailer() {
+            throw new Error("down");
+          });
+          const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+          const { error, traceId } = await inRequest(() =>
+            uow.run((tx) => {
+              tx.track(User.register(EMAIL, NAME));
+            })
+          );
+          assert.ok(error instanceof PublishAfterCommitError);
+          const run = one(spansOf(traceId), "uow.run");
+
+          // A relay of an older release: its registry lacks the type.
+          const relay = new OutboxRelay(db.sql, {
+            ...options,
+            registry: new EventRegistry(),
+            bus,
+          });
+          const pass = await relay.runOnce();
+          assert.equal(pass.failed, 1);
+
+          // Named by the stored type: this relay does not know the class.
+          const failed = spansOf(traceId).filter((s) =>
+            s.name === "outbox dispatch test.telemetry.user-registered"
+          );
+          assert.equal(failed.length, 1, "the relay's attempt is in the trace");
+          assert.equal(parentOf(failed[0]!), run.spanContext().spanId);
+          assert.equal(failed[0]!.attributes["aftercommit.outcome"], "failed");
+          assert.equal(failed[0]!.attributes["aftercommit.outbox.attempt"], 2);
+          assert.equal(
+            failed[0]!.attributes["error.type"],
+            "UnknownEventTypeError",
+          );
+          assert.equal(failed[0]!.status.code, SpanStatusCode.ERROR);
+          assertNoPersonalData(spansOf(traceId));
+        },
+      );
+
+      await t.step(
         "a dead letter's data is listed without the trace context",
         async () => {
           const queue = uniqueQueueName("doomed");
