@@ -404,6 +404,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   async #committed(begun: Begun, cause: unknown): Promise<boolean> {
     const deadline = performance.now() + this.#commitCheckMs;
     let delay = 25;
+    let crashed = false;
     for (let left; (left = deadline - performance.now()) > 0;) {
       const status = await withDeadline(xactStatus(this.#sql, begun), left);
       if (typeof status === "boolean") {
@@ -418,7 +419,10 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       }
       // No answer yet (the server is restarting), or the old session is
       // still finishing ("in progress").
-      if (status === "unknown") break;
+      if (status === "unknown" || status === "ambiguous") {
+        if (status === "ambiguous") crashed = true;
+        break;
+      }
       await new Promise((resolve) =>
         setTimeout(resolve, Math.min(delay, left))
       );
@@ -426,7 +430,11 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     }
     const outbox = this.#outbox !== undefined;
     throw new CommitOutcomeUnknownError(
-      `Unit of work outcome unknown: the connection was lost during COMMIT and the database could not say whether the transaction committed; ${
+      `Unit of work outcome unknown: the connection was lost during COMMIT and ${
+        crashed
+          ? "the server crashed since, so the id it says committed may be another transaction's"
+          : "the database could not say whether the transaction committed"
+      }; ${
         outbox
           ? "if it did, the outbox relay delivers its events"
           : "its events were not published"
@@ -483,7 +491,8 @@ function withDeadline<T>(
 }
 
 // What the server says of the transaction `begun`: true committed, false not,
-// "retry" (no answer, or still in progress), "unknown" (it cannot tell).
+// "retry" (no answer, or still in progress), "unknown" (it cannot tell),
+// "ambiguous" (committed, but after a crash that may have reused the id).
 //
 // A crash (an immediate shutdown, or a backend dying, after which the
 // postmaster recovers without restarting) can lose a transaction whose WAL
@@ -495,7 +504,7 @@ function withDeadline<T>(
 async function xactStatus(
   sql: Sql,
   begun: Begun,
-): Promise<boolean | "retry" | "unknown"> {
+): Promise<boolean | "retry" | "unknown" | "ambiguous"> {
   let row;
   try {
     [row] = await sql<
@@ -522,7 +531,7 @@ async function xactStatus(
     const [{ next_xid }] = await sql<[{ next_xid: string }]>`
       select next_xid from pg_control_checkpoint()`;
     const [epoch, xid] = next_xid.split(":").map(BigInt);
-    return BigInt(begun.xid) >= ((epoch! << 32n) | xid!) ? false : "unknown";
+    return BigInt(begun.xid) >= ((epoch! << 32n) | xid!) ? false : "ambiguous";
   } catch (error) {
     return isConnectionError(error) ? "retry" : "unknown";
   }
