@@ -1,9 +1,8 @@
 /**
- * A Unit of Work test on embedded PostgreSQL (PGlite) in a few lines: a
- * database with your schema, a postgres.js client, a
- * `PostgresUnitOfWork` publishing on its own bus, and a recorder of what it
- * published. This entry point loads npm:postgres and PGlite; the driver-free
- * helpers are in `@aftercommit/core/testing`.
+ * A Unit of Work test on embedded PostgreSQL (PGlite): a database with your
+ * schema, a `PostgresUnitOfWork` over it and a recorder of what it
+ * published. Loads npm:postgres and PGlite; the driver-free helpers are in
+ * `@aftercommit/core/testing`.
  *
  * @example Test what a Unit of Work saves and publishes
  * ```ts
@@ -52,35 +51,22 @@ export type UnitOfWorkTestSql = postgres.Sql;
 
 /** Options of {@linkcode startUnitOfWorkTest}. */
 export interface UnitOfWorkTestOptions {
-  /**
-   * SQL run once before the test, such as `create table` statements (several
-   * statements separated by `;` are fine).
-   *
-   * @default {undefined (an empty database)}
-   */
+  /** SQL run first, such as `create table` statements. @default {undefined} */
   readonly schema?: string;
-  /**
-   * The bus the Unit of Work publishes on after each commit. Subscribe your
-   * handlers to it.
-   *
-   * @default {a new EventBus}
-   */
+  /** The bus the Unit of Work publishes on. @default {a new EventBus} */
   readonly bus?: EventBus;
   /**
-   * Options of the `PostgresUnitOfWork`, such as `isolationLevel` or
-   * `outbox` (the outbox table is then created for you).
+   * The `PostgresUnitOfWork`'s options; with `outbox`, the outbox table is
+   * created too.
    *
    * @default {{}}
    */
   readonly unitOfWork?: Omit<PostgresUnitOfWorkOptions, "bus">;
 }
 
-/**
- * An embedded database with a Unit of Work over it; close it (or
- * `await using`) to stop the database.
- */
+/** An embedded database with a Unit of Work over it; close it when done. */
 export interface UnitOfWorkTest extends AsyncDisposable {
-  /** A postgres.js client of the database (one connection at a time). */
+  /** A postgres.js client of the database. */
   readonly sql: UnitOfWorkTestSql;
   /** A Unit of Work over `sql` that publishes on `bus` after each commit. */
   readonly uow: PostgresUnitOfWork<UnitOfWorkTestSql>;
@@ -93,22 +79,14 @@ export interface UnitOfWorkTest extends AsyncDisposable {
 }
 
 /**
- * Starts an embedded PostgreSQL (PGlite, in memory), runs `schema`, and
- * gives a Unit of Work over it that publishes on a recorded bus. Starting
- * takes a second or more: share one per test file, and give each test its
- * own rows.
- *
- * @param options The schema, the bus and the Unit of Work's options.
- * @returns The running test database; close it when done.
- * @throws {TypeError} When an option has the wrong type.
- * @throws The database's error when `schema` fails (the database is
- * stopped then).
+ * Starts an in-memory PGlite, runs `schema` (its error stops the database)
+ * and gives a Unit of Work over it publishing on a recorded bus. Starting
+ * takes a second or more: share one per test file.
  */
 export async function startUnitOfWorkTest(
   options: UnitOfWorkTestOptions = {},
 ): Promise<UnitOfWorkTest> {
   const { schema } = readOptions(options, {
-    // An empty schema is no schema.
     schema: (value, what, action) =>
       value === "" ? undefined : text(
         undefined,
@@ -116,7 +94,6 @@ export async function startUnitOfWorkTest(
       )(value, what, action),
   }, "start unit of work test");
   const { bus = new EventBus(), unitOfWork = {} } = options;
-  // The recorder checks `bus`; the Unit of Work checks its own options.
   const events = new EventRecorder(bus);
   let db: EmbeddedPostgres | undefined;
   try {

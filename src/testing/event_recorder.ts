@@ -6,14 +6,13 @@
 import { defaultBus, type EventBus } from "../application/event_bus.ts";
 import type { Subscription } from "../application/subscription.ts";
 import type { EventClass } from "../application/types.ts";
-import { describe } from "../internal/describe.ts";
-import { fail } from "../internal/rules.ts";
+import { expected } from "../internal/rules.ts";
 
 /**
  * The events published on a bus since the recorder started, in publish
- * order. Its catch-all handler runs before every other one, so an event is
- * recorded even when one of its handlers fails. Iterable, so it can be
- * handed to {@linkcode expectPublished}; `Disposable`, so `using` stops it.
+ * order. Its catch-all handler runs first, so an event is recorded even when
+ * one of its handlers fails. Iterable, for {@linkcode expectPublished};
+ * `using` stops it.
  *
  * @example Record what a bus published
  * ```ts
@@ -35,19 +34,14 @@ export class EventRecorder implements Disposable, Iterable<object> {
   readonly #events: object[] = [];
   readonly #subscription: Subscription;
 
-  /**
-   * Starts recording.
-   *
-   * @param bus The bus to listen to.
-   * @throws {TypeError} When `bus` is not an {@linkcode EventBus}.
-   */
+  /** Starts recording `bus`; throws a TypeError when it is not an EventBus. */
   constructor(bus: EventBus = defaultBus) {
     if (typeof (bus as Partial<EventBus> | null)?.onAny !== "function") {
-      fail(
+      expected(
         "record events",
-        `expected an EventBus, received ${
-          describe(bus)
-        }; pass the bus your code publishes on, or nothing for defaultBus`,
+        "an EventBus",
+        bus,
+        "pass the bus your code publishes on, or nothing for defaultBus",
       );
     }
     this.#subscription = bus.onAny((event) => {
@@ -55,7 +49,7 @@ export class EventRecorder implements Disposable, Iterable<object> {
     }, { name: "EventRecorder", order: -Number.MAX_VALUE });
   }
 
-  /** A copy of the events recorded so far, in publish order. */
+  /** A copy of the events recorded so far. */
   get events(): readonly object[] {
     return [...this.#events];
   }
@@ -65,13 +59,7 @@ export class EventRecorder implements Disposable, Iterable<object> {
     return this.#subscription.active;
   }
 
-  /**
-   * The recorded events of exactly class `type` (not of its subclasses).
-   *
-   * @typeParam E The event type.
-   * @param type The event class.
-   * @returns The events, in publish order.
-   */
+  /** The recorded events of exactly class `type` (not of its subclasses). */
   ofType<E extends object>(type: EventClass<E>): E[] {
     return this.#events.filter((e) => e.constructor === type) as E[];
   }
@@ -91,20 +79,13 @@ export class EventRecorder implements Disposable, Iterable<object> {
     this.stop();
   }
 
-  /** The recorded events, in publish order (a snapshot). */
+  /** The recorded events (a snapshot). */
   [Symbol.iterator](): Iterator<object> {
     return this.events[Symbol.iterator]();
   }
 }
 
-/**
- * Starts recording the events published on `bus` (the default bus when
- * left out): shorthand for `new EventRecorder(bus)`.
- *
- * @param bus The bus to listen to.
- * @returns The recorder; stop it with `stop()` or `using`.
- * @throws {TypeError} When `bus` is not an {@linkcode EventBus}.
- */
+/** Shorthand for `new EventRecorder(bus)`: see {@linkcode EventRecorder}. */
 export function recordEvents(bus: EventBus = defaultBus): EventRecorder {
   return new EventRecorder(bus);
 }

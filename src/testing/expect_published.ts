@@ -6,54 +6,32 @@
 import { AssertionError } from "node:assert";
 import { inspect, isDeepStrictEqual } from "node:util";
 import type { EventClass } from "../application/types.ts";
-import { describe, typeName } from "../internal/describe.ts";
+import { typeName } from "../internal/describe.ts";
 import {
   assertEventClass,
   boolean,
-  fail,
+  expected,
   integer,
   readOptions,
 } from "../internal/rules.ts";
 
-/**
- * What an event must look like: some of its fields (each compared with
- * deep strict equality), or a predicate.
- *
- * @typeParam E The event type.
- */
+/** Some of an event's fields (compared deep and strict), or a predicate. */
 export type EventMatch<E extends object> =
   | { readonly [K in keyof E]?: unknown }
   | ((event: E) => boolean);
 
 /** Options of {@linkcode expectPublished}. */
 export interface ExpectPublishedOptions {
-  /**
-   * How many matching events there must be.
-   *
-   * @default {undefined (at least one)}
-   */
+  /** Exactly this many must match. @default {undefined (at least one)} */
   readonly count?: number;
-  /**
-   * Whether instances of subclasses of the class count too.
-   *
-   * @default {false}
-   */
+  /** Whether instances of subclasses count too. @default {false} */
   readonly subclasses?: boolean;
 }
 
 /**
- * Asserts that events of class `type` (matching `match`, when given) were
- * published, and returns them.
- *
- * @typeParam E The event type.
- * @param published The events: an {@linkcode EventRecorder} or any iterable.
- * @param type The event class.
- * @param match Fields the events must have, or a predicate.
- * @param options `count` (exactly that many), `subclasses`.
- * @returns The matching events, in publish order.
- * @throws {AssertionError} When no event matches, or not `count` of them.
- * @throws {TypeError} When an argument has the wrong type.
- * @throws {RangeError} When `count` is not a non-negative integer.
+ * Asserts that events of class `type` matching `match` are among
+ * `published` (an {@linkcode EventRecorder} or any iterable) and returns
+ * them. Its `AssertionError` names types and counts, never field values.
  *
  * @example Assert what a handler published
  * ```ts
@@ -96,8 +74,6 @@ export function expectPublished<E extends object>(
   if (count === undefined ? found.length > 0 : found.length === count) {
     return found;
   }
-  // Types and counts only, never field values (the expected ones are the
-  // test's own).
   const name = typeName(type);
   let summary = `${ofType.length} ${name} published`;
   if (events.length === 0) summary = "nothing was published";
@@ -123,36 +99,7 @@ export function expectPublished<E extends object>(
   });
 }
 
-/**
- * Asserts that no event of class `type` (matching `match`, when given) was
- * published.
- *
- * @typeParam E The event type.
- * @param published The events: an {@linkcode EventRecorder} or any iterable.
- * @param type The event class.
- * @param match Fields the events must not have all together, or a
- * predicate.
- * @param options `subclasses`.
- * @throws {AssertionError} When an event matches.
- * @throws {TypeError} When an argument has the wrong type.
- *
- * @example Assert that a rollback published nothing
- * ```ts
- * import assert from "node:assert/strict";
- * import { EventBus } from "@aftercommit/core";
- * import { expectNotPublished, recordEvents } from "@aftercommit/core/testing";
- *
- * class UserRegistered {}
- * class OrderPlaced {}
- * const bus = new EventBus();
- * using recorder = recordEvents(bus);
- * await bus.publish(new OrderPlaced());
- * expectNotPublished(recorder, UserRegistered);
- * assert.throws(() => expectNotPublished(recorder, OrderPlaced), {
- *   message: "Expected no OrderPlaced to be published: 1 found",
- * });
- * ```
- */
+/** Asserts that no event as {@linkcode expectPublished} finds was published. */
 export function expectNotPublished<E extends object>(
   published: Iterable<object>,
   type: EventClass<E>,
@@ -186,11 +133,10 @@ function find<E extends object>(
     typeof (published as Partial<Iterable<object>>)?.[Symbol.iterator] !==
       "function"
   ) {
-    fail(
+    expected(
       fn,
-      `expected the published events (an EventRecorder or an array), received ${
-        describe(published)
-      }`,
+      "the published events (an EventRecorder or an array)",
+      published,
     );
   }
   assertEventClass(type, fn);
@@ -198,12 +144,7 @@ function find<E extends object>(
     match === null ||
     !["undefined", "function", "object"].includes(typeof match)
   ) {
-    fail(
-      fn,
-      `expected the fields to match (an object) or a predicate, received ${
-        describe(match)
-      }`,
-    );
+    expected(fn, "the fields to match (an object) or a predicate", match);
   }
   const { subclasses } = readOptions(options, {
     count: integer(0),

@@ -12,6 +12,7 @@ import type {
   WorkOptions,
 } from "../application/job_queue.ts";
 import { describe } from "../internal/describe.ts";
+import { fail } from "../internal/rules.ts";
 import {
   assertQueueName,
   prepareJob,
@@ -21,23 +22,19 @@ import {
 /** Where a job of an {@linkcode InMemoryJobQueue} is. */
 export type InMemoryJobState = "created" | "active" | "completed" | "failed";
 
-/**
- * A job an {@linkcode InMemoryJobQueue} holds (a snapshot).
- *
- * @typeParam T The data's type.
- */
+/** A snapshot of a job an {@linkcode InMemoryJobQueue} holds. */
 export interface InMemoryJob<T = unknown> {
-  /** The job id: the pg-boss adapter's id for a key, the given id, or a UUID. */
+  /** The pg-boss adapter's id for a key, the given id, or a UUID. */
   readonly id: string;
   /** The queue name. */
   readonly name: string;
   /** The data given to `enqueue`. */
   readonly data: T;
-  /** The options given to `enqueue`, if any. */
+  /** The options given to `enqueue`. */
   readonly options: EnqueueOptions | undefined;
   /** `"created"` until {@linkcode InMemoryJobQueue.runJobs} runs it. */
   readonly state: InMemoryJobState;
-  /** How many times it was run. */
+  /** How many times it ran. */
   readonly attempts: number;
   /** What its last attempt threw, for a failed job. */
   readonly error: unknown;
@@ -47,7 +44,7 @@ export interface InMemoryJob<T = unknown> {
 export interface JobWrite {
   /** The method called. */
   readonly method: "enqueue" | "enqueueMany";
-  /** The jobs it was given, in order. */
+  /** The jobs it was given. */
   readonly jobs: readonly JobRequest[];
 }
 
@@ -61,81 +58,40 @@ export interface RunJobsResult {
 
 /** Options of {@linkcode InMemoryJobQueue.runJobs}. */
 export interface RunJobsOptions {
-  /**
-   * Run only the jobs of this queue.
-   *
-   * @default {undefined (every queue with a worker)}
-   */
+  /** Only this queue's jobs. @default {undefined (every queue with a worker)} */
   readonly name?: string;
-  /**
-   * Run failed jobs again too (a retry), not only created ones.
-   *
-   * @default {false}
-   */
+  /** Run failed jobs again too, not only created ones. @default {false} */
   readonly retryFailed?: boolean;
 }
 
-interface StoredJob {
-  readonly id: string;
-  readonly name: string;
-  readonly data: unknown;
-  readonly options: EnqueueOptions | undefined;
-  state: InMemoryJobState;
-  attempts: number;
-  error: unknown;
-}
+type StoredJob = { -readonly [K in keyof InMemoryJob]: InMemoryJob[K] };
 
 // A handler that keeps enqueueing jobs for itself would never let runJobs
 // finish; past this many runs in one call, it throws instead.
 const MAX_RUNS = 10_000;
 
 /**
- * A {@linkcode JobQueue} that keeps jobs in memory: it records every write,
- * checks each job with the rules every queue shares (queue name, JSON data,
- * key or id, priority, delay), gives keyed jobs the pg-boss adapter's ids
- * (the same key twice creates one job; the second `enqueue` answers
- * `null`), and runs jobs only when asked, with
- * {@linkcode InMemoryJobQueue.runJobs}. It has `prepare`, so a
- * `BatchingJobQueue` around it buffers as it does around pg-boss.
+ * A {@linkcode JobQueue} in memory: it records every write, checks jobs as
+ * the pg-boss adapter does, gives keyed jobs the same ids (a repeated key
+ * creates no second job), and runs jobs only when
+ * {@linkcode InMemoryJobQueue.runJobs} is called.
  *
- * @example A handler that enqueues, and the job it enqueued run
+ * @example Enqueue twice with one key, then run the job
  * ```ts
  * import assert from "node:assert/strict";
- * import { EventBus, type JobQueue, On } from "@aftercommit/core";
  * import { InMemoryJobQueue } from "@aftercommit/core/testing";
  *
- * class UserRegistered {
- *   constructor(readonly eventId: string, readonly userId: string) {}
- * }
- * class Welcome {
- *   constructor(private readonly jobs: JobQueue) {}
- *   @On(UserRegistered)
- *   async enqueue(e: UserRegistered): Promise<void> {
- *     await this.jobs.enqueue("send-welcome-email", { userId: e.userId }, {
- *       key: e.eventId,
- *     });
- *   }
- * }
- *
  * const jobs = new InMemoryJobQueue();
- * const bus = new EventBus();
- * bus.subscribe(new Welcome(jobs));
- * await bus.publish(new UserRegistered("e1", "u1"));
- * await bus.publish(new UserRegistered("e1", "u1")); // redelivered: no second job
- *
- * assert.deepEqual(jobs.jobs.map((j) => [j.name, j.data, j.state]), [
- *   ["send-welcome-email", { userId: "u1" }, "created"],
- * ]);
- * assert.equal(jobs.jobs[0]?.id, jobs.jobIdFor("send-welcome-email", "e1"));
+ * const enqueue = () => jobs.enqueue("send-email", { to: "u1" }, { key: "e1" });
+ * assert.equal(await enqueue(), jobs.jobIdFor("send-email", "e1"));
+ * assert.equal(await enqueue(), null); // the same key: no second job
  *
  * const sent: string[] = [];
- * await jobs.work<{ userId: string }>("send-welcome-email", (job) => {
- *   sent.push(job.data.userId);
+ * await jobs.work<{ to: string }>("send-email", (job) => {
+ *   sent.push(job.data.to);
  * });
- * const { completed, failed } = await jobs.runJobs();
- * assert.deepEqual(sent, ["u1"]);
- * assert.equal(completed.length, 1);
- * assert.equal(failed.length, 0);
+ * const { completed } = await jobs.runJobs();
+ * assert.deepEqual([sent, completed.length], [["u1"], 1]);
  * ```
  */
 export class InMemoryJobQueue implements JobQueue {
@@ -163,98 +119,56 @@ export class InMemoryJobQueue implements JobQueue {
     return this.#stopped;
   }
 
-  /**
-   * The jobs of one queue (snapshots).
-   *
-   * @typeParam T The data's type.
-   * @param name The queue name.
-   * @returns The jobs, in the order they were created.
-   */
+  /** The jobs of queue `name`, in the order they were created. */
   jobsNamed<T = unknown>(name: string): InMemoryJob<T>[] {
     return this.jobs.filter((j) => j.name === name) as InMemoryJob<T>[];
   }
 
   /**
-   * Makes every later write (`enqueue`, `enqueueMany`) reject with `error`,
-   * writing nothing, as a queue whose database is down would; call it with
-   * no argument to make writes succeed again.
-   *
-   * @param error The error writes reject with.
+   * Makes later writes reject with `error`, writing nothing, as a queue whose
+   * database is down would; with no argument, writes succeed again.
    */
   failWrites(...error: [unknown?]): void {
     this.#writeError = error.length === 0 ? undefined : { error: error[0] };
   }
 
   /**
-   * Adds a job.
-   *
-   * @typeParam T The data's type.
-   * @param name The queue name.
-   * @param data JSON-serialisable data.
-   * @param options Idempotency key or id, and scheduling.
-   * @returns The job id, or `null` when a job with the same id exists.
-   * @throws {TypeError} When the pg-boss adapter would throw one; nothing
-   * is written then (a `RangeError` for numbers out of range).
+   * Adds a job; resolves its id, or `null` when a job with that id exists.
+   * Rejects as the pg-boss adapter would, writing nothing.
    */
   enqueue<T>(
     name: string,
     data: T,
     options?: EnqueueOptions,
   ): Promise<string | null> {
-    try {
-      this.prepare(
-        options === undefined ? { name, data } : { name, data, options },
-      );
+    return Promise.try(() => {
       const job = options === undefined
         ? { name, data }
         : { name, data, options };
-      this.#writes.push({ method: "enqueue", jobs: [job] });
-      this.#assertWritable("enqueue job");
-      return Promise.resolve(this.#store(job));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+      this.prepare(job);
+      this.#write("enqueue", [job], "enqueue job");
+      return this.#store(job);
+    });
   }
 
-  /**
-   * Adds several jobs, as one write.
-   *
-   * @param jobs The jobs.
-   * @returns The ids, in order, `null` where the id already existed.
-   * @throws {TypeError} When any request is invalid; nothing is written then.
-   */
+  /** Adds several jobs as one write, as {@linkcode InMemoryJobQueue.enqueue}. */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
-    try {
+    return Promise.try(() => {
       prepareJobs(jobs);
-      this.#writes.push({ method: "enqueueMany", jobs: [...jobs] });
-      this.#assertWritable("enqueue jobs");
-      return Promise.resolve(jobs.map((job) => this.#store(job)));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+      this.#write("enqueueMany", [...jobs], "enqueue jobs");
+      return jobs.map((job) => this.#store(job));
+    });
   }
 
-  /**
-   * The id a job enqueued with `{ key }` gets: the pg-boss adapter's.
-   *
-   * @param name The queue name.
-   * @param key The idempotency key.
-   * @returns The job id (a UUID).
-   * @throws {TypeError} When the name or the key is invalid.
-   */
+  /** The id a job enqueued with `{ key }` gets: the pg-boss adapter's. */
   jobIdFor(name: string, key: string): string {
     return prepareJob({ name, data: null, options: { key } }, "derive job id")
       .id;
   }
 
   /**
-   * Checks a job as {@linkcode InMemoryJobQueue.enqueue} does and gives it
-   * its id, writing nothing: what a `BatchingJobQueue` calls.
-   *
-   * @param request The job.
-   * @returns The request with its id (in `options.id` too, without a key).
-   * @throws {TypeError} When the job is invalid (a `RangeError` for numbers
-   * out of range).
+   * Checks a job and gives it its id (in `options.id` too, without a key),
+   * writing nothing: what a `BatchingJobQueue` calls.
    */
   prepare(request: JobRequest): JobRequest & { readonly id: string } {
     const { id } = prepareJob(request);
@@ -265,49 +179,33 @@ export class InMemoryJobQueue implements JobQueue {
   }
 
   /**
-   * Registers `handler` for the jobs of queue `name`. Nothing runs until
-   * {@linkcode InMemoryJobQueue.runJobs}; a second `work` for the same
-   * queue replaces the handler.
-   *
-   * @typeParam T The data's type.
-   * @param name The queue name.
-   * @param handler The work; throwing fails the job.
-   * @param _options Ignored: jobs run one at a time.
-   * @returns A worker id.
-   * @throws {TypeError} When the name is invalid or the handler is not a
-   * function.
+   * Registers `handler` for queue `name` (replacing an earlier one); nothing
+   * runs until {@linkcode InMemoryJobQueue.runJobs}. `_options` is ignored.
    */
   work<T>(
     name: string,
     handler: JobHandler<T>,
     _options?: WorkOptions,
   ): Promise<string> {
-    try {
+    return Promise.try(() => {
       assertQueueName(name, "start worker");
       if (typeof handler !== "function") {
-        throw new TypeError(
-          `Cannot start worker on queue "${name}": expected a handler function, received ${
-            describe(handler)
-          }`,
+        fail(
+          `start worker on queue "${name}"`,
+          `expected a handler function, received ${describe(handler)}`,
         );
       }
       this.#workers.set(name, handler as JobHandler<unknown>);
-      return Promise.resolve(`in-memory-worker-${++this.#workerCount}`);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+      return `in-memory-worker-${++this.#workerCount}`;
+    });
   }
 
   /**
-   * Runs the created jobs whose queue has a worker, one at a time, oldest
-   * first, including jobs those handlers enqueue, until none is left. A
-   * delay (`startAfterSeconds`) is not waited for. A handler that throws
-   * fails its job (kept with its error); it is not retried unless asked.
-   * Each job gets a signal that aborts when its attempt is over.
-   *
-   * @param options Only one queue's jobs; retry failed jobs.
-   * @returns The jobs that completed and failed in this call.
-   * @throws {Error} When handlers keep enqueueing jobs past 10,000 runs.
+   * Runs the created jobs whose queue has a worker, oldest first and one at
+   * a time, including jobs they enqueue, until none is left; delays are not
+   * waited for. A handler that throws fails its job, which is not retried
+   * unless `retryFailed`. Throws when handlers keep enqueueing past 10,000
+   * runs.
    */
   async runJobs(options: RunJobsOptions = {}): Promise<RunJobsResult> {
     const completed: InMemoryJob[] = [];
@@ -354,11 +252,7 @@ export class InMemoryJobQueue implements JobQueue {
     return { completed, failed };
   }
 
-  /**
-   * Stops the queue: later writes reject.
-   *
-   * @returns A resolved promise.
-   */
+  /** Stops the queue: later writes reject. */
   stop(): Promise<void> {
     this.#stopped = true;
     return Promise.resolve();
@@ -373,7 +267,8 @@ export class InMemoryJobQueue implements JobQueue {
     return this.#pending.splice(i, 1)[0];
   }
 
-  #assertWritable(action: string): void {
+  #write(method: JobWrite["method"], jobs: JobRequest[], action: string) {
+    this.#writes.push({ method, jobs });
     if (this.#writeError !== undefined) throw this.#writeError.error;
     if (this.#stopped) {
       throw new Error(`Cannot ${action}: the queue is stopped`);
