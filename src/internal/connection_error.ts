@@ -1,45 +1,25 @@
-// Whether an error says the connection to a database (or another
-// dependency) is gone or could not be made, as opposed to the server refusing
-// one statement. Read from codes only, so the application layer loads no
-// driver: postgres.js's own codes, Node's errno codes, and the SQLSTATEs a
-// server sends as it drops the session.
-
+// Read from error codes only, so the application layer loads no driver.
+// deno-fmt-ignore
 const CODES = new Set([
   // postgres.js
-  "CONNECTION_CLOSED",
-  "CONNECTION_DESTROYED",
-  "CONNECTION_ENDED",
+  "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "CONNECTION_ENDED",
   "CONNECT_TIMEOUT",
   // Node and Deno sockets
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "ENOTFOUND",
-  "EAI_AGAIN",
+  "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ETIMEDOUT",
+  "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "ENOTFOUND", "EAI_AGAIN",
   // SQLSTATE: admin_shutdown, crash_shutdown, cannot_connect_now
-  "57P01",
-  "57P02",
-  "57P03",
+  "57P01", "57P02", "57P03",
 ]);
 
 /**
- * Whether `error`, or an error in its `cause` chain, is a lost or refused
- * connection: the session it ran on is gone, and what the server did with
- * the statement in flight is unknown.
+ * Whether `error` or its `cause` chain is a lost or refused connection (not
+ * a refused statement): what the server did with the statement is unknown.
  */
 export function isConnectionError(error: unknown): boolean {
   let current = error;
   for (let depth = 0; depth < 5; depth++) {
     if (current === null || typeof current !== "object") return false;
-    const { code, severity } = current as {
-      code?: unknown;
-      severity?: unknown;
-    };
+    const { code, severity } = current as Record<string, unknown>;
     if (
       typeof code === "string" && (CODES.has(code) || code.startsWith("08"))
     ) {

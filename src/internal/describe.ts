@@ -1,34 +1,21 @@
-// Short descriptions of values for error messages. They name types, never
-// field values, so an error message cannot leak an event's data.
-
-/** `null`, `undefined`, `a string`, `a number`, `an instance of Foo`, `class Foo`… */
+/**
+ * A value's type for an error message (`a string`, `an instance of Foo`,
+ * `class Foo`…), never its content, which could leak an event's data.
+ */
 export function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (value === undefined) return "undefined";
-  switch (typeof value) {
-    case "string":
-      return "a string";
-    case "number":
-      return "a number";
-    case "bigint":
-      return "a bigint";
-    case "boolean":
-      return "a boolean";
-    case "symbol":
-      return "a symbol";
-    case "function":
-      return isConstructor(value)
-        ? `class ${value.name || "(anonymous)"}`
-        : `function ${value.name || "(anonymous)"}`;
-    default: {
-      if (Array.isArray(value)) return "an array";
-      const name = (value as { constructor?: { name?: unknown } }).constructor
-        ?.name;
-      return typeof name === "string" && name !== "" && name !== "Object"
-        ? `an instance of ${name}`
-        : "a plain object";
-    }
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === "function") {
+    return `${isConstructor(value) ? "class" : "function"} ${
+      value.name || "(anonymous)"
+    }`;
   }
+  if (typeof value !== "object") return `a ${typeof value}`;
+  if (Array.isArray(value)) return "an array";
+  const name = (value as { constructor?: { name?: unknown } }).constructor
+    ?.name;
+  return typeof name === "string" && name !== "" && name !== "Object"
+    ? `an instance of ${name}`
+    : "a plain object";
 }
 
 /** Whether `value` can be used with `new` and has a prototype for its instances. */

@@ -1,15 +1,9 @@
-// Deterministic job ids for idempotent enqueue, the same in the pg-boss
-// adapter and the test kit's in-memory queue: a UUID version 5 (RFC 9562:
-// SHA-1 of a namespace and a name) of the queue name and the idempotency key.
-//
-// SHA-1 is computed here: crypto.subtle.digest is asynchronous, and
-// node:crypto's createHash costs about 7 µs a call in Deno (three ops and a
-// Buffer), more than the INSERT of the job. This one reuses its buffers and
-// costs well under a microsecond for a short key. SHA-1 serves only as a
-// stable mix, as RFC 9562 prescribes for version 5, not for security.
+// Job ids for idempotent enqueue: a UUID v5 (RFC 9562) of queue name and key.
+// SHA-1 is done here, with reused buffers: crypto.subtle is asynchronous and
+// node:crypto's createHash costs ~7 µs a call, more than the job's INSERT.
 
-// The aftercommit job namespace. Changing it changes every derived id, which
-// would let a redelivered event create a second job: never change it.
+// Never change it: every derived id would change, letting a redelivered event
+// create a second job.
 const NAMESPACE = uuidBytes("4b0f3c39-6b0e-4d36-9c55-0f3c1ad52f8e");
 
 function uuidBytes(uuid: string): Uint8Array {
@@ -21,8 +15,7 @@ function uuidBytes(uuid: string): Uint8Array {
   return bytes;
 }
 
-// The UTF-16 codes of each byte's two hex digits, and where the 16 bytes go
-// in the 36 characters of a UUID (the dashes stay in place).
+// Each byte's two hex digits as UTF-16 codes; where the bytes go in a UUID.
 const HEX = new Uint16Array(512);
 for (let i = 0; i < 256; i++) {
   const hex = i.toString(16).padStart(2, "0");
@@ -34,13 +27,11 @@ const CODES = new Uint16Array(36).fill(0x2d); // "-"
 const encoder = new TextEncoder();
 const W = new Int32Array(80);
 const OUT = new Uint8Array(16);
-// The message block: the namespace, the name, padding and length. Grows for
-// long keys; JavaScript is single-threaded, so one buffer serves every call.
+// The message block (namespace, name, padding, length), grown for long keys.
 let block = new Uint8Array(128);
 
-// Writes `text` as UTF-8 into `b` from offset 16 and returns the byte count.
-// ASCII (queue names, UUID and numeric keys) is copied in JavaScript: the
-// encoder is a call into the runtime, a third of the whole derivation.
+// Writes `text` as UTF-8 into `b` from offset 16; ASCII is copied here, as
+// the encoder's call into the runtime costs a third of the whole derivation.
 function utf8Into(text: string, b: Uint8Array): number {
   const n = text.length;
   for (let i = 0; i < n; i++) {
@@ -51,11 +42,7 @@ function utf8Into(text: string, b: Uint8Array): number {
   return n;
 }
 
-/**
- * The job id for `key` on queue `name`: the same inputs always give the same
- * UUID, different queue names give different ones. Queue names cannot hold a
- * newline, so joining with one is unambiguous.
- */
+/** The job id for `key` on queue `name` (names hold no newline). */
 export function jobIdFor(name: string, key: string): string {
   const text = `${name}\n${key}`;
   // UTF-8 needs at most 3 bytes per UTF-16 code unit.
@@ -115,8 +102,7 @@ export function jobIdFor(name: string, key: string): string {
   out[8] = ((h2 >>> 24) & 0x3f) | 0x80; // RFC 9562 variant
   out[9] = h2 >>> 16, out[10] = h2 >>> 8, out[11] = h2;
   out[12] = h3 >>> 24, out[13] = h3 >>> 16, out[14] = h3 >>> 8, out[15] = h3;
-  // One flat string (not a rope of 20 pieces): the Set lookups and the JSON
-  // that follow read it without flattening it first.
+  // One flat string, not a rope: later Set lookups and JSON need no flattening.
   for (let i = 0; i < 16; i++) {
     const at = AT[i]!;
     const hex = out[i]! * 2;

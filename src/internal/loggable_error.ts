@@ -1,12 +1,10 @@
 import { describe, typeName } from "./describe.ts";
 
-// What of an error goes into a log record. Driver errors carry the values of
-// the row or query that failed in their own fields (postgres.js: `detail`,
-// `parameters`, `where`), and a log formatter prints every field, so only the
-// name, message, stack and cause chain are kept. The error the caller gets is
-// the original, untouched.
-
-/** A copy of `error` fit for a log record: name, message, stack, cause. */
+/**
+ * A copy of `error` fit for a log record: name, message, stack, cause. Driver
+ * errors carry row values in other fields (`detail`, `parameters`), which a
+ * log formatter would print.
+ */
 export function loggableError(error: unknown, depth = 0): Error {
   if (!(error instanceof Error)) {
     const copy = new Error(

@@ -1,9 +1,6 @@
-// Argument rules, written once. Every layer checks its arguments here, so a
-// rule and its message read the same everywhere: "Cannot <action>: <what>
-// must be …, received …; <what to do>". Messages name types, never values a
-// caller passed as data (see describe.ts). A check that TypeScript's
-// signature already makes for typed callers is kept only where JavaScript
-// callers or config files can get it wrong.
+// Argument rules, written once, so that every layer's messages read alike:
+// "Cannot <action>: <what> must be …, received <type>; <what to do>".
+// Messages name types, never the values a caller passed as data.
 
 import { describe, isConstructor } from "./describe.ts";
 
@@ -19,29 +16,41 @@ export function fail(
 /** One rule: returns the value to use (a default for `undefined`) or throws. */
 export type Rule<T> = (value: unknown, what: string, action: string) => T;
 
-function received(value: unknown): string {
-  return typeof value === "number" ? String(value) : describe(value);
+// What a value fails: [what it must be, what it is instead, its error class].
+type Problem = [string, string?, typeof RangeError?];
+
+const hinted = (hint?: string) => hint === undefined ? "" : `; ${hint}`;
+const quoted = (value: unknown) =>
+  typeof value === "string" ? JSON.stringify(value) : describe(value);
+
+// A rule that returns `fallback` for undefined and throws
+// `${what} must be …, received …` when `problem` finds one.
+function rule<T, D>(
+  fallback: D | undefined,
+  problem: (value: unknown) => Problem | undefined,
+): Rule<T | D> {
+  return (value, what, action) => {
+    if (value === undefined) return fallback as D;
+    const [expected, received = describe(value), Type] = problem(value) ?? [];
+    if (expected !== undefined) {
+      fail(action, `${what} must be ${expected}, received ${received}`, Type);
+    }
+    return value as T;
+  };
 }
 
 // Another type is a TypeError; a number of the wrong value (NaN, 1.5) a
 // RangeError, as in JavaScript itself.
-function assertNumber(
+function numeric(
   value: unknown,
   ok: (n: number) => boolean,
   expected: string,
-  what: string,
-  action: string,
   hint?: string,
-): asserts value is number {
-  if (typeof value !== "number" || !ok(value)) {
-    fail(
-      action,
-      `${what} must be ${expected}, received ${received(value)}${
-        hint === undefined ? "" : `; ${hint}`
-      }`,
-      typeof value === "number" ? RangeError : TypeError,
-    );
-  }
+): Problem | undefined {
+  if (typeof value === "number" && ok(value)) return undefined;
+  return typeof value === "number"
+    ? [expected, `${value}${hinted(hint)}`, RangeError]
+    : [expected, `${describe(value)}${hinted(hint)}`];
 }
 
 /** An integer in `[min, max]`; `fallback` when undefined. */
@@ -50,27 +59,17 @@ export function integer<D extends number | undefined = undefined>(
   max: number = Number.MAX_SAFE_INTEGER,
   fallback?: D,
 ): Rule<number | D> {
-  return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    assertNumber(value, Number.isInteger, "an integer", what, action);
-    if (value < min || value > max) {
-      fail(
-        action,
-        `${what} must be ${
-          max === Number.MAX_SAFE_INTEGER
-            ? `at least ${min}`
-            : `between ${min} and ${max}`
-        }, received ${value}`,
-        RangeError,
-      );
-    }
-    return value;
-  };
+  const range = max === Number.MAX_SAFE_INTEGER
+    ? `at least ${min}`
+    : `between ${min} and ${max}`;
+  return rule(fallback, (v) =>
+    numeric(v, Number.isInteger, "an integer") ??
+      numeric(v, (n) => n >= min && n <= max, range));
 }
 
 /**
  * A finite number `>= min` (or `> min` when `above`); `fallback` when
- * undefined.
+ * undefined. `hint` says what to pass instead.
  */
 export function number<D extends number | undefined = undefined>(
   min: number,
@@ -78,33 +77,31 @@ export function number<D extends number | undefined = undefined>(
   above = false,
   hint?: string,
 ): Rule<number | D> {
-  return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    assertNumber(value, Number.isFinite, "a finite number", what, action, hint);
-    if (above ? value <= min : value < min) {
-      fail(
-        action,
-        `${what} must be ${
-          above ? "greater than" : "at least"
-        } ${min}, received ${value}`,
-        RangeError,
-      );
-    }
-    return value;
-  };
+  const range = `${above ? "greater than" : "at least"} ${min}`;
+  return rule(
+    fallback,
+    (v) =>
+      numeric(v, Number.isFinite, "a finite number", hint) ??
+        numeric(v, (n) => above ? n > min : n >= min, range),
+  );
+}
+
+/** A finite number; `fallback` when undefined (see {@linkcode number}). */
+export function finite<D extends number | undefined = undefined>(
+  fallback?: D,
+  hint?: string,
+): Rule<number | D> {
+  return number(-Infinity, fallback, false, hint);
 }
 
 /** A boolean; `fallback` when undefined. */
 export function boolean<D extends boolean | undefined = undefined>(
   fallback?: D,
 ): Rule<boolean | D> {
-  return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    if (typeof value !== "boolean") {
-      fail(action, `${what} must be a boolean, received ${describe(value)}`);
-    }
-    return value;
-  };
+  return rule(
+    fallback,
+    (v) => typeof v === "boolean" ? undefined : ["a boolean"],
+  );
 }
 
 /** A non-empty string; `fallback` when undefined. */
@@ -112,42 +109,23 @@ export function text<D extends string | undefined = undefined>(
   fallback?: D,
   hint?: string,
 ): Rule<string | D> {
-  return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    if (typeof value !== "string" || value === "") {
-      fail(
-        action,
-        `${what} must be a non-empty string, received ${
-          value === "" ? "an empty string" : describe(value)
-        }${hint === undefined ? "" : `; ${hint}`}`,
-      );
-    }
-    return value;
-  };
+  return rule(fallback, (v) =>
+    typeof v === "string" && v !== "" ? undefined : [
+      "a non-empty string",
+      `${v === "" ? "an empty string" : describe(v)}${hinted(hint)}`,
+    ]);
 }
 
 /** One of `choices`; `fallback` when undefined. */
 export function oneOf<
   const C extends string,
   D extends C | undefined = undefined,
->(
-  choices: readonly C[],
-  fallback?: D,
-): Rule<C | D> {
-  return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    if (!choices.includes(value as C)) {
-      fail(
-        action,
-        `${what} must be one of ${
-          choices.map((c) => JSON.stringify(c)).join(", ")
-        }, received ${
-          typeof value === "string" ? JSON.stringify(value) : describe(value)
-        }`,
-      );
-    }
-    return value as C;
-  };
+>(choices: readonly C[], fallback?: D): Rule<C | D> {
+  return rule(fallback, (v) =>
+    choices.includes(v as C) ? undefined : [
+      `one of ${choices.map((c) => JSON.stringify(c)).join(", ")}`,
+      quoted(v),
+    ]);
 }
 
 /** An instance of `type`; `fallback` when undefined. */
@@ -156,18 +134,10 @@ export function instance<T extends object, D extends T | undefined = undefined>(
   type: abstract new (...args: any[]) => T,
   fallback?: D,
 ): Rule<T | D> {
-  return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    if (!(value instanceof type)) {
-      fail(
-        action,
-        `${what} must be an instance of ${type.name}, received ${
-          describe(value)
-        }`,
-      );
-    }
-    return value;
-  };
+  return rule(
+    fallback,
+    (v) => v instanceof type ? undefined : [`an instance of ${type.name}`],
+  );
 }
 
 /** A function; `fallback` when undefined. */
@@ -176,24 +146,28 @@ export function callable<
   F extends (...args: any[]) => unknown,
   D extends F | undefined = undefined,
 >(fallback?: D): Rule<F | D> {
-  return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    if (typeof value !== "function") {
-      fail(action, `${what} must be a function, received ${describe(value)}`);
-    }
-    return value as F;
-  };
+  return rule(
+    fallback,
+    (v) => typeof v === "function" ? undefined : ["a function"],
+  );
 }
 
 /**
- * A finite number; `fallback` when undefined. A non-number is a TypeError,
- * `NaN` or `±Infinity` a RangeError; `hint` says what to pass.
+ * A string that matches `pattern`, described as `expected` ("a lowercase
+ * UUID"); `hint` says what to do instead.
  */
-export function finite<D extends number | undefined = undefined>(
-  fallback?: D,
+export function matches(
+  pattern: RegExp,
+  expected: string,
   hint?: string,
-): Rule<number | D> {
-  return number(-Infinity, fallback, false, hint);
+): Rule<string | undefined> {
+  return rule(
+    undefined,
+    (v) =>
+      typeof v === "string" && pattern.test(v)
+        ? undefined
+        : [expected, `${quoted(v)}${hinted(hint)}`],
+  );
 }
 
 /** Throws `Cannot ${action}: expected ${what}, received …[; hint]`. */
@@ -203,12 +177,7 @@ export function expected(
   value: unknown,
   hint?: string,
 ): never {
-  fail(
-    action,
-    `expected ${what}, received ${describe(value)}${
-      hint === undefined ? "" : `; ${hint}`
-    }`,
-  );
+  fail(action, `expected ${what}, received ${describe(value)}${hinted(hint)}`);
 }
 
 /** Throws unless `value` is a class: `expected an event class, …; hint`. */
@@ -395,29 +364,6 @@ function jsonProblem(
   ancestors.pop();
   paths.pop();
   return undefined;
-}
-
-/**
- * A string that matches `pattern`, described as `expected` ("a lowercase
- * UUID"); `hint` says what to do instead.
- */
-export function matches(
-  pattern: RegExp,
-  expected: string,
-  hint?: string,
-): Rule<string | undefined> {
-  return (value, what, action) => {
-    if (value === undefined) return undefined;
-    if (typeof value !== "string" || !pattern.test(value)) {
-      fail(
-        action,
-        `${what} must be ${expected}, received ${
-          typeof value === "string" ? JSON.stringify(value) : describe(value)
-        }${hint === undefined ? "" : `; ${hint}`}`,
-      );
-    }
-    return value;
-  };
 }
 
 /**

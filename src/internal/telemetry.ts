@@ -1,11 +1,5 @@
-// OpenTelemetry through `@opentelemetry/api` only: the application (or
-// Deno's built-in OTel, `OTEL_DENO=true`) installs the SDK. With none
-// installed every API call is a no-op, but still costs allocations on the
-// bus's hot path, so `tracing()` answers "is any tracer provider
-// registered?" with two property reads and the callers skip their spans.
-// Attributes name event types, handlers, queues and ids, never field values;
-// an error is recorded by its type (name), never its message, which may
-// quote values.
+// OpenTelemetry through `@opentelemetry/api` only; the application (or
+// OTEL_DENO) installs the SDK. Attributes and errors name types, never values.
 import {
   type Attributes,
   type Context,
@@ -28,28 +22,17 @@ import { errorType } from "./loggable_error.ts";
 /** The library's version, as the tracer's instrumentation scope version. */
 export const VERSION = "0.1.0";
 
-/**
- * The library's tracer, from the tracer provider registered now. Not kept
- * in a constant: the API's proxy tracer stays bound to the first provider
- * it saw, so spans would go to a provider since removed (an application or
- * a test that registers a new one).
- */
+/** The library's tracer; not cached, as the proxy binds to the first provider. */
 export function tracer(): Tracer {
   return trace.getTracer("aftercommit", VERSION);
 }
 
-// Where @opentelemetry/api 1.x keeps its registered globals (its stable,
-// versioned key); Deno's built-in OTel registers there too. Reading a
-// symbol-keyed property of globalThis costs about 8 ns here (an eighth of a
-// publish), and even a countdown to look every n-th call measurably slows
-// publishing, so the hot path reads only the holder found by the last
-// `tracing()` call: the holder object, once there, stays (unregistering
-// deletes its members only), and `holder.trace` is an ordinary property.
+// Where @opentelemetry/api 1.x (and Deno's OTel) keep the globals. The holder
+// is cached: once there it stays, and a symbol read costs 1/8 of a publish.
 const API_KEY = Symbol.for("opentelemetry.js.api.1");
 type Holder = { trace?: unknown; metrics?: unknown };
 const globals = globalThis as { [API_KEY]?: Holder };
-// Reading a symbol globalThis lacks costs 20-50 ns, one it has about 1 ns:
-// hold the key's place (the API assigns its holder over an undefined one).
+// A symbol globalThis lacks is 20-50x slower to read: hold the key's place.
 if (!(API_KEY in globals)) {
   Object.defineProperty(globals, API_KEY, {
     writable: true,
@@ -58,17 +41,7 @@ if (!(API_KEY in globals)) {
 }
 let holder: Holder | undefined = globals[API_KEY];
 
-/**
- * Whether a tracer provider is registered: without one, spans are skipped.
- * For hot paths: sees a provider registered before this module loaded (Deno's
- * built-in OTel) or before any later {@linkcode tracing} call (a unit of
- * work, a relay pass, a job, a bus registration).
- */
-export function tracingHot(): boolean {
-  return holder !== undefined && holder.trace !== undefined;
-}
-
-/** Whether a tracer provider is registered (looks at the globals). */
+/** Whether a tracer provider is registered: without one, spans are skipped. */
 export function tracing(): boolean {
   holder ??= globals[API_KEY];
   return holder !== undefined && holder.trace !== undefined;
@@ -80,41 +53,28 @@ export interface Instruments {
   readonly dispatchDuration: Histogram;
   /** `aftercommit.job.duration`: one job attempt, in s. */
   readonly jobDuration: Histogram;
-  /**
-   * `aftercommit.job.start_delay`: from enqueue (right after the commit, or
-   * at the outbox dispatch) to the start of the job's first attempt, in s.
-   */
+  /** `aftercommit.job.start_delay`: enqueue to first attempt, in s. */
   readonly jobStartDelay: Histogram;
   /** `aftercommit.failures`: failed handlers, dispatches and job attempts. */
   readonly failures: Counter;
 }
 
-/** The library's meter when a meter provider is registered, else `undefined`. */
-export function meter(): Meter | undefined {
+function metering(): boolean {
   holder ??= globals[API_KEY];
-  if (holder === undefined || holder.metrics === undefined) return undefined;
-  return metrics.getMeterProvider().getMeter("aftercommit", VERSION);
+  return holder !== undefined && holder.metrics !== undefined;
 }
 
-// The instruments are in seconds; the SDK's default buckets (0, 5, 10 …
-// 10000) are made for milliseconds and would put everything under 5 s in one
-// bucket. The messaging conventions' duration buckets (as pg-boss uses); the
-// start delay goes on to an hour, for relay redeliveries and late retries.
+/** The library's meter when a meter provider is registered, else `undefined`. */
+export function meter(): Meter | undefined {
+  return metering()
+    ? metrics.getMeterProvider().getMeter("aftercommit", VERSION)
+    : undefined;
+}
+
+// In seconds: the SDK's default buckets are made for milliseconds.
+// deno-fmt-ignore
 const DURATION_BUCKETS = [
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.075,
-  0.1,
-  0.25,
-  0.5,
-  0.75,
-  1,
-  2.5,
-  5,
-  7.5,
-  10,
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
 ];
 const DELAY_BUCKETS = [...DURATION_BUCKETS, 30, 60, 300, 900, 3600];
 
@@ -123,14 +83,10 @@ let instruments: Instruments | undefined;
 
 /**
  * The library's instruments when a meter provider is registered, else
- * `undefined` (then nothing is measured). A meter of the API is not a
- * proxy: one taken before the SDK registered stays a no-op, so the
- * provider is looked up on each call and the instruments made again when
- * it changed.
+ * `undefined`; made again when the provider changes (an API meter is no proxy).
  */
 export function meters(): Instruments | undefined {
-  holder ??= globals[API_KEY];
-  if (holder === undefined || holder.metrics === undefined) return undefined;
+  if (!metering()) return undefined;
   const provider = metrics.getMeterProvider();
   if (provider === instrumentsFor && instruments !== undefined) {
     return instruments;
@@ -186,11 +142,7 @@ export interface InSpanOptions {
   links?: { context: SpanContext }[];
 }
 
-/**
- * Runs `fn` in a new active span named `name`, ends it when `fn` settles,
- * and records a failure by its type. Callers check {@linkcode tracing}
- * first when the path is hot.
- */
+/** Runs `fn` in a new active span, recording a failure by its type. */
 export async function inSpan<T>(
   name: string,
   options: InSpanOptions,
@@ -214,35 +166,26 @@ export async function inSpan<T>(
   }
 }
 
-/**
- * The W3C `traceparent` of the active span, or `undefined` when there is no
- * valid span context (no SDK, or no span active).
- */
-export function activeTraceparent(): string | undefined {
-  if (!tracing()) return undefined;
-  const span = trace.getActiveSpan();
-  if (span === undefined) return undefined;
-  const { traceId, spanId, traceFlags } = span.spanContext();
-  if (!trace.isSpanContextValid(span.spanContext())) return undefined;
-  return `00-${traceId}-${spanId}-${
-    (traceFlags & 0xff).toString(16).padStart(2, "0")
-  }`;
+/** The active span's context when it is valid, else `undefined`. */
+export function activeSpanContext(): SpanContext | undefined {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  return spanContext && trace.isSpanContextValid(spanContext)
+    ? spanContext
+    : undefined;
 }
 
-/** The active span's context when tracing and valid, else `undefined`. */
-export function activeSpanContext(): SpanContext | undefined {
-  const span = trace.getActiveSpan();
-  if (span === undefined) return undefined;
-  const spanContext = span.spanContext();
-  return trace.isSpanContextValid(spanContext) ? spanContext : undefined;
+/** The W3C `traceparent` of the active span, if valid. */
+export function activeTraceparent(): string | undefined {
+  const c = tracing() ? activeSpanContext() : undefined;
+  return c &&
+    `00-${c.traceId}-${c.spanId}-${
+      (c.traceFlags & 0xff).toString(16).padStart(2, "0")
+    }`;
 }
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-/**
- * A context whose remote parent is the given W3C `traceparent`, or
- * `undefined` when it is missing or malformed.
- */
+/** A context whose remote parent is `traceparent`, if it is well-formed. */
 export function contextFromTraceparent(
   traceparent: unknown,
 ): Context | undefined {
