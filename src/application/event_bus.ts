@@ -44,7 +44,6 @@ export type ErrorPolicy = "fail-fast" | "collect";
 export interface EventBusOptions {
   /**
    * What to do when a handler throws.
-   *
    * @default {"fail-fast"}
    */
   readonly errorPolicy?: ErrorPolicy;
@@ -54,13 +53,11 @@ export interface EventBusOptions {
 export interface OnAnyOptions {
   /**
    * The handler's name in logs and errors.
-   *
    * @default {the function's name, or "(anonymous)"}
    */
   readonly name?: string;
   /**
-   * Lower runs first; registration order among equals. A finite number.
-   *
+   * Lower runs first; registration order among equals.
    * @default {0}
    */
   readonly order?: number;
@@ -70,7 +67,6 @@ export interface OnAnyOptions {
 export interface RegisterOptions extends OnAnyOptions {
   /**
    * Whether the handler also receives instances of subclasses of its class.
-   *
    * @default {false}
    */
   readonly subclasses?: boolean;
@@ -79,16 +75,15 @@ export interface RegisterOptions extends OnAnyOptions {
 /** Options of {@linkcode EventBus.publish} and {@linkcode EventBus.publishAll}. */
 export interface PublishOptions {
   /**
-   * Handed to every handler as `context.signal`. Once it aborts, no further
+   * Handed to handlers as `context.signal`. Once it aborts, no further
    * handler starts and the publish rejects with `signal.reason`, without
-   * waiting for a running handler (which should watch the signal itself).
-   *
+   * waiting for a running handler.
    * @default {a shared signal that never aborts}
    */
   readonly signal?: AbortSignal | undefined;
 }
 
-/** `order` and `subclasses` of a handler, checked, with their defaults. */
+/** `order` and `subclasses` of a handler, checked. */
 export interface HandlerOptions {
   readonly order: number;
   readonly subclasses: boolean;
@@ -149,8 +144,7 @@ interface Entry extends HandlerInfo {
   readonly call: (event: object, context: HandlerContext) => unknown; // bound
 }
 
-// A handler resolved for one event class, with the one way its failures are
-// logged (under the event's own type, also for base-class handlers).
+// Resolved for one event class: failures log under the event's own type.
 interface Resolved extends Entry {
   readonly log: (error: unknown) => void;
 }
@@ -177,32 +171,27 @@ const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
  * An event bus with its own registry of handlers. A handler receives the
- * events of exactly its class (`event.constructor`, one `Map` lookup), or
- * also of subclasses with `{ subclasses: true }`, or every event
- * ({@linkcode EventBus.onAny}). The handlers of one event run one after
- * another, each awaited: by `order` (lower first); among equal orders, the
- * event's own class first, then base classes nearest first, then
- * catch-alls; then in registration order. Most applications use
- * {@linkcode defaultBus}; create buses for isolation (tests, modules).
+ * events of exactly its class (`event.constructor`), or also of subclasses
+ * with `{ subclasses: true }`, or every event ({@linkcode EventBus.onAny}).
+ * The handlers of one event run one after another, each awaited: by `order`
+ * (lower first); among equal orders, the event's own class first, then base
+ * classes nearest first, then catch-alls; then in registration order.
  *
  * @example Register, publish, unsubscribe
  * ```ts
  * import assert from "node:assert/strict";
  * import { EventBus } from "@aftercommit/core";
  *
- * class UserRegistered {
- *   constructor(readonly userId: string) {}
+ * class Ping {
+ *   constructor(readonly id: string) {}
  * }
- *
  * const bus = new EventBus();
  * const seen: string[] = [];
- * const sub = bus.register(UserRegistered, (e) => {
- *   seen.push(e.userId);
- * });
- * await bus.publish(new UserRegistered("u1"));
+ * const sub = bus.register(Ping, (e) => void seen.push(e.id));
+ * await bus.publish(new Ping("a"));
  * sub.unsubscribe();
- * await bus.publish(new UserRegistered("u2"));
- * assert.deepEqual(seen, ["u1"]);
+ * await bus.publish(new Ping("b"));
+ * assert.deepEqual(seen, ["a"]);
  * ```
  */
 export class EventBus {
@@ -211,17 +200,11 @@ export class EventBus {
   readonly #resolved = new Map<unknown, readonly Resolved[]>();
   readonly #warned = new Set<unknown>();
   readonly #failFast: boolean;
-  // Whether a tracer provider is registered, as seen when resolving and by
-  // publishAll: one field read on publish's hot path.
+  // Whether a tracer provider is registered: one field read on the hot path.
   #tracing = tracing();
   #seq = 0;
 
-  /**
-   * Creates a bus with no handlers.
-   *
-   * @param options The error policy.
-   * @throws {TypeError} For an unknown `options.errorPolicy`.
-   */
+  /** Creates a bus with no handlers; a `TypeError` for an unknown policy. */
   constructor(options: EventBusOptions = {}) {
     const policy = options.errorPolicy ?? "fail-fast";
     if (policy !== "fail-fast" && policy !== "collect") {
@@ -241,19 +224,11 @@ export class EventBus {
   }
 
   /**
-   * Registers a function to run for every event of exactly `type` (and of
-   * its subclasses with `{ subclasses: true }`).
+   * Registers `handler` for every event of exactly `type` (and of its
+   * subclasses with `{ subclasses: true }`).
    *
-   * @typeParam E The event type.
-   * @param type The event class.
-   * @param handler Given the event and a {@linkcode HandlerContext}; it may
-   * be async.
-   * @param options The handler's name for logs, its `order`, `subclasses`.
-   * @returns A subscription that removes the handler.
    * @throws {TypeError} When `type` is not a class, `handler` is not a
-   * function or already registered for `type`, or an option has the wrong
-   * type.
-   * @throws {RangeError} When `options.order` is `NaN` or infinite.
+   * function or already registered for `type`, or an option is invalid.
    */
   register<E extends object>(
     type: EventClass<E>,
@@ -279,31 +254,11 @@ export class EventBus {
   }
 
   /**
-   * Registers a catch-all: a function that runs for every event, after the
-   * handlers of the event's classes among equal orders (audit, metrics).
+   * Registers a catch-all that runs for every event, after the handlers of
+   * the event's classes among equal orders (audit, metrics).
    *
-   * @param handler Given the event and a {@linkcode HandlerContext}.
-   * @param options The handler's name for logs and its `order`.
-   * @returns A subscription that removes the handler.
    * @throws {TypeError} When `handler` is not a function or already a
-   * catch-all here, or `options.order` is not a number.
-   * @throws {RangeError} When `options.order` is `NaN` or infinite.
-   *
-   * @example Record the type of every event
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { EventBus } from "@aftercommit/core";
-   *
-   * class A {}
-   * class B {}
-   * const bus = new EventBus();
-   * const types: string[] = [];
-   * bus.onAny((event) => {
-   *   types.push(event.constructor.name);
-   * });
-   * await bus.publishAll([new A(), new B()]);
-   * assert.deepEqual(types, ["A", "B"]);
-   * ```
+   * catch-all here, or an option is invalid.
    */
   onAny(handler: EventHandler, options: OnAnyOptions = {}): Subscription {
     const action = "register catch-all handler";
@@ -324,31 +279,8 @@ export class EventBus {
    * instance methods (inherited ones included), bound to it, or a class's
    * static methods (which are already on {@linkcode defaultBus}).
    *
-   * @param target An instance of a class with `@On` methods, or such a class.
-   * @returns One subscription for all the handlers registered.
-   * @throws {TypeError} When `target` is not an object or a class, has no
-   * `@On` methods of that kind, or one is already registered here.
-   *
-   * @example Subscribe an instance
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { EventBus, On } from "@aftercommit/core";
-   *
-   * class Ping {}
-   * class Counter {
-   *   count = 0;
-   *   @On(Ping)
-   *   onPing(_event: Ping): void {
-   *     this.count++;
-   *   }
-   * }
-   *
-   * const bus = new EventBus();
-   * const counter = new Counter();
-   * bus.subscribe(counter);
-   * await bus.publish(new Ping());
-   * assert.equal(counter.count, 1);
-   * ```
+   * @throws {TypeError} When `target` has no `@On` methods of that kind, or
+   * one is already registered here.
    */
   subscribe(target: object): Subscription {
     const isClass = typeof target === "function";
@@ -361,16 +293,14 @@ export class EventBus {
     const records = owner === undefined
       ? []
       : collectHandlerRecords(owner, isClass);
-    if (records.length === 0 && isClass) {
-      fail(
-        `subscribe class ${typeName(owner)}`,
-        "it has no static @On methods; subscribe an instance to register its instance @On methods",
-      );
-    }
     if (records.length === 0) {
       fail(
-        `subscribe ${describe(target)}`,
-        "its class has no @On instance methods; decorate a method with @On(EventClass) or use register()",
+        isClass
+          ? `subscribe class ${typeName(owner)}`
+          : `subscribe ${describe(target)}`,
+        isClass
+          ? "it has no static @On methods; subscribe an instance to register its instance @On methods"
+          : "its class has no @On instance methods; decorate a method with @On(EventClass) or use register()",
       );
     }
     const subscription = this.#add(
@@ -389,34 +319,10 @@ export class EventBus {
    * Runs the handlers of `event` one after another, each awaited, in the
    * order described on {@linkcode EventBus}.
    *
-   * @param event The event: any class instance.
-   * @param options A `signal` handed to every handler.
-   * @returns A promise that settles when every handler has finished.
    * @throws {TypeError} When `event` is not an object or `options.signal`
    * not an `AbortSignal`.
    * @throws The handler's error (`"fail-fast"`), an `AggregateError` of all
    * (`"collect"`), or `options.signal.reason` once it aborted.
-   *
-   * @example Publish with a deadline
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { EventBus } from "@aftercommit/core";
-   *
-   * class Ping {}
-   * const bus = new EventBus();
-   * bus.register(Ping, (_event, { signal }) =>
-   *   new Promise((resolve, reject) => {
-   *     const timer = setTimeout(resolve, 10_000);
-   *     signal.addEventListener("abort", () => {
-   *       clearTimeout(timer);
-   *       reject(signal.reason);
-   *     });
-   *   }));
-   * await assert.rejects(
-   *   bus.publish(new Ping(), { signal: AbortSignal.timeout(10) }),
-   *   { name: "TimeoutError" },
-   * );
-   * ```
    */
   publish(event: object, options?: PublishOptions): Promise<void> {
     if (event === null || typeof event !== "object") {
@@ -429,17 +335,10 @@ export class EventBus {
   }
 
   /**
-   * Publishes events one by one, in order: every handler of an event
-   * finishes before the next event's first handler starts. All events are
-   * checked before any handler runs.
-   *
-   * @param events The events, for example those an aggregate recorded.
-   * @param options A `signal` handed to every handler.
-   * @returns A promise that settles when every handler has finished.
-   * @throws {TypeError} When `events` is not iterable or holds a non-object,
-   * or `options.signal` is not an `AbortSignal`; then no handler runs.
-   * @throws As {@linkcode EventBus.publish}; under `"fail-fast"` later
-   * events are not published.
+   * Publishes events in order, as {@linkcode EventBus.publish}: every handler
+   * of an event finishes before the next event's first handler starts. All
+   * events are checked (a `TypeError`) before any handler runs; under
+   * `"fail-fast"` a failure stops the later events.
    */
   publishAll(
     events: Iterable<object>,
@@ -460,28 +359,8 @@ export class EventBus {
   }
 
   /**
-   * The handlers that run for an event of exactly class `type`, in order.
-   *
-   * @param type The event class.
-   * @returns A snapshot: later registrations do not change it.
-   * @throws {TypeError} When `type` is not a class.
-   *
-   * @example List handlers
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { DomainEvent, EventBus } from "@aftercommit/core";
-   *
-   * class Ping extends DomainEvent {}
-   * const bus = new EventBus();
-   * bus.onAny(function metrics() {});
-   * bus.register(DomainEvent, function audit() {}, { subclasses: true });
-   * bus.register(Ping, function second() {});
-   * bus.register(Ping, function first() {}, { order: -1 });
-   * assert.deepEqual(
-   *   bus.handlersFor(Ping).map((h) => h.name),
-   *   ["first", "second", "audit", "metrics"],
-   * );
-   * ```
+   * A snapshot of the handlers that run for an event of exactly class
+   * `type`, in order; a `TypeError` when `type` is not a class.
    */
   handlersFor(type: EventClass): readonly HandlerInfo[] {
     assertEventClass(type, "list handlers");
@@ -572,14 +451,13 @@ export class EventBus {
     owner: object | undefined,
   ): Entry {
     const fn = record.get(target);
-    const method = String(record.name);
+    const name = `${typeName(owner)}.${String(record.name)}`;
     if (typeof fn !== "function") {
       fail(
         `subscribe ${typeName(owner)}`,
-        `${method} is no longer a method (it is ${describe(fn)})`,
+        `${String(record.name)} is no longer a method (it is ${describe(fn)})`,
       );
     }
-    const name = `${typeName(owner)}.${method}`;
     return this.#entry(
       record.type,
       fn as EventHandler,
@@ -638,8 +516,7 @@ export class EventBus {
     return entries;
   }
 
-  // An instance-handler class exists but none of its instances was
-  // subscribed: the usual reason why an event finds no handler.
+  // The usual reason an event finds no handler: an instance never subscribed.
   #warnUnsubscribed(type: unknown): void {
     if (this.#warned.has(type)) return;
     const classes = unsubscribedClassesFor(type);
@@ -672,9 +549,8 @@ function distanceTo(entry: Entry, type: unknown): number | undefined {
   return undefined;
 }
 
-// The fast path: one handler, fail-fast, no signal, no tracing, no debug
-// log. The caller awaits the handler's own promise; the failure is logged
-// by a reaction added first, so before the caller sees the error.
+// The fast path: one handler, fail-fast, no signal, tracing or debug log. The
+// failure is logged by a reaction added first, so before the caller sees it.
 function callOne(entry: Resolved, event: object): Promise<void> {
   let result: unknown;
   try {
@@ -918,21 +794,13 @@ function checkSignal(
 }
 
 /**
- * The bus that `@On` static methods register on, and that the module-level
+ * The bus that `@On` static methods register on, and that
  * {@linkcode register}, {@linkcode publish}, {@linkcode publishAll} and
  * {@linkcode clearHandlers} act on.
  */
 export const defaultBus: EventBus = new EventBus();
 
-/**
- * {@linkcode EventBus.register} on {@linkcode defaultBus}.
- *
- * @typeParam E The event type.
- * @param type The event class.
- * @param handler The function to run; it may be async.
- * @param options The handler's name for logs, its `order`, `subclasses`.
- * @returns A subscription that removes the handler.
- */
+/** {@linkcode EventBus.register} on {@linkcode defaultBus}. */
 export function register<E extends object>(
   type: EventClass<E>,
   handler: EventHandler<E>,
@@ -941,13 +809,7 @@ export function register<E extends object>(
   return defaultBus.register(type, handler, options);
 }
 
-/**
- * {@linkcode EventBus.publish} on {@linkcode defaultBus}.
- *
- * @param event The event.
- * @param options A `signal` handed to every handler.
- * @returns A promise that settles when every handler has finished.
- */
+/** {@linkcode EventBus.publish} on {@linkcode defaultBus}. */
 export function publish(
   event: object,
   options?: PublishOptions,
@@ -955,13 +817,7 @@ export function publish(
   return defaultBus.publish(event, options);
 }
 
-/**
- * {@linkcode EventBus.publishAll} on {@linkcode defaultBus}.
- *
- * @param events The events.
- * @param options A `signal` handed to every handler.
- * @returns A promise that settles when every handler has finished.
- */
+/** {@linkcode EventBus.publishAll} on {@linkcode defaultBus}. */
 export function publishAll(
   events: Iterable<object>,
   options?: PublishOptions,
