@@ -9,15 +9,18 @@ import { getLogger } from "@logtape/logtape";
 import type { JobWithMetadata, PgBoss } from "pg-boss";
 import { assertQueueName } from "../../application/job_queue.ts";
 import { describe } from "../../internal/describe.ts";
-import { boolean, fail, integer, readOptions } from "../../internal/rules.ts";
+import {
+  boolean,
+  expected,
+  fail,
+  integer,
+  readOptions,
+} from "../../internal/rules.ts";
 import { type QueueAccess, withoutStamp } from "./_worker.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
-/**
- * The suffix of a queue's dead-letter queue: jobs of `send-email` whose
- * retries are used up land in `send-email__dead`.
- */
+/** The suffix of a queue's dead-letter queue: `send-email__dead`. */
 export const DEAD_LETTER_SUFFIX = "__dead";
 
 /** A job whose retries were used up, from `PgBossJobQueue.deadLetters()`. */
@@ -52,10 +55,7 @@ export interface DeadLetterListOptions {
   readonly includeData?: boolean;
 }
 
-/**
- * Which dead letters a retry or a delete is about: some ids, those of one
- * queue (the original queue's name), or all of them.
- */
+/** Which dead letters a retry or delete is about: by id, by queue, or all. */
 export type DeadLetterSelection =
   | { readonly ids: readonly string[] }
   | { readonly queue: string }
@@ -108,11 +108,9 @@ export class DeadLetters {
   /** Moves dead letters back to their queue; answers how many moved. */
   async retry(selection: DeadLetterSelection): Promise<number> {
     let moved = 0;
-    for (
-      const [dlq, ids] of await this.#select(selection, "retry dead letters")
-    ) {
-      for (let i = 0; i < ids.length; i += 1000) {
-        const chunk = ids.slice(i, i + 1000);
+    const found = await this.#select(selection, "retry dead letters");
+    for (const [dlq, ids] of found) {
+      for (const chunk of chunks(ids)) {
         moved += await this.boss.redrive(dlq, {
           ids: chunk,
           limit: chunk.length,
@@ -127,15 +125,11 @@ export class DeadLetters {
   /** Deletes dead letters; answers how many. */
   async delete(selection: DeadLetterSelection): Promise<number> {
     let deleted = 0;
-    for (
-      const [dlq, ids] of await this.#select(selection, "delete dead letters")
-    ) {
-      for (let i = 0; i < ids.length; i += 1000) {
-        const response = await this.boss.deleteJob(
-          dlq,
-          ids.slice(i, i + 1000),
-        ) as { affected?: number };
-        deleted += response.affected ?? 0;
+    const found = await this.#select(selection, "delete dead letters");
+    for (const [dlq, ids] of found) {
+      for (const chunk of chunks(ids)) {
+        const response = await this.boss.deleteJob(dlq, chunk);
+        deleted += (response as { affected?: number }).affected ?? 0;
       }
     }
     logger.info("Deleted {count} dead letters", { count: deleted });
@@ -196,6 +190,10 @@ export class DeadLetters {
   }
 }
 
+function* chunks(ids: string[]): Generator<string[]> {
+  for (let i = 0; i < ids.length; i += 1000) yield ids.slice(i, i + 1000);
+}
+
 function letterOf(
   dlq: string,
   job: JobWithMetadata<unknown>,
@@ -234,10 +232,7 @@ function checkSelection(
     selection === null || typeof selection !== "object" ||
     Array.isArray(selection)
   ) {
-    fail(
-      action,
-      `expected a selection, received ${describe(selection)}; ${USAGE}`,
-    );
+    expected(action, "a selection", selection, USAGE);
   }
   const given = selection as Record<string, unknown>;
   const keys = Object.keys(given).filter((k) => given[k] !== undefined);

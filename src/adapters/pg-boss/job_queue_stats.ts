@@ -12,13 +12,13 @@ export interface QueueCounts {
   readonly name: string;
   /** Jobs waiting for their first attempt (deferred ones included). */
   readonly created: number;
-  /** Jobs waiting for a retry after a failed attempt. */
+  /** Jobs waiting for a retry. */
   readonly retry: number;
   /** Jobs a worker is running. */
   readonly active: number;
-  /** Jobs that used up their retries (kept until their retention ends). */
+  /** Jobs that used up their retries (until their retention ends). */
   readonly failed: number;
-  /** Jobs waiting in the queue's dead-letter queue (`<name>__dead`). */
+  /** Jobs in the queue's dead-letter queue (`<name>__dead`). */
   readonly deadLetters: number;
 }
 
@@ -28,27 +28,17 @@ export interface JobQueueWindow {
   readonly seconds: number;
   /** Jobs that completed in the window. */
   readonly completed: number;
-  /**
-   * The jobs the latencies are measured over: those that completed in the
-   * window on their first attempt (a retry's wait includes its backoff).
-   */
+  /** Jobs completed in the window on their first attempt: those measured. */
   readonly measured: number;
-  /**
-   * Median time from a job's creation (right after the commit that
-   * enqueued it) to the start of its first attempt, in milliseconds, over
-   * the `measured` jobs; `null` when there are none.
-   */
+  /** Median ms from enqueue (the commit) to first attempt; `null` if none. */
   readonly startLatencyP50Ms: number | null;
-  /** The 99th percentile of the same, in milliseconds; `null` when there are none. */
+  /** The 99th percentile of the same; `null` if none. */
   readonly startLatencyP99Ms: number | null;
 }
 
 /** The job queue's state, from `PgBossJobQueue.stats()`. */
 export interface JobQueueStats {
-  /**
-   * Every queue, by name; dead-letter queues are folded into their
-   * queue's `deadLetters`.
-   */
+  /** Every queue, by name (dead-letter queues in their `deadLetters`). */
   readonly queues: readonly QueueCounts[];
   /** The last `windowSeconds`. */
   readonly window: JobQueueWindow;
@@ -56,11 +46,7 @@ export interface JobQueueStats {
 
 /** Options of `PgBossJobQueue.stats()`. */
 export interface JobQueueStatsOptions {
-  /**
-   * Seconds of recent activity to report in `window` (1 to 3600).
-   *
-   * @default {10}
-   */
+  /** Seconds of recent activity in `window` (1 to 3600). @default {10} */
   readonly windowSeconds?: number;
 }
 
@@ -71,16 +57,9 @@ export interface StatsExecutor {
 }
 
 const DEAD = "__dead";
+type Count = keyof QueueCounts;
 
-/**
- * Reads the counts in one statement over pg-boss's job table: unfinished
- * and failed jobs by queue and state, and the window's completions and
- * start latencies (first attempts only: a retry's wait includes its
- * backoff).
- *
- * @throws {TypeError} When an option has the wrong type.
- * @throws {RangeError} When `windowSeconds` is out of range.
- */
+/** Reads {@linkcode JobQueueStats} in one statement over pg-boss's tables. */
 export async function readJobQueueStats(
   db: StatsExecutor,
   schema: string,
@@ -89,11 +68,8 @@ export async function readJobQueueStats(
   const { windowSeconds } = readOptions(options, {
     windowSeconds: integer(1, 3600, 10),
   }, "read job queue stats");
-  // The schema name was checked by connect(): a plain identifier.
-  // Every part runs on pg-boss's own indexes, by queue name: (name, state)
-  // for the unfinished jobs, (name, completed_on) for the window, so a
-  // refresh costs what is waiting and what just finished, not the
-  // completed jobs kept for days.
+  // `schema` was checked by connect(). By queue name, every part runs on
+  // pg-boss's indexes, not on the completed jobs kept for days.
   const { rows } = await db.executeSql(
     `with names as (select name from "${schema}".queue),
     recent as (
@@ -119,14 +95,7 @@ export async function readJobQueueStats(
     where retry_count = 0`,
     [windowSeconds],
   );
-  const queues = new Map<string, {
-    name: string;
-    created: number;
-    retry: number;
-    active: number;
-    failed: number;
-    deadLetters: number;
-  }>();
+  const queues = new Map<string, { -readonly [K in Count]: QueueCounts[K] }>();
   const queue = (name: string) => {
     let q = queues.get(name);
     if (q === undefined) {
@@ -151,11 +120,7 @@ export async function readJobQueueStats(
       if (!name.endsWith(DEAD)) queue(name);
     } else {
       const name = String(row.name);
-      const state = String(row.state) as
-        | "created"
-        | "retry"
-        | "active"
-        | "failed";
+      const state = String(row.state) as Exclude<Count, "name">;
       if (name.endsWith(DEAD)) {
         if (state === "created" || state === "retry") {
           queue(name.slice(0, -DEAD.length)).deadLetters += n;

@@ -1,10 +1,8 @@
 /**
  * The pg-boss job queue adapter: {@linkcode PgBossJobQueue} implements the
  * `JobQueue` port on [pg-boss](https://github.com/timgit/pg-boss), on a
- * PostgreSQL server (a URL) or an embedded PGlite database (an instance).
- * Queues get retries with backoff, an expiry and a dead-letter queue;
- * enqueue is idempotent with a key; workers in the same process start a job
- * within milliseconds of its commit.
+ * PostgreSQL URL or a PGlite instance, with retries, dead letters and
+ * idempotent enqueue by key.
  *
  * @example Handlers enqueue through a batching publisher: one round trip
  * ```ts
