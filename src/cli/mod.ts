@@ -1,19 +1,9 @@
 /**
- * The `aftercommit` command line: see and repair the transactional outbox
- * (counts, parked events, requeue, purge) and pg-boss dead letters (list,
- * retry into the original queue, delete). Commands that change rows say
- * how many and ask for confirmation unless `--yes` is given; bad arguments
- * get a clear error and change nothing.
- *
- * ```sh
- * deno run -A jsr:@aftercommit/core/cli stats
- * deno run -A jsr:@aftercommit/core/cli parked --type user.registered
- * deno run -A jsr:@aftercommit/core/cli requeue --type user.registered
- * deno run -A jsr:@aftercommit/core/cli dead-letters retry --queue send-welcome-email --yes
- * ```
- *
- * The application database comes from `--database-url` or `DATABASE_URL`,
- * the jobs database from `--jobs-url` or `JOB_QUEUE_DATABASE_URL`.
+ * The `aftercommit` command line: see and repair the outbox's parked events
+ * and pg-boss dead letters (`deno run -A jsr:@aftercommit/core/cli --help`).
+ * Commands that change rows ask first unless `--yes` is given. The databases
+ * come from `--database-url` or `DATABASE_URL` and `--jobs-url` or
+ * `JOB_QUEUE_DATABASE_URL`.
  *
  * @example Run a command from code, on a database you opened
  * ```ts
@@ -173,12 +163,8 @@ interface Command {
 }
 
 /**
- * Runs one CLI command.
- *
- * @param args The arguments, as in `Deno.args`.
- * @param io Where to write and how to ask; the terminal by default.
- * @param dependencies How to open the databases; from the URLs by default.
- * @returns The exit code: 0 done, 1 declined or failed, 2 bad arguments.
+ * Runs one CLI command (`args` as in `Deno.args`) and returns its exit code:
+ * 0 done, 1 declined or failed, 2 bad arguments.
  */
 export async function main(
   args: readonly string[],
@@ -344,10 +330,16 @@ async function run(
   // The event or job fields, as a last column, only when asked for.
   const more = (cell: () => string) =>
     values.payload || values.data ? [cell()] : [];
-  if (COMMANDS[name].db === "outbox") {
-    const { admin, close } = await (dependencies.openOutbox ??
-      ((table: string | undefined) => openOutbox(values, table)))(values.table);
-    try {
+  const db = COMMANDS[name].db === "outbox"
+    ? await (dependencies.openOutbox ??
+      ((table: string | undefined) => openOutbox(values, table)))(values.table)
+    : await (dependencies.openJobs ??
+      ((schema: string | undefined) => openJobs(values, schema)))(
+        values.schema,
+      );
+  try {
+    if ("admin" in db) {
+      const { admin } = db;
       if (name === "stats") {
         const s = await admin.stats();
         return show(io, values, s, [
@@ -385,30 +377,16 @@ async function run(
           ]),
         ], "No parked events.");
       }
-      const requeue = name === "requeue";
-      return await change(
-        io,
-        values,
-        "parked event",
-        selection as ParkedSelection,
-        {
-          count: (s) => admin.countParked(s),
-          act: (s) => requeue ? admin.requeueParked(s) : admin.purgeParked(s),
-          ask: requeue ? "Requeue" : "Purge",
-          where: requeue ? "" : " for good",
-          done: (n) =>
-            requeue
-              ? `Requeued ${n}; the relay dispatches them at its next pass.`
-              : `Purged ${n}.`,
-        },
-      );
-    } finally {
-      await close();
+      const parked = selection as ParkedSelection;
+      return await change(io, values, name, parked, {
+        count: () => admin.countParked(parked),
+        act: () =>
+          name === "requeue"
+            ? admin.requeueParked(parked)
+            : admin.purgeParked(parked),
+      });
     }
-  }
-  const { jobs, close } = await (dependencies.openJobs ??
-    ((schema: string | undefined) => openJobs(values, schema)))(values.schema);
-  try {
+    const { jobs } = db;
     if (name === "dead-letters list") {
       const letters = await jobs.deadLetters({
         ...(values.queue === undefined ? {} : { queue: values.queue }),
@@ -427,24 +405,16 @@ async function run(
         ]),
       ], "No dead letters.");
     }
-    const retry = name === "dead-letters retry";
-    return await change(
-      io,
-      values,
-      "dead letter",
-      selection as DeadLetterSelection,
-      {
-        count: (s) => jobs.countDeadLetters(s),
-        act: (s) =>
-          retry ? jobs.retryDeadLetters(s) : jobs.deleteDeadLetters(s),
-        ask: retry ? "Retry" : "Delete",
-        where: retry ? " in their original queues" : " for good",
-        done: (n) =>
-          retry ? `Retried ${n} in their original queues.` : `Deleted ${n}.`,
-      },
-    );
+    const dead = selection as DeadLetterSelection;
+    return await change(io, values, name, dead, {
+      count: () => jobs.countDeadLetters(dead),
+      act: () =>
+        name === "dead-letters retry"
+          ? jobs.retryDeadLetters(dead)
+          : jobs.deleteDeadLetters(dead),
+    });
   } finally {
-    await close();
+    await db.close();
   }
 }
 
@@ -475,20 +445,32 @@ function show(
   return 0;
 }
 
-async function change<S extends Selection>(
+// What requeue, purge, retry and delete ask and say ("#" is the count).
+const CHANGES = {
+  requeue: [
+    "Requeue",
+    "",
+    "Requeued #; the relay dispatches them at its next pass.",
+  ],
+  purge: ["Purge", " for good", "Purged #."],
+  "dead-letters retry": [
+    "Retry",
+    " in their original queues",
+    "Retried # in their original queues.",
+  ],
+  "dead-letters delete": ["Delete", " for good", "Deleted #."],
+} as const;
+
+async function change(
   io: CliIo,
   values: Values,
-  noun: string,
-  selection: S,
-  step: {
-    count(selection: S): Promise<number>;
-    act(selection: S): Promise<number>;
-    ask: string;
-    where: string;
-    done(n: string): string;
-  },
+  name: Name,
+  selection: Selection,
+  step: { count(): Promise<number>; act(): Promise<number> },
 ): Promise<number> {
-  const count = await step.count(selection);
+  const [ask, where, done] = CHANGES[name as keyof typeof CHANGES];
+  const noun = COMMANDS[name].db === "outbox" ? "parked event" : "dead letter";
+  const count = await step.count();
   if (count === 0) {
     io.out(
       values.json
@@ -504,18 +486,16 @@ async function change<S extends Selection>(
     : "type" in selection
     ? `type ${selection.type}`
     : `queue ${selection.queue}`;
-  const question = `${step.ask} ${
-    plural(count, noun)
-  } (${which})${step.where}?`;
+  const question = `${ask} ${plural(count, noun)} (${which})${where}?`;
   if (!values.yes && !(await io.confirm(`${question} [y/N] `))) {
     io.err("Aborted; nothing changed.\n");
     return 1;
   }
-  const n = await step.act(selection);
+  const n = await step.act();
   io.out(
     values.json
       ? `${JSON.stringify({ changed: n })}\n`
-      : `${step.done(plural(n, noun))}\n`,
+      : `${done.replace("#", plural(n, noun))}\n`,
   );
   return 0;
 }
@@ -534,12 +514,7 @@ function age(seconds: number): string {
   return `${Math.floor(s / 86_400)}d ${Math.floor(s % 86_400 / 3600)}h`;
 }
 
-/**
- * The terminal: standard output and error, and a prompt that reads one
- * line from standard input (no line, or anything but y/yes, is a no).
- *
- * @returns The terminal's {@linkcode CliIo}.
- */
+/** The terminal's {@linkcode CliIo}: anything but a y/yes line is a no. */
 export function terminal(): CliIo {
   const encoder = new TextEncoder();
   const write = (file: typeof Deno.stdout, text: string): void => {
