@@ -44,64 +44,28 @@ export type DashboardJobs = Pick<
 /** Options of {@linkcode dashboard}. */
 export interface DashboardOptions {
   /**
-   * The admin token. When set, the page and its actions need it: a login
-   * form sets a session cookie (HttpOnly, SameSite=Strict, signed with the
-   * token), or a client sends `Authorization: Bearer <token>`; anything
-   * else gets a 401. `undefined` serves the dashboard to anyone who
-   * reaches it: mount it only where that is safe (a loopback address).
-   * Required, so the choice is explicit.
+   * The admin token the page and its actions need (a login form sets a
+   * signed session cookie, or send `Authorization: Bearer <token>`).
+   * Required; `undefined` serves the dashboard to anyone who reaches it.
    */
   readonly token: string | undefined;
-  /**
-   * The outbox to show and repair.
-   *
-   * @default {undefined (no outbox panel)}
-   */
+  /** The outbox to show and repair. @default {undefined (no panel)} */
   readonly outbox?: DashboardOutbox;
-  /**
-   * The job queue to show and repair.
-   *
-   * @default {undefined (no jobs panel)}
-   */
+  /** The job queue to show and repair. @default {undefined (no panel)} */
   readonly jobs?: DashboardJobs;
-  /**
-   * The path the handler is mounted at; every URL it serves starts with it.
-   *
-   * @default {"/dashboard"}
-   */
+  /** The path every URL it serves starts with. @default {"/dashboard"} */
   readonly basePath?: string;
-  /**
-   * Seconds between two refreshes of the page (1 to 60).
-   *
-   * @default {2}
-   */
+  /** Seconds between two refreshes (1 to 60). @default {2} */
   readonly refreshSeconds?: number;
-  /**
-   * Seconds of history the charts show (60 to 3600). The history is kept
-   * in memory while the page is open, one sample per refresh.
-   *
-   * @default {300}
-   */
+  /** Seconds of history the charts show (60 to 3600). @default {300} */
   readonly historySeconds?: number;
-  /**
-   * At most this many parked events and dead letters are listed (1 to
-   * 1,000), oldest first.
-   *
-   * @default {50}
-   */
+  /** Most parked events and dead letters listed (1 to 1,000). @default {50} */
   readonly listLimit?: number;
-  /**
-   * Seconds a sign-in lasts (60 to 604,800).
-   *
-   * @default {43200 (12 hours)}
-   */
+  /** Seconds a sign-in lasts (60 to 604,800). @default {43200} */
   readonly sessionSeconds?: number;
   /**
-   * Origins (`https://ops.example.com`) allowed to send the dashboard's
-   * POSTs besides the request's own host, for a dashboard behind a proxy
-   * that rewrites the `Host` header.
-   *
-   * @default {[]}
+   * Origins (`https://ops.example.com`) allowed to POST besides the
+   * request's own host, for a proxy that rewrites `Host`. @default {[]}
    */
   readonly allowedOrigins?: readonly string[];
 }
@@ -119,61 +83,32 @@ interface Sample {
 }
 
 const COOKIE = "aftercommit_dashboard";
+// What a parked event and a dead letter show (payload and data when asked).
+const PARKED = ["id", "type", "attempts", "lastError", "payload"];
+const DEAD = ["id", "queue", "attempts", "error", "data"];
 const MAX_BODY_BYTES = 64 * 1024;
 
 /**
- * Makes the dashboard's request handler. Its page refreshes every few
- * seconds without a reload and shows the flow (events published and jobs
- * completed per second, commit → job start latency p50/p99, charted over
- * the last minutes), the outbox (counts, the oldest pending event's age,
- * the parked events) and the jobs (counts per queue, the dead letters); it
- * requeues parked events and retries dead letters after a confirmation.
- * Events per second is the growth of the outbox's done count; jobs and
- * latencies come from {@linkcode PgBossJobQueue.stats}.
- *
- * Event and job fields stay hidden unless the operator ticks a box. Actions
- * are JSON POSTs that must come from the dashboard's own origin, on top of
- * the SameSite=Strict session cookie; the page runs under a strict
- * Content-Security-Policy. Logs name routes and counts, never the token, an
- * event's fields or a job's data.
- *
- * @param options The sources, the token, the mount path.
- * @returns A handler for every request under `basePath` (404 for others).
- * @throws {TypeError} When an option has the wrong type (no token, a base
- * path that does not start with `/`, a source without its methods).
- * @throws {RangeError} When a number is out of range.
- *
- * @example Mount it next to your routes
- * ```ts
- * import assert from "node:assert/strict";
- * import { dashboard } from "@aftercommit/core/dashboard";
- *
- * // Pass outbox: new OutboxAdmin(sql) and jobs: a PgBossJobQueue to see them.
- * const ops = dashboard({ token: "s3cret" });
- * const app = (request: Request): Promise<Response> | Response => {
- *   const { pathname } = new URL(request.url);
- *   if (pathname === "/dashboard" || pathname.startsWith("/dashboard/")) {
- *     return ops(request);
- *   }
- *   return new Response("Not found", { status: 404 });
- * }; // Deno.serve(app)
- *
- * const url = "http://localhost/dashboard/api/snapshot";
- * const anonymous = await app(new Request(url));
- * assert.equal(anonymous.status, 401);
- * await anonymous.body?.cancel();
- * const signedIn = await app(
- *   new Request(url, { headers: { authorization: "Bearer s3cret" } }),
- * );
- * const snapshot = await signedIn.json();
- * assert.deepEqual(snapshot.sources, { outbox: false, jobs: false });
- * ```
+ * Makes the dashboard's request handler: a live page of the flow (events
+ * and jobs per second, commit → job start latency), the outbox and the
+ * jobs, with requeue and retry after a confirmation. Requests outside
+ * `basePath` get a 404. Fields stay hidden unless the operator asks; POSTs
+ * must come from the dashboard's own origin; logs never name the token or
+ * any event or job data.
  */
 export function dashboard(options: DashboardOptions): DashboardHandler {
   const config = readConfig(options);
   const { basePath: base, token } = config;
-  const secret = token === undefined ? undefined : importKey(token);
-  const expectedBearer = token === undefined ? undefined : digest(token);
+  const secret = token === undefined ? undefined : crypto.subtle.importKey(
+    "raw",
+    encode(token),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const bearer = token === undefined ? undefined : digest(token);
+  const isToken = async (presented: string) =>
+    timingSafeEqual(await digest(presented), await bearer!);
   const history: Sample[] = [];
   let previous: { t: number; done: number | null } | undefined;
   let sampling: Promise<void> | undefined;
@@ -183,19 +118,18 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   } = { outbox: null, queues: null };
 
   async function isSignedIn(request: Request): Promise<boolean> {
-    if (secret === undefined || expectedBearer === undefined) return true;
+    if (secret === undefined) return true;
     const header = request.headers.get("authorization");
     if (header !== null) {
-      const presented = header.startsWith("Bearer ") ? header.slice(7) : "";
-      return timingSafeEqual(await digest(presented), await expectedBearer);
+      return isToken(header.startsWith("Bearer ") ? header.slice(7) : "");
     }
     const cookie = readCookie(request, COOKIE);
     if (cookie === undefined) return false;
     const [expires, signature] = cookie.split(".");
     if (!expires || !signature || !/^\d+$/.test(expires)) return false;
     if (Number(expires) * 1000 < Date.now()) return false;
-    const expected = await sign(await secret, expires);
-    const given = new TextEncoder().encode(signature);
+    const expected = encode(await sign(await secret, expires));
+    const given = encode(signature);
     return given.length === expected.length &&
       timingSafeEqual(given, expected);
   }
@@ -266,40 +200,37 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   async function snapshot(fields: boolean): Promise<unknown> {
     await fresh();
     const problems: string[] = [];
-    const read = <T extends { ageSeconds: number }>(
-      rows: Promise<T[]> | undefined,
+    const read = (
+      rows: Promise<{ ageSeconds: number }[]> | undefined,
       what: string,
-      keys: (keyof T)[],
+      keys: readonly string[],
     ) =>
       rows?.then(
         (list) =>
-          list.map((row) => {
-            const view: Record<string, unknown> = {};
-            for (const k of keys) if (k in row) view[k as string] = row[k];
-            return { ...view, ageSeconds: Math.round(row.ageSeconds) };
-          }),
+          list.map((row: Record<string, unknown> & { ageSeconds: number }) => ({
+            ...Object.fromEntries(
+              keys.filter((k) => k in row).map((k) => [k, row[k]]),
+            ),
+            ageSeconds: Math.round(row.ageSeconds),
+          })),
         (e) => {
           problems.push(`${what} could not be read (${errorName(e)}).`);
           return undefined;
         },
       );
+    // Each source reads the flag it knows and leaves the other.
+    const list = {
+      limit: config.listLimit,
+      includePayload: fields,
+      includeData: fields,
+    };
     const [parked, dead] = await Promise.all([
       read(
-        config.outbox?.listParked({
-          limit: config.listLimit,
-          includePayload: fields,
-        }),
+        config.outbox?.listParked(list),
         "The outbox's parked events",
-        ["id", "type", "attempts", "lastError", "payload"],
+        PARKED,
       ),
-      read(
-        config.jobs?.deadLetters({
-          limit: config.listLimit,
-          includeData: fields,
-        }),
-        "The dead letters",
-        ["id", "queue", "attempts", "error", "data"],
-      ),
+      read(config.jobs?.deadLetters(list), "The dead letters", DEAD),
     ]);
     if (config.outbox !== undefined && latest.outbox === null) {
       problems.unshift("The outbox's counts could not be read.");
@@ -354,14 +285,13 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       const matched = await source.count();
       if (dryRun === true) return json(200, { matched });
       const count = await source.act();
-      if (requeue) {
-        logger.info("Dashboard requeued {count} parked outbox events", {
-          count,
-        });
-        return json(200, { requeued: count });
-      }
-      logger.info("Dashboard retried {count} dead letters", { count });
-      return json(200, { retried: count });
+      logger.info(
+        requeue
+          ? "Dashboard requeued {count} parked outbox events"
+          : "Dashboard retried {count} dead letters",
+        { count },
+      );
+      return json(200, requeue ? { requeued: count } : { retried: count });
     } catch (e) {
       // The repair API's own checks: a bad selection changes nothing.
       if (e instanceof TypeError || e instanceof RangeError) {
@@ -380,18 +310,22 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     const method = request.method;
     const read = method === "GET" || method === "HEAD";
     try {
-      if (path === "/app.css" && read) {
-        return asset(STYLE, "text/css; charset=utf-8");
-      }
-      if (path === "/app.js" && read) {
-        return asset(SCRIPT, "text/javascript; charset=utf-8");
+      const asset = ASSETS.get(path);
+      if (asset !== undefined && read) {
+        return respond(200, asset[0], {
+          "content-type": `${asset[1]}; charset=utf-8`,
+          "cache-control": "no-cache",
+        });
       }
       if (path === "/login" && method === "POST") {
         return await login(request, url);
       }
       if (path === "/logout" && method === "POST") {
         if (!fromThisSite(request, url)) return forbidden();
-        return redirect(base, clearCookie(base));
+        return redirect(
+          base,
+          `${COOKIE}=; Path=${base}; Max-Age=0; HttpOnly; SameSite=Strict`,
+        );
       }
       const signedIn = await isSignedIn(request);
       if (path === "" && read) {
@@ -437,27 +371,21 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   async function login(request: Request, url: URL): Promise<Response> {
     if (!fromThisSite(request, url)) return forbidden();
-    if (secret === undefined || expectedBearer === undefined) {
-      return redirect(base);
-    }
+    if (secret === undefined) return redirect(base);
     const type = request.headers.get("content-type") ?? "";
     if (!type.startsWith("application/x-www-form-urlencoded")) {
       return html(415, loginPage(base, true));
     }
     const text = await readText(request);
     if (text === undefined) return json(413, { error: "body too large" });
-    const presented = new URLSearchParams(text).get("token") ?? "";
-    const ok = timingSafeEqual(await digest(presented), await expectedBearer);
-    if (!ok) {
+    if (!await isToken(new URLSearchParams(text).get("token") ?? "")) {
       logger.warn("Dashboard sign-in refused: wrong token");
       return html(401, loginPage(base, true));
     }
     const expires = String(
       Math.floor(Date.now() / 1000) + config.sessionSeconds,
     );
-    const signature = new TextDecoder().decode(
-      await sign(await secret, expires),
-    );
+    const signature = await sign(await secret, expires);
     const secure = url.protocol === "https:" ? "; Secure" : "";
     return redirect(
       base,
@@ -540,6 +468,11 @@ function errorName(e: unknown): string {
   return e instanceof Error ? e.name : typeof e;
 }
 
+const ASSETS = new Map<string, [string, string]>([
+  ["/app.css", [STYLE, "text/css"]],
+  ["/app.js", [SCRIPT, "text/javascript"]],
+]);
+
 const SECURITY_HEADERS = {
   "content-security-policy":
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -559,11 +492,7 @@ function respond(
   });
 }
 
-function json(
-  status: number,
-  body: unknown,
-  headers?: Record<string, string>,
-): Response {
+function json(status: number, body: unknown, headers = {}): Response {
   return respond(status, JSON.stringify(body), {
     "content-type": "application/json; charset=utf-8",
     "cache-control": "no-store",
@@ -578,13 +507,6 @@ function html(status: number, body: string): Response {
   });
 }
 
-function asset(body: string, type: string): Response {
-  return respond(200, body, {
-    "content-type": type,
-    "cache-control": "no-cache",
-  });
-}
-
 function redirect(location: string, cookie?: string): Response {
   return respond(303, null, {
     location,
@@ -596,10 +518,6 @@ function forbidden(): Response {
   return json(403, {
     error: "cross-site request refused: send it from the dashboard's own page",
   });
-}
-
-function clearCookie(base: string): string {
-  return `${COOKIE}=; Path=${base}; Max-Age=0; HttpOnly; SameSite=Strict`;
 }
 
 function readCookie(request: Request, name: string): string | undefined {
@@ -635,9 +553,7 @@ async function readJson(
   let body: unknown;
   try {
     body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
+  } catch { /* not JSON: answered below */ }
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     return json(400, {
       error:
@@ -647,32 +563,16 @@ async function readJson(
   return body as Record<string, unknown>;
 }
 
-async function digest(text: string): Promise<Uint8Array> {
-  return new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
-  );
-}
+const encode = (text: string) => new TextEncoder().encode(text);
 
-function importKey(token: string): Promise<CryptoKey> {
-  return crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(token),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
+async function digest(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encode(text)));
 }
 
 // The session cookie is "<expiry>.<HMAC-SHA256(token, expiry)>": any process
 // with the same token can check it, and it does not reveal the token.
-async function sign(key: CryptoKey, expires: string): Promise<Uint8Array> {
-  const message = `aftercommit-dashboard-session:${expires}`;
-  const mac = await crypto.subtle.sign(
-    "HMAC",
-    key,
-    new TextEncoder().encode(message),
-  );
-  return new TextEncoder().encode(
-    new Uint8Array(mac).toBase64({ alphabet: "base64url", omitPadding: true }),
-  );
+async function sign(key: CryptoKey, expires: string): Promise<string> {
+  const message = encode(`aftercommit-dashboard-session:${expires}`);
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, message))
+    .toBase64({ alphabet: "base64url", omitPadding: true });
 }

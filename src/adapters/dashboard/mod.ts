@@ -1,34 +1,34 @@
 /**
- * The operator's dashboard: one request handler that serves a live page over
- * the transactional outbox and the pg-boss job queue (the flow, the backlog,
- * the failures) with the repairs (requeue parked events, retry dead
- * letters). Plain HTML, CSS and a small script; no build step. It loads no
- * database driver of its own: it works on the `OutboxAdmin` and
+ * The operator's dashboard: one request handler, {@linkcode dashboard}, that
+ * serves a live page over the outbox and the pg-boss job queue (the flow,
+ * the backlog, the failures) with the repairs (requeue parked events, retry
+ * dead letters). It loads no driver: it works on the `OutboxAdmin` and
  * `PgBossJobQueue` you pass it.
  *
- * @example Serve it on its own port
+ * @example Mount it next to your routes
  * ```ts
  * import assert from "node:assert/strict";
- * import postgres from "postgres";
  * import { dashboard } from "@aftercommit/core/dashboard";
- * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
- * import { migrateOutbox, OutboxAdmin } from "@aftercommit/core/postgres";
  *
- * await using db = await startEmbeddedPostgres(); // or your DATABASE_URL
- * const sql = db.connect(postgres);
- * await migrateOutbox(sql);
- * const handler = dashboard({
- *   outbox: new OutboxAdmin(sql), // jobs: a PgBossJobQueue, for its panel
- *   token: "s3cret", // sign-in needed; undefined serves it to anyone
- * });
- * await using server = Deno.serve({ port: 0, onListen() {} }, handler);
+ * // Pass outbox: new OutboxAdmin(sql) and jobs: a PgBossJobQueue to see them.
+ * const ops = dashboard({ token: "s3cret" }); // undefined: no sign-in
+ * const app = (request: Request): Promise<Response> | Response => {
+ *   const { pathname } = new URL(request.url);
+ *   if (pathname === "/dashboard" || pathname.startsWith("/dashboard/")) {
+ *     return ops(request);
+ *   }
+ *   return new Response("Not found", { status: 404 });
+ * }; // Deno.serve(app)
  *
- * const page = `http://localhost:${server.addr.port}/dashboard`;
- * const response = await fetch(`${page}/api/snapshot`, {
- *   headers: { authorization: "Bearer s3cret" },
- * });
- * const snapshot = await response.json();
- * assert.equal(snapshot.outbox.parked, 0);
+ * const url = "http://localhost/dashboard/api/snapshot";
+ * const anonymous = await app(new Request(url));
+ * assert.equal(anonymous.status, 401);
+ * await anonymous.body?.cancel();
+ * const signedIn = await app(
+ *   new Request(url, { headers: { authorization: "Bearer s3cret" } }),
+ * );
+ * const snapshot = await signedIn.json();
+ * assert.deepEqual(snapshot.sources, { outbox: false, jobs: false });
  * ```
  *
  * @module
