@@ -190,10 +190,8 @@ export function assertEventClass(
 }
 
 /**
- * The `kind` of a standard (TC39) decorator's context, after checking that
- * it is `expected`. `label` names the decorator (`@On(X)`), `only` says what
- * it applies to ("methods only; put it on …"). A decorator called the legacy
- * way (`experimentalDecorators`) gets no context object.
+ * Throws unless a standard decorator's `context` is of kind `expected`.
+ * `label` names the decorator (`@On(X)`), `only` says what it applies to.
  */
 export function assertDecorates(
   context: unknown,
@@ -202,6 +200,7 @@ export function assertDecorates(
   only: string,
 ): void {
   const kind = (context as { kind?: unknown } | null | undefined)?.kind;
+  // A legacy (experimentalDecorators) call gets no context object.
   if (typeof kind !== "string") {
     throw new TypeError(
       `${label} was called as a legacy decorator: aftercommit uses standard TC39 decorators; remove "experimentalDecorators" from your compiler options`,
@@ -239,8 +238,7 @@ export type Read<S extends Spec> = {
 
 /**
  * Checks an options object against a table of rules and returns each
- * member's value (or its default). Members the table does not name are left
- * to the caller.
+ * member's value or default; members the table does not name are ignored.
  */
 export function readOptions<S extends Spec>(
   options: unknown,
@@ -257,10 +255,8 @@ export function readOptions<S extends Spec>(
 }
 
 /**
- * Throws unless `data` survives a JSON round trip unchanged: plain objects,
- * arrays, strings, finite numbers, booleans and `null`. Object members that
- * are `undefined` are allowed (JSON drops them, and they read as `undefined`
- * again). The message names the path and what to pass instead.
+ * Throws unless `data` survives a JSON round trip unchanged (object members
+ * may be `undefined`); the message names the path and what to pass instead.
  */
 export function assertJson(data: unknown, what: string, action: string): void {
   if (data === undefined) {
@@ -278,17 +274,9 @@ export function assertJson(data: unknown, what: string, action: string): void {
 
 // The fast pass: no strings built on the path that succeeds.
 function isJson(value: unknown, ancestors: object[]): boolean {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return true;
-    case "number":
-      return Number.isFinite(value);
-    case "object":
-      break;
-    default:
-      return false;
-  }
+  if (typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "number") return Number.isFinite(value);
+  if (typeof value !== "object") return false;
   if (value === null) return true;
   if (ancestors.includes(value)) return false;
   if (!Array.isArray(value) && !isPlain(value)) return false;
@@ -366,10 +354,7 @@ function jsonProblem(
   return undefined;
 }
 
-/**
- * Throws unless `bus` is an event bus: an object with a `publishAll`
- * method. `what` names it (`options.bus`); `hint` says what to pass.
- */
+/** Throws unless `bus` is an object with a `publishAll` method. */
 export function assertPublishAll(
   bus: unknown,
   what: string,

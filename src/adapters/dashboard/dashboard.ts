@@ -83,6 +83,7 @@ interface Sample {
 }
 
 const COOKIE = "aftercommit_dashboard";
+const SESSION = /(?:^|;)\s*aftercommit_dashboard=([^;]*)/;
 // What a parked event and a dead letter show (payload and data when asked).
 const PARKED = ["id", "type", "attempts", "lastError", "payload"];
 const DEAD = ["id", "queue", "attempts", "error", "data"];
@@ -123,7 +124,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     if (header !== null) {
       return isToken(header.startsWith("Bearer ") ? header.slice(7) : "");
     }
-    const cookie = readCookie(request, COOKIE);
+    const cookie = request.headers.get("cookie")?.match(SESSION)?.[1]?.trim();
     if (cookie === undefined) return false;
     const [expires, signature] = cookie.split(".");
     if (!expires || !signature || !/^\d+$/.test(expires)) return false;
@@ -518,16 +519,6 @@ function forbidden(): Response {
   return json(403, {
     error: "cross-site request refused: send it from the dashboard's own page",
   });
-}
-
-function readCookie(request: Request, name: string): string | undefined {
-  const header = request.headers.get("cookie");
-  if (header === null) return undefined;
-  for (const part of header.split(";")) {
-    const [key, ...value] = part.trim().split("=");
-    if (key === name) return value.join("=");
-  }
-  return undefined;
 }
 
 async function readText(request: Request): Promise<string | undefined> {
