@@ -12,23 +12,7 @@ import { expected } from "../internal/rules.ts";
  * The events published on a bus since the recorder started, in publish
  * order. Its catch-all handler runs first, so an event is recorded even when
  * one of its handlers fails. Iterable, for {@linkcode expectPublished};
- * `using` stops it.
- *
- * @example Record what a bus published
- * ```ts
- * import assert from "node:assert/strict";
- * import { EventBus } from "@aftercommit/core";
- * import { EventRecorder } from "@aftercommit/core/testing";
- *
- * class UserRegistered {
- *   constructor(readonly userId: string) {}
- * }
- * const bus = new EventBus();
- * using recorder = new EventRecorder(bus);
- * await bus.publish(new UserRegistered("u1"));
- * assert.deepEqual(recorder.events, [new UserRegistered("u1")]);
- * assert.equal(recorder.ofType(UserRegistered)[0]?.userId, "u1");
- * ```
+ * `using` stops it. See the example of `@aftercommit/core/testing`.
  */
 export class EventRecorder implements Disposable, Iterable<object> {
   readonly #events: object[] = [];
