@@ -1,9 +1,7 @@
 /**
  * The Unit of Work base: one transaction per `run`, and the events its
- * aggregates recorded published after the commit, never before.
- *
- * This module loads no database driver; adapters such as
- * `@aftercommit/core/postgres` extend {@linkcode UnitOfWork}.
+ * aggregates recorded published after the commit, never before. It loads no
+ * database driver; adapters such as `@aftercommit/core/postgres` extend it.
  *
  * @module
  */
@@ -23,82 +21,52 @@ const logger = getLogger(["aftercommit", "uow"]);
 const debugGate = new DebugGate(logger);
 
 /**
- * When a delayed event may be delivered: `delaySeconds` after the commit, or
- * `at` a moment. Give one of the two. Only a unit of work with an outbox
- * can hold an event until then (`PostgresUnitOfWork` with `outbox: true`).
+ * When a delayed event may be delivered: give `delaySeconds` or `at`. Only a
+ * unit of work with an outbox accepts a delay.
  */
 export interface PublishAfterCommitOptions {
   /**
-   * Seconds after the commit before the event may be delivered (counted on
-   * the database's clock, from the write of the event). A finite number, 0
-   * or more; 0 means no delay.
-   *
+   * Seconds after the commit (on the database's clock) before the event may
+   * be delivered; 0 means no delay.
    * @default {0}
    */
   readonly delaySeconds?: number;
-  /**
-   * The moment from which the event may be delivered: a valid `Date` that
-   * is not in the past when `publishAfterCommit` is called.
-   *
-   * @default {undefined (as soon as the transaction commits)}
-   */
+  /** The moment from which the event may be delivered; not in the past. */
   readonly at?: Date;
 }
 
-/**
- * A delayed event's "not before", as a unit of work hands it to
- * {@linkcode UnitOfWork.beforeCommit}: seconds after the write, or a moment.
- */
+/** A delayed event's "not before": seconds after the write, or a moment. */
 export type EventDelay =
   | { readonly delaySeconds: number; readonly at?: undefined }
   | { readonly at: Date; readonly delaySeconds?: undefined };
 
-/**
- * What `work` receives besides the driver's transaction handle: a way to
- * name the aggregates whose events publish after the commit, and to add
- * events that no aggregate owns.
- */
+/** What `work` receives besides the driver's transaction handle. */
 export interface UnitOfWorkContext {
   /**
-   * Tracks an aggregate: after the commit, the events it recorded (before or
-   * after this call, until `work` returns) are published. Tracking the same
-   * aggregate twice tracks it once. Repositories usually call it.
+   * Tracks an aggregate (once, however often called): the events it records
+   * until `work` returns are published after the commit. Returns it, so a
+   * repository can write `return tx.track(user)`.
    *
-   * @typeParam A The aggregate's type.
-   * @param aggregate An {@linkcode AggregateRoot}.
-   * @returns The same aggregate, so a repository can write `return tx.track(user)`.
-   * @throws {TypeError} When `aggregate` is not an `AggregateRoot`, or when
-   * `work` has already returned.
+   * @throws {TypeError} When `aggregate` is not an {@linkcode AggregateRoot},
+   * or `work` has already returned.
    */
   track<A extends AggregateRoot>(aggregate: A): A;
   /**
    * Publishes `event` after the commit, in the order it was added among the
-   * events the tracked aggregates recorded; dropped on rollback.
+   * aggregates' events; dropped on rollback. With a delay (outbox mode only)
+   * the outbox relay delivers it at its first pass once the time has come.
    *
-   * With `{ delaySeconds }` or `{ at }` (outbox mode only) the event is
-   * written to the outbox with that "not before", is not dispatched right
-   * after the commit, and the outbox relay delivers it once its time has
-   * come (at its next pass: no earlier, up to `pollIntervalSeconds` later).
-   *
-   * @param event The event: any class instance.
-   * @param options A delay: `delaySeconds` or `at`.
-   * @throws {TypeError} When `event` is not an object, when `work` has
-   * already returned, when `options` is not an object or has both
-   * `delaySeconds` and `at`, or when a delay is asked of a unit of work
-   * without an outbox.
-   * @throws {RangeError} When `delaySeconds` is negative or not finite, or
-   * `at` is an invalid `Date` or in the past.
+   * @throws {TypeError} When `event` is not an object, `work` has already
+   * returned, or the options are invalid or ask a delay without an outbox.
+   * @throws {RangeError} When the delay is negative, not finite or past.
    */
   publishAfterCommit(event: object, options?: PublishAfterCommitOptions): void;
 }
 
 /**
- * The part of an event bus a Unit of Work uses: {@linkcode EventBus} has it.
- *
- * `batch`, when present, runs `work` (which may call `publishAll` several
- * times) as one batch: a batching job queue's publisher writes the jobs of
- * all those calls at once, when `work` has finished. The outbox dispatches
- * the events of one run inside it.
+ * The part of an event bus a Unit of Work uses. `batch`, when present, runs
+ * `work` (which may call `publishAll` several times) as one batch, so that a
+ * batching job queue writes the jobs of all those calls at once.
  */
 export type EventPublisher = Pick<EventBus, "publishAll"> & {
   batch?<T>(work: () => Promise<T>): Promise<T>;
@@ -108,21 +76,15 @@ export type EventPublisher = Pick<EventBus, "publishAll"> & {
 export interface UnitOfWorkOptions {
   /**
    * The bus the events are published on after each commit.
-   *
    * @default {defaultBus}
    */
   readonly bus?: EventPublisher;
 }
 
-/**
- * Options of {@linkcode PublishAfterCommitError} and
- * {@linkcode CommitOutcomeUnknownError}.
- */
+/** Options of {@linkcode UnitOfWorkError} and its subclasses. */
 export interface PublishAfterCommitErrorOptions extends ErrorOptions {
   /**
-   * Whether an outbox keeps the run's events, so that the relay delivers
-   * them (the failed ones, or all of them if an unknown commit did commit).
-   *
+   * Whether an outbox keeps the run's events for the relay to deliver.
    * @default {false}
    */
   readonly relayWillRetry?: boolean;
@@ -132,48 +94,18 @@ export interface PublishAfterCommitErrorOptions extends ErrorOptions {
 export type CommitOutcomeUnknownErrorOptions = PublishAfterCommitErrorOptions;
 
 /**
- * The base of the errors a {@linkcode UnitOfWork} throws for a transaction
- * that did not commit, or that committed but whose events did not all
- * publish. `committed` tells the two apart; `cause` holds the driver's or the
- * handler's error; `relayWillRetry` says whether an outbox keeps the events.
- *
- * An error thrown by `work` itself is not wrapped: `run` rethrows it as is,
- * after the rollback.
- *
- * @example Tell "nothing happened" from "saved, but a handler failed"
- * ```ts
- * import assert from "node:assert/strict";
- * import { CommitError, UnitOfWorkError } from "@aftercommit/core";
- *
- * function describeFailure(error: unknown): string {
- *   if (error instanceof UnitOfWorkError) {
- *     return error.committed ? "saved, follow-up failed" : "not saved";
- *   }
- *   return "not saved: the work failed";
- * }
- * assert.equal(describeFailure(new Error("boom")), "not saved: the work failed");
- * assert.equal(describeFailure(new CommitError("refused")), "not saved");
- * ```
+ * The base of the errors {@linkcode UnitOfWork.run} throws when the
+ * transaction did not commit, or committed but its events did not all
+ * publish; `cause` holds the driver's or the handler's error. An error
+ * thrown by `work` itself is rethrown as is.
  */
 export abstract class UnitOfWorkError extends Error {
-  /**
-   * Whether the transaction's changes were committed: `undefined` only for a
-   * {@linkcode CommitOutcomeUnknownError}, when the database could not be
-   * asked.
-   */
+  /** Whether the changes were committed; `undefined` when unknown. */
   abstract readonly committed: boolean | undefined;
-  /**
-   * Whether an outbox keeps the events, for the relay to deliver (`false`
-   * without an outbox: events that did not publish are lost).
-   */
+  /** Whether an outbox keeps the events (without one, they are lost). */
   readonly relayWillRetry: boolean;
 
-  /**
-   * Wraps the driver's or the handler's error.
-   *
-   * @param message What failed, without field values.
-   * @param options `cause`: the wrapped error; `relayWillRetry`.
-   */
+  /** Wraps `options.cause`; `message` names no field values. */
   constructor(message: string, options?: PublishAfterCommitErrorOptions) {
     super(message, options);
     this.name = new.target.name;
@@ -182,89 +114,32 @@ export abstract class UnitOfWorkError extends Error {
 }
 
 /**
- * The transaction did not commit: it could not begin, the connection failed
- * while `work` ran, the pre-commit step failed, or the database refused the
- * `COMMIT` (a deferred constraint, a serialization failure). No event was
- * published. `cause` is the driver's error.
- *
- * When the connection is lost during the `COMMIT` itself, an adapter that
- * can ask the database (the postgres.js one does) finds out before it
- * answers: a transaction that did commit is reported as committed, and one
- * whose outcome cannot be learnt as a {@linkcode CommitOutcomeUnknownError}.
- *
- * @example Retry on a serialization failure
- * ```ts
- * import assert from "node:assert/strict";
- * import { CommitError } from "@aftercommit/core";
- *
- * function isRetryable(error: unknown): boolean {
- *   return error instanceof CommitError &&
- *     (error.cause as { code?: string } | undefined)?.code === "40001";
- * }
- * const conflict = Object.assign(new Error("could not serialize"), { code: "40001" });
- * assert.equal(isRetryable(new CommitError("refused", { cause: conflict })), true);
- * assert.equal(isRetryable(new Error("boom")), false);
- * ```
+ * The transaction did not commit (it could not begin, the connection failed,
+ * the pre-commit step failed, or the database refused the `COMMIT`); no
+ * event was published.
  */
 export class CommitError extends UnitOfWorkError {
-  /** Always `false`: the changes were not committed. */
+  /** Always `false`. */
   readonly committed: false = false;
 }
 
 /**
- * The connection was lost while `COMMIT` was in flight, and the database
- * could not be reached within the bound to ask whether the transaction
- * committed (or, after a crash restart, could no longer tell: see the
- * postgres adapter). `committed` is `undefined`: the changes may or may not be
- * saved. No event was published; in outbox mode (`relayWillRetry: true`) the
- * relay delivers them if the transaction did commit.
- *
- * A Unit of Work throws it only when it cannot find the truth out: when the
- * database answers, a committed transaction is reported as committed (its
- * events are published) and an aborted one as a {@linkcode CommitError}.
- *
- * @example Check before retrying a request whose outcome is unknown
- * ```ts
- * import assert from "node:assert/strict";
- * import { CommitOutcomeUnknownError } from "@aftercommit/core";
- *
- * const error = new CommitOutcomeUnknownError(
- *   "Unit of work outcome unknown: the connection was lost during COMMIT",
- * );
- * assert.equal(error.committed, undefined);
- * assert.equal(error.relayWillRetry, false);
- * ```
+ * The connection was lost during `COMMIT` and the database could not tell
+ * whether it committed. No event was published; with an outbox
+ * (`relayWillRetry`) the relay delivers them if it did commit.
  */
 export class CommitOutcomeUnknownError extends UnitOfWorkError {
-  /** Always `undefined`: whether the changes were committed is unknown. */
+  /** Always `undefined`. */
   readonly committed: undefined = undefined;
 }
 
 /**
- * The transaction committed, then publishing its events failed: a handler
- * threw (`cause` is its error, or an `AggregateError` under the `"collect"`
- * policy or when several events failed). The data is saved.
- *
- * Without an outbox, the events after the failing handler were not
- * published and never will be. With the outbox of
- * `@aftercommit/core/postgres`, `relayWillRetry` is `true`: the failed events
- * stay in the outbox and the relay dispatches them again, so a caller may
- * treat the request as done.
- *
- * @example Treat a handler failure after the commit as a saved request
- * ```ts
- * import assert from "node:assert/strict";
- * import { PublishAfterCommitError } from "@aftercommit/core";
- *
- * const error = new PublishAfterCommitError(
- *   "Unit of work committed, but publishing its events failed",
- *   { cause: new Error("mail server down"), relayWillRetry: true },
- * );
- * assert.deepEqual([error.committed, error.relayWillRetry], [true, true]);
- * ```
+ * The transaction committed, then a handler failed (`cause`; an
+ * `AggregateError` for several). Without an outbox the events not published
+ * are lost; with one, `relayWillRetry` is `true` and the relay retries them.
  */
 export class PublishAfterCommitError extends UnitOfWorkError {
-  /** Always `true`: the changes were committed. */
+  /** Always `true`. */
   readonly committed: true = true;
 }
 
@@ -355,10 +230,7 @@ class Scope implements UnitOfWorkContext {
     }
   }
 
-  /**
-   * Pulls every event, in the order recorded, and closes the scope to new
-   * ones; with each event's delay (parallel), or undefined when none has one.
-   */
+  // Every event in the order recorded, and their delays (undefined if none).
   collect(): [object[], (EventDelay | undefined)[] | undefined] {
     this.state = "committing";
     const aggregates = this.#aggregates;
@@ -374,7 +246,7 @@ class Scope implements UnitOfWorkContext {
     return [events, delays && events.map((event) => delays.get(event))];
   }
 
-  /** Drops the events of a rolled-back run, so a retry cannot publish them. */
+  // Drops the events of a rolled-back run, so a retry cannot publish them.
   discard(): void {
     if (this.state === "open") {
       for (const aggregate of this.#aggregates) aggregate.pullEvents();
@@ -383,9 +255,8 @@ class Scope implements UnitOfWorkContext {
   }
 }
 
-// Which runs are open in the current async flow, to refuse a nested run
-// (which would wait for a second connection, or deadlock on a pool of one,
-// and would not be part of the outer transaction anyway).
+// The runs open in this async flow: a nested run would need a second
+// connection (a deadlock on a pool of one) and not join the outer transaction.
 const openScopes = new AsyncLocalStorage<Scope>();
 
 const NOT_COMMITTED = {
@@ -398,77 +269,53 @@ const NOT_COMMITTED = {
 
 /**
  * A Unit of Work: {@linkcode UnitOfWork.run} runs a function in one database
- * transaction, and after the commit publishes the events that the tracked
- * aggregates recorded, plus the explicit ones, in the order they were
- * recorded. On rollback nothing is published.
+ * transaction and, after the commit, publishes the events the tracked
+ * aggregates recorded and the explicit ones, in the order recorded; on
+ * rollback, none. Concurrent runs on one instance each publish their own.
  *
- * Adapters extend it for one driver by implementing
- * {@linkcode UnitOfWork.transaction} and {@linkcode UnitOfWork.createContext};
- * an outbox also overrides {@linkcode UnitOfWork.beforeCommit} (which
- * returns what it wrote) and {@linkcode UnitOfWork.publishCommitted} (which
- * receives it). Events are collected per `run`, so concurrent runs on one
- * instance each publish exactly their own.
+ * An adapter implements {@linkcode UnitOfWork.transaction} and
+ * {@linkcode UnitOfWork.createContext}; an outbox also overrides
+ * {@linkcode UnitOfWork.beforeCommit} and
+ * {@linkcode UnitOfWork.publishCommitted}.
  *
- * @typeParam H The driver's transaction handle (for postgres.js, a `TransactionSql`).
+ * @typeParam H The driver's transaction handle.
  * @typeParam C The context `work` receives.
  * @typeParam W What `beforeCommit` hands to `publishCommitted` for one run.
  *
  * @example A Unit of Work over an in-memory "database"
  * ```ts
  * import assert from "node:assert/strict";
- * import {
- *   AggregateRoot,
- *   EventBus,
- *   UnitOfWork,
- *   type UnitOfWorkContext,
- * } from "@aftercommit/core";
+ * import { EventBus, UnitOfWork, type UnitOfWorkContext } from "@aftercommit/core";
  *
  * class Deposited {
  *   constructor(readonly amount: number) {}
  * }
- * class Account extends AggregateRoot {
- *   balance = 0;
- *   deposit(amount: number): void {
- *     this.balance += amount;
- *     this.recordEvent(new Deposited(amount));
- *   }
- * }
- *
  * type Rows = Map<string, number>;
- * interface MemoryContext extends UnitOfWorkContext {
- *   rows: Rows;
- * }
+ * type Context = UnitOfWorkContext & { rows: Rows };
  *
- * class MemoryUnitOfWork extends UnitOfWork<Rows, MemoryContext> {
+ * class MemoryUnitOfWork extends UnitOfWork<Rows, Context> {
  *   readonly committed: Rows = new Map();
- *   protected override async transaction<T>(
- *     body: (rows: Rows) => Promise<T>,
- *   ): Promise<T> {
+ *   protected override async transaction<T>(body: (r: Rows) => Promise<T>) {
  *     const rows = new Map(this.committed);
- *     const result = await body(rows); // throws: nothing is copied back
+ *     const result = await body(rows); // a throw copies nothing back
  *     for (const [key, value] of rows) this.committed.set(key, value);
  *     return result;
  *   }
- *   protected override createContext(
- *     rows: Rows,
- *     context: UnitOfWorkContext,
- *   ): MemoryContext {
- *     return { rows, track: context.track, publishAfterCommit: context.publishAfterCommit };
+ *   protected override createContext(rows: Rows, tx: UnitOfWorkContext) {
+ *     const { track, publishAfterCommit } = tx; // bound: copy as they are
+ *     return { rows, track, publishAfterCommit };
  *   }
  * }
  *
  * const bus = new EventBus();
- * const deposits: number[] = [];
- * bus.register(Deposited, (e) => {
- *   deposits.push(e.amount);
- * });
+ * const seen: number[] = [];
+ * bus.register(Deposited, (e) => void seen.push(e.amount));
  * const uow = new MemoryUnitOfWork({ bus });
  * await uow.run((tx) => {
- *   const account = tx.track(new Account());
- *   account.deposit(10);
- *   tx.rows.set("a1", account.balance);
+ *   tx.rows.set("a1", 10);
+ *   tx.publishAfterCommit(new Deposited(10));
  * });
- * assert.deepEqual(deposits, [10]); // published after the commit
+ * assert.deepEqual(seen, [10]); // published after the commit
  * assert.equal(uow.committed.get("a1"), 10);
  * ```
  */
@@ -476,12 +323,7 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
   /** The bus events are published on after each commit. */
   readonly bus: EventPublisher;
 
-  /**
-   * Creates a Unit of Work that publishes on `options.bus`.
-   *
-   * @param options The bus.
-   * @throws {TypeError} When `options.bus` has no `publishAll` method.
-   */
+  /** Creates a Unit of Work; a `TypeError` if `options.bus` lacks `publishAll`. */
   constructor(options: UnitOfWorkOptions = {}) {
     const bus = options.bus ?? defaultBus;
     assertPublishAll(bus, "options.bus", "create unit of work");
@@ -489,30 +331,13 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
   }
 
   /**
-   * Runs `work` in a new transaction. When `work` resolves, commits, then
-   * publishes the collected events through the bus, one after another.
+   * Runs `work` in a new transaction, commits, then publishes the collected
+   * events one after another and returns what `work` returned. `run` inside
+   * `work` is refused; a handler may call it (a new transaction).
    *
-   * - `work` throws: rolls back, publishes nothing, rethrows `work`'s error.
-   * - The transaction does not commit: publishes nothing, throws a
-   *   {@linkcode CommitError} whose `cause` is the driver's error.
-   * - A handler throws after the commit: throws a
-   *   {@linkcode PublishAfterCommitError} (`committed: true`) whose `cause`
-   *   is the handler's error.
-   *
-   * A handler may call `run` again: that is a new transaction, whose events
-   * publish after its own commit. Calling `run` from inside `work` (while the
-   * transaction is open) is refused.
-   *
-   * @typeParam T What `work` returns.
-   * @param work The function to run in the transaction. It receives the
-   * context: the driver's transaction handle, `track` and `publishAfterCommit`.
-   * @returns What `work` returned, once the events are published.
-   * @throws {TypeError} When `work` is not a function, or when `run` is
-   * called inside the open transaction of a unit of work on the same
-   * resource.
+   * @throws {TypeError} When `work` is not a function, or `run` is nested.
    * @throws {CommitError} When the transaction did not commit.
-   * @throws {CommitOutcomeUnknownError} When the connection was lost during
-   * `COMMIT` and the adapter could not learn the outcome.
+   * @throws {CommitOutcomeUnknownError} When `COMMIT`'s outcome is unknown.
    * @throws {PublishAfterCommitError} When it committed and a handler failed.
    * @throws `work`'s own error, after the rollback.
    */
@@ -538,8 +363,6 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
     });
   }
 
-  // One run, start to end: refuse nesting, run `work` and the pre-commit
-  // step in the transaction, classify a failure, publish after the commit.
   async #run<T>(work: (context: C) => T | PromiseLike<T>): Promise<T> {
     if (typeof work !== "function") {
       fail(
@@ -631,30 +454,22 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
   }
 
   /**
-   * The object whose transactions must not nest: by default this unit of
-   * work; adapters return their connection pool, so that two units of work
-   * on one pool also refuse to nest.
+   * The object whose transactions must not nest: this unit of work by
+   * default; adapters return their connection pool.
    */
   protected get resource(): object {
     return this;
   }
 
-  /**
-   * Whether `publishAfterCommit` accepts a delay: only a unit of work that
-   * writes its events to an outbox can hold one until its time.
-   */
+  /** Whether `publishAfterCommit` accepts a delay (only with an outbox). */
   protected get acceptsDelayedEvents(): boolean {
     return false;
   }
 
   /**
-   * Runs `body` in one transaction: begins, awaits `body`, commits when it
-   * resolves, rolls back and rethrows when it rejects. It must reject when
-   * the transaction fails to begin or commit.
-   *
-   * @typeParam T What `body` resolves to.
-   * @param body The work, the event collection and the pre-commit step.
-   * @returns What `body` resolved to, after the commit.
+   * Runs `body` in one transaction: commits when it resolves, rolls back and
+   * rethrows when it rejects; rejects when the transaction fails to begin or
+   * commit.
    */
   protected abstract transaction<T>(
     body: (handle: H) => Promise<T>,
@@ -662,31 +477,16 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
 
   /**
    * Builds the context `work` receives from the driver's handle and the
-   * run's {@linkcode UnitOfWorkContext} (whose methods are bound; copy them
-   * as they are).
-   *
-   * @param handle The driver's transaction handle.
-   * @param context `track` and `publishAfterCommit` for this run.
-   * @returns The context given to `work`.
+   * run's `track` and `publishAfterCommit` (bound: copy them as they are).
    */
   protected abstract createContext(handle: H, context: UnitOfWorkContext): C;
 
   /**
-   * Called inside the transaction, after `work` resolved and before the
-   * commit, with every event the run will publish, in order. Does nothing by
-   * default; an outbox overrides it to write the events in the same
-   * transaction, and returns what it wrote: that value reaches
-   * {@linkcode UnitOfWork.publishCommitted} of the same run. If it throws,
+   * Called in the transaction before the commit with the run's events (and,
+   * when {@linkcode UnitOfWork.acceptsDelayedEvents}, their delays, or
+   * `undefined` when none has one). An outbox writes them here and holds the
+   * delayed ones; what it returns reaches `publishCommitted`. If it throws,
    * the transaction rolls back and `run` throws a {@linkcode CommitError}.
-   *
-   * @param _handle The driver's transaction handle.
-   * @param _events The events to publish after the commit (do not modify).
-   * @param _delays The delay of each event, parallel to `_events`
-   * (`undefined` for an event without one), or `undefined` when no event
-   * has a delay. Only given when {@linkcode UnitOfWork.acceptsDelayedEvents}
-   * is `true`: the adapter must hold delayed events until their time and
-   * leave them out of its dispatch.
-   * @returns What the run wrote, for `publishCommitted`.
    */
   protected beforeCommit(
     _handle: H,
@@ -697,14 +497,9 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
   }
 
   /**
-   * Called after the commit with the events to publish (never with none):
-   * publishes them on the bus. An outbox overrides it to dispatch the events
-   * and then mark them done. A {@linkcode PublishAfterCommitError} it throws
-   * reaches the caller of `run` as is; any other error is wrapped in one.
-   *
-   * @param events The committed events, in order (do not modify).
-   * @param _written What `beforeCommit` returned for this run.
-   * @returns A promise that settles when the events are published.
+   * Publishes a run's committed events (never none) on the bus. A
+   * {@linkcode PublishAfterCommitError} it throws reaches the caller as is;
+   * any other error is wrapped in one.
    */
   protected publishCommitted(
     events: readonly object[],
