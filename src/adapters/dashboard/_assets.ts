@@ -244,13 +244,8 @@ export const SCRIPT = String.raw`"use strict";
 
   const fmtRate = (n) => n == null ? "–" : n < 10 ? n.toFixed(1) : String(Math.round(n));
   const fmtMs = (n) => n == null ? "–" : n < 10 ? n.toFixed(1) + " ms" : n < 10000 ? Math.round(n) + " ms" : (n / 1000).toFixed(1) + " s";
-  const fmtAge = (s) => {
-    if (s == null) return "–";
-    if (s < 60) return Math.floor(s) + " s";
-    if (s < 3600) return Math.floor(s / 60) + " min";
-    if (s < 172800) return Math.floor(s / 3600) + " h";
-    return Math.floor(s / 86400) + " d";
-  };
+  const fmtAge = (s) => s == null ? "–" : s < 60 ? Math.floor(s) + " s" : s < 3600 ? Math.floor(s / 60) + " min"
+    : s < 172800 ? Math.floor(s / 3600) + " h" : Math.floor(s / 86400) + " d";
   const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
 
   function cell(tr, text, cls) {
@@ -385,10 +380,7 @@ export const SCRIPT = String.raw`"use strict";
     });
   }
 
-  const say = (id, text) => {
-    $(id).hidden = false;
-    $(id).textContent = text;
-  };
+  const say = (id, text) => Object.assign($(id), { hidden: false, textContent: text });
 
   async function call(path, init) {
     const response = await fetch(base + "/api/" + path, { credentials: "same-origin", cache: "no-store", ...init });
@@ -422,9 +414,8 @@ export const SCRIPT = String.raw`"use strict";
     });
   }
 
-  function post(path, body) {
-    return call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  }
+  const post = (path, body) =>
+    call(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
   async function act(question, path, selection, verb) {
     try {
