@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 
 const serverUrl = Deno.env.get("TEST_DATABASE_URL") || undefined;
 const main = new URL("../../bench/compare/main.ts", import.meta.url).pathname;
+// The bench's own packages (graphile-worker, the emitters) are in its config.
+const config = new URL("../../bench/bench.json", import.meta.url).pathname;
 
 Deno.test({
   name:
@@ -21,6 +23,8 @@ Deno.test({
           "run",
           "--allow-all",
           "--frozen",
+          "--config",
+          config,
           main,
           "--quick",
           `--out=${out}`,
