@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-console
 // The dev server's cold start on embedded databases, and where the time goes:
 //
-//   deno run -A --frozen bench/dev_server_cold_start.ts [runs=3] [--cold] [--lazy-npm]
+//   deno run -A --frozen bench/dev_server_cold_start.ts [runs=3] [--cold] [--base=<rev>] [--lazy-npm]
 //
 // Every start is `deno task dev` as a user types it, in a fresh `git clone`
 // of this repository's HEAD (what a user gets; uncommitted changes are not
@@ -14,6 +14,10 @@
 //   a machine that ran Deno before), node_modules is set up from it;
 // - new data folder: node_modules in place, both PGlite databases created;
 // - existing data folder: every later start.
+//
+// With --base=<rev> (a commit of this repository), every kind of start also
+// runs in a clone checked out at <rev>, interleaved with HEAD's: a before
+// and after in one run, under the same load.
 //
 // With --lazy-npm, each of the first two also runs in a clone whose
 // deno.json is changed as a proposal: "nodeModulesDir": "manual" (so
@@ -42,6 +46,7 @@ const args = Deno.args.filter((a) => !a.startsWith("--"));
 const RUNS = Number(args[0] ?? 3);
 const COLD = Deno.args.includes("--cold");
 const LAZY = Deno.args.includes("--lazy-npm");
+const BASE = Deno.args.find((a) => a.startsWith("--base="))?.slice(7);
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -226,20 +231,29 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-async function git(...gitArgs: string[]): Promise<void> {
+async function gitOut(...gitArgs: string[]): Promise<string> {
   const out = await new Deno.Command("git", { args: gitArgs }).output();
   if (!out.success) {
     throw new Error(
       `git ${gitArgs.join(" ")}: ${new TextDecoder().decode(out.stderr)}`,
     );
   }
+  return new TextDecoder().decode(out.stdout).trim();
 }
+const git = async (...gitArgs: string[]) => void await gitOut(...gitArgs);
+
+const head = await gitOut("-C", ROOT, "rev-parse", "--short", "HEAD");
+const base = BASE &&
+  await gitOut("-C", ROOT, "rev-parse", "--short", `${BASE}^{commit}`);
+const loadBefore = Deno.loadavg().map((x) => x.toFixed(1)).join(", ");
 
 const tmp = await Deno.makeTempDir({ prefix: "aftercommit-coldstart-" });
 let clones = 0;
-async function freshClone(): Promise<string> {
+/** A fresh clone of HEAD, or checked out at `rev`. */
+async function freshClone(rev?: string): Promise<string> {
   const dir = `${tmp}/clone-${clones++}`;
   await git("clone", "-q", ROOT, dir);
+  if (rev) await git("-C", dir, "checkout", "-q", "--detach", rev);
   return dir;
 }
 
@@ -283,66 +297,93 @@ async function lazyClone(): Promise<string> {
   return dir;
 }
 
+/** What is measured: HEAD, --base's commit, --lazy-npm's change of HEAD. */
+interface Variant {
+  label: string;
+  clone: () => Promise<string>;
+  /** Also the data-folder starts (a clone with node_modules installed). */
+  dataFolder: boolean;
+  cold: Start[];
+  cloned: Start[];
+  fresh: Start[];
+  again: Start[];
+}
+const variant = (
+  label: string,
+  clone: () => Promise<string>,
+  dataFolder: boolean,
+): Variant => ({
+  label,
+  clone,
+  dataFolder,
+  cold: [],
+  cloned: [],
+  fresh: [],
+  again: [],
+});
+const variants = [
+  variant(head, () => freshClone(), true),
+  ...(base ? [variant(base, () => freshClone(base), true)] : []),
+  ...(LAZY
+    ? [variant(`${head} with --lazy-npm's deno.json`, lazyClone, false)]
+    : []),
+];
+
 const rows: string[] = [];
 try {
-  const cold: Start[] = [];
-  const coldLazy: Start[] = [];
-  const cloned: Start[] = [];
-  const clonedLazy: Start[] = [];
-  const fresh: Start[] = [];
-  const again: Start[] = [];
-  // The clone the data-folder starts run in: node_modules installed in full
-  // (as a developer's tree has it).
-  const tree = await freshClone();
-  const install = await new Deno.Command(Deno.execPath(), {
-    args: ["install", "--frozen", "--quiet"],
-    cwd: tree,
-  }).output();
-  if (!install.success) throw new Error("deno install --frozen failed");
+  // The clones the data-folder starts run in: node_modules installed in
+  // full (as a developer's tree has it).
+  const trees = new Map<Variant, string>();
+  for (const v of variants.filter((v) => v.dataFolder)) {
+    const tree = await v.clone();
+    const install = await new Deno.Command(Deno.execPath(), {
+      args: ["install", "--frozen", "--quiet"],
+      cwd: tree,
+    }).output();
+    if (!install.success) throw new Error("deno install --frozen failed");
+    trees.set(v, tree);
+  }
+  let n = 0;
   for (let i = 0; i < RUNS; i++) {
-    if (COLD) {
-      cold.push(
-        await start(await freshClone(), {
-          DENO_DIR: `${tmp}/deno-dir-${i}`,
-          DATA_DIR: `${tmp}/cold-data-${i}`,
-        }),
-      );
-      if (LAZY) {
-        coldLazy.push(
-          await start(await lazyClone(), {
-            DENO_DIR: `${tmp}/deno-dir-lazy-${i}`,
-            DATA_DIR: `${tmp}/cold-lazy-data-${i}`,
+    for (const v of variants) {
+      n++;
+      if (COLD) {
+        v.cold.push(
+          await start(await v.clone(), {
+            DENO_DIR: `${tmp}/deno-dir-${n}`,
+            DATA_DIR: `${tmp}/cold-data-${n}`,
           }),
         );
       }
-    }
-    cloned.push(
-      await start(await freshClone(), { DATA_DIR: `${tmp}/cloned-data-${i}` }),
-    );
-    if (LAZY) {
-      clonedLazy.push(
-        await start(await lazyClone(), {
-          DATA_DIR: `${tmp}/cloned-lazy-data-${i}`,
-        }),
+      v.cloned.push(
+        await start(await v.clone(), { DATA_DIR: `${tmp}/cloned-data-${n}` }),
       );
+      const tree = trees.get(v);
+      if (tree) {
+        const dataDir = `${tmp}/data-${n}`;
+        v.fresh.push(await start(tree, { DATA_DIR: dataDir }));
+        v.again.push(await start(tree, { DATA_DIR: dataDir }));
+      }
     }
-    const dataDir = `${tmp}/data-${i}`;
-    fresh.push(await start(tree, { DATA_DIR: dataDir }));
-    again.push(await start(tree, { DATA_DIR: dataDir }));
   }
-  if (COLD) rows.push(row("cold cache: fresh clone, empty DENO_DIR", cold));
-  if (COLD && LAZY) rows.push(row("… with --lazy-npm's deno.json", coldLazy));
-  rows.push(row("warm Deno cache, fresh clone (no node_modules)", cloned));
-  if (LAZY) rows.push(row("… with --lazy-npm's deno.json", clonedLazy));
-  rows.push(row("warm cache, new data folder", fresh));
-  rows.push(row("warm cache, existing data folder", again));
+  const kinds = [
+    ["cold cache: fresh clone, empty DENO_DIR", "cold"],
+    ["warm Deno cache, fresh clone (no node_modules)", "cloned"],
+    ["warm cache, new data folder", "fresh"],
+    ["warm cache, existing data folder", "again"],
+  ] as const;
+  for (const [name, kind] of kinds) {
+    for (const v of variants) {
+      if (v[kind].length > 0) rows.push(row(`${name}: ${v.label}`, v[kind]));
+    }
+  }
 } finally {
   await Deno.remove(tmp, { recursive: true });
 }
 
 const load = Deno.loadavg().map((x) => x.toFixed(1)).join(", ");
 console.log(
-  `\nDev server start on embedded databases: \`deno task dev\` to GET /health 200, median of ${RUNS} (min – max); load average now ${load}\n`,
+  `\nDev server start on embedded databases: \`deno task dev\` to GET /health 200, median of ${RUNS} (min – max); load average ${loadBefore} before, ${load} after\n`,
 );
 console.log(
   `| start | total | ${
