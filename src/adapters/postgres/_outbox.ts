@@ -1,14 +1,11 @@
-// The outbox's SQL and the dispatch step shared by the unit of work (right
-// after its commit) and the relay (for events left undone).
+// The outbox's SQL and the dispatch step shared by the unit of work (after
+// its commit) and the relay (for events left undone).
 //
-// A row is undone while done_at and parked_at are null. locked_until is a
-// lease, counted from clock_timestamp(): a row is written leased to the
-// process that commits it, and the relay claims rows by extending their
-// lease in one short statement (FOR UPDATE SKIP LOCKED). Dispatching runs
-// with no transaction open (handlers may run units of work of their own, on
-// a pool of one), within a timeout, and the lease is extended while it
-// runs, so a row is dispatched twice only when its process died or could
-// not reach the database for a whole lease.
+// A row is undone while done_at and parked_at are null; locked_until is a
+// lease counted from clock_timestamp(). Dispatching runs with no transaction
+// open (handlers may run units of work of their own, on a pool of one) and
+// extends the lease meanwhile, so a row is dispatched twice only when its
+// process died or could not reach the database for a whole lease.
 import { getLogger } from "@logtape/logtape";
 import {
   defaultEventRegistry,
@@ -40,7 +37,12 @@ import {
   SpanKind,
   tracing,
 } from "../../internal/telemetry.ts";
-import { type Query, reservedTransaction, type Sql } from "./_transaction.ts";
+import {
+  type Query,
+  reservedTransaction,
+  type Sql,
+  withDeadline,
+} from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
 
@@ -97,9 +99,8 @@ export class OutboxTable {
     const index = (suffix: string) =>
       sql(`${this.name.split(".").at(-1)}_${suffix}`);
     await reservedTransaction(sql, "begin", async (tx) => {
-      // Concurrent "create table if not exists" can still collide in the
-      // catalog; the lock makes starters take turns.
-      // The key of earlier releases ("schema.name", the schema empty when
+      // Concurrent "create if not exists" can still collide in the catalog.
+      // The key is earlier releases' ("schema.name", the schema empty when
       // there is none), so that old and new starters take turns too.
       const key = `aftercommit.outbox:${
         this.name.includes(".") ? "" : "."
@@ -119,8 +120,7 @@ export class OutboxTable {
         not_before timestamptz,
         traceparent text
       )`;
-      // Tables created before delayed events had no "not before", and
-      // before tracing no trace context.
+      // Tables of releases before delayed events and before tracing.
       await tx`alter table ${t} add column if not exists not_before timestamptz`;
       await tx`alter table ${t} add column if not exists traceparent text`;
       await tx`create index if not exists ${index("undone_idx")} on ${t} (seq)
@@ -134,13 +134,9 @@ export class OutboxTable {
   }
 
   /**
-   * Writes a batch (JSON text of {id, type, payload} records), leased, with
-   * the active trace context (a W3C `traceparent`) when tracing.
-   *
-   * Leases count from clock_timestamp(), the moment the statement runs, not
-   * now(), the start of the (possibly long) transaction. A delayed event
-   * ("at" or "delay" in its record) is not leased: no process dispatches it
-   * at the commit, and the relay claims it once its not_before has passed.
+   * Writes a batch (JSON text of {id, type, payload} records) leased from
+   * clock_timestamp(), not from the start of the transaction. A delayed
+   * record ("at" or "delay") gets no lease: the relay claims it later.
    */
   async insert(tx: Query, batch: string, leaseSeconds: number): Promise<void> {
     const traceparent = activeTraceparent() ?? null;
@@ -156,32 +152,23 @@ export class OutboxTable {
         from json_array_elements(${batch}::text::json) with ordinality as e(value, n)
         order by e.n
         on conflict (id) do nothing`;
-    if (traceparent === null) {
-      await write();
-      return;
-    }
-    await inSpan(`outbox write`, {
+    await (traceparent === null ? write() : inSpan(`outbox write`, {
       attributes: {
         "messaging.system": MESSAGING_SYSTEM,
         "messaging.operation.type": "create",
         "messaging.operation.name": "outbox write",
         "db.collection.name": this.name,
       },
-    }, write);
+    }, write));
   }
 
   /**
-   * Marks rows done, in one statement (an index scan on the primary key).
-   * A mark is idempotent and redone by the relay if lost, so its commit
-   * does not wait for the WAL flush (synchronous_commit off for this
-   * statement's transaction only): a crash can lose a mark, never an event.
+   * Marks rows done. A lost mark is redone by the relay, so its commit does
+   * not wait for the WAL flush: a crash can lose a mark, never an event.
    */
-  //
-  // Not a prepared statement: a prepared one gets a generic plan after five
-  // runs, and the plan made while a new table was small (a sequential scan)
-  // stays cached as the table grows (bench:compare (a) measured 3.6 ms
-  // against 0.5 ms by the index). An unnamed statement is planned each time.
   async markDone(sql: Query, ids: readonly string[]): Promise<void> {
+    // Unnamed, so planned each run: a prepared statement's generic plan, made
+    // while the table was small, stays a sequential scan as it grows.
     await sql.unsafe(
       `update ${quoted(this.name)}
       set done_at = clock_timestamp(), locked_until = null,
@@ -215,10 +202,7 @@ export class OutboxTable {
     return row;
   }
 
-  /**
-   * Puts undone rows off for `delaySeconds` without using up an attempt,
-   * recording `error` on the row `failedId`.
-   */
+  /** Puts undone rows off without using up an attempt; notes `error`. */
   async defer(
     sql: Query,
     ids: readonly string[],
@@ -286,17 +270,12 @@ export class OutboxTable {
 }
 
 /**
- * The lease a process holds on a set of rows (the events of one commit, or
- * one claim), as seen from this process: it expires `seconds` after the
- * statement that took or last extended it was sent, which is never later
- * than the database's own clock says. Rows leave it once they are marked
- * done or their failure is recorded.
+ * The lease a process holds on the rows of one commit or one claim. It
+ * expires `seconds` after the statement that took or last extended it was
+ * sent, never later than by the database's clock. Settled rows leave it.
  */
 export class Lease {
-  /**
-   * The error of an outage met while dispatching these rows: the rest are
-   * put off without being dispatched.
-   */
+  /** The error of an outage met while dispatching: the rest are put off. */
   outage: unknown = undefined;
   readonly #open: Set<string>;
   #expiresAt: number;
@@ -332,51 +311,36 @@ export interface OutboxItem {
   readonly id: string;
   readonly type: string;
   readonly event: object;
-  /** The lease on the row: kept alive while the event is dispatched. */
+  /** The lease on the row, kept alive while the event is dispatched. */
   readonly lease?: Lease;
-  /** A "not before": left to the relay, not dispatched after the commit. */
+  /** Has a "not before": left to the relay, not dispatched after the commit. */
   readonly delayed?: boolean;
   /** The trace context stored with the row, for a dispatch by the relay. */
   readonly traceparent?: string | null;
-  /** How many attempts the row has used up before this dispatch. */
+  /** Attempts the row used up before this dispatch. */
   readonly attempts?: number;
 }
 
-/** Events serialized for one insert. */
+/** One insert's JSON (one record per distinct id) and one item per event. */
 export class PreparedBatch {
-  constructor(
-    /** JSON text: an array of {id, type, payload}, one per distinct event id. */
-    readonly json: string,
-    /** One item per event given, in order (duplicates kept). */
-    readonly items: OutboxItem[],
-  ) {}
+  constructor(readonly json: string, readonly items: OutboxItem[]) {}
 }
 
-/** How one dispatch failed. */
+/**
+ * How one dispatch failed: the handler's error, a timeout or a dependency's;
+ * "outage" is put off without using up an attempt, "lease-lost" ran nothing.
+ */
 export interface DispatchFailure {
-  /** The error: the handler's, a timeout, or a dependency's. */
   readonly error: unknown;
-  /** Whether the event was parked by this failure. */
-  readonly parked: boolean;
-  /** Whether a dependency was unreachable: put off, no attempt used up. */
-  readonly outage: boolean;
-  /** Whether the lease ran out before the dispatch began: nothing was run. */
-  readonly leaseLost: boolean;
+  readonly outcome: "failed" | "parked" | "outage" | "lease-lost";
 }
-
-const FAILED = { parked: false, outage: false, leaseLost: false };
 
 /**
  * The reason a dispatch's `AbortSignal` is aborted with when its handlers
- * run past `dispatchTimeoutSeconds`, and the error recorded on the event's
- * row (the attempt counts as failed).
+ * run past `dispatchTimeoutSeconds`; recorded on the row as a failed attempt.
  */
 export class DispatchTimeoutError extends Error {
-  /**
-   * Says which timeout passed.
-   *
-   * @param seconds The timeout that passed.
-   */
+  /** Says which timeout, in seconds, passed. */
   constructor(seconds: number) {
     super(
       `the handlers did not settle within the dispatch timeout of ${seconds} s`,
@@ -384,8 +348,6 @@ export class DispatchTimeoutError extends Error {
     this.name = "DispatchTimeoutError";
   }
 }
-
-const TIMED_OUT = Symbol("timed out");
 
 const seconds = (fallback: number) => number(0, fallback, true);
 const OPTIONS = {
@@ -401,29 +363,23 @@ const OPTIONS = {
 /** The validated options and the operations of one outbox. */
 export class Outbox {
   readonly table: OutboxTable;
-  readonly registry: EventRegistry;
-  readonly leaseSeconds: number;
-  readonly maxAttempts: number;
-  readonly retryDelaySeconds: number;
-  readonly maxRetryDelaySeconds: number;
-  readonly dispatchTimeoutSeconds: number;
+  readonly registry!: EventRegistry;
+  readonly leaseSeconds!: number;
+  readonly maxAttempts!: number;
+  readonly retryDelaySeconds!: number;
+  readonly maxRetryDelaySeconds!: number;
+  readonly dispatchTimeoutSeconds!: number;
 
   /** Checks `options` (the `OutboxOptions`, named `what`) for `action`. */
   constructor(options: unknown, action: string, what = "options") {
     const { table, ...rest } = readOptions(options, OPTIONS, action, what);
     this.table = new OutboxTable(table);
-    this.registry = rest.registry;
-    this.leaseSeconds = rest.leaseSeconds;
-    this.maxAttempts = rest.maxAttempts;
-    this.retryDelaySeconds = rest.retryDelaySeconds;
-    this.maxRetryDelaySeconds = rest.maxRetryDelaySeconds;
-    this.dispatchTimeoutSeconds = rest.dispatchTimeoutSeconds;
+    Object.assign(this, rest);
   }
 
   /**
-   * Serializes the events of one transaction. The items share one lease,
-   * counted from now (a moment before the insert); delayed events (those
-   * with an entry in `delays`) have none.
+   * Serializes one transaction's events; the undelayed ones share one lease
+   * counted from now.
    *
    * @throws {TypeError} For an event the registry cannot serialize.
    */
@@ -463,10 +419,9 @@ export class Outbox {
   }
 
   /**
-   * Dispatches one event through the bus, within the dispatch timeout and
-   * with an `AbortSignal`, keeping its lease alive meanwhile. A handler
-   * failure (or a timeout) is recorded on the row, which is parked at the
-   * limit; an unreachable dependency puts the row off for `outageDelaySeconds`
+   * Dispatches one event within the dispatch timeout, keeping its lease
+   * alive. A failure is recorded on the row (parked at the limit); an
+   * unreachable dependency puts the row off for `outageDelaySeconds`
    * without using up an attempt.
    *
    * @returns `undefined` when the event was dispatched, else how it failed.
@@ -484,24 +439,15 @@ export class Outbox {
       eventType,
       item,
       () => this.#dispatch(sql, bus, item, outageDelaySeconds),
-      outcomeOf,
+      (failure) => failure?.outcome ?? "ok",
       (failure) => failure?.error,
     );
-    if (instruments !== undefined) {
-      instruments.dispatchDuration.record(
-        (performance.now() - started) / 1000,
-        {
-          "aftercommit.event.type": eventType,
-          "aftercommit.outcome": outcomeOf(failure),
-        },
-      );
-      if (failure !== undefined && !failure.leaseLost) {
-        instruments.failures.add(1, {
-          "aftercommit.component": "outbox",
-          "aftercommit.event.type": eventType,
-          "error.type": errorType(failure.error),
-        });
-      }
+    instruments?.dispatchDuration.record((performance.now() - started) / 1000, {
+      "aftercommit.event.type": eventType,
+      "aftercommit.outcome": failure?.outcome ?? "ok",
+    });
+    if (failure !== undefined && failure.outcome !== "lease-lost") {
+      countFailure(instruments, eventType, failure.error);
     }
     return failure;
   }
@@ -517,7 +463,7 @@ export class Outbox {
       // An earlier event of the batch found a dependency unreachable.
       await this.deferOutage(sql, [item.id], outageDelaySeconds);
       lease.release([item.id]);
-      return { ...FAILED, error: lease.outage, outage: true };
+      return { error: lease.outage, outcome: "outage" };
     }
     if (lease !== undefined) {
       if (lease.remainingMs() < lease.seconds * 500) {
@@ -526,16 +472,14 @@ export class Outbox {
       if (lease.remainingMs() <= 0) {
         // Another process may have claimed the row: leave it to that one.
         return {
-          ...FAILED,
           error: new Error(
             "the lease on the event ran out before it was dispatched; the relay will dispatch it",
           ),
-          leaseLost: true,
+          outcome: "lease-lost",
         };
       }
     }
     const controller = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
     let keeper: ReturnType<typeof setTimeout> | undefined;
     const keep = (): void => {
       if (lease === undefined) return;
@@ -558,16 +502,9 @@ export class Outbox {
       const publishing = Promise.resolve().then(() =>
         bus.publishAll([item.event], { signal: controller.signal })
       );
-      const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-        timer = setTimeout(
-          () => resolve(TIMED_OUT),
-          this.dispatchTimeoutSeconds * 1000,
-        );
-      });
       keep();
-      if (await Promise.race([publishing, timeout]) !== TIMED_OUT) {
-        return undefined;
-      }
+      const ms = this.dispatchTimeoutSeconds * 1000;
+      if (await withDeadline(publishing.then(() => true), ms)) return undefined;
       outcome = new DispatchTimeoutError(this.dispatchTimeoutSeconds);
       controller.abort(outcome);
       logger.warn(
@@ -589,7 +526,6 @@ export class Outbox {
     } catch (error) {
       outcome = error;
     } finally {
-      clearTimeout(timer);
       clearTimeout(keeper);
       keeper = undefined;
     }
@@ -599,11 +535,11 @@ export class Outbox {
         lease.release([item.id]);
         lease.outage = outcome;
       }
-      return { ...FAILED, error: outcome, outage: true };
+      return { error: outcome, outcome: "outage" };
     }
     const recorded = await this.recordFailure(sql, item, outcome);
     if (recorded !== undefined) lease?.release([item.id]);
-    return { ...FAILED, error: outcome, parked: recorded?.parked ?? false };
+    return { error: outcome, outcome: recorded?.parked ? "parked" : "failed" };
   }
 
   /** Extends a lease; a failure is logged (the lease may then run out). */
@@ -623,9 +559,8 @@ export class Outbox {
   }
 
   /**
-   * Puts rows off for `delaySeconds` after an outage, without using up
-   * attempts; records `error` on `failed`'s row. A failure is logged (the
-   * rows' leases then run out by themselves).
+   * Puts rows off after an outage without using up attempts, recording
+   * `error` on `failed`'s row; a failure is logged (the leases then run out).
    */
   async deferOutage(
     sql: Query,
@@ -664,9 +599,8 @@ export class Outbox {
   }
 
   /**
-   * Records that the relay could not rebuild `row`'s event (its registry
-   * lacks the type, or the payload does not decode): a failed attempt, in
-   * the writer's trace and counted like any failed dispatch.
+   * Records that the relay could not rebuild `row`'s event: a failed attempt,
+   * traced and counted like a failed dispatch.
    */
   async undecodable(
     sql: Query,
@@ -680,21 +614,17 @@ export class Outbox {
       (recorded) => recorded?.parked ? "parked" : "failed",
       () => error,
     );
-    meters()?.failures.add(1, {
-      "aftercommit.component": "outbox",
-      "aftercommit.event.type": row.type,
-      "error.type": errorType(error),
-    });
+    countFailure(meters(), row.type, error);
     return recorded;
   }
 
-  /** Records a failure of `item`, logs it, and tells whether it was parked. */
+  /** Records and logs a failure of `item`; `undefined` if not recorded. */
   async recordFailure(
     sql: Query,
     item: { id: string; type: string },
     error: unknown,
   ): Promise<RecordedFailure | undefined> {
-    const properties = { eventType: item.type, eventId: item.id };
+    const logged = { eventType: item.type, eventId: item.id };
     let recorded: RecordedFailure | undefined;
     try {
       recorded = await this.table.recordFailure(
@@ -707,25 +637,21 @@ export class Outbox {
       // The row keeps its lease and stays undone: the relay retries it.
       logger.error(
         "Could not record the failure of outbox event {eventType} {eventId}: {errorType}",
-        { ...properties, errorType: errorType(writeError) },
+        { ...logged, errorType: errorType(writeError) },
       );
       return undefined;
     }
     if (recorded === undefined) return undefined;
-    const logged = {
-      ...properties,
-      attempts: recorded.attempts,
-      errorType: errorType(error),
-    };
-    if (recorded.parked) {
+    const { attempts, parked } = recorded;
+    if (parked) {
       logger.error(
         "Parked outbox event {eventType} {eventId} after {attempts} failed attempts: {errorType}; it will not be retried",
-        logged,
+        { ...logged, attempts, errorType: errorType(error) },
       );
     } else {
       logger.warn(
         "Outbox event {eventType} {eventId} failed on attempt {attempts}: {errorType}; the relay will retry it",
-        logged,
+        { ...logged, attempts, errorType: errorType(error) },
       );
     }
     return recorded;
@@ -747,17 +673,11 @@ export class Outbox {
   }
 }
 
-// Runs `work` in an `outbox dispatch` span when tracing is on. From the
-// relay, the span continues the writer's trace (the context stored with the
-// row) and links to the relay's pass.
+// Runs `work` in an `outbox dispatch` span when tracing. From the relay, the
+// span continues the writer's trace (stored with the row) and links the pass.
 async function inDispatchSpan<T>(
   eventType: string,
-  item: {
-    id: string;
-    type: string;
-    traceparent?: string | null;
-    attempts?: number;
-  },
+  item: Pick<OutboxItem, "id" | "type" | "traceparent" | "attempts">,
   work: () => Promise<T>,
   outcome: (result: T) => string,
   error: (result: T) => unknown,
@@ -789,16 +709,16 @@ async function inDispatchSpan<T>(
   });
 }
 
-function outcomeOf(failure: DispatchFailure | undefined): string {
-  return failure === undefined
-    ? "ok"
-    : failure.leaseLost
-    ? "lease-lost"
-    : failure.outage
-    ? "outage"
-    : failure.parked
-    ? "parked"
-    : "failed";
+function countFailure(
+  instruments: ReturnType<typeof meters>,
+  eventType: string,
+  error: unknown,
+): void {
+  instruments?.failures.add(1, {
+    "aftercommit.component": "outbox",
+    "aftercommit.event.type": eventType,
+    "error.type": errorType(error),
+  });
 }
 
 function straySettled(item: OutboxItem, how: string): void {
@@ -808,9 +728,9 @@ function straySettled(item: OutboxItem, how: string): void {
   );
 }
 
-// Beyond the lost or refused connections isConnectionError knows: a server
-// with no free connection slot, socket errors by their Deno names, and
-// node-postgres (under pg-boss), which reports some without a code.
+// Beyond isConnectionError's lost or refused connections: a server with no
+// free slot, Deno's socket error names, and node-postgres (under pg-boss),
+// which reports some without a code.
 const OUTAGE_CODES = new Set(["53300", "EHOSTDOWN"]);
 const OUTAGE_NAMES = new Set([
   "ConnectionRefused",
@@ -823,9 +743,8 @@ const OUTAGE_MESSAGES =
   /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
 
 /**
- * Whether `error` (or an error it wraps: its cause, the errors of an
- * AggregateError, the error of a SuppressedError) says that a dependency
- * could not be reached, rather than that a handler failed.
+ * Whether `error`, or one it wraps (cause, AggregateError's errors,
+ * SuppressedError's error), says a dependency was unreachable.
  */
 export function isOutage(error: unknown, depth = 0): boolean {
   if (error === null || typeof error !== "object" || depth > 8) return false;

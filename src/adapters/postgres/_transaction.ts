@@ -1,7 +1,7 @@
 // The one transaction path of the postgres adapter: a connection reserved
 // from the pool, then BEGIN … COMMIT on it. Not sql.begin: postgres.js 3.4.9
-// can send sql.begin's BEGIN without reserving the connection, so that other
-// callers' queries run inside the transaction (porsager/postgres#1189).
+// can send its BEGIN without reserving the connection, so that other callers'
+// queries run inside the transaction (porsager/postgres#1189).
 import type postgres from "postgres";
 import { isConnectionError } from "../../internal/connection_error.ts";
 import { describe } from "../../internal/describe.ts";
@@ -14,14 +14,11 @@ export type Sql = postgres.Sql<any>;
 /** What runs a statement: a client, a transaction or a reserved connection. */
 export type Query = postgres.ISql;
 
-/** What BEGIN's round trip read: the transaction id and the server's start. */
+/** What BEGIN's round trip read, for the commit check after a lost COMMIT. */
 export interface Begun {
   readonly xid: string;
   readonly started: string;
-  /**
-   * When the server's statistics were last reset: crash recovery resets
-   * them (a clean restart keeps them), with or without a new postmaster.
-   */
+  /** When the statistics were last reset: crash recovery resets them. */
   readonly reset: string | null;
 }
 
@@ -40,12 +37,25 @@ export function assertClient(sql: unknown, action: string): asserts sql is Sql {
   }
 }
 
+/** `promise`, or `undefined` once `ms` pass (the promise is left to settle). */
+export function withDeadline<T>(
+  promise: Promise<T>,
+  ms: number,
+): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
 const LAST = Symbol("statements sent with COMMIT");
 
 /**
- * Sends `statement` (a query on the transaction's connection, not awaited
- * yet) as the transaction's last: `COMMIT` follows it at once, in the same
- * round trip, and its error, if any, is what the commit throws.
+ * Sends `statement` (not awaited yet) as the transaction's last: COMMIT
+ * follows in the same round trip, and its error is what the commit throws.
  */
 export function withCommit(tx: unknown, statement: Promise<unknown>): void {
   const last = (tx as { [LAST]?: Promise<unknown>[] })[LAST];
@@ -54,12 +64,9 @@ export function withCommit(tx: unknown, statement: Promise<unknown>): void {
 }
 
 /**
- * Runs `body` in a transaction on a reserved connection: `begin`, then
- * COMMIT when it resolves, ROLLBACK when it rejects.
- *
- * With `lostCommit`, the transaction id is read in BEGIN's round trip, and a
- * COMMIT that fails with a lost connection is settled by `lostCommit(begun,
- * error)`: true resolves with `body`'s result, false rethrows the error.
+ * Runs `body` on a reserved connection between `begin` and COMMIT (ROLLBACK
+ * when it rejects). With `lostCommit`, a COMMIT that loses the connection is
+ * settled by `lostCommit(begun, error)`: true resolves, false rethrows.
  */
 export async function reservedTransaction<T>(
   sql: Sql,
@@ -69,16 +76,15 @@ export async function reservedTransaction<T>(
 ): Promise<T> {
   const last: Promise<unknown>[] = [];
   const conn = Object.assign(await sql.reserve(), { [LAST]: last });
-  // After a lost connection the pool takes it back by itself; releasing it
-  // would hand a closed connection out as open.
+  // The pool takes a lost connection back by itself; releasing it would
+  // hand a closed connection out as open.
   let lost = false;
   try {
     let begun: Begun = { xid: "", started: "", reset: null };
     let result: T;
     try {
-      // `begin` is one of a few fixed texts (the isolation level), no
-      // input; the id query goes out with it (a prepared statement: a
-      // multi-statement simple query measured slower).
+      // `begin` is a fixed text. The id query goes with it as a prepared
+      // statement: a multi-statement simple query measured slower.
       if (lostCommit === undefined) await conn.unsafe(begin);
       else {
         [, [begun]] = await Promise.all([
@@ -91,7 +97,8 @@ export async function reservedTransaction<T>(
       result = await body(conn);
     } catch (error) {
       await Promise.all(last);
-      lost = isConnectionError(error) || !await rollback(conn);
+      lost = isConnectionError(error) ||
+        await conn`rollback`.then(() => false, isConnectionError);
       throw error;
     }
     let done;
@@ -121,15 +128,5 @@ export async function reservedTransaction<T>(
     throw error;
   } finally {
     if (!lost) conn.release();
-  }
-}
-
-// Rolls back; false when the connection is gone (it must not be released).
-async function rollback(conn: postgres.ReservedSql): Promise<boolean> {
-  try {
-    await conn`rollback`;
-    return true;
-  } catch (error) {
-    return !isConnectionError(error);
   }
 }

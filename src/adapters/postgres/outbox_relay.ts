@@ -24,82 +24,63 @@ import {
 } from "../../internal/rules.ts";
 import { type ClaimedRow, isOutage, Lease, Outbox } from "./_outbox.ts";
 import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
-import { assertClient, type Sql } from "./_transaction.ts";
+import { assertClient, type Sql, withDeadline } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
 
 /** Options of {@linkcode OutboxRelay}: the outbox's own, plus the relay's. */
 export interface OutboxRelayOptions extends OutboxOptions {
   /**
-   * The bus the events are dispatched on: the one the units of work use.
-   *
+   * The bus to dispatch on: the units of work's.
    * @default {defaultBus}
    */
   readonly bus?: EventPublisher;
   /**
-   * How many events one pass claims at most.
-   *
+   * Events one pass claims at most.
    * @default {100}
    */
   readonly batchSize?: number;
   /**
-   * Seconds between passes when the last one found less than a full batch
-   * (a full batch is followed by the next pass at once).
-   *
+   * Seconds between passes (none after a full batch).
    * @default {1}
    */
   readonly pollIntervalSeconds?: number;
   /**
-   * Seconds a done event is kept before it is deleted. Parked events are
-   * never deleted.
-   *
+   * Seconds done events are kept (parked ones are never deleted).
    * @default {604800 (7 days)}
    */
   readonly retentionSeconds?: number;
   /**
    * Seconds between two deletions of done events.
-   *
    * @default {60}
    */
   readonly cleanupIntervalSeconds?: number;
   /**
-   * Seconds the relay waits after a pass that found a dependency
-   * unreachable (a refused or reset connection, a database shutting down
-   * or starting up) before it tries again; doubles while the outage lasts.
-   * Such passes use up no attempts and park nothing.
-   *
+   * Seconds to wait after a pass found a dependency unreachable, doubling
+   * while the outage lasts; such passes use up no attempts.
    * @default {1}
    */
   readonly outageDelaySeconds?: number;
   /**
-   * The upper bound of the wait after an outage, in seconds: once the
-   * dependency is back, the backlog starts draining within this long.
-   *
+   * The upper bound of the wait after an outage, in seconds.
    * @default {30}
    */
   readonly maxOutageDelaySeconds?: number;
 }
 
-/** What one pass of the relay did. */
+/** What one pass of the relay did, in events. */
 export interface OutboxRelayPass {
-  /** Events claimed. */
+  /** Claimed. */
   readonly claimed: number;
-  /** Events dispatched and marked done. */
+  /** Dispatched and marked done. */
   readonly dispatched: number;
-  /** Events whose dispatch (or rebuilding) failed, parked ones included. */
+  /** Failed to dispatch or rebuild, parked ones included. */
   readonly failed: number;
-  /** Events parked by this pass. */
+  /** Parked by this pass. */
   readonly parked: number;
-  /**
-   * Events not dispatched because the pass's lease ran out first (the
-   * database could not be reached to extend it); they are left for the
-   * next claim.
-   */
+  /** Left for the next claim: the pass's lease ran out first. */
   readonly skipped: number;
-  /**
-   * Events put off without using up an attempt: after an outage (the event
-   * that met it and the rest of the batch), or handed back by `stop()`.
-   */
+  /** Put off without using up an attempt (an outage, or `stop()`). */
   readonly deferred: number;
   /** Whether the pass stopped because a dependency was unreachable. */
   readonly outage: boolean;
@@ -124,41 +105,21 @@ const NOTHING: OutboxRelayPass = {
   outage: false,
 };
 const CLEANUP_BATCH = 1000;
-// Dispatched events are marked done in groups of at most this many, or
-// once the oldest unmarked one has waited this long.
+// Dispatched events are marked done in groups of this many, or this old.
 const MARK_GROUP = 20;
 const MARK_GROUP_MS = 200;
 // How long stop() waits beyond the dispatch timeout for the pass to end.
 const STOP_GRACE_MS = 5000;
 
 /**
- * Re-dispatches outbox events left undone: at start-up and then every
- * `pollIntervalSeconds`, it claims a batch of undone events whose lease is
- * over, oldest first, rebuilds each as an instance of its registered class,
- * dispatches it on the bus within `dispatchTimeoutSeconds` (keeping the
- * lease alive meanwhile), and marks events done in small groups as it goes.
- *
- * - Several relays (in several processes) may run at once: a claim is one
- *   short statement (`FOR UPDATE SKIP LOCKED`) that leases the rows, so each
- *   event goes to one relay. No transaction stays open while handlers run,
- *   so a handler may run units of work of its own, even on a client with
- *   one connection.
- * - An event whose dispatch or rebuilding fails (an unknown type name, say)
- *   keeps its row, with the attempt count and the last error, and is tried
- *   again after a growing delay; after `maxAttempts` it is parked and logged.
- * - A dependency that cannot be reached (a refused or reset connection, a
- *   database restarting) uses up no attempts: the relay puts the batch off
- *   and waits, from `outageDelaySeconds` doubling to
- *   `maxOutageDelaySeconds`, then drains the backlog by itself.
- * - Delayed events (`publishAfterCommit(event, { delaySeconds | at })`)
- *   are claimed only once their `not_before` has passed, by the database's
- *   clock: no earlier, and up to `pollIntervalSeconds` later.
- * - Done events are deleted after `retentionSeconds`.
- * - Delivery is at least once: a relay that dies after dispatching and
- *   before marking done leaves the events to be dispatched again.
- *
- * Logs go to `["aftercommit", "outbox"]`, with counts, event ids and type
- * names, never field values.
+ * Dispatches outbox events left undone (a crash, a failed handler), at least
+ * once: every `pollIntervalSeconds` it claims the oldest undone events whose
+ * lease and delay are over, rebuilds and dispatches each, and marks them
+ * done. Several relays may run at once (a claim leases its rows with `FOR
+ * UPDATE SKIP LOCKED`); no transaction stays open while handlers run. A
+ * failure is retried after a growing delay and parked after `maxAttempts`;
+ * an unreachable dependency uses up no attempts. Done events are deleted
+ * after `retentionSeconds`.
  *
  * @example Start the relay next to the units of work
  * ```ts
@@ -190,14 +151,11 @@ export class OutboxRelay implements AsyncDisposable {
   #lastCleanup = -Infinity;
 
   /**
-   * Creates a relay; {@linkcode OutboxRelay.start} starts it.
+   * Creates a relay; {@linkcode OutboxRelay.start} starts it. Give it the
+   * outbox options the units of work have.
    *
-   * @param sql A postgres.js client on the application database.
-   * @param options The outbox's options (the same as the units of work's),
-   * the bus, the batch size, the intervals and the retention.
    * @throws {TypeError} When `sql` is not a postgres.js client or an option
-   * has the wrong type.
-   * @throws {RangeError} When a number option is out of range.
+   * has the wrong type; a RangeError when a number is out of range.
    */
   constructor(sql: PostgresOutboxClient, options: OutboxRelayOptions = {}) {
     const action = "create OutboxRelay";
@@ -216,10 +174,7 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
-   * Starts the relay: a first pass now, then one every
-   * `pollIntervalSeconds` (at once after a full batch). A pass that fails
-   * (the database is down, say) is logged and the next one runs as usual.
-   * Starting a running relay does nothing.
+   * Starts the passes (a failed one is logged); does nothing if running.
    *
    * @returns The relay, for `await using relay = new OutboxRelay(…).start()`.
    * @throws {TypeError} When the relay was stopped.
@@ -240,9 +195,8 @@ export class OutboxRelay implements AsyncDisposable {
     return this;
   }
 
-  // With a meter provider registered: gauges of the pending and parked
-  // events, counted (through the partial indexes) when metrics are
-  // collected, while the relay runs.
+  // With a meter provider: gauges of the pending and parked events, counted
+  // (through the partial indexes) at each collection while the relay runs.
   #observe(): (() => void) | undefined {
     const m = meter();
     if (m === undefined) return undefined;
@@ -278,27 +232,11 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
-   * Runs one pass: claims up to `batchSize` undone events whose lease is
-   * over (and whose delay, if any, has passed), oldest first, and dispatches
-   * them one by one, each within the dispatch timeout, extending the lease while they run. Dispatched events
-   * are marked done in small groups as the pass goes; a failure is recorded
-   * on its event. When a dependency turns out to be unreachable, the pass
-   * stops and puts the rest of its events off, using up no attempts.
-   * {@linkcode OutboxRelay.start} calls it in a loop; call it yourself to
-   * drain the outbox on demand.
+   * Runs one pass: claims up to `batchSize` events and dispatches them in
+   * order; an outage stops the pass and puts the rest off. Call it to drain
+   * the outbox on demand: `while ((await relay.runOnce()).claimed > 0);`.
    *
-   * @returns What the pass did.
-   * @throws The driver's error when the claim fails (nothing is claimed then).
-   *
-   * @example Drain on demand, until a pass finds nothing
-   * ```ts
-   * import postgres from "postgres";
-   * import { OutboxRelay } from "@aftercommit/core/postgres";
-   *
-   * const sql = postgres(Deno.env.get("DATABASE_URL")!);
-   * const relay = new OutboxRelay(sql);
-   * while ((await relay.runOnce()).claimed > 0);
-   * ```
+   * @throws The driver's error when the claim fails (nothing is claimed).
    */
   async runOnce(): Promise<OutboxRelayPass> {
     const outbox = this.#outbox;
@@ -339,20 +277,14 @@ export class OutboxRelay implements AsyncDisposable {
     const outbox = this.#outbox;
     const sql = this.#sql;
     const lease = new Lease(rows.map((r) => r.id), outbox.leaseSeconds, sentAt);
+    const pass = { ...NOTHING, claimed: rows.length };
     let unmarked: string[] = [];
     let unmarkedSince = 0;
-    let dispatched = 0;
-    let failed = 0;
-    let parked = 0;
-    let skipped = 0;
-    let deferred = 0;
-    let outage: { id: string; type: string; error: unknown } | undefined;
     const flush = async (): Promise<void> => {
-      if (unmarked.length === 0) return;
       const ids = unmarked;
       unmarked = [];
-      if (await outbox.markDone(sql, ids)) {
-        dispatched += ids.length;
+      if (ids.length > 0 && await outbox.markDone(sql, ids)) {
+        pass.dispatched += ids.length;
         lease.release(ids);
       }
     };
@@ -360,17 +292,17 @@ export class OutboxRelay implements AsyncDisposable {
     for (; index < rows.length && !this.#stopping; index++) {
       const row = rows[index]!;
       if (lease.remainingMs() <= 0) {
-        skipped++;
+        pass.skipped++;
         continue;
       }
       let event: object;
       try {
         event = outbox.registry.deserialize(row.type, row.payload);
       } catch (error) {
-        failed++;
+        pass.failed++;
         const recorded = await outbox.undecodable(sql, row, error);
         if (recorded !== undefined) lease.release([row.id]);
-        if (recorded?.parked) parked++;
+        if (recorded?.parked) pass.parked++;
         continue;
       }
       const failure = await outbox.dispatch(
@@ -395,42 +327,33 @@ export class OutboxRelay implements AsyncDisposable {
         ) {
           await flush();
         }
-      } else if (failure.leaseLost) {
-        skipped++;
-      } else if (failure.outage) {
-        deferred++;
-        outage = { id: row.id, type: row.type, error: failure.error };
+      } else if (failure.outcome === "lease-lost") {
+        pass.skipped++;
+      } else if (failure.outcome === "outage") {
+        pass.deferred++;
+        pass.outage = true;
         index++;
         break;
       } else {
-        failed++;
-        if (failure.parked) parked++;
+        pass.failed++;
+        if (failure.outcome === "parked") pass.parked++;
       }
     }
     await flush();
-    // Events this pass will not dispatch: after an outage they wait out the
-    // backoff; on stop() they are free for another relay at once.
+    // The rest wait out the backoff after an outage; on stop() they are free
+    // for another relay at once.
     const rest = rows.slice(index).map((r) => r.id).filter((id) =>
       lease.open.includes(id)
     );
-    if (rest.length > 0 && (outage !== undefined || this.#stopping)) {
+    if (rest.length > 0 && (pass.outage || this.#stopping)) {
       await outbox.deferOutage(
         sql,
         rest,
-        outage === undefined ? 0 : this.#nextOutageDelayMs() / 1000,
+        pass.outage ? this.#nextOutageDelayMs() / 1000 : 0,
       );
       lease.release(rest);
-      deferred += rest.length;
+      pass.deferred += rest.length;
     }
-    const pass = {
-      claimed: rows.length,
-      dispatched,
-      failed,
-      parked,
-      skipped,
-      deferred,
-      outage: outage !== undefined,
-    };
     logger.info(
       "Outbox relay dispatched {dispatched} of {claimed} claimed events ({failed} failed, {parked} parked, {skipped} left for later, {deferred} put off)",
       pass,
@@ -439,9 +362,8 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
-   * Deletes events done for longer than `retentionSeconds` (up to 1,000 at
-   * a time). Parked and undone events are never deleted. The running relay
-   * calls it every `cleanupIntervalSeconds`.
+   * Deletes events done for longer than `retentionSeconds`, 1,000 at a time;
+   * the running relay calls it every `cleanupIntervalSeconds`.
    *
    * @returns How many events were deleted.
    * @throws The driver's error when the statement fails.
@@ -465,14 +387,10 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   /**
-   * Stops the relay: no new pass starts, the dispatch under way finishes
-   * (or reaches its timeout), the events it dispatched are marked done, and
-   * the rest of its batch is handed back for another relay at once.
-   * Returns within the dispatch timeout plus 5 s even if the database
-   * hangs; a pass still running then ends by itself. Calling it again
-   * returns when the relay has stopped.
-   *
-   * @returns A promise that settles when the relay has stopped.
+   * Stops the relay: the dispatch under way finishes (or times out), the
+   * dispatched events are marked done and the rest of the batch is handed
+   * back. Returns within the dispatch timeout plus 5 s even if the database
+   * hangs (the pass then ends by itself).
    */
   async stop(): Promise<void> {
     const wasRunning = !this.#stopping && this.#loop !== undefined;
@@ -482,16 +400,8 @@ export class OutboxRelay implements AsyncDisposable {
     this.#wake?.();
     const loop = this.#loop;
     if (loop === undefined) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     const bound = this.#outbox.dispatchTimeoutSeconds * 1000 + STOP_GRACE_MS;
-    const ended = await Promise.race([
-      loop.then(() => true),
-      new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), bound);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!ended) {
+    if (!await withDeadline(loop.then(() => true), bound)) {
       logger.warn(
         "Outbox relay on {table} did not finish its pass within {ms} ms of stop(); returning, the pass ends by itself",
         { table: this.#outbox.table.name, ms: bound },
@@ -503,11 +413,7 @@ export class OutboxRelay implements AsyncDisposable {
     }
   }
 
-  /**
-   * Same as {@linkcode OutboxRelay.stop}, for `await using`.
-   *
-   * @returns A promise that settles when the relay has stopped.
-   */
+  /** Same as {@linkcode OutboxRelay.stop}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }

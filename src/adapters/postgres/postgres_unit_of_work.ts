@@ -25,6 +25,7 @@ import {
   reservedTransaction,
   type Sql,
   withCommit,
+  withDeadline,
 } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "uow"]);
@@ -44,124 +45,65 @@ export interface PostgresUnitOfWorkOptions extends UnitOfWorkOptions {
    */
   readonly isolationLevel?: IsolationLevel;
   /**
-   * Outbox mode: `true` (default outbox options) or the outbox options.
+   * Outbox mode (`true` or outbox options): events are written to the outbox
+   * in the transaction, dispatched after the commit, and those left undone
+   * are dispatched by the {@linkcode OutboxRelay}. Every event class must be
+   * registered (else the run fails before the commit with a
+   * {@linkcode CommitError}); run {@linkcode migrateOutbox} first.
    *
-   * Inside the transaction, the events to publish are written to the outbox
-   * table in one insert; after the commit they are dispatched through the
-   * bus (in one batch when the bus has `batch`), then marked done in one
-   * update. An event whose dispatch fails is kept with its attempt count
-   * and last error, and the {@linkcode OutboxRelay} dispatches it again, as
-   * it does events left undone by a crash. Every event class must be
-   * registered in the registry, and every event must have an `eventId`: an
-   * unregistered class fails the run before the commit (a
-   * {@linkcode CommitError}), so nothing is lost. Run
-   * {@linkcode migrateOutbox} once before.
-   *
-   * @default {false (events are published after the commit and lost if the process dies first)}
+   * @default {false (events are lost if the process dies before publishing)}
    */
   readonly outbox?: boolean | OutboxOptions;
   /**
-   * How long, in seconds, `run` keeps asking the database whether a
-   * transaction committed when the connection was lost during its `COMMIT`
-   * (with `pg_xact_status()`, on another connection of the pool). Past it,
-   * `run` throws a {@linkcode CommitOutcomeUnknownError}.
+   * Seconds `run` keeps asking the pool whether a transaction committed when
+   * the connection was lost during `COMMIT`; past it, `run` throws a
+   * {@linkcode CommitOutcomeUnknownError}.
    *
    * @default {15}
    */
   readonly commitCheckSeconds?: number;
 }
 
-/**
- * A connection of a postgres.js pool reserved for one caller, as
- * `sql.reserve()` returns it (a `postgres.ReservedSql`).
- */
+/** A pool connection reserved for one caller, as `sql.reserve()` returns it. */
 export interface PostgresReservedConnection {
-  /**
-   * Runs one query on this connection.
-   *
-   * @param strings The query's text around its parameters.
-   * @param values The parameters, or identifiers made with `sql(name)`.
-   * @returns The rows.
-   */
+  /** Runs one query on this connection. */
   // deno-lint-ignore no-explicit-any
   (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
   /** Gives the connection back to the pool. */
   release(): void;
 }
 
-/**
- * A postgres.js client, as `postgres(url)` returns it (a `postgres.Sql`):
- * the adapter reserves a connection for each transaction; `begin` gives the
- * transaction's type.
- */
+/** A postgres.js client, as `postgres(url)` returns it (a `postgres.Sql`). */
 export interface PostgresClient {
-  /**
-   * Runs one query on the pool.
-   *
-   * @param strings The query's text around its parameters.
-   * @param values The parameters.
-   * @returns The rows.
-   */
+  /** Runs one query on the pool. */
   // deno-lint-ignore no-explicit-any
   (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
-  /**
-   * Runs `fn` in a transaction. The Unit of Work does not call it; its
-   * signature types `tx.sql`.
-   *
-   * @param options What follows `BEGIN`, such as `isolation level serializable`.
-   * @param fn The work, given the transaction's `sql`.
-   * @returns What `fn` resolved to.
-   */
+  /** Runs `fn` in a transaction; not called, its signature types `tx.sql`. */
   // deno-lint-ignore no-explicit-any
   begin(options: string, fn: (sql: any) => Promise<unknown>): Promise<unknown>;
-  /**
-   * Reserves one connection of the pool until it is released.
-   *
-   * @returns The reserved connection.
-   */
+  /** Reserves one connection of the pool until it is released. */
   reserve(): Promise<PostgresReservedConnection>;
 }
 
-/**
- * The transaction's `sql` of a client: for `postgres.Sql<T>`,
- * `postgres.TransactionSql<T>`.
- *
- * @typeParam S The client's type.
- */
+/** A client's transaction `sql`: for `postgres.Sql<T>`, `TransactionSql<T>`. */
 export type PostgresTransactionOf<S extends PostgresClient> = Parameters<
   Parameters<S["begin"]>[1]
 >[0];
 
-/**
- * What `work` receives in {@linkcode PostgresUnitOfWork.run}.
- *
- * @typeParam Tx The transaction's `sql` (`postgres.TransactionSql`).
- */
+/** What `work` receives in {@linkcode PostgresUnitOfWork.run}. */
 export interface PostgresContext<Tx> extends UnitOfWorkContext {
-  /** The transaction's `sql`: every query made with it is in the transaction. */
+  /** The transaction's `sql`: its queries are in the transaction. */
   readonly sql: Tx;
 }
 
-const ISOLATION_LEVELS = [
-  "read committed",
-  "repeatable read",
-  "serializable",
-] as const;
+const ISOLATION_LEVELS = ["read committed", "repeatable read", "serializable"];
 
 /**
- * A Unit of Work over a postgres.js client: each `run` is one transaction
- * on a connection reserved from the pool, and the events of the tracked
- * aggregates are published after its `COMMIT`.
- *
- * Runs on a pool are independent: 50 concurrent runs use up to `max`
- * connections and each publishes only its own events. On a client with
- * `max: 1` (as with embedded PGlite) they queue for the connection, so a run
- * must not wait for another run from inside its work (that is refused).
- *
- * The client's types flow through: with `postgres.Sql<T>`, `tx.sql` is a
- * `postgres.TransactionSql<T>`.
- *
- * @typeParam S The client's type, inferred from the constructor's argument.
+ * A Unit of Work over a postgres.js client: each `run` is one transaction on
+ * a connection reserved from the pool, and the events of the tracked
+ * aggregates are published after its `COMMIT`. On a client with `max: 1`
+ * (embedded PGlite) runs queue for the connection, so a run must not wait
+ * for another from inside its work (that is refused).
  *
  * @example Register a user and publish UserRegistered after the commit
  * ```ts
@@ -205,12 +147,8 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   /**
    * Creates a Unit of Work on a postgres.js client (a pool).
    *
-   * @param sql The client, as returned by `postgres(url, options)`.
-   * @param options The bus, the isolation level, outbox mode and the commit
-   * check's bound.
-   * @throws {TypeError} When `sql` is not a postgres.js client, or an
-   * option is invalid.
-   * @throws {RangeError} When `commitCheckSeconds` is negative.
+   * @throws {TypeError} When `sql` is not a postgres.js client or an option
+   * is invalid; a RangeError when a number is out of range.
    */
   constructor(sql: S, options: PostgresUnitOfWorkOptions = {}) {
     super(options);
@@ -255,12 +193,10 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   }
 
   /**
-   * Runs `body` in a transaction on a reserved connection: `BEGIN`, then
-   * `COMMIT` when it resolves or `ROLLBACK` when it rejects. A connection
-   * lost during `COMMIT` is resolved by asking the database.
+   * Runs `body` between `BEGIN` and `COMMIT` on a reserved connection.
    *
    * @throws {CommitOutcomeUnknownError} When the connection was lost during
-   * `COMMIT` and the database could not be asked within `commitCheckSeconds`.
+   * `COMMIT` and the database could not tell within `commitCheckSeconds`.
    */
   protected override transaction<T>(
     body: (handle: PostgresTransactionOf<S>) => Promise<T>,
@@ -273,7 +209,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     );
   }
 
-  /** Gives `work` the transaction's `sql` with `track` and `publishAfterCommit`. */
+  /** Gives `work` the transaction's `sql`, `track` and `publishAfterCommit`. */
   protected override createContext(
     handle: PostgresTransactionOf<S>,
     { track, publishAfterCommit }: UnitOfWorkContext,
@@ -282,13 +218,10 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   }
 
   /**
-   * In outbox mode, writes the events to the outbox table in one insert,
-   * leased to this process, inside the transaction: the insert is sent with
-   * the `COMMIT`, and an error of the insert fails the commit.
+   * In outbox mode, writes the events to the outbox, in one insert sent with
+   * the `COMMIT` (its error fails the commit).
    *
-   * @returns The batch written, for {@linkcode PostgresUnitOfWork.publishCommitted}.
-   * @throws {TypeError} When an event's class is not registered or the event
-   * cannot be serialized; the transaction then rolls back.
+   * @throws {TypeError} When an event cannot be serialized (rolls back).
    */
   protected override beforeCommit(
     handle: PostgresTransactionOf<S>,
@@ -298,7 +231,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const outbox = this.#outbox;
     if (outbox === undefined || events.length === 0) return undefined;
     const batch = outbox.prepare(events, delays);
-    // The insert goes out with the COMMIT, in one round trip.
+    // Sent with the COMMIT: one round trip.
     withCommit(
       handle,
       outbox.table.insert(handle, batch.json, outbox.leaseSeconds),
@@ -307,10 +240,8 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   }
 
   /**
-   * In outbox mode, dispatches the committed events one by one (in one
-   * `bus.batch` when the bus has it), records a failure on its event's row,
-   * and marks the others done in one update. Without outbox mode, publishes
-   * them on the bus.
+   * In outbox mode, dispatches the committed events (in one `bus.batch` when
+   * the bus has it) and marks the dispatched ones done in one update.
    *
    * @throws {PublishAfterCommitError} When a handler failed, with
    * `relayWillRetry: true` unless every failed event was parked.
@@ -327,8 +258,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const items = written.items.filter((item) => item.delayed !== true);
     if (items.length === 0) return;
     await this.outboxCheckpoint("committed", items.map((item) => item.id));
-    const sql = this.#sql;
-    const bus = this.bus;
+    const [sql, bus] = [this.#sql, this.bus];
     const failed = new Set<string>();
     const errors: unknown[] = [];
     let retried = false;
@@ -338,15 +268,14 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
         if (failure !== undefined) {
           failed.add(item.id);
           errors.push(failure.error);
-          if (!failure.parked) retried = true;
+          if (failure.outcome !== "parked") retried = true;
         }
       }
     };
     try {
       await (bus.batch === undefined ? dispatchAll() : bus.batch(dispatchAll));
     } catch (error) {
-      // The batch's own write failed after every dispatch: what they handed
-      // to it is lost, so none of them counts as done.
+      // The batch's own write failed: what the dispatches handed it is lost.
       const rest = items.filter((item) => !failed.has(item.id));
       if (isOutage(error)) {
         await outbox.deferOutage(
@@ -385,22 +314,15 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   }
 
   /**
-   * A seam for crash tests; does nothing. In outbox mode it is awaited at
-   * two points of every run with events: `"committed"` (after the `COMMIT`,
-   * before any event is dispatched) and `"dispatched"` (after dispatching,
-   * before the events are marked done). Applications do not override it.
-   *
-   * @param _stage Where the run stands.
-   * @param _eventIds The ids of the run's events (at `"dispatched"`, those
-   * about to be marked done).
+   * A seam for crash tests, awaited in outbox mode after the `COMMIT` and
+   * before the mark done; does nothing. Applications do not override it.
    */
   protected outboxCheckpoint(
     _stage: OutboxCheckpoint,
     _eventIds: readonly string[],
   ): void | Promise<void> {}
 
-  // Whether the transaction committed, asked on the pool until the
-  // database answers or the bound passes.
+  // Whether the transaction committed, asked on the pool until it can tell.
   async #committed(begun: Begun, cause: unknown): Promise<boolean> {
     const deadline = performance.now() + this.#commitCheckMs;
     let delay = 25;
@@ -417,10 +339,8 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
         );
         return status;
       }
-      // No answer yet (the server is restarting), or the old session is
-      // still finishing ("in progress").
-      if (status === "unknown" || status === "ambiguous") {
-        if (status === "ambiguous") crashed = true;
+      if (status !== "retry") {
+        crashed = status === "ambiguous";
         break;
       }
       await new Promise((resolve) =>
@@ -444,8 +364,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   }
 }
 
-// The reserved connection as the transaction's `sql`, with the `savepoint`
-// of postgres.js's own transactions.
+// The reserved connection as the transaction's `sql`, with a `savepoint`.
 function withSavepoint(conn: postgres.ReservedSql): unknown {
   let count = 0;
   return Object.assign(conn, {
@@ -476,31 +395,12 @@ function withSavepoint(conn: postgres.ReservedSql): unknown {
   });
 }
 
-// `promise`, or undefined once `ms` pass (the promise is left to settle).
-function withDeadline<T>(
-  promise: Promise<T>,
-  ms: number,
-): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-// What the server says of the transaction `begun`: true committed, false not,
-// "retry" (no answer, or still in progress), "unknown" (it cannot tell),
-// "ambiguous" (committed, but after a crash that may have reused the id).
-//
-// A crash (an immediate shutdown, or a backend dying, after which the
-// postmaster recovers without restarting) can lose a transaction whose WAL
-// was never flushed, and the server then hands its id out again: after a
-// crash, "committed" may be another transaction's. Crash recovery resets
-// the server's statistics (a clean restart keeps them), so a reset since
-// BEGIN says a crash may have happened. Then an id at or above the next id
-// of the latest checkpoint was not ours; below it, it cannot be told.
+// What the server says of `begun`: true committed, false not, "retry" (no
+// answer, or still in progress), "unknown", or "ambiguous" (committed, but
+// after a crash). A crash can lose a transaction whose WAL was not flushed
+// and hand its id out again; crash recovery resets the statistics (a clean
+// restart keeps them). After one, an id at or above the latest checkpoint's
+// next id was not ours; below it, it cannot be told.
 async function xactStatus(
   sql: Sql,
   begun: Begun,
@@ -514,8 +414,7 @@ async function xactStatus(
         (select stats_reset::text from pg_stat_wal) as reset`;
   } catch (error) {
     if (isConnectionError(error)) return "retry";
-    // "transaction ID … is in the future": assigned before a crash, never
-    // written, and not handed out again yet.
+    // "Transaction ID is in the future": lost in a crash, not reused yet.
     return (error as { code?: string }).code === "22023" ? false : "unknown";
   }
   const { status, started, reset } = row;
@@ -524,8 +423,7 @@ async function xactStatus(
     // Restarted cleanly: ours cannot still be in progress.
     return status === "aborted" || started !== begun.started ? false : "retry";
   }
-  // A crash since BEGIN: not committed means lost (an id in progress now is
-  // another transaction's).
+  // A crash since BEGIN: not committed means lost (a running id is another's).
   if (status !== "committed") return false;
   try {
     const [{ next_xid }] = await sql<[{ next_xid: string }]>`
