@@ -1,18 +1,17 @@
 // The JSON form of an event's fields in the outbox, and back.
 //
-// JSON has no dates, so a Date is written as the tag {"$date": "<ISO>"}. A
-// field value that happens to have the shape of a tag (an object whose only
-// key is "$date" or "$literal") is wrapped as {"$literal": value}, so reading
-// never mistakes data for a tag. Values JSON cannot carry faithfully (a Map, a
-// class instance, a bigint, NaN, a function) are refused when the event is
-// written, inside the transaction, rather than lost when it is rebuilt.
+// JSON has no dates, so a Date is written as the tag {"$date": "<ISO>"}; a
+// value shaped like a tag (an object whose only key is "$date" or "$literal")
+// is wrapped as {"$literal": value}, so reading never mistakes data for a tag.
+// Values JSON cannot carry faithfully (a Map, a class instance, a bigint, NaN)
+// are refused when the event is written, rather than lost when it is rebuilt.
 import { describe } from "../../internal/describe.ts";
+import { fail } from "../../internal/rules.ts";
 
 const DATE = "$date";
 const LITERAL = "$literal";
 
-/** A value that `JSON.stringify` writes as is. */
-export type JsonValue =
+type JsonValue =
   | null
   | boolean
   | number
@@ -20,33 +19,19 @@ export type JsonValue =
   | JsonValue[]
   | { [key: string]: JsonValue };
 
-/** Thrown for a value that cannot go into the outbox; `path` names the field. */
-export class EncodeError extends TypeError {
-  constructor(readonly path: string, what: string) {
-    super(`${path} ${what}`);
-    this.name = "TypeError";
-  }
-}
-
-function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
 function looksLikeTag(value: object): boolean {
   const keys = Object.keys(value);
   return keys.length === 1 && (keys[0] === DATE || keys[0] === LITERAL);
 }
 
 /**
- * Encodes `value` (an event's fields) as JSON-safe data. `seen` guards
- * against cycles.
- *
- * @throws {EncodeError} For a value JSON cannot round-trip.
+ * Encodes `value` (an event's fields) as JSON-safe data, or throws a
+ * `TypeError` for `action` that names the field at `path`.
  */
 export function encode(
   value: unknown,
   path: string,
+  action: string,
   seen: Set<object> = new Set(),
 ): JsonValue {
   switch (typeof value) {
@@ -55,39 +40,38 @@ export function encode(
       return value;
     case "number":
       if (!Number.isFinite(value)) {
-        throw new EncodeError(path, `is ${value}, which JSON cannot hold`);
+        fail(action, `${path} is ${value}, which JSON cannot hold`);
       }
       return value;
     case "object":
       break;
     default:
-      throw new EncodeError(
-        path,
-        `holds ${describe(value)}, which JSON cannot hold`,
-      );
+      fail(action, `${path} holds ${describe(value)}, which JSON cannot hold`);
   }
   if (value === null) return null;
   if (value instanceof Date) {
-    const time = value.getTime();
-    if (Number.isNaN(time)) throw new EncodeError(path, "is an invalid Date");
+    if (Number.isNaN(value.getTime())) {
+      fail(action, `${path} is an invalid Date`);
+    }
     return { [DATE]: value.toISOString() };
   }
   if (seen.has(value)) {
-    throw new EncodeError(path, "refers back to an enclosing object (a cycle)");
+    fail(action, `${path} refers back to an enclosing object (a cycle)`);
   }
   seen.add(value);
   try {
     if (Array.isArray(value)) {
       const out: JsonValue[] = new Array(value.length);
       for (let i = 0; i < value.length; i++) {
-        out[i] = encode(value[i], `${path}[${i}]`, seen);
+        out[i] = encode(value[i], `${path}[${i}]`, action, seen);
       }
       return out;
     }
-    if (!isPlainObject(value)) {
-      throw new EncodeError(
-        path,
-        `holds ${
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      fail(
+        action,
+        `${path} holds ${
           describe(value)
         }, which would come back as a plain object; store plain data, or give the event class toJSON() and static fromJSON()`,
       );
@@ -96,7 +80,7 @@ export function encode(
     for (const key of Object.keys(value)) {
       const field = (value as Record<string, unknown>)[key];
       if (field === undefined) continue; // as JSON.stringify does
-      setField(out, key, encode(field, `${path}.${key}`, seen));
+      setField(out, key, encode(field, `${path}.${key}`, action, seen));
     }
     return looksLikeTag(out) ? { [LITERAL]: out } : out;
   } finally {
@@ -108,7 +92,7 @@ export function encode(
 export function decode(value: unknown): unknown {
   if (value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map(decode);
-  const record = value as Record<string, unknown>;
+  let record = value as Record<string, unknown>;
   if (looksLikeTag(record)) {
     if (DATE in record) {
       const date = new Date(record[DATE] as string);
@@ -125,27 +109,16 @@ export function decode(value: unknown): unknown {
         "Cannot decode event: a $literal tag holds no object",
       );
     }
-    return decodeFields(literal as Record<string, unknown>);
+    record = literal as Record<string, unknown>;
   }
-  return decodeFields(record);
+  // fromEntries defines own fields, even one named `__proto__`.
+  return Object.fromEntries(
+    Object.keys(record).map((key) => [key, decode(record[key])]),
+  );
 }
 
-function decodeFields(
-  record: Record<string, unknown>,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(record)) {
-    setField(out, key, decode(record[key]));
-  }
-  return out;
-}
-
-/** Sets an own field, even one named `__proto__` (which `=` would not). */
-export function setField(
-  target: object,
-  key: string,
-  value: unknown,
-): void {
+// Sets an own field, even one named `__proto__` (which `=` would not).
+function setField(target: object, key: string, value: unknown): void {
   Object.defineProperty(target, key, {
     value,
     writable: true,

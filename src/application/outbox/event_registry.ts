@@ -1,7 +1,6 @@
 /**
- * The event class registry: stable type names for event classes, so an event
- * written to the outbox can be rebuilt, in another process or after a
- * restart, as an instance of the same class.
+ * The event class registry: stable type names for event classes, so that an
+ * event in the outbox can be rebuilt elsewhere as an instance of its class.
  *
  * @module
  */
@@ -13,16 +12,14 @@ import {
   fail,
 } from "../../internal/rules.ts";
 import type { EventClass } from "../types.ts";
-import { decode, encode, EncodeError, setField } from "./_event_codec.ts";
+import { decode, encode } from "./_event_codec.ts";
 
 const NAME = /^[A-Za-z0-9_.:/-]{1,200}$/;
 
 /** Options of {@linkcode EventRegistry.register} and {@linkcode EventType}. */
 export interface EventTypeOptions {
   /**
-   * Former type names of the class: events stored under them are rebuilt as
-   * this class. New events are always stored under the main name.
-   *
+   * Former type names: events stored under them are rebuilt as this class.
    * @default {[]}
    */
   readonly aliases?: readonly string[];
@@ -34,39 +31,19 @@ export interface SerializedEvent {
   readonly type: string;
   /** The event's `eventId`. */
   readonly eventId: string;
-  /**
-   * The event's fields as JSON text. Dates are written as
-   * `{"$date": "<ISO 8601>"}` and come back as `Date`s.
-   */
+  /** The event's fields as JSON text, Dates as `{"$date": "<ISO 8601>"}`. */
   readonly payload: string;
 }
 
 /**
  * A stored event names a type that no class is registered for in this
- * process (the class was never registered here, or its name changed without
- * an alias). The outbox relay records it on the event's row as a failed
- * attempt; the row is kept.
- *
- * @example Recognise the error
- * ```ts
- * import assert from "node:assert/strict";
- * import { EventRegistry, UnknownEventTypeError } from "@aftercommit/core";
- *
- * assert.throws(
- *   () => new EventRegistry().deserialize("user.registered", "{}"),
- *   UnknownEventTypeError,
- * );
- * ```
+ * process. The outbox relay records it as a failed attempt and keeps the row.
  */
 export class UnknownEventTypeError extends Error {
   /** The type name that no class is registered for. */
   readonly typeName: string;
 
-  /**
-   * Creates the error.
-   *
-   * @param typeName The unknown type name.
-   */
+  /** Creates the error for `typeName`. */
   constructor(typeName: string) {
     super(
       `Cannot rebuild event: no event class is registered for type name ${
@@ -81,16 +58,12 @@ export class UnknownEventTypeError extends Error {
 /**
  * Maps stable type names (such as `"user.registered"`) to event classes and
  * back, and turns events into JSON and back into instances of their class.
- * The outbox stores the type name, so a class can be renamed in code; a type
- * name that must change keeps the old one as an alias.
  *
  * Serializing writes the event's own enumerable fields (or its `toJSON()`);
- * Dates, nested ones included, survive the round trip. Values JSON cannot
- * carry faithfully (a `Map`, a class instance other than a `Date`, a bigint,
- * `NaN`, a cycle) are refused with a `TypeError` naming the field.
- * Rebuilding creates an object with the class's prototype and the stored
- * fields, without running the constructor; a class whose state is not in
- * its public fields defines `static fromJSON(data)`, called instead.
+ * Dates survive the round trip, and values JSON cannot carry faithfully (a
+ * `Map`, a class instance, a bigint, `NaN`, a cycle) are refused. Rebuilding
+ * does not run the constructor: it creates an object with the class's
+ * prototype and the stored fields, or calls the class's `static fromJSON`.
  *
  * @example Register, serialize, rebuild
  * ```ts
@@ -109,8 +82,8 @@ export class UnknownEventTypeError extends Error {
  * const stored = registry.serialize(event);
  * assert.equal(stored.type, "user.registered");
  * const copy = registry.deserialize(stored.type, stored.payload);
- * assert.deepEqual(copy, event);
  * assert.ok(copy instanceof UserRegistered);
+ * assert.deepEqual(copy, event);
  * ```
  */
 export class EventRegistry {
@@ -118,17 +91,12 @@ export class EventRegistry {
   readonly #names = new Map<EventClass, string>();
 
   /**
-   * Registers `type` under the stable type `name` (and its former names).
-   * Registering the same class under the same name again does nothing.
+   * Registers `type` under the type `name` (1 to 200 letters, digits and
+   * `_ . : / -`) and its aliases; registering it again the same way does
+   * nothing.
    *
-   * @typeParam E The event type.
-   * @param name The type name: 1 to 200 letters, digits and `_ . : / -`,
-   * for example `"user.registered"`.
-   * @param type The event class.
-   * @param options Former type names to accept when rebuilding.
-   * @throws {TypeError} When `name` or an alias is not a valid type name,
-   * `type` is not a class, the name is taken by another class, or the class
-   * already has another name.
+   * @throws {TypeError} When a name is invalid or taken by another class, or
+   * the class already has another name.
    */
   register<E extends object>(
     name: string,
@@ -176,36 +144,22 @@ export class EventRegistry {
     for (const each of [name, ...aliases]) this.#classes.set(each, type);
   }
 
-  /**
-   * The type name `type` is stored under, or `undefined` when unregistered.
-   *
-   * @param type An event class.
-   * @returns Its type name, or `undefined`.
-   */
+  /** The type name `type` is stored under, or `undefined`. */
   nameOf(type: EventClass): string | undefined {
     return this.#names.get(type);
   }
 
-  /**
-   * The class registered under `name` (a main name or an alias).
-   *
-   * @param name A type name.
-   * @returns The class, or `undefined` when none is registered under it.
-   */
+  /** The class registered under `name` (or alias), or `undefined`. */
   classOf(name: string): EventClass | undefined {
     return this.#classes.get(name);
   }
 
   /**
-   * Turns an event into its stored form: its class's type name, its
-   * `eventId`, and its fields as JSON.
+   * Turns an event into its stored form.
    *
-   * @param event An instance of a registered class with a non-empty string
-   * `eventId` (every {@linkcode DomainEvent} has one).
-   * @returns The type name, the id and the JSON payload.
-   * @throws {TypeError} When `event` is not an object, its class is not
-   * registered, it has no `eventId`, or a field holds a value JSON cannot
-   * carry (the message names the field, never its value).
+   * @throws {TypeError} When the event's class is not registered, it has no
+   * `eventId` string, or a field holds a value JSON cannot carry (the message
+   * names the field, never its value).
    */
   serialize(event: object): SerializedEvent {
     if (event === null || typeof event !== "object") {
@@ -229,57 +183,21 @@ export class EventRegistry {
       );
     }
     const toJSON = (event as { toJSON?: unknown }).toJSON;
-    let fields: unknown;
-    if (typeof toJSON === "function") {
-      fields = toJSON.call(event);
-    } else {
-      const own: Record<string, unknown> = {};
-      for (const key of Object.keys(event)) {
-        setField(own, key, (event as Record<string, unknown>)[key]);
-      }
-      fields = own;
-    }
-    let payload: string;
-    try {
-      payload = JSON.stringify(encode(fields, className));
-    } catch (error) {
-      if (error instanceof EncodeError) fail(action, error.message);
-      throw error;
-    }
+    // fromEntries defines own fields, even one named `__proto__`.
+    const fields = typeof toJSON === "function"
+      ? toJSON.call(event)
+      : Object.fromEntries(Object.entries(event));
+    const payload = JSON.stringify(encode(fields, className, action));
     return { type: name, eventId, payload };
   }
 
   /**
-   * Rebuilds an event from its stored form, as an instance of the class
-   * registered under `type`: with the class's `static fromJSON(data)` when
-   * it has one, else an object with the class's prototype and the stored
-   * fields (the constructor does not run).
+   * Rebuilds an event from its stored form, as an instance of exactly the
+   * class registered under `type`.
    *
-   * @param type The stored type name.
-   * @param payload The stored JSON payload.
-   * @returns The event, an instance of exactly the registered class.
    * @throws {UnknownEventTypeError} When no class is registered under `type`.
-   * @throws {TypeError} When the payload is not a JSON object, or the class's
+   * @throws {TypeError} When the payload is not what `serialize` wrote, or
    * `fromJSON` returns something other than an instance of the class.
-   *
-   * @example Rebuild with a custom fromJSON
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import { EventRegistry } from "@aftercommit/core";
-   *
-   * class Moved {
-   *   readonly eventId = crypto.randomUUID();
-   *   constructor(readonly to: string) {}
-   *   static fromJSON(data: { to: string }): Moved {
-   *     return new Moved(data.to.toUpperCase());
-   *   }
-   * }
-   * const registry = new EventRegistry();
-   * registry.register("moved", Moved);
-   * const stored = registry.serialize(new Moved("Paris"));
-   * const copy = registry.deserialize(stored.type, stored.payload) as Moved;
-   * assert.equal(copy.to, "PARIS");
-   * ```
    */
   deserialize(type: string, payload: string): object {
     if (typeof type !== "string") {
@@ -324,47 +242,23 @@ export class EventRegistry {
         `give ${typeName(klass)} a static fromJSON to rebuild it`,
       );
     }
-    const event = Object.create(klass.prototype) as object;
-    for (const key of Object.keys(data)) {
-      setField(event, key, (data as Record<string, unknown>)[key]);
-    }
-    return event;
+    // The decoded fields are plain data properties: copy them as they are.
+    return Object.create(
+      klass.prototype,
+      Object.getOwnPropertyDescriptors(data),
+    ) as object;
   }
 }
 
-/**
- * The registry that {@linkcode EventType} registers into, and that the
- * outbox uses unless it is given another one.
- */
+/** The registry {@linkcode EventType} registers into, and the outbox's default. */
 export const defaultEventRegistry: EventRegistry = new EventRegistry();
 
 /**
- * A class decorator that registers the event class under a stable type name
- * in {@linkcode defaultEventRegistry} when the class is defined.
+ * A class decorator that registers the class under the type `name` in
+ * {@linkcode defaultEventRegistry}, as {@linkcode EventRegistry.register}.
  *
- * @param name The type name: 1 to 200 letters, digits and `_ . : / -`.
- * @param options Former type names to accept when rebuilding.
- * @returns A standard (TC39) class decorator.
- * @throws {TypeError} When `name` is not a valid type name (at the
- * `EventType(…)` call), or, when the class is defined: the decorator is put on
- * something other than a class, or the name or the class is already taken.
- *
- * @example Name an event class
- * ```ts
- * import assert from "node:assert/strict";
- * import { defaultEventRegistry, DomainEvent, EventType } from "@aftercommit/core";
- *
- * @EventType("example.user-registered")
- * class UserRegistered extends DomainEvent {
- *   constructor(readonly userId: string) {
- *     super();
- *   }
- * }
- * assert.equal(
- *   defaultEventRegistry.nameOf(UserRegistered),
- *   "example.user-registered",
- * );
- * ```
+ * @throws {TypeError} When `name` is invalid (at the call), or when the
+ * class is defined: not on a class, or the name or the class is taken.
  */
 export function EventType(
   name: string,
