@@ -22,8 +22,6 @@ import type { EventClass, HandlerContext } from "./types.ts";
  * The decorator that {@linkcode On} returns: `@On(UserRegistered)` on a
  * method whose first parameter does not accept a `UserRegistered` is a
  * compile error.
- *
- * @typeParam E The event type.
  */
 export type OnDecorator<E extends object> = <
   This,
@@ -36,15 +34,14 @@ export type OnDecorator<E extends object> = <
 /** Options of {@linkcode On} and {@linkcode OnAny}. */
 export interface OnOptions {
   /**
-   * Lower runs first; registration order among equals. A finite number.
-   *
+   * Lower runs first, registration order among equals; a finite number
+   * (else a `RangeError`).
    * @default {0}
    */
   readonly order?: number;
   /**
-   * Whether the method also receives instances of subclasses of `type`.
-   * Not for {@linkcode OnAny}.
-   *
+   * Whether the method also receives instances of subclasses of `type` (not
+   * for {@linkcode OnAny}).
    * @default {false}
    */
   readonly subclasses?: boolean;
@@ -52,21 +49,13 @@ export interface OnOptions {
 
 /**
  * Marks a method as a handler of events of exactly `type` (and of its
- * subclasses with `{ subclasses: true }`).
+ * subclasses with `{ subclasses: true }`). A static method registers on
+ * {@linkcode defaultBus} when its class is defined; an instance method is
+ * registered, bound, by `bus.subscribe(instance)`, and subclasses inherit
+ * it. A method may carry several `@On`.
  *
- * A **static** method registers on {@linkcode defaultBus} when its class is
- * defined; an **instance** method is registered, bound to the instance, by
- * `bus.subscribe(instance)` (subclasses inherit their parents' handlers). A
- * method may carry several `@On`, one per event type.
- *
- * @typeParam E The event type.
- * @param type The event class.
- * @param options The method's `order`, and `subclasses`.
- * @returns A standard (TC39) method decorator.
- * @throws {TypeError} When `type` is not a class or an option has the wrong
- * type (at the call), or on something other than a method (at class
- * definition).
- * @throws {RangeError} When `options.order` is `NaN` or infinite.
+ * @throws {TypeError} When `type` is not a class or an option is invalid,
+ * or (when the class is defined) on something other than a method.
  *
  * @example Static and instance handlers
  * ```ts
@@ -76,28 +65,25 @@ export interface OnOptions {
  * class UserRegistered {
  *   constructor(readonly userId: string) {}
  * }
- *
  * class Audit {
  *   static seen: string[] = [];
- *   @On(UserRegistered)
+ *   @On(UserRegistered) // registered when the class is defined
  *   static record(event: UserRegistered): void {
- *     Audit.seen.push(event.userId); // registered when the class is defined
+ *     Audit.seen.push(event.userId);
  *   }
  * }
- *
  * class Welcome {
  *   sent: string[] = [];
- *   @On(UserRegistered)
- *   async send(event: UserRegistered): Promise<void> {
+ *   @On(UserRegistered) // registered by subscribe(instance)
+ *   send(event: UserRegistered): void {
  *     this.sent.push(event.userId);
  *   }
  * }
  *
  * const welcome = new Welcome();
- * using _sub = defaultBus.subscribe(welcome); // instance handlers need an instance
+ * using _sub = defaultBus.subscribe(welcome);
  * await publish(new UserRegistered("u1"));
- * assert.deepEqual(Audit.seen, ["u1"]);
- * assert.deepEqual(welcome.sent, ["u1"]);
+ * assert.deepEqual([Audit.seen, welcome.sent], [["u1"], ["u1"]]);
  * ```
  */
 export function On<E extends object>(
@@ -119,35 +105,11 @@ export function On<E extends object>(
 }
 
 /**
- * Marks a method as a catch-all (see {@linkcode EventBus.onAny}), registered
- * as {@linkcode On} registers its methods.
+ * Marks a method as a catch-all ({@linkcode EventBus.onAny}), registered as
+ * {@linkcode On} registers its methods.
  *
- * @param options The method's `order`.
- * @returns A standard (TC39) method decorator.
- * @throws {TypeError} When `options.order` is not a number, or on
- * something other than a method.
- * @throws {RangeError} When `options.order` is `NaN` or infinite.
- *
- * @example An audit trail of every event
- * ```ts
- * import assert from "node:assert/strict";
- * import { EventBus, OnAny } from "@aftercommit/core";
- *
- * class UserRegistered {}
- * class OrderPlaced {}
- * class AuditTrail {
- *   types: string[] = [];
- *   @OnAny()
- *   record(event: object): void {
- *     this.types.push(event.constructor.name);
- *   }
- * }
- * const bus = new EventBus();
- * const audit = new AuditTrail();
- * bus.subscribe(audit);
- * await bus.publishAll([new UserRegistered(), new OrderPlaced()]);
- * assert.deepEqual(audit.types, ["UserRegistered", "OrderPlaced"]);
- * ```
+ * @throws {TypeError} When `options` is invalid, or (when the class is
+ * defined) on something other than a method.
  */
 export function OnAny(
   options: Pick<OnOptions, "order"> = {},
@@ -189,8 +151,7 @@ function handlerDecorator<E extends object>(
       name,
       isStatic: context.static,
       isPrivate: context.private,
-      // Public methods are looked up on the target, so an override in a
-      // subclass runs in place of the decorated method (virtual dispatch).
+      // Public methods are looked up on the target: an override runs instead.
       get: context.private
         ? (target) => context.access.get(target as never)
         : (target) => (target as Record<string | symbol, unknown>)[name],
@@ -201,8 +162,7 @@ function handlerDecorator<E extends object>(
         ? function (this: unknown): void {
           defaultBus[registerRecord](record, this as object);
         }
-        // For each new instance: remembers its class until an instance is
-        // subscribed, for the bus's "no handler" warning.
+        // For the bus's warning about classes never subscribed.
         : function (this: unknown): void {
           noteConstructed(this as object, type, options.subclasses);
         },
