@@ -1,13 +1,8 @@
 /**
- * aftercommit: domain events published after the Unit of Work commits.
- *
- * An in-process event bus whose handlers are registered with standard TC39
- * decorators (`@On(UserRegistered)`), aggregates that record events, and the
- * ports the adapters implement (a Unit of Work, a job queue). This entry
- * point loads no database driver: the adapters are separate entry points
- * (`@aftercommit/core/postgres`, `@aftercommit/core/pg-boss`,
- * `@aftercommit/core/embedded`), and so are the test helpers
- * (`@aftercommit/core/testing`).
+ * aftercommit: domain events published after the Unit of Work commits, to
+ * handlers registered with standard decorators (`@On(UserRegistered)`). This
+ * entry point loads no database driver: adapters and test helpers are entry
+ * points of their own (`@aftercommit/core/postgres`, `…/testing`).
  *
  * @example Handlers and publishing
  * ```ts

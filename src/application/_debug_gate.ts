@@ -1,9 +1,7 @@
-// A cheap "is debug on?" for hot paths. `logger.isEnabledFor` walks the
-// logger tree on every call (about 25 ns here, a third of publishing to one
-// handler); the answer only changes when LogTape is configured again, which
-// replaces the global config object. With `contextLocalStorage` configured,
-// scoped configurations (`withConfig`) can change the answer per async
-// context, so then every call asks LogTape.
+// A cheap "is debug on?" for hot paths: `logger.isEnabledFor` walks the
+// logger tree each call (a third of publishing to one handler), but the
+// answer only changes with a new global config, unless `contextLocalStorage`
+// allows per-context configs (`withConfig`); then every call asks LogTape.
 import { getConfig, type Logger } from "@logtape/logtape";
 
 /** Answers `logger.isEnabledFor("debug")`, cached per global configuration. */

@@ -1,19 +1,15 @@
-// Checks of "not before" values: a delay in seconds, or a moment as a Date.
-// Used by publishAfterCommit's { delaySeconds, at } and by the job queues'
-// startAfter, so one rule gives one message everywhere.
+// Checks of "not before" values (a delay in seconds, or a Date), shared by
+// publishAfterCommit and the job queues' startAfter.
 import { describe } from "../internal/describe.ts";
 import { fail } from "../internal/rules.ts";
 
-// 100 years: beyond it a delay is a mistake (milliseconds for seconds), and
-// PostgreSQL's intervals and timestamps would overflow long before Infinity.
+// 100 years: more is a mistake (milliseconds for seconds), and far less than
+// PostgreSQL's intervals and timestamps can hold.
 const MAX_DELAY_SECONDS = 3_155_760_000;
 // The last moment PostgreSQL and toISOString() agree on (year 9999).
 const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
-/**
- * Throws unless `value` is a finite number of seconds from 0 to 100 years:
- * a `TypeError` for a non-number, else a `RangeError`.
- */
+/** Throws unless `value` is 0 s to 100 years (a `RangeError` for a number). */
 export function assertDelaySeconds(
   value: unknown,
   what: string,
@@ -37,10 +33,7 @@ export function assertDelaySeconds(
   if (problem !== undefined) fail(action, `${what} ${problem}`, RangeError);
 }
 
-/**
- * Throws unless `value` is a valid `Date` from `now` to the year 9999: a
- * `TypeError` for anything but a `Date`, else a `RangeError`.
- */
+/** Throws unless `value` is a valid `Date` from `now` to the year 9999. */
 export function assertFutureDate(
   value: unknown,
   what: string,

@@ -1,7 +1,6 @@
-// Where @On keeps what it learned about a class (in the class's decorator
-// metadata), how subscribe() reads it back along the class chain, and which
-// classes with instance handlers were constructed but never subscribed (for
-// the bus's "no handler" warning).
+// What @On keeps in a class's decorator metadata, how subscribe() reads it
+// back along the class chain, and which classes with instance handlers were
+// constructed but never subscribed (for the bus's "no handler" warning).
 import type { EventClass } from "./types.ts";
 
 // Deno has Symbol.metadata natively; keep the module loadable elsewhere.
@@ -51,10 +50,8 @@ function chainOf(klass: object): object[] {
 }
 
 /**
- * The `@On` records of a class and its ancestors, ancestors first, in
- * declaration order. A public method decorated again in a subclass for the
- * same event type appears once (the subclass's method runs, as `this[name]`
- * dispatch would pick it).
+ * The `@On` records of a class and its ancestors, ancestors first. A public
+ * method decorated again in a subclass for the same type appears once.
  */
 export function collectHandlerRecords(
   klass: object,
@@ -77,9 +74,9 @@ export function collectHandlerRecords(
   return result;
 }
 
-// Classes whose instances have @On methods for a type (null: @OnAny), that
-// were constructed and never subscribed to any bus; `subclasses: true`
-// handlers apart. Classes, not instances, so nothing keeps an instance alive.
+// Classes with @On instance methods for a type (null: @OnAny), constructed
+// and never subscribed; `subclasses: true` apart. Classes, not instances, so
+// nothing keeps an instance alive.
 const unsubscribed = new Map<EventClass | null, Set<object>>();
 const unsubscribedBase = new Map<EventClass | null, Set<object>>();
 const subscribed = new WeakSet<object>();
@@ -118,10 +115,7 @@ export function noteSubscribed(klass: object): void {
   }
 }
 
-/**
- * The classes whose instance methods would handle an event of class `type`
- * and that have instances, none of them subscribed anywhere.
- */
+/** Classes that would handle `type` and have only unsubscribed instances. */
 export function unsubscribedClassesFor(type: unknown): Set<object> {
   const result = new Set<object>();
   const add = (classes: Set<object> | undefined): void => {

@@ -4,32 +4,13 @@
  * @module
  */
 /**
- * A registration of one or more handlers on a bus. Unsubscribing removes
- * exactly those handlers; it is idempotent. It is `Disposable`, so a
- * registration can be scoped with `using`.
- *
- * @example Scope a handler to a block
- * ```ts
- * import assert from "node:assert/strict";
- * import { EventBus } from "@aftercommit/core";
- *
- * class Ping {}
- * const bus = new EventBus();
- * {
- *   using _sub = bus.register(Ping, () => {});
- *   assert.equal(bus.handlersFor(Ping).length, 1);
- * }
- * assert.equal(bus.handlersFor(Ping).length, 0);
- * ```
+ * A registration of handlers on a bus. Unsubscribing removes exactly those
+ * handlers and is idempotent; as a `Disposable` it can be scoped with `using`.
  */
 export class Subscription implements Disposable {
   #undo: (() => void) | undefined;
 
-  /**
-   * Wraps the function that removes the handlers (buses create these).
-   *
-   * @param undo Removes the handlers; called at most once.
-   */
+  /** Wraps the function that removes the handlers (buses create these). */
   constructor(undo: () => void) {
     this.#undo = undo;
   }
@@ -39,7 +20,7 @@ export class Subscription implements Disposable {
     return this.#undo !== undefined;
   }
 
-  /** Removes the handlers of this registration. Calling it again does nothing. */
+  /** Removes the handlers; calling it again does nothing. */
   unsubscribe(): void {
     const undo = this.#undo;
     this.#undo = undefined;

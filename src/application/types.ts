@@ -5,55 +5,45 @@
  */
 
 /**
- * A class whose instances are events. Any class works, abstract or not; events
- * need not extend {@linkcode DomainEvent}.
- *
- * @typeParam E The type of the events the class creates.
+ * A class whose instances are events. Any class works, abstract or not;
+ * events need not extend {@linkcode DomainEvent}.
  */
 export type EventClass<E extends object = object> = abstract new (
   // deno-lint-ignore no-explicit-any
   ...args: any[]
 ) => E;
 
-/**
- * The second argument of every handler: what the publisher passes along with
- * the event.
- */
+/** What the publisher passes to every handler along with the event. */
 export interface HandlerContext {
   /**
    * Aborts when the publisher gives up on this dispatch (for example the
-   * outbox relay's deadline). Pass it on to `fetch`, database queries and
-   * timers so the work stops too. Without a `signal` in the publish options
-   * it is a shared signal that never aborts: remove any listener you add.
+   * outbox relay's deadline): pass it on to I/O so the work stops too.
+   * Without a publish `signal` it is a shared signal that never aborts, so
+   * remove any listener you add.
    */
   readonly signal: AbortSignal;
 }
 
 /**
- * A function that handles one event. It may be synchronous or return a promise;
- * the bus awaits it either way before running the next handler.
- *
- * @typeParam E The type of the event handled.
+ * Handles one event, synchronously or not: the bus awaits it before running
+ * the next handler.
  */
 export type EventHandler<E extends object = object> = (
   event: E,
   context: HandlerContext,
 ) => unknown;
 
-/** What the bus knows about one registered handler, as listed by `handlersFor`. */
+/** A registered handler, as `handlersFor` lists it. */
 export interface HandlerInfo {
-  /** The name used in logs and errors: `Class.method`, or the function's name. */
+  /** The name in logs and errors: `Class.method`, or the function's name. */
   readonly name: string;
   /** The function as registered (unbound). */
   readonly handler: (...args: never[]) => unknown;
-  /** The instance or class the handler runs on, or `undefined` for a plain function. */
+  /** The instance or class it runs on; `undefined` for a plain function. */
   readonly target: object | undefined;
-  /**
-   * The class the handler was registered for, or `undefined` for a
-   * catch-all (`onAny`, `@OnAny`).
-   */
+  /** The class it was registered for; `undefined` for a catch-all. */
   readonly eventType: EventClass | undefined;
-  /** Whether the handler also receives instances of subclasses of `eventType`. */
+  /** Whether it also receives instances of subclasses of `eventType`. */
   readonly subclasses: boolean;
   /** Its `order`: lower runs first. */
   readonly order: number;

@@ -6,44 +6,36 @@
 import { stampRecordOrder } from "./record_order.ts";
 
 /**
- * An aggregate root: the consistency boundary that records the domain events
- * its changes cause. A Unit of Work collects the events with
- * {@linkcode AggregateRoot.pullEvents} after the transaction commits.
+ * An aggregate root: it records the domain events its changes cause, and a
+ * Unit of Work pulls them with {@linkcode AggregateRoot.pullEvents} after
+ * the transaction commits.
  *
  * @example Record and pull events
  * ```ts
  * import assert from "node:assert/strict";
  * import { AggregateRoot } from "@aftercommit/core";
  *
- * class UserRegistered {
- *   constructor(readonly userId: string) {}
+ * class Renamed {
+ *   constructor(readonly name: string) {}
  * }
- *
  * class User extends AggregateRoot {
- *   private constructor(readonly id: string) {
- *     super();
- *   }
- *   static register(id: string): User {
- *     const user = new User(id);
- *     user.recordEvent(new UserRegistered(id));
- *     return user;
+ *   name = "";
+ *   rename(name: string): void {
+ *     this.name = name;
+ *     this.recordEvent(new Renamed(name));
  *   }
  * }
  *
- * const user = User.register("u1");
- * assert.equal(user.pullEvents().length, 1);
- * assert.equal(user.pullEvents().length, 0); // handed over once
+ * const user = new User();
+ * user.rename("Ada");
+ * assert.deepEqual(user.pullEvents(), [new Renamed("Ada")]);
+ * assert.deepEqual(user.pullEvents(), []); // handed over once
  * ```
  */
 export abstract class AggregateRoot {
   #events: object[] = [];
 
-  /**
-   * Records an event, to be published after the transaction commits.
-   *
-   * @param event The event: any class instance.
-   * @throws {TypeError} When `event` is not an object.
-   */
+  /** Records `event` to publish after the commit; it must be an object. */
   protected recordEvent(event: object): void {
     if (event === null || typeof event !== "object") {
       throw new TypeError(
@@ -56,20 +48,12 @@ export abstract class AggregateRoot {
     this.#events.push(event);
   }
 
-  /**
-   * The events recorded and not yet pulled, oldest first, without removing them.
-   *
-   * @returns A copy of the pending events.
-   */
+  /** A copy of the events recorded and not yet pulled, oldest first. */
   peekEvents(): readonly object[] {
     return this.#events.slice();
   }
 
-  /**
-   * Hands over the recorded events, oldest first, and forgets them.
-   *
-   * @returns The events recorded since the last call.
-   */
+  /** Hands over the events recorded since the last call, oldest first. */
   pullEvents(): object[] {
     const events = this.#events;
     this.#events = [];

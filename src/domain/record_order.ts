@@ -1,8 +1,6 @@
-// The order in which events were recorded, across aggregates. A Unit of Work
-// pulls each aggregate's events separately; this number lets it publish the
-// events of several aggregates (and its explicit events) in the order they
-// happened. A WeakMap keeps it off the event objects and lets them be
-// collected.
+// The order in which events were recorded, across aggregates, so that a Unit
+// of Work publishes the events of several aggregates (and its explicit ones)
+// in the order they happened. A WeakMap keeps it off the event objects.
 
 const order = new WeakMap<object, number>();
 let last = 0;
