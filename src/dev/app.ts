@@ -25,6 +25,7 @@ import {
 import { DatabaseHealth } from "./health.ts";
 import { ensureServerDatabase } from "./server_database.ts";
 import { defaultTemplateRoot, prepareDataDirs } from "./pglite_template.ts";
+import { pgBossTemplate } from "./jobs_template.ts";
 import { createHandler, type UserService } from "./http.ts";
 import { createAdminHandler } from "./admin.ts";
 import { dashboard } from "../adapters/dashboard/mod.ts";
@@ -79,9 +80,11 @@ export async function startApp(config: DevConfig): Promise<App> {
       ...(config.jobQueueDatabaseUrl === undefined ? [jobsDir] : []),
     ];
     if (newDirs.length > 0) {
+      const jobsKind = pgBossTemplate();
       await prepareDataDirs(
         newDirs,
         defaultTemplateRoot() ?? `${config.dataDir}/.template`,
+        jobsKind ? { [jobsDir]: jobsKind } : {},
       );
     }
 

@@ -5,6 +5,11 @@
 // folder (never in the repository), and reused by every later new data folder
 // and fresh clone; when both databases are new, one initdb serves both.
 //
+// A folder may also start from a derived template: a copy of the fresh one
+// that a `TemplateKind` has built on (the jobs database: pg-boss's schema,
+// whose creation is most of a new jobs database's start), made once per
+// machine and kind name, which carries the versions it depends on.
+//
 // Crash safety: the template and each copy are written to a temporary folder
 // beside their destination and renamed into place, so a folder is either
 // missing or complete. Concurrent first starts each build their own
@@ -12,6 +17,17 @@
 import { getLogger } from "@logtape/logtape";
 
 const logger = getLogger(["dev", "template"]);
+
+/** A template derived from the fresh one, for some of the new folders. */
+export interface TemplateKind {
+  /**
+   * Its folder's name under the template root: one template per name, so
+   * the name carries every version the built state depends on.
+   */
+  readonly name: string;
+  /** Builds on a copy of the fresh template, closing what it opens. */
+  build(dir: string): Promise<void>;
+}
 
 /** The folder that keeps the template, or undefined when there is none. */
 export function defaultTemplateRoot(
@@ -33,15 +49,18 @@ function pgliteVersion(): string | undefined {
 
 /**
  * Fills each of `dirs` that is missing or empty with a copy of a fresh
- * PGlite data folder, made under `templateRoot` when it is not there yet.
- * Folders that hold anything are left alone. The caller holds the lock of
- * the folders' parent (no other process opens them).
+ * PGlite data folder, made under `templateRoot` when it is not there yet,
+ * or of the template of its kind in `kinds` (made from the fresh one when
+ * missing; the fresh one is used when that fails). Folders that hold
+ * anything are left alone. The caller holds the lock of the folders' parent
+ * (no other process opens them).
  *
  * @returns The folders that were filled.
  */
 export async function prepareDataDirs(
   dirs: readonly string[],
   templateRoot: string,
+  kinds: Readonly<Record<string, TemplateKind>> = {},
 ): Promise<string[]> {
   const fresh: string[] = [];
   for (const dir of dirs) {
@@ -61,8 +80,51 @@ export async function prepareDataDirs(
     );
     return [];
   }
-  await Promise.all(fresh.map((dir) => copyInto(template, dir)));
+  await Promise.all(fresh.map(async (dir) => {
+    const kind = Object.hasOwn(kinds, dir) ? kinds[dir] : undefined;
+    await copyInto(
+      kind ? await ensureDerived(templateRoot, template, kind) : template,
+      dir,
+    );
+  }));
   return fresh;
+}
+
+/** The folder of `kind`'s template, built when missing; else `template`. */
+async function ensureDerived(
+  root: string,
+  template: string,
+  kind: TemplateKind,
+): Promise<string> {
+  const derived = join(root, kind.name);
+  if (await exists(join(derived, "PG_VERSION"))) return derived;
+  await removeStaleTemplates(derived);
+  const temp = tempName(derived);
+  const started = performance.now();
+  try {
+    await copyTree(template, temp);
+    await kind.build(temp);
+    try {
+      await Deno.rename(temp, derived);
+    } catch (e) {
+      // Another start renamed its template first: use that one.
+      if (!(await exists(join(derived, "PG_VERSION")))) throw e;
+      await Deno.remove(temp, { recursive: true });
+    }
+  } catch (e) {
+    await Deno.remove(temp, { recursive: true }).catch(() => {});
+    logger.warn(
+      "No {kind} template in {path} ({error}): starting from the fresh one",
+      { kind: kind.name, path: derived, error: String(e) },
+    );
+    return template;
+  }
+  logger.info("Made the {kind} template in {ms} ms: {path}", {
+    kind: kind.name,
+    ms: Math.round(performance.now() - started),
+    path: derived,
+  });
+  return derived;
 }
 
 async function isEmpty(dir: string): Promise<boolean> {
