@@ -187,6 +187,8 @@ export async function startApp(config: DevConfig): Promise<App> {
       bus: publisher,
       outbox: config.outbox && { maxAttempts },
     });
+    // Closed first (cleanup runs in reverse): the marks still being written.
+    cleanup.push(() => uow.flush());
     const outboxAdmin = config.outbox ? new OutboxAdmin(sql) : undefined;
     const users: UserService = {
       register: async (registration) => {

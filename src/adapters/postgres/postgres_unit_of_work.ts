@@ -18,6 +18,7 @@ import { errorType } from "../../internal/loggable_error.ts";
 import { describe } from "../../internal/describe.ts";
 import { fail, number, oneOf, readOptions } from "../../internal/rules.ts";
 import { isOutage, Outbox, PreparedBatch } from "./_outbox.ts";
+import { DoneMarks } from "./_done_marks.ts";
 import type { OutboxCheckpoint, OutboxOptions } from "./outbox.ts";
 import {
   assertClient,
@@ -143,6 +144,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   readonly #begin: string;
   readonly #commitCheckMs: number;
   readonly #outbox: Outbox | undefined;
+  readonly #done: DoneMarks | undefined;
 
   /**
    * Creates a Unit of Work on a postgres.js client (a pool).
@@ -174,7 +176,20 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
         `${action} in outbox mode`,
         "options.outbox",
       );
+      const marks = this.#outbox;
+      this.#done = new DoneMarks((ids) => marks.markDone(this.#sql, ids));
     }
+  }
+
+  /**
+   * Resolves when the outbox rows of the runs that returned so far are
+   * marked done. `run` returns once its events are dispatched and marks
+   * them done in the background (one UPDATE for the runs that finish
+   * meanwhile); await this before `sql.end()` so a restart does not
+   * dispatch them again.
+   */
+  flush(): Promise<void> {
+    return this.#done?.flush() ?? Promise.resolve();
   }
 
   /** Whether this unit of work writes its events to the outbox. */
@@ -241,7 +256,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
 
   /**
    * In outbox mode, dispatches the committed events (in one `bus.batch` when
-   * the bus has it) and marks the dispatched ones done in one update.
+   * the bus has it) and queues the dispatched ones to be marked done.
    *
    * @throws {PublishAfterCommitError} When a handler failed, with
    * `relayWillRetry: true` unless every failed event was parked.
@@ -295,7 +310,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const done = [...new Set(items.map((item) => item.id))]
       .filter((id) => !failed.has(id));
     await this.outboxCheckpoint("dispatched", done);
-    await outbox.markDone(sql, done);
+    this.#done!.add(done);
     if (errors.length > 0) {
       throw new PublishAfterCommitError(
         `Unit of work committed, but dispatching ${failed.size} of its ${items.length} events failed; ${

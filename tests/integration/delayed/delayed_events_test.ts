@@ -167,6 +167,7 @@ Deno.test("delayed events in outbox mode", async (t) => {
         tx.publishAfterCommit(new Reminder(4), { delaySeconds: 0 });
       });
       assert.deepEqual([...delivered.keys()], [4]);
+      await uow.flush();
       const [row] = await rows(db, options.table);
       assert.deepEqual([row!.done, row!.delay], [true, null]);
     },

@@ -159,6 +159,9 @@ Deno.test({
           ["user:true", "noted:1"],
           "dispatched before marked done",
         );
+        // run() returns once the events are dispatched; the mark is written
+        // in the background, and flush() waits for it.
+        await uow.flush();
         const stored = await rows(db, options.table);
         assert.deepEqual(stored.map((r) => [r.type, r.done, r.attempts]), [
           ["test.outbox.user-registered", true, 1],
@@ -197,6 +200,7 @@ Deno.test({
           for (let i = 0; i < 50; i++) tx.publishAfterCommit(new Noted(i));
         });
         assert.equal(dispatched, 50);
+        await uow.flush();
         (db.sql.options as { debug: unknown }).debug = debug;
         assert.deepEqual(statements, ["insert", "update"]);
         assert.equal(
@@ -205,6 +209,57 @@ Deno.test({
         );
       },
     );
+
+    await t.step({
+      name:
+        "run() does not wait for the mark: with the first row locked, later runs return, and their marks go out as one UPDATE",
+      // The lock needs a second connection: embedded PGlite serves one.
+      ignore: db.backend !== "server",
+      fn: async () => {
+        const options = await migrated();
+        const updates: string[] = [];
+        const debug = db.sql.options.debug;
+        (db.sql.options as { debug: unknown }).debug = (
+          _connection: number,
+          query: string,
+        ) => {
+          if (query.trimStart().startsWith("update")) updates.push(query);
+        };
+        const locker = await db.sql.reserve();
+        try {
+          const bus = new EventBus();
+          bus.register(Noted, async (event) => {
+            if (event.n !== 0) return;
+            // Between the COMMIT and the mark: lock the row the mark needs.
+            await locker`begin`;
+            await locker.unsafe(
+              `select 1 from "${options.table}" where id = $1 for update`,
+              [event.eventId],
+            );
+          });
+          const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+          await uow.run((tx) => tx.publishAfterCommit(new Noted(0)));
+          for (let n = 1; n <= 5; n++) {
+            await uow.run((tx) => tx.publishAfterCommit(new Noted(n)));
+          }
+          assert.equal(updates.length, 1, "the first mark waits on the lock");
+          assert.equal(
+            (await rows(db, options.table)).filter((r) => r.done).length,
+            0,
+          );
+          await locker`commit`;
+          await uow.flush();
+          assert.equal(updates.length, 2, "the five later marks: one UPDATE");
+          assert.equal(
+            (await rows(db, options.table)).filter((r) => r.done).length,
+            6,
+          );
+        } finally {
+          (db.sql.options as { debug: unknown }).debug = debug;
+          locker.release();
+        }
+      },
+    });
 
     await t.step(
       "an event whose class has no type name, or that has no eventId, fails the run before COMMIT: nothing is saved",
@@ -247,10 +302,10 @@ Deno.test({
         bus.register(Noted, async () => {
           claims.push((await relay.runOnce()).claimed);
         });
-        await new PostgresUnitOfWork(db.sql, { bus, outbox: options }).run(
-          (tx) => tx.publishAfterCommit(new Noted(1)),
-        );
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        await uow.run((tx) => tx.publishAfterCommit(new Noted(1)));
         assert.deepEqual(claims, [0]);
+        await uow.flush();
         assert.equal((await rows(db, options.table))[0]!.done, true);
       },
     );
@@ -495,6 +550,7 @@ Deno.test({
         });
         await uow.run((tx) => tx.publishAfterCommit(new Noted(1)));
         assert.deepEqual(chain, [1, 2, 3]);
+        await uow.flush();
 
         const outbox = new Outbox(options, "test");
         await db.sql.begin((tx) =>
@@ -505,6 +561,7 @@ Deno.test({
           .runOnce();
         assert.equal(pass.dispatched, 1);
         assert.deepEqual(chain, [1, 2, 3]);
+        await uow.flush();
         assert.ok((await rows(db, options.table)).every((r) => r.done));
       },
     );
@@ -615,6 +672,7 @@ Deno.test({
           for (let i = 0; i < 3; i++) tx.publishAfterCommit(new Noted(i));
         });
         assert.deepEqual([batches, handled], [1, 3]);
+        await uow.flush();
         assert.ok((await rows(db, options.table)).every((r) => r.done));
 
         writeFails = true;
@@ -654,6 +712,7 @@ Deno.test({
           for (let i = 0; i < 10; i++) tx.publishAfterCommit(new Noted(i));
         });
         assert.deepEqual(writes, [10]);
+        await uow.flush();
         assert.ok((await rows(db, options.table)).every((r) => r.done));
       },
     );
