@@ -291,8 +291,8 @@ export class Lease {
   }
 
   /** Milliseconds until the lease ends (negative once it has). */
-  remainingMs(now: number = performance.now()): number {
-    return this.#expiresAt - now;
+  remainingMs(): number {
+    return this.#expiresAt - performance.now();
   }
 
   /** Lets go of rows that are settled. */
@@ -439,8 +439,6 @@ export class Outbox {
       eventType,
       item,
       () => this.#dispatch(sql, bus, item, outageDelaySeconds),
-      (failure) => failure?.outcome ?? "ok",
-      (failure) => failure?.error,
     );
     instruments?.dispatchDuration.record((performance.now() - started) / 1000, {
       "aftercommit.event.type": eventType,
@@ -607,13 +605,11 @@ export class Outbox {
     row: ClaimedRow,
     error: unknown,
   ): Promise<RecordedFailure | undefined> {
-    const recorded = await inDispatchSpan(
-      row.type,
-      row,
-      () => this.recordFailure(sql, row, error),
-      (recorded) => recorded?.parked ? "parked" : "failed",
-      () => error,
-    );
+    let recorded: RecordedFailure | undefined;
+    await inDispatchSpan(row.type, row, async () => {
+      recorded = await this.recordFailure(sql, row, error);
+      return { error, outcome: recorded?.parked ? "parked" : "failed" };
+    });
     countFailure(meters(), row.type, error);
     return recorded;
   }
@@ -675,13 +671,11 @@ export class Outbox {
 
 // Runs `work` in an `outbox dispatch` span when tracing. From the relay, the
 // span continues the writer's trace (stored with the row) and links the pass.
-async function inDispatchSpan<T>(
+async function inDispatchSpan(
   eventType: string,
   item: Pick<OutboxItem, "id" | "type" | "traceparent" | "attempts">,
-  work: () => Promise<T>,
-  outcome: (result: T) => string,
-  error: (result: T) => unknown,
-): Promise<T> {
+  work: () => Promise<DispatchFailure | undefined>,
+): Promise<DispatchFailure | undefined> {
   const stored = tracing() ? contextFromTraceparent(item.traceparent) : null;
   if (stored === null) return await work();
   const pass = stored === undefined ? undefined : activeSpanContext();
@@ -701,11 +695,10 @@ async function inDispatchSpan<T>(
       "aftercommit.outbox.relay": item.traceparent !== undefined,
     },
   }, async (span) => {
-    const result = await work();
-    span.setAttribute("aftercommit.outcome", outcome(result));
-    const failed = error(result);
-    if (failed !== undefined) recordError(span, failed);
-    return result;
+    const failure = await work();
+    span.setAttribute("aftercommit.outcome", failure?.outcome ?? "ok");
+    if (failure?.error !== undefined) recordError(span, failure.error);
+    return failure;
   });
 }
 

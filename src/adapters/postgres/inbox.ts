@@ -1,8 +1,5 @@
 /**
- * The inbox: consumer-side deduplication for at-least-once delivery. A
- * handler's own database effects run at most once per (event id, handler),
- * because the record that they ran is written in the same transaction as
- * the effects.
+ * The inbox: consumer-side deduplication for at-least-once delivery.
  *
  * @module
  */
@@ -28,42 +25,29 @@ const PURGE_BATCH = 1000;
 /** Options of {@linkcode Inbox} and {@linkcode migrateInbox}. */
 export interface InboxOptions {
   /**
-   * The inbox table: a name, or `schema.name` (letters, digits and `_`, at
-   * most 50 characters each).
-   *
+   * The table: `name` or `schema.name` (letters, digits and `_`, at most 50
+   * characters each).
    * @default {"aftercommit_inbox"}
    */
   readonly table?: string;
 }
 
 /**
- * A postgres.js transaction (a `postgres.TransactionSql`): `tx.sql` inside
- * `PostgresUnitOfWork.run`, or the `sql` that `sql.begin` gives.
+ * A postgres.js transaction: `tx.sql` inside `PostgresUnitOfWork.run`, or the
+ * `sql` that `sql.begin` gives.
  */
 export interface InboxTransaction {
-  /**
-   * Runs one query in the transaction.
-   *
-   * @param strings The query's text around its parameters.
-   * @param values The parameters, or identifiers made with `sql(name)`.
-   * @returns The rows.
-   */
+  /** Runs one query in the transaction. */
   // deno-lint-ignore no-explicit-any
   (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
-  /**
-   * Runs `fn` in a savepoint. The inbox does not call it: only a
-   * transaction has it, so it tells a transaction from a pool.
-   *
-   * @param fn The work.
-   * @returns What `fn` resolved to.
-   */
+  /** Not called: only a transaction has it, so it tells one from a pool. */
   // deno-lint-ignore no-explicit-any
   savepoint(fn: (sql: any) => any): Promise<unknown>;
 }
 
-/** An event the inbox can key: it has a string `eventId`, as a `DomainEvent` does. */
+/** An event with a string `eventId`, as a `DomainEvent` has. */
 export interface InboxEvent {
-  /** The event's id: the same on every delivery of the event. */
+  /** The event's id: the same on every delivery. */
   readonly eventId: string;
 }
 
@@ -75,33 +59,12 @@ export type OnceResult<T> =
   | { readonly ran: false };
 
 /**
- * Consumer-side deduplication: {@linkcode Inbox.once} runs a handler's own
- * database effects at most once per (event id, handler name), however many
- * times the event is delivered.
- *
- * With the outbox, delivery is at least once: after a crash between a
- * handler's work and the outbox marking the event done, the relay delivers
- * the event again. A handler whose effects are writes to the application
- * database wraps them in `inbox.once(tx.sql, event, "Handler.name", work)`
- * inside a unit of work: the inbox table gets a row for (event id, handler)
- * in the same transaction as the effects, so either both commit or
- * neither does, and a later delivery finds the row and skips the work.
- *
- * - **Concurrent deliveries** of one event to one handler (two relays, a
- *   retry racing a slow first attempt) are safe: the second insert waits
- *   for the first transaction, and then skips (it committed) or runs (it
- *   rolled back).
- * - **A failing work** rolls back to a savepoint taken before the row was
- *   written, then rethrows: no record is left, so a redelivery runs it
- *   again, even if the caller catches the error and commits.
- * - **Retention**: rows are kept until {@linkcode Inbox.purge} deletes them.
- *   Keep them longer than an event can come back: parked outbox events can
- *   be requeued by hand, at any time.
- * - Effects outside the database (an HTTP call, an email) are not covered:
- *   enqueue a job with an idempotency key for those.
- *
- * Logs go to `["aftercommit", "inbox"]`: event ids and handler names, never
- * field values.
+ * Consumer-side deduplication: {@linkcode Inbox.once} runs a handler's
+ * database effects at most once per (event id, handler name), however often
+ * the outbox delivers the event, by writing a record in the same
+ * transaction as the effects. Concurrent deliveries are safe (the second
+ * insert waits for the first transaction). Effects outside the database (an
+ * HTTP call, an email) are not covered.
  *
  * @example Count each registration once, whatever the redeliveries
  * ```ts
@@ -134,9 +97,7 @@ export class Inbox {
   /**
    * Creates an inbox on a table; {@linkcode migrateInbox} creates the table.
    *
-   * @param options The table.
-   * @throws {TypeError} When `options` is not an object or the table name is
-   * invalid.
+   * @throws {TypeError} When the table name is invalid.
    */
   constructor(options: InboxOptions = {}) {
     this.#name = readOptions(options, {
@@ -150,27 +111,12 @@ export class Inbox {
   }
 
   /**
-   * Runs `work` unless `handler` already processed `event`: writes the
-   * record (event id, handler) and runs `work` in the transaction `sql`,
-   * inside a savepoint, so the record commits exactly when `work`'s
-   * effects do.
+   * Runs `work` in the transaction `sql` unless `handler` (a stable name of
+   * at most 200 characters; renaming it makes old events look new) already
+   * processed `event`. The record and `work`'s effects commit together.
    *
-   * @typeParam T What `work` returns.
-   * @param sql The transaction's `sql` (`tx.sql` inside `uow.run`, or the
-   * `sql` that `sql.begin` gives); not a pool.
-   * @param event The event being handled: it needs a string `eventId`.
-   * @param handler A stable name for the handler, such as
-   * `"Stats.countSignup"` (at most 200 characters). Several handlers of one
-   * event each get their own record. Renaming it makes old events look new.
-   * @param work The handler's database effects, made with the same
-   * transaction.
-   * @returns `{ ran: true, value }` when `work` ran, `{ ran: false }` when
-   * the record was there (nothing ran).
-   * @throws {TypeError} When `sql` is not a transaction, `event` has no
-   * string `eventId`, `handler` is not a non-empty string, or `work` is not
-   * a function; nothing is written then.
+   * @throws {TypeError} When an argument is invalid; nothing is written.
    * @throws `work`'s own error, after rolling back to before the record.
-   * @throws The driver's error when a statement fails.
    */
   async once<T>(
     sql: InboxTransaction,
@@ -243,31 +189,13 @@ export class Inbox {
   }
 
   /**
-   * Deletes the records of events processed more than `olderThanSeconds`
-   * ago, 1,000 at a time, and tells how many. After that, a redelivery of
-   * such an event runs its handlers again: keep records longer than any
-   * event can come back (parked outbox events can be requeued at any time).
-   * Run it every day or so, from a job schedule or a timer.
+   * Deletes the records older than `olderThanSeconds`, 1,000 at a time. Keep
+   * them longer than an event can come back: parked outbox events can be
+   * requeued at any time.
    *
-   * @param sql A postgres.js client on the application database.
-   * @param options `olderThanSeconds`: the retention, in seconds.
    * @returns How many records were deleted.
    * @throws {TypeError} When `sql` is not a postgres.js client or
-   * `olderThanSeconds` is not a number.
-   * @throws {RangeError} When `olderThanSeconds` is negative or not finite.
-   * @throws The driver's error when a statement fails.
-   *
-   * @example Keep 30 days
-   * ```ts
-   * import postgres from "postgres";
-   * import { Inbox } from "@aftercommit/core/postgres";
-   *
-   * const sql = postgres(Deno.env.get("DATABASE_URL")!);
-   * const deleted = await new Inbox().purge(sql, {
-   *   olderThanSeconds: 30 * 86_400,
-   * });
-   * if (deleted > 0) await sql`vacuum aftercommit_inbox`;
-   * ```
+   * `olderThanSeconds` not a number; a RangeError when it is negative.
    */
   async purge(
     sql: PostgresOutboxClient,
@@ -275,14 +203,12 @@ export class Inbox {
   ): Promise<number> {
     const action = "purge inbox";
     assertClient(sql, action);
-    const hint =
-      "pass the retention, such as { olderThanSeconds: 30 * 86_400 }";
     if (typeof options?.olderThanSeconds !== "number") {
       fail(
         action,
         `options.olderThanSeconds must be a number of seconds, received ${
           describe(options?.olderThanSeconds)
-        }; ${hint}`,
+        }; pass the retention, such as { olderThanSeconds: 30 * 86_400 }`,
       );
     }
     const { olderThanSeconds } = readOptions(options, {
@@ -307,14 +233,7 @@ export class Inbox {
     return total;
   }
 
-  /**
-   * Creates the inbox table and its index when missing, in one transaction
-   * under an advisory lock. {@linkcode migrateInbox} does the same.
-   *
-   * @param sql A postgres.js client on the application database.
-   * @returns A promise that settles when the table exists.
-   * @throws {TypeError} When `sql` is not a postgres.js client.
-   */
+  /** Same as {@linkcode migrateInbox}, on this inbox's table. */
   async migrate(sql: PostgresOutboxClient): Promise<void> {
     assertClient(sql, "migrate inbox");
     const t = sql(this.#name);
@@ -335,25 +254,11 @@ export class Inbox {
 }
 
 /**
- * Creates the inbox table when it is missing. Safe at every start and from
- * several processes at once (`create … if not exists` under an advisory
- * lock).
+ * Creates the inbox table when missing; safe at every start and from several
+ * processes (`if not exists`, under an advisory lock).
  *
- * @param sql A postgres.js client on the application database.
- * @param options `table`: the inbox table.
- * @returns A promise that settles when the table exists.
  * @throws {TypeError} When `sql` is not a postgres.js client or the table
  * name is invalid.
- * @throws The driver's error when a statement fails.
- *
- * @example Migrate at start-up
- * ```ts
- * import postgres from "postgres";
- * import { migrateInbox } from "@aftercommit/core/postgres";
- *
- * const sql = postgres(Deno.env.get("DATABASE_URL")!);
- * await migrateInbox(sql);
- * ```
  */
 export async function migrateInbox(
   sql: PostgresOutboxClient,

@@ -1,7 +1,9 @@
 /**
  * The Unit of Work over `npm:postgres` (postgres.js): each `run` is one
- * `sql.begin` transaction, and the events the tracked aggregates recorded are
- * published on the bus after the `COMMIT`, never on rollback.
+ * transaction, and its events are published after the `COMMIT`, never on
+ * rollback. With `outbox: true` they are also written to an outbox table in
+ * the transaction and {@linkcode OutboxRelay} delivers them at least once;
+ * {@linkcode Inbox} makes a handler's database effects run once per event.
  *
  * @example Publish after commit
  * ```ts
@@ -22,13 +24,6 @@
  * });
  * await sql.end();
  * ```
- *
- * With `outbox: true`, the events are also written to an outbox table in
- * the same transaction, and an {@linkcode OutboxRelay} dispatches those a
- * crash or a failed handler left undone: delivery becomes at least once.
- * In that mode `publishAfterCommit(event, { delaySeconds | at })` delays an
- * event, and {@linkcode Inbox} makes a handler's own database effects run
- * once per event however often it is delivered.
  *
  * @module
  */

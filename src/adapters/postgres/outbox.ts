@@ -16,85 +16,64 @@ export { DEFAULT_OUTBOX_TABLE };
 export type PostgresOutboxClient = PostgresClient;
 
 /**
- * Options shared by the outbox mode of `PostgresUnitOfWork` and by
- * {@linkcode OutboxRelay}. Give both the same values.
+ * Options of the outbox mode of `PostgresUnitOfWork` and of
+ * {@linkcode OutboxRelay}; give both the same values.
  */
 export interface OutboxOptions {
   /**
-   * The outbox table: a name, or `schema.name` (letters, digits and `_`, at
-   * most 50 characters each).
-   *
+   * The table: `name` or `schema.name` (letters, digits and `_`, at most 50
+   * characters each).
    * @default {"aftercommit_outbox"}
    */
   readonly table?: string;
   /**
-   * The registry that names event classes and rebuilds events.
-   *
+   * Names event classes and rebuilds events.
    * @default {defaultEventRegistry}
    */
   readonly registry?: EventRegistry;
   /**
-   * Seconds an event is reserved for the process that wrote it (counted
-   * from the insert, not from the start of the transaction) or that claimed
-   * it (in the relay); no relay takes it before the lease ends. The holder
-   * extends the lease while it is still dispatching, so it only runs out
-   * when that process died or could not reach the database for this long.
-   *
+   * Seconds an event is reserved for the process that wrote or claimed it;
+   * the holder extends it while dispatching, so it runs out only when that
+   * process died or lost the database.
    * @default {30}
    */
   readonly leaseSeconds?: number;
   /**
-   * Seconds one event's dispatch (all of its handlers) may take. Handlers
-   * get an `AbortSignal` (the bus's second argument, `{ signal }`) that is
-   * aborted then; a dispatch that outlives it counts as a failed attempt,
-   * recorded with a `DispatchTimeoutError`, and the next event goes on. The
-   * handler's promise is not awaited any longer: whatever it still does
-   * runs unwatched, so handlers should stop on the signal.
-   *
+   * Seconds one event's handlers may take. Then their `AbortSignal` is
+   * aborted, the attempt fails with a `DispatchTimeoutError`, and what they
+   * still do runs unwatched.
    * @default {10}
    */
   readonly dispatchTimeoutSeconds?: number;
   /**
-   * Failed dispatches after which an event is parked: kept, logged, never
-   * retried again.
-   *
+   * Failed dispatches after which an event is parked (never retried).
    * @default {10}
    */
   readonly maxAttempts?: number;
   /**
-   * Seconds before an event whose dispatch failed may be tried again;
-   * doubles after every further failure.
-   *
+   * Seconds before a failed event is retried; doubles after each failure.
    * @default {1}
    */
   readonly retryDelaySeconds?: number;
   /**
    * The upper bound of the retry delay, in seconds.
-   *
    * @default {300}
    */
   readonly maxRetryDelaySeconds?: number;
 }
 
-/** Where a unit of work in outbox mode stands, for crash tests. */
-export type OutboxCheckpoint =
-  /** The transaction committed; no event has been dispatched yet. */
-  | "committed"
-  /** Every event has been dispatched; none is marked done yet. */
-  | "dispatched";
+/**
+ * Where a unit of work in outbox mode stands, for crash tests: committed
+ * (nothing dispatched yet) or dispatched (nothing marked done yet).
+ */
+export type OutboxCheckpoint = "committed" | "dispatched";
 
 /**
- * Creates the outbox table and its indexes when they are missing. It is
- * safe to run at every start and from several processes at once: the
- * statements are `create … if not exists`, run in one transaction under an
- * advisory lock.
+ * Creates the outbox table and its indexes when missing; safe at every start
+ * and from several processes (`if not exists`, under an advisory lock).
  *
- * @param sql A postgres.js client on the application database.
- * @param options `table`: the outbox table (other options are ignored).
- * @returns A promise that settles when the table exists.
  * @throws {TypeError} When `sql` is not a postgres.js client or the table
  * name is invalid.
- * @throws The driver's error when a statement fails.
  *
  * @example Migrate at start-up
  * ```ts

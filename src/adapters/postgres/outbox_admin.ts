@@ -27,20 +27,13 @@ const logger = getLogger(["aftercommit", "outbox"]);
 export interface OutboxStats {
   /** Undone events no process holds: the relay takes them next. */
   readonly pending: number;
-  /**
-   * Undone events under a lease: being dispatched, or waiting out the
-   * delay after a failed attempt or an outage.
-   */
+  /** Undone events under a lease: being dispatched, or waiting to retry. */
   readonly inFlight: number;
-  /** Events that used up their attempts; they wait for a requeue or a purge. */
+  /** Events that used up their attempts: they wait for a requeue or purge. */
   readonly parked: number;
   /** Dispatched events, kept until the relay's retention ends. */
   readonly done: number;
-  /**
-   * Seconds since the oldest undone, unparked event was committed, or
-   * `null` when there is none: a growing value means the backlog does not
-   * drain.
-   */
+  /** Seconds since the oldest undone event was committed, or `null`. */
   readonly oldestPendingAgeSeconds: number | null;
 }
 
@@ -66,21 +59,24 @@ export interface ParkedEvent {
 
 /** Options of {@linkcode OutboxAdmin.listParked}. */
 export interface ListParkedOptions {
-  /** Only events of this type name. @default {undefined (every type)} */
+  /**
+   * Only events of this type name.
+   * @default {undefined (every type)}
+   */
   readonly type?: string;
-  /** At most this many, oldest first (1 to 10,000). @default {100} */
+  /**
+   * At most this many, oldest first (1 to 10,000).
+   * @default {100}
+   */
   readonly limit?: number;
   /**
-   * Include each event's fields, which may hold personal data (leave it off
-   * for logs and dashboards). @default {false}
+   * Include each event's fields, which may hold personal data.
+   * @default {false}
    */
   readonly includePayload?: boolean;
 }
 
-/**
- * Which parked events a requeue or a purge is about: some ids, every event
- * of one type, or all of them.
- */
+/** Which parked events a requeue or purge is about: ids, a type, or all. */
 export type ParkedSelection =
   | { readonly ids: readonly string[] }
   | { readonly type: string }
@@ -95,15 +91,9 @@ const LIST_OPTIONS = {
 };
 
 /**
- * See and repair the outbox of one application database: counts, the
- * parked events (those whose handlers failed `maxAttempts` times), and
- * the two repairs, requeue (try them again, with a fresh set of attempts)
- * and purge (delete them). The CLI (`@aftercommit/core/cli`) and the dev
+ * See and repair one outbox: counts, the parked events (whose handlers
+ * failed `maxAttempts` times), requeue and purge. The CLI and the dev
  * server's admin endpoints run on it.
- *
- * Listing shows type names, attempts, errors and ages, never the events'
- * fields unless asked (`includePayload`). Changes are logged with counts
- * only.
  *
  * @example Requeue what a bug parked, once it is fixed
  * ```ts
@@ -126,9 +116,6 @@ export class OutboxAdmin {
   /**
    * Creates the admin view of one outbox table.
    *
-   * @param sql A postgres.js client on the application database.
-   * @param options `table`: the outbox table (other outbox options are
-   * ignored).
    * @throws {TypeError} When `sql` is not a postgres.js client or the table
    * name is invalid.
    */
@@ -145,42 +132,26 @@ export class OutboxAdmin {
     this.#table = sql(table);
   }
 
-  /**
-   * Counts the outbox's events by state, and the age of the oldest undone
-   * one. Reads the whole table (done events included) in one statement.
-   *
-   * @returns The counts.
-   * @throws The driver's error when the statement fails.
-   */
+  /** Counts the events by state, in one statement over the whole table. */
   async stats(): Promise<OutboxStats> {
     const sql = this.#sql;
     const undone = sql`done_at is null and parked_at is null`;
-    const [row] = await sql<
-      [{
-        pending: number;
-        in_flight: number;
-        parked: number;
-        done: number;
-        oldest: number | null;
-      }]
-    >`select
+    const [row] = await sql<[OutboxStats]>`select
         count(*) filter (where ${undone} and
           (locked_until is null or locked_until <= clock_timestamp()))::int
           as pending,
         count(*) filter (where ${undone} and
-          locked_until > clock_timestamp())::int as in_flight,
+          locked_until > clock_timestamp())::int as "inFlight",
         count(*) filter (where parked_at is not null and done_at is null)::int
           as parked,
         count(*) filter (where done_at is not null)::int as done,
         extract(epoch from clock_timestamp() -
-          min(created_at) filter (where ${undone}))::float8 as oldest
+          min(created_at) filter (where ${undone}))::float8
+          as "oldestPendingAgeSeconds"
       from ${this.#table}`;
-    const { pending, in_flight, parked, done, oldest } = row;
+    const oldest = row.oldestPendingAgeSeconds;
     return {
-      pending,
-      inFlight: in_flight,
-      parked,
-      done,
+      ...row,
       oldestPendingAgeSeconds: oldest === null ? null : Math.max(0, oldest),
     };
   }
@@ -188,10 +159,8 @@ export class OutboxAdmin {
   /**
    * Lists parked events, oldest first.
    *
-   * @param options A type filter, a limit, and whether to include fields.
-   * @returns The parked events.
-   * @throws {TypeError} When an option has the wrong type.
-   * @throws {RangeError} When `limit` is out of range.
+   * @throws {TypeError} When an option has the wrong type; a RangeError when
+   * `limit` is out of range.
    */
   async listParked(options: ListParkedOptions = {}): Promise<ParkedEvent[]> {
     const { type, limit, includePayload } = readOptions(
@@ -200,17 +169,11 @@ export class OutboxAdmin {
       "list parked outbox events",
     );
     const sql = this.#sql;
-    const rows = await sql<{
-      id: string;
-      type: string;
-      attempts: number;
-      last_error: string | null;
-      created_at: Date;
-      parked_at: Date;
-      age: number;
-      payload?: string;
-    }[]>`select id, type, attempts, last_error, created_at, parked_at,
-        extract(epoch from clock_timestamp() - created_at)::float8 as age
+    const rows = await sql<(ParkedEvent & { payload?: string })[]>`select
+        id, type, attempts, last_error as "lastError",
+        created_at as "createdAt", parked_at as "parkedAt",
+        extract(epoch from clock_timestamp() - created_at)::float8
+          as "ageSeconds"
         ${includePayload ? sql`, payload::text as payload` : sql``}
       from ${this.#table}
       where parked_at is not null and done_at is null
@@ -218,23 +181,17 @@ export class OutboxAdmin {
       order by seq
       limit ${limit}::int`;
     return rows.map((r) => ({
-      id: r.id,
-      type: r.type,
-      attempts: r.attempts,
-      lastError: r.last_error,
-      createdAt: new Date(r.created_at),
-      parkedAt: new Date(r.parked_at),
-      ageSeconds: Math.max(0, r.age),
+      ...r,
+      createdAt: new Date(r.createdAt),
+      parkedAt: new Date(r.parkedAt),
+      ageSeconds: Math.max(0, r.ageSeconds),
       ...(includePayload ? { payload: JSON.parse(r.payload!) } : {}),
     }));
   }
 
   /**
-   * Counts the parked events a requeue or purge of `selection` would
-   * change (for a confirmation prompt).
+   * Counts the parked events `selection` matches, for a confirmation prompt.
    *
-   * @param selection `{ ids }`, `{ type }` or `{ all: true }`.
-   * @returns How many parked events match.
    * @throws {TypeError} When the selection is invalid.
    */
   async countParked(selection: ParkedSelection): Promise<number> {
@@ -245,12 +202,9 @@ export class OutboxAdmin {
   }
 
   /**
-   * Requeues parked events: they become pending again with no attempts
-   * used (their last error is kept), and the relay dispatches them at its
-   * next pass.
+   * Makes parked events pending again with no attempts used (the last error
+   * is kept), and tells how many.
    *
-   * @param selection `{ ids }`, `{ type }` or `{ all: true }`.
-   * @returns How many events were requeued.
    * @throws {TypeError} When the selection is invalid; nothing changes then.
    */
   async requeueParked(selection: ParkedSelection): Promise<number> {
@@ -265,10 +219,8 @@ export class OutboxAdmin {
   }
 
   /**
-   * Deletes parked events for good: their handlers will never run.
+   * Deletes parked events for good, and tells how many.
    *
-   * @param selection `{ ids }`, `{ type }` or `{ all: true }`.
-   * @returns How many events were deleted.
    * @throws {TypeError} When the selection is invalid; nothing changes then.
    */
   async purgeParked(selection: ParkedSelection): Promise<number> {
@@ -293,8 +245,7 @@ export class OutboxAdmin {
     return count;
   }
 
-  // Checks a selection and turns it into a WHERE clause: exactly one of
-  // { ids } (1 to 10,000 non-empty strings), { type } or { all: true }.
+  // Checks a selection and turns it into a WHERE clause.
   #where(
     selection: unknown,
     action: string,
