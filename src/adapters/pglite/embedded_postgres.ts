@@ -1,19 +1,10 @@
 /**
- * Embedded PostgreSQL: PGlite (PostgreSQL compiled to WASM) served on a
- * loopback port by `@electric-sql/pglite-socket`, so `npm:postgres` reaches it
- * like a server.
+ * Embedded PostgreSQL: PGlite served on a loopback port by pglite-socket.
  *
- * Limits (PGlite 0.5, pglite-socket 0.2):
- * - One session, so one connection at a time (`maxConnections: 1`); clients
- *   use `max: 1`, and code that waits for a second connection while holding
- *   the first deadlocks. pglite-socket's multiplexing mode is not used: it
- *   interleaves the extended-protocol messages of different connections on
- *   the one session, where they share the unnamed portal.
- * - The connection is kept (no maximum lifetime): a reconnect can race the
- *   server releasing the previous one and be turned away.
- * - No TLS, no cancel requests (`statement_timeout` works), one database
- *   (`postgres`); any user name is accepted.
- * - Startup takes seconds: share one instance per test file or process.
+ * Limits (PGlite 0.5, pglite-socket 0.2): one session, so one connection at
+ * a time; waiting for a second while holding the first deadlocks (the
+ * multiplexing mode is not used: connections would share the unnamed
+ * portal). No TLS, no cancel requests, one database; startup takes seconds.
  *
  * @module
  */
@@ -27,15 +18,13 @@ const logger = getLogger(["aftercommit", "embedded"]);
 /** Options of {@linkcode startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
   /**
-   * A folder to keep the database in across restarts, created when missing.
-   * Open a folder from one instance at a time.
-   *
-   * @default {undefined (in memory: the data is gone when the database stops)}
+   * A folder to keep the database in across restarts (one instance at a
+   * time), created when missing.
+   * @default {undefined (in memory)}
    */
   readonly dataDir?: string;
   /**
    * The loopback port to listen on; `0` picks a free one.
-   *
    * @default {0}
    */
   readonly port?: number;
@@ -49,22 +38,19 @@ export interface EmbeddedNotice {
   readonly message?: string;
 }
 
-/**
- * The postgres.js options that keep a client within the embedded server's
- * limits: pass them to `postgres(db.url, { ...db.clientOptions, … })`.
- */
+/** The postgres.js options that keep a client within the server's limits. */
 export interface EmbeddedClientOptions {
   /** One connection: PGlite has one session. */
   readonly max: 1;
-  /** Never recycle the connection (a reconnect could be turned away). */
+  /** Never recycle the connection: a reconnect could be turned away. */
   readonly max_lifetime: null;
   /** Notices go to the log (`["aftercommit", "embedded"]`, debug). */
   readonly onnotice: (notice: EmbeddedNotice) => void;
 }
 
-/** A client that {@linkcode EmbeddedPostgres.close} can end: a postgres.js `Sql` fits. */
+/** A client {@linkcode EmbeddedPostgres.close} can end, such as a `Sql`. */
 export interface EndableClient {
-  /** Closes the client's connections, waiting `timeout` seconds for queries. */
+  /** Closes the client's connections, waiting `timeout` s for queries. */
   end(options?: { timeout?: number }): Promise<void>;
 }
 
@@ -85,7 +71,7 @@ const CLIENT_OPTIONS: EmbeddedClientOptions = Object.freeze({
 export class EmbeddedPostgres implements AsyncDisposable {
   /** The postgres.js options {@linkcode EmbeddedPostgres.connect} uses. */
   readonly clientOptions: EmbeddedClientOptions = CLIENT_OPTIONS;
-  /** `postgres://postgres@127.0.0.1:<port>/postgres`, one connection at a time. */
+  /** `postgres://postgres@127.0.0.1:<port>/postgres`. */
   readonly url: string;
   readonly #pglite: PGlite;
   readonly #server: PGLiteSocketServer;
@@ -105,18 +91,7 @@ export class EmbeddedPostgres implements AsyncDisposable {
     this.url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   }
 
-  /**
-   * Starts PGlite and its socket server; {@linkcode startEmbeddedPostgres}
-   * calls it.
-   *
-   * @param options The data folder and the port.
-   * @returns The running database.
-   * @throws {TypeError} When `dataDir` is not a non-empty string or `port`
-   * not an integer.
-   * @throws {RangeError} When `port` is not a port number.
-   * @throws The error of PGlite or of the socket server (a port in use, a
-   * data folder another process holds); nothing is left running then.
-   */
+  /** Same as {@linkcode startEmbeddedPostgres}. */
   static async start(
     options: EmbeddedPostgresOptions = {},
   ): Promise<EmbeddedPostgres> {
@@ -146,30 +121,12 @@ export class EmbeddedPostgres implements AsyncDisposable {
   }
 
   /**
-   * Creates a client with `factory` (postgres.js's default export) on
-   * {@linkcode EmbeddedPostgres.url} with
-   * {@linkcode EmbeddedPostgres.clientOptions}, and ends it on `close()`.
-   * End a client before connecting another.
+   * Creates a client with `factory` (`postgres`, or a function that calls it
+   * with more options) on `url` with `clientOptions`, and ends it on
+   * `close()`. End a client before connecting another.
    *
-   * @typeParam C The client's type.
-   * @param factory `postgres`, or a function that calls it with more options.
-   * @returns The client; it connects on its first query.
    * @throws {TypeError} When `factory` is not a function, or the database
    * is closed.
-   *
-   * @example Connect postgres.js with more options
-   * ```ts
-   * import assert from "node:assert/strict";
-   * import postgres from "postgres";
-   * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
-   *
-   * await using db = await startEmbeddedPostgres();
-   * const sql = db.connect((url, options) =>
-   *   postgres(url, { ...options, transform: postgres.camel })
-   * );
-   * const [row] = await sql`select 1 as some_value`;
-   * assert.equal(row?.someValue, 1);
-   * ```
    */
   connect<C extends EndableClient>(
     factory: (url: string, options: EmbeddedClientOptions) => C,
@@ -186,10 +143,7 @@ export class EmbeddedPostgres implements AsyncDisposable {
 
   /**
    * Ends the clients made by {@linkcode EmbeddedPostgres.connect}, stops the
-   * socket server and closes PGlite (flushing a data folder). Calling it
-   * again returns the same promise.
-   *
-   * @returns A promise that settles when everything is stopped.
+   * server and closes PGlite; calling it again returns the same promise.
    */
   close(): Promise<void> {
     return this.#closing ??= (async () => {
@@ -217,13 +171,12 @@ export class EmbeddedPostgres implements AsyncDisposable {
 }
 
 /**
- * Starts an embedded PostgreSQL (PGlite) reachable by `npm:postgres` on a
- * loopback port: in memory by default, or kept in `options.dataDir`.
+ * Starts an embedded PostgreSQL (PGlite) on a loopback port, in memory or
+ * kept in `options.dataDir`; stop it with `close()` or `await using`.
  *
- * @param options The data folder and the port.
- * @returns The running database; stop it with `close()` or `await using`.
- * @throws {TypeError} When `options.dataDir` is not a non-empty string.
- * @throws {RangeError} When `options.port` is not a port number.
+ * @throws {TypeError} When an option has the wrong type; a RangeError when
+ * `port` is not a port number; PGlite's or the server's error (nothing is
+ * left running then).
  *
  * @example Keep the data in a folder across restarts
  * ```ts

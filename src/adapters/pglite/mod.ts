@@ -1,8 +1,7 @@
 /**
- * Embedded PostgreSQL for development and tests: PGlite (real PostgreSQL in
- * WASM) served on a free loopback port, reached by `npm:postgres` as if it
- * were a server, in memory or in a data folder. It serves one connection at a
- * time; `connect(postgres)` gives a client configured for that (`max: 1`).
+ * Embedded PostgreSQL for development and tests: PGlite (PostgreSQL in WASM)
+ * on a loopback port, one connection at a time (`connect(postgres)` gives a
+ * client configured for that).
  *
  * @example Run a Unit of Work on embedded PostgreSQL
  * ```ts
