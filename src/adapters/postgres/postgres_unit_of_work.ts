@@ -104,36 +104,8 @@ const ISOLATION_LEVELS = ["read committed", "repeatable read", "serializable"];
  * a connection reserved from the pool, and the events of the tracked
  * aggregates are published after its `COMMIT`. On a client with `max: 1`
  * (embedded PGlite) runs queue for the connection, so a run must not wait
- * for another from inside its work (that is refused).
- *
- * @example Register a user and publish UserRegistered after the commit
- * ```ts
- * import postgres from "postgres";
- * import { AggregateRoot, defaultBus } from "@aftercommit/core";
- * import { PostgresUnitOfWork } from "@aftercommit/core/postgres";
- *
- * class UserRegistered {
- *   constructor(readonly userId: string) {}
- * }
- * class User extends AggregateRoot {
- *   constructor(readonly id: string, readonly email: string) {
- *     super();
- *   }
- *   static register(email: string): User {
- *     const user = new User(crypto.randomUUID(), email);
- *     user.recordEvent(new UserRegistered(user.id));
- *     return user;
- *   }
- * }
- *
- * const sql = postgres(Deno.env.get("DATABASE_URL")!);
- * const uow = new PostgresUnitOfWork(sql, { bus: defaultBus });
- * const userId = await uow.run(async (tx) => {
- *   const user = tx.track(User.register("ada@example.com"));
- *   await tx.sql`insert into users (id, email) values (${user.id}, ${user.email})`;
- *   return user.id;
- * }); // COMMIT, then UserRegistered is published on defaultBus
- * ```
+ * for another from inside its work (that is refused). The example is in the
+ * `@aftercommit/core/postgres` module doc.
  */
 export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   PostgresTransactionOf<S>,
