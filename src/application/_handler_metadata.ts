@@ -38,8 +38,8 @@ function ownRecords(klass: object): readonly HandlerRecord[] {
   return meta != null && Object.hasOwn(meta, HANDLERS) ? meta[HANDLERS]! : [];
 }
 
-// The class and its ancestors, nearest first.
-function chainOf(klass: object): object[] {
+/** The class and its ancestors, nearest first. */
+export function chainOf(klass: object): object[] {
   const chain: object[] = [];
   for (
     let c: object | null = klass;

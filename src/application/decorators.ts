@@ -26,10 +26,7 @@ import type { EventClass, HandlerContext } from "./types.ts";
 export type OnDecorator<E extends object> = <
   This,
   M extends (this: This, event: E, context: HandlerContext) => unknown,
->(
-  method: M,
-  context: ClassMethodDecoratorContext<This, M>,
-) => void;
+>(method: M, context: ClassMethodDecoratorContext<This, M>) => void;
 
 /** Options of {@linkcode On} and {@linkcode OnAny}. */
 export interface OnOptions {

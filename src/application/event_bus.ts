@@ -7,6 +7,7 @@ import { getLogger } from "@logtape/logtape";
 import { DebugGate } from "./_debug_gate.ts";
 import { errorType, loggableError } from "../internal/loggable_error.ts";
 import {
+  chainOf,
   collectHandlerRecords,
   type HandlerRecord,
   hasUnsubscribed,
@@ -249,7 +250,7 @@ export class EventBus {
       );
     }
     return this.#add([
-      this.#entry(type, handler as EventHandler, undefined, options, checked),
+      this.#entry(type, handler as EventHandler, checked, options.name),
     ]);
   }
 
@@ -271,7 +272,7 @@ export class EventBus {
       );
     }
     const checked = handlerOptions(options, undefined, action, true);
-    return this.#add([this.#entry(null, handler, undefined, options, checked)]);
+    return this.#add([this.#entry(null, handler, checked, options.name)]);
   }
 
   /**
@@ -335,10 +336,10 @@ export class EventBus {
   }
 
   /**
-   * Publishes events in order, as {@linkcode EventBus.publish}: every handler
-   * of an event finishes before the next event's first handler starts. All
-   * events are checked (a `TypeError`) before any handler runs; under
-   * `"fail-fast"` a failure stops the later events.
+   * Publishes `events` in order, each as {@linkcode EventBus.publish} does:
+   * every handler of an event finishes before the next event's first starts.
+   * A non-object rejects with a `TypeError` before any handler runs; under
+   * `"fail-fast"` a handler's failure stops the later events.
    */
   publishAll(
     events: Iterable<object>,
@@ -429,12 +430,12 @@ export class EventBus {
   #entry(
     type: EventClass | null,
     handler: EventHandler,
-    target: object | undefined,
-    options: { readonly name?: string },
     checked: HandlerOptions,
+    name: string | undefined,
+    target?: object,
   ): Entry {
     return {
-      name: options.name ?? (handler.name || "(anonymous)"),
+      name: name ?? (handler.name || "(anonymous)"),
       handler: handler as HandlerInfo["handler"],
       target,
       eventType: type ?? undefined,
@@ -458,13 +459,7 @@ export class EventBus {
         `${String(record.name)} is no longer a method (it is ${describe(fn)})`,
       );
     }
-    return this.#entry(
-      record.type,
-      fn as EventHandler,
-      target,
-      { name },
-      record,
-    );
+    return this.#entry(record.type, fn as EventHandler, record, name, target);
   }
 
   // Adds every entry of `added`, or none when one is already registered.
@@ -538,15 +533,8 @@ function distanceTo(entry: Entry, type: unknown): number | undefined {
   if (entry.eventType === undefined) return Infinity;
   if (entry.eventType === type) return 0;
   if (!entry.subclasses || typeof type !== "function") return undefined;
-  let distance = 0;
-  for (
-    let c: object | null = type;
-    c !== null && c !== Function.prototype;
-    c = Object.getPrototypeOf(c), distance++
-  ) {
-    if (c === entry.eventType) return distance;
-  }
-  return undefined;
+  const distance = chainOf(type).indexOf(entry.eventType);
+  return distance < 0 ? undefined : distance;
 }
 
 // The fast path: one handler, fail-fast, no signal, tracing or debug log. The

@@ -282,7 +282,7 @@ const NOT_COMMITTED = {
  * @typeParam C The context `work` receives.
  * @typeParam W What `beforeCommit` hands to `publishCommitted` for one run.
  *
- * @example A Unit of Work over an in-memory "database"
+ * @example Published after the commit, never on rollback
  * ```ts
  * import assert from "node:assert/strict";
  * import { EventBus, UnitOfWork, type UnitOfWorkContext } from "@aftercommit/core";
@@ -290,33 +290,26 @@ const NOT_COMMITTED = {
  * class Deposited {
  *   constructor(readonly amount: number) {}
  * }
- * type Rows = Map<string, number>;
- * type Context = UnitOfWorkContext & { rows: Rows };
- *
- * class MemoryUnitOfWork extends UnitOfWork<Rows, Context> {
- *   readonly committed: Rows = new Map();
- *   protected override async transaction<T>(body: (r: Rows) => Promise<T>) {
- *     const rows = new Map(this.committed);
- *     const result = await body(rows); // a throw copies nothing back
- *     for (const [key, value] of rows) this.committed.set(key, value);
- *     return result;
+ * // A unit of work without a database: `body` resolving is the commit.
+ * class NoDatabase extends UnitOfWork<null, UnitOfWorkContext> {
+ *   protected override transaction<T>(body: (handle: null) => Promise<T>) {
+ *     return body(null);
  *   }
- *   protected override createContext(rows: Rows, tx: UnitOfWorkContext) {
- *     const { track, publishAfterCommit } = tx; // bound: copy as they are
- *     return { rows, track, publishAfterCommit };
+ *   protected override createContext(_: null, context: UnitOfWorkContext) {
+ *     return context;
  *   }
  * }
  *
  * const bus = new EventBus();
  * const seen: number[] = [];
  * bus.register(Deposited, (e) => void seen.push(e.amount));
- * const uow = new MemoryUnitOfWork({ bus });
- * await uow.run((tx) => {
- *   tx.rows.set("a1", 10);
- *   tx.publishAfterCommit(new Deposited(10));
- * });
- * assert.deepEqual(seen, [10]); // published after the commit
- * assert.equal(uow.committed.get("a1"), 10);
+ * const uow = new NoDatabase({ bus });
+ * await uow.run((tx) => tx.publishAfterCommit(new Deposited(10)));
+ * await assert.rejects(uow.run((tx) => {
+ *   tx.publishAfterCommit(new Deposited(20));
+ *   throw new Error("rolled back");
+ * }));
+ * assert.deepEqual(seen, [10]);
  * ```
  */
 export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
