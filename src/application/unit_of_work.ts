@@ -13,7 +13,7 @@ import { DebugGate } from "./_debug_gate.ts";
 import { assertDelaySeconds, assertFutureDate } from "./_delay.ts";
 import { describe } from "../internal/describe.ts";
 import { errorType } from "../internal/loggable_error.ts";
-import { assertPublishAll, fail } from "../internal/rules.ts";
+import { assertPublishAll, expected, fail } from "../internal/rules.ts";
 import { inSpan, tracing } from "../internal/telemetry.ts";
 import { defaultBus, type EventBus } from "./event_bus.ts";
 
@@ -176,12 +176,7 @@ class Scope implements UnitOfWorkContext {
   ): void => {
     const action = "publish after commit";
     if (event === null || typeof event !== "object") {
-      fail(
-        action,
-        `expected an event object (a class instance), received ${
-          describe(event)
-        }`,
-      );
+      expected(action, "an event object (a class instance)", event);
     }
     const delay = options === undefined ? undefined : this.#delayOf(options);
     this.#assertOpen("publish an event after commit");
@@ -358,11 +353,11 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
 
   async #run<T>(work: (context: C) => T | PromiseLike<T>): Promise<T> {
     if (typeof work !== "function") {
-      fail(
+      expected(
         "run unit of work",
-        `expected a function that receives the transaction context, received ${
-          describe(work)
-        }; pass (tx) => { … }`,
+        "a function that receives the transaction context",
+        work,
+        "pass (tx) => { … }",
       );
     }
     const resource = this.resource;
