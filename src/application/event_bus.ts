@@ -382,7 +382,6 @@ export class EventBus {
     });
   }
 
-  // Events in order, each after the previous one's handlers finished.
   async #publish(
     events: readonly object[],
     options: PublishOptions | undefined,
@@ -607,8 +606,7 @@ function failed(
   (run.errors ??= []).push(error);
 }
 
-// With a tracer provider: the event's dispatch in a `publish` span, each
-// handler in a `process` span.
+// The event's dispatch in a `publish` span, each handler in a `process` span.
 function traced(
   entries: readonly Resolved[],
   event: object,
@@ -695,7 +693,6 @@ function untilSettledOrAborted(
   });
 }
 
-// The one way a handler's failure is logged (and counted).
 function logFailure(eventType: string, handler: string, error: unknown): void {
   logger.error("Handler {handler} failed for {eventType}: {error}", {
     eventType,
