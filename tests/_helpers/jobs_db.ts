@@ -3,6 +3,7 @@
 // the test file is done with it.
 import postgres from "postgres";
 import { createServerDatabase } from "./server_database.ts";
+import { waitFor } from "./poll.ts";
 import type { PGlite } from "@electric-sql/pglite";
 import {
   PgBossJobQueue,
@@ -117,32 +118,12 @@ export async function connectJobQueue(
   }
 }
 
+/** Re-exported: the pg-boss tests take it from here. */
+export { waitFor };
+
 /** A queue name no other test of the file uses. */
 export function uniqueQueueName(prefix: string): string {
   return `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-/**
- * Waits for `promise`, failing with `what` after `ms` instead of hanging the
- * test run when the awaited thing never happens.
- */
-export async function waitFor<T>(
-  promise: Promise<T>,
-  what: string,
-  ms = 15_000,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Collects values until `count` have arrived. */

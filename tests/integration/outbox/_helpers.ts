@@ -1,5 +1,5 @@
 // Shared pieces of the outbox deadline, outage and repair tests: an event
-// type, a fresh table per test, undone rows ready for a relay, and waits.
+// type, a fresh table per test, and undone rows ready for a relay.
 import type postgres from "postgres";
 import { DomainEvent, EventRegistry } from "../../../mod.ts";
 import {
@@ -71,40 +71,6 @@ export async function countWhere(
     `select count(*)::int as n from "${table}" where ${where}`,
   );
   return row!.n;
-}
-
-export async function waitUntil(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  ms = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-/** Resolves with `promise`, or rejects after `ms`. */
-export async function within<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`${what} took longer than ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Counts dispatches per event id. */

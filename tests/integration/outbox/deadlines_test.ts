@@ -18,9 +18,8 @@ import {
   insertUndone,
   Noted,
   rows,
-  waitUntil,
-  within,
 } from "./_helpers.ts";
+import { waitFor, waitUntil } from "../../_helpers/poll.ts";
 
 Deno.test({
   name: "Outbox deadlines and leases",
@@ -78,10 +77,10 @@ Deno.test({
             async () => (await rows(db.observer, options.table))[0]!.parked,
           );
         } finally {
-          await within(
+          await waitFor(
             Promise.all(relays.map((r) => r.stop())),
-            10_000,
             "relay.stop()",
+            10_000,
           );
         }
         const [row] = await rows(db.observer, options.table);
@@ -167,6 +166,7 @@ Deno.test({
           await tx.sql`select pg_sleep(2)`;
           for (let i = 0; i < 10; i++) tx.publishAfterCommit(new Noted(i));
         });
+        await uow.flush(); // the rows are marked done in the background
         assert.deepEqual(claimed, [0], "the relay claimed nothing");
         assert.equal(
           await countWhere(db.observer, options.table, "done_at is not null"),

@@ -22,7 +22,8 @@ import {
   clustersAvailable as canMakeClusters,
   startCluster as startThrowawayCluster,
 } from "../../_helpers/cluster.ts";
-import { countWhere, freshOutbox, Noted, waitUntil } from "./_helpers.ts";
+import { countWhere, freshOutbox, Noted } from "./_helpers.ts";
+import { waitUntil } from "../../_helpers/poll.ts";
 
 const QUEUE = "outage-welcome";
 
@@ -89,6 +90,7 @@ Deno.test({
     for (const event of before) {
       await uow.run((tx) => tx.publishAfterCommit(event));
     }
+    await uow.flush(); // their rows are marked done in the background
     await waitUntil("the first jobs", () => ran.size === 20);
 
     await cluster.stop("fast");

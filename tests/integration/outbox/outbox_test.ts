@@ -23,6 +23,7 @@ import { Outbox } from "../../../src/adapters/postgres/_outbox.ts";
 import { InMemoryJobQueue } from "../../../src/testing/mod.ts";
 import { type AppDatabase, openAppDatabase } from "../../_helpers/app_db.ts";
 import { captureLogs, recordText } from "../../_helpers/logs.ts";
+import { waitUntil } from "../../_helpers/poll.ts";
 
 class UserRegistered extends DomainEvent {
   constructor(readonly userId: string, readonly email: string) {
@@ -88,18 +89,6 @@ async function rows(db: AppDatabase, table: string): Promise<Row[]> {
      from "${table}" order by seq`,
     ),
   ] as unknown as Row[];
-}
-
-async function waitUntil(
-  what: string,
-  check: () => Promise<boolean>,
-  ms = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function insertUser(sql: postgres.TransactionSql, user: User) {

@@ -14,13 +14,8 @@ import {
   openJobsDatabase,
   uniqueQueueName,
 } from "../../_helpers/jobs_db.ts";
-import {
-  countWhere,
-  freshOutbox,
-  insertUndone,
-  Noted,
-  waitUntil,
-} from "./_helpers.ts";
+import { countWhere, freshOutbox, insertUndone, Noted } from "./_helpers.ts";
+import { waitUntil } from "../../_helpers/poll.ts";
 
 const EMAIL = "grace.hopper@example.org";
 
