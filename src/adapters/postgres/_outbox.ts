@@ -89,7 +89,7 @@ export interface RecordedFailure {
   readonly parked: boolean;
 }
 
-/** The outbox table's statements; `name` is `name` or `schema.name`. */
+/** The outbox table (`name` or `schema.name`) and its batch statements. */
 export class OutboxTable {
   constructor(readonly name: string) {}
 
@@ -178,54 +178,6 @@ export class OutboxTable {
       [ids as string[]],
       { prepare: false },
     );
-  }
-
-  /** Records a failed dispatch; parks the row at the limit. */
-  async recordFailure(
-    sql: Query,
-    id: string,
-    error: string,
-    outbox: Outbox,
-  ): Promise<RecordedFailure | undefined> {
-    // In SET, "attempts" is the value before this update.
-    const [row] = await sql<RecordedFailure[]>`update ${sql(this.name)}
-      set attempts = attempts + 1,
-        last_error = ${error},
-        locked_until = clock_timestamp() + least(
-          ${outbox.retryDelaySeconds}::float8 * power(2, least(attempts, 30)),
-          ${outbox.maxRetryDelaySeconds}::float8
-        ) * interval '1 second',
-        parked_at = case when attempts + 1 >= ${outbox.maxAttempts}::int
-          then clock_timestamp() end
-      where id = ${id} and done_at is null
-      returning attempts, parked_at is not null as parked`;
-    return row;
-  }
-
-  /** Puts undone rows off without using up an attempt; notes `error`. */
-  async defer(
-    sql: Query,
-    ids: readonly string[],
-    delaySeconds: number,
-    failedId: string | null,
-    error: string | null,
-  ): Promise<void> {
-    await sql`update ${sql(this.name)}
-      set locked_until = clock_timestamp() + ${delaySeconds}::float8 * interval '1 second',
-        last_error = case when id = ${failedId}::text then ${error}::text else last_error end
-      where id = any(${ids}::text[]) and done_at is null and parked_at is null`;
-  }
-
-  /** Extends the lease of undone rows to `leaseSeconds` from now. */
-  async extend(
-    sql: Query,
-    ids: readonly string[],
-    leaseSeconds: number,
-  ): Promise<void> {
-    await sql`update ${sql(this.name)}
-      set locked_until = greatest(locked_until,
-        clock_timestamp() + ${leaseSeconds}::float8 * interval '1 second')
-      where id = any(${ids}::text[]) and done_at is null and parked_at is null`;
   }
 
   /** Claims up to `limit` undone rows whose lease is over, oldest first. */
@@ -546,7 +498,10 @@ export class Outbox {
     if (ids.length === 0) return;
     const sentAt = performance.now();
     try {
-      await this.table.extend(sql, ids, lease.seconds);
+      await sql`update ${sql(this.table.name)}
+        set locked_until = greatest(locked_until,
+          clock_timestamp() + ${lease.seconds}::float8 * interval '1 second')
+        where id = any(${ids}::text[]) and done_at is null and parked_at is null`;
       lease.renewed(sentAt);
     } catch (error) {
       logger.warn(
@@ -569,13 +524,12 @@ export class Outbox {
   ): Promise<void> {
     if (ids.length === 0) return;
     try {
-      await this.table.defer(
-        sql,
-        ids,
-        delaySeconds,
-        failed?.id ?? null,
-        failed === undefined ? null : formatError(error),
-      );
+      const note = failed === undefined ? null : formatError(error);
+      await sql`update ${sql(this.table.name)}
+        set locked_until = clock_timestamp() + ${delaySeconds}::float8 * interval '1 second',
+          last_error = case when id = ${failed?.id ?? null}::text
+            then ${note}::text else last_error end
+        where id = any(${ids}::text[]) and done_at is null and parked_at is null`;
     } catch (writeError) {
       logger.warn(
         "Could not put off {eventCount} outbox events after an outage: {errorType}",
@@ -623,12 +577,18 @@ export class Outbox {
     const logged = { eventType: item.type, eventId: item.id };
     let recorded: RecordedFailure | undefined;
     try {
-      recorded = await this.table.recordFailure(
-        sql,
-        item.id,
-        formatError(error),
-        this,
-      );
+      // In SET, "attempts" is the value before this update.
+      [recorded] = await sql<RecordedFailure[]>`update ${sql(this.table.name)}
+        set attempts = attempts + 1,
+          last_error = ${formatError(error)},
+          locked_until = clock_timestamp() + least(
+            ${this.retryDelaySeconds}::float8 * power(2, least(attempts, 30)),
+            ${this.maxRetryDelaySeconds}::float8
+          ) * interval '1 second',
+          parked_at = case when attempts + 1 >= ${this.maxAttempts}::int
+            then clock_timestamp() end
+        where id = ${item.id} and done_at is null
+        returning attempts, parked_at is not null as parked`;
     } catch (writeError) {
       // The row keeps its lease and stays undone: the relay retries it.
       logger.error(
