@@ -22,7 +22,7 @@ import {
 } from "../_helpers/dev_server.ts";
 import { killChildWhenReady } from "../_helpers/kill_child.ts";
 import { fromFileUrl } from "../unit/_paths.ts";
-import { OutboxRelay } from "../../src/adapters/postgres/mod.ts";
+import { relayUntil, waitUntil } from "../_helpers/poll.ts";
 import {
   createLocations,
   openApp,
@@ -238,28 +238,18 @@ Deno.test({
         sdk.exporter.getFinishedSpans().filter((s) =>
           s.spanContext().traceId === childTrace
         );
-      {
-        // Outside any request: no span is active here.
-        await using _relay = new OutboxRelay(sql, {
-          ...OUTBOX,
-          bus,
-          pollIntervalSeconds: 0.1,
-        }).start();
-        const deadline = Date.now() + 30_000;
-        while (
-          inTrace().filter((s) => s.name === `work ${WELCOME_QUEUE}`).length <
-            2
-        ) {
-          if (Date.now() > deadline) {
-            throw new Error(
-              `Timed out: attempts ${attempts}; spans in the trace: ${
-                inTrace().map((s) => s.name).join(", ")
-              }`,
-            );
-          }
-          await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-      }
+      // Outside any request: no span is active here.
+      await relayUntil(
+        sql,
+        { ...OUTBOX, bus },
+        () =>
+          `both attempts: attempts ${attempts}; spans in the trace: ${
+            inTrace().map((s) => s.name).join(", ")
+          }`,
+        () =>
+          inTrace().filter((s) => s.name === `work ${WELCOME_QUEUE}`)
+            .length >= 2,
+      );
       const spans = inTrace();
       const all = sdk.exporter.getFinishedSpans();
 
@@ -370,15 +360,12 @@ Deno.test({
         // A stop ends the process, which flushes the exporter.
         assert.equal(await server.stop("SIGTERM"), 0, server.output());
       }
-      const deadline = Date.now() + 20_000;
-      while (!spans.some((s) => s.name === "work send-welcome-email")) {
-        if (Date.now() > deadline) {
-          throw new Error(
-            `No job span exported; spans: ${spans.map((s) => s.name)}`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitUntil(
+        () =>
+          `the job's span to be exported; spans: ${spans.map((s) => s.name)}`,
+        () => spans.some((s) => s.name === "work send-welcome-email"),
+        20_000,
+      );
 
       const roots = spans.filter((s) =>
         s.name === "POST /users" && s.scope === "aftercommit-dev"

@@ -9,10 +9,10 @@
 // Embedded: the child and the takeover share a PGlite data folder, one
 // process at a time. Server: a fresh database on TEST_DATABASE_URL.
 import assert from "node:assert/strict";
-import { OutboxRelay } from "../../../src/adapters/postgres/mod.ts";
 import { fromFileUrl } from "../../unit/_paths.ts";
 import { createServerDatabase } from "../../_helpers/server_database.ts";
 import { killChildWhenReady } from "../../_helpers/kill_child.ts";
+import { relayUntil } from "../../_helpers/poll.ts";
 import { HANDLER, ledgerBus, type Location, openApp, OUTBOX } from "./_app.ts";
 
 const CHILD = fromFileUrl(new URL("./_child.ts", import.meta.url));
@@ -69,18 +69,7 @@ async function crashRound(stage: Stage, where: Location): Promise<Round> {
       where id = ${eventId}`;
     return row?.done === true;
   };
-  {
-    await using _relay = new OutboxRelay(sql, {
-      ...OUTBOX,
-      bus,
-      pollIntervalSeconds: 0.1,
-    }).start();
-    const deadline = Date.now() + 30_000;
-    while (!await done()) {
-      if (Date.now() > deadline) throw new Error("The relay did not redeliver");
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+  await relayUntil(sql, { ...OUTBOX, bus }, "the relay's redelivery", done);
   const [counts] = await sql<{ bookings: number; records: number }[]>`
     select
       (select count(*)::int from ledger where event_id = ${eventId}) as bookings,

@@ -5,7 +5,7 @@
 // bench/outbox_crash_soak.ts.
 import { fromFileUrl } from "../../unit/_paths.ts";
 import { killChildWhenReady } from "../../_helpers/kill_child.ts";
-import { OutboxRelay } from "../../../src/adapters/postgres/mod.ts";
+import { relayUntil } from "../../_helpers/poll.ts";
 import {
   type Locations,
   openApp,
@@ -66,27 +66,20 @@ export async function crashRound(
         values (${job.id}, ${job.data.userId})`;
     }, { pollingIntervalSeconds: 0.5 });
     const { bus, welcome } = welcomeBus(() => Promise.resolve(jobs));
-    {
-      await using _relay = new OutboxRelay(sql, {
-        ...OUTBOX,
-        bus,
-        pollIntervalSeconds: 0.1,
-      }).start();
-      const deadline = Date.now() + 30_000;
-      for (;;) {
+    let seen = { sent: 0, done: false };
+    await relayUntil(
+      sql,
+      { ...OUTBOX, bus },
+      () => `the email: ${seen.sent} sent, outbox row done: ${seen.done}`,
+      async () => {
         const [row] = await sql<{ sent: number; done: boolean }[]>`
           select
             (select count(*)::int from welcome_emails where user_id = ${userId}) as sent,
             (select done_at is not null from aftercommit_outbox where id = ${eventId}) as done`;
-        if (row!.sent >= 1 && row!.done) break;
-        if (Date.now() > deadline) {
-          throw new Error(
-            `Timed out: ${row!.sent} emails, outbox row done: ${row!.done}`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+        seen = row!;
+        return seen.sent >= 1 && seen.done;
+      },
+    );
     const [counts] = await sql<
       { executions: number; total: number; attempts: number; done: boolean }[]
     >`
