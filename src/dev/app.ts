@@ -24,7 +24,11 @@ import {
 } from "./handlers.ts";
 import { DatabaseHealth } from "./health.ts";
 import { ensureServerDatabase } from "./server_database.ts";
-import { defaultTemplateRoot, prepareDataDirs } from "./pglite_template.ts";
+import {
+  buildTemplate,
+  defaultTemplateRoot,
+  prepareDataDirs,
+} from "./pglite_template.ts";
 import { pgBossTemplate } from "./jobs_template.ts";
 import { createHandler, type UserService } from "./http.ts";
 import { createAdminHandler } from "./admin.ts";
@@ -40,6 +44,9 @@ import { welcomeEmailWorker } from "./welcome_email_worker.ts";
 const JOB_QUEUES = { [SEND_WELCOME_EMAIL]: { expireInSeconds: 30 } } as const;
 
 const logger = getLogger(["dev", "app"]);
+
+/** How long after the start the missing jobs template is built. */
+const TEMPLATE_BUILD_DELAY_MS = 2_000;
 
 /** The running example, minus the HTTP listener. */
 export interface App extends AsyncDisposable {
@@ -79,11 +86,17 @@ export async function startApp(config: DevConfig): Promise<App> {
       ...(config.databaseUrl === undefined ? [appDir] : []),
       ...(config.jobQueueDatabaseUrl === undefined ? [jobsDir] : []),
     ];
+    // A new jobs database starts with pg-boss's schema in place once its
+    // template exists; the template is built while the server runs.
+    const templateRoot = defaultTemplateRoot() ??
+      `${config.dataDir}/.template`;
+    const jobsKind = config.jobQueueDatabaseUrl === undefined
+      ? pgBossTemplate()
+      : undefined;
     if (newDirs.length > 0) {
-      const jobsKind = pgBossTemplate();
       await prepareDataDirs(
         newDirs,
-        defaultTemplateRoot() ?? `${config.dataDir}/.template`,
+        templateRoot,
         jobsKind ? { [jobsDir]: jobsKind } : {},
       );
     }
@@ -275,6 +288,19 @@ export async function startApp(config: DevConfig): Promise<App> {
         return { app, jobs };
       },
     };
+
+    if (jobsKind) {
+      // Off the start's path (and once per machine: it returns at once when
+      // the template exists); close() waits for a build under way.
+      let building: Promise<void> | undefined;
+      const timer = setTimeout(() => {
+        building = buildTemplate(templateRoot, jobsKind);
+      }, TEMPLATE_BUILD_DELAY_MS);
+      cleanup.push(async () => {
+        clearTimeout(timer);
+        await building;
+      });
+    }
 
     let closed: Promise<void> | undefined;
     const close = () => closed ??= closeAll();

@@ -1,8 +1,9 @@
 // New embedded jobs databases start from a template with pg-boss's schema in
 // place: creating it is most of a new jobs database's start (0.5-0.9 s of
 // CPU against 0.15 s for pg-boss on an existing one). The template is made
-// once per machine, PGlite version and pg-boss version; pg-boss checks and
-// migrates its schema at every start, as on any existing jobs database.
+// once per machine, PGlite version and pg-boss version, while a dev server
+// runs (app.ts); pg-boss checks and migrates its schema at every start, as
+// on any existing jobs database.
 import { PgBossJobQueue } from "../adapters/pg-boss/mod.ts";
 import type { TemplateKind } from "./pglite_template.ts";
 

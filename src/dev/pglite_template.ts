@@ -8,7 +8,9 @@
 // A folder may also start from a derived template: a copy of the fresh one
 // that a `TemplateKind` has built on (the jobs database: pg-boss's schema,
 // whose creation is most of a new jobs database's start), made once per
-// machine and kind name, which carries the versions it depends on.
+// machine and kind name, which carries the versions it depends on. It is
+// built by `buildTemplate()` while the dev server runs, off the start's
+// path: until it exists, such a folder starts from the fresh template.
 //
 // Crash safety: the template and each copy are written to a temporary folder
 // beside their destination and renamed into place, so a folder is either
@@ -50,10 +52,9 @@ function pgliteVersion(): string | undefined {
 /**
  * Fills each of `dirs` that is missing or empty with a copy of a fresh
  * PGlite data folder, made under `templateRoot` when it is not there yet,
- * or of the template of its kind in `kinds` (made from the fresh one when
- * missing; the fresh one is used when that fails). Folders that hold
- * anything are left alone. The caller holds the lock of the folders' parent
- * (no other process opens them).
+ * or of the template of its kind in `kinds` when that one exists. Folders
+ * that hold anything are left alone. The caller holds the lock of the
+ * folders' parent (no other process opens them).
  *
  * @returns The folders that were filled.
  */
@@ -82,49 +83,55 @@ export async function prepareDataDirs(
   }
   await Promise.all(fresh.map(async (dir) => {
     const kind = Object.hasOwn(kinds, dir) ? kinds[dir] : undefined;
-    await copyInto(
-      kind ? await ensureDerived(templateRoot, template, kind) : template,
-      dir,
-    );
+    const derived = kind && join(templateRoot, kind.name);
+    const from = derived && await exists(join(derived, "PG_VERSION"))
+      ? derived
+      : template;
+    await copyInto(from, dir);
   }));
   return fresh;
 }
 
-/** The folder of `kind`'s template, built when missing; else `template`. */
-async function ensureDerived(
-  root: string,
-  template: string,
+/**
+ * Builds `kind`'s template under `templateRoot` from the fresh one, unless
+ * it exists or there is no fresh one (then nothing happens). Never throws:
+ * a failure is logged, and new folders keep starting from the fresh one.
+ */
+export async function buildTemplate(
+  templateRoot: string,
   kind: TemplateKind,
-): Promise<string> {
-  const derived = join(root, kind.name);
-  if (await exists(join(derived, "PG_VERSION"))) return derived;
-  await removeStaleTemplates(derived);
+): Promise<void> {
+  const template = join(templateRoot, "data");
+  const derived = join(templateRoot, kind.name);
   const temp = tempName(derived);
   const started = performance.now();
   try {
+    if (await exists(join(derived, "PG_VERSION"))) return;
+    if (!(await exists(join(template, "PG_VERSION")))) return;
+    await removeStaleTemplates(derived);
     await copyTree(template, temp);
     await kind.build(temp);
     try {
       await Deno.rename(temp, derived);
     } catch (e) {
-      // Another start renamed its template first: use that one.
+      // Another process renamed its template first: keep that one.
       if (!(await exists(join(derived, "PG_VERSION")))) throw e;
       await Deno.remove(temp, { recursive: true });
+      return;
     }
   } catch (e) {
     await Deno.remove(temp, { recursive: true }).catch(() => {});
     logger.warn(
-      "No {kind} template in {path} ({error}): starting from the fresh one",
+      "Cannot make the {kind} template in {path} ({error}): new folders start from the fresh one",
       { kind: kind.name, path: derived, error: String(e) },
     );
-    return template;
+    return;
   }
   logger.info("Made the {kind} template in {ms} ms: {path}", {
     kind: kind.name,
     ms: Math.round(performance.now() - started),
     path: derived,
   });
-  return derived;
 }
 
 async function isEmpty(dir: string): Promise<boolean> {

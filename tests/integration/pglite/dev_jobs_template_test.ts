@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { PGlite } from "@electric-sql/pglite";
 import {
+  buildTemplate,
   prepareDataDirs,
   type TemplateKind,
 } from "../../../src/dev/pglite_template.ts";
@@ -25,7 +26,7 @@ async function names(dir: string): Promise<string[]> {
   return found.sort();
 }
 
-Deno.test("prepareDataDirs() starts a folder of a kind from that kind's template, built once on a copy of the fresh one", async () => {
+Deno.test("a new folder of a kind starts from that kind's template once buildTemplate() has made it, once, on a copy of the fresh one", async () => {
   const root = await Deno.makeTempDir({ prefix: "aftercommit_template_" });
   try {
     const template = `${root}/cache`;
@@ -40,36 +41,53 @@ Deno.test("prepareDataDirs() starts a folder of a kind from that kind's template
         await db.close();
       },
     };
+    // No template of the kind yet: the fresh one, and no build on the way.
     assert.deepEqual(await prepareDataDirs([a, b], template, { [b]: kind }), [
       a,
       b,
     ]);
+    assert.equal(builds, 0);
+    assert.equal(await hasTable(b, "k"), false);
+
+    await buildTemplate(template, kind);
+    await buildTemplate(template, kind);
     assert.equal(builds, 1);
-    assert.equal(await hasTable(a, "k"), false);
-    assert.equal(await hasTable(b, "k"), true);
     assert.deepEqual(await names(template), ["data", "with-k"]);
 
     assert.deepEqual(await prepareDataDirs([c], template, { [c]: kind }), [c]);
-    assert.equal(builds, 1);
     assert.equal(await hasTable(c, "k"), true);
+    assert.equal(await hasTable(a, "k"), false);
     assert.equal(await hasTable(`${template}/data`, "k"), false);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
 });
 
-Deno.test("prepareDataDirs() starts a folder from the fresh template when its kind's cannot be built", async () => {
+Deno.test("buildTemplate() needs the fresh template, and a failed build leaves nothing behind", async () => {
   const root = await Deno.makeTempDir({ prefix: "aftercommit_template_" });
   try {
     const template = `${root}/cache`;
-    const a = `${root}/data/a`;
-    const kind: TemplateKind = {
+    let builds = 0;
+    const broken: TemplateKind = {
       name: "broken",
-      build: () => Promise.reject(new Error("no")),
+      build: () => {
+        builds++;
+        return Promise.reject(new Error("no"));
+      },
     };
-    assert.deepEqual(await prepareDataDirs([a], template, { [a]: kind }), [a]);
-    assert.equal(await hasTable(a, "pg_class"), true);
+    await buildTemplate(template, broken);
+    assert.equal(builds, 0);
+
+    const a = `${root}/data/a`;
+    await prepareDataDirs([a], template);
+    await buildTemplate(template, broken);
+    assert.equal(builds, 1);
     assert.deepEqual(await names(template), ["data"]);
+    const b = `${root}/data/b`;
+    assert.deepEqual(await prepareDataDirs([b], template, { [b]: broken }), [
+      b,
+    ]);
+    assert.equal(await hasTable(b, "pg_class"), true);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -80,9 +98,13 @@ Deno.test("pgBossTemplate() is named after the installed pg-boss and builds its 
   assert.match(kind?.name ?? "", /^pg-boss-\d+\.\d+\.\d+/);
   const root = await Deno.makeTempDir({ prefix: "aftercommit_template_" });
   try {
-    const jobs = `${root}/data/jobs`;
-    await prepareDataDirs([jobs], `${root}/cache`, { [jobs]: kind! });
+    const template = `${root}/cache`;
+    const app = `${root}/data/app`, jobs = `${root}/data/jobs`;
+    await prepareDataDirs([app], template);
+    await buildTemplate(template, kind!);
+    await prepareDataDirs([jobs], template, { [jobs]: kind! });
     assert.equal(await hasTable(jobs, "pgboss.job"), true);
+    assert.equal(await hasTable(app, "pgboss.job"), false);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
