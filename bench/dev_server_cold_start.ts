@@ -7,9 +7,12 @@
 // of this repository's HEAD (what a user gets; uncommitted changes are not
 // measured), timed from the spawn to GET /health answering 200:
 //
-// - cold cache (with --cold): an empty DENO_DIR, so the npm packages are
-//   downloaded, unpacked and linked into node_modules before anything runs.
-//   Bound by the network and the disk: a figure for this machine only;
+// - new machine (with --cold): an empty DENO_DIR and an empty
+//   XDG_CACHE_HOME, so the npm packages are downloaded, unpacked and linked
+//   into node_modules before anything runs, and the dev server makes its
+//   template of new databases (one initdb). Bound by the network and the
+//   disk: a figure for this machine only;
+// - cold cache (with --cold): an empty DENO_DIR, the templates kept;
 // - warm Deno cache, fresh clone: the packages are in the Deno cache (as on
 //   a machine that ran Deno before), node_modules is set up from it;
 // - new data folder: node_modules in place, both PGlite databases created;
@@ -303,6 +306,7 @@ interface Variant {
   clone: () => Promise<string>;
   /** Also the data-folder starts (a clone with node_modules installed). */
   dataFolder: boolean;
+  newMachine: Start[];
   cold: Start[];
   cloned: Start[];
   fresh: Start[];
@@ -316,6 +320,7 @@ const variant = (
   label,
   clone,
   dataFolder,
+  newMachine: [],
   cold: [],
   cloned: [],
   fresh: [],
@@ -348,6 +353,13 @@ try {
     for (const v of variants) {
       n++;
       if (COLD) {
+        v.newMachine.push(
+          await start(await v.clone(), {
+            DENO_DIR: `${tmp}/new-deno-dir-${n}`,
+            XDG_CACHE_HOME: `${tmp}/new-cache-${n}`,
+            DATA_DIR: `${tmp}/new-data-${n}`,
+          }),
+        );
         v.cold.push(
           await start(await v.clone(), {
             DENO_DIR: `${tmp}/deno-dir-${n}`,
@@ -367,6 +379,10 @@ try {
     }
   }
   const kinds = [
+    [
+      "new machine: fresh clone, empty DENO_DIR and template cache",
+      "newMachine",
+    ],
     ["cold cache: fresh clone, empty DENO_DIR", "cold"],
     ["warm Deno cache, fresh clone (no node_modules)", "cloned"],
     ["warm cache, new data folder", "fresh"],
