@@ -23,6 +23,7 @@ import {
 import { killChildWhenReady } from "../_helpers/kill_child.ts";
 import { fromFileUrl } from "../unit/_paths.ts";
 import { relayUntil, waitUntil } from "../_helpers/poll.ts";
+import { assertNothingHolds, byAttempt, one } from "../_helpers/spans.ts";
 import {
   createLocations,
   openApp,
@@ -35,45 +36,6 @@ import {
 // One SDK for the file: the dev server's tracer (src/dev/http.ts) and
 // pg-boss's are taken once and keep the provider registered first.
 const sdk = installInMemorySdk();
-
-/** Every string a span exports: name, attributes, events, status, links. */
-function exported(span: ReadableSpan): string {
-  return JSON.stringify([
-    span.name,
-    span.attributes,
-    span.events.map((e) => [e.name, e.attributes]),
-    span.status,
-    span.links.map((l) => l.attributes),
-  ]);
-}
-
-/** Fails if any span, of any trace, holds one of `secrets`. */
-function assertNothingHolds(
-  spans: readonly ReadableSpan[],
-  secrets: readonly string[],
-): void {
-  for (const span of spans) {
-    const text = exported(span).toLowerCase();
-    for (const secret of secrets) {
-      assert.ok(
-        !text.includes(secret.toLowerCase()),
-        `span "${span.name}" (${span.instrumentationScope.name}) holds "${secret}": ${
-          exported(span)
-        }`,
-      );
-    }
-  }
-}
-
-function one(spans: readonly ReadableSpan[], name: string): ReadableSpan {
-  const found = spans.filter((s) => s.name === name);
-  assert.equal(
-    found.length,
-    1,
-    `one span named ${name}; spans: ${spans.map((s) => s.name).join(", ")}`,
-  );
-  return found[0]!;
-}
 
 const idOf = (span: ReadableSpan): string => span.spanContext().spanId;
 
@@ -273,12 +235,11 @@ Deno.test({
       assertDescends(enqueue, dispatch, spans);
 
       // Both attempts of the job: in the trace, under the enqueue.
-      const work = spans
-        .filter((s) => s.name === `work ${WELCOME_QUEUE}`)
-        .sort((a, b) =>
-          Number(a.attributes["aftercommit.job.attempt"]) -
-          Number(b.attributes["aftercommit.job.attempt"])
-        );
+      const work = byAttempt(
+        spans,
+        `work ${WELCOME_QUEUE}`,
+        "aftercommit.job.attempt",
+      );
       assert.deepEqual(
         work.map((s) => [
           s.attributes["aftercommit.job.attempt"],

@@ -39,6 +39,7 @@ import {
 import type { DeadLetter } from "../../../src/adapters/pg-boss/mod.ts";
 import { openAppDatabase } from "../../_helpers/app_db.ts";
 import { waitUntil } from "../../_helpers/poll.ts";
+import { assertNothingHolds, byAttempt, one } from "../../_helpers/spans.ts";
 import {
   Collector,
   openJobsDatabase,
@@ -161,37 +162,12 @@ async function waitForSpans(
   return spansOf(traceId);
 }
 
-function one(spans: ReadableSpan[], name: string): ReadableSpan {
-  const found = spans.filter((s) => s.name === name);
-  assert.equal(found.length, 1, `one span named ${name}`);
-  return found[0]!;
-}
-
 function parentOf(span: ReadableSpan): string | undefined {
   return span.parentSpanContext?.spanId;
 }
 
-/** Every string a span exports: attributes, events, status, links. */
-function exported(span: ReadableSpan): string {
-  return JSON.stringify([
-    span.name,
-    span.attributes,
-    span.events.map((e) => [e.name, e.attributes]),
-    span.status,
-    span.links.map((l) => l.attributes),
-  ]);
-}
-
 function assertNoPersonalData(spans: readonly ReadableSpan[]): void {
-  for (const span of spans) {
-    const text = exported(span);
-    for (const value of [EMAIL, NAME, "grace", "Hopper"]) {
-      assert.ok(
-        !text.toLowerCase().includes(value.toLowerCase()),
-        `span ${span.name} holds personal data: ${text}`,
-      );
-    }
-  }
+  assertNothingHolds(spans, [EMAIL, NAME, "grace", "Hopper"]);
 }
 
 Deno.test({
@@ -311,14 +287,13 @@ Deno.test({
           await delivered.atLeast(1, "the redelivery");
 
           const spans = spansOf(traceId);
-          const dispatches = spans.filter((s) =>
-            s.name === "outbox dispatch UserRegistered"
+          const dispatches = byAttempt(
+            spans,
+            "outbox dispatch UserRegistered",
+            "aftercommit.outbox.attempt",
           );
           assert.equal(dispatches.length, 2);
-          const [first, second] = dispatches.sort((a, b) =>
-            Number(a.attributes["aftercommit.outbox.attempt"]) -
-            Number(b.attributes["aftercommit.outbox.attempt"])
-          );
+          const [first, second] = dispatches;
           assert.equal(first!.attributes["aftercommit.outcome"], "failed");
           assert.equal(first!.attributes["error.type"], "Error");
           assert.equal(first!.status.code, SpanStatusCode.ERROR);
@@ -376,12 +351,11 @@ Deno.test({
             (s) => s.filter((x) => x.name === `work ${queue}`).length === 2,
           );
           const send = one(spans, `enqueue ${queue}`);
-          const processed = spans
-            .filter((s) => s.name === `work ${queue}`)
-            .sort((a, b) =>
-              Number(a.attributes["aftercommit.job.attempt"]) -
-              Number(b.attributes["aftercommit.job.attempt"])
-            );
+          const processed = byAttempt(
+            spans,
+            `work ${queue}`,
+            "aftercommit.job.attempt",
+          );
           assert.deepEqual(
             processed.map((s) => [
               s.attributes["aftercommit.job.attempt"],
