@@ -3,6 +3,7 @@
 // `postgres` user (initdb refuses root). Stopping, killing and restarting it
 // never touches the shared server on 5432.
 import { createServer } from "node:net";
+import { run } from "./command.ts";
 
 const BIN = Deno.env.get("PG_BIN") ?? findBin();
 
@@ -61,23 +62,6 @@ async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-async function run(command: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(command, {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(
-      `${command} ${args.join(" ")} failed (${out.code}): ${
-        new TextDecoder().decode(out.stderr)
-      }${text}`,
-    );
-  }
-  return text;
 }
 
 const isRoot = Deno.uid() === 0;

@@ -4,6 +4,7 @@
 // TEST_JOB_QUEUE_DATABASE_URL.
 import postgres from "postgres";
 import { createServerDatabase } from "./server_database.ts";
+import { waitUntil } from "./poll.ts";
 
 const MAIN = new URL("../../src/dev/main.ts", import.meta.url);
 const ROOT = new URL("../../", import.meta.url);
@@ -69,17 +70,12 @@ export interface DevServer extends AsyncDisposable {
   readonly exited: Promise<Deno.CommandStatus>;
 }
 
-/**
- * Starts `src/dev/main.ts` with PORT=0 and waits for its "Listening on" line.
- *
- * @param env Extra environment variables (DATA_DIR, URLs, …).
- * @param args Command-line arguments (`--fresh`).
- */
-export async function startDevServer(
+/** Spawns `src/dev/main.ts` on PORT=0, its outputs piped, no database URL set. */
+function spawnDevServer(
   env: Record<string, string>,
   args: string[] = [],
-): Promise<DevServer> {
-  const child = new Deno.Command(Deno.execPath(), {
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--frozen", MAIN.pathname, ...args],
     cwd: ROOT.pathname,
     env: {
@@ -92,6 +88,19 @@ export async function startDevServer(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+}
+
+/**
+ * Starts `src/dev/main.ts` with PORT=0 and waits for its "Listening on" line.
+ *
+ * @param env Extra environment variables (DATA_DIR, URLs, …).
+ * @param args Command-line arguments (`--fresh`).
+ */
+export async function startDevServer(
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<DevServer> {
+  const child = spawnDevServer(env, args);
   let text = "";
   const waiters = new Set<() => void>();
   const pump = async (stream: ReadableStream<Uint8Array>) => {
@@ -186,19 +195,7 @@ export async function runDevServerToExit(
   timeoutMs = 60_000,
 ): Promise<DevServerExit> {
   const started = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--frozen", MAIN.pathname],
-    cwd: ROOT.pathname,
-    env: {
-      PORT: "0",
-      NO_COLOR: "1",
-      DATABASE_URL: "",
-      JOB_QUEUE_DATABASE_URL: "",
-      ...env,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawnDevServer(env);
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   try {
     const out = await child.output();
@@ -262,15 +259,14 @@ export async function waitForWelcomeEmail(
   id: string,
   timeoutMs = 20_000,
 ): Promise<JsonResponse> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const user = await request(`${server.url}/users/${id}`);
-    if (user.body.welcomeEmailSentAt) return user;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `no welcome email for ${id} after ${timeoutMs} ms:\n${server.output()}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  let user: JsonResponse | undefined;
+  await waitUntil(
+    () => `the welcome email of ${id}:\n${server.output()}`,
+    async () => {
+      user = await request(`${server.url}/users/${id}`);
+      return Boolean(user.body.welcomeEmailSentAt);
+    },
+    timeoutMs,
+  );
+  return user!;
 }

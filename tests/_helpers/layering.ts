@@ -29,6 +29,8 @@
 // and strings are not mistaken for imports. A dynamic import of a computed
 // specifier is invisible to it, as it is to Deno's module graph.
 
+import { run } from "./command.ts";
+
 /** Where a file sits in the design. */
 export type Layer =
   | "mod" // mod.ts, the main entry point
@@ -271,18 +273,11 @@ export async function readImports(
       entry,
       files.map((f) => `import ${JSON.stringify(rootUrl + f)};\n`).join(""),
     );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", ...infoArgs, entry],
-      cwd: root,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const text = new TextDecoder().decode(out.stdout);
-    if (!out.success) {
-      throw new Error(
-        `deno info failed: ${new TextDecoder().decode(out.stderr)}`,
-      );
-    }
+    const text = await run(
+      Deno.execPath(),
+      ["info", "--json", ...infoArgs, entry],
+      root,
+    );
     const modules = (JSON.parse(text) as { modules: InfoModule[] }).modules;
     const wanted = new Set(files.map((f) => rootUrl + f));
     const imports: Import[] = [];
