@@ -6,11 +6,10 @@ import {
   type JobQueue,
   On,
   PublishAfterCommitError,
-  UnitOfWork,
-  type UnitOfWorkContext,
 } from "../../../mod.ts";
 import { InMemoryJobQueue } from "../../../src/testing/mod.ts";
 import { captureLogs, recordText } from "../../_helpers/logs.ts";
+import { NoTransaction } from "../../_helpers/no_transaction.ts";
 
 // The test kit's in-memory queue: it records every write, checks jobs with
 // the pg-boss adapter's rules and gives keyed jobs the adapter's ids.
@@ -341,19 +340,6 @@ Deno.test("a failed write surfaces from publishAll()", async (t) => {
       const { inner, jobs, bus } = setUp();
       const down = new Error("jobs database down");
       inner.failWrites(down);
-      class NoTransaction extends UnitOfWork<null, UnitOfWorkContext> {
-        protected override transaction<T>(
-          body: (handle: null) => Promise<T>,
-        ): Promise<T> {
-          return body(null);
-        }
-        protected override createContext(
-          _handle: null,
-          context: UnitOfWorkContext,
-        ): UnitOfWorkContext {
-          return context;
-        }
-      }
       const uow = new NoTransaction({ bus: jobs.publisher(bus) });
       await captureLogs(async () => {
         await assert.rejects(

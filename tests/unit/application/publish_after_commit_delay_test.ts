@@ -1,33 +1,20 @@
 // publishAfterCommit(event, { delaySeconds | at }): every misuse is a
 // TypeError or RangeError that says what to do, at the call.
 import assert from "node:assert/strict";
-import {
-  EventBus,
-  type EventDelay,
-  UnitOfWork,
-  type UnitOfWorkContext,
-} from "../../../mod.ts";
+import { EventBus, type EventDelay } from "../../../mod.ts";
+import { NoTransaction } from "../../_helpers/no_transaction.ts";
 
 class Pinged {}
 
 // A unit of work without a database that accepts delays (as an outbox
 // does) and reports what beforeCommit was given.
-class Recording extends UnitOfWork<null, UnitOfWorkContext> {
+class Recording extends NoTransaction {
   delays: readonly (EventDelay | undefined)[] | undefined = [];
   constructor(readonly accepts: boolean, bus: EventBus) {
     super({ bus });
   }
   protected override get acceptsDelayedEvents(): boolean {
     return this.accepts;
-  }
-  protected override transaction<T>(body: (h: null) => Promise<T>): Promise<T> {
-    return body(null);
-  }
-  protected override createContext(
-    _handle: null,
-    context: UnitOfWorkContext,
-  ): UnitOfWorkContext {
-    return context;
   }
   protected override beforeCommit(
     _handle: null,
