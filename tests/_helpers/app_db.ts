@@ -60,3 +60,30 @@ export async function openAppDatabase(pool = 10): Promise<AppDatabase> {
     },
   };
 }
+
+/** A connection to an application database this process does not own. */
+export interface AppConnection extends AsyncDisposable {
+  readonly sql: postgres.Sql;
+}
+
+/**
+ * Connects to an application database that outlives the process, as a
+ * crash test's child and the process taking over after it do: a PGlite
+ * data folder (embedded, one process at a time), or a server URL with a
+ * pool of `max`.
+ */
+export async function connectApp(
+  backend: Backend,
+  where: string,
+  max: number,
+): Promise<AppConnection> {
+  if (backend === "embedded") {
+    const db = await startEmbeddedPostgres({ dataDir: where });
+    return {
+      sql: db.connect(postgres),
+      [Symbol.asyncDispose]: () => db.close(),
+    };
+  }
+  const sql = postgres(where, { ...quiet, max });
+  return { sql, [Symbol.asyncDispose]: () => sql.end({ timeout: 5 }) };
+}

@@ -1,7 +1,7 @@
 // The app of the inbox crash test, shared by the child process (_child.ts)
 // and the test that takes over after it is killed: a counter that a handler
 // bumps once per event, through Inbox.once, on an outbox-mode unit of work.
-import postgres from "postgres";
+import type postgres from "postgres";
 import { DomainEvent, EventBus, EventType } from "../../../mod.ts";
 import {
   Inbox,
@@ -10,7 +10,7 @@ import {
   type OutboxOptions,
   PostgresUnitOfWork,
 } from "../../../src/adapters/postgres/mod.ts";
-import { startEmbeddedPostgres } from "../../../src/adapters/pglite/mod.ts";
+import { type AppConnection, connectApp } from "../../_helpers/app_db.ts";
 
 @EventType("test.inbox.order-paid")
 export class OrderPaid extends DomainEvent {
@@ -34,24 +34,9 @@ export interface Location {
   readonly app: string;
 }
 
-/** An open application database with the tables of the test. */
-export interface App extends AsyncDisposable {
-  readonly sql: postgres.Sql;
-}
-
 /** Opens the database, creating the outbox, the inbox and the ledger. */
-export async function openApp(location: Location): Promise<App> {
-  let app: App;
-  if (location.backend === "embedded") {
-    const db = await startEmbeddedPostgres({ dataDir: location.app });
-    app = {
-      sql: db.connect(postgres),
-      [Symbol.asyncDispose]: () => db.close(),
-    };
-  } else {
-    const sql = postgres(location.app, { onnotice: () => {}, max: 4 });
-    app = { sql, [Symbol.asyncDispose]: () => sql.end({ timeout: 5 }) };
-  }
+export async function openApp(location: Location): Promise<AppConnection> {
+  const app = await connectApp(location.backend, location.app, 4);
   await migrateOutbox(app.sql);
   await migrateInbox(app.sql);
   // No unique key: only the inbox keeps a second booking out.

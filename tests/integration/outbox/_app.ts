@@ -1,6 +1,5 @@
 // The "user registration" of the outbox crash tests, shared by the child
 // process (_child.ts) and the tests that take over after it is killed.
-import postgres from "postgres";
 import {
   AggregateRoot,
   DomainEvent,
@@ -13,9 +12,10 @@ import {
   migrateOutbox,
   type OutboxOptions,
 } from "../../../src/adapters/postgres/mod.ts";
-import { startEmbeddedPostgres } from "../../../src/adapters/pglite/mod.ts";
 import type { PgBossJobQueue } from "../../../src/adapters/pg-boss/mod.ts";
+import { type AppConnection, connectApp } from "../../_helpers/app_db.ts";
 import { connectJobQueue } from "../../_helpers/jobs_db.ts";
+import { createServerDatabase } from "../../_helpers/server_database.ts";
 
 export const WELCOME_QUEUE = "send-welcome-email";
 
@@ -69,29 +69,9 @@ export interface Locations {
   readonly jobs: string;
 }
 
-/** An open application database. */
-export interface AppConnection extends AsyncDisposable {
-  readonly sql: postgres.Sql;
-}
-
-const quiet = { onnotice: () => {} } as const;
-
 /** Opens the application database, creating its tables when missing. */
 export async function openApp(locations: Locations): Promise<AppConnection> {
-  let connection: AppConnection;
-  if (locations.backend === "embedded") {
-    const db = await startEmbeddedPostgres({ dataDir: locations.app });
-    connection = {
-      sql: db.connect(postgres),
-      [Symbol.asyncDispose]: () => db.close(),
-    };
-  } else {
-    const sql = postgres(locations.app, { ...quiet, max: 5 });
-    connection = {
-      sql,
-      [Symbol.asyncDispose]: () => sql.end({ timeout: 5 }),
-    };
-  }
+  const connection = await connectApp(locations.backend, locations.app, 5);
   const { sql } = connection;
   await migrateOutbox(sql);
   await sql`create table if not exists users (
@@ -146,8 +126,8 @@ export async function createLocations(): Promise<
       },
     };
   }
-  const app = await createDatabase(appUrl, "aftercommit_outbox_app");
-  const jobs = await createDatabase(
+  const app = await createServerDatabase(appUrl, "aftercommit_outbox_app");
+  const jobs = await createServerDatabase(
     jobsUrl || appUrl,
     "aftercommit_outbox_jobs",
   );
@@ -158,34 +138,6 @@ export async function createLocations(): Promise<
     async [Symbol.asyncDispose]() {
       await app.drop();
       await jobs.drop();
-    },
-  };
-}
-
-async function createDatabase(
-  serverUrl: string,
-  prefix: string,
-): Promise<{ url: string; drop(): Promise<void> }> {
-  const admin = postgres(serverUrl, { ...quiet, max: 1 });
-  const name = `${prefix}_${
-    crypto.randomUUID().replaceAll("-", "").slice(0, 12)
-  }`;
-  try {
-    await admin.unsafe(`create database "${name}"`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.href,
-    async drop() {
-      const admin = postgres(serverUrl, { ...quiet, max: 1 });
-      try {
-        await admin.unsafe(`drop database if exists "${name}" with (force)`);
-      } finally {
-        await admin.end();
-      }
     },
   };
 }
