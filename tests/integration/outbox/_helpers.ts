@@ -7,6 +7,7 @@ import {
   type OutboxOptions,
 } from "../../../src/adapters/postgres/mod.ts";
 import { Outbox } from "../../../src/adapters/postgres/_outbox.ts";
+import { waitUntil } from "../../_helpers/poll.ts";
 
 export class Noted extends DomainEvent {
   constructor(readonly n: number, readonly email = "ada@example.org") {
@@ -71,6 +72,20 @@ export async function countWhere(
     `select count(*)::int as n from "${table}" where ${where}`,
   );
   return row!.n;
+}
+
+/** Waits until no row of `table` is left undone. */
+export async function waitForDrain(
+  sql: postgres.Sql,
+  table: string,
+  what: string,
+  ms = 30_000,
+): Promise<void> {
+  await waitUntil(
+    what,
+    async () => await countWhere(sql, table, "done_at is null") === 0,
+    ms,
+  );
 }
 
 /** Counts dispatches per event id. */

@@ -18,6 +18,7 @@ import {
   insertUndone,
   Noted,
   rows,
+  waitForDrain,
 } from "./_helpers.ts";
 import { waitFor, waitUntil } from "../../_helpers/poll.ts";
 
@@ -125,15 +126,10 @@ Deno.test({
           }).start();
         });
         try {
-          await waitUntil(
+          await waitForDrain(
+            db.observer,
+            options.table,
             "every event to be done",
-            async () =>
-              await countWhere(
-                db.observer,
-                options.table,
-                "done_at is null",
-              ) ===
-                0,
             60_000,
           );
         } finally {
@@ -283,15 +279,10 @@ Deno.test({
             "the outage is visible as the last error",
           );
           down = false;
-          await waitUntil(
+          await waitForDrain(
+            db.observer,
+            options.table,
             "the backlog to drain",
-            async () =>
-              await countWhere(
-                db.observer,
-                options.table,
-                "done_at is null",
-              ) ===
-                0,
           );
         } finally {
           await relay.stop();

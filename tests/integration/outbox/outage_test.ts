@@ -22,7 +22,7 @@ import {
   clustersAvailable as canMakeClusters,
   startCluster as startThrowawayCluster,
 } from "../../_helpers/cluster.ts";
-import { countWhere, freshOutbox, Noted } from "./_helpers.ts";
+import { countWhere, freshOutbox, Noted, waitForDrain } from "./_helpers.ts";
 import { waitUntil } from "../../_helpers/poll.ts";
 
 const QUEUE = "outage-welcome";
@@ -124,10 +124,10 @@ Deno.test({
 
     const restarted = performance.now();
     await cluster.start();
-    await waitUntil(
+    await waitForDrain(
+      db.observer,
+      options.table,
       "the backlog to drain",
-      async () =>
-        await countWhere(db.observer, options.table, "done_at is null") === 0,
       60_000,
     );
     await waitUntil("every job to run", () => ran.size === 120, 60_000);
