@@ -1,5 +1,6 @@
 // The write path of the pg-boss adapter: prepared jobs grouped by queue,
-// one INSERT per queue, in a producer span when tracing is on.
+// one INSERT per queue, in a producer span when tracing is on. The jobs of
+// a queue this process works may start at their insert (_local_start.ts).
 import type { JobInsert, PgBoss } from "pg-boss";
 import type { PreparedJob } from "../../application/job_queue.ts";
 import { inSpan, SpanKind, tracing } from "../../internal/telemetry.ts";
@@ -7,7 +8,7 @@ import { type QueueAccess, stamped } from "./_worker.ts";
 
 /**
  * Inserts prepared jobs and wakes the workers of the queues that got jobs
- * ready now.
+ * ready now, or hands them to a free worker of this process.
  *
  * @returns The ids in order; `null` for a used id.
  */
@@ -46,7 +47,12 @@ async function insert(
 ): Promise<(string | null)[]> {
   const byQueue = new Map<
     string,
-    { indices: number[]; inserts: JobInsert[]; immediate: boolean }
+    {
+      indices: number[];
+      inserts: JobInsert[];
+      immediate: boolean;
+      delayed: boolean;
+    }
   >();
   const seen = new Set<string>();
   const stamp = stamped();
@@ -58,27 +64,37 @@ async function insert(
     seen.add(id);
     let batch = byQueue.get(name);
     if (batch === undefined) {
-      batch = { indices: [], inserts: [], immediate: false };
+      batch = { indices: [], inserts: [], immediate: false, delayed: false };
       byQueue.set(name, batch);
     }
     const insert: JobInsert = { id, data: stamp(data) };
     if (options.priority !== undefined) insert.priority = options.priority;
     if (startAfter === undefined) batch.immediate = true;
-    else insert.startAfter = startAfter;
+    else {
+      insert.startAfter = startAfter;
+      batch.delayed = true;
+    }
     batch.indices.push(i);
     batch.inserts.push(insert);
   }
   const results: (string | null)[] = new Array(jobs.length).fill(null);
   await Promise.all(
-    [...byQueue].map(async ([name, { indices, inserts, immediate }]) => {
+    [...byQueue].map(async ([name, batch]) => {
+      const { indices, inserts, immediate, delayed } = batch;
       await queue.ensureQueue(name);
-      const ids = await boss.insert(name, inserts, { returnId: true }) ?? [];
+      const started = delayed
+        ? undefined
+        : await queue.insertStarted(name, inserts);
+      const ids = started ??
+        await boss.insert(name, inserts, { returnId: true }) ?? [];
       const created = ids.length === indices.length ? undefined : new Set(ids);
       for (const i of indices) {
         const id = jobs[i]!.id;
         if (created === undefined || created.has(id)) results[i] = id;
       }
-      if (ids.length > 0 && immediate) queue.wake(name);
+      if (ids.length > 0 && immediate && started === undefined) {
+        queue.wake(name);
+      }
     }),
   );
   return results;

@@ -3,7 +3,7 @@
 // the stamp that carries the trace context and the enqueue time in a job's
 // data.
 import { getLogger } from "@logtape/logtape";
-import type { Job as PgBossJob, JobResult, PgBoss } from "pg-boss";
+import type { Job as PgBossJob, JobInsert, JobResult, PgBoss } from "pg-boss";
 import {
   assertQueueName,
   type JobHandler,
@@ -23,6 +23,7 @@ import {
 import { describe } from "../../internal/describe.ts";
 import { fail, integer, number, readOptions } from "../../internal/rules.ts";
 import { errorType, loggableError } from "../../internal/loggable_error.ts";
+import { LocalWorker } from "./_local_start.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -85,13 +86,30 @@ export interface QueueAccess {
   ensureQueue(name: string): Promise<void>;
   /** Wakes this process's workers of a queue. */
   wake(name: string): void;
+  /**
+   * Inserts ready jobs of a queue claimed and runs them on a free worker of
+   * this process: the ids inserted, or `undefined` when none can take them.
+   */
+  insertStarted(
+    name: string,
+    jobs: readonly JobInsert[],
+  ): Promise<string[] | undefined>;
+  /**
+   * Gives back jobs fetched while every loop of the worker is taken and
+   * holds the loop until one is free: `false` when they could not be.
+   */
+  giveBack(
+    worker: LocalWorker,
+    jobs: PgBossJob<unknown>[],
+  ): Promise<boolean>;
 }
 
 /**
  * Checks `work()`'s arguments and starts a pg-boss worker that runs
  * `handler` for each job.
  *
- * @returns pg-boss's work id and the ids of its workers (to wake them).
+ * @returns pg-boss's work id, the ids of its workers (to wake them) and
+ * the worker as jobs can be handed to it.
  */
 export async function startWorker<T>(
   boss: PgBoss,
@@ -99,7 +117,7 @@ export async function startWorker<T>(
   name: string,
   handler: JobHandler<T>,
   options: WorkOptions,
-): Promise<{ workId: string; workerIds: string[] }> {
+): Promise<{ workId: string; workerIds: string[]; local: LocalWorker }> {
   assertQueueName(name, "start worker");
   const action = `start worker on queue "${name}"`;
   if (typeof handler !== "function") {
@@ -113,6 +131,20 @@ export async function startWorker<T>(
   queue.assertRunning(action);
   await queue.ensureQueue(name);
   const wake = () => queue.wake(name);
+  const local = new LocalWorker(
+    name,
+    concurrency,
+    batchSize,
+    (fetched) => {
+      // A job of this queue: its data is the handler's.
+      const job = fetched as PgBossJob<T>;
+      const instruments = meters();
+      const traced = tracing();
+      return traced || instruments !== undefined
+        ? observed(name, handler, job, wake, instruments, traced)
+        : attempt(name, handler, job, job.data, wake, undefined);
+    },
+  );
   const workId = await boss.work<T>(name, {
     batchSize,
     localConcurrency: concurrency,
@@ -122,24 +154,26 @@ export async function startWorker<T>(
     notifyPollingIntervalSeconds: pollingIntervalSeconds,
     burstWhenBatchFull: batchSize > 1,
     perJobResults: true,
-  }, (jobs: PgBossJob<T>[]) => {
+  }, async (jobs: PgBossJob<T>[]) => {
+    const taken = local.take();
+    // Batches handed over at their insert hold every loop.
+    if (!taken && await queue.giveBack(local, jobs)) return [];
     // A full batch means more may wait: fetch again at once (pg-boss
     // bursts only for batches > 1).
     if (jobs.length >= batchSize) wake();
-    const instruments = meters();
-    const traced = tracing();
-    return Promise.all(
-      jobs.map((job) =>
-        traced || instruments !== undefined
-          ? observed(name, handler, job, wake, instruments, traced)
-          : attempt(name, handler, job, job.data, wake, undefined)
-      ),
-    );
+    const ids = jobs.map((job) => job.id);
+    for (const id of ids) local.running.add(id);
+    try {
+      return await Promise.all(jobs.map((job) => local.run(job)));
+    } finally {
+      if (taken) local.release(ids);
+      else for (const id of ids) local.running.delete(id);
+    }
   });
   const workerIds = boss.getWipData()
     .filter((worker) => worker.workId === workId)
     .map((worker) => worker.id);
-  return { workId, workerIds };
+  return { workId, workerIds, local };
 }
 
 const ABANDONED = Symbol("abandoned");

@@ -42,7 +42,8 @@ import {
   type ScheduleOptions,
   Schedules,
 } from "./schedules.ts";
-import { startWorker } from "./_worker.ts";
+import { type QueueAccess, startWorker } from "./_worker.ts";
+import { LocalStarts } from "./_local_start.ts";
 import { sendJobs } from "./_send_jobs.ts";
 
 // For src/cli, which imports them from here.
@@ -60,7 +61,10 @@ const logger = getLogger(["aftercommit", "jobs"]);
  * - Enqueue with a key is idempotent: the id is a UUID v5 of the queue name
  *   and the key, so a second enqueue creates nothing and returns `null`.
  * - Enqueueing wakes this process's workers at once; `LISTEN`/`NOTIFY`
- *   wakes those of other processes.
+ *   wakes those of other processes. A job for a queue this process works
+ *   starts at its insert when a loop of the worker is free and no job of
+ *   the queue waits: it is written claimed, as pg-boss's fetch leaves it,
+ *   and run at once; if the process dies, the queue's expiry retries it.
  * - A failed attempt is logged under `["aftercommit", "jobs"]` with the
  *   queue, the job id and the attempt, never the data.
  *
@@ -89,11 +93,14 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   readonly #workerIds = new Map<string, string[]>();
   readonly #deadLetters: DeadLetters;
   readonly #schedules: Schedules;
+  readonly #local: LocalStarts;
   // What the dead letters, the schedules and the write path use.
-  readonly #queueAccess = {
-    assertRunning: (action: string) => this.#assertRunning(action),
-    ensureQueue: (name: string) => this.#ensureQueue(name),
-    wake: (name: string) => this.#wake(name),
+  readonly #queueAccess: QueueAccess = {
+    assertRunning: (action) => this.#assertRunning(action),
+    ensureQueue: (name) => this.#ensureQueue(name),
+    wake: (name) => this.#wake(name),
+    insertStarted: (name, jobs) => this.#local.insertStarted(name, jobs),
+    giveBack: (worker, jobs) => this.#local.giveBack(worker, jobs),
   };
   #stopping: Promise<void> | undefined;
 
@@ -106,6 +113,11 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     this.backend = config.backend;
     this.#deadLetters = new DeadLetters(boss, this.#queueAccess);
     this.#schedules = new Schedules(boss, this.#queueAccess);
+    this.#local = new LocalStarts(
+      boss,
+      config.schema,
+      (name) => this.#wake(name),
+    );
   }
 
   /**
@@ -367,7 +379,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     handler: JobHandler<T>,
     options: WorkOptions = {},
   ): Promise<string> {
-    const { workId, workerIds } = await startWorker(
+    const { workId, workerIds, local } = await startWorker(
       this.#boss,
       this.#queueAccess,
       name,
@@ -378,6 +390,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       ...(this.#workerIds.get(name) ?? []),
       ...workerIds,
     ]);
+    this.#local.add(local);
     return workId;
   }
 
@@ -462,10 +475,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * @returns When pg-boss has stopped.
    */
   stop(): Promise<void> {
-    this.#stopping ??= this.#boss.stop({
-      graceful: true,
-      timeout: this.#config.stopTimeoutMs,
-    });
+    this.#stopping ??= this.#stop();
     return this.#stopping;
   }
 
@@ -476,6 +486,17 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
+  }
+
+  // The jobs handed to this process's workers at their insert are waited
+  // for beside those pg-boss fetched, on pg-boss's open pool.
+  async #stop(): Promise<void> {
+    const timeout = this.#config.stopTimeoutMs;
+    await Promise.all([
+      this.#boss.stop({ graceful: true, timeout, close: false }),
+      this.#local.stop(timeout),
+    ]);
+    await this.#boss.stop({ graceful: true, timeout });
   }
 
   #assertRunning(action: string): void {

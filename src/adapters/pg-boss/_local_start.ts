@@ -1,0 +1,409 @@
+// Jobs this process enqueues for a queue it works start at their insert:
+// when one of the worker's loops is free and no job of the queue is ready
+// before them, the INSERT writes them already claimed (state 'active',
+// started_on and heartbeat_on now, as pg-boss's fetch leaves a job) and the
+// worker runs them as soon as it resolves: no NOTIFY, no fetch. From there
+// they are pg-boss jobs like any other: settled through complete()/fail()
+// fenced to the attempt (retries with backoff, dead letter), and one whose
+// process dies stays active until its expiry, when the supervisor fails it
+// back to retry for any worker.
+//
+// Only where the claimed insert is what the free loop's fetch would have
+// done: a 'standard' queue (the other policies keep unique indexes over the
+// queued or active jobs of a key), no heartbeat (nothing would touch it),
+// every job of the queue's insert ready now, no more of them than one fetch
+// takes (the batch size), and no ready job of the queue waiting (it goes
+// first). A batch handed over takes a loop: a loop that fetches while
+// handed-over batches hold every loop gives its jobs back (pg-boss's
+// restore, as for a batch over localGroupConcurrency) and waits for one.
+import { AsyncLocalStorage } from "node:async_hooks";
+import { getLogger } from "@logtape/logtape";
+import type { Job as PgBossJob, JobInsert, JobResult, PgBoss } from "pg-boss";
+import { loggableError } from "../../internal/loggable_error.ts";
+
+const logger = getLogger(["aftercommit", "jobs"]);
+
+/**
+ * A `work()` of this process: its loops, taken by the batches pg-boss
+ * fetches and by those handed over at their insert.
+ */
+export class LocalWorker {
+  readonly name: string;
+  readonly loops: number;
+  readonly batchSize: number;
+  /** Runs one attempt as a fetched job's; never throws. */
+  readonly run: (job: PgBossJob<unknown>) => Promise<JobResult>;
+  /**
+   * Calls a function in the async context `work()` was called in: not an
+   * enqueuer's, whose unit of work, batch and request a job must not see.
+   */
+  readonly enter: <R>(fn: () => R) => R = AsyncLocalStorage.snapshot();
+  /** The jobs of its batches running now. */
+  readonly running = new Set<string>();
+  #busy = 0;
+  #released = Promise.withResolvers<void>();
+
+  constructor(
+    name: string,
+    loops: number,
+    batchSize: number,
+    run: (job: PgBossJob<unknown>) => Promise<JobResult>,
+  ) {
+    this.name = name;
+    this.loops = loops;
+    this.batchSize = batchSize;
+    this.run = run;
+  }
+
+  /** Takes a loop for a batch; `false` when every loop is taken. */
+  take(): boolean {
+    if (this.#busy >= this.loops) return false;
+    this.#busy++;
+    return true;
+  }
+
+  /** Frees a loop taken for the batch of `ids`. */
+  release(ids: readonly string[]): void {
+    for (const id of ids) this.running.delete(id);
+    this.#busy--;
+    this.#released.resolve();
+    this.#released = Promise.withResolvers();
+  }
+
+  /** Settles at the next release. */
+  get released(): Promise<void> {
+    return this.#released.promise;
+  }
+}
+
+// One handed-over insert: its jobs not settled yet, and how it ends.
+interface Batch {
+  readonly abort: AbortController;
+  readonly open: Set<PgBossJob<unknown>>;
+  /** Set once its jobs were failed for it (expiry, shutdown). */
+  closing?: Promise<void>;
+  done?: Promise<void>;
+}
+
+/** This process's workers, as the jobs enqueued here can start on them. */
+export class LocalStarts {
+  readonly #boss: PgBoss;
+  readonly #schema: string;
+  readonly #wake: (name: string) => void;
+  readonly #workers = new Map<string, LocalWorker[]>();
+  // The queue's job table when its jobs may start here, else undefined.
+  readonly #tables = new Map<string, Promise<string | undefined>>();
+  readonly #running = new Set<Batch>();
+  readonly #stopped = Promise.withResolvers<void>();
+  #stopping = false;
+
+  constructor(boss: PgBoss, schema: string, wake: (name: string) => void) {
+    this.#boss = boss;
+    this.#schema = schema;
+    this.#wake = wake;
+  }
+
+  /** Lets jobs enqueued for `worker.name` start on `worker`. */
+  add(worker: LocalWorker): void {
+    const list = this.#workers.get(worker.name);
+    if (list === undefined) this.#workers.set(worker.name, [worker]);
+    else list.push(worker);
+  }
+
+  /**
+   * Inserts jobs of queue `name`, all ready now, claimed, and runs them on
+   * a free worker of this process.
+   *
+   * @returns The ids inserted (a used id is left out), or `undefined` when
+   * they cannot start here: insert them as usual then.
+   */
+  async insertStarted(
+    name: string,
+    jobs: readonly JobInsert[],
+  ): Promise<string[] | undefined> {
+    const fits = (worker: LocalWorker) => jobs.length <= worker.batchSize;
+    const workers = this.#workers.get(name)?.filter(fits);
+    if (this.#stopping || !workers?.length) return undefined;
+    // Their ids go with the statement: a worker that busy gains little.
+    const busy = (sum: number, worker: LocalWorker) =>
+      sum + worker.running.size;
+    if (this.#workers.get(name)!.reduce(busy, 0) > 1000) return undefined;
+    const table = await this.#table(name);
+    const worker = table === undefined || this.#stopping
+      ? undefined
+      : workers.find((worker) => worker.take());
+    if (worker === undefined) return undefined;
+    const batch: Batch = { abort: new AbortController(), open: new Set() };
+    this.#running.add(batch);
+    // Counted as running from now on, so that a concurrent insert of this
+    // process does not take them for another's (until they are known not
+    // to have been inserted).
+    const ids = jobs.map((job) => job.id!);
+    for (const id of ids) worker.running.add(id);
+    const running = this.#workers.get(name)!.flatMap((w) => [...w.running]);
+    const inserted = this.#boss.getDb().executeSql(
+      this.#insertSql(table!),
+      [name, JSON.stringify(jobs), running],
+    ).then(({ rows: [row] }) =>
+      row as { waiting: boolean; jobs: PgBossJob<unknown>[] }
+    );
+    batch.done = worker.enter(() => this.#run(worker, batch, inserted))
+      .finally(() => {
+        this.#running.delete(batch);
+        worker.release(ids);
+      });
+    const { waiting, jobs: started } = await inserted;
+    return waiting ? undefined : started.map((job) => job.id);
+  }
+
+  /**
+   * Gives back the batch a loop fetched while handed-over batches hold
+   * every loop of `worker` (claimable again at the same retry count, as
+   * pg-boss gives back a batch over localGroupConcurrency) and holds the
+   * loop until one is released; then wakes the loops.
+   *
+   * @param jobs The batch pg-boss passed to the handler: emptied, so that
+   * pg-boss settles none of them (its settle is fenced to the attempt, and
+   * a restored job's next claim is the same attempt).
+   * @returns `false` when they could not be given back: run them.
+   */
+  async giveBack(
+    worker: LocalWorker,
+    jobs: PgBossJob<unknown>[],
+  ): Promise<boolean> {
+    // Taken now: a loop released while the jobs are given back ends the
+    // wait.
+    const released = worker.released;
+    const table = await this.#table(worker.name);
+    if (table === undefined) return false;
+    try {
+      // pg-boss's restore (plans.restoreJobs), fenced to this claim.
+      await this.#boss.getDb().executeSql(
+        `UPDATE ${this.#schema}.${table}
+         SET state = 'created', started_on = NULL, heartbeat_on = NULL,
+           upsert_by_key = NULL
+         WHERE name = $1 AND state = 'active'
+           AND (id::text || ':' || retry_count::text) = ANY($2::text[])`,
+        [worker.name, jobs.map((job) => `${job.id}:${job.retryCount}`)],
+      );
+    } catch (error) {
+      logger.warn(
+        "Cannot give back jobs of queue {jobName} fetched beyond its concurrency; they run now: {error}",
+        { jobName: worker.name, error: loggableError(error) },
+      );
+      return false;
+    }
+    // pg-boss aborts the signal when it gives up on the batch (its expiry,
+    // the end of stop()'s grace).
+    const signal = jobs[0]!.signal;
+    jobs.length = 0;
+    const aborted = Promise.withResolvers<void>();
+    const abort = () => aborted.resolve();
+    signal.addEventListener("abort", abort, { once: true });
+    try {
+      await Promise.race([released, aborted.promise, this.#stopped.promise]);
+    } finally {
+      signal.removeEventListener("abort", abort);
+    }
+    if (!this.#stopping) this.#wake(worker.name);
+    return true;
+  }
+
+  /**
+   * Takes no more jobs, waits up to `timeoutMs` for those running, then
+   * fails the rest and aborts their signals, as pg-boss's stop() does with
+   * the jobs it fetched.
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#stopping = true;
+    this.#stopped.resolve();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    try {
+      await Promise.race([this.#drained(), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+    for (const batch of this.#running) {
+      this.#close(batch, { value: "pg-boss shut down while active" }, false);
+    }
+    await this.#drained();
+  }
+
+  async #drained(): Promise<void> {
+    while (this.#running.size > 0) {
+      await Promise.all([...this.#running].map((batch) => batch.done));
+    }
+  }
+
+  #table(name: string): Promise<string | undefined> {
+    let table = this.#tables.get(name);
+    if (table === undefined) {
+      // A queue's policy is set at its creation; this adapter sets no
+      // heartbeat.
+      table = this.#boss.getDb().executeSql(
+        `SELECT table_name FROM ${this.#schema}.queue WHERE name = $1
+           AND policy = 'standard' AND heartbeat_seconds IS NULL`,
+        [name],
+      ).then(({ rows }) => (rows[0] as { table_name?: string })?.table_name);
+      this.#tables.set(name, table);
+      // A failed lookup is tried again on the next insert.
+      table.catch(() => this.#tables.delete(name));
+    }
+    return table.catch(() => undefined);
+  }
+
+  // pg-boss's insert (plans.insertJobs) of ready jobs with the queue's
+  // settings, made its fetch's claim (plans.fetchNextJob) of a job never
+  // started: state, started_on, heartbeat_on; retry_count stays 0. Nothing
+  // is inserted (`waiting`) when a job of the queue is ready, which a fetch
+  // would take first, or active but not among this process's running ones
+  // ($3): a fetch of this process on its way to its worker, which may need
+  // the loop, or another process's work. ON CONFLICT DO NOTHING: a used id
+  // inserts nothing and starts nothing. The jobs come back as pg-boss's
+  // fetch returns them.
+  #insertSql(table: string): string {
+    const s = this.#schema;
+    return `
+      WITH t AS (SELECT ${s}.job_now() AS now),
+      backlog AS (
+        SELECT EXISTS (
+          SELECT 1 FROM ${s}.${table}
+          WHERE name = $1 AND state < 'active' AND NOT blocked
+            AND start_after <= (SELECT now FROM t)
+        ) OR EXISTS (
+          SELECT 1 FROM ${s}.${table}
+          WHERE name = $1 AND state = 'active' AND id <> ALL($3::uuid[])
+        ) AS ready
+      ),
+      ins AS (
+        INSERT INTO ${s}.${table} (
+          id, name, data, priority, state, start_after, created_on,
+          started_on, heartbeat_on, expire_seconds, deletion_seconds,
+          keep_until, retry_limit, retry_delay, retry_backoff,
+          retry_delay_max, policy, dead_letter, heartbeat_seconds
+        )
+        SELECT j.id, $1, j.data, COALESCE(j.priority, 0),
+          'active'::${s}.job_state, t.now, t.now, t.now, t.now,
+          q.expire_seconds, q.deletion_seconds,
+          t.now + q.retention_seconds * interval '1s',
+          q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max,
+          q.policy, q.dead_letter, q.heartbeat_seconds
+        FROM json_to_recordset($2::text::json)
+          AS j (id uuid, priority integer, data jsonb)
+        CROSS JOIN t
+        LEFT JOIN ${s}.queue q ON q.name = $1
+        WHERE NOT (SELECT ready FROM backlog)
+        ON CONFLICT DO NOTHING
+        RETURNING id, name, data, retry_count AS "retryCount",
+          expire_seconds AS "expireInSeconds",
+          heartbeat_seconds AS "heartbeatSeconds", group_id AS "groupId",
+          group_tier AS "groupTier"
+      )
+      SELECT (SELECT ready FROM backlog) AS waiting,
+        COALESCE((SELECT json_agg(ins) FROM ins), '[]'::json) AS jobs`;
+  }
+
+  // pg-boss's processing of a fetched batch (manager.#processJobs): a
+  // shared signal, aborted at the batch's expiry, which fails the jobs
+  // still running; each job settled when its attempt ends.
+  async #run(
+    worker: LocalWorker,
+    batch: Batch,
+    inserted: Promise<{ jobs: PgBossJob<unknown>[] }>,
+  ): Promise<void> {
+    let rows: PgBossJob<unknown>[];
+    try {
+      ({ jobs: rows } = await inserted);
+    } catch {
+      return; // The enqueue rejects with the error.
+    }
+    const jobs = rows.map((row) => ({ ...row, signal: batch.abort.signal }));
+    if (jobs.length === 0) return;
+    if (batch.closing !== undefined) {
+      // stop() gave up before the insert answered.
+      await this.#fail(
+        worker.name,
+        jobs,
+        new Error("pg-boss shut down before the handler started"),
+      );
+      return;
+    }
+    for (const job of jobs) batch.open.add(job);
+    const seconds = Math.max(...jobs.map((job) => job.expireInSeconds));
+    const timer = setTimeout(
+      () =>
+        this.#close(
+          batch,
+          new Error(`handler execution exceeded ${seconds}s`),
+          true,
+        ),
+      Math.max(1, seconds) * 1000,
+    );
+    try {
+      await Promise.all(jobs.map(async (job) => {
+        const result = await worker.run(job);
+        // A job failed for the batch is no longer this attempt's.
+        if (!batch.open.delete(job)) return;
+        if (result.status === "completed") {
+          await this.#settled(
+            job,
+            this.#boss.complete(job.name, [attempt(job)]),
+          );
+        } else await this.#fail(job.name, [job], result.output);
+      }));
+    } finally {
+      clearTimeout(timer);
+    }
+    await batch.closing;
+  }
+
+  // Fails the jobs still running and aborts their signal: at the expiry
+  // first the abort (pg-boss's timeout race), at shutdown first the fail
+  // (pg-boss's failWip), so the handler's own end finds nothing to settle.
+  #close(batch: Batch, output: object, abortFirst: boolean): void {
+    if (batch.closing !== undefined) return;
+    const open = [...batch.open];
+    batch.open.clear();
+    if (abortFirst) batch.abort.abort();
+    batch.closing =
+      (open.length === 0
+        ? Promise.resolve()
+        : this.#fail(open[0]!.name, open, output))
+        .finally(() => batch.abort.abort());
+  }
+
+  // complete() and fail() are fenced to the attempt (a job carries its
+  // retryCount), as pg-boss settles the jobs it fetched.
+  #fail(
+    name: string,
+    jobs: readonly PgBossJob<unknown>[],
+    output: object,
+  ): Promise<void> {
+    return this.#settled(
+      jobs[0]!,
+      this.#boss.fail(name, jobs.map(attempt), output),
+    );
+  }
+
+  // A failure to settle leaves the job active until its expiry: logged.
+  async #settled(
+    job: PgBossJob<unknown>,
+    settling: Promise<unknown>,
+  ): Promise<void> {
+    try {
+      await settling;
+    } catch (error) {
+      logger.error(
+        "Cannot settle job {jobName} {jobId}; it stays active until its expiry: {error}",
+        { jobName: job.name, jobId: job.id, error: loggableError(error) },
+      );
+    }
+  }
+}
+
+function attempt({ id, retryCount }: PgBossJob<unknown>) {
+  return { id, retryCount };
+}
