@@ -111,6 +111,37 @@ export async function uowBench(
         },
         false,
       );
+      // The statements outbox mode sends, with nothing else: the items, and
+      // the events as outbox rows in one INSERT (the library's statement),
+      // no dispatch and no mark.
+      const bareOutbox = timed(
+        `bare sql.begin, outbox mode's statements, ${suffix}`,
+        async (i) => {
+          const items = names(i).map((n) => Item.create(n));
+          const batch = JSON.stringify(
+            items.flatMap((item) => item.pullEvents() as ItemCreated[]).map(
+              (e) => ({
+                id: e.eventId,
+                type: "bench.item-created",
+                payload: { itemId: e.itemId, name: e.name, sample: e.sample },
+              }),
+            ),
+          );
+          await sql.begin(async (tx) => {
+            await tx`insert into items ${tx(rows(items))}`;
+            await tx`insert into aftercommit_outbox
+                (id, type, payload, locked_until, not_before, traceparent)
+              select e.value->>'id', e.value->>'type', e.value->'payload',
+                clock_timestamp() + 30::float8 * interval '1 second',
+                clock_timestamp(), null::text
+              from json_array_elements(${batch}::text::json)
+                with ordinality as e(value, n)
+              order by e.n
+              on conflict (id) do nothing`;
+          });
+        },
+        false,
+      );
       const uowRun =
         (uow: PostgresUnitOfWork<postgres.Sql>) => async (i: number) => {
           await uow.run(async (tx) => {
@@ -157,12 +188,17 @@ export async function uowBench(
         },
         false,
       );
-      const all = [bare, outbox, plain, hand, full];
+      const all = [bare, bareOutbox, outbox, plain, hand, full];
       variants.push(...all);
       groups.push({
         title: suffix,
         baseline: bare.name,
         rows: all.map((v) => v.name),
+      });
+      groups.push({
+        title: `${suffix}, against outbox mode's statements alone`,
+        baseline: bareOutbox.name,
+        rows: [outbox.name, bareOutbox.name],
       });
       groups.push({
         title: `${suffix}, against the hand-written outbox`,
@@ -175,7 +211,7 @@ export async function uowBench(
       id: "a_unit_of_work",
       title: "(a) Unit of Work: a transaction with 1 and 10 events",
       description:
-        `${runs} sequential transactions per sample, each inserting 1 or 10 items (one multi-row INSERT) whose aggregates record one event each; the time is per transaction, until \`run\` (or the hand-written code) returns. Baseline: a bare \`sql.begin\` with the same INSERT and no events. The hand-written outbox inserts the events into its own table in the transaction (one multi-row INSERT), awaits the same no-op handler for each after the COMMIT, then marks them done with one UPDATE by primary key. aftercommit's bus has one no-op handler; the last row of each group runs the default path of the dev server instead (outbox mode, \`BatchingJobQueue\` publisher, a handler that enqueues a keyed job to pg-boss on the jobs database). Inserted items and handled events are counted and checked.`,
+        `${runs} sequential transactions per sample, each inserting 1 or 10 items (one multi-row INSERT) whose aggregates record one event each; the time is per transaction, until \`run\` (or the hand-written code) returns. Baseline: a bare \`sql.begin\` with the same INSERT and no events; a second baseline sends outbox mode's statements alone (the same INSERT, then the events as rows of the library's outbox table in its one INSERT), with no dispatch and no mark. The hand-written outbox inserts the events into its own table in the transaction (one multi-row INSERT), awaits the same no-op handler for each after the COMMIT, then marks them done with one UPDATE by primary key. aftercommit's bus has one no-op handler; the last row of each group runs the default path of the dev server instead (outbox mode, \`BatchingJobQueue\` publisher, a handler that enqueues a keyed job to pg-boss on the jobs database). Inserted items and handled events are counted and checked.`,
       metrics: [{ key: "us", label: "time per transaction", unit: "µs" }],
       groups,
       samples,
