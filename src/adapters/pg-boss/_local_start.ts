@@ -1,20 +1,16 @@
-// Jobs this process enqueues for a queue it works start at their insert:
-// when one of the worker's loops is free and no job of the queue is ready
-// before them, the INSERT writes them already claimed (state 'active',
-// started_on and heartbeat_on now, as pg-boss's fetch leaves a job) and the
-// worker runs them as soon as it resolves: no NOTIFY, no fetch. From there
-// they are pg-boss jobs like any other: settled through complete()/fail()
-// fenced to the attempt (retries with backoff, dead letter), and one whose
-// process dies stays active until its expiry, when the supervisor fails it
-// back to retry for any worker.
+// Jobs enqueued here for a queue this process works start at their insert:
+// written claimed (state 'active', started_on and heartbeat_on now, as
+// pg-boss's fetch leaves a job) and run by a free loop, with no NOTIFY and no
+// fetch. Then they are pg-boss jobs like any other: complete()/fail() fenced
+// to the attempt (its retryCount), retries, dead letter; if the process dies,
+// the supervisor fails the job back to retry at its expiry.
 //
-// Only where the claimed insert is what the free loop's fetch would have
-// done: a 'standard' queue (the other policies keep unique indexes over the
-// queued or active jobs of a key), no heartbeat (nothing would touch it),
-// every job of the queue's insert ready now, no more of them than one fetch
-// takes (the batch size), and no ready job of the queue waiting (it goes
-// first). A batch handed over takes a loop: a loop that fetches while
-// handed-over batches hold every loop gives its jobs back (pg-boss's
+// Only where the claimed insert is what a free loop's fetch would have done:
+// a 'standard' queue (other policies keep unique indexes over the queued or
+// active jobs of a key), no heartbeat (nothing would touch it), every job
+// ready now, no more than one fetch takes (the batch size), and no ready job
+// of the queue waiting (it goes first). A handed-over batch takes a loop; a
+// loop that fetches while they hold every loop gives its jobs back (pg-boss's
 // restore, as for a batch over localGroupConcurrency) and waits for one.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
@@ -23,37 +19,25 @@ import { loggableError } from "../../internal/loggable_error.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
-/**
- * A `work()` of this process: its loops, taken by the batches pg-boss
- * fetches and by those handed over at their insert.
- */
+/** A `work()` of this process and its loops. */
 export class LocalWorker {
-  readonly name: string;
-  readonly loops: number;
-  readonly batchSize: number;
-  /** Runs one attempt as a fetched job's; never throws. */
-  readonly run: (job: PgBossJob<unknown>) => Promise<JobResult>;
   /**
-   * Calls a function in the async context `work()` was called in: not an
-   * enqueuer's, whose unit of work, batch and request a job must not see.
+   * Calls a function in `work()`'s async context, not the enqueuer's (whose
+   * unit of work, batch and request a job must not see).
    */
   readonly enter: <R>(fn: () => R) => R = AsyncLocalStorage.snapshot();
-  /** The jobs of its batches running now. */
+  /** The ids of the jobs of its batches running now. */
   readonly running = new Set<string>();
   #busy = 0;
   #released = Promise.withResolvers<void>();
 
   constructor(
-    name: string,
-    loops: number,
-    batchSize: number,
-    run: (job: PgBossJob<unknown>) => Promise<JobResult>,
-  ) {
-    this.name = name;
-    this.loops = loops;
-    this.batchSize = batchSize;
-    this.run = run;
-  }
+    readonly name: string,
+    readonly loops: number,
+    readonly batchSize: number,
+    /** Runs one attempt as a fetched job's; never throws. */
+    readonly run: (job: PgBossJob<unknown>) => Promise<JobResult>,
+  ) {}
 
   /** Takes a loop for a batch; `false` when every loop is taken. */
   take(): boolean {
@@ -76,20 +60,17 @@ export class LocalWorker {
   }
 }
 
-// One handed-over insert: its jobs not settled yet, and how it ends.
+// One handed-over insert: its jobs not settled yet; `closing` once they were
+// failed for it (expiry, shutdown).
 interface Batch {
   readonly abort: AbortController;
   readonly open: Set<PgBossJob<unknown>>;
-  /** Set once its jobs were failed for it (expiry, shutdown). */
   closing?: Promise<void>;
   done?: Promise<void>;
 }
 
 /** This process's workers, as the jobs enqueued here can start on them. */
 export class LocalStarts {
-  readonly #boss: PgBoss;
-  readonly #schema: string;
-  readonly #wake: (name: string) => void;
   readonly #workers = new Map<string, LocalWorker[]>();
   // The queue's job table when its jobs may start here, else undefined.
   readonly #tables = new Map<string, Promise<string | undefined>>();
@@ -97,11 +78,11 @@ export class LocalStarts {
   readonly #stopped = Promise.withResolvers<void>();
   #stopping = false;
 
-  constructor(boss: PgBoss, schema: string, wake: (name: string) => void) {
-    this.#boss = boss;
-    this.#schema = schema;
-    this.#wake = wake;
-  }
+  constructor(
+    private readonly boss: PgBoss,
+    private readonly schema: string,
+    private readonly wake: (name: string) => void,
+  ) {}
 
   /** Lets jobs enqueued for `worker.name` start on `worker`. */
   add(worker: LocalWorker): void {
@@ -111,8 +92,8 @@ export class LocalStarts {
   }
 
   /**
-   * Inserts jobs of queue `name`, all ready now, claimed, and runs them on
-   * a free worker of this process.
+   * Inserts jobs of queue `name`, all ready now, claimed, and runs them on a
+   * free worker of this process.
    *
    * @returns The ids inserted (a used id is left out), or `undefined` when
    * they cannot start here: insert them as usual then.
@@ -121,28 +102,24 @@ export class LocalStarts {
     name: string,
     jobs: readonly JobInsert[],
   ): Promise<string[] | undefined> {
-    const fits = (worker: LocalWorker) => jobs.length <= worker.batchSize;
-    const workers = this.#workers.get(name)?.filter(fits);
+    const all = this.#workers.get(name);
+    const workers = all?.filter((w) => jobs.length <= w.batchSize);
     if (this.#stopping || !workers?.length) return undefined;
     // Their ids go with the statement: a worker that busy gains little.
-    const busy = (sum: number, worker: LocalWorker) =>
-      sum + worker.running.size;
-    if (this.#workers.get(name)!.reduce(busy, 0) > 1000) return undefined;
+    if (all!.reduce((n, w) => n + w.running.size, 0) > 1000) return undefined;
     const table = await this.#table(name);
-    const worker = table === undefined || this.#stopping
-      ? undefined
-      : workers.find((worker) => worker.take());
-    if (worker === undefined) return undefined;
+    const worker = table !== undefined && !this.#stopping &&
+      workers.find((w) => w.take());
+    if (!worker) return undefined;
     const batch: Batch = { abort: new AbortController(), open: new Set() };
     this.#running.add(batch);
-    // Counted as running from now on, so that a concurrent insert of this
-    // process does not take them for another's (until they are known not
-    // to have been inserted).
+    // Counted as running now, so that a concurrent insert here does not take
+    // them for another process's work.
     const ids = jobs.map((job) => job.id!);
     for (const id of ids) worker.running.add(id);
-    const running = this.#workers.get(name)!.flatMap((w) => [...w.running]);
-    const inserted = this.#boss.getDb().executeSql(
-      this.#insertSql(table!),
+    const running = all!.flatMap((w) => [...w.running]);
+    const inserted = this.boss.getDb().executeSql(
+      this.#insertSql(table),
       [name, JSON.stringify(jobs), running],
     ).then(({ rows: [row] }) =>
       row as { waiting: boolean; jobs: PgBossJob<unknown>[] }
@@ -157,29 +134,25 @@ export class LocalStarts {
   }
 
   /**
-   * Gives back the batch a loop fetched while handed-over batches hold
-   * every loop of `worker` (claimable again at the same retry count, as
-   * pg-boss gives back a batch over localGroupConcurrency) and holds the
-   * loop until one is released; then wakes the loops.
+   * Gives back a batch fetched while handed-over batches hold every loop of
+   * `worker`, holds the loop until one is released, then wakes the loops.
    *
    * @param jobs The batch pg-boss passed to the handler: emptied, so that
-   * pg-boss settles none of them (its settle is fenced to the attempt, and
-   * a restored job's next claim is the same attempt).
+   * pg-boss settles none (a restored job's next claim is the same attempt).
    * @returns `false` when they could not be given back: run them.
    */
   async giveBack(
     worker: LocalWorker,
     jobs: PgBossJob<unknown>[],
   ): Promise<boolean> {
-    // Taken now: a loop released while the jobs are given back ends the
-    // wait.
+    // Taken now: a loop released during the restore ends the wait.
     const released = worker.released;
     const table = await this.#table(worker.name);
     if (table === undefined) return false;
     try {
       // pg-boss's restore (plans.restoreJobs), fenced to this claim.
-      await this.#boss.getDb().executeSql(
-        `UPDATE ${this.#schema}.${table}
+      await this.boss.getDb().executeSql(
+        `UPDATE ${this.schema}.${table}
          SET state = 'created', started_on = NULL, heartbeat_on = NULL,
            upsert_by_key = NULL
          WHERE name = $1 AND state = 'active'
@@ -193,8 +166,7 @@ export class LocalStarts {
       );
       return false;
     }
-    // pg-boss aborts the signal when it gives up on the batch (its expiry,
-    // the end of stop()'s grace).
+    // Aborted when pg-boss gives up on the batch (expiry, end of stop()).
     const signal = jobs[0]!.signal;
     jobs.length = 0;
     const aborted = Promise.withResolvers<void>();
@@ -205,14 +177,13 @@ export class LocalStarts {
     } finally {
       signal.removeEventListener("abort", abort);
     }
-    if (!this.#stopping) this.#wake(worker.name);
+    if (!this.#stopping) this.wake(worker.name);
     return true;
   }
 
   /**
-   * Takes no more jobs, waits up to `timeoutMs` for those running, then
-   * fails the rest and aborts their signals, as pg-boss's stop() does with
-   * the jobs it fetched.
+   * Takes no more jobs, waits up to `timeoutMs` for those running, then fails
+   * the rest and aborts their signals, as pg-boss's stop() does.
    */
   async stop(timeoutMs: number): Promise<void> {
     this.#stopping = true;
@@ -242,30 +213,25 @@ export class LocalStarts {
     let table = this.#tables.get(name);
     if (table === undefined) {
       // A queue's policy is set at its creation; this adapter sets no
-      // heartbeat.
-      table = this.#boss.getDb().executeSql(
-        `SELECT table_name FROM ${this.#schema}.queue WHERE name = $1
+      // heartbeat. A failed lookup is tried again on the next insert.
+      table = this.boss.getDb().executeSql(
+        `SELECT table_name FROM ${this.schema}.queue WHERE name = $1
            AND policy = 'standard' AND heartbeat_seconds IS NULL`,
         [name],
       ).then(({ rows }) => (rows[0] as { table_name?: string })?.table_name);
       this.#tables.set(name, table);
-      // A failed lookup is tried again on the next insert.
       table.catch(() => this.#tables.delete(name));
     }
     return table.catch(() => undefined);
   }
 
-  // pg-boss's insert (plans.insertJobs) of ready jobs with the queue's
-  // settings, made its fetch's claim (plans.fetchNextJob) of a job never
-  // started: state, started_on, heartbeat_on; retry_count stays 0. Nothing
-  // is inserted (`waiting`) when a job of the queue is ready, which a fetch
-  // would take first, or active but not among this process's running ones
-  // ($3): a fetch of this process on its way to its worker, which may need
-  // the loop, or another process's work. ON CONFLICT DO NOTHING: a used id
-  // inserts nothing and starts nothing. The jobs come back as pg-boss's
-  // fetch returns them.
+  // pg-boss's insert (plans.insertJobs) with its fetch's claim
+  // (plans.fetchNextJob) of a first attempt. Nothing is inserted (`waiting`)
+  // while a job of the queue is ready (a fetch takes it first) or active but
+  // not running here ($3: a fetch on its way to a loop, or another process's
+  // work). A used id inserts and starts nothing.
   #insertSql(table: string): string {
-    const s = this.#schema;
+    const s = this.schema;
     return `
       WITH t AS (SELECT ${s}.job_now() AS now),
       backlog AS (
@@ -306,9 +272,8 @@ export class LocalStarts {
         COALESCE((SELECT json_agg(ins) FROM ins), '[]'::json) AS jobs`;
   }
 
-  // pg-boss's processing of a fetched batch (manager.#processJobs): a
-  // shared signal, aborted at the batch's expiry, which fails the jobs
-  // still running; each job settled when its attempt ends.
+  // pg-boss's processing of a fetched batch (manager.#processJobs): one
+  // signal, aborted at the batch's expiry, which fails the jobs still running.
   async #run(
     worker: LocalWorker,
     batch: Batch,
@@ -320,16 +285,11 @@ export class LocalStarts {
     } catch {
       return; // The enqueue rejects with the error.
     }
+    if (rows.length === 0) return;
     const jobs = rows.map((row) => ({ ...row, signal: batch.abort.signal }));
-    if (jobs.length === 0) return;
-    if (batch.closing !== undefined) {
-      // stop() gave up before the insert answered.
-      await this.#fail(
-        worker.name,
-        jobs,
-        new Error("pg-boss shut down before the handler started"),
-      );
-      return;
+    if (batch.closing !== undefined) { // stop() gave up before the insert.
+      const output = new Error("pg-boss shut down before the handler started");
+      return await this.#fail(worker.name, jobs, output);
     }
     for (const job of jobs) batch.open.add(job);
     const seconds = Math.max(...jobs.map((job) => job.expireInSeconds));
@@ -347,12 +307,9 @@ export class LocalStarts {
         const result = await worker.run(job);
         // A job failed for the batch is no longer this attempt's.
         if (!batch.open.delete(job)) return;
-        if (result.status === "completed") {
-          await this.#settled(
-            job,
-            this.#boss.complete(job.name, [attempt(job)]),
-          );
-        } else await this.#fail(job.name, [job], result.output);
+        await (result.status === "completed"
+          ? this.#settled(job, this.boss.complete(job.name, [attempt(job)]))
+          : this.#fail(job.name, [job], result.output));
       }));
     } finally {
       clearTimeout(timer);
@@ -360,9 +317,9 @@ export class LocalStarts {
     await batch.closing;
   }
 
-  // Fails the jobs still running and aborts their signal: at the expiry
-  // first the abort (pg-boss's timeout race), at shutdown first the fail
-  // (pg-boss's failWip), so the handler's own end finds nothing to settle.
+  // Fails the jobs still running and aborts their signal: at the expiry the
+  // abort first (pg-boss's timeout race), at shutdown the fail first (its
+  // failWip); either way the handler's own end finds nothing to settle.
   #close(batch: Batch, output: object, abortFirst: boolean): void {
     if (batch.closing !== undefined) return;
     const open = [...batch.open];
@@ -375,8 +332,6 @@ export class LocalStarts {
         .finally(() => batch.abort.abort());
   }
 
-  // complete() and fail() are fenced to the attempt (a job carries its
-  // retryCount), as pg-boss settles the jobs it fetched.
   #fail(
     name: string,
     jobs: readonly PgBossJob<unknown>[],
@@ -384,7 +339,7 @@ export class LocalStarts {
   ): Promise<void> {
     return this.#settled(
       jobs[0]!,
-      this.#boss.fail(name, jobs.map(attempt), output),
+      this.boss.fail(name, jobs.map(attempt), output),
     );
   }
 
