@@ -1,6 +1,5 @@
-// The write path of the pg-boss adapter: prepared jobs grouped by queue,
-// one INSERT per queue, in a producer span when tracing is on. The jobs of
-// a queue this process works may start at their insert (_local_start.ts).
+// The pg-boss adapter's write path: one INSERT per queue, in a producer span
+// when tracing is on; jobs may start at their insert (_local_start.ts).
 import type { JobInsert, PgBoss } from "pg-boss";
 import type { PreparedJob } from "../../application/job_queue.ts";
 import { inSpan, SpanKind, tracing } from "../../internal/telemetry.ts";
@@ -47,42 +46,34 @@ async function insert(
 ): Promise<(string | null)[]> {
   const byQueue = new Map<
     string,
-    {
-      indices: number[];
-      inserts: JobInsert[];
-      immediate: boolean;
-      delayed: boolean;
-    }
+    { indices: number[]; inserts: JobInsert[]; delayed: number }
   >();
   const seen = new Set<string>();
   const stamp = stamped();
   for (let i = 0; i < jobs.length; i++) {
     const { name, data, id, startAfter, options } = jobs[i]!;
-    // The same id twice in one INSERT is an error in pg-boss; the second
-    // is a duplicate like any other.
+    // The same id twice in one INSERT is an error in pg-boss: a duplicate.
     if (seen.has(id)) continue;
     seen.add(id);
     let batch = byQueue.get(name);
     if (batch === undefined) {
-      batch = { indices: [], inserts: [], immediate: false, delayed: false };
+      batch = { indices: [], inserts: [], delayed: 0 };
       byQueue.set(name, batch);
     }
     const insert: JobInsert = { id, data: stamp(data) };
     if (options.priority !== undefined) insert.priority = options.priority;
-    if (startAfter === undefined) batch.immediate = true;
-    else {
+    if (startAfter !== undefined) {
       insert.startAfter = startAfter;
-      batch.delayed = true;
+      batch.delayed++;
     }
     batch.indices.push(i);
     batch.inserts.push(insert);
   }
   const results: (string | null)[] = new Array(jobs.length).fill(null);
   await Promise.all(
-    [...byQueue].map(async ([name, batch]) => {
-      const { indices, inserts, immediate, delayed } = batch;
+    [...byQueue].map(async ([name, { indices, inserts, delayed }]) => {
       await queue.ensureQueue(name);
-      const started = delayed
+      const started = delayed > 0
         ? undefined
         : await queue.insertStarted(name, inserts);
       const ids = started ??
@@ -92,7 +83,7 @@ async function insert(
         const id = jobs[i]!.id;
         if (created === undefined || created.has(id)) results[i] = id;
       }
-      if (ids.length > 0 && immediate && started === undefined) {
+      if (ids.length > 0 && delayed < inserts.length && started === undefined) {
         queue.wake(name);
       }
     }),
