@@ -22,7 +22,7 @@
 // runs in a clone checked out at <rev>, interleaved with HEAD's: a before
 // and after in one run, under the same load.
 //
-// With --lazy-npm, each of the first two also runs in a clone whose
+// With --lazy-npm, each of the first three also runs in a clone whose
 // deno.json is changed as a proposal: "nodeModulesDir": "manual" (so
 // `deno task` does not install every package of deno.lock before the task
 // runs) and the dev task with `--node-modules-dir=auto
