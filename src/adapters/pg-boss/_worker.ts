@@ -1,9 +1,7 @@
-// The pg-boss adapter's workers: how a worker starts, how it runs one
-// attempt of one job (with its span and metrics when telemetry is on), and
-// the stamp that carries the trace context and the enqueue time in a job's
-// data.
+// The pg-boss adapter's workers: the start, one attempt (with its span and
+// metrics when telemetry is on), and the stamp a job's data carries.
 import { getLogger } from "@logtape/logtape";
-import type { Job as PgBossJob, JobInsert, JobResult, PgBoss } from "pg-boss";
+import type { Job as PgBossJob, JobResult, PgBoss } from "pg-boss";
 import {
   assertQueueName,
   type JobHandler,
@@ -23,14 +21,13 @@ import {
 import { describe } from "../../internal/describe.ts";
 import { fail, integer, number, readOptions } from "../../internal/rules.ts";
 import { errorType, loggableError } from "../../internal/loggable_error.ts";
-import { LocalWorker } from "./_local_start.ts";
+import { type LocalStarts, LocalWorker } from "./_local_start.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
-// The trace context travels in the job's data, under a key the worker
-// removes before the handler sees the data; only plain-object data carries
-// it. With metrics on, so does the enqueue time (ms since the epoch), for
-// the start delay of the first attempt.
+// Plain-object data carries the trace context and, with metrics on, the
+// enqueue time (ms since the epoch, for the start delay) under keys the
+// worker removes before the handler sees the data.
 const TRACEPARENT = "aftercommit.traceparent";
 const ENQUEUED_AT = "aftercommit.enqueuedAt";
 
@@ -40,10 +37,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/**
- * What to add to the data of the jobs enqueued now: decided once per write,
- * as it is the same for every job of it.
- */
+/** Stamps the data of the jobs enqueued now: decided once per write. */
 export function stamped(): (data: unknown) => object {
   const traceparent = activeTraceparent();
   const metered = meters() !== undefined;
@@ -79,37 +73,21 @@ const WORK = {
 };
 
 /** What the adapter's parts need of the running queue. */
-export interface QueueAccess {
+export interface QueueAccess
+  extends Pick<LocalStarts, "insertStarted" | "giveBack"> {
   /** Throws when the queue is stopped. */
   assertRunning(action: string): void;
   /** Creates the queue on first use. */
   ensureQueue(name: string): Promise<void>;
   /** Wakes this process's workers of a queue. */
   wake(name: string): void;
-  /**
-   * Inserts ready jobs of a queue claimed and runs them on a free worker of
-   * this process: the ids inserted, or `undefined` when none can take them.
-   */
-  insertStarted(
-    name: string,
-    jobs: readonly JobInsert[],
-  ): Promise<string[] | undefined>;
-  /**
-   * Gives back jobs fetched while every loop of the worker is taken and
-   * holds the loop until one is free: `false` when they could not be.
-   */
-  giveBack(
-    worker: LocalWorker,
-    jobs: PgBossJob<unknown>[],
-  ): Promise<boolean>;
 }
 
 /**
- * Checks `work()`'s arguments and starts a pg-boss worker that runs
- * `handler` for each job.
+ * Checks `work()`'s arguments and starts a pg-boss worker running `handler`.
  *
- * @returns pg-boss's work id, the ids of its workers (to wake them) and
- * the worker as jobs can be handed to it.
+ * @returns pg-boss's work id, its workers' ids (to wake them) and the worker
+ * jobs can be handed to.
  */
 export async function startWorker<T>(
   boss: PgBoss,
@@ -149,8 +127,7 @@ export async function startWorker<T>(
     batchSize,
     localConcurrency: concurrency,
     pollingIntervalSeconds,
-    // Retries that waited out their delay announce nothing: the NOTIFY
-    // backstop polls as often as the base interval.
+    // A retry whose delay ended sends no NOTIFY: its backstop polls as often.
     notifyPollingIntervalSeconds: pollingIntervalSeconds,
     burstWhenBatchFull: batchSize > 1,
     perJobResults: true,
@@ -158,8 +135,7 @@ export async function startWorker<T>(
     const taken = local.take();
     // Batches handed over at their insert hold every loop.
     if (!taken && await queue.giveBack(local, jobs)) return [];
-    // A full batch means more may wait: fetch again at once (pg-boss
-    // bursts only for batches > 1).
+    // A full batch means more may wait (pg-boss bursts only for batches > 1).
     if (jobs.length >= batchSize) wake();
     const ids = jobs.map((job) => job.id);
     for (const id of ids) local.running.add(id);
@@ -245,8 +221,7 @@ async function measured(
   return result;
 }
 
-// Runs the handler and answers pg-boss; never throws. The data comes
-// without its stamp (a stamp is only added while telemetry is on).
+// Runs the handler and answers pg-boss; never throws. `data` is unstamped.
 async function attempt<T>(
   name: string,
   handler: JobHandler<T>,
@@ -259,10 +234,9 @@ async function attempt<T>(
   const number = job.retryCount + 1;
   try {
     const running = handler({ id, name, data, attempt: number, signal });
-    // pg-boss aborts the signal when the attempt expires (or the queue
-    // stops without waiting), fails the job, and holds the worker until the
-    // handler settles. A handler that ignores its signal would block the
-    // queue: the wait ends at the abort, and the handler runs on unwatched.
+    // pg-boss aborts the signal at the expiry (or a stop without waiting)
+    // and holds the loop until the handler settles: one that ignores its
+    // signal would block the queue, so the wait ends at the abort.
     if (running instanceof Promise && await untilAbort(running, signal)) {
       return abandoned(name, job, number, running, span);
     }
