@@ -27,9 +27,8 @@ import {
 } from "../../internal/rules.ts";
 
 /**
- * How a queue retries, expires and keeps jobs, applied when the adapter
- * creates the queue on first use (a queue that exists keeps its settings).
- * pg-boss's queue options, in seconds, with a dead-letter switch.
+ * How a queue retries, expires and keeps jobs (pg-boss's queue options, in
+ * seconds), applied when the adapter creates it (not to an existing queue).
  */
 export interface QueueSettings {
   /** Retries after the first attempt. @default {5} */
@@ -72,9 +71,8 @@ export interface PgBossJobQueueOptions {
   /** Settings per queue name, over `queueDefaults`. @default {{}} */
   readonly queues?: Readonly<Record<string, QueueSettings>>;
   /**
-   * Wake the workers of other processes with `LISTEN`/`NOTIFY` (needs a
-   * session-pinned connection, not PgBouncer in transaction mode). This
-   * process's workers are woken directly either way.
+   * Wake other processes' workers with `LISTEN`/`NOTIFY` (needs a session,
+   * not PgBouncer's transaction mode); this process's are woken directly.
    *
    * @default {true}
    */
@@ -82,9 +80,8 @@ export interface PgBossJobQueueOptions {
   /** Run pg-boss's maintenance (expiry, deletion) in this process. @default {true} */
   readonly supervise?: boolean;
   /**
-   * Send the jobs of {@linkcode PgBossJobQueue.schedule}'s schedules from
-   * this process (one job per occurrence however many processes do).
-   *
+   * Send the jobs of {@linkcode PgBossJobQueue.schedule}'s schedules from this
+   * process (one job per occurrence however many processes do).
    * @default {false}
    */
   readonly runSchedules?: boolean;
@@ -138,9 +135,6 @@ export interface ConnectConfig {
 /**
  * Checks `connect()`'s arguments and turns them into pg-boss's options.
  *
- * @param database A URL or a PGlite instance.
- * @param options The adapter's options.
- * @returns The configuration.
  * @throws {TypeError} When an argument is invalid (`RangeError`: out of range).
  */
 export function connectConfig(
@@ -189,11 +183,9 @@ export function connectConfig(
 }
 
 /**
- * Starts pg-boss (installing or migrating its schema), its background errors
- * and warnings logged.
+ * Starts pg-boss (installing or migrating its schema), logging its background
+ * errors and warnings.
  *
- * @param config From {@linkcode connectConfig}.
- * @returns The started pg-boss.
  * @throws {Error} When it cannot start; its error is the `cause`.
  */
 export async function startBoss(config: ConnectConfig): Promise<PgBoss> {
@@ -276,15 +268,10 @@ function isPglite(value: unknown): value is PGliteLike {
 
 // Never repeats the URL in a message: it may hold a password.
 function assertPostgresUrl(url: string, action: string): void {
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {
-    // Named below.
-  }
+  const parsed = URL.parse(url);
   const problem = url.trim() === ""
     ? "the URL is empty"
-    : parsed === undefined
+    : parsed === null
     ? "the URL is not a valid URL"
     : parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:"
     ? `the URL has the scheme "${parsed.protocol}", expected "postgres:" or "postgresql:"`
