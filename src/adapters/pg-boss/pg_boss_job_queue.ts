@@ -60,11 +60,10 @@ const logger = getLogger(["aftercommit", "jobs"]);
  *   (retries with backoff, an expiry, a dead-letter queue `<name>__dead`).
  * - Enqueue with a key is idempotent: the id is a UUID v5 of the queue name
  *   and the key, so a second enqueue creates nothing and returns `null`.
- * - Enqueueing wakes this process's workers at once; `LISTEN`/`NOTIFY`
- *   wakes those of other processes. A job for a queue this process works
- *   starts at its insert when a loop of the worker is free and no job of
- *   the queue waits: it is written claimed, as pg-boss's fetch leaves it,
- *   and run at once; if the process dies, the queue's expiry retries it.
+ * - Enqueueing wakes this process's workers at once, other processes' with
+ *   `LISTEN`/`NOTIFY`. A job for a queue this process works, with a loop
+ *   free and no job waiting, is written claimed and run at once; if the
+ *   process dies, the queue's expiry retries it.
  * - A failed attempt is logged under `["aftercommit", "jobs"]` with the
  *   queue, the job id and the attempt, never the data.
  *
@@ -94,7 +93,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   readonly #deadLetters: DeadLetters;
   readonly #schedules: Schedules;
   readonly #local: LocalStarts;
-  // What the dead letters, the schedules and the write path use.
   readonly #queueAccess: QueueAccess = {
     assertRunning: (action) => this.#assertRunning(action),
     ensureQueue: (name) => this.#ensureQueue(name),
@@ -113,26 +111,19 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     this.backend = config.backend;
     this.#deadLetters = new DeadLetters(boss, this.#queueAccess);
     this.#schedules = new Schedules(boss, this.#queueAccess);
-    this.#local = new LocalStarts(
-      boss,
-      config.schema,
-      (name) => this.#wake(name),
-    );
+    this.#local = new LocalStarts(boss, config.schema, this.#queueAccess.wake);
   }
 
   /**
-   * Starts pg-boss on the jobs database, installing or migrating its schema
-   * when needed. The library reads no environment variable: the caller
-   * says where the jobs live.
+   * Starts pg-boss on the jobs database, installing or migrating its schema.
    *
    * @param database A `postgres://` URL, or a PGlite instance (the caller
    * keeps it: {@linkcode PgBossJobQueue.stop} does not close it).
    * @param options Schema, queue settings, wake-up, maintenance, schedules.
    * @returns A started queue; stop it with `await using` or `stop()`.
    * @throws {TypeError} When the database or an option is invalid (the URL
-   * is never repeated: it may hold a password); nothing is opened then.
-   * @throws {Error} When pg-boss cannot start; the driver's error is the
-   * `cause`.
+   * is never repeated); nothing is opened then.
+   * @throws {Error} When pg-boss cannot start (the driver's error as `cause`).
    */
   static async connect(
     database: string | PGliteLike,
@@ -144,12 +135,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * The id `enqueue(name, data, { key })` gives a job: a UUID v5 of the
-   * queue name and the key, the same in every process.
+   * The id `enqueue(name, data, { key })` gives a job: a UUID v5 of the queue
+   * name and the key, the same in every process.
    *
-   * @param name The queue name.
-   * @param key The idempotency key.
-   * @returns The job id.
    * @throws {TypeError} When the name or the key is invalid.
    */
   static jobIdFor(name: string, key: string): string {
@@ -160,8 +148,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   /**
    * The dead-letter queue of queue `name`: `name` + `"__dead"`.
    *
-   * @param name The queue name.
-   * @returns The dead-letter queue's name.
    * @throws {TypeError} When the name is invalid.
    */
   static deadLetterQueueName(name: string): string {
@@ -170,11 +156,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Checks a job as `enqueue` does and gives it its id, writing nothing:
-   * what `BatchingJobQueue` calls; `enqueueMany` takes the result as it is.
+   * Checks a job as `enqueue` does and gives it its id, writing nothing (for
+   * `BatchingJobQueue`; `enqueueMany` takes the result as it is).
    *
-   * @param request The job.
-   * @returns The job with its id.
    * @throws {TypeError} When `enqueue` would reject it.
    */
   prepare(request: JobRequest): PreparedJob {
@@ -182,9 +166,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * A health probe for a `GET /health` endpoint: `select 1` on the jobs
-   * database. A database problem is not thrown: it answers `false` and
-   * logs the reason (a warning).
+   * A health probe: `select 1` on the jobs database. A database problem
+   * answers `false` and logs a warning.
    *
    * @param timeoutSeconds How long to wait (a hung connection is down).
    * @returns Whether the database answered in time; `false` once stopped.
@@ -217,12 +200,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Counts jobs by queue and state, and the last `windowSeconds`: jobs
-   * completed, creation → first start latency (p50, p99). One statement;
-   * the dashboard reads it at every refresh.
+   * Counts jobs by queue and state, and in the last `windowSeconds` (1 to
+   * 3600, default 10): jobs completed, creation → first start p50 and p99.
    *
-   * @param options `windowSeconds` (1 to 3600, default 10).
-   * @returns The counts and the window.
    * @throws {TypeError} When an option is invalid (`RangeError`: out of range).
    * @throws {Error} When the queue is stopped.
    */
@@ -234,7 +214,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   /**
    * `enqueueMany` of one job.
    *
-   * @typeParam T The data's type.
    * @param name The queue name: letters, digits, `_`, `-`, `.` and `/`.
    * @param data Data that survives a JSON round trip.
    * @param options An idempotency key or an id, a delay, a priority.
@@ -255,12 +234,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Adds jobs with one `INSERT` per queue (created on first use) and wakes
-   * this process's workers. Each queue's jobs are inserted atomically; the
-   * queues' inserts run in parallel, and retrying a call with keys creates
-   * only what is missing.
+   * Adds jobs with one atomic `INSERT` per queue (queues in parallel) and
+   * wakes this process's workers; retrying with keys creates what is missing.
    *
-   * @param jobs The jobs: queue name, data and options each.
    * @returns The ids in order; `null` where the key (or id) was used, in
    * the database or earlier in the call.
    * @throws {TypeError} When a request is invalid (its index is in the
@@ -292,16 +268,12 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Sends a job to queue `name` on a recurring schedule (pg-boss's cron),
-   * kept in the jobs database: setting it again (same name and `key`)
-   * replaces it. Jobs are sent by a process connected with
-   * `runSchedules: true`, then run with the queue's retries.
+   * replaced when set again (same name and `key`). A process connected with
+   * `runSchedules: true` sends the jobs.
    *
-   * @param name The queue name.
    * @param cron Five cron fields (`"0 3 * * *"`: every day at 03:00) or an
    * RFC 5545 rule (`"FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"`).
-   * @param data The data of every job (JSON).
    * @param options `key` (several schedules on a queue), `timeZone`.
-   * @returns When the schedule is saved.
    * @throws {TypeError} When an argument is invalid, or pg-boss rejects the
    * cron or the time zone; nothing is saved then.
    * @throws {Error} When the queue is stopped.
@@ -332,12 +304,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Removes the schedule of queue `name` (the one with `options.key`, or
-   * the unnamed one); jobs it sent stay. A missing schedule is no error.
+   * Removes the schedule of queue `name` (the one with `options.key`, or the
+   * unnamed one); jobs it sent stay. A missing schedule is no error.
    *
-   * @param name The queue name.
-   * @param options `key`: the schedule's key.
-   * @returns When it is removed.
    * @throws {TypeError} When the name or the key is invalid.
    * @throws {Error} When the queue is stopped.
    */
@@ -349,9 +318,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Lists the schedules, of every queue or of queue `name` (not their data).
+   * Lists the schedules (not their data), of every queue or of queue `name`.
    *
-   * @param name Only this queue's.
    * @returns Queue, key (`""` for none), cron and time zone of each.
    * @throws {TypeError} When the name is invalid.
    * @throws {Error} When the queue is stopped.
@@ -361,13 +329,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Runs `handler` for the jobs of queue `name` in this process (creating
-   * the queue on first use). A handler that throws fails the attempt: the
-   * error is logged (queue, id, attempt) and the job retried per the
-   * queue's settings, then dead-lettered.
+   * Runs `handler` for the jobs of queue `name` in this process. A handler
+   * that throws fails the attempt: logged, retried, then dead-lettered.
    *
-   * @typeParam T The data's type.
-   * @param name The queue name.
    * @param handler The work: data, id, attempt and an `AbortSignal`.
    * @param options Concurrency, batch size and polling.
    * @returns The worker's id.
@@ -386,10 +350,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       handler,
       options,
     );
-    this.#workerIds.set(name, [
-      ...(this.#workerIds.get(name) ?? []),
-      ...workerIds,
-    ]);
+    const before = this.#workerIds.get(name) ?? [];
+    this.#workerIds.set(name, [...before, ...workerIds]);
     this.#local.add(local);
     return workId;
   }
@@ -400,7 +362,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    *
    * @param options `queue` (the original queue), `limit` (1 to 10,000,
    * default 100), `includeData` (default false).
-   * @returns The dead letters.
    * @throws {TypeError} When an option is invalid (`RangeError`: out of range).
    * @throws {Error} When the queue is stopped.
    *
@@ -435,9 +396,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   /**
    * Counts the dead letters of `selection`: `{ ids }`, `{ queue }` (the
    * original queue) or `{ all: true }`. Throws as `deleteDeadLetters`.
-   *
-   * @param selection Which dead letters.
-   * @returns How many match.
    */
   countDeadLetters(selection: DeadLetterSelection): Promise<number> {
     return this.#deadLetters.count(selection);
@@ -445,20 +403,17 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Moves dead letters back to their queue as new jobs (new ids, fresh
-   * retries, the queue's current settings). Throws as `deleteDeadLetters`.
-   *
-   * @param selection Which dead letters, as for `countDeadLetters`.
-   * @returns How many were moved back.
+   * retries, the queue's current settings) and returns how many. Throws as
+   * `deleteDeadLetters`.
    */
   retryDeadLetters(selection: DeadLetterSelection): Promise<number> {
     return this.#deadLetters.retry(selection);
   }
 
   /**
-   * Deletes dead letters for good.
+   * Deletes dead letters for good; returns how many.
    *
    * @param selection Which dead letters, as for `countDeadLetters`.
-   * @returns How many were deleted.
    * @throws {TypeError} When the selection is invalid; nothing changes then.
    * @throws {Error} When the queue is stopped.
    */
@@ -467,29 +422,22 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Stops fetching, waits for running handlers (up to
-   * `stopTimeoutSeconds`, then aborts their signals) and closes pg-boss's
-   * connections (not a PGlite instance given to `connect`). Queued jobs
-   * stay. Calling it again returns the same promise.
-   *
-   * @returns When pg-boss has stopped.
+   * Stops fetching, waits for running handlers (up to `stopTimeoutSeconds`,
+   * then aborts their signals) and closes pg-boss's connections (not a PGlite
+   * instance). Queued jobs stay. Calling it again returns the same promise.
    */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
     return this.#stopping;
   }
 
-  /**
-   * {@linkcode PgBossJobQueue.stop}, for `await using`.
-   *
-   * @returns When pg-boss has stopped.
-   */
+  /** {@linkcode PgBossJobQueue.stop}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
 
-  // The jobs handed to this process's workers at their insert are waited
-  // for beside those pg-boss fetched, on pg-boss's open pool.
+  // Jobs handed over at their insert are waited for beside those pg-boss
+  // fetched, on pg-boss's still open pool.
   async #stop(): Promise<void> {
     const timeout = this.#config.stopTimeoutMs;
     await Promise.all([
