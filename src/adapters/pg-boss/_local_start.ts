@@ -169,13 +169,12 @@ export class LocalStarts {
     // Aborted when pg-boss gives up on the batch (expiry, end of stop()).
     const signal = jobs[0]!.signal;
     jobs.length = 0;
-    const aborted = Promise.withResolvers<void>();
-    const abort = () => aborted.resolve();
-    signal.addEventListener("abort", abort, { once: true });
+    const aborted = Promise.withResolvers<unknown>();
+    signal.addEventListener("abort", aborted.resolve, { once: true });
     try {
       await Promise.race([released, aborted.promise, this.#stopped.promise]);
     } finally {
-      signal.removeEventListener("abort", abort);
+      signal.removeEventListener("abort", aborted.resolve);
     }
     if (!this.#stopping) this.wake(worker.name);
     return true;
@@ -289,7 +288,7 @@ export class LocalStarts {
     const jobs = rows.map((row) => ({ ...row, signal: batch.abort.signal }));
     if (batch.closing !== undefined) { // stop() gave up before the insert.
       const output = new Error("pg-boss shut down before the handler started");
-      return await this.#fail(worker.name, jobs, output);
+      return await this.#fail(jobs, output);
     }
     for (const job of jobs) batch.open.add(job);
     const seconds = Math.max(...jobs.map((job) => job.expireInSeconds));
@@ -309,7 +308,7 @@ export class LocalStarts {
         if (!batch.open.delete(job)) return;
         await (result.status === "completed"
           ? this.#settled(job, this.boss.complete(job.name, [attempt(job)]))
-          : this.#fail(job.name, [job], result.output));
+          : this.#fail([job], result.output));
       }));
     } finally {
       clearTimeout(timer);
@@ -326,20 +325,15 @@ export class LocalStarts {
     batch.open.clear();
     if (abortFirst) batch.abort.abort();
     batch.closing =
-      (open.length === 0
-        ? Promise.resolve()
-        : this.#fail(open[0]!.name, open, output))
+      (open.length === 0 ? Promise.resolve() : this.#fail(open, output))
         .finally(() => batch.abort.abort());
   }
 
-  #fail(
-    name: string,
-    jobs: readonly PgBossJob<unknown>[],
-    output: object,
-  ): Promise<void> {
+  // `jobs` are of one queue.
+  #fail(jobs: readonly PgBossJob<unknown>[], output: object): Promise<void> {
     return this.#settled(
       jobs[0]!,
-      this.boss.fail(name, jobs.map(attempt), output),
+      this.boss.fail(jobs[0]!.name, jobs.map(attempt), output),
     );
   }
 
