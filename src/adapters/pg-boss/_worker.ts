@@ -109,20 +109,15 @@ export async function startWorker<T>(
   queue.assertRunning(action);
   await queue.ensureQueue(name);
   const wake = () => queue.wake(name);
-  const local = new LocalWorker(
-    name,
-    concurrency,
-    batchSize,
-    (fetched) => {
-      // A job of this queue: its data is the handler's.
-      const job = fetched as PgBossJob<T>;
-      const instruments = meters();
-      const traced = tracing();
-      return traced || instruments !== undefined
-        ? observed(name, handler, job, wake, instruments, traced)
-        : attempt(name, handler, job, job.data, wake, undefined);
-    },
-  );
+  const local = new LocalWorker(name, concurrency, batchSize, (fetched) => {
+    // A job of this queue: its data is the handler's.
+    const job = fetched as PgBossJob<T>;
+    const instruments = meters();
+    const traced = tracing();
+    return traced || instruments !== undefined
+      ? observed(name, handler, job, wake, instruments, traced)
+      : attempt(name, handler, job, job.data, wake, undefined);
+  });
   const workId = await boss.work<T>(name, {
     batchSize,
     localConcurrency: concurrency,
