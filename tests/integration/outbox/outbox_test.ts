@@ -81,6 +81,20 @@ interface Row {
   parked: boolean;
 }
 
+/** The statements the client sends (postgres.js calls options.debug for each) until stop(). */
+function sentStatements(db: AppDatabase): {
+  statements: string[];
+  stop(): void;
+} {
+  const options = db.sql.options as { debug: unknown };
+  const debug = options.debug;
+  const statements: string[] = [];
+  options.debug = (_connection: number, query: string) => {
+    statements.push(query);
+  };
+  return { statements, stop: () => void (options.debug = debug) };
+}
+
 async function rows(db: AppDatabase, table: string): Promise<Row[]> {
   return [
     ...await db.observer.unsafe(
@@ -168,17 +182,7 @@ Deno.test({
       "outbox mode adds one insert to the transaction and one update after it, for many events",
       async () => {
         const options = await migrated();
-        const statements: string[] = [];
-        // postgres.js calls options.debug for every statement it sends.
-        const debug = db.sql.options.debug;
-        (db.sql.options as { debug: unknown }).debug = (
-          _connection: number,
-          query: string,
-        ) => {
-          if (query.includes(options.table)) {
-            statements.push(query.trim().split(/\s+/)[0]!);
-          }
-        };
+        const sent = sentStatements(db);
         const bus = new EventBus();
         let dispatched = 0;
         bus.register(Noted, () => {
@@ -190,8 +194,12 @@ Deno.test({
         });
         assert.equal(dispatched, 50);
         await uow.flush();
-        (db.sql.options as { debug: unknown }).debug = debug;
-        assert.deepEqual(statements, ["insert", "update"]);
+        sent.stop();
+        assert.deepEqual(
+          sent.statements.filter((q) => q.includes(options.table))
+            .map((q) => q.trim().split(/\s+/)[0]),
+          ["insert", "update"],
+        );
         assert.equal(
           (await rows(db, options.table)).filter((r) => r.done).length,
           50,
@@ -206,14 +214,9 @@ Deno.test({
       ignore: db.backend !== "server",
       fn: async () => {
         const options = await migrated();
-        const updates: string[] = [];
-        const debug = db.sql.options.debug;
-        (db.sql.options as { debug: unknown }).debug = (
-          _connection: number,
-          query: string,
-        ) => {
-          if (query.trimStart().startsWith("update")) updates.push(query);
-        };
+        const sent = sentStatements(db);
+        const updates = () =>
+          sent.statements.filter((q) => q.trimStart().startsWith("update"));
         const locker = await db.sql.reserve();
         try {
           const bus = new EventBus();
@@ -231,20 +234,20 @@ Deno.test({
           for (let n = 1; n <= 5; n++) {
             await uow.run((tx) => tx.publishAfterCommit(new Noted(n)));
           }
-          assert.equal(updates.length, 1, "the first mark waits on the lock");
+          assert.equal(updates().length, 1, "the first mark waits on the lock");
           assert.equal(
             (await rows(db, options.table)).filter((r) => r.done).length,
             0,
           );
           await locker`commit`;
           await uow.flush();
-          assert.equal(updates.length, 2, "the five later marks: one UPDATE");
+          assert.equal(updates().length, 2, "the five later marks: one UPDATE");
           assert.equal(
             (await rows(db, options.table)).filter((r) => r.done).length,
             6,
           );
         } finally {
-          (db.sql.options as { debug: unknown }).debug = debug;
+          sent.stop();
           locker.release();
         }
       },
