@@ -430,22 +430,23 @@ export class Outbox {
       }
     }
     const controller = new AbortController();
+    const ms = this.dispatchTimeoutSeconds * 1000;
     let keeper: ReturnType<typeof setTimeout> | undefined;
     const keep = (): void => {
       if (lease === undefined) return;
       // At half the lease; after a failed extension, not before a tenth of
-      // the lease (at most 1 s) has passed.
-      keeper = setTimeout(
-        () => {
-          this.keepLease(sql, lease).finally(() => {
-            if (keeper !== undefined) keep();
-          });
-        },
-        Math.max(
-          Math.min(1000, lease.seconds * 100),
-          lease.remainingMs() - lease.seconds * 500,
-        ),
+      // the lease (at most 1 s) has passed. None when the deadline (plus a
+      // second) comes first: the dispatch ends before the timer would fire.
+      const delay = Math.max(
+        Math.min(1000, lease.seconds * 100),
+        lease.remainingMs() - lease.seconds * 500,
       );
+      if (keeper === undefined && delay > ms + 1000) return;
+      keeper = setTimeout(() => {
+        this.keepLease(sql, lease).finally(() => {
+          if (keeper !== undefined) keep();
+        });
+      }, delay);
     };
     let outcome: unknown;
     try {
@@ -453,7 +454,6 @@ export class Outbox {
         bus.publishAll([item.event], { signal: controller.signal })
       );
       keep();
-      const ms = this.dispatchTimeoutSeconds * 1000;
       if (await withDeadline(publishing.then(() => true), ms)) return undefined;
       outcome = new DispatchTimeoutError(this.dispatchTimeoutSeconds);
       controller.abort(outcome);
