@@ -83,7 +83,11 @@ logger.info("Jobs database: {jobs}", { jobs: app.databases.jobs });
 let server: NodeServer;
 try {
   server = await serve(
-    { hostname: config.hostname, port: config.port },
+    {
+      hostname: config.hostname,
+      port: config.port,
+      headersTimeoutMs: config.bodyTimeoutMs,
+    },
     app.handler,
   );
 } catch (e) {

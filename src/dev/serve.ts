@@ -9,7 +9,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import { Readable } from "node:stream";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 
 /** A running server. */
 export interface NodeServer {
@@ -26,6 +26,12 @@ export interface NodeServer {
 export interface ServeOptions {
   readonly hostname: string;
   readonly port: number;
+  /**
+   * How long a connection may go without a complete request head (a new
+   * connection, or an idle one between requests) before it is closed.
+   * node:http's own headersTimeout is not enforced under Deno.
+   */
+  readonly headersTimeoutMs?: number;
 }
 
 function toRequest(
@@ -118,6 +124,23 @@ export function serve(
     }
     handler(request).then((response) => send(response, res)).catch(() => {
       res.socket?.destroy();
+    });
+  });
+  // A connection that sends no complete request head in time is closed:
+  // the timer runs while the connection waits for one, not during requests.
+  const headersMs = options.headersTimeoutMs ?? 10_000;
+  const idle = new WeakMap<object, ReturnType<typeof setTimeout>>();
+  const wait = (socket: Socket) =>
+    idle.set(socket, setTimeout(() => socket.destroy(), headersMs));
+  server.on("connection", (socket: Socket) => {
+    wait(socket);
+    socket.once("close", () => clearTimeout(idle.get(socket)));
+  });
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    clearTimeout(idle.get(socket));
+    res.once("finish", () => {
+      if (!socket.destroyed) wait(socket);
     });
   });
   return new Promise((resolve, reject) => {

@@ -19,27 +19,27 @@ interface RawResult {
   closedAfterMs: number;
 }
 
+/** The head of a POST /users and part of its body. */
+const PARTIAL_POST = "POST /users HTTP/1.1\r\nhost: 127.0.0.1\r\n" +
+  "content-type: application/json\r\ncontent-length: 100\r\n\r\n" +
+  '{"email":';
+
 /**
- * Sends the head of a POST /users and part of its body, then waits for the
- * server to close the connection (or gives up after `giveUpMs`).
+ * Sends `sent`, then waits for the server to close the connection (or gives
+ * up after `giveUpMs`).
  */
 async function partialPost(
   port: number,
   giveUpMs: number,
   halfClose = false,
+  sent = PARTIAL_POST,
 ): Promise<RawResult> {
   const started = performance.now();
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const timer = setTimeout(() => conn.close(), giveUpMs);
   let text = "";
   try {
-    await conn.write(
-      new TextEncoder().encode(
-        "POST /users HTTP/1.1\r\nhost: 127.0.0.1\r\n" +
-          "content-type: application/json\r\ncontent-length: 100\r\n\r\n" +
-          '{"email":',
-      ),
-    );
+    await conn.write(new TextEncoder().encode(sent));
     if (halfClose) await conn.closeWrite();
     const buffer = new Uint8Array(4096);
     const decoder = new TextDecoder();
@@ -102,6 +102,30 @@ Deno.test({
         if (r.text !== "") {
           assert.match(r.text, /^HTTP\/1\.1 400 /);
           assert.match(r.text, /request body ended before all of it arrived/);
+        }
+      },
+    );
+
+    await t.step(
+      `${CONNECTIONS} request heads that never end: each closed after the bound`,
+      async () => {
+        const results = await Promise.all(
+          Array.from(
+            { length: CONNECTIONS },
+            () =>
+              partialPost(
+                port,
+                giveUpMs,
+                false,
+                "GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n",
+              ),
+          ),
+        );
+        const held = results.filter((r) => r.closedAfterMs >= giveUpMs - 50);
+        assert.equal(held.length, 0, `${held.length} connections were held`);
+        for (const r of results) {
+          assert.equal(r.text, "", "no answer to a request never sent");
+          assert.ok(r.closedAfterMs >= BOUND_MS - 50, `${r.closedAfterMs} ms`);
         }
       },
     );
