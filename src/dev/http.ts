@@ -186,6 +186,15 @@ async function readJsonObject(
       { "accept-post": "application/json", ...CLOSE },
     );
   }
+  const coding = request.headers.get("content-encoding");
+  if (coding !== null && coding.trim().toLowerCase() !== "identity") {
+    return error(
+      415,
+      "request body must not be encoded: send it without content-encoding",
+      undefined,
+      { "accept-encoding": "identity", ...CLOSE },
+    );
+  }
   const bytes = await readBody(request, timeoutMs);
   if (bytes instanceof Response) return bytes;
   let text: string;

@@ -406,6 +406,19 @@ Deno.test({
         415,
       ],
       [
+        "a content coding the server does not decode",
+        () =>
+          request(`${server.url}/users`, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              "content-encoding": "gzip",
+            },
+            body: JSON.stringify(valid),
+          }),
+        415,
+      ],
+      [
         "a NUL in the user id",
         () => request(`${server.url}/users/%00`),
         400,
