@@ -106,6 +106,8 @@ export class OutboxTable {
         this.name.includes(".") ? "" : "."
       }${this.name}`;
       await tx`select pg_advisory_xact_lock(hashtext(${key}))`;
+      // "already exists, skipping" notices would reach the client's log.
+      await tx`set local client_min_messages = warning`;
       await tx`create table if not exists ${t} (
         id text primary key,
         seq bigint generated always as identity,

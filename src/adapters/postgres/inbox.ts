@@ -239,6 +239,7 @@ export class Inbox {
     const t = sql(this.#name);
     await reservedTransaction(sql, "begin", async (tx) => {
       await tx`select pg_advisory_xact_lock(hashtext(${`aftercommit.inbox:${this.#name}`}))`;
+      await tx`set local client_min_messages = warning`; // no "already exists" notices
       await tx`create table if not exists ${t} (
         event_id text not null,
         handler text not null,

@@ -2,7 +2,7 @@
 // database: embedded PGlite by default, a fresh database on the server when
 // TEST_DATABASE_URL is set.
 import assert from "node:assert/strict";
-import type postgres from "postgres";
+import postgres from "postgres";
 import {
   AggregateRoot,
   BatchingJobQueue,
@@ -14,6 +14,7 @@ import {
   PublishAfterCommitError,
 } from "../../../mod.ts";
 import {
+  migrateInbox,
   migrateOutbox,
   type OutboxOptions,
   OutboxRelay,
@@ -132,6 +133,40 @@ Deno.test({
         assert.deepEqual(await rows(db, options.table), []);
       },
     );
+
+    await t.step({
+      name:
+        "migrateOutbox() and migrateInbox() send no notices to the client's log, on a new table and again",
+      // A client of the user's own (postgres.js logs notices by default);
+      // embedded PGlite's connect() already passes them to the logger.
+      ignore: db.backend !== "server",
+      fn: async () => {
+        const notices: string[] = [];
+        const { host, port, database, user } = db.sql.options;
+        const own = postgres({
+          host: host[0]!,
+          port: port[0]!,
+          database,
+          user,
+          max: 1,
+          onnotice: (notice) => notices.push(String(notice.message)),
+        });
+        try {
+          const options = freshOptions();
+          const inbox = { table: `inbox_${options.table}` };
+          for (let i = 0; i < 2; i++) {
+            await migrateOutbox(own, options);
+            await migrateInbox(own, inbox);
+          }
+          await own`create table if not exists ${own(options.table)} (x int)`;
+        } finally {
+          await own.end();
+        }
+        // The control: a notice does reach the client.
+        assert.deepEqual(notices.length, 1, notices.join("; "));
+        assert.match(notices[0]!, /already exists, skipping/);
+      },
+    });
 
     await t.step(
       "run() in outbox mode writes the events in the transaction, dispatches them after COMMIT in order, then marks them done",
