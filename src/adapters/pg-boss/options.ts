@@ -183,6 +183,31 @@ export function connectConfig(
 }
 
 /**
+ * Wraps `log` so that an error like the last one logged (same name and
+ * message) within `ms` is counted, not logged: an outage repeats the same
+ * background error several times a second.
+ */
+export function onceEvery(
+  ms: number,
+  log: (error: Error, repeats: number) => void,
+): (error: unknown) => void {
+  let last = "";
+  let loggedAt = -Infinity;
+  let repeats = 0;
+  return (error) => {
+    const copy = loggableError(error);
+    const key = `${copy.name}: ${copy.message}`;
+    const now = performance.now();
+    if (key === last && now - loggedAt < ms) {
+      repeats++;
+      return;
+    }
+    log(copy, repeats);
+    [last, loggedAt, repeats] = [key, now, 0];
+  };
+}
+
+/**
  * Starts pg-boss (installing or migrating its schema), logging its background
  * errors and warnings.
  *
@@ -192,11 +217,19 @@ export async function startBoss(config: ConnectConfig): Promise<PgBoss> {
   const logger = getLogger(["aftercommit", "jobs"]);
   const boss = new PgBoss(config.boss);
   // Without an "error" listener an EventEmitter throws; log instead.
-  boss.on("error", (error) => {
-    logger.error("Job queue background error: {error}", {
-      error: loggableError(error),
-    });
-  });
+  boss.on(
+    "error",
+    onceEvery(30_000, (error, repeats) => {
+      if (repeats === 0) {
+        logger.error("Job queue background error: {error}", { error });
+      } else {
+        logger.error(
+          "Job queue background error: {error}; the one before it repeated {repeats} more times, not logged",
+          { error, repeats },
+        );
+      }
+    }),
+  );
   boss.on("warning", (warning) => {
     logger.warn("Job queue warning: {message}", {
       message: warning.message,
