@@ -195,7 +195,7 @@ export function onceEvery(
   let loggedAt = -Infinity;
   let repeats = 0;
   return (error) => {
-    const copy = loggableError(error);
+    const copy = loggableError(errorLike(error));
     const key = `${copy.name}: ${copy.message}`;
     const now = performance.now();
     if (key === last && now - loggedAt < ms) {
@@ -205,6 +205,20 @@ export function onceEvery(
     log(copy, repeats);
     [last, loggedAt, repeats] = [key, now, 0];
   };
+}
+
+// pg-boss emits its workers' errors as plain objects (the error's own fields
+// spread, with message and stack): an Error again, of those two only.
+function errorLike(error: unknown): unknown {
+  if (error instanceof Error || typeof error !== "object" || error === null) {
+    return error;
+  }
+  const { message, stack, code } = error as Record<string, unknown>;
+  if (typeof message !== "string") return error;
+  const copy = new Error(message);
+  if (typeof code === "string") copy.name = `Error ${code}`;
+  if (typeof stack === "string") copy.stack = stack;
+  return copy;
 }
 
 /**
