@@ -6,9 +6,8 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
-import { describe } from "../internal/describe.ts";
 import { loggableError } from "../internal/loggable_error.ts";
-import { assertPublishAll } from "../internal/rules.ts";
+import { assertPublishAll, expected } from "../internal/rules.ts";
 import type {
   EnqueueOptions,
   JobHandler,
@@ -31,81 +30,27 @@ interface Buffer {
 /**
  * A {@linkcode JobQueue} that batches: inside {@linkcode BatchingJobQueue.batch}
  * (or a publish through {@linkcode BatchingJobQueue.publisher}), every
- * `enqueue` is checked at once, answered at once with the id the job will
- * have, and buffered; when the batch's work has finished, the buffer is
- * written with one `enqueueMany` on the wrapped queue, in call order. A bus
- * awaits its handlers one by one, so without this each handler's enqueue
- * is a round trip of its own.
+ * `enqueue` is checked by the wrapped queue's `prepare`, answered at once
+ * with the id the job will have, and buffered; when the batch ends, the
+ * buffer is written with one `enqueueMany`, in call order. A bus awaits its
+ * handlers one by one, so without this each enqueue is a round trip.
  *
- * - Outside a batch, every method goes straight to the wrapped queue.
- * - A buffered enqueue resolves to the id the job will have (the wrapped
- *   queue's `prepare` gives it: key-derived for a keyed job, else a UUID).
- * - Inside a batch the `null` answer ("this key was already used") is not
- *   available: a buffered enqueue answers with the id even when a job with
- *   that key exists. The duplicate is still not created.
- * - Bad input (an invalid queue name, data that is not JSON…) throws at the
- *   `enqueue` call, through the wrapped queue's `prepare`, before anything
- *   is written.
- * - If writing the buffer fails, the batch (and so `publishAll`, and so a
- *   Unit of Work's `run`, as `PublishAfterCommitError`) throws that error.
- * - A batch inside a batch joins the outer one; concurrent batches (two
- *   requests publishing at once) have separate buffers.
- * - Each job is checked and given its id once, by the wrapped queue's
- *   `prepare`; the write repeats neither. A wrapped queue without
- *   `prepare` (it is optional in the port) cannot answer for a job it has
- *   not written: then every enqueue goes straight through.
- *
- * Give the handlers this queue, not the wrapped one: only enqueues made
- * through it are buffered.
+ * Inside a batch an enqueue answers with the id even when its key was
+ * already used (the duplicate is still not created); bad input throws at
+ * the call; a failed write fails the batch (and so a Unit of Work's `run`,
+ * as `PublishAfterCommitError`). Nested batches join the outer one. Outside
+ * a batch, or when the wrapped queue has no `prepare`, every call goes
+ * straight through. Give the handlers this queue, not the wrapped one.
  *
  * @example One round trip for the jobs of one publish
  * ```ts
  * import assert from "node:assert/strict";
- * import {
- *   BatchingJobQueue,
- *   type EnqueueOptions,
- *   EventBus,
- *   type JobQueue,
- *   type JobRequest,
- *   On,
- * } from "@aftercommit/core";
- *
- * // An in-memory queue that counts its writes.
- * class MemoryQueue implements JobQueue {
- *   writes = 0;
- *   jobs = new Map<string, unknown>();
- *   enqueue(name: string, data: unknown, options: EnqueueOptions = {}) {
- *     return this.enqueueMany([{ name, data, options }]).then(([id]) => id!);
- *   }
- *   enqueueMany(requests: readonly JobRequest[]) {
- *     this.writes++;
- *     return Promise.resolve(requests.map((request) => {
- *       const { id, data } = this.prepare(request);
- *       if (this.jobs.has(id)) return null;
- *       this.jobs.set(id, data);
- *       return id;
- *     }));
- *   }
- *   prepare(request: JobRequest) {
- *     if (request.name === "") throw new TypeError("Cannot enqueue job: empty name");
- *     const key = request.options?.key;
- *     const id = key === undefined
- *       ? request.options?.id ?? crypto.randomUUID()
- *       : `${request.name}:${key}`;
- *     return { ...request, id };
- *   }
- *   work() {
- *     return Promise.resolve("worker");
- *   }
- *   stop() {
- *     return Promise.resolve();
- *   }
- * }
+ * import { BatchingJobQueue, EventBus, type JobQueue, On } from "@aftercommit/core";
+ * import { InMemoryJobQueue } from "@aftercommit/core/testing";
  *
  * class UserRegistered {
  *   constructor(readonly eventId: string, readonly userId: string) {}
  * }
- *
  * class Welcome {
  *   constructor(private readonly jobs: JobQueue) {}
  *   @On(UserRegistered)
@@ -116,7 +61,7 @@ interface Buffer {
  *   }
  * }
  *
- * const memory = new MemoryQueue();
+ * const memory = new InMemoryJobQueue();
  * const jobs = new BatchingJobQueue(memory);
  * const bus = new EventBus();
  * bus.subscribe(new Welcome(jobs));
@@ -126,21 +71,20 @@ interface Buffer {
  *   new UserRegistered("e2", "u2"),
  *   new UserRegistered("e3", "u3"),
  * ]);
- * assert.deepEqual([memory.jobs.size, memory.writes], [3, 1]);
+ * assert.deepEqual([memory.jobs.length, memory.writes.length], [3, 1]);
  * ```
  */
 export class BatchingJobQueue implements JobQueue {
   readonly #inner: JobQueue;
   readonly #buffers = new AsyncLocalStorage<Buffer>();
-  // Whether the wrapped queue can check a job and name its id before
-  // writing it: only then are enqueues buffered.
+  // Only a queue that can check a job and name its id before writing it
+  // can have its enqueues buffered.
   readonly #canAnswer: boolean;
 
   /**
-   * Wraps `inner`. The wrapper holds no connection of its own:
-   * {@linkcode BatchingJobQueue.stop} stops `inner`.
+   * Wraps `inner`, the queue that writes the jobs (such as a
+   * `PgBossJobQueue`); {@linkcode BatchingJobQueue.stop} stops it.
    *
-   * @param inner The queue that writes the jobs, such as a `PgBossJobQueue`.
    * @throws {TypeError} When `inner` does not look like a {@linkcode JobQueue}.
    */
   constructor(inner: JobQueue) {
@@ -151,73 +95,51 @@ export class BatchingJobQueue implements JobQueue {
       typeof like.enqueueMany !== "function" ||
       typeof like.work !== "function" || typeof like.stop !== "function"
     ) {
-      throw new TypeError(
-        `Cannot create batching job queue: expected a JobQueue (with enqueue, enqueueMany, work and stop), received ${
-          describe(inner)
-        }`,
+      expected(
+        "create batching job queue",
+        "a JobQueue (with enqueue, enqueueMany, work and stop)",
+        inner,
       );
     }
     this.#inner = inner;
     this.#canAnswer = typeof inner.prepare === "function";
   }
 
-  /**
-   * Whether this call runs inside a batch of this queue, whose enqueues are
-   * buffered.
-   */
+  /** Whether this call runs inside a batch of this queue. */
   get batching(): boolean {
     const buffer = this.#buffers.getStore();
     return buffer !== undefined && !buffer.closed;
   }
 
   /**
-   * Runs `fn`; every enqueue made through this queue while it runs is
-   * buffered and written with one `enqueueMany` once it has returned (or
-   * thrown: the jobs it enqueued before the failure are written too, as
-   * they would have been without batching). Inside a batch, `fn` joins it
-   * and nothing is written until the outer batch ends.
+   * Runs `fn` and writes the jobs enqueued through this queue meanwhile with
+   * one `enqueueMany` once it has returned, or thrown (the jobs enqueued
+   * before the failure are written, as without batching). Inside a batch,
+   * `fn` joins it.
    *
-   * @typeParam T What `fn` returns.
-   * @param fn The work, such as publishing events.
    * @returns What `fn` returned, once the buffered jobs are written.
    * @throws {TypeError} When `fn` is not a function.
-   * @throws The error of `fn`, after the buffered jobs are written.
-   * @throws The error of the wrapped queue's `enqueueMany`, when writing the
-   * buffer fails.
-   * @throws {SuppressedError} When both fail: `error` is the write's error,
-   * `suppressed` the error of `fn`.
+   * @throws The error of `fn` or of the write; a `SuppressedError` when
+   * both fail (`error` is the write's, `suppressed` that of `fn`).
    *
    * @example Batch the enqueues of any piece of code
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
+   * import { BatchingJobQueue } from "@aftercommit/core";
+   * import { InMemoryJobQueue } from "@aftercommit/core/testing";
    *
-   * let roundTrips = 0;
-   * const inner: JobQueue = {
-   *   enqueue: () => Promise.resolve(crypto.randomUUID()),
-   *   enqueueMany: (jobs) => {
-   *     roundTrips++;
-   *     return Promise.resolve(jobs.map(() => crypto.randomUUID()));
-   *   },
-   *   prepare: (job) => ({ ...job, id: crypto.randomUUID() }),
-   *   work: () => Promise.resolve("worker"),
-   *   stop: () => Promise.resolve(),
-   * };
-   * const jobs = new BatchingJobQueue(inner);
+   * const memory = new InMemoryJobQueue();
+   * const jobs = new BatchingJobQueue(memory);
    * await jobs.batch(async () => {
    *   for (let i = 0; i < 100; i++) {
    *     await jobs.enqueue("resize-image", { n: i }, { key: `image-${i}` });
    *   }
    * });
-   * assert.deepEqual(roundTrips, 1);
+   * assert.equal(memory.writes.length, 1);
    * ```
    */
   async batch<T>(fn: () => T | Promise<T>): Promise<T> {
-    if (typeof fn !== "function") {
-      throw new TypeError(
-        `Cannot run batch: expected a function, received ${describe(fn)}`,
-      );
-    }
+    if (typeof fn !== "function") expected("run batch", "a function", fn);
     if (this.batching) return await fn();
     const buffer: Buffer = { requests: [], closed: false };
     let result: T;
@@ -242,32 +164,17 @@ export class BatchingJobQueue implements JobQueue {
   }
 
   /**
-   * Wraps `bus` so that each `publishAll` is a {@linkcode BatchingJobQueue.batch}:
-   * the jobs its handlers enqueue through this queue are written in one
-   * round trip after the handlers have finished. Pass the result to a Unit
-   * of Work as its `bus` option.
+   * Wraps `bus` so that each `publishAll` is a {@linkcode BatchingJobQueue.batch};
+   * pass the result to a Unit of Work as its `bus` option.
    *
-   * @param bus The bus, such as an `EventBus` or `defaultBus`.
-   * @returns A publisher whose `publishAll` publishes on `bus`, then writes
-   * the buffered jobs.
    * @throws {TypeError} When `bus` has no `publishAll` method.
    *
    * @example Give a Unit of Work a batching publisher
    * ```ts
-   * import {
-   *   BatchingJobQueue,
-   *   EventBus,
-   *   type JobQueue,
-   *   type UnitOfWorkOptions,
-   * } from "@aftercommit/core";
+   * import { BatchingJobQueue, EventBus, type UnitOfWorkOptions } from "@aftercommit/core";
+   * import { InMemoryJobQueue } from "@aftercommit/core/testing";
    *
-   * const inner: JobQueue = {
-   *   enqueue: () => Promise.resolve(crypto.randomUUID()),
-   *   enqueueMany: (jobs) => Promise.resolve(jobs.map(() => crypto.randomUUID())),
-   *   work: () => Promise.resolve("worker"),
-   *   stop: () => Promise.resolve(),
-   * };
-   * const jobs = new BatchingJobQueue(inner);
+   * const jobs = new BatchingJobQueue(new InMemoryJobQueue());
    * const options: UnitOfWorkOptions = { bus: jobs.publisher(new EventBus()) };
    * await options.bus!.publishAll([]);
    * ```
@@ -289,32 +196,23 @@ export class BatchingJobQueue implements JobQueue {
   }
 
   /**
-   * Adds a job. Inside a batch: checks it, buffers it, and resolves at once
-   * with the id it will have. Outside: the wrapped queue's `enqueue`.
+   * Adds a job. Inside a batch: checks and buffers it, and resolves at once
+   * with the id it will have (even when its key was already used). Outside:
+   * the wrapped queue's `enqueue`, `null` for a used key.
    *
-   * @typeParam T The data's type.
-   * @param name The queue name.
-   * @param data JSON-serialisable data.
-   * @param options Idempotency key or id, and scheduling.
-   * @returns The job id; outside a batch, `null` when a job with the same
-   * key exists. Inside a batch, always the id (a duplicate is still not
-   * created when the buffer is written).
    * @throws {TypeError} When the name, the data or the options are invalid;
    * nothing is buffered or written then.
    *
    * @example Enqueue outside a batch goes straight through
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
+   * import { BatchingJobQueue } from "@aftercommit/core";
+   * import { InMemoryJobQueue } from "@aftercommit/core/testing";
    *
-   * const inner: JobQueue = {
-   *   enqueue: () => Promise.resolve("job-1"),
-   *   enqueueMany: (jobs) => Promise.resolve(jobs.map(() => null)),
-   *   work: () => Promise.resolve("worker"),
-   *   stop: () => Promise.resolve(),
-   * };
-   * const jobs = new BatchingJobQueue(inner);
-   * assert.deepEqual(await jobs.enqueue("send-welcome-email", { userId: "u1" }), "job-1");
+   * const memory = new InMemoryJobQueue();
+   * const jobs = new BatchingJobQueue(memory);
+   * const id = await jobs.enqueue("send-welcome-email", { userId: "u1" });
+   * assert.equal(id, memory.jobs[0]!.id);
    * ```
    */
   enqueue<T>(
@@ -338,38 +236,26 @@ export class BatchingJobQueue implements JobQueue {
   }
 
   /**
-   * Adds several jobs. Inside a batch: checks them all, then buffers them,
-   * and resolves at once with their ids. Outside: the wrapped queue's
+   * Adds several jobs. Inside a batch: checks them all, buffers them, and
+   * resolves at once with their ids. Outside: the wrapped queue's
    * `enqueueMany`.
    *
-   * @param jobs The jobs.
-   * @returns The ids, in order; outside a batch, `null` where the key was
-   * already used.
    * @throws {TypeError} When any request is invalid; nothing is buffered or
    * written then.
    *
    * @example Enqueue several jobs inside a batch
    * ```ts
    * import assert from "node:assert/strict";
-   * import { BatchingJobQueue, type JobQueue } from "@aftercommit/core";
+   * import { BatchingJobQueue } from "@aftercommit/core";
+   * import { InMemoryJobQueue } from "@aftercommit/core/testing";
    *
-   * const written: unknown[] = [];
-   * const inner: JobQueue = {
-   *   enqueue: () => Promise.resolve(crypto.randomUUID()),
-   *   enqueueMany: (jobs) => {
-   *     written.push(...jobs.map((job) => job.data));
-   *     return Promise.resolve(jobs.map(() => crypto.randomUUID()));
-   *   },
-   *   prepare: (job) => ({ ...job, id: crypto.randomUUID() }),
-   *   work: () => Promise.resolve("worker"),
-   *   stop: () => Promise.resolve(),
-   * };
-   * const jobs = new BatchingJobQueue(inner);
+   * const memory = new InMemoryJobQueue();
+   * const jobs = new BatchingJobQueue(memory);
    * await jobs.batch(async () => {
    *   await jobs.enqueueMany([{ name: "a", data: 1 }, { name: "b", data: 2 }]);
    *   await jobs.enqueue("c", 3);
    * });
-   * assert.deepEqual(written, [1, 2, 3]);
+   * assert.deepEqual(memory.writes[0]!.jobs.map((job) => job.data), [1, 2, 3]);
    * ```
    */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
@@ -386,16 +272,7 @@ export class BatchingJobQueue implements JobQueue {
     }
   }
 
-  /**
-   * The wrapped queue's `work`: workers are not batched.
-   *
-   * @typeParam T The data's type.
-   * @param name The queue name.
-   * @param handler The work; throwing fails the attempt.
-   * @param options Concurrency, batch size and polling.
-   * @returns The worker's id.
-   * @throws {TypeError} As the wrapped queue's `work`.
-   */
+  /** The wrapped queue's `work`: workers are not batched. */
   work<T>(
     name: string,
     handler: JobHandler<T>,
@@ -407,31 +284,22 @@ export class BatchingJobQueue implements JobQueue {
   /**
    * Stops the wrapped queue. Batches still running write their buffers
    * after it, and fail if it no longer accepts jobs.
-   *
-   * @returns When the wrapped queue has stopped.
    */
   stop(): Promise<void> {
     return this.#inner.stop();
   }
 
-  // The buffer of the batch this call runs in, or undefined when the call
-  // goes straight through: no batch, a batch already over, or a wrapped
-  // queue that cannot answer for a job before writing it.
+  // The buffer to add to, or undefined when the call goes straight through.
   #openBuffer(): Buffer | undefined {
+    if (!this.#canAnswer) return undefined;
     const buffer = this.#buffers.getStore();
-    if (buffer === undefined || buffer.closed) return undefined;
-    return this.#canAnswer ? buffer : undefined;
+    return buffer?.closed === false ? buffer : undefined;
   }
 
-  // Checks one request through the wrapped queue and gives it its id, once:
-  // enqueueMany then takes the result as it is.
+  // Checks a request and gives it its id, once: enqueueMany takes it as is.
   #prepare(job: JobRequest): JobRequest & { readonly id: string } {
     if (typeof job !== "object" || job === null) {
-      throw new TypeError(
-        `Cannot enqueue job: expected a { name, data, options } request, received ${
-          describe(job)
-        }`,
-      );
+      expected("enqueue job", "a { name, data, options } request", job);
     }
     return this.#inner.prepare!(job);
   }
