@@ -10,6 +10,7 @@ import { jobIdFor } from "../internal/job_id.ts";
 import {
   assertJson,
   assertObject,
+  expected,
   fail,
   integer,
   matches,
@@ -21,43 +22,31 @@ import { assertStartAfter } from "./_delay.ts";
 /** Options of {@linkcode JobQueue.enqueue}. */
 export interface EnqueueOptions {
   /**
-   * An idempotency key, such as an event id (plus the handler's name when
-   * one event feeds several handlers into the same queue). Enqueueing twice
-   * with the same key and queue name creates one job: the second call
-   * returns `null` (inside a `BatchingJobQueue` batch it returns the id,
-   * and still creates nothing).
-   *
+   * An idempotency key, such as an event id: enqueueing twice with the same
+   * key and queue name creates one job, and the second call returns `null`
+   * (the id inside a `BatchingJobQueue` batch).
    * @default {undefined (every call creates a job)}
    */
   readonly key?: string;
   /**
-   * The job's id, chosen by the caller: a lowercase UUID such as
-   * `crypto.randomUUID()` gives. Enqueueing an id that exists creates
-   * nothing and returns `null`, like a used key. Not allowed with `key`,
-   * which derives the id itself. `BatchingJobQueue` sets it, so
-   * that a buffered enqueue can return the id before the job is written.
-   *
+   * The job's id, a lowercase UUID such as `crypto.randomUUID()` gives; an
+   * id that exists creates nothing and returns `null`. Not with `key`.
    * @default {undefined (a key-derived id, or a fresh UUID)}
    */
   readonly id?: string;
   /**
-   * When the job may start: a number of seconds from now (finite, 0 or
-   * more), or a `Date` that is not in the past. A negative or non-finite
-   * number, an invalid `Date` or one in the past is a `RangeError`.
-   *
+   * When the job may start: seconds from now (0 or more), or a `Date` not in
+   * the past; anything else out of range is a `RangeError`.
    * @default {undefined (at once)}
    */
   readonly startAfter?: number | Date;
   /**
-   * Seconds to wait before the job may start: the same as a number
-   * `startAfter` (give one of the two).
-   *
+   * Seconds before the job may start, as a number `startAfter` (give one).
    * @default {0}
    */
   readonly startAfterSeconds?: number;
   /**
    * An integer; higher runs first.
-   *
    * @default {0}
    */
   readonly priority?: number;
@@ -83,10 +72,7 @@ export interface Job<T = unknown> {
   readonly data: T;
   /** 1 for the first try, 2 for the first retry, and so on. */
   readonly attempt: number;
-  /**
-   * Aborted when the attempt expires or the queue stops without waiting for
-   * it (and, at the latest, once the attempt is over).
-   */
+  /** Aborted when the attempt expires or ends, or the queue stops. */
   readonly signal: AbortSignal;
 }
 
@@ -96,34 +82,28 @@ export type JobHandler<T = unknown> = (job: Job<T>) => Promise<void> | void;
 /** Options of {@linkcode JobQueue.work}. */
 export interface WorkOptions {
   /**
-   * How many fetch loops this process runs for the queue. Each fetches
-   * `batchSize` jobs at a time, so up to `concurrency × batchSize` jobs of
-   * this queue run at once (10 with the defaults). Set `batchSize` to 1
-   * for one job at a time, in queue order.
-   *
+   * How many fetch loops this process runs for the queue: up to
+   * `concurrency × batchSize` jobs run at once (`batchSize: 1` for one at a
+   * time, in queue order).
    * @default {1}
    */
   readonly concurrency?: number;
   /**
-   * How many jobs one fetch takes. The jobs of a batch run concurrently and
-   * each succeeds or fails on its own; larger batches raise throughput, and
-   * a loop fetches again once its whole batch is done.
-   *
+   * How many jobs one fetch takes; they run concurrently and succeed or fail
+   * each on its own, and the loop fetches again once all are done.
    * @default {10}
    */
   readonly batchSize?: number;
   /**
-   * How often an idle worker looks for jobs that no wake-up announced, such
-   * as retries that waited out their delay. New jobs wake workers at once.
-   *
+   * How often an idle worker looks for jobs no wake-up announced (retries
+   * after their delay); new jobs wake workers at once.
    * @default {2}
    */
   readonly pollingIntervalSeconds?: number;
 }
 
 /**
- * A durable job queue. Implemented by adapters; the application layer only
- * knows this interface.
+ * A durable job queue, implemented by adapters.
  *
  * @example A handler that enqueues a job
  * ```ts
@@ -146,13 +126,9 @@ export interface WorkOptions {
  */
 export interface JobQueue {
   /**
-   * Adds a job.
+   * Adds a job with JSON-serialisable `data`; returns its id, or `null` when
+   * a job with the same key exists.
    *
-   * @typeParam T The data's type.
-   * @param name The queue name.
-   * @param data JSON-serialisable data.
-   * @param options Idempotency key and scheduling.
-   * @returns The job id, or `null` when a job with the same key exists.
    * @throws {TypeError} When the name, the data or the options are invalid;
    * nothing is written then.
    */
@@ -162,35 +138,25 @@ export interface JobQueue {
     options?: EnqueueOptions,
   ): Promise<string | null>;
   /**
-   * Adds several jobs in one round trip per queue.
+   * Adds several jobs in one round trip per queue; returns their ids, in
+   * order, `null` where the key was already used.
    *
-   * @param jobs The jobs.
-   * @returns The ids, in order, `null` where the key was already used.
    * @throws {TypeError} When any request is invalid; nothing is written then.
    */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]>;
   /**
-   * Checks a job as {@linkcode JobQueue.enqueue} does and gives it its id,
-   * writing nothing. The result goes to {@linkcode JobQueue.enqueueMany}
-   * as it is, which then neither checks it again nor derives its id again.
-   * Optional: only a queue that has it lets `BatchingJobQueue` buffer its
-   * jobs; without it every enqueue goes straight through.
+   * Checks a job as {@linkcode JobQueue.enqueue} does and gives it the id it
+   * will have, writing nothing; `enqueueMany` takes the result as it is.
+   * Optional: only a queue that has it lets `BatchingJobQueue` buffer jobs.
    *
-   * @param request The job.
-   * @returns The request to give `enqueueMany`, with the id the job will
-   * have (the key-derived id, the given id, or a fresh UUID).
    * @throws {TypeError} When `enqueue` would throw one for this request
    * (a `RangeError` for numbers out of range).
    */
   prepare?(request: JobRequest): JobRequest & { readonly id: string };
   /**
-   * Starts running `handler` for jobs of queue `name` in this process.
+   * Starts running `handler` for jobs of queue `name` in this process;
+   * returns the worker's id.
    *
-   * @typeParam T The data's type.
-   * @param name The queue name.
-   * @param handler The work; throwing fails the attempt.
-   * @param options Concurrency, batch size and polling.
-   * @returns The worker's id.
    * @throws {TypeError} When the name, the handler or the options are invalid.
    */
   work<T>(
@@ -199,10 +165,8 @@ export interface JobQueue {
     options?: WorkOptions,
   ): Promise<string>;
   /**
-   * Stops fetching jobs, lets running handlers finish, and closes the
-   * connection.
-   *
-   * @returns When every running handler has finished.
+   * Stops fetching jobs and closes the connection once every running
+   * handler has finished.
    */
   stop(): Promise<void>;
 }
@@ -254,9 +218,8 @@ const PRIORITY = integer(-2_147_483_648, 2_147_483_647);
 const SECONDS = number(0);
 
 /**
- * A job request that {@linkcode prepareJob} checked and gave its id. Its
- * options carry the id, never the key, and `startAfter` is when it may
- * start (`undefined`: at once).
+ * A job request that {@linkcode prepareJob} checked and gave its id: its
+ * options carry the id, never the key; `startAfter` undefined is at once.
  *
  * @internal
  */
@@ -288,15 +251,11 @@ export class PreparedJob implements JobRequest {
 }
 
 /**
- * Checks one job request as every queue does (the request's shape, the
- * queue name, JSON data, the options) and gives it its id: derived from
- * the key (the same in every process), the given id, or a fresh UUID. A
- * request it already prepared is returned as it is.
+ * Checks one job request as every queue does and gives it its id: derived
+ * from the key (the same in every process), the given id, or a fresh UUID.
+ * `what` is the action for messages, such as `"enqueue jobs[3]"`.
  *
  * @internal
- * @param request The job.
- * @param what The action for messages, such as `"enqueue jobs[3]"`.
- * @returns The prepared job.
  * @throws {TypeError} When the request is invalid (a `RangeError` for
  * numbers out of range).
  */
@@ -308,12 +267,7 @@ export function prepareJob(
   if (
     typeof request !== "object" || request === null || Array.isArray(request)
   ) {
-    fail(
-      what,
-      `expected a { name, data, options } request, received ${
-        describe(request)
-      }`,
-    );
+    expected(what, "a { name, data, options } request", request);
   }
   const { name, data, options } = request as JobRequest;
   assertQueueName(name, what);
@@ -359,21 +313,18 @@ export function prepareJob(
 }
 
 /**
- * {@linkcode prepareJob} for each request of `enqueueMany(jobs)`; the
- * index of a bad one is in the message.
+ * {@linkcode prepareJob} for each request of `enqueueMany(jobs)`, the index
+ * of a bad one in the message.
  *
  * @internal
- * @param jobs The requests.
- * @returns The prepared jobs, in order.
  * @throws {TypeError} When `jobs` is not an array or a request is invalid.
  */
 export function prepareJobs(jobs: unknown): PreparedJob[] {
   if (!Array.isArray(jobs)) {
-    fail(
+    expected(
       "enqueue jobs",
-      `expected an array of { name, data, options } requests, received ${
-        describe(jobs)
-      }`,
+      "an array of { name, data, options } requests",
+      jobs,
     );
   }
   return jobs.map((job, i) => prepareJob(job, `enqueue jobs[${i}]`));
