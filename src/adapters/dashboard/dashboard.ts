@@ -1,9 +1,5 @@
-/**
- * {@linkcode dashboard}: the operator's web page over the outbox and the job
- * queue, as one request handler.
- *
- * @module
- */
+// The dashboard's request handler: sign-in, the snapshot the page polls and
+// the two repairs. The page itself is in _assets.ts.
 import { getLogger } from "@logtape/logtape";
 import { timingSafeEqual } from "node:crypto";
 import type {
@@ -44,9 +40,9 @@ export type DashboardJobs = Pick<
 /** Options of {@linkcode dashboard}. */
 export interface DashboardOptions {
   /**
-   * The admin token the page and its actions need (a login form sets a
-   * signed session cookie, or send `Authorization: Bearer <token>`).
-   * Required; `undefined` serves the dashboard to anyone who reaches it.
+   * The admin token the page and its actions need (a sign-in form, or
+   * `Authorization: Bearer <token>`). Required; `undefined` serves the
+   * dashboard to anyone who reaches it.
    */
   readonly token: string | undefined;
   /** The outbox to show and repair. @default {undefined (no panel)} */
@@ -73,14 +69,13 @@ export interface DashboardOptions {
 /** A request handler, as `Deno.serve` takes it. */
 export type DashboardHandler = (request: Request) => Promise<Response>;
 
-/** One point of the charts (`t`: milliseconds since the epoch). */
-interface Sample {
-  t: number;
-  eventsPerSecond: number | null;
-  jobsPerSecond: number | null;
-  p50Ms: number | null;
-  p99Ms: number | null;
-}
+// One point of the charts (`t`: milliseconds since the epoch).
+type Sample =
+  & { t: number }
+  & Record<
+    "eventsPerSecond" | "jobsPerSecond" | "p50Ms" | "p99Ms",
+    number | null
+  >;
 
 const COOKIE = "aftercommit_dashboard";
 const SESSION = /(?:^|;)\s*aftercommit_dashboard=([^;]*)/;
@@ -99,7 +94,7 @@ const MAX_BODY_BYTES = 64 * 1024;
  */
 export function dashboard(options: DashboardOptions): DashboardHandler {
   const config = readConfig(options);
-  const { basePath: base, token } = config;
+  const { basePath: base, token, outbox, jobs } = config;
   const secret = token === undefined ? undefined : crypto.subtle.importKey(
     "raw",
     encode(token),
@@ -125,10 +120,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       return isToken(header.startsWith("Bearer ") ? header.slice(7) : "");
     }
     const cookie = request.headers.get("cookie")?.match(SESSION)?.[1]?.trim();
-    if (cookie === undefined) return false;
-    const [expires, signature] = cookie.split(".");
-    if (!expires || !signature || !/^\d+$/.test(expires)) return false;
-    if (Number(expires) * 1000 < Date.now()) return false;
+    const [, expires, signature] = cookie?.match(/^(\d+)\.([^.]+)/) ?? [];
+    if (!expires || !signature || Number(expires) * 1000 < Date.now()) {
+      return false;
+    }
     const expected = encode(await sign(await secret, expires));
     const given = encode(signature);
     return given.length === expected.length &&
@@ -147,53 +142,45 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       // Not a browser (a browser sends Origin with every POST): only a
       // client that presents the token itself is let through.
       return request.headers.has("authorization") ||
-        config.token === undefined && site === null;
+        token === undefined && site === null;
     }
     if (config.allowedOrigins.includes(origin)) return true;
-    try {
-      return new URL(origin).host === url.host;
-    } catch {
-      return false;
-    }
+    return URL.parse(origin)?.host === url.host;
   }
 
   async function sample(): Promise<void> {
     const now = Date.now();
-    const seconds = previous === undefined
+    const windowSeconds = previous === undefined
       ? config.refreshSeconds
       : Math.min(3600, Math.max(1, Math.round((now - previous.t) / 1000)));
-    const [outbox, jobs] = await Promise.all([
-      config.outbox?.stats().catch(unavailable("outbox")),
-      config.jobs?.stats({ windowSeconds: seconds }).catch(
-        unavailable("jobs"),
-      ),
+    const [counts, queue] = await Promise.all([
+      outbox?.stats().catch(unavailable("outbox")),
+      jobs?.stats({ windowSeconds }).catch(unavailable("jobs")),
     ]);
-    const done = outbox ? outbox.done : null;
-    const point: Sample = {
+    const done = counts ? counts.done : null;
+    history.push({
       t: now,
       eventsPerSecond: previous?.done != null && done !== null
         ? Math.max(0, done - previous.done) / ((now - previous.t) / 1000)
         : null,
-      jobsPerSecond: jobs ? jobs.window.completed / jobs.window.seconds : null,
-      p50Ms: jobs?.window.startLatencyP50Ms ?? null,
-      p99Ms: jobs?.window.startLatencyP99Ms ?? null,
-    };
+      jobsPerSecond: queue
+        ? queue.window.completed / queue.window.seconds
+        : null,
+      p50Ms: queue?.window.startLatencyP50Ms ?? null,
+      p99Ms: queue?.window.startLatencyP99Ms ?? null,
+    });
     previous = { t: now, done };
-    history.push(point);
-    while (
-      history.length > 0 && history[0]!.t < now - config.historySeconds * 1000
-    ) history.shift();
-    latest = { outbox: outbox ?? null, queues: jobs?.queues ?? null };
+    // Drop the points older than the charts show (never the new one).
+    const since = now - config.historySeconds * 1000;
+    history.splice(0, history.findIndex((point) => point.t >= since));
+    latest = { outbox: counts ?? null, queues: queue?.queues ?? null };
   }
 
   // One sample per refresh interval, however many pages are open; no timer
   // runs while nobody looks.
   async function fresh(): Promise<void> {
-    const last = history[history.length - 1];
-    if (
-      last !== undefined &&
-      Date.now() - last.t < config.refreshSeconds * 800
-    ) return;
+    const last = history.at(-1);
+    if (last && Date.now() - last.t < config.refreshSeconds * 800) return;
     sampling ??= sample().finally(() => sampling = undefined);
     await sampling;
   }
@@ -201,71 +188,56 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   async function snapshot(fields: boolean): Promise<unknown> {
     await fresh();
     const problems: string[] = [];
-    const read = (
+    const listed = async (
       rows: Promise<{ ageSeconds: number }[]> | undefined,
-      what: string,
       keys: readonly string[],
-    ) =>
-      rows?.then(
-        (list) =>
-          list.map((row: Record<string, unknown> & { ageSeconds: number }) => ({
-            ...Object.fromEntries(
-              keys.filter((k) => k in row).map((k) => [k, row[k]]),
-            ),
-            ageSeconds: Math.round(row.ageSeconds),
-          })),
-        (e) => {
-          problems.push(`${what} could not be read (${errorName(e)}).`);
-          return undefined;
-        },
-      );
+      what: string,
+    ) => {
+      try {
+        return (await rows ?? []).map((row) => shown(row, keys));
+      } catch (e) {
+        problems.push(`${what} could not be read (${errorName(e)}).`);
+        return [];
+      }
+    };
     // Each source reads the flag it knows and leaves the other.
     const list = {
       limit: config.listLimit,
       includePayload: fields,
       includeData: fields,
     };
-    const [parked, dead] = await Promise.all([
-      read(
-        config.outbox?.listParked(list),
-        "The outbox's parked events",
-        PARKED,
-      ),
-      read(config.jobs?.deadLetters(list), "The dead letters", DEAD),
+    const [parkedEvents, deadLetters] = await Promise.all([
+      listed(outbox?.listParked(list), PARKED, "The outbox's parked events"),
+      listed(jobs?.deadLetters(list), DEAD, "The dead letters"),
     ]);
-    if (config.outbox !== undefined && latest.outbox === null) {
+    if (outbox !== undefined && latest.outbox === null) {
       problems.unshift("The outbox's counts could not be read.");
     }
-    if (config.jobs !== undefined && latest.queues === null) {
+    if (jobs !== undefined && latest.queues === null) {
       problems.unshift("The job queue's counts could not be read.");
     }
     return {
       at: new Date().toISOString(),
       historySeconds: config.historySeconds,
-      sources: {
-        outbox: config.outbox !== undefined,
-        jobs: config.jobs !== undefined,
-      },
+      sources: { outbox: outbox !== undefined, jobs: jobs !== undefined },
       history,
       outbox: latest.outbox,
-      parkedEvents: parked ?? [],
+      parkedEvents,
       queues: latest.queues ?? [],
-      deadLetters: dead ?? [],
+      deadLetters,
       unavailable: problems,
     };
   }
 
   // Requeue parked events or retry dead letters: count first (a dry run
   // stops there), then act.
-  async function repair(request: Request, path: string): Promise<Response> {
+  async function repair(request: Request, requeue: boolean): Promise<Response> {
     const body = await readJson(request);
     if (body instanceof Response) return body;
     const { dryRun, ...selection } = body;
     if (dryRun !== undefined && typeof dryRun !== "boolean") {
       return json(400, { error: "dryRun must be true or false" });
     }
-    const requeue = path === "/api/outbox/requeue";
-    const { outbox, jobs } = config;
     const parked = selection as ParkedSelection;
     const dead = selection as DeadLetterSelection;
     const source = requeue
@@ -302,76 +274,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     }
   }
 
-  return async (request) => {
-    const url = new URL(request.url);
-    if (url.pathname !== base && !url.pathname.startsWith(base + "/")) {
-      return json(404, { error: `the dashboard is served under ${base}` });
-    }
-    const path = url.pathname.slice(base.length).replace(/\/+$/, "");
-    const method = request.method;
-    const read = method === "GET" || method === "HEAD";
-    try {
-      const asset = ASSETS.get(path);
-      if (asset !== undefined && read) {
-        return respond(200, asset[0], {
-          "content-type": `${asset[1]}; charset=utf-8`,
-          "cache-control": "no-cache",
-        });
-      }
-      if (path === "/login" && method === "POST") {
-        return await login(request, url);
-      }
-      if (path === "/logout" && method === "POST") {
-        if (!fromThisSite(request, url)) return forbidden();
-        return redirect(
-          base,
-          `${COOKIE}=; Path=${base}; Max-Age=0; HttpOnly; SameSite=Strict`,
-        );
-      }
-      const signedIn = await isSignedIn(request);
-      if (path === "" && read) {
-        if (!signedIn) return html(401, loginPage(base, false));
-        return html(
-          200,
-          dashboardPage(base, config.refreshSeconds, secret !== undefined),
-        );
-      }
-      if (path.startsWith("/api/")) {
-        if (!signedIn) {
-          return json(401, {
-            error:
-              "sign in at the dashboard, or send Authorization: Bearer <admin token>",
-          }, { "www-authenticate": 'Bearer realm="dashboard"' });
-        }
-        if (path === "/api/snapshot" && read) {
-          return json(
-            200,
-            await snapshot(url.searchParams.get("fields") === "1"),
-          );
-        }
-        if (
-          (path === "/api/outbox/requeue" ||
-            path === "/api/dead-letters/retry") && method === "POST"
-        ) {
-          if (!fromThisSite(request, url)) return forbidden();
-          return await repair(request, path);
-        }
-      }
-      return json(404, {
-        error: `no dashboard route for ${method} ${
-          path || "/"
-        }; open ${base} in a browser`,
-      });
-    } catch (e) {
-      logger.error("Dashboard request failed: {error}", {
-        error: errorName(e),
-      });
-      return json(503, { error: "the dashboard cannot answer right now" });
-    }
-  };
-
   async function login(request: Request, url: URL): Promise<Response> {
-    if (!fromThisSite(request, url)) return forbidden();
     if (secret === undefined) return redirect(base);
     const type = request.headers.get("content-type") ?? "";
     if (!type.startsWith("application/x-www-form-urlencoded")) {
@@ -383,16 +286,79 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       logger.warn("Dashboard sign-in refused: wrong token");
       return html(401, loginPage(base, true));
     }
-    const expires = String(
-      Math.floor(Date.now() / 1000) + config.sessionSeconds,
-    );
+    const { sessionSeconds } = config;
+    const expires = String(Math.floor(Date.now() / 1000) + sessionSeconds);
     const signature = await sign(await secret, expires);
     const secure = url.protocol === "https:" ? "; Secure" : "";
     return redirect(
       base,
-      `${COOKIE}=${expires}.${signature}; Path=${base}; Max-Age=${config.sessionSeconds}; HttpOnly; SameSite=Strict${secure}`,
+      `${COOKIE}=${expires}.${signature}; Path=${base}; Max-Age=${sessionSeconds}; HttpOnly; SameSite=Strict${secure}`,
     );
   }
+
+  async function route(request: Request, url: URL): Promise<Response> {
+    const path = url.pathname.slice(base.length).replace(/\/+$/, "");
+    const { method } = request;
+    const read = method === "GET" || method === "HEAD";
+    const asset = ASSETS.get(path);
+    if (asset !== undefined && read) {
+      return respond(200, asset[0], {
+        "content-type": `${asset[1]}; charset=utf-8`,
+        "cache-control": "no-cache",
+      });
+    }
+    if ((path === "/login" || path === "/logout") && method === "POST") {
+      if (!fromThisSite(request, url)) return forbidden();
+      if (path === "/login") return login(request, url);
+      return redirect(
+        base,
+        `${COOKIE}=; Path=${base}; Max-Age=0; HttpOnly; SameSite=Strict`,
+      );
+    }
+    const signedIn = await isSignedIn(request);
+    if (path === "" && read) {
+      return signedIn
+        ? html(
+          200,
+          dashboardPage(base, config.refreshSeconds, token !== undefined),
+        )
+        : html(401, loginPage(base, false));
+    }
+    if (path.startsWith("/api/") && !signedIn) {
+      return json(401, {
+        error:
+          "sign in at the dashboard, or send Authorization: Bearer <admin token>",
+      }, { "www-authenticate": 'Bearer realm="dashboard"' });
+    }
+    if (path === "/api/snapshot" && read) {
+      return json(200, await snapshot(url.searchParams.get("fields") === "1"));
+    }
+    const requeue = path === "/api/outbox/requeue";
+    if ((requeue || path === "/api/dead-letters/retry") && method === "POST") {
+      if (!fromThisSite(request, url)) return forbidden();
+      return repair(request, requeue);
+    }
+    return json(404, {
+      error: `no dashboard route for ${method} ${
+        path || "/"
+      }; open ${base} in a browser`,
+    });
+  }
+
+  return async (request) => {
+    const url = new URL(request.url);
+    if (url.pathname !== base && !url.pathname.startsWith(base + "/")) {
+      return json(404, { error: `the dashboard is served under ${base}` });
+    }
+    try {
+      return await route(request, url);
+    } catch (e) {
+      logger.error("Dashboard request failed: {error}", {
+        error: errorName(e),
+      });
+      return json(503, { error: "the dashboard cannot answer right now" });
+    }
+  };
 }
 
 // A source must have the methods the dashboard calls.
@@ -454,6 +420,16 @@ function readConfig(options: DashboardOptions) {
   return { ...config, basePath: config.basePath ?? "/dashboard" };
 }
 
+// A listed row with only the fields it may show, its age in whole seconds.
+function shown(row: { ageSeconds: number }, keys: readonly string[]) {
+  const fields = keys.filter((k) => k in row)
+    .map((k) => [k, (row as Record<string, unknown>)[k]]);
+  return {
+    ...Object.fromEntries(fields),
+    ageSeconds: Math.round(row.ageSeconds),
+  };
+}
+
 function unavailable(source: string): (e: unknown) => undefined {
   return (e) => {
     logger.warn("Dashboard could not read the {source}: {error}", {
@@ -509,10 +485,8 @@ function html(status: number, body: string): Response {
 }
 
 function redirect(location: string, cookie?: string): Response {
-  return respond(303, null, {
-    location,
-    ...(cookie === undefined ? {} : { "set-cookie": cookie }),
-  });
+  const setCookie = cookie === undefined ? {} : { "set-cookie": cookie };
+  return respond(303, null, { location, ...setCookie });
 }
 
 function forbidden(): Response {
