@@ -1,7 +1,6 @@
 /**
- * The Unit of Work base: one transaction per `run`, and the events its
- * aggregates recorded published after the commit, never before. It loads no
- * database driver; adapters such as `@aftercommit/core/postgres` extend it.
+ * The Unit of Work base: one transaction per `run`, its events published
+ * after the commit. Adapters such as `@aftercommit/core/postgres` extend it.
  *
  * @module
  */
@@ -26,8 +25,7 @@ const debugGate = new DebugGate(logger);
  */
 export interface PublishAfterCommitOptions {
   /**
-   * Seconds after the commit (on the database's clock) before the event may
-   * be delivered; 0 means no delay.
+   * Seconds after the commit (on the database's clock); 0 is no delay.
    * @default {0}
    */
   readonly delaySeconds?: number;
@@ -43,18 +41,16 @@ export type EventDelay =
 /** What `work` receives besides the driver's transaction handle. */
 export interface UnitOfWorkContext {
   /**
-   * Tracks an aggregate (once, however often called): the events it records
-   * until `work` returns are published after the commit. Returns it, so a
-   * repository can write `return tx.track(user)`.
+   * Tracks an aggregate, whose events recorded until `work` returns are
+   * published after the commit; returns it (`return tx.track(user)`).
    *
    * @throws {TypeError} When `aggregate` is not an {@linkcode AggregateRoot},
    * or `work` has already returned.
    */
   track<A extends AggregateRoot>(aggregate: A): A;
   /**
-   * Publishes `event` after the commit, in the order it was added among the
-   * aggregates' events; dropped on rollback. With a delay (outbox mode only)
-   * the outbox relay delivers it at its first pass once the time has come.
+   * Publishes `event` after the commit, in recording order among the
+   * aggregates' events; dropped on rollback. A delay needs an outbox.
    *
    * @throws {TypeError} When `event` is not an object, `work` has already
    * returned, or the options are invalid or ask a delay without an outbox.
@@ -65,8 +61,7 @@ export interface UnitOfWorkContext {
 
 /**
  * The part of an event bus a Unit of Work uses. `batch`, when present, runs
- * `work` (which may call `publishAll` several times) as one batch, so that a
- * batching job queue writes the jobs of all those calls at once.
+ * `work` (several `publishAll` calls) as one job-queue batch.
  */
 export type EventPublisher = Pick<EventBus, "publishAll"> & {
   batch?<T>(work: () => Promise<T>): Promise<T>;
@@ -75,7 +70,7 @@ export type EventPublisher = Pick<EventBus, "publishAll"> & {
 /** Options of {@linkcode UnitOfWork}. */
 export interface UnitOfWorkOptions {
   /**
-   * The bus the events are published on after each commit.
+   * The bus events are published on after each commit.
    * @default {defaultBus}
    */
   readonly bus?: EventPublisher;
@@ -95,9 +90,8 @@ export type CommitOutcomeUnknownErrorOptions = PublishAfterCommitErrorOptions;
 
 /**
  * The base of the errors {@linkcode UnitOfWork.run} throws when the
- * transaction did not commit, or committed but its events did not all
- * publish; `cause` holds the driver's or the handler's error. An error
- * thrown by `work` itself is rethrown as is.
+ * transaction did not commit, or its events did not all publish; `cause`
+ * holds the driver's or handler's error. `work`'s own error is rethrown.
  */
 export abstract class UnitOfWorkError extends Error {
   /** Whether the changes were committed; `undefined` when unknown. */
@@ -114,9 +108,8 @@ export abstract class UnitOfWorkError extends Error {
 }
 
 /**
- * The transaction did not commit (it could not begin, the connection failed,
- * the pre-commit step failed, or the database refused the `COMMIT`); no
- * event was published.
+ * The transaction did not commit (begin, connection, pre-commit step or
+ * `COMMIT` failed); no event was published.
  */
 export class CommitError extends UnitOfWorkError {
   /** Always `false`. */
@@ -124,9 +117,8 @@ export class CommitError extends UnitOfWorkError {
 }
 
 /**
- * The connection was lost during `COMMIT` and the database could not tell
- * whether it committed. No event was published; with an outbox
- * (`relayWillRetry`) the relay delivers them if it did commit.
+ * The connection was lost during `COMMIT`: whether it committed is unknown.
+ * No event was published; with an outbox the relay delivers them if it did.
  */
 export class CommitOutcomeUnknownError extends UnitOfWorkError {
   /** Always `undefined`. */
@@ -134,9 +126,8 @@ export class CommitOutcomeUnknownError extends UnitOfWorkError {
 }
 
 /**
- * The transaction committed, then a handler failed (`cause`; an
- * `AggregateError` for several). Without an outbox the events not published
- * are lost; with one, `relayWillRetry` is `true` and the relay retries them.
+ * The transaction committed, then a handler failed (`cause`, an
+ * `AggregateError` for several). With an outbox the relay retries them.
  */
 export class PublishAfterCommitError extends UnitOfWorkError {
   /** Always `true`. */
@@ -159,10 +150,9 @@ class Scope implements UnitOfWorkContext {
   // Arrow functions: adapters hand them out unbound in their contexts.
   readonly track = <A extends AggregateRoot>(aggregate: A): A => {
     if (!(aggregate instanceof AggregateRoot)) {
-      throw new TypeError(
-        `Cannot track ${
-          describe(aggregate)
-        }: expected an AggregateRoot; extend AggregateRoot, or use publishAfterCommit(event) for an event no aggregate owns`,
+      fail(
+        `track ${describe(aggregate)}`,
+        "expected an AggregateRoot; extend AggregateRoot, or use publishAfterCommit(event) for an event no aggregate owns",
       );
     }
     this.#assertOpen("track an aggregate");
@@ -264,14 +254,10 @@ const NOT_COMMITTED = {
 
 /**
  * A Unit of Work: {@linkcode UnitOfWork.run} runs a function in one database
- * transaction and, after the commit, publishes the events the tracked
- * aggregates recorded and the explicit ones, in the order recorded; on
- * rollback, none. Concurrent runs on one instance each publish their own.
- *
- * An adapter implements {@linkcode UnitOfWork.transaction} and
- * {@linkcode UnitOfWork.createContext}; an outbox also overrides
- * {@linkcode UnitOfWork.beforeCommit} and
- * {@linkcode UnitOfWork.publishCommitted}.
+ * transaction and, after the commit, publishes the events recorded, in
+ * order; on rollback, none. An adapter implements `transaction` and
+ * `createContext`; an outbox also overrides `beforeCommit` and
+ * `publishCommitted`.
  *
  * @typeParam H The driver's transaction handle.
  * @typeParam C The context `work` receives.
@@ -319,9 +305,8 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
   }
 
   /**
-   * Runs `work` in a new transaction, commits, then publishes the collected
-   * events one after another and returns what `work` returned. `run` inside
-   * `work` is refused; a handler may call it (a new transaction).
+   * Runs `work` in a new transaction, commits, publishes the collected
+   * events and returns what `work` returned. `run` inside `work` is refused.
    *
    * @throws {TypeError} When `work` is not a function, or `run` is nested.
    * @throws {CommitError} When the transaction did not commit.
@@ -336,13 +321,11 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
       try {
         return await this.#run(work);
       } catch (error) {
-        const committed = error instanceof UnitOfWorkError
-          ? error.committed
-          : false;
-        outcome = committed === undefined
-          ? "unknown"
-          : committed
+        const committed = error instanceof UnitOfWorkError && error.committed;
+        outcome = committed
           ? "committed"
+          : committed === undefined
+          ? "unknown"
           : "rolled-back";
         throw error;
       } finally {
@@ -441,10 +424,7 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
     return result;
   }
 
-  /**
-   * The object whose transactions must not nest: this unit of work by
-   * default; adapters return their connection pool.
-   */
+  /** What must not hold two nested transactions: an adapter's pool. */
   protected get resource(): object {
     return this;
   }
@@ -456,8 +436,7 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
 
   /**
    * Runs `body` in one transaction: commits when it resolves, rolls back and
-   * rethrows when it rejects; rejects when the transaction fails to begin or
-   * commit.
+   * rethrows when it rejects.
    */
   protected abstract transaction<T>(
     body: (handle: H) => Promise<T>,
@@ -470,11 +449,10 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
   protected abstract createContext(handle: H, context: UnitOfWorkContext): C;
 
   /**
-   * Called in the transaction before the commit with the run's events (and,
-   * when {@linkcode UnitOfWork.acceptsDelayedEvents}, their delays, or
-   * `undefined` when none has one). An outbox writes them here and holds the
-   * delayed ones; what it returns reaches `publishCommitted`. If it throws,
-   * the transaction rolls back and `run` throws a {@linkcode CommitError}.
+   * Called in the transaction before the commit with the run's events and
+   * their delays (`undefined` when none has one); an outbox writes them.
+   * What it returns reaches `publishCommitted`; if it throws, `run` throws
+   * a {@linkcode CommitError}.
    */
   protected beforeCommit(
     _handle: H,
@@ -485,9 +463,8 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
   }
 
   /**
-   * Publishes a run's committed events (never none) on the bus. A
-   * {@linkcode PublishAfterCommitError} it throws reaches the caller as is;
-   * any other error is wrapped in one.
+   * Publishes a run's committed events (never none) on the bus; an error
+   * other than {@linkcode PublishAfterCommitError} is wrapped in one.
    */
   protected publishCommitted(
     events: readonly object[],
