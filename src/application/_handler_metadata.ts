@@ -26,8 +26,10 @@ export function addHandlerRecord(
   record: HandlerRecord,
 ): void {
   const meta = metadata as Metadata;
-  if (Object.hasOwn(meta, HANDLERS)) meta[HANDLERS]!.push(record);
-  else Object.defineProperty(meta, HANDLERS, { value: [record] });
+  if (!Object.hasOwn(meta, HANDLERS)) {
+    Object.defineProperty(meta, HANDLERS, { value: [] });
+  }
+  meta[HANDLERS]!.push(record);
 }
 
 function ownRecords(klass: object): readonly HandlerRecord[] {
@@ -58,33 +60,26 @@ export function collectHandlerRecords(
   isStatic: boolean,
 ): HandlerRecord[] {
   const result: HandlerRecord[] = [];
-  const seen = new Map<EventClass | null, Set<string | symbol>>();
   for (const c of chainOf(klass).reverse()) {
     for (const record of ownRecords(c)) {
       if (record.isStatic !== isStatic) continue;
-      if (!record.isPrivate) {
-        let names = seen.get(record.type);
-        if (names === undefined) seen.set(record.type, names = new Set());
-        if (names.has(record.name)) continue;
-        names.add(record.name);
-      }
-      result.push(record);
+      const again = !record.isPrivate &&
+        result.some((r) => r.type === record.type && r.name === record.name);
+      if (!again) result.push(record);
     }
   }
   return result;
 }
 
-// Classes with @On instance methods for a type (null: @OnAny), constructed
-// and never subscribed; `subclasses: true` apart. Classes, not instances, so
-// nothing keeps an instance alive.
-const unsubscribed = new Map<EventClass | null, Set<object>>();
-const unsubscribedBase = new Map<EventClass | null, Set<object>>();
+// Type (null: @OnAny) → the classes with @On instance methods for it that
+// were constructed and never subscribed, each with its `subclasses` flag.
+// Classes, not instances, so nothing keeps an instance alive.
+const unsubscribed = new Map<EventClass | null, Map<object, boolean>>();
 const subscribed = new WeakSet<object>();
-let unsubscribedCount = 0;
 
-/** Whether any class is waiting in the maps: the hot path asks only this. */
+/** Whether any class is waiting: the hot path asks only this. */
 export function hasUnsubscribed(): boolean {
-  return unsubscribedCount !== 0;
+  return unsubscribed.size !== 0;
 }
 
 /** Called (by the decorator's initializer) when `instance` is constructed. */
@@ -95,36 +90,29 @@ export function noteConstructed(
 ): void {
   const klass = (instance as { constructor?: unknown }).constructor;
   if (typeof klass !== "function" || subscribed.has(klass)) return;
-  const map = subclasses ? unsubscribedBase : unsubscribed;
-  let classes = map.get(type);
-  if (classes === undefined) map.set(type, classes = new Set());
-  if (!classes.has(klass)) {
-    classes.add(klass);
-    unsubscribedCount++;
-  }
+  let classes = unsubscribed.get(type);
+  if (classes === undefined) unsubscribed.set(type, classes = new Map());
+  classes.set(klass, subclasses || (classes.get(klass) ?? false));
 }
 
 /** Called by `subscribe(instance)`: that class is in use, warn no more. */
 export function noteSubscribed(klass: object): void {
   if (subscribed.has(klass)) return;
   subscribed.add(klass);
-  for (const map of [unsubscribed, unsubscribedBase]) {
-    for (const classes of map.values()) {
-      if (classes.delete(klass)) unsubscribedCount--;
-    }
+  for (const [type, classes] of unsubscribed) {
+    if (classes.delete(klass) && classes.size === 0) unsubscribed.delete(type);
   }
 }
 
 /** Classes that would handle `type` and have only unsubscribed instances. */
 export function unsubscribedClassesFor(type: unknown): Set<object> {
   const result = new Set<object>();
-  const add = (classes: Set<object> | undefined): void => {
-    for (const c of classes ?? []) result.add(c);
-  };
-  add(unsubscribed.get(type as EventClass));
-  add(unsubscribed.get(null));
-  if (typeof type === "function") {
-    for (const c of chainOf(type)) add(unsubscribedBase.get(c as EventClass));
+  const chain = typeof type === "function" ? chainOf(type) : [type];
+  for (const [distance, c] of chain.entries()) {
+    for (const [klass, subclasses] of unsubscribed.get(c as EventClass) ?? []) {
+      if (distance === 0 || subclasses) result.add(klass);
+    }
   }
+  for (const klass of unsubscribed.get(null)?.keys() ?? []) result.add(klass);
   return result;
 }

@@ -1,14 +1,10 @@
-/**
- * The `@On` and `@OnAny` method decorators (TC39 standard decorators).
- *
- * @module
- */
+// The `@On` and `@OnAny` method decorators (TC39 standard decorators).
 import {
   addHandlerRecord,
   type HandlerRecord,
   noteConstructed,
 } from "./_handler_metadata.ts";
-import { describe, typeName } from "../internal/describe.ts";
+import { typeName } from "../internal/describe.ts";
 import { assertDecorates, assertEventClass } from "../internal/rules.ts";
 import {
   defaultBus,
@@ -31,8 +27,7 @@ export type OnDecorator<E extends object> = <
 /** Options of {@linkcode On} and {@linkcode OnAny}. */
 export interface OnOptions {
   /**
-   * Lower runs first, registration order among equals; a finite number
-   * (else a `RangeError`).
+   * Lower runs first, registration order among equals.
    * @default {0}
    */
   readonly order?: number;
@@ -93,11 +88,8 @@ export function On<E extends object>(
     "pass the class itself, for example @On(UserRegistered)",
   );
   const name = typeName(type);
-  const checked = handlerOptions(
-    options,
-    type,
-    `create @On(${name}) decorator`,
-  );
+  const action = `create @On(${name}) decorator`;
+  const checked = handlerOptions(options, type, action);
   return handlerDecorator(type, checked, `@On(${name})`, name);
 }
 
@@ -111,12 +103,8 @@ export function On<E extends object>(
 export function OnAny(
   options: Pick<OnOptions, "order"> = {},
 ): OnDecorator<object> {
-  const checked = handlerOptions(
-    options,
-    undefined,
-    "create @OnAny decorator",
-    true,
-  );
+  const action = "create @OnAny decorator";
+  const checked = handlerOptions(options, undefined, action, true);
   return handlerDecorator(null, checked, "@OnAny()", "events");
 }
 
@@ -126,25 +114,17 @@ function handlerDecorator<E extends object>(
   label: string,
   receives: string,
 ): OnDecorator<E> {
-  return function onDecorator(method, context): void {
+  return function onDecorator(_method, context): void {
     assertDecorates(
       context,
       "method",
       label,
       `methods only; put it on a method that receives ${receives}`,
     );
-    if (typeof method !== "function") {
-      throw new TypeError(
-        `${label} cannot decorate ${
-          String(context.name)
-        }: expected a method, received ${describe(method)}`,
-      );
-    }
     const name = context.name;
     const record: HandlerRecord = {
+      ...options,
       type,
-      order: options.order,
-      subclasses: options.subclasses,
       name,
       isStatic: context.static,
       isPrivate: context.private,
@@ -154,15 +134,10 @@ function handlerDecorator<E extends object>(
         : (target) => (target as Record<string | symbol, unknown>)[name],
     };
     addHandlerRecord(context.metadata, record);
-    context.addInitializer(
-      context.static
-        ? function (this: unknown): void {
-          defaultBus[registerRecord](record, this as object);
-        }
-        // For the bus's warning about classes never subscribed.
-        : function (this: unknown): void {
-          noteConstructed(this as object, type, options.subclasses);
-        },
-    );
+    context.addInitializer(function (this: unknown): void {
+      if (context.static) defaultBus[registerRecord](record, this as object);
+      // For the bus's warning about classes never subscribed.
+      else noteConstructed(this as object, type, options.subclasses);
+    });
   };
 }

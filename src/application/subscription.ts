@@ -1,9 +1,4 @@
 /**
- * The handle that undoes a registration.
- *
- * @module
- */
-/**
  * A registration of handlers on a bus. Unsubscribing removes exactly those
  * handlers and is idempotent; as a `Disposable` it can be scoped with `using`.
  */

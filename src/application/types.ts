@@ -1,8 +1,4 @@
-/**
- * Types shared by the bus, the decorators and the Unit of Work.
- *
- * @module
- */
+// Types shared by the bus, the decorators and the Unit of Work.
 
 /**
  * A class whose instances are events. Any class works, abstract or not;
@@ -16,10 +12,9 @@ export type EventClass<E extends object = object> = abstract new (
 /** What the publisher passes to every handler along with the event. */
 export interface HandlerContext {
   /**
-   * Aborts when the publisher gives up on this dispatch (for example the
-   * outbox relay's deadline): pass it on to I/O so the work stops too.
-   * Without a publish `signal` it is a shared signal that never aborts, so
-   * remove any listener you add.
+   * Aborts when the publisher gives up on this dispatch (the outbox relay's
+   * deadline, say): pass it on to I/O. Without a publish `signal` it is
+   * shared and never aborts, so remove any listener you add.
    */
   readonly signal: AbortSignal;
 }
