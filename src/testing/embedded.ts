@@ -96,6 +96,10 @@ export async function startUnitOfWorkTest(
   const { bus = new EventBus(), unitOfWork = {} } = options;
   const events = new EventRecorder(bus);
   let db: EmbeddedPostgres | undefined;
+  const close = async (): Promise<void> => {
+    events.stop();
+    await db?.close();
+  };
   try {
     db = await startEmbeddedPostgres();
     const sql = db.connect(postgres);
@@ -105,15 +109,9 @@ export async function startUnitOfWorkTest(
       await migrateOutbox(sql, typeof outbox === "object" ? outbox : {});
     }
     const uow = new PostgresUnitOfWork(sql, { ...unitOfWork, bus });
-    const database = db;
-    const close = async (): Promise<void> => {
-      events.stop();
-      await database.close();
-    };
     return { sql, uow, bus, events, close, [Symbol.asyncDispose]: close };
   } catch (error) {
-    events.stop();
-    await db?.close();
+    await close();
     throw error;
   }
 }

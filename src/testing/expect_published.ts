@@ -78,14 +78,9 @@ export function expectPublished<E extends object>(
   let summary = `${ofType.length} ${name} published`;
   if (events.length === 0) summary = "nothing was published";
   else if (ofType.length === 0) {
-    const counts = new Map<string, number>();
-    for (const e of events) {
-      const n = typeName(e.constructor);
-      counts.set(n, (counts.get(n) ?? 0) + 1);
-    }
-    summary = `none was; published: ${
-      [...counts].map(([n, c]) => `${n} × ${c}`).join(", ")
-    }`;
+    const byType = Map.groupBy(events, (e) => typeName(e.constructor));
+    const counts = [...byType].map(([n, all]) => `${n} × ${all.length}`);
+    summary = `none was; published: ${counts.join(", ")}`;
   } else if (match !== undefined) {
     summary += `, ${found.length || "none"} matching`;
   }

@@ -3,21 +3,17 @@
  *
  * @module
  */
-import type {
-  EnqueueOptions,
-  Job,
-  JobHandler,
-  JobQueue,
-  JobRequest,
-  WorkOptions,
-} from "../application/job_queue.ts";
-import { describe } from "../internal/describe.ts";
-import { fail } from "../internal/rules.ts";
 import {
   assertQueueName,
+  type EnqueueOptions,
+  type JobHandler,
+  type JobQueue,
+  type JobRequest,
   prepareJob,
   prepareJobs,
+  type WorkOptions,
 } from "../application/job_queue.ts";
+import { expected } from "../internal/rules.ts";
 
 /** Where a job of an {@linkcode InMemoryJobQueue} is. */
 export type InMemoryJobState = "created" | "active" | "completed" | "failed";
@@ -145,18 +141,18 @@ export class InMemoryJobQueue implements JobQueue {
       const job = options === undefined
         ? { name, data }
         : { name, data, options };
-      this.prepare(job);
+      const { id } = prepareJob(job);
       this.#write("enqueue", [job], "enqueue job");
-      return this.#store(job);
+      return this.#store(job, id);
     });
   }
 
   /** Adds several jobs as one write, as {@linkcode InMemoryJobQueue.enqueue}. */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
     return Promise.try(() => {
-      prepareJobs(jobs);
+      const prepared = prepareJobs(jobs);
       this.#write("enqueueMany", [...jobs], "enqueue jobs");
-      return jobs.map((job) => this.#store(job));
+      return jobs.map((job, i) => this.#store(job, prepared[i]!.id));
     });
   }
 
@@ -190,9 +186,10 @@ export class InMemoryJobQueue implements JobQueue {
     return Promise.try(() => {
       assertQueueName(name, "start worker");
       if (typeof handler !== "function") {
-        fail(
+        expected(
           `start worker on queue "${name}"`,
-          `expected a handler function, received ${describe(handler)}`,
+          "a handler function",
+          handler,
         );
       }
       this.#workers.set(name, handler as JobHandler<unknown>);
@@ -208,17 +205,18 @@ export class InMemoryJobQueue implements JobQueue {
    * runs.
    */
   async runJobs(options: RunJobsOptions = {}): Promise<RunJobsResult> {
-    const completed: InMemoryJob[] = [];
-    const failed: InMemoryJob[] = [];
+    const runnable = (job: StoredJob) =>
+      (options.name === undefined || job.name === options.name) &&
+      this.#workers.has(job.name);
     const retry = options.retryFailed
       ? [...this.#jobs.values()].filter((j) =>
-        j.state === "failed" &&
-        (options.name === undefined || j.name === options.name) &&
-        this.#workers.has(j.name)
+        j.state === "failed" && runnable(j)
       )
       : [];
+    const completed: InMemoryJob[] = [];
+    const failed: InMemoryJob[] = [];
     for (let runs = 0;; runs++) {
-      const job = retry.shift() ?? this.#nextJob(options.name);
+      const job = retry.shift() ?? this.#take(runnable);
       if (job === undefined) break;
       if (runs === MAX_RUNS) {
         throw new Error(
@@ -229,15 +227,9 @@ export class InMemoryJobQueue implements JobQueue {
       const controller = new AbortController();
       job.state = "active";
       job.attempts++;
-      const attempt: Job = {
-        id: job.id,
-        name: job.name,
-        data: job.data,
-        attempt: job.attempts,
-        signal: controller.signal,
-      };
+      const { id, name, data, attempts: attempt } = job;
       try {
-        await handler(attempt);
+        await handler({ id, name, data, attempt, signal: controller.signal });
         job.state = "completed";
         job.error = undefined;
         completed.push(snapshot(job));
@@ -258,13 +250,10 @@ export class InMemoryJobQueue implements JobQueue {
     return Promise.resolve();
   }
 
-  // Takes the oldest created job this run may start off the pending list.
-  #nextJob(name: string | undefined): StoredJob | undefined {
-    const i = this.#pending.findIndex((job) =>
-      (name === undefined || job.name === name) && this.#workers.has(job.name)
-    );
-    if (i === -1) return undefined;
-    return this.#pending.splice(i, 1)[0];
+  // Takes the oldest created job that this run may start.
+  #take(runnable: (job: StoredJob) => boolean): StoredJob | undefined {
+    const i = this.#pending.findIndex(runnable);
+    return i === -1 ? undefined : this.#pending.splice(i, 1)[0];
   }
 
   #write(method: JobWrite["method"], jobs: JobRequest[], action: string) {
@@ -275,9 +264,7 @@ export class InMemoryJobQueue implements JobQueue {
     }
   }
 
-  #store(job: JobRequest): string | null {
-    const { name, data, options } = job;
-    const id = prepareJob(job).id;
+  #store({ name, data, options }: JobRequest, id: string): string | null {
     if (this.#jobs.has(id)) return null;
     const stored: StoredJob = {
       id,
