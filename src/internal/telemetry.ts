@@ -44,7 +44,7 @@ let holder: Holder | undefined = globals[API_KEY];
 /** Whether a tracer provider is registered: without one, spans are skipped. */
 export function tracing(): boolean {
   holder ??= globals[API_KEY];
-  return holder !== undefined && holder.trace !== undefined;
+  return holder?.trace !== undefined;
 }
 
 /** The library's instruments (see {@linkcode meters}). */
@@ -61,7 +61,7 @@ export interface Instruments {
 
 function metering(): boolean {
   holder ??= globals[API_KEY];
-  return holder !== undefined && holder.metrics !== undefined;
+  return holder?.metrics !== undefined;
 }
 
 /** The library's meter when a meter provider is registered, else `undefined`. */
@@ -73,12 +73,12 @@ export function meter(): Meter | undefined {
 
 // In seconds: the SDK's default buckets are made for milliseconds.
 // deno-fmt-ignore
-const DURATION_BUCKETS = [
+const DURATION = [
   0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
 ];
-const DELAY_BUCKETS = [...DURATION_BUCKETS, 30, 60, 300, 900, 3600];
+const DELAY = [...DURATION, 30, 60, 300, 900, 3600];
 
-let instrumentsFor: unknown = undefined;
+let instrumentsFor: unknown;
 let instruments: Instruments | undefined;
 
 /**
@@ -92,27 +92,27 @@ export function meters(): Instruments | undefined {
     return instruments;
   }
   const meter = provider.getMeter("aftercommit", VERSION);
+  const seconds = (name: string, description: string, buckets = DURATION) =>
+    meter.createHistogram(name, {
+      description,
+      unit: "s",
+      advice: { explicitBucketBoundaries: buckets },
+    });
   instrumentsFor = provider;
   instruments = {
-    dispatchDuration: meter.createHistogram(
+    dispatchDuration: seconds(
       "aftercommit.outbox.dispatch.duration",
-      {
-        description: "Duration of one outbox dispatch (all its handlers)",
-        unit: "s",
-        advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-      },
+      "Duration of one outbox dispatch (all its handlers)",
     ),
-    jobDuration: meter.createHistogram("aftercommit.job.duration", {
-      description: "Duration of one job attempt",
-      unit: "s",
-      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
-    }),
-    jobStartDelay: meter.createHistogram("aftercommit.job.start_delay", {
-      description:
-        "From a job's enqueue to the start of its first attempt (the commit to job start latency)",
-      unit: "s",
-      advice: { explicitBucketBoundaries: DELAY_BUCKETS },
-    }),
+    jobDuration: seconds(
+      "aftercommit.job.duration",
+      "Duration of one job attempt",
+    ),
+    jobStartDelay: seconds(
+      "aftercommit.job.start_delay",
+      "From a job's enqueue to the start of its first attempt (the commit to job start latency)",
+      DELAY,
+    ),
     failures: meter.createCounter("aftercommit.failures", {
       description:
         "Failed handlers, outbox dispatches and job attempts, by error type",
@@ -148,14 +148,9 @@ export async function inSpan<T>(
   options: InSpanOptions,
   fn: (span: Span) => T | PromiseLike<T>,
 ): Promise<T> {
-  const parent = options.parent ?? context.active();
-  const span = tracer().startSpan(name, {
-    kind: options.kind ?? SpanKind.INTERNAL,
-    ...(options.attributes === undefined
-      ? {}
-      : { attributes: options.attributes }),
-    ...(options.links === undefined ? {} : { links: options.links }),
-  }, parent);
+  const { parent = context.active(), kind = SpanKind.INTERNAL, ...rest } =
+    options;
+  const span = tracer().startSpan(name, { kind, ...rest }, parent);
   try {
     return await context.with(trace.setSpan(parent, span), fn, undefined, span);
   } catch (error) {

@@ -61,11 +61,11 @@ export function encode(
   seen.add(value);
   try {
     if (Array.isArray(value)) {
-      const out: JsonValue[] = new Array(value.length);
-      for (let i = 0; i < value.length; i++) {
-        out[i] = encode(value[i], `${path}[${i}]`, action, seen);
-      }
-      return out;
+      // Array.from visits holes too, so a sparse array is refused.
+      return Array.from(
+        value,
+        (item, i) => encode(item, `${path}[${i}]`, action, seen),
+      );
     }
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) {
@@ -76,12 +76,13 @@ export function encode(
         }, which would come back as a plain object; store plain data, or give the event class toJSON() and static fromJSON()`,
       );
     }
-    const out: { [key: string]: JsonValue } = {};
-    for (const key of Object.keys(value)) {
-      const field = (value as Record<string, unknown>)[key];
+    const fields: [string, JsonValue][] = [];
+    for (const [key, field] of Object.entries(value)) {
       if (field === undefined) continue; // as JSON.stringify does
-      setField(out, key, encode(field, `${path}.${key}`, action, seen));
+      fields.push([key, encode(field, `${path}.${key}`, action, seen)]);
     }
+    // fromEntries defines own fields, even one named `__proto__`.
+    const out = Object.fromEntries(fields);
     return looksLikeTag(out) ? { [LITERAL]: out } : out;
   } finally {
     seen.delete(value);
@@ -115,14 +116,4 @@ export function decode(value: unknown): unknown {
   return Object.fromEntries(
     Object.keys(record).map((key) => [key, decode(record[key])]),
   );
-}
-
-// Sets an own field, even one named `__proto__` (which `=` would not).
-function setField(target: object, key: string, value: unknown): void {
-  Object.defineProperty(target, key, {
-    value,
-    writable: true,
-    enumerable: true,
-    configurable: true,
-  });
 }

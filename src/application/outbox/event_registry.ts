@@ -8,6 +8,7 @@ import { describe, typeName } from "../../internal/describe.ts";
 import {
   assertDecorates,
   assertEventClass,
+  assertObject,
   expected,
   fail,
 } from "../../internal/rules.ts";
@@ -36,8 +37,8 @@ export interface SerializedEvent {
 }
 
 /**
- * A stored event names a type that no class is registered for in this
- * process. The outbox relay records it as a failed attempt and keeps the row.
+ * A stored event names a type no class is registered for in this process;
+ * the outbox relay records a failed attempt and keeps the row.
  */
 export class UnknownEventTypeError extends Error {
   /** The type name that no class is registered for. */
@@ -59,11 +60,11 @@ export class UnknownEventTypeError extends Error {
  * Maps stable type names (such as `"user.registered"`) to event classes and
  * back, and turns events into JSON and back into instances of their class.
  *
- * Serializing writes the event's own enumerable fields (or its `toJSON()`);
- * Dates survive the round trip, and values JSON cannot carry faithfully (a
- * `Map`, a class instance, a bigint, `NaN`, a cycle) are refused. Rebuilding
- * does not run the constructor: it creates an object with the class's
- * prototype and the stored fields, or calls the class's `static fromJSON`.
+ * Serializing writes the event's own fields (or its `toJSON()`); Dates
+ * survive, and what JSON cannot carry faithfully (a `Map`, a class instance,
+ * a bigint, `NaN`, a cycle) is refused. Rebuilding does not run the
+ * constructor: it gives the stored fields the class's prototype, or calls
+ * its `static fromJSON`.
  *
  * @example Register, serialize, rebuild
  * ```ts
@@ -92,8 +93,7 @@ export class EventRegistry {
 
   /**
    * Registers `type` under the type `name` (1 to 200 letters, digits and
-   * `_ . : / -`) and its aliases; registering it again the same way does
-   * nothing.
+   * `_ . : / -`) and its aliases; the same registration again does nothing.
    *
    * @throws {TypeError} When a name is invalid or taken by another class, or
    * the class already has another name.
@@ -106,10 +106,8 @@ export class EventRegistry {
     assertName(name, "register event type");
     const action = `register event type ${JSON.stringify(name)}`;
     assertEventClass(type, action);
-    if (options === null || typeof options !== "object") {
-      fail(action, `options must be an object, received ${describe(options)}`);
-    }
-    const aliases = options.aliases ?? [];
+    assertObject(options, "options", action);
+    const aliases = options?.aliases ?? [];
     if (!Array.isArray(aliases)) {
       fail(
         action,
@@ -158,8 +156,8 @@ export class EventRegistry {
    * Turns an event into its stored form.
    *
    * @throws {TypeError} When the event's class is not registered, it has no
-   * `eventId` string, or a field holds a value JSON cannot carry (the message
-   * names the field, never its value).
+   * `eventId` string, or a field holds a value JSON cannot carry (named,
+   * never its value).
    */
   serialize(event: object): SerializedEvent {
     if (event === null || typeof event !== "object") {
@@ -192,8 +190,8 @@ export class EventRegistry {
   }
 
   /**
-   * Rebuilds an event from its stored form, as an instance of exactly the
-   * class registered under `type`.
+   * Rebuilds an event from its stored form as an instance of the class
+   * registered under `type`.
    *
    * @throws {UnknownEventTypeError} When no class is registered under `type`.
    * @throws {TypeError} When the payload is not what `serialize` wrote, or
@@ -257,8 +255,8 @@ export const defaultEventRegistry: EventRegistry = new EventRegistry();
  * A class decorator that registers the class under the type `name` in
  * {@linkcode defaultEventRegistry}, as {@linkcode EventRegistry.register}.
  *
- * @throws {TypeError} When `name` is invalid (at the call), or when the
- * class is defined: not on a class, or the name or the class is taken.
+ * @throws {TypeError} When `name` is invalid, or (when the class is
+ * defined) not on a class, or the name or the class is taken.
  */
 export function EventType(
   name: string,
