@@ -12,7 +12,6 @@
  * class UserRegistered {
  *   constructor(readonly userId: string) {}
  * }
- *
  * class Audit {
  *   static trail: string[] = [];
  *   @On(UserRegistered)
@@ -20,7 +19,6 @@
  *     Audit.trail.push(event.userId);
  *   }
  * }
- *
  * await publishAll([new UserRegistered("u1"), new UserRegistered("u2")]);
  * assert.deepEqual(Audit.trail, ["u1", "u2"]);
  * clearHandlers();

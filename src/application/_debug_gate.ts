@@ -6,22 +6,19 @@ import { getConfig, type Logger } from "@logtape/logtape";
 
 /** Answers `logger.isEnabledFor("debug")`, cached per global configuration. */
 export class DebugGate {
-  readonly #logger: Logger;
   #config: unknown = undefined;
   #enabled = false;
 
-  constructor(logger: Logger) {
-    this.#logger = logger;
-  }
+  constructor(readonly logger: Logger) {}
 
   get enabled(): boolean {
     const config = getConfig();
     if (config !== null && config.contextLocalStorage !== undefined) {
-      return this.#logger.isEnabledFor("debug");
+      return this.logger.isEnabledFor("debug");
     }
     if (config !== this.#config) {
       this.#config = config;
-      this.#enabled = this.#logger.isEnabledFor("debug");
+      this.#enabled = this.logger.isEnabledFor("debug");
     }
     return this.#enabled;
   }

@@ -1,8 +1,3 @@
-/**
- * The in-process event bus.
- *
- * @module
- */
 import { getLogger } from "@logtape/logtape";
 import { DebugGate } from "./_debug_gate.ts";
 import { errorType, loggableError } from "../internal/loggable_error.ts";
@@ -90,7 +85,6 @@ export interface HandlerOptions {
   readonly subclasses: boolean;
 }
 
-const DEFAULTS: HandlerOptions = Object.freeze({ order: 0, subclasses: false });
 const ORDER = finite(
   0,
   "pass a number such as -10 or 10 (lower runs first, 0 by default)",
@@ -134,7 +128,7 @@ export function handlerOptions(
       }; pass the base class itself (for example DomainEvent), or use onAny() to receive every event`,
     );
   }
-  return order === 0 && !subclasses ? DEFAULTS : { order, subclasses };
+  return { order, subclasses };
 }
 
 /** How a static `@On` method registers itself (`mod.ts` does not export it). */
@@ -209,11 +203,10 @@ export class EventBus {
   constructor(options: EventBusOptions = {}) {
     const policy = options.errorPolicy ?? "fail-fast";
     if (policy !== "fail-fast" && policy !== "collect") {
+      const given = JSON.stringify(policy);
       fail(
         "create event bus",
-        `unknown errorPolicy ${
-          JSON.stringify(policy)
-        }, expected "fail-fast" or "collect"`,
+        `unknown errorPolicy ${given}, expected "fail-fast" or "collect"`,
       );
     }
     this.#failFast = policy === "fail-fast";
@@ -241,14 +234,7 @@ export class EventBus {
       : "register handler";
     const checked = handlerOptions(options, type, action);
     assertEventClass(type, action);
-    if (typeof handler !== "function") {
-      expected(
-        action,
-        "a function",
-        handler,
-        "pass a function or use @On on a method",
-      );
-    }
+    assertHandler(handler, action, "pass a function or use @On on a method");
     return this.#add([
       this.#entry(type, handler as EventHandler, checked, options.name),
     ]);
@@ -263,14 +249,11 @@ export class EventBus {
    */
   onAny(handler: EventHandler, options: OnAnyOptions = {}): Subscription {
     const action = "register catch-all handler";
-    if (typeof handler !== "function") {
-      expected(
-        action,
-        "a function",
-        handler,
-        "pass a function such as (event) => audit(event), or use @OnAny() on a method",
-      );
-    }
+    assertHandler(
+      handler,
+      action,
+      "pass a function such as (event) => audit(event), or use @OnAny() on a method",
+    );
     const checked = handlerOptions(options, undefined, action, true);
     return this.#add([this.#entry(null, handler, checked, options.name)]);
   }
@@ -288,9 +271,9 @@ export class EventBus {
     if (!isClass && (target === null || typeof target !== "object")) {
       expected("subscribe", "an instance or a class with @On methods", target);
     }
-    const owner = isClass
+    const owner: object | undefined = isClass
       ? target
-      : (Object.getPrototypeOf(target)?.constructor as object | undefined);
+      : Object.getPrototypeOf(target)?.constructor;
     const records = owner === undefined
       ? []
       : collectHandlerRecords(owner, isClass);
@@ -513,10 +496,9 @@ export class EventBus {
   // The usual reason an event finds no handler: an instance never subscribed.
   #warnUnsubscribed(type: unknown): void {
     if (this.#warned.has(type)) return;
-    const classes = unsubscribedClassesFor(type);
-    if (classes.size === 0) return;
+    const names = [...unsubscribedClassesFor(type)].map(typeName).sort();
+    if (names.length === 0) return;
     this.#warned.add(type);
-    const names = [...classes].map(typeName).sort();
     logger.warn(
       names.length === 1
         ? "No handler for {eventType} on this bus, but {classes} has @On instance methods for it and no instance was ever subscribed; call bus.subscribe(instance)"
@@ -613,23 +595,24 @@ function traced(
   run: Run,
 ): Promise<void> {
   const eventType = typeName(event.constructor);
-  const attributes = {
+  const attributes = (type: string, name: string) => ({
     "messaging.system": MESSAGING_SYSTEM,
     "messaging.destination.name": eventType,
     "aftercommit.event.type": eventType,
-  };
+    "messaging.operation.type": type,
+    "messaging.operation.name": name,
+  });
+  // `aftercommit.outcome` is set once: Deno's built-in OTel appends a key
+  // set twice.
   const spanned = entries.map((entry): Resolved => ({
     ...entry,
     call: (event, context) =>
       inSpan(`process ${eventType}`, {
         attributes: {
-          ...attributes,
-          "messaging.operation.type": "process",
-          "messaging.operation.name": "handle",
+          ...attributes("process", "handle"),
           "aftercommit.handler": entry.name,
         },
       }, async (span) => {
-        // Set once: Deno's built-in OTel appends a key set twice.
         let outcome = "error";
         try {
           await entry.call(event, context);
@@ -642,21 +625,25 @@ function traced(
   const before = run.errors?.length ?? 0;
   return inSpan(`publish ${eventType}`, {
     attributes: {
-      ...attributes,
-      "messaging.operation.type": "send",
-      "messaging.operation.name": "publish",
+      ...attributes("send", "publish"),
       "aftercommit.handler.count": entries.length,
     },
   }, async (span) => {
-    let ok = false;
+    let outcome = "error";
     try {
       await dispatch(spanned, event, run);
-      ok = (run.errors?.length ?? 0) === before;
+      if ((run.errors?.length ?? 0) === before) outcome = "ok";
+      else recordError(span, run.errors![before]);
     } finally {
-      span.setAttribute("aftercommit.outcome", ok ? "ok" : "error");
+      span.setAttribute("aftercommit.outcome", outcome);
     }
-    if (!ok) recordError(span, run.errors![before]);
   });
+}
+
+function assertHandler(handler: unknown, action: string, hint: string): void {
+  if (typeof handler !== "function") {
+    expected(action, "a function", handler, hint);
+  }
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -738,9 +725,8 @@ function eventError(event: unknown, action: string): TypeError {
 }
 
 function checkEvents(events: unknown): readonly object[] {
-  const iterator = (events as { [Symbol.iterator]?: unknown } | null)
-    ?.[Symbol.iterator];
-  if (typeof iterator !== "function") {
+  const iterable = events as Partial<Iterable<unknown>> | null | undefined;
+  if (typeof iterable?.[Symbol.iterator] !== "function") {
     expected(
       "publish events",
       "an iterable of events (an array, for example)",
@@ -751,9 +737,8 @@ function checkEvents(events: unknown): readonly object[] {
     ? events
     : Array.from(events as Iterable<unknown>);
   for (let i = 0; i < list.length; i++) {
-    const event: unknown = list[i];
-    if (event === null || typeof event !== "object") {
-      throw eventError(event, `publish event at index ${i}`);
+    if (list[i] === null || typeof list[i] !== "object") {
+      throw eventError(list[i], `publish event at index ${i}`);
     }
   }
   return list;
