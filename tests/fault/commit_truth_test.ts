@@ -354,6 +354,50 @@ Deno.test({
         },
       );
       await t.step(
+        `${mode}: server crashed (immediate stop) during COMMIT and back within the bound → CommitOutcomeUnknownError naming the crash, not "committed"`,
+        async () => {
+          // Crash recovery may hand a lost transaction's id out again, so a
+          // "committed" after it cannot be trusted: the run must say so.
+          const r = await commitInFlight(
+            cluster,
+            outbox,
+            "sync-wait",
+            async () => {
+              await cluster.stop("immediate");
+              await cluster.start();
+            },
+          );
+          assert.equal(
+            r.outcome,
+            "unknown-after-crash",
+            `run threw ${r.error}`,
+          );
+          assert.equal(
+            (r.error as CommitOutcomeUnknownError).relayWillRetry,
+            outbox,
+          );
+          assert.ok(r.saved);
+          assert.ok(!r.published);
+        },
+      );
+      await t.step(
+        `${mode}: server restarted cleanly (fast stop) during COMMIT → resolves as committed, event published`,
+        async () => {
+          const r = await commitInFlight(
+            cluster,
+            outbox,
+            "sync-wait",
+            async () => {
+              await cluster.stop("fast");
+              await cluster.start();
+            },
+          );
+          assert.equal(r.outcome, "resolved", `run threw ${r.error}`);
+          assert.ok(r.saved);
+          assert.ok(r.published);
+        },
+      );
+      await t.step(
         `${mode}: server stopped during COMMIT and not back within the bound → CommitOutcomeUnknownError (committed undefined)`,
         async () => {
           const r = await commitInFlight(

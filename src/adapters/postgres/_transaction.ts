@@ -17,9 +17,8 @@ export type Query = postgres.ISql;
 /** What BEGIN's round trip read, for the commit check after a lost COMMIT. */
 export interface Begun {
   readonly xid: string;
-  readonly started: string;
-  /** When the statistics were last reset: crash recovery resets them. */
-  readonly reset: string | null;
+  /** The transaction's start on the server's clock (`now()`). */
+  readonly began: string;
 }
 
 /** Throws unless `sql` is a postgres.js client (with `reserve()`). */
@@ -80,7 +79,7 @@ export async function reservedTransaction<T>(
   // hand a closed connection out as open.
   let lost = false;
   try {
-    let begun: Begun = { xid: "", started: "", reset: null };
+    let begun: Begun = { xid: "", began: "" };
     let result: T;
     try {
       // `begin` is a fixed text. The id query goes with it as a prepared
@@ -90,8 +89,7 @@ export async function reservedTransaction<T>(
         [, [begun]] = await Promise.all([
           conn.unsafe(begin),
           conn<[Begun]>`select pg_current_xact_id()::text as xid,
-            pg_postmaster_start_time()::text as started,
-            (select stats_reset::text from pg_stat_wal) as reset`,
+            now()::text as began`,
         ]);
       }
       result = await body(conn);
