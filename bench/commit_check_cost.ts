@@ -53,6 +53,15 @@ try {
         () => Promise.resolve(false),
       );
     },
+    // The same path without the transaction id query.
+    "reserved, no id": () => {
+      const id = next++;
+      return reservedTransaction(
+        sql,
+        "begin",
+        async (tx) => await tx`insert into items (id) values (${id})`,
+      );
+    },
     "uow.run": () => {
       const id = next++;
       return uow.run(async (tx) => {
