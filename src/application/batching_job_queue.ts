@@ -171,12 +171,19 @@ export class BatchingJobQueue implements JobQueue {
    *
    * @example Give a Unit of Work a batching publisher
    * ```ts
+   * import assert from "node:assert/strict";
    * import { BatchingJobQueue, EventBus, type UnitOfWorkOptions } from "@aftercommit/core";
    * import { InMemoryJobQueue } from "@aftercommit/core/testing";
    *
-   * const jobs = new BatchingJobQueue(new InMemoryJobQueue());
-   * const options: UnitOfWorkOptions = { bus: jobs.publisher(new EventBus()) };
-   * await options.bus!.publishAll([]);
+   * class Ordered {}
+   * const memory = new InMemoryJobQueue();
+   * const jobs = new BatchingJobQueue(memory);
+   * const bus = new EventBus();
+   * bus.register(Ordered, async () => void (await jobs.enqueue("invoice", {})));
+   * bus.register(Ordered, async () => void (await jobs.enqueue("receipt", {})));
+   * const options: UnitOfWorkOptions = { bus: jobs.publisher(bus) };
+   * await options.bus!.publishAll([new Ordered()]);
+   * assert.equal(memory.writes.length, 1);
    * ```
    */
   publisher(bus: EventPublisher): EventPublisher {

@@ -107,7 +107,9 @@ export interface WorkOptions {
  *
  * @example A handler that enqueues a job
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type JobQueue, On } from "@aftercommit/core";
+ * import { InMemoryJobQueue } from "@aftercommit/core/testing";
  *
  * class UserRegistered {
  *   constructor(readonly eventId: string, readonly userId: string) {}
@@ -122,6 +124,12 @@ export interface WorkOptions {
  *     });
  *   }
  * }
+ *
+ * const jobs = new InMemoryJobQueue();
+ * const welcome = new Welcome(jobs);
+ * await welcome.enqueue(new UserRegistered("e1", "u1"));
+ * await welcome.enqueue(new UserRegistered("e1", "u1")); // redelivered
+ * assert.equal(jobs.jobs.length, 1);
  * ```
  */
 export interface JobQueue {

@@ -6,9 +6,8 @@
 import { stampRecordOrder } from "./record_order.ts";
 
 /**
- * An aggregate root: it records the domain events its changes cause, and a
- * Unit of Work pulls them with {@linkcode AggregateRoot.pullEvents} after
- * the transaction commits.
+ * An aggregate root: it records the domain events its changes cause, which a
+ * Unit of Work pulls with {@linkcode AggregateRoot.pullEvents}.
  *
  * @example Record and pull events
  * ```ts

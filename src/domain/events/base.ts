@@ -1,9 +1,6 @@
 /**
- * Optional base class for domain events.
- *
- * Events do not have to extend it: the bus dispatches any class instance.
- * Extending it gives each event a unique `eventId` (used as an idempotency
- * key by the job adapter and the outbox) and an `occurredAt` timestamp.
+ * An optional base class for domain events: the bus dispatches any class
+ * instance, and this one adds a unique `eventId` and an `occurredAt`.
  *
  * @module
  */
@@ -12,20 +9,19 @@
 export interface DomainEventInit {
   /**
    * The event's unique id.
-   *
    * @default {crypto.randomUUID()}
    */
   readonly eventId?: string;
   /**
    * When the event happened.
-   *
    * @default {new Date()}
    */
   readonly occurredAt?: Date;
 }
 
 /**
- * A fact that happened in the domain, with a unique id and a timestamp.
+ * A fact that happened in the domain, with a unique id (an idempotency key
+ * for the outbox and the jobs) and a timestamp.
  *
  * @example Define and create an event
  * ```ts
@@ -50,10 +46,10 @@ export abstract class DomainEvent {
   readonly occurredAt: Date;
 
   /**
-   * Creates the event's identity.
+   * Creates the event's identity, or reuses `init`'s when it is rebuilt.
    *
-   * @param init An id and a time to reuse, when an event is rebuilt from storage.
-   * @throws {TypeError} When `init.eventId` is an empty string or `init.occurredAt` is an invalid date.
+   * @throws {TypeError} When `init.eventId` is empty or `init.occurredAt`
+   * is an invalid date.
    */
   constructor(init?: DomainEventInit) {
     const eventId = init?.eventId ?? crypto.randomUUID();
