@@ -23,11 +23,8 @@
  *   confirm: () => Promise.resolve(false),
  * };
  * const code = await main(["stats", "--json"], io, {
- *   openOutbox: (table) =>
- *     Promise.resolve({
- *       admin: new OutboxAdmin(sql, table === undefined ? {} : { table }),
- *       close: () => Promise.resolve(),
- *     }),
+ *   openOutbox: () =>
+ *     Promise.resolve({ admin: new OutboxAdmin(sql), close: async () => {} }),
  * });
  * assert.equal(code, 0);
  * assert.equal(JSON.parse(out).parked, 0);
@@ -159,7 +156,7 @@ interface Command {
   name: Name;
   values: Values;
   limit: number;
-  selection?: Selection;
+  selection: Selection | undefined;
 }
 
 /**
@@ -221,16 +218,12 @@ function parseCommand(args: string[]): Command | "help" {
       }`,
     );
   }
-  const spec = COMMANDS[name];
+  const { db, flags } = COMMANDS[name];
   const action = `run ${name}`;
   if (rest.length > 0) {
     fail(action, `unexpected argument ${JSON.stringify(rest[0])}`);
   }
-  const takes: readonly string[] = [
-    ...spec.flags,
-    ...DB_FLAGS[spec.db],
-    "json",
-  ];
+  const takes: readonly string[] = [...flags, ...DB_FLAGS[db], "json"];
   for (const flag of Object.keys(values)) {
     if (!takes.includes(flag)) {
       fail(
@@ -246,31 +239,23 @@ function parseCommand(args: string[]): Command | "help" {
     "--limit",
     action,
   );
-  return { name, values, limit, ...select(values, spec, action) };
+  const by = db === "outbox" ? "type" : "queue";
+  const changes = takes.includes("all");
+  const selection = changes ? select(values, by, action) : undefined;
+  return { name, values, limit, selection };
 }
 
-// The rows a requeue, purge, retry or delete applies to; none for a list.
-function select(
-  values: Values,
-  spec: { flags: readonly Flag[] },
-  action: string,
-): { selection?: Selection } {
-  if (!spec.flags.includes("all")) return {};
-  const by = spec.flags.includes("type") ? "type" : "queue";
-  const given = [values.id, values[by], values.all].filter((v) =>
-    v !== undefined
-  );
-  if (given.length !== 1) {
+// The rows a requeue, purge, retry or delete applies to.
+function select(values: Values, by: "type" | "queue", action: string) {
+  const { id: ids, all } = values;
+  const value = values[by];
+  if ([ids, value, all].filter((v) => v !== undefined).length !== 1) {
     fail(action, `pass exactly one of --id (repeatable), --${by} or --all`);
   }
-  const value = values[by];
-  if (values.id !== undefined) {
-    for (const id of values.id) text()(id.trim(), "--id", action);
-    return { selection: { ids: values.id } as Selection };
-  }
-  if (value === undefined) return { selection: { all: true } as Selection };
-  text()(value.trim(), `--${by}`, action);
-  return { selection: { [by]: value } as Selection };
+  for (const id of ids ?? []) text()(id.trim(), "--id", action);
+  if (value !== undefined) text()(value.trim(), `--${by}`, action);
+  const selection = ids ? { ids } : all ? { all: true } : { [by]: value };
+  return selection as Selection;
 }
 
 function url(given: string | undefined, variable: string, flag: string) {
@@ -293,7 +278,7 @@ function url(given: string | undefined, variable: string, flag: string) {
   return value;
 }
 
-async function openOutbox(values: Values, table: string | undefined) {
+async function connectOutbox(values: Values, table: string | undefined) {
   const sql = postgres(
     url(values["database-url"], "DATABASE_URL", "database-url"),
     { max: 1, onnotice: () => {} },
@@ -309,7 +294,7 @@ async function openOutbox(values: Values, table: string | undefined) {
   }
 }
 
-async function openJobs(values: Values, schema: string | undefined) {
+async function connectJobs(values: Values, schema: string | undefined) {
   const jobs = await PgBossJobQueue.connect(
     url(values["jobs-url"], "JOB_QUEUE_DATABASE_URL", "jobs-url"),
     {
@@ -323,99 +308,111 @@ async function openJobs(values: Values, schema: string | undefined) {
 }
 
 async function run(
-  { name, values, limit, selection }: Command,
+  command: Command,
   io: CliIo,
   dependencies: CliDependencies,
 ): Promise<number> {
-  // The event or job fields, as a last column, only when asked for.
-  const more = (cell: () => string) =>
-    values.payload || values.data ? [cell()] : [];
+  const { name, values } = command;
+  const {
+    openOutbox = (table) => connectOutbox(values, table),
+    openJobs = (schema) => connectJobs(values, schema),
+  } = dependencies;
   const db = COMMANDS[name].db === "outbox"
-    ? await (dependencies.openOutbox ??
-      ((table: string | undefined) => openOutbox(values, table)))(values.table)
-    : await (dependencies.openJobs ??
-      ((schema: string | undefined) => openJobs(values, schema)))(
-        values.schema,
-      );
+    ? await openOutbox(values.table)
+    : await openJobs(values.schema);
   try {
-    if ("admin" in db) {
-      const { admin } = db;
-      if (name === "stats") {
-        const s = await admin.stats();
-        return show(io, values, s, [
-          ["pending", "in flight", "parked", "done", "oldest pending"],
-          [
-            ...[s.pending, s.inFlight, s.parked, s.done].map(String),
-            s.oldestPendingAgeSeconds === null
-              ? "-"
-              : age(s.oldestPendingAgeSeconds),
-          ],
-        ]);
-      }
-      if (name === "parked") {
-        const events = await admin.listParked({
-          ...(values.type === undefined ? {} : { type: values.type }),
-          limit,
-          includePayload: values.payload === true,
-        });
-        return show(io, values, events, [
-          [
-            "id",
-            "type",
-            "attempts",
-            "age",
-            "last error",
-            ...more(() => "payload"),
-          ],
-          ...events.map((e) => [
-            e.id,
-            e.type,
-            String(e.attempts),
-            age(e.ageSeconds),
-            e.lastError ?? "",
-            ...more(() => JSON.stringify(e.payload)),
-          ]),
-        ], "No parked events.");
-      }
-      const parked = selection as ParkedSelection;
-      return await change(io, values, name, parked, {
-        count: () => admin.countParked(parked),
-        act: () =>
-          name === "requeue"
-            ? admin.requeueParked(parked)
-            : admin.purgeParked(parked),
-      });
-    }
-    const { jobs } = db;
-    if (name === "dead-letters list") {
-      const letters = await jobs.deadLetters({
-        ...(values.queue === undefined ? {} : { queue: values.queue }),
-        limit,
-        includeData: values.data === true,
-      });
-      return show(io, values, letters, [
-        ["id", "queue", "attempts", "age", "error", ...more(() => "data")],
-        ...letters.map((l) => [
-          l.id,
-          l.queue,
-          l.attempts === null ? "-" : String(l.attempts),
-          age(l.ageSeconds),
-          l.error ?? "",
-          ...more(() => JSON.stringify(l.data)),
-        ]),
-      ], "No dead letters.");
-    }
-    const dead = selection as DeadLetterSelection;
-    return await change(io, values, name, dead, {
-      count: () => jobs.countDeadLetters(dead),
-      act: () =>
-        name === "dead-letters retry"
-          ? jobs.retryDeadLetters(dead)
-          : jobs.deleteDeadLetters(dead),
-    });
+    return "admin" in db
+      ? await outbox(db.admin, command, io)
+      : await deadLetters(db.jobs, command, io);
   } finally {
     await db.close();
   }
+}
+
+async function outbox(
+  admin: OutboxAdminLike,
+  { name, values, limit, selection }: Command,
+  io: CliIo,
+): Promise<number> {
+  const payload = values.payload === true;
+  if (name === "stats") {
+    const s = await admin.stats();
+    const oldest = s.oldestPendingAgeSeconds;
+    return show(io, values, s, [
+      ["pending", "in flight", "parked", "done", "oldest pending"],
+      [
+        ...[s.pending, s.inFlight, s.parked, s.done].map(String),
+        oldest === null ? "-" : age(oldest),
+      ],
+    ]);
+  }
+  if (name === "parked") {
+    const events = await admin.listParked({
+      ...(values.type === undefined ? {} : { type: values.type }),
+      limit,
+      includePayload: payload,
+    });
+    return show(io, values, events, [
+      [
+        "id",
+        "type",
+        "attempts",
+        "age",
+        "last error",
+        ...(payload ? ["payload"] : []),
+      ],
+      ...events.map((e) => [
+        e.id,
+        e.type,
+        String(e.attempts),
+        age(e.ageSeconds),
+        e.lastError ?? "",
+        ...(payload ? [JSON.stringify(e.payload)] : []),
+      ]),
+    ], "No parked events.");
+  }
+  const parked = selection as ParkedSelection;
+  return await change(io, values, name, parked, {
+    count: () => admin.countParked(parked),
+    act: () =>
+      name === "requeue"
+        ? admin.requeueParked(parked)
+        : admin.purgeParked(parked),
+  });
+}
+
+async function deadLetters(
+  jobs: DeadLetterAdminLike,
+  { name, values, limit, selection }: Command,
+  io: CliIo,
+): Promise<number> {
+  const data = values.data === true;
+  if (name === "dead-letters list") {
+    const letters = await jobs.deadLetters({
+      ...(values.queue === undefined ? {} : { queue: values.queue }),
+      limit,
+      includeData: data,
+    });
+    return show(io, values, letters, [
+      ["id", "queue", "attempts", "age", "error", ...(data ? ["data"] : [])],
+      ...letters.map((l) => [
+        l.id,
+        l.queue,
+        l.attempts === null ? "-" : String(l.attempts),
+        age(l.ageSeconds),
+        l.error ?? "",
+        ...(data ? [JSON.stringify(l.data)] : []),
+      ]),
+    ], "No dead letters.");
+  }
+  const dead = selection as DeadLetterSelection;
+  return await change(io, values, name, dead, {
+    count: () => jobs.countDeadLetters(dead),
+    act: () =>
+      name === "dead-letters retry"
+        ? jobs.retryDeadLetters(dead)
+        : jobs.deleteDeadLetters(dead),
+  });
 }
 
 // Prints `value` as JSON, or `rows` (a header, then one row per item) as a
@@ -433,15 +430,15 @@ function show(
   const widths = cells[0]!.map((_, i) =>
     Math.max(...cells.map((row) => row[i]!.length))
   );
-  io.out(
-    values.json
-      ? `${JSON.stringify(value)}\n`
-      : rows.length === 1
-      ? `${empty}\n`
-      : cells.map((row) =>
-        row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()
-      ).join("\n") + "\n",
+  const table = cells.map((row) =>
+    row.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()
   );
+  const text = values.json
+    ? JSON.stringify(value)
+    : rows.length === 1
+    ? empty
+    : table.join("\n");
+  io.out(`${text}\n`);
   return 0;
 }
 
@@ -470,13 +467,11 @@ async function change(
 ): Promise<number> {
   const [ask, where, done] = CHANGES[name as keyof typeof CHANGES];
   const noun = COMMANDS[name].db === "outbox" ? "parked event" : "dead letter";
+  const said = (changed: number, text: string) =>
+    io.out(`${values.json ? JSON.stringify({ changed }) : text}\n`);
   const count = await step.count();
   if (count === 0) {
-    io.out(
-      values.json
-        ? `${JSON.stringify({ changed: 0 })}\n`
-        : `No ${noun}s match; nothing changed.\n`,
-    );
+    said(0, `No ${noun}s match; nothing changed.`);
     return 0;
   }
   const which = "all" in selection
@@ -492,11 +487,7 @@ async function change(
     return 1;
   }
   const n = await step.act();
-  io.out(
-    values.json
-      ? `${JSON.stringify({ changed: n })}\n`
-      : `${done.replace("#", plural(n, noun))}\n`,
-  );
+  said(n, done.replace("#", plural(n, noun)));
   return 0;
 }
 
