@@ -265,28 +265,50 @@ export function assertJson(data: unknown, what: string, action: string): void {
       `${what} is undefined; pass a JSON value such as an object, or null for no data`,
     );
   }
-  if (isJson(data, [])) return;
-  const problem = jsonProblem(data, what, [], []);
-  if (problem !== undefined) {
-    fail(action, `${what} is not JSON-serialisable: ${problem}`);
+  const fault = jsonFault(data, []);
+  if (fault !== undefined) {
+    fail(action, `${what} is not JSON-serialisable: ${faultText(what, fault)}`);
   }
 }
 
-// The fast pass: no strings built on the path that succeeds.
-function isJson(value: unknown, ancestors: object[]): boolean {
-  if (typeof value === "string" || typeof value === "boolean") return true;
-  if (typeof value === "number") return Number.isFinite(value);
-  if (typeof value !== "object") return false;
-  if (value === null) return true;
-  if (ancestors.includes(value)) return false;
-  if (!Array.isArray(value) && !isPlain(value)) return false;
+// The first value that does not survive JSON, with the path segments that
+// lead to it and, for a cycle, how many of them lead to the object it refers
+// back to. Segments are built only on failure: this runs for every job.
+interface JsonFault {
+  readonly value: unknown;
+  readonly segments: string[];
+  readonly cycle?: number;
+}
+
+function jsonFault(value: unknown, ancestors: object[]): JsonFault | undefined {
+  if (typeof value === "string" || typeof value === "boolean") return undefined;
+  if (typeof value === "number" && Number.isFinite(value)) return undefined;
+  if (typeof value !== "object") return { value, segments: [] };
+  if (value === null) return undefined;
+  const cycle = ancestors.indexOf(value);
+  if (cycle !== -1) return { value, segments: [], cycle };
+  const array = Array.isArray(value);
+  if (!array && !isPlain(value)) return { value, segments: [] };
   ancestors.push(value);
-  for (const child of Object.values(value)) {
-    if (child === undefined && !Array.isArray(value)) continue;
-    if (!isJson(child, ancestors)) return false;
+  const children = Object.values(value);
+  for (let i = 0; i < children.length; i++) {
+    const child = children[i];
+    if (child === undefined && !array) continue;
+    const fault = jsonFault(child, ancestors);
+    if (fault !== undefined) {
+      const key = Object.keys(value)[i]!;
+      fault.segments.unshift(
+        array
+          ? `[${key}]`
+          : /^[A-Za-z_$][\w$]*$/.test(key)
+          ? `.${key}`
+          : `[${JSON.stringify(key)}]`,
+      );
+      return fault;
+    }
   }
   ancestors.pop();
-  return true;
+  return undefined;
 }
 
 function isPlain(value: object): boolean {
@@ -294,23 +316,19 @@ function isPlain(value: object): boolean {
   return prototype === Object.prototype || prototype === null;
 }
 
-// The slow pass, only after the fast one failed: says where and why.
-function jsonProblem(
-  value: unknown,
-  path: string,
-  ancestors: object[],
-  paths: string[],
-): string | undefined {
+function faultText(
+  what: string,
+  { value, segments, cycle }: JsonFault,
+): string {
+  const path = what + segments.join("");
+  if (cycle !== undefined) {
+    return `${path} refers back to ${
+      what + segments.slice(0, cycle).join("")
+    }, a cycle JSON cannot represent; pass a tree of plain objects`;
+  }
   switch (typeof value) {
-    case "string":
-    case "boolean":
-      return undefined;
     case "number":
-      return Number.isFinite(value)
-        ? undefined
-        : `${path} is ${
-          String(value)
-        }, which JSON turns into null; pass a finite number, a string or null`;
+      return `${path} is ${value}, which JSON turns into null; pass a finite number, a string or null`;
     case "bigint":
       return `${path} is a bigint, which JSON cannot represent; convert it to a string (String(n)) or a number`;
     case "function":
@@ -321,37 +339,11 @@ function jsonProblem(
     case "undefined":
       return `${path} is undefined inside an array, which JSON turns into null; use null`;
   }
-  if (value === null) return undefined;
-  const object = value as object;
-  const cycle = ancestors.indexOf(object);
-  if (cycle !== -1) {
-    return `${path} refers back to ${
-      paths[cycle]
-    }, a cycle JSON cannot represent; pass a tree of plain objects`;
-  }
-  const array = Array.isArray(object);
-  if (!array && !isPlain(object)) {
-    return object instanceof Date
-      ? `${path} is a Date, which JSON turns into a string; pass date.toISOString() and parse it in the handler`
-      : `${path} is ${
-        describe(object)
-      }, which does not survive JSON; pass a plain object or an array`;
-  }
-  ancestors.push(object);
-  paths.push(path);
-  for (const [key, child] of Object.entries(object)) {
-    if (child === undefined && !array) continue;
-    const childPath = array
-      ? `${path}[${key}]`
-      : /^[A-Za-z_$][\w$]*$/.test(key)
-      ? `${path}.${key}`
-      : `${path}[${JSON.stringify(key)}]`;
-    const problem = jsonProblem(child, childPath, ancestors, paths);
-    if (problem !== undefined) return problem;
-  }
-  ancestors.pop();
-  paths.pop();
-  return undefined;
+  return value instanceof Date
+    ? `${path} is a Date, which JSON turns into a string; pass date.toISOString() and parse it in the handler`
+    : `${path} is ${
+      describe(value)
+    }, which does not survive JSON; pass a plain object or an array`;
 }
 
 /** Throws unless `bus` is an object with a `publishAll` method. */
