@@ -21,13 +21,13 @@ const logger = getLogger(["aftercommit", "jobs"]);
 
 /** A `work()` of this process and its loops. */
 export class LocalWorker {
-  /**
-   * Calls a function in `work()`'s async context, not the enqueuer's (whose
-   * unit of work, batch and request a job must not see).
-   */
+  // Calls a function in `work()`'s async context, not the enqueuer's (whose
+  // unit of work, batch and request a job must not see).
   readonly enter: <R>(fn: () => R) => R = AsyncLocalStorage.snapshot();
   /** The ids of the jobs of its batches running now. */
   readonly running = new Set<string>();
+  /** pg-boss's ids of its loops, to wake them. */
+  workerIds: readonly string[] = [];
   #busy = 0;
   #released = Promise.withResolvers<void>();
 
@@ -46,9 +46,10 @@ export class LocalWorker {
     return true;
   }
 
-  /** Frees a loop taken for the batch of `ids`. */
-  release(ids: readonly string[]): void {
+  /** Forgets the batch of `ids`, and frees its loop if it `took` one. */
+  release(ids: readonly string[], took = true): void {
     for (const id of ids) this.running.delete(id);
+    if (!took) return;
     this.#busy--;
     this.#released.resolve();
     this.#released = Promise.withResolvers();
@@ -81,7 +82,6 @@ export class LocalStarts {
   constructor(
     private readonly boss: PgBoss,
     private readonly schema: string,
-    private readonly wake: (name: string) => void,
   ) {}
 
   /** Lets jobs enqueued for `worker.name` start on `worker`. */
@@ -89,6 +89,13 @@ export class LocalStarts {
     const list = this.#workers.get(worker.name);
     if (list === undefined) this.#workers.set(worker.name, [worker]);
     else list.push(worker);
+  }
+
+  /** Wakes this process's loops of queue `name`: they fetch now. */
+  wake(name: string): void {
+    for (const worker of this.#workers.get(name) ?? []) {
+      for (const id of worker.workerIds) this.boss.notifyWorker(id);
+    }
   }
 
   /**
@@ -169,13 +176,7 @@ export class LocalStarts {
     // Aborted when pg-boss gives up on the batch (expiry, end of stop()).
     const signal = jobs[0]!.signal;
     jobs.length = 0;
-    const aborted = Promise.withResolvers<unknown>();
-    signal.addEventListener("abort", aborted.resolve, { once: true });
-    try {
-      await Promise.race([released, aborted.promise, this.#stopped.promise]);
-    } finally {
-      signal.removeEventListener("abort", aborted.resolve);
-    }
+    await untilAbort(signal, released, this.#stopped.promise);
     if (!this.#stopping) this.wake(worker.name);
     return true;
   }
@@ -187,15 +188,10 @@ export class LocalStarts {
   async stop(timeoutMs: number): Promise<void> {
     this.#stopping = true;
     this.#stopped.resolve();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    try {
-      await Promise.race([this.#drained(), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    const deadline = Promise.withResolvers<void>();
+    const timer = setTimeout(deadline.resolve, timeoutMs);
+    await Promise.race([this.#drained(), deadline.promise]); // Never rejects.
+    clearTimeout(timer);
     for (const batch of this.#running) {
       this.#close(batch, { value: "pg-boss shut down while active" }, false);
     }
@@ -288,7 +284,7 @@ export class LocalStarts {
     const jobs = rows.map((row) => ({ ...row, signal: batch.abort.signal }));
     if (batch.closing !== undefined) { // stop() gave up before the insert.
       const output = new Error("pg-boss shut down before the handler started");
-      return await this.#fail(jobs, output);
+      return await this.#settle(jobs, output);
     }
     for (const job of jobs) batch.open.add(job);
     const seconds = Math.max(...jobs.map((job) => job.expireInSeconds));
@@ -306,9 +302,10 @@ export class LocalStarts {
         const result = await worker.run(job);
         // A job failed for the batch is no longer this attempt's.
         if (!batch.open.delete(job)) return;
-        await (result.status === "completed"
-          ? this.#settled(job, this.boss.complete(job.name, [attempt(job)]))
-          : this.#fail([job], result.output));
+        await this.#settle(
+          [job],
+          result.status === "completed" ? undefined : result.output,
+        );
       }));
     } finally {
       clearTimeout(timer);
@@ -325,34 +322,49 @@ export class LocalStarts {
     batch.open.clear();
     if (abortFirst) batch.abort.abort();
     batch.closing =
-      (open.length === 0 ? Promise.resolve() : this.#fail(open, output))
+      (open.length === 0 ? Promise.resolve() : this.#settle(open, output))
         .finally(() => batch.abort.abort());
   }
 
-  // `jobs` are of one queue.
-  #fail(jobs: readonly PgBossJob<unknown>[], output: object): Promise<void> {
-    return this.#settled(
-      jobs[0]!,
-      this.boss.fail(jobs[0]!.name, jobs.map(attempt), output),
-    );
-  }
-
-  // A failure to settle leaves the job active until its expiry: logged.
-  async #settled(
-    job: PgBossJob<unknown>,
-    settling: Promise<unknown>,
-  ): Promise<void> {
+  // Completes `jobs` (of one queue), or fails them with `output`. A failure
+  // to settle leaves them active until their expiry: logged.
+  async #settle(jobs: PgBossJob<unknown>[], output?: object): Promise<void> {
+    const { name, id } = jobs[0]!;
+    const attempts = jobs.map((job) => ({
+      id: job.id,
+      retryCount: job.retryCount,
+    }));
     try {
-      await settling;
+      await (output === undefined
+        ? this.boss.complete(name, attempts)
+        : this.boss.fail(name, attempts, output));
     } catch (error) {
       logger.error(
         "Cannot settle job {jobName} {jobId}; it stays active until its expiry: {error}",
-        { jobName: job.name, jobId: job.id, error: loggableError(error) },
+        { jobName: name, jobId: id, error: loggableError(error) },
       );
     }
   }
 }
 
-function attempt({ id, retryCount }: PgBossJob<unknown>) {
-  return { id, retryCount };
+const ABORTED = Symbol("aborted");
+
+/**
+ * Waits for the first of `promises` or the abort of `signal`.
+ *
+ * @returns `true` when the abort came first.
+ */
+export async function untilAbort(
+  signal: AbortSignal,
+  ...promises: Promise<unknown>[]
+): Promise<boolean> {
+  if (signal.aborted) return true;
+  const aborted = Promise.withResolvers<typeof ABORTED>();
+  const abort = () => aborted.resolve(ABORTED);
+  signal.addEventListener("abort", abort, { once: true });
+  try {
+    return await Promise.race([...promises, aborted.promise]) === ABORTED;
+  } finally {
+    signal.removeEventListener("abort", abort);
+  }
 }

@@ -19,9 +19,14 @@ import {
   tracing,
 } from "../../internal/telemetry.ts";
 import { describe } from "../../internal/describe.ts";
-import { fail, integer, number, readOptions } from "../../internal/rules.ts";
+import {
+  expected,
+  integer,
+  number,
+  readOptions,
+} from "../../internal/rules.ts";
 import { errorType, loggableError } from "../../internal/loggable_error.ts";
-import { type LocalStarts, LocalWorker } from "./_local_start.ts";
+import { type LocalStarts, LocalWorker, untilAbort } from "./_local_start.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -74,20 +79,17 @@ const WORK = {
 
 /** What the adapter's parts need of the running queue. */
 export interface QueueAccess
-  extends Pick<LocalStarts, "insertStarted" | "giveBack"> {
+  extends Pick<LocalStarts, "insertStarted" | "giveBack" | "wake"> {
   /** Throws when the queue is stopped. */
   assertRunning(action: string): void;
   /** Creates the queue on first use. */
   ensureQueue(name: string): Promise<void>;
-  /** Wakes this process's workers of a queue. */
-  wake(name: string): void;
 }
 
 /**
  * Checks `work()`'s arguments and starts a pg-boss worker running `handler`.
  *
- * @returns pg-boss's work id, its workers' ids (to wake them) and the worker
- * jobs can be handed to.
+ * @returns pg-boss's work id, and the worker jobs can be handed to.
  */
 export async function startWorker<T>(
   boss: PgBoss,
@@ -95,11 +97,11 @@ export async function startWorker<T>(
   name: string,
   handler: JobHandler<T>,
   options: WorkOptions,
-): Promise<{ workId: string; workerIds: string[]; local: LocalWorker }> {
+): Promise<{ workId: string; local: LocalWorker }> {
   assertQueueName(name, "start worker");
   const action = `start worker on queue "${name}"`;
   if (typeof handler !== "function") {
-    fail(action, `expected a handler function, received ${describe(handler)}`);
+    expected(action, "a handler function", handler);
   }
   const { concurrency, batchSize, pollingIntervalSeconds } = readOptions(
     options,
@@ -110,12 +112,10 @@ export async function startWorker<T>(
   await queue.ensureQueue(name);
   const wake = () => queue.wake(name);
   const local = new LocalWorker(name, concurrency, batchSize, (fetched) => {
-    // A job of this queue: its data is the handler's.
-    const job = fetched as PgBossJob<T>;
+    const job = fetched as PgBossJob<T>; // A job of this queue.
     const instruments = meters();
-    const traced = tracing();
-    return traced || instruments !== undefined
-      ? observed(name, handler, job, wake, instruments, traced)
+    return instruments !== undefined || tracing()
+      ? observed(name, handler, job, wake, instruments)
       : attempt(name, handler, job, job.data, wake, undefined);
   });
   const workId = await boss.work<T>(name, {
@@ -137,17 +137,14 @@ export async function startWorker<T>(
     try {
       return await Promise.all(jobs.map((job) => local.run(job)));
     } finally {
-      if (taken) local.release(ids);
-      else for (const id of ids) local.running.delete(id);
+      local.release(ids, taken);
     }
   });
-  const workerIds = boss.getWipData()
+  local.workerIds = boss.getWipData()
     .filter((worker) => worker.workId === workId)
     .map((worker) => worker.id);
-  return { workId, workerIds, local };
+  return { workId, local };
 }
-
-const ABANDONED = Symbol("abandoned");
 
 // One attempt with its span (tracing on) and its metrics (metrics on).
 function observed<T>(
@@ -156,64 +153,49 @@ function observed<T>(
   job: PgBossJob<T>,
   onFailure: () => void,
   instruments: Instruments | undefined,
-  traced: boolean,
 ): Promise<JobResult> {
-  const stamp = withoutStamp(job.data);
-  const run = (span: Span | undefined) =>
-    instruments === undefined
-      ? attempt(name, handler, job, stamp.data, onFailure, span)
-      : measured(
-        name,
-        job,
-        stamp.enqueuedAt,
-        instruments,
-        () => attempt(name, handler, job, stamp.data, onFailure, span),
+  const { data, traceparent, enqueuedAt } = withoutStamp(job.data);
+  const destination = { "messaging.destination.name": name };
+  const run = async (span: Span | undefined) => {
+    if (instruments === undefined) {
+      return attempt(name, handler, job, data, onFailure, span);
+    }
+    const started = performance.now();
+    if (job.retryCount === 0 && typeof enqueuedAt === "number") {
+      instruments.jobStartDelay.record(
+        Math.max(0, Date.now() - enqueuedAt) / 1000,
+        destination,
       );
-  if (!traced) return run(undefined);
+    }
+    const result = await attempt(name, handler, job, data, onFailure, span);
+    instruments.jobDuration.record((performance.now() - started) / 1000, {
+      ...destination,
+      "aftercommit.outcome": result.status,
+    });
+    if (result.status === "failed") {
+      const { name: type } = result.output as { name?: unknown };
+      instruments.failures.add(1, {
+        ...destination,
+        "aftercommit.component": "job",
+        "error.type": typeof type === "string" ? type : "unknown",
+      });
+    }
+    return result;
+  };
+  if (!tracing()) return run(undefined);
   // Every attempt of the job continues the trace it was enqueued in.
   return inSpan(`work ${name}`, {
     kind: SpanKind.CONSUMER,
-    parent: contextFromTraceparent(stamp.traceparent),
+    parent: contextFromTraceparent(traceparent),
     attributes: {
       "messaging.system": "pg-boss",
       "messaging.operation.type": "process",
       "messaging.operation.name": "work",
-      "messaging.destination.name": name,
+      ...destination,
       "messaging.message.id": job.id,
       "aftercommit.job.attempt": job.retryCount + 1,
     },
   }, run);
-}
-
-async function measured(
-  name: string,
-  job: PgBossJob<unknown>,
-  enqueuedAt: unknown,
-  instruments: Instruments,
-  run: () => Promise<JobResult>,
-): Promise<JobResult> {
-  const started = performance.now();
-  const destination = { "messaging.destination.name": name };
-  if (job.retryCount === 0 && typeof enqueuedAt === "number") {
-    instruments.jobStartDelay.record(
-      Math.max(0, Date.now() - enqueuedAt) / 1000,
-      destination,
-    );
-  }
-  const result = await run();
-  instruments.jobDuration.record((performance.now() - started) / 1000, {
-    ...destination,
-    "aftercommit.outcome": result.status,
-  });
-  if (result.status === "failed") {
-    const output = result.output as { name?: unknown };
-    instruments.failures.add(1, {
-      ...destination,
-      "aftercommit.component": "job",
-      "error.type": typeof output.name === "string" ? output.name : "unknown",
-    });
-  }
-  return result;
 }
 
 // Runs the handler and answers pg-boss; never throws. `data` is unstamped.
@@ -232,7 +214,7 @@ async function attempt<T>(
     // pg-boss aborts the signal at the expiry (or a stop without waiting)
     // and holds the loop until the handler settles: one that ignores its
     // signal would block the queue, so the wait ends at the abort.
-    if (running instanceof Promise && await untilAbort(running, signal)) {
+    if (running instanceof Promise && await untilAbort(signal, running)) {
       return abandoned(name, job, number, running, span);
     }
     span?.setAttribute("aftercommit.outcome", "completed");
@@ -260,22 +242,6 @@ async function attempt<T>(
         ? { name: error.name, message: error.message }
         : { message: `Non-error thrown: ${describe(error)}` },
     };
-  }
-}
-
-// Settles with `running` (true: the signal aborted first).
-async function untilAbort(
-  running: Promise<unknown>,
-  signal: AbortSignal,
-): Promise<boolean> {
-  if (signal.aborted) return true;
-  const aborted = Promise.withResolvers<typeof ABANDONED>();
-  const abort = () => aborted.resolve(ABANDONED);
-  signal.addEventListener("abort", abort, { once: true });
-  try {
-    return await Promise.race([running, aborted.promise]) === ABANDONED;
-  } finally {
-    signal.removeEventListener("abort", abort);
   }
 }
 

@@ -1,7 +1,6 @@
 /**
- * Dead letters of the pg-boss adapter: jobs whose retries were used up,
- * waiting in `<queue>__dead`. `PgBossJobQueue` lists, counts, retries and
- * deletes them through {@linkcode DeadLetters}.
+ * Dead letters: jobs whose retries were used up, waiting in `<queue>__dead`,
+ * listed, counted, retried and deleted through {@linkcode DeadLetters}.
  *
  * @module
  */
@@ -71,7 +70,6 @@ const LIST = {
 };
 const USAGE =
   'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }';
-const PAGE = 10_000;
 
 /** The dead-letter operations of one pg-boss instance (see `PgBossJobQueue`). */
 export class DeadLetters {
@@ -88,10 +86,7 @@ export class DeadLetters {
     this.queue.assertRunning(action);
     const letters: DeadLetter[] = [];
     for (const dlq of await this.#queues(queue)) {
-      const jobs = await this.boss.findJobs<unknown>(dlq, {
-        queued: true,
-        limit,
-      });
+      const jobs = await this.boss.findJobs(dlq, { queued: true, limit });
       for (const job of jobs) letters.push(letterOf(dlq, job, includeData));
     }
     return letters
@@ -107,31 +102,23 @@ export class DeadLetters {
 
   /** Moves dead letters back to their queue; answers how many moved. */
   async retry(selection: DeadLetterSelection): Promise<number> {
-    let moved = 0;
     const found = await this.#select(selection, "retry dead letters");
-    for (const [dlq, ids] of found) {
-      for (const chunk of chunks(ids)) {
-        moved += await this.boss.redrive(dlq, {
-          ids: chunk,
-          limit: chunk.length,
-        });
-      }
-      this.queue.wake(dlq.slice(0, -DEAD_LETTER_SUFFIX.length));
-    }
+    const moved = await inChunks(
+      found,
+      (dlq, ids) => this.boss.redrive(dlq, { ids, limit: ids.length }),
+    );
+    for (const dlq of found.keys()) this.queue.wake(originalQueue(dlq));
     logger.info("Retried {count} dead letters", { count: moved });
     return moved;
   }
 
   /** Deletes dead letters; answers how many. */
   async delete(selection: DeadLetterSelection): Promise<number> {
-    let deleted = 0;
     const found = await this.#select(selection, "delete dead letters");
-    for (const [dlq, ids] of found) {
-      for (const chunk of chunks(ids)) {
-        const response = await this.boss.deleteJob(dlq, chunk);
-        deleted += (response as { affected?: number }).affected ?? 0;
-      }
-    }
+    const deleted = await inChunks(found, async (dlq, ids) => {
+      const response = await this.boss.deleteJob(dlq, ids);
+      return (response as { affected?: number }).affected ?? 0;
+    });
     logger.info("Deleted {count} dead letters", { count: deleted });
     return deleted;
   }
@@ -144,19 +131,12 @@ export class DeadLetters {
         : queue + DEAD_LETTER_SUFFIX;
       return (await this.boss.getQueue(name)) === null ? [] : [name];
     }
-    const names: string[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.boss.getQueues(undefined, {
-        limit: 1000,
-        ...(after === undefined ? {} : { after }),
-      });
-      for (const q of page) {
-        if (q.name.endsWith(DEAD_LETTER_SUFFIX)) names.push(q.name);
-      }
-      if (page.length < 1000) return names;
-      after = page[page.length - 1]!.name;
-    }
+    const names = await keysOf(
+      1000,
+      (page) => this.boss.getQueues(undefined, page),
+      (q) => q.name,
+    );
+    return names.filter((name) => name.endsWith(DEAD_LETTER_SUFFIX));
   }
 
   // The ids a selection names, by dead-letter queue, read before anything
@@ -170,29 +150,49 @@ export class DeadLetters {
     const wanted = ids === undefined ? undefined : new Set(ids);
     const found = new Map<string, string[]>();
     for (const dlq of await this.#queues(queue)) {
-      const matched: string[] = [];
-      let after: string | undefined;
-      for (;;) {
-        const page = await this.boss.findJobs<unknown>(dlq, {
-          queued: true,
-          limit: PAGE,
-          ...(after === undefined ? {} : { after }),
-        });
-        for (const job of page) {
-          if (wanted === undefined || wanted.has(job.id)) matched.push(job.id);
-        }
-        if (page.length < PAGE) break;
-        after = page[page.length - 1]!.id;
-      }
+      const all = await keysOf(
+        10_000,
+        (page) => this.boss.findJobs(dlq, { queued: true, ...page }),
+        (job) => job.id,
+      );
+      const matched = all.filter((id) => wanted?.has(id) ?? true);
       if (matched.length > 0) found.set(dlq, matched);
     }
     return found;
   }
 }
 
-function* chunks(ids: string[]): Generator<string[]> {
-  for (let i = 0; i < ids.length; i += 1000) yield ids.slice(i, i + 1000);
+// The keys of every row of a paged pg-boss read, `limit` rows a page, each
+// page after the last key of the one before.
+async function keysOf<T>(
+  limit: number,
+  read: (page: { limit: number; after?: string }) => Promise<T[]>,
+  key: (row: T) => string,
+): Promise<string[]> {
+  const keys: string[] = [];
+  for (;;) {
+    const after = keys.length === 0 ? {} : { after: keys.at(-1)! };
+    const page = await read({ limit, ...after });
+    keys.push(...page.map(key));
+    if (page.length < limit) return keys;
+  }
 }
+
+// Runs `op` on the ids of each dead-letter queue, 1000 at a time; sums.
+async function inChunks(
+  found: Map<string, string[]>,
+  op: (dlq: string, ids: string[]) => Promise<number>,
+): Promise<number> {
+  let total = 0;
+  for (const [dlq, ids] of found) {
+    for (let i = 0; i < ids.length; i += 1000) {
+      total += await op(dlq, ids.slice(i, i + 1000));
+    }
+  }
+  return total;
+}
+
+const originalQueue = (dlq: string) => dlq.slice(0, -DEAD_LETTER_SUFFIX.length);
 
 function letterOf(
   dlq: string,
@@ -212,7 +212,7 @@ function letterOf(
   const born = job.sourceCreatedOn ?? job.createdOn;
   return {
     id: job.id,
-    queue: job.sourceName ?? dlq.slice(0, -DEAD_LETTER_SUFFIX.length),
+    queue: job.sourceName ?? originalQueue(dlq),
     deadLetterQueue: dlq,
     originalId: job.sourceId,
     attempts: job.sourceRetryCount === null ? null : job.sourceRetryCount + 1,
@@ -236,7 +236,8 @@ function checkSelection(
   }
   const given = selection as Record<string, unknown>;
   const keys = Object.keys(given).filter((k) => given[k] !== undefined);
-  if (keys.length !== 1 || !["ids", "queue", "all"].includes(keys[0]!)) {
+  const [key] = keys;
+  if (keys.length !== 1 || !["ids", "queue", "all"].includes(key!)) {
     fail(
       action,
       `the selection must have exactly one of ids, queue or all, received ${
@@ -245,22 +246,18 @@ function checkSelection(
     );
   }
   const { ids, queue, all } = given;
-  if (keys[0] === "all") {
-    if (all !== true) {
-      fail(
-        action,
-        `selection.all must be true, received ${describe(all)}; ${USAGE}`,
-      );
-    }
-    return {};
+  if (key === "all" && all !== true) {
+    fail(
+      action,
+      `selection.all must be true, received ${describe(all)}; ${USAGE}`,
+    );
   }
-  if (keys[0] === "queue") {
-    assertQueueName(queue, action);
-    return { queue };
-  }
+  if (key === "queue") assertQueueName(queue, action);
   if (
-    !Array.isArray(ids) || ids.length === 0 || ids.length > 100_000 ||
-    !ids.every((id) => typeof id === "string" && id !== "")
+    key === "ids" && (
+      !Array.isArray(ids) || ids.length === 0 || ids.length > 100_000 ||
+      !ids.every((id) => typeof id === "string" && id !== "")
+    )
   ) {
     fail(
       action,
@@ -269,5 +266,5 @@ function checkSelection(
       }`,
     );
   }
-  return { ids: ids as string[] };
+  return given as { queue?: string; ids?: string[] };
 }

@@ -4,7 +4,9 @@
  *
  * @module
  */
+import type { PgBoss } from "pg-boss";
 import { integer, readOptions } from "../../internal/rules.ts";
+import { DEAD_LETTER_SUFFIX } from "./dead_letters.ts";
 
 /** One queue's jobs by state, from `PgBossJobQueue.stats()`. */
 export interface QueueCounts {
@@ -50,18 +52,12 @@ export interface JobQueueStatsOptions {
   readonly windowSeconds?: number;
 }
 
-/** What {@linkcode readJobQueueStats} runs its statement on. */
-export interface StatsExecutor {
-  /** Runs one statement. */
-  executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
-}
-
-const DEAD = "__dead";
+const DEAD = DEAD_LETTER_SUFFIX;
 type Count = keyof QueueCounts;
 
 /** Reads {@linkcode JobQueueStats} in one statement over pg-boss's tables. */
 export async function readJobQueueStats(
-  db: StatsExecutor,
+  boss: PgBoss,
   schema: string,
   options: JobQueueStatsOptions,
 ): Promise<JobQueueStats> {
@@ -70,7 +66,7 @@ export async function readJobQueueStats(
   }, "read job queue stats");
   // `schema` was checked by connect(). By queue name, every part runs on
   // pg-boss's indexes, not on the completed jobs kept for days.
-  const { rows } = await db.executeSql(
+  const { rows } = await boss.getDb().executeSql(
     `with names as (select name from "${schema}".queue),
     recent as (
       select created_on, started_on, retry_count from "${schema}".job
@@ -104,38 +100,34 @@ export async function readJobQueueStats(
     }
     return q;
   };
-  let completed = 0;
-  let measured = 0;
-  let p50: number | null = null;
-  let p99: number | null = null;
+  const ms = (seconds: unknown) =>
+    seconds == null ? null : Number(seconds) * 1000;
+  const window = {
+    seconds: windowSeconds,
+    completed: 0,
+    measured: 0,
+    startLatencyP50Ms: null as number | null,
+    startLatencyP99Ms: null as number | null,
+  };
   for (const row of rows as Record<string, unknown>[]) {
     const n = Number(row.n);
-    if (row.kind === "window") completed = n;
+    const name = String(row.name);
+    const state = row.state as Exclude<Count, "name" | "deadLetters"> | null;
+    if (row.kind === "window") window.completed = n;
     else if (row.kind === "latency") {
-      measured = n;
-      p50 = row.p50 == null ? null : Number(row.p50) * 1000;
-      p99 = row.p99 == null ? null : Number(row.p99) * 1000;
-    } else if (row.kind === "queue") {
-      const name = String(row.name);
-      if (!name.endsWith(DEAD)) queue(name);
-    } else {
-      const name = String(row.name);
-      const state = String(row.state) as Exclude<Count, "name">;
-      if (name.endsWith(DEAD)) {
-        if (state === "created" || state === "retry") {
-          queue(name.slice(0, -DEAD.length)).deadLetters += n;
-        }
-      } else queue(name)[state] += n;
-    }
+      window.measured = n;
+      window.startLatencyP50Ms = ms(row.p50);
+      window.startLatencyP99Ms = ms(row.p99);
+    } else if (name.endsWith(DEAD)) {
+      // A dead letter waits as a created (or retry) job of `<name>__dead`.
+      if (state === "created" || state === "retry") {
+        queue(name.slice(0, -DEAD.length)).deadLetters += n;
+      }
+    } else if (state === null) queue(name);
+    else queue(name)[state] += n;
   }
   return {
     queues: [...queues.values()].sort((a, b) => a.name.localeCompare(b.name)),
-    window: {
-      seconds: windowSeconds,
-      completed,
-      measured,
-      startLatencyP50Ms: p50,
-      startLatencyP99Ms: p99,
-    },
+    window,
   };
 }

@@ -54,18 +54,12 @@ const logger = getLogger(["aftercommit", "jobs"]);
 /**
  * A durable job queue on [pg-boss](https://github.com/timgit/pg-boss), on a
  * PostgreSQL server (a URL) or an embedded PGlite database (an instance the
- * caller opens and closes).
- *
- * - Queues are created on first use with {@linkcode DEFAULT_QUEUE_SETTINGS}
- *   (retries with backoff, an expiry, a dead-letter queue `<name>__dead`).
- * - Enqueue with a key is idempotent: the id is a UUID v5 of the queue name
- *   and the key, so a second enqueue creates nothing and returns `null`.
- * - Enqueueing wakes this process's workers at once, other processes' with
- *   `LISTEN`/`NOTIFY`. A job for a queue this process works, with a loop
- *   free and no job waiting, is written claimed and run at once; if the
- *   process dies, the queue's expiry retries it.
- * - A failed attempt is logged under `["aftercommit", "jobs"]` with the
- *   queue, the job id and the attempt, never the data.
+ * caller opens and closes). Queues are created on first use with
+ * {@linkcode DEFAULT_QUEUE_SETTINGS}; an enqueue with a key is idempotent (a
+ * UUID v5 id); a job for a queue this process works, with a loop free, is
+ * written claimed and run at once (the queue's expiry retries it if the
+ * process dies). Failed attempts are logged under `["aftercommit", "jobs"]`,
+ * never with their data.
  *
  * @example Enqueue idempotently and work, on an embedded database
  * ```ts
@@ -89,14 +83,13 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   readonly #boss: PgBoss;
   readonly #config: ConnectConfig;
   readonly #queues = new Map<string, Promise<void>>();
-  readonly #workerIds = new Map<string, string[]>();
   readonly #deadLetters: DeadLetters;
   readonly #schedules: Schedules;
   readonly #local: LocalStarts;
   readonly #queueAccess: QueueAccess = {
     assertRunning: (action) => this.#assertRunning(action),
     ensureQueue: (name) => this.#ensureQueue(name),
-    wake: (name) => this.#wake(name),
+    wake: (name) => this.#local.wake(name),
     insertStarted: (name, jobs) => this.#local.insertStarted(name, jobs),
     giveBack: (worker, jobs) => this.#local.giveBack(worker, jobs),
   };
@@ -111,19 +104,18 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     this.backend = config.backend;
     this.#deadLetters = new DeadLetters(boss, this.#queueAccess);
     this.#schedules = new Schedules(boss, this.#queueAccess);
-    this.#local = new LocalStarts(boss, config.schema, this.#queueAccess.wake);
+    this.#local = new LocalStarts(boss, config.schema);
   }
 
   /**
    * Starts pg-boss on the jobs database, installing or migrating its schema.
    *
-   * @param database A `postgres://` URL, or a PGlite instance (the caller
-   * keeps it: {@linkcode PgBossJobQueue.stop} does not close it).
-   * @param options Schema, queue settings, wake-up, maintenance, schedules.
+   * @param database A `postgres://` URL, or a PGlite instance (which `stop()`
+   * does not close).
    * @returns A started queue; stop it with `await using` or `stop()`.
    * @throws {TypeError} When the database or an option is invalid (the URL
-   * is never repeated); nothing is opened then.
-   * @throws {Error} When pg-boss cannot start (the driver's error as `cause`).
+   * is never repeated).
+   * @throws {Error} When pg-boss cannot start (its error as `cause`).
    */
   static async connect(
     database: string | PGliteLike,
@@ -157,22 +149,18 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Checks a job as `enqueue` does and gives it its id, writing nothing (for
-   * `BatchingJobQueue`; `enqueueMany` takes the result as it is).
-   *
-   * @throws {TypeError} When `enqueue` would reject it.
+   * `BatchingJobQueue`). Throws as `enqueue`.
    */
   prepare(request: JobRequest): PreparedJob {
     return prepareJob(request);
   }
 
   /**
-   * A health probe: `select 1` on the jobs database. A database problem
-   * answers `false` and logs a warning.
+   * A health probe: whether `select 1` on the jobs database answers within
+   * `timeoutSeconds` (`false` once stopped; a failure logs a warning).
    *
-   * @param timeoutSeconds How long to wait (a hung connection is down).
-   * @returns Whether the database answered in time; `false` once stopped.
-   * @throws {TypeError} When `timeoutSeconds` is not a finite number (a
-   * `RangeError` below 0.01).
+   * @throws {TypeError} When `timeoutSeconds` is not a number (`RangeError`:
+   * below 0.01).
    */
   async ping(timeoutSeconds = 1): Promise<boolean> {
     number(0.01)(timeoutSeconds, "timeoutSeconds", "ping job queue");
@@ -200,15 +188,15 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Counts jobs by queue and state, and in the last `windowSeconds` (1 to
-   * 3600, default 10): jobs completed, creation → first start p50 and p99.
+   * Counts jobs by queue and state, and in the last `windowSeconds`: jobs
+   * completed, creation → first start p50 and p99.
    *
    * @throws {TypeError} When an option is invalid (`RangeError`: out of range).
    * @throws {Error} When the queue is stopped.
    */
   stats(options: JobQueueStatsOptions = {}): Promise<JobQueueStats> {
     this.#assertRunning("read job queue stats");
-    return readJobQueueStats(this.#boss.getDb(), this.#config.schema, options);
+    return readJobQueueStats(this.#boss, this.#config.schema, options);
   }
 
   /**
@@ -216,10 +204,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    *
    * @param name The queue name: letters, digits, `_`, `-`, `.` and `/`.
    * @param data Data that survives a JSON round trip.
-   * @param options An idempotency key or an id, a delay, a priority.
    * @returns The job id, or `null` when its key (or id) is used in this
    * queue (until the job is deleted, see `deleteAfterSeconds`).
-   * @throws {TypeError} As `enqueueMany`.
    */
   async enqueue<T>(
     name: string,
@@ -235,12 +221,10 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Adds jobs with one atomic `INSERT` per queue (queues in parallel) and
-   * wakes this process's workers; retrying with keys creates what is missing.
+   * wakes the workers; retrying with keys creates what is missing.
    *
-   * @returns The ids in order; `null` where the key (or id) was used, in
-   * the database or earlier in the call.
-   * @throws {TypeError} When a request is invalid (its index is in the
-   * message); nothing is written then.
+   * @returns The ids in order; `null` where the key (or id) was used.
+   * @throws {TypeError} When a request is invalid (nothing is written then).
    * @throws {Error} When the queue is stopped.
    *
    * @example
@@ -268,14 +252,12 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Sends a job to queue `name` on a recurring schedule (pg-boss's cron),
-   * replaced when set again (same name and `key`). A process connected with
-   * `runSchedules: true` sends the jobs.
+   * replaced when set again (same name and `key`), from a process connected
+   * with `runSchedules: true`.
    *
-   * @param cron Five cron fields (`"0 3 * * *"`: every day at 03:00) or an
-   * RFC 5545 rule (`"FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"`).
-   * @param options `key` (several schedules on a queue), `timeZone`.
-   * @throws {TypeError} When an argument is invalid, or pg-boss rejects the
-   * cron or the time zone; nothing is saved then.
+   * @param cron Five cron fields (`"0 3 * * *"`) or an RFC 5545 rule
+   * (`"FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"`).
+   * @throws {TypeError} When an argument, the cron or the time zone is invalid.
    * @throws {Error} When the queue is stopped.
    *
    * @example Every night at 03:30 in Paris
@@ -304,11 +286,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Removes the schedule of queue `name` (the one with `options.key`, or the
-   * unnamed one); jobs it sent stay. A missing schedule is no error.
-   *
-   * @throws {TypeError} When the name or the key is invalid.
-   * @throws {Error} When the queue is stopped.
+   * Removes the schedule of queue `name` with `options.key` (or the unnamed
+   * one), if any; jobs it sent stay. Throws as `schedule`.
    */
   unschedule(
     name: string,
@@ -319,10 +298,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Lists the schedules (not their data), of every queue or of queue `name`.
-   *
-   * @returns Queue, key (`""` for none), cron and time zone of each.
-   * @throws {TypeError} When the name is invalid.
-   * @throws {Error} When the queue is stopped.
+   * Throws as `schedule`.
    */
   schedules(name?: string): Promise<JobSchedule[]> {
     return this.#schedules.list(name);
@@ -332,8 +308,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * Runs `handler` for the jobs of queue `name` in this process. A handler
    * that throws fails the attempt: logged, retried, then dead-lettered.
    *
-   * @param handler The work: data, id, attempt and an `AbortSignal`.
-   * @param options Concurrency, batch size and polling.
    * @returns The worker's id.
    * @throws {TypeError} When an argument is invalid.
    * @throws {Error} When the queue is stopped.
@@ -343,15 +317,13 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     handler: JobHandler<T>,
     options: WorkOptions = {},
   ): Promise<string> {
-    const { workId, workerIds, local } = await startWorker(
+    const { workId, local } = await startWorker(
       this.#boss,
       this.#queueAccess,
       name,
       handler,
       options,
     );
-    const before = this.#workerIds.get(name) ?? [];
-    this.#workerIds.set(name, [...before, ...workerIds]);
     this.#local.add(local);
     return workId;
   }
@@ -360,8 +332,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * Lists dead letters (jobs whose retries were used up), oldest first,
    * without their data unless `includeData` (it may hold personal data).
    *
-   * @param options `queue` (the original queue), `limit` (1 to 10,000,
-   * default 100), `includeData` (default false).
    * @throws {TypeError} When an option is invalid (`RangeError`: out of range).
    * @throws {Error} When the queue is stopped.
    *
@@ -413,7 +383,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   /**
    * Deletes dead letters for good; returns how many.
    *
-   * @param selection Which dead letters, as for `countDeadLetters`.
    * @throws {TypeError} When the selection is invalid; nothing changes then.
    * @throws {Error} When the queue is stopped.
    */
@@ -450,14 +419,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   #assertRunning(action: string): void {
     if (this.#stopping !== undefined) {
       throw new Error(`Cannot ${action}: the job queue is stopped`);
-    }
-  }
-
-  // Wakes this process's workers of a queue: they fetch now instead of
-  // waiting out their polling interval.
-  #wake(name: string): void {
-    for (const id of this.#workerIds.get(name) ?? []) {
-      this.#boss.notifyWorker(id);
     }
   }
 
