@@ -2,8 +2,8 @@
 // JavaScript, served as they are (no build step). The script renders every
 // value with textContent, never as HTML.
 
-/** Escapes text for an HTML attribute or element. */
-export function escapeHtml(text: string): string {
+// Escapes text for an HTML attribute or element.
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
@@ -240,7 +240,6 @@ export const SCRIPT = String.raw`"use strict";
   const $ = (id) => document.getElementById(id);
   const showFields = $("show-fields");
   let timer;
-  let last;
 
   const fmtRate = (n) => n == null ? "–" : n < 10 ? n.toFixed(1) : String(Math.round(n));
   const fmtMs = (n) => n == null ? "–" : n < 10 ? n.toFixed(1) + " ms" : n < 10000 ? Math.round(n) + " ms" : (n / 1000).toFixed(1) + " s";
@@ -318,7 +317,6 @@ export const SCRIPT = String.raw`"use strict";
   }
 
   function render(s) {
-    last = s;
     document.body.classList.toggle("show-fields", showFields.checked);
     $("updated").textContent = "Updated " + new Date(s.at).toLocaleTimeString() + " · every " + (refreshMs / 1000) + " s";
     const problems = s.unavailable || [];

@@ -11,7 +11,13 @@
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { getLogger } from "@logtape/logtape";
-import { callable, integer, readOptions, text } from "../../internal/rules.ts";
+import {
+  callable,
+  fail,
+  integer,
+  readOptions,
+  text,
+} from "../../internal/rules.ts";
 
 const logger = getLogger(["aftercommit", "embedded"]);
 
@@ -133,9 +139,7 @@ export class EmbeddedPostgres implements AsyncDisposable {
   ): C {
     const action = "connect to embedded PostgreSQL";
     callable()(factory, "factory (postgres, from npm:postgres)", action);
-    if (this.#closing) {
-      throw new TypeError(`Cannot ${action}: it is closed; start a new one`);
-    }
+    if (this.#closing) fail(action, "it is closed; start a new one");
     const client = factory(this.url, CLIENT_OPTIONS);
     this.#clients.add(client);
     return client;
@@ -147,19 +151,16 @@ export class EmbeddedPostgres implements AsyncDisposable {
    */
   close(): Promise<void> {
     return this.#closing ??= (async () => {
+      await Promise.allSettled(
+        [...this.#clients].map((c) => Promise.try(() => c.end({ timeout: 5 }))),
+      );
       try {
-        await Promise.allSettled(
-          [...this.#clients].map((client) => client.end({ timeout: 5 })),
-        );
+        await this.#server.stop();
       } finally {
-        try {
-          await this.#server.stop();
-        } finally {
-          await this.#pglite.close();
-          logger.info("Stopped embedded PostgreSQL on port {port}", {
-            port: this.port,
-          });
-        }
+        await this.#pglite.close();
+        logger.info("Stopped embedded PostgreSQL on port {port}", {
+          port: this.port,
+        });
       }
     })();
   }
