@@ -7,6 +7,7 @@
 // extends the lease meanwhile, so a row is dispatched twice only when its
 // process died or could not reach the database for a whole lease.
 import { getLogger } from "@logtape/logtape";
+import type postgres from "postgres";
 import {
   defaultEventRegistry,
   EventRegistry,
@@ -19,9 +20,9 @@ import { describe, typeName } from "../../internal/describe.ts";
 import { errorType } from "../../internal/loggable_error.ts";
 import { isConnectionError } from "../../internal/connection_error.ts";
 import {
-  fail,
   instance,
   integer,
+  matches,
   number,
   readOptions,
   type Rule,
@@ -50,27 +51,53 @@ const logger = getLogger(["aftercommit", "outbox"]);
 export const DEFAULT_OUTBOX_TABLE = "aftercommit_outbox";
 
 const MAX_ERROR_LENGTH = 2000;
-const TABLE_NAME = /^[A-Za-z_]\w{0,49}(\.[A-Za-z_]\w{0,49})?$/;
+const DELETE_BATCH = 1000;
+const LEASE_LOST =
+  "the lease on the event ran out before it was dispatched; the relay will dispatch it";
+const validName = matches(
+  /^[A-Za-z_]\w{0,49}(\.[A-Za-z_]\w{0,49})?$/,
+  "a table name or schema.name of letters, digits and _ (at most 50 characters each, not starting with a digit)",
+);
 
 /** A table name, `name` or `schema.name`; `fallback` when undefined. */
 export function tableName(fallback: string): Rule<string> {
-  return (value, what, action) => {
-    if (value === undefined) return fallback;
-    if (typeof value !== "string" || !TABLE_NAME.test(value)) {
-      fail(
-        action,
-        `${what} must be a table name or schema.name of letters, digits and _ (at most 50 characters each, not starting with a digit), received ${
-          typeof value === "string" ? JSON.stringify(value) : describe(value)
-        }`,
-      );
-    }
-    return value;
-  };
+  return (value, what, action) => validName(value, what, action) ?? fallback;
+}
+
+/** Checks `options.table` alone; `fallback` when undefined. */
+export function readTable(
+  options: unknown,
+  fallback: string,
+  action: string,
+): string {
+  return readOptions(options, { table: tableName(fallback) }, action).table;
 }
 
 /** `"name"` or `"schema"."name"`, as postgres.js's `sql(name)` writes it. */
 export function quoted(table: string): string {
   return `"${table.replace(".", '"."')}"`;
+}
+
+/** `table`'s index named `suffix`, in the table's schema. */
+export function indexName(table: string, suffix: string): string {
+  return `${table.split(".").at(-1)}_${suffix}`;
+}
+
+/**
+ * Runs `create` in a transaction under the advisory lock `key`: concurrent
+ * "create if not exists" can still collide in the catalog.
+ */
+export async function migrateTable(
+  sql: Sql,
+  key: string,
+  create: (tx: Query) => Promise<void>,
+): Promise<void> {
+  await reservedTransaction(sql, "begin", async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext(${key}))`;
+    // "already exists, skipping" notices would reach the client's log.
+    await tx`set local client_min_messages = warning`;
+    await create(tx);
+  });
 }
 
 /** One outbox row claimed by the relay. */
@@ -96,18 +123,13 @@ export class OutboxTable {
   /** Creates the table and its indexes, under an advisory lock. */
   async migrate(sql: Sql): Promise<void> {
     const t = sql(this.name);
-    const index = (suffix: string) =>
-      sql(`${this.name.split(".").at(-1)}_${suffix}`);
-    await reservedTransaction(sql, "begin", async (tx) => {
-      // Concurrent "create if not exists" can still collide in the catalog.
-      // The key is earlier releases' ("schema.name", the schema empty when
-      // there is none), so that old and new starters take turns too.
-      const key = `aftercommit.outbox:${
-        this.name.includes(".") ? "" : "."
-      }${this.name}`;
-      await tx`select pg_advisory_xact_lock(hashtext(${key}))`;
-      // "already exists, skipping" notices would reach the client's log.
-      await tx`set local client_min_messages = warning`;
+    const index = (suffix: string) => sql(indexName(this.name, suffix));
+    // Earlier releases' key ("schema.name", the schema empty when there is
+    // none), so that old and new starters take turns too.
+    const key = `aftercommit.outbox:${
+      this.name.includes(".") ? "" : "."
+    }${this.name}`;
+    await migrateTable(sql, key, async (tx) => {
       await tx`create table if not exists ${t} (
         id text primary key,
         seq bigint generated always as identity,
@@ -205,21 +227,27 @@ export class OutboxTable {
         o.traceparent`;
     return [...rows].sort((a, b) => Number(a.seq) - Number(b.seq));
   }
+}
 
-  /** Deletes up to `limit` rows done for longer than the retention. */
-  async cleanup(
-    sql: Query,
-    retentionSeconds: number,
-    limit: number,
-  ): Promise<number> {
-    const t = sql(this.name);
-    const { count } = await sql`delete from ${t} where id in (
-        select id from ${t}
-        where done_at is not null
-          and done_at < now() - ${retentionSeconds}::float8 * interval '1 second'
-        limit ${limit}::int
+/**
+ * Deletes the rows of `table` that `where` selects, 1,000 per statement,
+ * until none is left or `stop()`; returns how many. `key` is the primary key.
+ */
+export async function deleteInBatches(
+  sql: Sql,
+  table: string,
+  key: string[],
+  where: postgres.PendingQuery<postgres.Row[]>,
+  stop = () => false,
+): Promise<number> {
+  const [t, k] = [sql(table), sql(key)];
+  let total = 0;
+  for (;;) {
+    const { count } = await sql`delete from ${t} where (${k}) in (
+        select ${k} from ${t} where ${where} limit ${DELETE_BATCH}::int
       )`;
-    return count;
+    total += count;
+    if (count < DELETE_BATCH || stop()) return total;
   }
 }
 
@@ -231,17 +259,13 @@ export class OutboxTable {
 export class Lease {
   /** The error of an outage met while dispatching: the rest are put off. */
   outage: unknown = undefined;
-  readonly #open: Set<string>;
+  /** The rows still held. */
+  readonly open: Set<string>;
   #expiresAt: number;
 
   constructor(ids: Iterable<string>, readonly seconds: number, sentAt: number) {
-    this.#open = new Set(ids);
+    this.open = new Set(ids);
     this.#expiresAt = sentAt + seconds * 1000;
-  }
-
-  /** The rows still held. */
-  get open(): string[] {
-    return [...this.#open];
   }
 
   /** Milliseconds until the lease ends (negative once it has). */
@@ -251,7 +275,7 @@ export class Lease {
 
   /** Lets go of rows that are settled. */
   release(ids: Iterable<string>): void {
-    for (const id of ids) this.#open.delete(id);
+    for (const id of ids) this.open.delete(id);
   }
 
   /** Records an extension sent at `sentAt`. */
@@ -303,7 +327,9 @@ export class DispatchTimeoutError extends Error {
   }
 }
 
-const seconds = (fallback: number) => number(0, fallback, true);
+/** A number of seconds greater than 0; `fallback` when undefined. */
+export const seconds = (fallback: number): Rule<number> =>
+  number(0, fallback, true);
 const OPTIONS = {
   table: tableName(DEFAULT_OUTBOX_TABLE),
   registry: instance(EventRegistry, defaultEventRegistry),
@@ -351,18 +377,11 @@ export class Outbox {
     const records = new Map<string, string>();
     const items = serialized.map(({ type, eventId: id, payload }, i) => {
       const delay = delays?.[i];
-      const notBefore = delay === undefined
-        ? ""
-        : delay.at === undefined
-        ? `,"delay":${delay.delaySeconds}`
-        : `,"at":${JSON.stringify(delay.at.toISOString())}`;
       if (!records.has(id)) {
-        records.set(
-          id,
-          `{"id":${JSON.stringify(id)},"type":${
-            JSON.stringify(type)
-          },"payload":${payload}${notBefore}}`,
-        );
+        // The payload is JSON text already: spliced in, not parsed again.
+        const { at, delaySeconds } = delay ?? {};
+        const head = JSON.stringify({ id, type, at, delay: delaySeconds });
+        records.set(id, `${head.slice(0, -1)},"payload":${payload}}`);
       }
       const event = events[i]!;
       return delay === undefined
@@ -423,12 +442,7 @@ export class Outbox {
       }
       if (lease.remainingMs() <= 0) {
         // Another process may have claimed the row: leave it to that one.
-        return {
-          error: new Error(
-            "the lease on the event ran out before it was dispatched; the relay will dispatch it",
-          ),
-          outcome: "lease-lost",
-        };
+        return { error: new Error(LEASE_LOST), outcome: "lease-lost" };
       }
     }
     const controller = new AbortController();
@@ -489,14 +503,24 @@ export class Outbox {
       }
       return { error: outcome, outcome: "outage" };
     }
-    const recorded = await this.recordFailure(sql, item, outcome);
+    return await this.#failed(sql, item, outcome, lease);
+  }
+
+  // Records a failed attempt; the lease lets go of the row once recorded.
+  async #failed(
+    sql: Query,
+    item: { id: string; type: string },
+    error: unknown,
+    lease: Lease | undefined,
+  ): Promise<DispatchFailure> {
+    const recorded = await this.recordFailure(sql, item, error);
     if (recorded !== undefined) lease?.release([item.id]);
-    return { error: outcome, outcome: recorded?.parked ? "parked" : "failed" };
+    return { error, outcome: recorded?.parked ? "parked" : "failed" };
   }
 
   /** Extends a lease; a failure is logged (the lease may then run out). */
   async keepLease(sql: Query, lease: Lease): Promise<void> {
-    const ids = lease.open;
+    const ids = [...lease.open];
     if (ids.length === 0) return;
     const sentAt = performance.now();
     try {
@@ -553,21 +577,30 @@ export class Outbox {
   }
 
   /**
-   * Records that the relay could not rebuild `row`'s event: a failed attempt,
-   * traced and counted like a failed dispatch.
+   * Rebuilds a claimed row's event and dispatches it (see `dispatch`); an
+   * event that cannot be rebuilt is a failed attempt, traced and counted.
    */
-  async undecodable(
+  async dispatchRow(
     sql: Query,
+    bus: EventPublisher,
     row: ClaimedRow,
-    error: unknown,
-  ): Promise<RecordedFailure | undefined> {
-    let recorded: RecordedFailure | undefined;
-    await inDispatchSpan(row.type, row, async () => {
-      recorded = await this.recordFailure(sql, row, error);
-      return { error, outcome: recorded?.parked ? "parked" : "failed" };
-    });
-    countFailure(meters(), row.type, error);
-    return recorded;
+    lease: Lease,
+    outageDelaySeconds: number,
+  ): Promise<DispatchFailure | undefined> {
+    let event: object;
+    try {
+      event = this.registry.deserialize(row.type, row.payload);
+    } catch (error) {
+      const failure = await inDispatchSpan(
+        row.type,
+        row,
+        () => this.#failed(sql, row, error, lease),
+      );
+      countFailure(meters(), row.type, error);
+      return failure;
+    }
+    const item = { ...row, event, lease };
+    return await this.dispatch(sql, bus, item, outageDelaySeconds);
   }
 
   /** Records and logs a failure of `item`; `undefined` if not recorded. */
@@ -600,16 +633,20 @@ export class Outbox {
       return undefined;
     }
     if (recorded === undefined) return undefined;
-    const { attempts, parked } = recorded;
-    if (parked) {
+    const fields = {
+      ...logged,
+      attempts: recorded.attempts,
+      errorType: errorType(error),
+    };
+    if (recorded.parked) {
       logger.error(
         "Parked outbox event {eventType} {eventId} after {attempts} failed attempts: {errorType}; it will not be retried",
-        { ...logged, attempts, errorType: errorType(error) },
+        fields,
       );
     } else {
       logger.warn(
         "Outbox event {eventType} {eventId} failed on attempt {attempts}: {errorType}; the relay will retry it",
-        { ...logged, attempts, errorType: errorType(error) },
+        fields,
       );
     }
     return recorded;

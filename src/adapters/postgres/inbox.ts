@@ -5,14 +5,16 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { describe } from "../../internal/describe.ts";
-import { fail, number, readOptions } from "../../internal/rules.ts";
-import { quoted, tableName } from "./_outbox.ts";
-import type { PostgresOutboxClient } from "./outbox.ts";
+import { expected, fail, number } from "../../internal/rules.ts";
 import {
-  assertClient,
-  type Query,
-  reservedTransaction,
-} from "./_transaction.ts";
+  deleteInBatches,
+  indexName,
+  migrateTable,
+  quoted,
+  readTable,
+} from "./_outbox.ts";
+import type { PostgresOutboxClient } from "./outbox.ts";
+import { assertClient, type Query } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "inbox"]);
 
@@ -20,7 +22,6 @@ const logger = getLogger(["aftercommit", "inbox"]);
 export const DEFAULT_INBOX_TABLE = "aftercommit_inbox";
 
 const MAX_HANDLER_LENGTH = 200;
-const PURGE_BATCH = 1000;
 
 /** Options of {@linkcode Inbox} and {@linkcode migrateInbox}. */
 export interface InboxOptions {
@@ -100,9 +101,7 @@ export class Inbox {
    * @throws {TypeError} When the table name is invalid.
    */
   constructor(options: InboxOptions = {}) {
-    this.#name = readOptions(options, {
-      table: tableName(DEFAULT_INBOX_TABLE),
-    }, "create Inbox").table;
+    this.#name = readTable(options, DEFAULT_INBOX_TABLE, "create Inbox");
   }
 
   /** The quoted table name, such as `"aftercommit_inbox"`. */
@@ -176,16 +175,14 @@ export class Inbox {
       );
       return { ran: false };
     }
-    let value: T;
     try {
-      value = await work();
+      return { ran: true, value: await work() };
     } catch (error) {
       await tx`rollback to savepoint aftercommit_inbox`;
-      await tx`release savepoint aftercommit_inbox`;
       throw error;
+    } finally {
+      await tx`release savepoint aftercommit_inbox`;
     }
-    await tx`release savepoint aftercommit_inbox`;
-    return { ran: true, value };
   }
 
   /**
@@ -211,21 +208,18 @@ export class Inbox {
         }; pass the retention, such as { olderThanSeconds: 30 * 86_400 }`,
       );
     }
-    const { olderThanSeconds } = readOptions(options, {
-      olderThanSeconds: number(0),
-    }, action);
-    const t = sql(this.#name);
-    let total = 0;
-    for (let deleted = PURGE_BATCH; deleted === PURGE_BATCH;) {
-      ({ count: deleted } = await sql`delete from ${t}
-        where (event_id, handler) in (
-          select event_id, handler from ${t}
-          where processed_at <
-            clock_timestamp() - ${olderThanSeconds}::float8 * interval '1 second'
-          limit ${PURGE_BATCH}::int
-        )`);
-      total += deleted;
-    }
+    const olderThanSeconds = number(0)(
+      options.olderThanSeconds,
+      "options.olderThanSeconds",
+      action,
+    );
+    const total = await deleteInBatches(
+      sql,
+      this.#name,
+      ["event_id", "handler"],
+      sql`processed_at <
+        clock_timestamp() - ${olderThanSeconds}::float8 * interval '1 second'`,
+    );
     logger.debug("Deleted {count} inbox records older than {seconds} s", {
       count: total,
       seconds: olderThanSeconds,
@@ -237,18 +231,15 @@ export class Inbox {
   async migrate(sql: PostgresOutboxClient): Promise<void> {
     assertClient(sql, "migrate inbox");
     const t = sql(this.#name);
-    await reservedTransaction(sql, "begin", async (tx) => {
-      await tx`select pg_advisory_xact_lock(hashtext(${`aftercommit.inbox:${this.#name}`}))`;
-      await tx`set local client_min_messages = warning`; // no "already exists" notices
+    const index = sql(indexName(this.#name, "processed_idx"));
+    await migrateTable(sql, `aftercommit.inbox:${this.#name}`, async (tx) => {
       await tx`create table if not exists ${t} (
         event_id text not null,
         handler text not null,
         processed_at timestamptz not null default clock_timestamp(),
         primary key (event_id, handler)
       )`;
-      await tx`create index if not exists ${
-        sql(`${this.#name.split(".").at(-1)}_processed_idx`)
-      } on ${t} (processed_at)`;
+      await tx`create index if not exists ${index} on ${t} (processed_at)`;
     });
     logger.debug("Inbox table {table} is in place", { table: this.#name });
   }
@@ -274,12 +265,7 @@ function assertTransaction(
   action: string,
 ): asserts sql is Query {
   if (typeof sql !== "function") {
-    fail(
-      action,
-      `expected the transaction's sql (tx.sql inside uow.run()), received ${
-        describe(sql)
-      }`,
-    );
+    expected(action, "the transaction's sql (tx.sql inside uow.run())", sql);
   }
   if (typeof (sql as { savepoint?: unknown }).savepoint !== "function") {
     fail(

@@ -5,8 +5,7 @@
  * @module
  */
 import type { EventRegistry } from "../../application/outbox/event_registry.ts";
-import { readOptions } from "../../internal/rules.ts";
-import { DEFAULT_OUTBOX_TABLE, OutboxTable, tableName } from "./_outbox.ts";
+import { DEFAULT_OUTBOX_TABLE, OutboxTable, readTable } from "./_outbox.ts";
 import { assertClient } from "./_transaction.ts";
 import type { PostgresClient } from "./postgres_unit_of_work.ts";
 
@@ -90,8 +89,6 @@ export async function migrateOutbox(
 ): Promise<void> {
   const action = "migrate outbox";
   assertClient(sql, action);
-  const { table } = readOptions(options, {
-    table: tableName(DEFAULT_OUTBOX_TABLE),
-  }, action);
-  await new OutboxTable(table).migrate(sql);
+  await new OutboxTable(readTable(options, DEFAULT_OUTBOX_TABLE, action))
+    .migrate(sql);
 }

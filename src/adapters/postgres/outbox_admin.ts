@@ -9,12 +9,13 @@ import { getLogger } from "@logtape/logtape";
 import { describe } from "../../internal/describe.ts";
 import {
   boolean,
+  expected,
   fail,
   integer,
   readOptions,
   text,
 } from "../../internal/rules.ts";
-import { DEFAULT_OUTBOX_TABLE, tableName } from "./_outbox.ts";
+import { DEFAULT_OUTBOX_TABLE, readTable } from "./_outbox.ts";
 import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
 import { assertClient } from "./_transaction.ts";
 
@@ -84,6 +85,7 @@ export type ParkedSelection =
 
 const MAX_IDS = 10_000;
 const TYPE_HINT = 'pass an event type name such as "user.registered"';
+const USAGE = 'pass { ids: [...] }, { type: "some.type" } or { all: true }';
 const LIST_OPTIONS = {
   type: text(undefined, TYPE_HINT),
   limit: integer(1, 10_000, 100),
@@ -125,11 +127,8 @@ export class OutboxAdmin {
   ) {
     const action = "create OutboxAdmin";
     assertClient(sql, action);
-    const { table } = readOptions(options, {
-      table: tableName(DEFAULT_OUTBOX_TABLE),
-    }, action);
     this.#sql = sql;
-    this.#table = sql(table);
+    this.#table = sql(readTable(options, DEFAULT_OUTBOX_TABLE, action));
   }
 
   /** Counts the events by state, in one statement over the whole table. */
@@ -250,15 +249,11 @@ export class OutboxAdmin {
     selection: unknown,
     action: string,
   ): { sql: postgres.PendingQuery<postgres.Row[]>; label: string } {
-    const usage = 'pass { ids: [...] }, { type: "some.type" } or { all: true }';
     if (
       selection === null || typeof selection !== "object" ||
       Array.isArray(selection)
     ) {
-      fail(
-        action,
-        `expected a selection, received ${describe(selection)}; ${usage}`,
-      );
+      expected(action, "a selection", selection, USAGE);
     }
     const given = Object.entries(selection).filter(([, v]) => v !== undefined);
     const [key, value] = given[0] ?? [];
@@ -267,23 +262,23 @@ export class OutboxAdmin {
         action,
         `the selection must have exactly one of ids, type or all, received ${
           given.length === 0 ? "none" : given.map(([k]) => k).join(", ")
-        }; ${usage}`,
+        }; ${USAGE}`,
       );
     }
     const sql = this.#sql;
-    const base = sql`parked_at is not null and done_at is null`;
+    const parked = sql`parked_at is not null and done_at is null`;
+    if (key === "type") {
+      const type = text(undefined, TYPE_HINT)(value, "selection.type", action)!;
+      return { sql: sql`${parked} and type = ${type}`, label: `type ${type}` };
+    }
     if (key === "all") {
       if (value !== true) {
         fail(
           action,
-          `selection.all must be true, received ${describe(value)}; ${usage}`,
+          `selection.all must be true, received ${describe(value)}; ${USAGE}`,
         );
       }
-      return { sql: base, label: "all" };
-    }
-    if (key === "type") {
-      const type = text(undefined, TYPE_HINT)(value, "selection.type", action)!;
-      return { sql: sql`${base} and type = ${type}`, label: `type ${type}` };
+      return { sql: parked, label: "all" };
     }
     if (
       !Array.isArray(value) || value.length === 0 || value.length > MAX_IDS ||
@@ -297,7 +292,7 @@ export class OutboxAdmin {
       );
     }
     return {
-      sql: sql`${base} and id = any(${value}::text[])`,
+      sql: sql`${parked} and id = any(${value}::text[])`,
       label: `${value.length} ids`,
     };
   }

@@ -22,7 +22,14 @@ import {
   type Read,
   readOptions,
 } from "../../internal/rules.ts";
-import { type ClaimedRow, isOutage, Lease, Outbox } from "./_outbox.ts";
+import {
+  type ClaimedRow,
+  deleteInBatches,
+  isOutage,
+  Lease,
+  Outbox,
+  seconds,
+} from "./_outbox.ts";
 import type { OutboxOptions, PostgresOutboxClient } from "./outbox.ts";
 import { assertClient, type Sql, withDeadline } from "./_transaction.ts";
 
@@ -86,7 +93,6 @@ export interface OutboxRelayPass {
   readonly outage: boolean;
 }
 
-const seconds = (fallback: number) => number(0, fallback, true);
 const RELAY_OPTIONS = {
   batchSize: integer(1, 100_000, 100),
   pollIntervalSeconds: seconds(1),
@@ -104,7 +110,6 @@ const NOTHING: OutboxRelayPass = {
   deferred: 0,
   outage: false,
 };
-const CLEANUP_BATCH = 1000;
 // Dispatched events are marked done in groups of this many, or this old.
 const MARK_GROUP = 20;
 const MARK_GROUP_MS = 200;
@@ -295,27 +300,11 @@ export class OutboxRelay implements AsyncDisposable {
         pass.skipped++;
         continue;
       }
-      let event: object;
-      try {
-        event = outbox.registry.deserialize(row.type, row.payload);
-      } catch (error) {
-        pass.failed++;
-        const recorded = await outbox.undecodable(sql, row, error);
-        if (recorded !== undefined) lease.release([row.id]);
-        if (recorded?.parked) pass.parked++;
-        continue;
-      }
-      const failure = await outbox.dispatch(
+      const failure = await outbox.dispatchRow(
         sql,
         this.#bus,
-        {
-          id: row.id,
-          type: row.type,
-          event,
-          lease,
-          traceparent: row.traceparent,
-          attempts: row.attempts,
-        },
+        row,
+        lease,
         this.#nextOutageDelayMs() / 1000,
       );
       if (failure === undefined) {
@@ -343,7 +332,7 @@ export class OutboxRelay implements AsyncDisposable {
     // The rest wait out the backoff after an outage; on stop() they are free
     // for another relay at once.
     const rest = rows.slice(index).map((r) => r.id).filter((id) =>
-      lease.open.includes(id)
+      lease.open.has(id)
     );
     if (rest.length > 0 && (pass.outage || this.#stopping)) {
       await outbox.deferOutage(
@@ -370,16 +359,14 @@ export class OutboxRelay implements AsyncDisposable {
    */
   async cleanup(): Promise<number> {
     const sql = this.#sql;
-    let total = 0;
-    for (;;) {
-      const deleted = await this.#outbox.table.cleanup(
-        sql,
-        this.#config.retentionSeconds,
-        CLEANUP_BATCH,
-      );
-      total += deleted;
-      if (deleted < CLEANUP_BATCH || this.#stopping) break;
-    }
+    const total = await deleteInBatches(
+      sql,
+      this.#outbox.table.name,
+      ["id"],
+      sql`done_at is not null and done_at <
+        now() - ${this.#config.retentionSeconds}::float8 * interval '1 second'`,
+      () => this.#stopping,
+    );
     if (total > 0) {
       logger.debug("Deleted {count} done outbox events", { count: total });
     }
@@ -476,16 +463,13 @@ export class OutboxRelay implements AsyncDisposable {
       : this.#outageDelayMs;
   }
 
+  // Waits `ms`, or until stop() wakes it.
   #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => {
         clearTimeout(timer);
         resolve();
-      }
-      this.#wake = () => {
-        this.#wake = undefined;
-        done();
       };
     });
   }
