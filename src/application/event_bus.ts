@@ -135,7 +135,6 @@ export function handlerOptions(
 export const registerRecord: unique symbol = Symbol("aftercommit.register");
 
 interface Entry extends HandlerInfo {
-  readonly seq: number; // the tie-breaker among equal orders
   readonly call: (event: object, context: HandlerContext) => unknown; // bound
 }
 
@@ -197,7 +196,6 @@ export class EventBus {
   readonly #failFast: boolean;
   // Whether a tracer provider is registered: one field read on the hot path.
   #tracing = tracing();
-  #seq = 0;
 
   /** Creates a bus with no handlers; a `TypeError` for an unknown policy. */
   constructor(options: EventBusOptions = {}) {
@@ -423,7 +421,6 @@ export class EventBus {
       eventType: type ?? undefined,
       subclasses: checked.subclasses,
       order: checked.order,
-      seq: this.#seq++,
       call: target === undefined ? handler : handler.bind(target),
     };
   }
@@ -480,10 +477,9 @@ export class EventBus {
       const distance = distanceTo(entry, type);
       if (distance !== undefined) found.push([entry, distance]);
     }
-    // Infinity - Infinity is NaN, which falls through to `seq`.
-    found.sort(([a, da], [b, db]) =>
-      a.order - b.order || da - db || a.seq - b.seq
-    );
+    // A stable sort keeps registration order among equals (`#entries` is in
+    // that order); Infinity - Infinity is NaN, which sorts as equal.
+    found.sort(([a, da], [b, db]) => a.order - b.order || da - db);
     const eventType = typeName(type);
     const entries = found.map(([entry]): Resolved => ({
       ...entry,
