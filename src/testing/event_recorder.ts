@@ -1,8 +1,4 @@
-/**
- * Records the events published on a bus, for tests.
- *
- * @module
- */
+// Records the events published on a bus, for tests.
 import { defaultBus, type EventBus } from "../application/event_bus.ts";
 import type { Subscription } from "../application/subscription.ts";
 import type { EventClass } from "../application/types.ts";
@@ -10,9 +6,8 @@ import { expected } from "../internal/rules.ts";
 
 /**
  * The events published on a bus since the recorder started, in publish
- * order. Its catch-all handler runs first, so an event is recorded even when
- * one of its handlers fails. Iterable, for {@linkcode expectPublished};
- * `using` stops it. See the example of `@aftercommit/core/testing`.
+ * order, even those whose handlers fail (its catch-all handler runs first).
+ * Iterable, for {@linkcode expectPublished}; `using` stops it.
  */
 export class EventRecorder implements Disposable, Iterable<object> {
   readonly #events: object[] = [];

@@ -1,8 +1,4 @@
-/**
- * Assertions over published events, for tests.
- *
- * @module
- */
+// Assertions over published events, for tests.
 import { AssertionError } from "node:assert";
 import { inspect, isDeepStrictEqual } from "node:util";
 import type { EventClass } from "../application/types.ts";

@@ -1,8 +1,4 @@
-/**
- * A {@linkcode JobQueue} in memory, for tests.
- *
- * @module
- */
+// A job queue in memory, for tests.
 import {
   assertQueueName,
   type EnqueueOptions,
@@ -198,11 +194,11 @@ export class InMemoryJobQueue implements JobQueue {
   }
 
   /**
-   * Runs the created jobs whose queue has a worker, oldest first and one at
-   * a time, including jobs they enqueue, until none is left; delays are not
-   * waited for. A handler that throws fails its job, which is not retried
-   * unless `retryFailed`. Throws when handlers keep enqueueing past 10,000
-   * runs.
+   * Runs the created jobs whose queue has a worker (and those they enqueue),
+   * oldest first, one at a time, ignoring delays; a job whose handler throws
+   * fails, and runs again only with `retryFailed`.
+   *
+   * @throws {Error} When handlers keep enqueueing past 10,000 runs.
    */
   async runJobs(options: RunJobsOptions = {}): Promise<RunJobsResult> {
     const runnable = (job: StoredJob) =>

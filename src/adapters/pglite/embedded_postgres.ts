@@ -1,13 +1,8 @@
-/**
- * Embedded PostgreSQL: PGlite served on a loopback port by pglite-socket.
- *
- * Limits (PGlite 0.5, pglite-socket 0.2): one session, so one connection at
- * a time; waiting for a second while holding the first deadlocks (the
- * multiplexing mode is not used: connections would share the unnamed
- * portal). No TLS, no cancel requests, one database; startup takes seconds.
- *
- * @module
- */
+// Embedded PostgreSQL: PGlite served on a loopback port by pglite-socket.
+// Limits (PGlite 0.5, pglite-socket 0.2): one session, so one connection at
+// a time; waiting for a second while holding the first deadlocks (the
+// multiplexing mode is not used: connections would share the unnamed
+// portal). No TLS, no cancel requests, one database; startup takes seconds.
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { getLogger } from "@logtape/logtape";
