@@ -181,10 +181,10 @@ export class EventRegistry {
       );
     }
     const toJSON = (event as { toJSON?: unknown }).toJSON;
-    // fromEntries defines own fields, even one named `__proto__`.
+    // A spread copies own fields, even one named `__proto__`.
     const fields = typeof toJSON === "function"
       ? toJSON.call(event)
-      : Object.fromEntries(Object.entries(event));
+      : { ...event };
     const payload = JSON.stringify(encode(fields, className, action));
     return { type: name, eventId, payload };
   }
