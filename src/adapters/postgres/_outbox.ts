@@ -358,10 +358,8 @@ export class Outbox {
   }
 
   /**
-   * Serializes one transaction's events; the undelayed ones share one lease
-   * counted from now.
-   *
-   * @throws {TypeError} For an event the registry cannot serialize.
+   * Serializes one transaction's events (a TypeError for one the registry
+   * cannot serialize); the undelayed ones share one lease counted from now.
    */
   prepare(
     events: readonly object[],
@@ -393,11 +391,9 @@ export class Outbox {
 
   /**
    * Dispatches one event within the dispatch timeout, keeping its lease
-   * alive. A failure is recorded on the row (parked at the limit); an
-   * unreachable dependency puts the row off for `outageDelaySeconds`
-   * without using up an attempt.
-   *
-   * @returns `undefined` when the event was dispatched, else how it failed.
+   * alive; returns how it failed, if it did. A failure is recorded on the row
+   * (parked at the limit); an unreachable dependency puts the row off for
+   * `outageDelaySeconds` without using up an attempt.
    */
   async dispatch(
     sql: Query,
@@ -475,11 +471,7 @@ export class Outbox {
       controller.abort(outcome);
       logger.warn(
         "Outbox event {eventType} {eventId} timed out after {timeoutSeconds} s; its handlers' signal is aborted and the attempt counts as failed",
-        {
-          eventType: item.type,
-          eventId: item.id,
-          timeoutSeconds: this.dispatchTimeoutSeconds,
-        },
+        { ...about(item), timeoutSeconds: this.dispatchTimeoutSeconds },
       );
       // A bus that honours the signal rejects with its reason at once;
       // anything else is the abandoned dispatch settling later.
@@ -566,12 +558,7 @@ export class Outbox {
     if (failed !== undefined) {
       logger.warn(
         "Outbox event {eventType} {eventId} could not be dispatched: a dependency is unreachable ({errorType}); retrying in {delaySeconds} s without using up an attempt",
-        {
-          eventType: failed.type,
-          eventId: failed.id,
-          errorType: errorType(error),
-          delaySeconds,
-        },
+        { ...about(failed), errorType: errorType(error), delaySeconds },
       );
     }
   }
@@ -609,7 +596,6 @@ export class Outbox {
     item: { id: string; type: string },
     error: unknown,
   ): Promise<RecordedFailure | undefined> {
-    const logged = { eventType: item.type, eventId: item.id };
     let recorded: RecordedFailure | undefined;
     try {
       // In SET, "attempts" is the value before this update.
@@ -628,17 +614,14 @@ export class Outbox {
       // The row keeps its lease and stays undone: the relay retries it.
       logger.error(
         "Could not record the failure of outbox event {eventType} {eventId}: {errorType}",
-        { ...logged, errorType: errorType(writeError) },
+        { ...about(item), errorType: errorType(writeError) },
       );
       return undefined;
     }
     if (recorded === undefined) return undefined;
-    const fields = {
-      ...logged,
-      attempts: recorded.attempts,
-      errorType: errorType(error),
-    };
-    if (recorded.parked) {
+    const { attempts, parked } = recorded;
+    const fields = { ...about(item), attempts, errorType: errorType(error) };
+    if (parked) {
       logger.error(
         "Parked outbox event {eventType} {eventId} after {attempts} failed attempts: {errorType}; it will not be retried",
         fields,
@@ -716,8 +699,13 @@ function countFailure(
 function straySettled(item: OutboxItem, how: string): void {
   logger.info(
     "Outbox event {eventType} {eventId}: a dispatch that had timed out settled later ({how})",
-    { eventType: item.type, eventId: item.id, how },
+    { ...about(item), how },
   );
+}
+
+// The log properties that name an event.
+function about(item: { id: string; type: string }) {
+  return { eventType: item.type, eventId: item.id };
 }
 
 // Beyond isConnectionError's lost or refused connections: a server with no
