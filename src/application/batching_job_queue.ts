@@ -88,12 +88,11 @@ export class BatchingJobQueue implements JobQueue {
    * @throws {TypeError} When `inner` does not look like a {@linkcode JobQueue}.
    */
   constructor(inner: JobQueue) {
-    const like = inner as Partial<JobQueue> | null | undefined;
+    const like = inner as Partial<JobQueue> | null;
+    const methods = ["enqueue", "enqueueMany", "work", "stop"] as const;
     if (
-      typeof like !== "object" || like === null ||
-      typeof like.enqueue !== "function" ||
-      typeof like.enqueueMany !== "function" ||
-      typeof like.work !== "function" || typeof like.stop !== "function"
+      typeof like !== "object" ||
+      methods.some((method) => typeof like?.[method] !== "function")
     ) {
       expected(
         "create batching job queue",
