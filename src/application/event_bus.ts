@@ -733,8 +733,9 @@ function checkEvents(events: unknown): readonly object[] {
     ? events
     : Array.from(events as Iterable<unknown>);
   for (let i = 0; i < list.length; i++) {
-    if (list[i] === null || typeof list[i] !== "object") {
-      throw eventError(list[i], `publish event at index ${i}`);
+    const event: unknown = list[i];
+    if (event === null || typeof event !== "object") {
+      throw eventError(event, `publish event at index ${i}`);
     }
   }
   return list;
