@@ -317,12 +317,12 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     }
     const signedIn = await isSignedIn(request);
     if (path === "" && read) {
-      return signedIn
-        ? html(
-          200,
-          dashboardPage(base, config.refreshSeconds, token !== undefined),
-        )
-        : html(401, loginPage(base, false));
+      if (!signedIn) return html(401, loginPage(base, false));
+      const { refreshSeconds } = config;
+      return html(
+        200,
+        dashboardPage(base, refreshSeconds, token !== undefined),
+      );
     }
     if (path.startsWith("/api/") && !signedIn) {
       return json(401, {
