@@ -83,16 +83,14 @@ export function indexName(table: string, suffix: string): string {
   return `${table.split(".").at(-1)}_${suffix}`;
 }
 
-/**
- * Runs `create` in a transaction under the advisory lock `key`: concurrent
- * "create if not exists" can still collide in the catalog.
- */
+/** Runs `create` in a transaction, under the advisory lock `key`. */
 export async function migrateTable(
   sql: Sql,
   key: string,
   create: (tx: Query) => Promise<void>,
 ): Promise<void> {
   await reservedTransaction(sql, "begin", async (tx) => {
+    // Concurrent "create if not exists" can still collide in the catalog.
     await tx`select pg_advisory_xact_lock(hashtext(${key}))`;
     // "already exists, skipping" notices would reach the client's log.
     await tx`set local client_min_messages = warning`;
@@ -116,7 +114,7 @@ export interface RecordedFailure {
   readonly parked: boolean;
 }
 
-/** The outbox table (`name` or `schema.name`) and its batch statements. */
+/** The outbox table, `name` or `schema.name`: migration, insert, claim. */
 export class OutboxTable {
   constructor(readonly name: string) {}
 
@@ -184,24 +182,6 @@ export class OutboxTable {
         "db.collection.name": this.name,
       },
     }, write));
-  }
-
-  /**
-   * Marks rows done. A lost mark is redone by the relay, so its commit does
-   * not wait for the WAL flush: a crash can lose a mark, never an event.
-   */
-  async markDone(sql: Query, ids: readonly string[]): Promise<void> {
-    // Unnamed, so planned each run: a prepared statement's generic plan, made
-    // while the table was small, stays a sequential scan as it grows.
-    await sql.unsafe(
-      `update ${quoted(this.name)}
-      set done_at = clock_timestamp(), locked_until = null,
-        attempts = attempts + 1
-      where id = any($1::text[]) and done_at is null
-        and (select set_config('synchronous_commit', 'off', true)) = 'off'`,
-      [ids as string[]],
-      { prepare: false },
-    );
   }
 
   /** Claims up to `limit` undone rows whose lease is over, oldest first. */
@@ -635,11 +615,25 @@ export class Outbox {
     return recorded;
   }
 
-  /** Marks events done; a failure is logged (the relay will redeliver). */
+  /**
+   * Marks events done; a failure is logged (the relay will redeliver). A lost
+   * mark is redone by the relay, so its commit does not wait for the WAL
+   * flush: a crash can lose a mark, never an event.
+   */
   async markDone(sql: Query, ids: readonly string[]): Promise<boolean> {
     if (ids.length === 0) return true;
     try {
-      await this.table.markDone(sql, ids);
+      // Unnamed, so planned each run: a prepared statement's generic plan,
+      // made while the table was small, stays a sequential scan as it grows.
+      await sql.unsafe(
+        `update ${quoted(this.table.name)}
+        set done_at = clock_timestamp(), locked_until = null,
+          attempts = attempts + 1
+        where id = any($1::text[]) and done_at is null
+          and (select set_config('synchronous_commit', 'off', true)) = 'off'`,
+        [ids as string[]],
+        { prepare: false },
+      );
       return true;
     } catch (error) {
       logger.warn(

@@ -119,12 +119,9 @@ const STOP_GRACE_MS = 5000;
 /**
  * Dispatches outbox events left undone (a crash, a failed handler), at least
  * once: every `pollIntervalSeconds` it claims the oldest undone events whose
- * lease and delay are over, rebuilds and dispatches each, and marks them
- * done. Several relays may run at once (a claim leases its rows with `FOR
- * UPDATE SKIP LOCKED`); no transaction stays open while handlers run. A
- * failure is retried after a growing delay and parked after `maxAttempts`;
- * an unreachable dependency uses up no attempts. Done events are deleted
- * after `retentionSeconds`.
+ * lease and delay are over, dispatches them and marks them done. Several
+ * relays may run at once (`FOR UPDATE SKIP LOCKED`), and no transaction stays
+ * open while handlers run.
  *
  * @example Start the relay next to the units of work
  * ```ts
