@@ -100,10 +100,8 @@ export class LocalStarts {
 
   /**
    * Inserts jobs of queue `name`, all ready now, claimed, and runs them on a
-   * free worker of this process.
-   *
-   * @returns The ids inserted (a used id is left out), or `undefined` when
-   * they cannot start here: insert them as usual then.
+   * free worker of this process. Returns the ids inserted (not a used one),
+   * or `undefined` when they cannot start here: insert them as usual then.
    */
   async insertStarted(
     name: string,
@@ -141,12 +139,10 @@ export class LocalStarts {
   }
 
   /**
-   * Gives back a batch fetched while handed-over batches hold every loop of
+   * Gives back `jobs`, fetched while handed-over batches hold every loop of
    * `worker`, holds the loop until one is released, then wakes the loops.
-   *
-   * @param jobs The batch pg-boss passed to the handler: emptied, so that
-   * pg-boss settles none (a restored job's next claim is the same attempt).
-   * @returns `false` when they could not be given back: run them.
+   * Empties `jobs`, so that pg-boss settles none (a restored job's next claim
+   * is the same attempt); `false` when they could not be given back: run them.
    */
   async giveBack(
     worker: LocalWorker,
@@ -349,11 +345,7 @@ export class LocalStarts {
 
 const ABORTED = Symbol("aborted");
 
-/**
- * Waits for the first of `promises` or the abort of `signal`.
- *
- * @returns `true` when the abort came first.
- */
+/** Waits for the first of `promises` or the abort: `true` if the abort. */
 export async function untilAbort(
   signal: AbortSignal,
   ...promises: Promise<unknown>[]

@@ -44,20 +44,16 @@ async function insert(
   queue: QueueAccess,
   jobs: readonly PreparedJob[],
 ): Promise<(string | null)[]> {
-  const byQueue = new Map<
-    string,
-    { indices: number[]; inserts: JobInsert[]; delayed: number }
-  >();
+  const byQueue = new Map<string, { inserts: JobInsert[]; delayed: number }>();
   const seen = new Set<string>();
   const stamp = stamped();
-  for (let i = 0; i < jobs.length; i++) {
-    const { name, data, id, startAfter, options } = jobs[i]!;
+  for (const { name, data, id, startAfter, options } of jobs) {
     // The same id twice in one INSERT is an error in pg-boss: a duplicate.
     if (seen.has(id)) continue;
     seen.add(id);
     let batch = byQueue.get(name);
     if (batch === undefined) {
-      batch = { indices: [], inserts: [], delayed: 0 };
+      batch = { inserts: [], delayed: 0 };
       byQueue.set(name, batch);
     }
     const insert: JobInsert = { id, data: stamp(data) };
@@ -66,27 +62,26 @@ async function insert(
       insert.startAfter = startAfter;
       batch.delayed++;
     }
-    batch.indices.push(i);
     batch.inserts.push(insert);
   }
-  const results: (string | null)[] = new Array(jobs.length).fill(null);
+  const used = new Set<string>(); // Ids pg-boss did not insert.
   await Promise.all(
-    [...byQueue].map(async ([name, { indices, inserts, delayed }]) => {
+    [...byQueue].map(async ([name, { inserts, delayed }]) => {
       await queue.ensureQueue(name);
       const started = delayed > 0
         ? undefined
         : await queue.insertStarted(name, inserts);
       const ids = started ??
         await boss.insert(name, inserts, { returnId: true }) ?? [];
-      const created = ids.length === indices.length ? undefined : new Set(ids);
-      for (const i of indices) {
-        const id = jobs[i]!.id;
-        if (created === undefined || created.has(id)) results[i] = id;
+      if (ids.length < inserts.length) {
+        const created = new Set(ids);
+        for (const { id } of inserts) if (!created.has(id!)) used.add(id!);
       }
       if (ids.length > 0 && delayed < inserts.length && started === undefined) {
         queue.wake(name);
       }
     }),
   );
-  return results;
+  // `seen.delete`: a repeat of an id in the call is a duplicate too.
+  return jobs.map(({ id }) => seen.delete(id) && !used.has(id) ? id : null);
 }

@@ -1,6 +1,6 @@
 /**
- * `PgBossJobQueue.connect()`: its options and queue settings, how they
- * become pg-boss's (every check through `internal/rules.ts`), and the start.
+ * `PgBossJobQueue.connect()`'s options and queue settings, checked and turned
+ * into pg-boss's, and the start.
  *
  * @module
  */
@@ -15,10 +15,10 @@ import {
 import { loggableError } from "../../internal/loggable_error.ts";
 import { DEAD_LETTER_SUFFIX } from "./dead_letters.ts";
 import { assertQueueName } from "../../application/job_queue.ts";
-import { describe } from "../../internal/describe.ts";
 import {
   assertObject,
   boolean,
+  expected,
   fail,
   integer,
   matches,
@@ -132,11 +132,7 @@ export interface ConnectConfig {
   queueOptions(name: string): Omit<Queue, "name">;
 }
 
-/**
- * Checks `connect()`'s arguments and turns them into pg-boss's options.
- *
- * @throws {TypeError} When an argument is invalid (`RangeError`: out of range).
- */
+/** Checks `connect()`'s arguments and turns them into pg-boss's options. */
 export function connectConfig(
   database: unknown,
   options: unknown,
@@ -145,11 +141,11 @@ export function connectConfig(
   const url = typeof database === "string";
   if (url) assertPostgresUrl(database, action);
   else if (!isPglite(database)) {
-    fail(
+    expected(
       action,
-      `expected a postgres:// URL or a PGlite instance, received ${
-        describe(database)
-      }; ${URL_HINT}`,
+      "a postgres:// URL or a PGlite instance",
+      database,
+      URL_HINT,
     );
   }
   const o = readOptions(options, CONNECT, action);
@@ -224,8 +220,6 @@ function errorLike(error: unknown): unknown {
 /**
  * Starts pg-boss (installing or migrating its schema), logging its background
  * errors and warnings.
- *
- * @throws {Error} When it cannot start; its error is the `cause`.
  */
 export async function startBoss(config: ConnectConfig): Promise<PgBoss> {
   const logger = getLogger(["aftercommit", "jobs"]);
@@ -233,16 +227,13 @@ export async function startBoss(config: ConnectConfig): Promise<PgBoss> {
   // Without an "error" listener an EventEmitter throws; log instead.
   boss.on(
     "error",
-    onceEvery(30_000, (error, repeats) => {
-      if (repeats === 0) {
-        logger.error("Job queue background error: {error}", { error });
-      } else {
-        logger.error(
-          "Job queue background error: {error}; the one before it repeated {repeats} more times, not logged",
-          { error, repeats },
-        );
-      }
-    }),
+    onceEvery(30_000, (error, repeats) =>
+      logger.error(
+        repeats === 0
+          ? "Job queue background error: {error}"
+          : "Job queue background error: {error}; the one before it repeated {repeats} more times, not logged",
+        { error, repeats },
+      )),
   );
   boss.on("warning", (warning) => {
     logger.warn("Job queue warning: {message}", {

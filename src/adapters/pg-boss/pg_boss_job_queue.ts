@@ -43,7 +43,7 @@ import {
   Schedules,
 } from "./schedules.ts";
 import { type QueueAccess, startWorker } from "./_worker.ts";
-import { LocalStarts } from "./_local_start.ts";
+import { LocalStarts, untilAbort } from "./_local_start.ts";
 import { sendJobs } from "./_send_jobs.ts";
 
 // For src/cli, which imports them from here.
@@ -166,14 +166,14 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     number(0.01)(timeoutSeconds, "timeoutSeconds", "ping job queue");
     if (this.#stopping !== undefined) return false;
     const signal = AbortSignal.timeout(timeoutSeconds * 1000);
-    const timedOut = new Promise<never>((_, reject) => {
-      signal.onabort = () =>
-        reject(
-          new Error(`No answer from the jobs database in ${timeoutSeconds} s`),
-        );
-    });
     try {
-      await Promise.race([this.#boss.getDb().executeSql("select 1"), timedOut]);
+      // pg-boss's executeSql() takes no signal: the wait ends at the abort.
+      const selected = this.#boss.getDb().executeSql("select 1");
+      if (await untilAbort(signal, selected)) {
+        throw new Error(
+          `No answer from the jobs database in ${timeoutSeconds} s`,
+        );
+      }
       return true;
     } catch (error) {
       if (this.#stopping === undefined) {
@@ -182,8 +182,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
         });
       }
       return false;
-    } finally {
-      signal.onabort = null;
     }
   }
 
