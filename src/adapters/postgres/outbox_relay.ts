@@ -17,6 +17,7 @@ import {
 import { errorType } from "../../internal/loggable_error.ts";
 import {
   assertPublishAll,
+  fail,
   integer,
   number,
   type Read,
@@ -183,9 +184,7 @@ export class OutboxRelay implements AsyncDisposable {
    */
   start(): this {
     if (this.#stopping) {
-      throw new TypeError(
-        "Cannot start OutboxRelay: it was stopped; create a new one",
-      );
+      fail("start OutboxRelay", "it was stopped; create a new one");
     }
     if (this.#loop === undefined) {
       logger.info("Outbox relay started on {table}", {
