@@ -365,3 +365,63 @@ export function assertPublishAll(
     );
   }
 }
+
+/** What a repair command acts on: some ids, every row of one kind, or all. */
+export interface Selection {
+  readonly ids?: readonly string[];
+  /** The `by` key's value (a queue, an event type). */
+  readonly by?: string;
+  readonly all?: true;
+}
+
+/**
+ * Checks a repair selection: exactly one of `{ ids }` (1 to `maxIds`
+ * non-empty strings), `{ [by]: value }` (checked by `checkBy`) or
+ * `{ all: true }`; messages end with `usage`.
+ */
+export function selection(
+  value: unknown,
+  action: string,
+  by: string,
+  checkBy: (value: unknown) => string,
+  ids: { readonly max: number; readonly noun: string },
+  usage: string,
+): Selection {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    expected(action, "a selection", value, usage);
+  }
+  const given = Object.entries(value).filter(([, v]) => v !== undefined);
+  const [key, chosen] = given[0] ?? [];
+  if (given.length !== 1 || !["ids", by, "all"].includes(key!)) {
+    fail(
+      action,
+      `the selection must have exactly one of ids, ${by} or all, received ${
+        given.length === 0 ? "none" : given.map(([k]) => k).join(", ")
+      }; ${usage}`,
+    );
+  }
+  if (key === by) return { by: checkBy(chosen) };
+  if (key === "all") {
+    if (chosen !== true) {
+      fail(
+        action,
+        `selection.all must be true, received ${describe(chosen)}; ${usage}`,
+      );
+    }
+    return { all: true };
+  }
+  if (
+    !Array.isArray(chosen) || chosen.length === 0 || chosen.length > ids.max ||
+    !chosen.every((id) => typeof id === "string" && id !== "")
+  ) {
+    fail(
+      action,
+      `selection.ids must be an array of 1 to ${ids.max} ${ids.noun} (non-empty strings), received ${
+        Array.isArray(chosen)
+          ? `an array of ${chosen.length}`
+          : describe(chosen)
+      }`,
+    );
+  }
+  return { ids: chosen };
+}

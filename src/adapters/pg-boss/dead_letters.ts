@@ -7,13 +7,12 @@
 import { getLogger } from "@logtape/logtape";
 import type { JobWithMetadata, PgBoss } from "pg-boss";
 import { assertQueueName } from "../../application/job_queue.ts";
-import { describe } from "../../internal/describe.ts";
 import {
   boolean,
-  expected,
-  fail,
   integer,
   readOptions,
+  type Selection,
+  selection,
 } from "../../internal/rules.ts";
 import { type QueueAccess, withoutStamp } from "./_worker.ts";
 
@@ -145,7 +144,7 @@ export class DeadLetters {
     selection: DeadLetterSelection,
     action: string,
   ): Promise<Map<string, string[]>> {
-    const { queue, ids } = checkSelection(selection, action);
+    const { by: queue, ids } = checkSelection(selection, action);
     this.queue.assertRunning(action);
     const wanted = ids === undefined ? undefined : new Set(ids);
     const found = new Map<string, string[]>();
@@ -225,46 +224,18 @@ function letterOf(
 }
 
 function checkSelection(
-  selection: unknown,
+  value: unknown,
   action: string,
-): { queue?: string; ids?: readonly string[] } {
-  if (
-    selection === null || typeof selection !== "object" ||
-    Array.isArray(selection)
-  ) {
-    expected(action, "a selection", selection, USAGE);
-  }
-  const given = selection as Record<string, unknown>;
-  const keys = Object.keys(given).filter((k) => given[k] !== undefined);
-  const [key] = keys;
-  if (keys.length !== 1 || !["ids", "queue", "all"].includes(key!)) {
-    fail(
-      action,
-      `the selection must have exactly one of ids, queue or all, received ${
-        keys.length === 0 ? "none" : keys.join(", ")
-      }; ${USAGE}`,
-    );
-  }
-  const { ids, queue, all } = given;
-  if (key === "all" && all !== true) {
-    fail(
-      action,
-      `selection.all must be true, received ${describe(all)}; ${USAGE}`,
-    );
-  }
-  if (key === "queue") assertQueueName(queue, action);
-  if (
-    key === "ids" && (
-      !Array.isArray(ids) || ids.length === 0 || ids.length > 100_000 ||
-      !ids.every((id) => typeof id === "string" && id !== "")
-    )
-  ) {
-    fail(
-      action,
-      `selection.ids must be an array of 1 to 100000 job ids (non-empty strings), received ${
-        Array.isArray(ids) ? `an array of ${ids.length}` : describe(ids)
-      }`,
-    );
-  }
-  return given as { queue?: string; ids?: string[] };
+): Selection {
+  return selection(
+    value,
+    action,
+    "queue",
+    (queue) => {
+      assertQueueName(queue, action);
+      return queue;
+    },
+    { max: 100_000, noun: "job ids" },
+    USAGE,
+  );
 }
