@@ -14,6 +14,27 @@ export type Sql = postgres.Sql<any>;
 /** What runs a statement: a client, a transaction or a reserved connection. */
 export type Query = postgres.ISql;
 
+/** A pool connection reserved for one caller, as `sql.reserve()` returns it. */
+export interface PostgresReservedConnection {
+  /** Runs one query on this connection. */
+  // deno-lint-ignore no-explicit-any
+  (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
+  /** Gives the connection back to the pool. */
+  release(): void;
+}
+
+/** A postgres.js client, as `postgres(url)` returns it (a `postgres.Sql`). */
+export interface PostgresClient {
+  /** Runs one query on the pool. */
+  // deno-lint-ignore no-explicit-any
+  (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
+  /** Runs `fn` in a transaction; not called, its signature types `tx.sql`. */
+  // deno-lint-ignore no-explicit-any
+  begin(options: string, fn: (sql: any) => Promise<unknown>): Promise<unknown>;
+  /** Reserves one connection of the pool until it is released. */
+  reserve(): Promise<PostgresReservedConnection>;
+}
+
 /** What BEGIN's round trip read, for the commit check after a lost COMMIT. */
 export interface Begun {
   readonly xid: string;

@@ -27,11 +27,13 @@
  *
  * @module
  */
+export type {
+  PostgresClient,
+  PostgresReservedConnection,
+} from "./_transaction.ts";
 export {
   type IsolationLevel,
-  type PostgresClient,
   type PostgresContext,
-  type PostgresReservedConnection,
   type PostgresTransactionOf,
   PostgresUnitOfWork,
   type PostgresUnitOfWorkOptions,

@@ -7,7 +7,7 @@
 import type { EventRegistry } from "../../application/outbox/event_registry.ts";
 import { DEFAULT_OUTBOX_TABLE, OutboxTable, readTable } from "./_outbox.ts";
 import { assertClient } from "./_transaction.ts";
-import type { PostgresClient } from "./postgres_unit_of_work.ts";
+import type { PostgresClient } from "./_transaction.ts";
 
 export { DEFAULT_OUTBOX_TABLE };
 

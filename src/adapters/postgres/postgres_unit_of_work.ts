@@ -23,6 +23,7 @@ import type { OutboxCheckpoint, OutboxOptions } from "./outbox.ts";
 import {
   assertClient,
   type Begun,
+  type PostgresClient,
   reservedTransaction,
   type Sql,
   withCommit,
@@ -63,27 +64,6 @@ export interface PostgresUnitOfWorkOptions extends UnitOfWorkOptions {
    * @default {15}
    */
   readonly commitCheckSeconds?: number;
-}
-
-/** A pool connection reserved for one caller, as `sql.reserve()` returns it. */
-export interface PostgresReservedConnection {
-  /** Runs one query on this connection. */
-  // deno-lint-ignore no-explicit-any
-  (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
-  /** Gives the connection back to the pool. */
-  release(): void;
-}
-
-/** A postgres.js client, as `postgres(url)` returns it (a `postgres.Sql`). */
-export interface PostgresClient {
-  /** Runs one query on the pool. */
-  // deno-lint-ignore no-explicit-any
-  (strings: TemplateStringsArray, ...values: any[]): PromiseLike<unknown>;
-  /** Runs `fn` in a transaction; not called, its signature types `tx.sql`. */
-  // deno-lint-ignore no-explicit-any
-  begin(options: string, fn: (sql: any) => Promise<unknown>): Promise<unknown>;
-  /** Reserves one connection of the pool until it is released. */
-  reserve(): Promise<PostgresReservedConnection>;
 }
 
 /** A client's transaction `sql`: for `postgres.Sql<T>`, `TransactionSql<T>`. */
