@@ -21,7 +21,8 @@
 //                     outside src/dev imports it.
 // Everywhere: a file named `_…` is imported only from its own folder (what
 // several folders share lives in src/internal/); only src/dev and src/cli
-// read the environment; imports are files, npm packages or node: built-ins.
+// read the environment; imports are files, npm packages or node: built-ins;
+// no file imports itself through others (type imports included).
 //
 // The imports come from `deno info --json` (Deno's own parser: static
 // imports, `export … from`, dynamic `import("…")` with a literal specifier,
@@ -203,7 +204,8 @@ export type RuleId =
   | "example-app"
   | "private"
   | "environment"
-  | "readable";
+  | "readable"
+  | "acyclic";
 
 export interface Violation {
   rule: RuleId;
@@ -591,6 +593,56 @@ export function stripComments(
   return out.join("");
 }
 
+/** Every file in an import cycle (type imports count), with the cycle. */
+export function checkCycles(imports: readonly Import[]): Violation[] {
+  const edges = new Map<string, Set<string>>();
+  for (const i of imports) {
+    if (i.to.kind !== "file" || i.to.path.startsWith("../")) continue;
+    const to = edges.get(i.from) ?? new Set();
+    edges.set(i.from, to.add(i.to.path));
+  }
+  const out: Violation[] = [];
+  // A file is in a cycle when a path leads from one of its imports back to it.
+  for (const file of [...edges.keys()].sort()) {
+    const path = cycleThrough(file, edges);
+    if (path !== undefined) {
+      out.push({
+        rule: "acyclic",
+        file,
+        message: `${file} is in an import cycle: ${path.join(" → ")}`,
+      });
+    }
+  }
+  return out;
+}
+
+// The shortest import path from `file` back to itself, breadth first.
+function cycleThrough(
+  file: string,
+  edges: Map<string, Set<string>>,
+): string[] | undefined {
+  const from = new Map<string, string>();
+  let frontier = [file];
+  while (frontier.length > 0) {
+    const next: string[] = [];
+    for (const f of frontier) {
+      for (const to of edges.get(f) ?? []) {
+        if (to === file) {
+          const path = [file, f];
+          for (let at = f; at !== file;) path.push(at = from.get(at)!);
+          return [file, ...path.slice(1, -1).reverse(), file];
+        }
+        if (!from.has(to)) {
+          from.set(to, f);
+          next.push(to);
+        }
+      }
+    }
+    frontier = next;
+  }
+  return undefined;
+}
+
 /** Every rule, on the tree at `root`. */
 export async function checkTree(
   root: string,
@@ -608,6 +660,7 @@ export async function checkTree(
     ...checkPlacement(files),
     ...unreadable,
     ...checkImports(imports),
+    ...checkCycles(imports),
     ...environment,
   ];
 }

@@ -26,6 +26,7 @@ const RULES: Record<RuleId, string> = {
   private: "a _-private file is imported only from its own folder",
   environment:
     "the library never reads the environment (only src/dev, src/cli)",
+  acyclic: "no file imports itself through others (type imports included)",
 };
 
 function byRule(violations: Violation[], rule: RuleId): string[] {
@@ -340,6 +341,16 @@ const BROKEN: [file: string, rule: RuleId, text: string][] = [
   ["src/adapters/redis/queue.ts", "placed", `export const x = 1;`],
   ["src/adapters/loose.ts", "placed", `export const x = 1;`],
   ["src/domain/unparsable.ts", "readable", `export const = ;`],
+  [
+    "src/application/cycle_a.ts",
+    "acyclic",
+    `import "./cycle_b.ts";\nexport type A = 1;`,
+  ],
+  [
+    "src/application/cycle_b.ts",
+    "acyclic",
+    `import type { A } from "./cycle_a.ts";\nexport const b: A = 1;`,
+  ],
 ];
 
 async function writeTree(dir: string, files: Record<string, string>) {
