@@ -6,13 +6,11 @@
  */
 import type postgres from "postgres";
 import { getLogger } from "@logtape/logtape";
-import { describe } from "../../internal/describe.ts";
 import {
   boolean,
-  expected,
-  fail,
   integer,
   readOptions,
+  selection,
   text,
 } from "../../internal/rules.ts";
 import { DEFAULT_OUTBOX_TABLE, readTable } from "./_outbox.ts";
@@ -246,54 +244,27 @@ export class OutboxAdmin {
 
   // Checks a selection and turns it into a WHERE clause.
   #where(
-    selection: unknown,
+    value: unknown,
     action: string,
   ): { sql: postgres.PendingQuery<postgres.Row[]>; label: string } {
-    if (
-      selection === null || typeof selection !== "object" ||
-      Array.isArray(selection)
-    ) {
-      expected(action, "a selection", selection, USAGE);
-    }
-    const given = Object.entries(selection).filter(([, v]) => v !== undefined);
-    const [key, value] = given[0] ?? [];
-    if (given.length !== 1 || !["ids", "type", "all"].includes(key!)) {
-      fail(
-        action,
-        `the selection must have exactly one of ids, type or all, received ${
-          given.length === 0 ? "none" : given.map(([k]) => k).join(", ")
-        }; ${USAGE}`,
-      );
-    }
+    const { ids, by: type, all } = selection(
+      value,
+      action,
+      "type",
+      (v) => text(undefined, TYPE_HINT)(v, "selection.type", action)!,
+      { max: MAX_IDS, noun: "event ids" },
+      USAGE,
+    );
     const sql = this.#sql;
     const parked = sql`parked_at is not null and done_at is null`;
-    if (key === "type") {
-      const type = text(undefined, TYPE_HINT)(value, "selection.type", action)!;
+    if (all) return { sql: parked, label: "all" };
+    if (type !== undefined) {
       return { sql: sql`${parked} and type = ${type}`, label: `type ${type}` };
     }
-    if (key === "all") {
-      if (value !== true) {
-        fail(
-          action,
-          `selection.all must be true, received ${describe(value)}; ${USAGE}`,
-        );
-      }
-      return { sql: parked, label: "all" };
-    }
-    if (
-      !Array.isArray(value) || value.length === 0 || value.length > MAX_IDS ||
-      !value.every((id) => typeof id === "string" && id !== "")
-    ) {
-      fail(
-        action,
-        `selection.ids must be an array of 1 to ${MAX_IDS} event ids (non-empty strings), received ${
-          Array.isArray(value) ? `an array of ${value.length}` : describe(value)
-        }`,
-      );
-    }
+    const list = ids ?? [];
     return {
-      sql: sql`${parked} and id = any(${value}::text[])`,
-      label: `${value.length} ids`,
+      sql: sql`${parked} and id = any(${list}::text[])`,
+      label: `${list.length} ids`,
     };
   }
 }
