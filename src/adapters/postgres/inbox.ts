@@ -175,14 +175,16 @@ export class Inbox {
       );
       return { ran: false };
     }
+    let value: T;
     try {
-      return { ran: true, value: await work() };
+      value = await work();
     } catch (error) {
       await tx`rollback to savepoint aftercommit_inbox`;
-      throw error;
-    } finally {
       await tx`release savepoint aftercommit_inbox`;
+      throw error;
     }
+    await tx`release savepoint aftercommit_inbox`;
+    return { ran: true, value };
   }
 
   /**
