@@ -96,8 +96,10 @@ export async function startUnitOfWorkTest(
   const { bus = new EventBus(), unitOfWork = {} } = options;
   const events = new EventRecorder(bus);
   let db: EmbeddedPostgres | undefined;
+  let uow: PostgresUnitOfWork<postgres.Sql> | undefined;
   const close = async (): Promise<void> => {
     events.stop();
+    await uow?.flush(); // the outbox marks still waiting
     await db?.close();
   };
   try {
@@ -108,7 +110,7 @@ export async function startUnitOfWorkTest(
     if (outbox) {
       await migrateOutbox(sql, typeof outbox === "object" ? outbox : {});
     }
-    const uow = new PostgresUnitOfWork(sql, { ...unitOfWork, bus });
+    uow = new PostgresUnitOfWork(sql, { ...unitOfWork, bus });
     return { sql, uow, bus, events, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await close();

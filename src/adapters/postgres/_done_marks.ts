@@ -1,24 +1,43 @@
 // Marks dispatched outbox rows done off the request path: `run` returns
-// once its events are dispatched, and the ids that arrive while one UPDATE
-// is in flight go out together in the next. A crash before the UPDATE
-// leaves rows the relay dispatches again, as a crash before an awaited one
-// did; their lease keeps the relay off them meanwhile.
+// once its events are dispatched, and the ids of the runs that finish within
+// a short window (or while an UPDATE is in flight) go out together in one
+// UPDATE. A crash before it leaves rows the relay dispatches again, as a
+// crash before an awaited mark did; their lease keeps the relay off them.
+
+/** How long the first id waits for others to share its UPDATE. */
+export const MARK_WINDOW_MS = 20;
+// A batch this large goes out at once.
+const MAX_IDS = 1_000;
+
 export class DoneMarks {
   #ids: string[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #writing: Promise<void> | undefined;
 
-  constructor(readonly write: (ids: string[]) => Promise<unknown>) {}
+  constructor(
+    readonly write: (ids: string[]) => Promise<unknown>,
+    readonly windowMs: number = MARK_WINDOW_MS,
+  ) {}
 
-  /** Queues `ids`; the write starts now unless one is in flight. */
+  /** Queues `ids`; they are written within `windowMs` (at once when many). */
   add(ids: readonly string[]): void {
     if (ids.length === 0) return;
     this.#ids.push(...ids);
-    this.#writing ??= this.#drain();
+    if (this.#writing !== undefined) return; // the write loop takes them
+    if (this.#ids.length >= MAX_IDS) this.#start();
+    else this.#timer ??= setTimeout(() => this.#start(), this.windowMs);
   }
 
-  /** Resolves when every id queued before the call is written (or failed). */
+  /** Writes what waits now; resolves when every id queued is written. */
   flush(): Promise<void> {
+    if (this.#timer !== undefined) this.#start();
     return this.#writing ?? Promise.resolve();
+  }
+
+  #start(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#writing ??= this.#drain();
   }
 
   async #drain(): Promise<void> {

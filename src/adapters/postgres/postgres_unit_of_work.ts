@@ -136,9 +136,9 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   /**
    * Resolves when the outbox rows of the runs that returned so far are
    * marked done. `run` returns once its events are dispatched and marks
-   * them done in the background (one UPDATE for the runs that finish
-   * meanwhile); await this before `sql.end()` so a restart does not
-   * dispatch them again.
+   * them done in the background (one UPDATE for the runs that finish within
+   * 20 ms); this writes what waits now. Await it before `sql.end()` so a
+   * restart does not dispatch them again.
    */
   flush(): Promise<void> {
     return this.#done?.flush() ?? Promise.resolve();

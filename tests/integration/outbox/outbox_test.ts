@@ -244,7 +244,7 @@ Deno.test({
 
     await t.step({
       name:
-        "run() does not wait for the mark: with the first row locked, later runs return, and their marks go out as one UPDATE",
+        "run() does not wait for the mark: with the first row locked, the window's UPDATE waits, a later run returns, and its mark goes out in the next UPDATE",
       // The lock needs a second connection: embedded PGlite serves one.
       ignore: db.backend !== "server",
       fn: async () => {
@@ -265,21 +265,28 @@ Deno.test({
             );
           });
           const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
-          await uow.run((tx) => tx.publishAfterCommit(new Noted(0)));
-          for (let n = 1; n <= 5; n++) {
+          for (let n = 0; n <= 5; n++) {
             await uow.run((tx) => tx.publishAfterCommit(new Noted(n)));
           }
-          assert.equal(updates().length, 1, "the first mark waits on the lock");
+          // The window's UPDATE goes out and waits on the lock.
+          await waitUntil("the first mark", () => updates().length === 1);
+          await uow.run((tx) => tx.publishAfterCommit(new Noted(6)));
+          assert.equal(updates().length, 1, "one UPDATE in flight at a time");
           assert.equal(
             (await rows(db, options.table)).filter((r) => r.done).length,
             0,
+            "the mark still waits on the lock, and run() returned",
           );
           await locker`commit`;
           await uow.flush();
-          assert.equal(updates().length, 2, "the five later marks: one UPDATE");
+          assert.equal(
+            updates().length,
+            2,
+            "what waited meanwhile: one UPDATE",
+          );
           assert.equal(
             (await rows(db, options.table)).filter((r) => r.done).length,
-            6,
+            7,
           );
         } finally {
           sent.stop();
@@ -536,6 +543,7 @@ Deno.test({
         await uow.run((tx) => tx.publishAfterCommit(new Noted(2))).catch(
           () => {},
         );
+        await uow.flush(); // the first row is marked done in the background
         const outbox = new Outbox(options, "test");
         await db.sql.begin((tx) =>
           outbox.table.insert(tx, outbox.prepare([new Noted(3)]).json, 60)

@@ -67,6 +67,7 @@ Deno.test("startUnitOfWorkTest({ unitOfWork: { outbox: true } }) creates the out
     tx.publishAfterCommit(new UserRegistered("ada@example.org"));
   });
   expectPublished(kit.events, UserRegistered, { email: "ada@example.org" });
+  await kit.uow.flush(); // the row is marked done in the background
   const tables = await kit.sql`
     select table_name from information_schema.tables
     where table_schema = 'public' and table_name like '%outbox%'`;
