@@ -318,6 +318,13 @@ Deno.test({
     ]);
     for (const outbox of [false, true]) {
       const mode = outbox ? "outbox" : "plain";
+      // The server stopped ("immediate" is a crash) and started again while
+      // the COMMIT is in flight.
+      const restartedDuringCommit = (how: "immediate" | "fast") =>
+        commitInFlight(cluster, outbox, "sync-wait", async () => {
+          await cluster.stop(how);
+          await cluster.start();
+        });
       await t.step(
         `${mode}: backend killed while COMMIT waits after the local commit → resolves, event published`,
         async () => {
@@ -358,15 +365,7 @@ Deno.test({
         async () => {
           // Crash recovery may hand a lost transaction's id out again, so a
           // "committed" after it cannot be trusted: the run must say so.
-          const r = await commitInFlight(
-            cluster,
-            outbox,
-            "sync-wait",
-            async () => {
-              await cluster.stop("immediate");
-              await cluster.start();
-            },
-          );
+          const r = await restartedDuringCommit("immediate");
           assert.equal(
             r.outcome,
             "unknown-after-crash",
@@ -383,15 +382,7 @@ Deno.test({
       await t.step(
         `${mode}: server restarted cleanly (fast stop) during COMMIT → resolves as committed, event published`,
         async () => {
-          const r = await commitInFlight(
-            cluster,
-            outbox,
-            "sync-wait",
-            async () => {
-              await cluster.stop("fast");
-              await cluster.start();
-            },
-          );
+          const r = await restartedDuringCommit("fast");
           assert.equal(r.outcome, "resolved", `run threw ${r.error}`);
           assert.ok(r.saved);
           assert.ok(r.published);
