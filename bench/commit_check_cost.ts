@@ -62,24 +62,6 @@ try {
         async (tx) => await tx`insert into items (id) values (${id})`,
       );
     },
-    // What BEGIN's round trip read before 34e6c63: the id, the server's
-    // start time and the WAL statistics' reset time.
-    "reserved, old id": async () => {
-      const id = next++;
-      const conn = await sql.reserve();
-      try {
-        await Promise.all([
-          conn.unsafe("begin"),
-          conn`select pg_current_xact_id()::text as xid,
-            pg_postmaster_start_time()::text as started,
-            (select stats_reset::text from pg_stat_wal) as reset`,
-        ]);
-        await conn`insert into items (id) values (${id})`;
-        await conn`commit`;
-      } finally {
-        conn.release();
-      }
-    },
     "uow.run": () => {
       const id = next++;
       return uow.run(async (tx) => {

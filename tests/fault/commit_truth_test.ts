@@ -229,6 +229,18 @@ Deno.test({
   },
 });
 
+// Waits until the COMMIT is the statement in flight, waiting on `event`.
+async function waitForWait(cluster: Cluster, event: string): Promise<void> {
+  for (let i = 0;; i++) {
+    const out = await cluster.psql(
+      `select count(*) from pg_stat_activity where wait_event = '${event}'`,
+    );
+    if (out.trim() === "1") return;
+    assert.ok(i < 500, `COMMIT never reached ${event}`);
+    await sleep(10);
+  }
+}
+
 // A cluster whose sync-replication wait never ends, and a deferred trigger
 // that sleeps: COMMIT stays in flight until the test kills its backend.
 async function commitInFlight(
@@ -276,16 +288,7 @@ async function commitInFlight(
         throw e;
       })
     );
-    // Wait until the COMMIT is the statement in flight.
-    const wait = how === "sync-wait" ? "SyncRep" : "PgSleep";
-    for (let i = 0;; i++) {
-      const out = await cluster.psql(
-        `select count(*) from pg_stat_activity where wait_event = '${wait}'`,
-      );
-      if (out.trim() === "1") break;
-      assert.ok(i < 500, `COMMIT never reached ${wait}`);
-      await sleep(10);
-    }
+    await waitForWait(cluster, how === "sync-wait" ? "SyncRep" : "PgSleep");
     await kill();
     const outcome = await running;
     await afterOutcome();
@@ -409,6 +412,96 @@ Deno.test({
           assert.ok(r.saved);
         },
       );
+    }
+  },
+});
+
+// A TCP proxy whose target can move: the address a client uses, pointed at
+// another server as a failover (a DNS or virtual-IP switch) would.
+function movableAddress(target: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  const address = {
+    target,
+    port: (listener.addr as Deno.NetAddr).port,
+    dropClients(): void {
+      for (const conn of open) {
+        try {
+          conn.close();
+        } catch { /* closed from the other side already */ }
+      }
+      open.clear();
+    },
+    close(): void {
+      listener.close();
+      address.dropClients();
+    },
+  };
+  (async () => {
+    for await (const conn of listener) {
+      const up = await Deno.connect({ port: address.target }).catch(() => {
+        conn.close();
+      });
+      if (up === undefined) continue;
+      open.add(conn).add(up);
+      conn.readable.pipeTo(up.writable).catch(() => {});
+      up.readable.pipeTo(conn.writable).catch(() => {});
+    }
+  })().catch(() => {});
+  return address;
+}
+
+Deno.test({
+  name:
+    "a COMMIT lost while the address moves to another server (a failover) is not reported committed, even where that server's transaction of the same id committed",
+  async fn() {
+    await using primary = await startCluster();
+    await using other = await startCluster();
+    // The other server started before the run and is past its transaction id.
+    await other.psql(
+      "do $$ begin for i in 1..3000 loop perform pg_current_xact_id(); commit; end loop; end $$",
+    );
+    const address = movableAddress(primary.port);
+    const sql = postgres(
+      `postgres://postgres@127.0.0.1:${address.port}/postgres`,
+      { ...quiet, max: 4 },
+    );
+    try {
+      await sql`create table slow_items (id uuid primary key)`;
+      await sql`create function slow_check() returns trigger language plpgsql
+        as $$ begin perform pg_sleep(30); return null; end $$`;
+      await sql`create constraint trigger slow_check after insert on slow_items
+        deferrable initially deferred for each row execute function slow_check()`;
+      const bus = new EventBus();
+      const published: string[] = [];
+      bus.register(ItemAdded, (event) => {
+        published.push(event.itemId);
+      });
+      const uow = new PostgresUnitOfWork(sql, { bus });
+      const id = crypto.randomUUID();
+      const outcome = settle(() =>
+        uow.run(async (tx) => {
+          await tx.sql`insert into slow_items (id) values (${id})`;
+          tx.publishAfterCommit(new ItemAdded(id));
+        })
+      );
+      await waitForWait(primary, "PgSleep");
+      // The failover: new connections reach the other server, and the
+      // primary's transaction dies with its backend (it never commits).
+      address.target = other.port;
+      address.dropClients();
+      await primary.terminateBackends();
+      assert.equal(await outcome, "not-committed");
+      assert.deepEqual(published, []);
+      assert.equal(
+        (await primary.psql(
+          `select count(*) from slow_items where id = '${id}'`,
+        )).trim(),
+        "0",
+      );
+    } finally {
+      await sql.end({ timeout: 1 });
+      address.close();
     }
   },
 });

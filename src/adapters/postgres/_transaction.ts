@@ -38,8 +38,9 @@ export interface PostgresClient {
 /** What BEGIN's round trip read, for the commit check after a lost COMMIT. */
 export interface Begun {
   readonly xid: string;
-  /** The transaction's start on the server's clock (`now()`). */
-  readonly began: string;
+  readonly started: string;
+  /** When the statistics were last reset: crash recovery resets them. */
+  readonly reset: string | null;
 }
 
 /** Throws unless `sql` is a postgres.js client (with `reserve()`). */
@@ -100,7 +101,7 @@ export async function reservedTransaction<T>(
   // hand a closed connection out as open.
   let lost = false;
   try {
-    let begun: Begun = { xid: "", began: "" };
+    let begun: Begun = { xid: "", started: "", reset: null };
     let result: T;
     try {
       // `begin` is a fixed text. The id query goes with it as a prepared
@@ -110,7 +111,8 @@ export async function reservedTransaction<T>(
         [, [begun]] = await Promise.all([
           conn.unsafe(begin),
           conn<[Begun]>`select pg_current_xact_id()::text as xid,
-            now()::text as began`,
+            pg_postmaster_start_time()::text as started,
+            (select stats_reset::text from pg_stat_wal) as reset`,
         ]);
       }
       result = await body(conn);

@@ -365,11 +365,11 @@ function withSavepoint(conn: postgres.ReservedSql): unknown {
 // What the server says of `begun`: true committed, false not, "retry" (no
 // answer, or still in progress), "unknown", or "ambiguous" (committed, but
 // after a crash). A crash can lose a transaction whose WAL was not flushed
-// and hand its id out again. Crash recovery resets the statistics, a clean
-// restart keeps them; both are dated on the server's clock, as `began` is,
-// so nothing but the id and `now()` is read with BEGIN. After a crash, an id
-// at or above the latest checkpoint's next id was not ours; below it, it
-// cannot be told.
+// and hand its id out again; crash recovery resets the statistics (a clean
+// restart keeps them). After one, an id at or above the latest checkpoint's
+// next id was not ours; below it, it cannot be told. The start and reset
+// times are read with BEGIN and compared for equality: a server that took
+// over the address since (a failover) differs, however early it started.
 async function xactStatus(
   sql: Sql,
   begun: Begun,
@@ -377,21 +377,20 @@ async function xactStatus(
   let row;
   try {
     [row] = await sql<
-      [{ status: string; restarted: boolean; crashed: boolean }]
+      [{ status: string; started: string; reset: string | null }]
     >`select pg_xact_status(${begun.xid}::xid8) as status,
-        pg_postmaster_start_time() > ${begun.began}::timestamptz as restarted,
-        coalesce((select stats_reset from pg_stat_wal)
-          > ${begun.began}::timestamptz, false) as crashed`;
+        pg_postmaster_start_time()::text as started,
+        (select stats_reset::text from pg_stat_wal) as reset`;
   } catch (error) {
     if (isConnectionError(error)) return "retry";
     // "Transaction ID is in the future": lost in a crash, not reused yet.
     return (error as { code?: string }).code === "22023" ? false : "unknown";
   }
-  const { status, restarted, crashed } = row;
-  if (!crashed) {
+  const { status, started, reset } = row;
+  if (reset === begun.reset) {
     if (status === "committed") return true;
     // Restarted cleanly: ours cannot still be in progress.
-    return status === "aborted" || restarted ? false : "retry";
+    return status === "aborted" || started !== begun.started ? false : "retry";
   }
   // A crash since BEGIN: not committed means lost (a running id is another's).
   if (status !== "committed") return false;
