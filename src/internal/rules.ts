@@ -405,23 +405,38 @@ export function selection(
     if (chosen !== true) {
       fail(
         action,
-        `selection.all must be true, received ${describe(chosen)}; ${usage}`,
+        `selection.all must be true, received ${
+          chosen === false ? "false" : describe(chosen)
+        }; ${usage}`,
       );
     }
     return { all: true };
   }
+  const rule =
+    `selection.ids must be an array of 1 to ${ids.max} ${ids.noun} (non-empty strings)`;
   if (
-    !Array.isArray(chosen) || chosen.length === 0 || chosen.length > ids.max ||
-    !chosen.every((id) => typeof id === "string" && id !== "")
+    !Array.isArray(chosen) || chosen.length === 0 || chosen.length > ids.max
   ) {
     fail(
       action,
-      `selection.ids must be an array of 1 to ${ids.max} ${ids.noun} (non-empty strings), received ${
+      `${rule}, received ${
         Array.isArray(chosen)
           ? `an array of ${chosen.length}`
           : describe(chosen)
-      }`,
+      }; ${usage}`,
     );
+  }
+  // An index loop: every() skips the holes of a sparse array.
+  for (let i = 0; i < chosen.length; i++) {
+    const id: unknown = chosen[i];
+    if (typeof id !== "string" || id === "") {
+      fail(
+        action,
+        `${rule}, but selection.ids[${i}] is ${
+          id === "" ? "an empty string" : describe(id)
+        }; ${usage}`,
+      );
+    }
   }
   return { ids: chosen };
 }

@@ -47,18 +47,25 @@ Deno.test("selection: a bad selection is a TypeError naming the rule and the fix
     { all: 1 },
     `Cannot retry dead letters: selection.all must be true, received a number; ${USAGE}`,
   );
+  refused(
+    { all: false },
+    `Cannot retry dead letters: selection.all must be true, received false; ${USAGE}`,
+  );
+  const rule =
+    "Cannot retry dead letters: selection.ids must be an array of 1 to 3 job ids (non-empty strings)";
   for (
-    const [ids, received] of [
-      [[], "an array of 0"],
-      [["a", "b", "c", "d"], "an array of 4"],
-      [["a", ""], "an array of 2"],
-      ["a", "a string"],
+    const [ids, problem] of [
+      [[], "received an array of 0"],
+      [["a", "b", "c", "d"], "received an array of 4"],
+      ["a", "received a string"],
+      [["a", ""], "but selection.ids[1] is an empty string"],
+      [[1], "but selection.ids[0] is a number"],
+      [[null], "but selection.ids[0] is null"],
+      // every() would skip the hole.
+      [[, "p1"], "but selection.ids[0] is undefined"],
     ]
   ) {
-    refused(
-      { ids },
-      `Cannot retry dead letters: selection.ids must be an array of 1 to 3 job ids (non-empty strings), received ${received}`,
-    );
+    refused({ ids }, `${rule}, ${problem}; ${USAGE}`);
   }
   assert.throws(() => pick({ queue: 5 }), /queue must be a string/);
 });
