@@ -636,8 +636,11 @@ export class Outbox {
       );
       return true;
     } catch (error) {
+      const ended = (error as { code?: unknown }).code === "CONNECTION_ENDED";
       logger.warn(
-        "Could not mark {eventCount} dispatched outbox events done: {errorType}; the relay will dispatch them again",
+        ended
+          ? "Could not mark {eventCount} dispatched outbox events done: the client was ended first (await uow.flush() and relay.stop() before sql.end()); the relay will dispatch them again"
+          : "Could not mark {eventCount} dispatched outbox events done: {errorType}; the relay will dispatch them again",
         { eventCount: ids.length, errorType: errorType(error) },
       );
       return false;

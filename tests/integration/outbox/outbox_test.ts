@@ -168,6 +168,44 @@ Deno.test({
       },
     });
 
+    await t.step({
+      name:
+        "sql.end() before uow.flush(): the marks waiting fail with a warning that says to flush first, and the rows stay for the relay",
+      ignore: db.backend !== "server", // a client of its own
+      fn: async () => {
+        const options = await migrated();
+        const { host, port, database, user } = db.sql.options;
+        const own = postgres({
+          host: host[0]!,
+          port: port[0]!,
+          database,
+          user,
+          max: 1,
+          onnotice: () => {},
+        });
+        const bus = new EventBus();
+        bus.register(Noted, () => {});
+        const uow = new PostgresUnitOfWork(own, { bus, outbox: options });
+        const { records } = await captureLogs(async () => {
+          await uow.run((tx) => tx.publishAfterCommit(new Noted(1)));
+          await own.end();
+          await uow.flush(); // writes what waits now: on the ended client
+        });
+        assert.deepEqual(
+          records.filter((r) => r.level === "warning").map((r) =>
+            r.message.join("")
+          ),
+          [
+            "Could not mark 1 dispatched outbox events done: the client was ended first (await uow.flush() and relay.stop() before sql.end()); the relay will dispatch them again",
+          ],
+        );
+        assert.deepEqual(
+          (await rows(db, options.table)).map((r) => r.done),
+          [false],
+        );
+      },
+    });
+
     await t.step(
       "run() in outbox mode writes the events in the transaction, dispatches them after COMMIT in order, then marks them done",
       async () => {
