@@ -5,7 +5,9 @@
 // lease counted from clock_timestamp(). Dispatching runs with no transaction
 // open (handlers may run units of work of their own, on a pool of one) and
 // extends the lease meanwhile, so a row is dispatched twice only when its
-// process died or could not reach the database for a whole lease.
+// process died or could not reach the database for a whole lease, or its
+// mark done (after the dispatch, when the lease is no longer kept) waited
+// longer than the lease.
 import { getLogger } from "@logtape/logtape";
 import type postgres from "postgres";
 import {
