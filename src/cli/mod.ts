@@ -196,13 +196,26 @@ export async function main(
 
 // Every argument is checked here, before anything is opened.
 function parseCommand(args: string[]): Command | "help" {
-  const { values, positionals } = parseArgs({
+  const { values, positionals, tokens } = parseArgs({
     args,
     options: OPTIONS,
     allowPositionals: true,
     strict: true,
+    tokens: true,
   });
   if (values.help || positionals.length === 0) return "help";
+  // parseArgs keeps the last of a repeated flag: only --id may repeat.
+  const seen = new Set<string>();
+  for (const token of tokens) {
+    if (token.kind !== "option" || token.name === "id") continue;
+    if (seen.has(token.name)) {
+      fail(
+        "read the arguments",
+        `--${token.name} was given twice; pass it once (only --id repeats)`,
+      );
+    }
+    seen.add(token.name);
+  }
   const [first, ...rest] = positionals;
   const name =
     (first === "dead-letters"
@@ -233,6 +246,14 @@ function parseCommand(args: string[]): Command | "help" {
         }`,
       );
     }
+  }
+  if (values.limit !== undefined && !/^\d+$/.test(values.limit)) {
+    fail(
+      action,
+      `--limit must be a whole number from 1 to 10000, received ${
+        JSON.stringify(values.limit)
+      }`,
+    );
   }
   const limit = integer(1, 10_000, 100)(
     values.limit === undefined ? undefined : Number(values.limit),

@@ -227,6 +227,14 @@ Deno.test({
             ["requeue", "--all", "--frobnicate", ...table],
             ["dead-letters", "retry", "--type", "x"],
             ["unknown-command"],
+            [
+              "requeue",
+              "--type",
+              "a.b",
+              "--type",
+              "test.outbox.noted",
+              ...table,
+            ],
           ]
         ) {
           io = fakeIo([true]);
@@ -234,6 +242,14 @@ Deno.test({
           assert.match(io.stderr, /^aftercommit: /);
           assert.deepEqual(io.asked, [], "nothing asked");
         }
+        // What the last two said: the rule and what to pass instead.
+        assert.match(io.stderr, /--type was given twice; pass it once/);
+        io = fakeIo([]);
+        await main(["parked", "--limit", "ten", ...table], io, deps);
+        assert.match(
+          io.stderr,
+          /--limit must be a whole number from 1 to 10000, received "ten"/,
+        );
 
         io = fakeIo([false]);
         assert.equal(await main(["requeue", "--all", ...table], io, deps), 1);
