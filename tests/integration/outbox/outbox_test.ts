@@ -134,6 +134,19 @@ Deno.test({
       },
     );
 
+    // A server client of the test's own, on the test database.
+    const ownClient = (onnotice: (notice: postgres.Notice) => void) => {
+      const { host, port, database, user } = db.sql.options;
+      return postgres({
+        host: host[0]!,
+        port: port[0]!,
+        database,
+        user,
+        max: 1,
+        onnotice,
+      });
+    };
+
     await t.step({
       name:
         "migrateOutbox() and migrateInbox() send no notices to the client's log, on a new table and again",
@@ -142,15 +155,7 @@ Deno.test({
       ignore: db.backend !== "server",
       fn: async () => {
         const notices: string[] = [];
-        const { host, port, database, user } = db.sql.options;
-        const own = postgres({
-          host: host[0]!,
-          port: port[0]!,
-          database,
-          user,
-          max: 1,
-          onnotice: (notice) => notices.push(String(notice.message)),
-        });
+        const own = ownClient((notice) => notices.push(String(notice.message)));
         try {
           const options = freshOptions();
           const inbox = { table: `inbox_${options.table}` };
@@ -174,15 +179,7 @@ Deno.test({
       ignore: db.backend !== "server", // a client of its own
       fn: async () => {
         const options = await migrated();
-        const { host, port, database, user } = db.sql.options;
-        const own = postgres({
-          host: host[0]!,
-          port: port[0]!,
-          database,
-          user,
-          max: 1,
-          onnotice: () => {},
-        });
+        const own = ownClient(() => {});
         const bus = new EventBus();
         bus.register(Noted, () => {});
         const uow = new PostgresUnitOfWork(own, { bus, outbox: options });
