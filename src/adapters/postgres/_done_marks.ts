@@ -5,7 +5,7 @@
 // crash before an awaited mark did; their lease keeps the relay off them.
 
 /** How long the first id waits for others to share its UPDATE. */
-export const MARK_WINDOW_MS = 20;
+const MARK_WINDOW_MS = 20;
 // A batch this large goes out at once.
 const MAX_IDS = 1_000;
 
