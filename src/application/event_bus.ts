@@ -575,12 +575,22 @@ async function dispatch(
   }
 }
 
-// Runs one handler; with a signal, settles as soon as it aborts (a failure
-// the handler reports after that is logged).
 function call(entry: Resolved, event: object, run: Run): unknown {
-  const result = entry.call(event, run.context);
-  const { signal } = run;
-  if (signal === undefined || !isThenable(result)) return result;
+  return run.signal === undefined
+    ? entry.call(event, run.context)
+    : untilSettledOrAborted(entry, event, run.context);
+}
+
+// Runs the handler; settles with it, or rejects with the signal's reason as
+// soon as it aborts (a failure the handler reports after that is logged).
+function untilSettledOrAborted(
+  entry: Resolved,
+  event: object,
+  context: HandlerContext,
+): unknown {
+  const { signal } = context;
+  const result = entry.call(event, context);
+  if (!isThenable(result)) return result;
   return new Promise<void>((resolve, reject) => {
     let abandoned = false;
     const onAbort = (): void => {
