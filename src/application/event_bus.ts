@@ -31,9 +31,8 @@ const logger = getLogger(["aftercommit", "bus"]);
 const debugGate = new DebugGate(logger);
 
 /**
- * What the bus does when a handler throws: `"fail-fast"` rethrows it and
- * runs nothing after it; `"collect"` runs every handler of every event, then
- * throws an `AggregateError` of the failures.
+ * When a handler throws, `"fail-fast"` rethrows and runs nothing after it;
+ * `"collect"` runs everything, then throws an `AggregateError` of failures.
  */
 export type ErrorPolicy = "fail-fast" | "collect";
 
@@ -74,7 +73,7 @@ export interface PublishOptions {
   /**
    * Handed to handlers as `context.signal`; once it aborts, no handler
    * starts and the publish rejects with its reason, without waiting.
-   * @default {a shared signal that never aborts}
+   * @default {a signal that never aborts}
    */
   readonly signal?: AbortSignal | undefined;
 }
@@ -149,10 +148,9 @@ const PLAIN: Run = Object.freeze({
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
- * An event bus with its own registry of handlers. The handlers of one event
- * run one after another, each awaited: by `order` (lower first); among equal
- * orders the event's own class first, then base classes nearest first, then
- * catch-alls; then in registration order.
+ * An event bus with its own handlers. An event's handlers run one at a time,
+ * each awaited, by `order`; among equals its own class's first, then base
+ * classes' nearest first, then catch-alls, each in registration order.
  *
  * @example Register, publish, unsubscribe
  * ```ts
@@ -184,12 +182,8 @@ export class EventBus {
   constructor(options: EventBusOptions = {}) {
     const policy = options.errorPolicy ?? "fail-fast";
     if (policy !== "fail-fast" && policy !== "collect") {
-      fail(
-        "create event bus",
-        `unknown errorPolicy ${
-          JSON.stringify(policy)
-        }, expected "fail-fast" or "collect"`,
-      );
+      const detail = `unknown errorPolicy ${JSON.stringify(policy)}`;
+      fail("create event bus", `${detail}, expected "fail-fast" or "collect"`);
     }
     this.#failFast = policy === "fail-fast";
   }
@@ -200,11 +194,10 @@ export class EventBus {
   }
 
   /**
-   * Registers `handler` for every event of exactly `type` (and of its
+   * Registers `handler` for the events of exactly `type` (and of its
    * subclasses with `{ subclasses: true }`).
    *
-   * @throws {TypeError} When `type` is not a class, `handler` is not a
-   * function or already registered for `type`, or an option is invalid.
+   * @throws {TypeError} On a bad argument or one registered twice.
    */
   register<E extends object>(
     type: EventClass<E>,
@@ -216,13 +209,9 @@ export class EventBus {
       : "register handler";
     const checked = handlerOptions(options, type, action);
     assertEventClass(type, action);
+    const hint = "pass a function or use @On on a method";
     if (typeof handler !== "function") {
-      expected(
-        action,
-        "a function",
-        handler,
-        "pass a function or use @On on a method",
-      );
+      expected(action, "a function", handler, hint);
     }
     return this.#add([
       entry(type, handler as EventHandler, checked, options.name),
@@ -230,32 +219,26 @@ export class EventBus {
   }
 
   /**
-   * Registers a catch-all that runs for every event, after the handlers of
-   * the event's classes among equal orders (audit, metrics).
+   * Registers a catch-all that runs for every event (audit, metrics).
    *
-   * @throws {TypeError} When `handler` is not a function or already a
-   * catch-all here, or an option is invalid.
+   * @throws {TypeError} On a bad argument or one registered twice.
    */
   onAny(handler: EventHandler, options: OnAnyOptions = {}): Subscription {
     const action = "register catch-all handler";
+    const hint =
+      "pass a function such as (event) => audit(event), or use @OnAny() on a method";
     if (typeof handler !== "function") {
-      expected(
-        action,
-        "a function",
-        handler,
-        "pass a function such as (event) => audit(event), or use @OnAny() on a method",
-      );
+      expected(action, "a function", handler, hint);
     }
     const checked = handlerOptions(options, undefined, action, true);
     return this.#add([entry(null, handler, checked, options.name)]);
   }
 
   /**
-   * Registers the `@On` and `@OnAny` methods of `target`: an instance's
-   * (inherited ones included), bound to it, or a class's static ones.
+   * Registers the `@On` and `@OnAny` methods of `target`, bound to it: an
+   * instance's (inherited ones included), or a class's static ones.
    *
-   * @throws {TypeError} When `target` has no `@On` methods of that kind, or
-   * one is already registered here.
+   * @throws {TypeError} When it has none, or one is already registered.
    */
   subscribe(target: object): Subscription {
     const isClass = typeof target === "function";
@@ -293,10 +276,8 @@ export class EventBus {
   /**
    * Runs the handlers of `event` one after another, each awaited.
    *
-   * @throws {TypeError} When `event` is not an object or `options.signal`
-   * not an `AbortSignal`.
-   * @throws The handler's error (`"fail-fast"`), an `AggregateError` of all
-   * (`"collect"`), or `options.signal.reason` once it aborted.
+   * @throws {TypeError} On a bad argument; else the handler's error, an
+   * `AggregateError` (`"collect"`), or the signal's reason once it aborted.
    */
   publish(event: object, options?: PublishOptions): Promise<void> {
     if (options === undefined && this.#failFast && isEvent(event)) {
@@ -306,9 +287,8 @@ export class EventBus {
   }
 
   /**
-   * Publishes `events` in order, each as {@linkcode EventBus.publish} does.
-   * A non-object rejects before any handler runs; under `"fail-fast"` a
-   * failure stops the later events.
+   * Publishes `events` in order, each as {@linkcode EventBus.publish} does;
+   * a bad event rejects before any handler runs.
    */
   publishAll(
     events: Iterable<object>,
@@ -323,10 +303,7 @@ export class EventBus {
     return this.#publish(events, options, false);
   }
 
-  /**
-   * A snapshot of the handlers that run for an event of exactly class
-   * `type`, in order; a `TypeError` when `type` is not a class.
-   */
+  /** The handlers that run for an event of class `type`, in order. */
   handlersFor(type: EventClass): readonly HandlerInfo[] {
     assertEventClass(type, "list handlers");
     const entries = this.#resolved.get(type) ?? this.#resolve(type);
@@ -353,33 +330,29 @@ export class EventBus {
     single: boolean,
   ): Promise<void> {
     const action = single ? "publish" : "publish events";
-    if (
-      typeof (events as Partial<Iterable<unknown>> | null)
-        ?.[Symbol.iterator] !==
-        "function"
-    ) expected(action, "an iterable of events (an array, for example)", events);
+    const iterable = events as Partial<Iterable<unknown>> | null;
+    if (typeof iterable?.[Symbol.iterator] !== "function") {
+      expected(action, "an iterable of events (an array, for example)", events);
+    }
     const list = Array.isArray(events) ? events : Array.from(events as []);
     list.forEach((event, i) => {
+      const at = single ? action : `publish event at index ${i}`;
       if (!isEvent(event)) {
-        expected(
-          single ? action : `publish event at index ${i}`,
-          "an event object (a class instance)",
-          event,
-        );
+        expected(at, "an event object (a class instance)", event);
       }
     });
-    if (
-      options !== undefined && (options === null || typeof options !== "object")
-    ) {
+    if (options !== undefined && !isEvent(options)) {
       expected(action, "an options object such as { signal }", options);
     }
     const signal = options?.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      const hint =
+        "pass controller.signal or AbortSignal.timeout(ms), or leave it out";
       fail(
         action,
         `options.signal must be an AbortSignal, received ${
           describe(signal)
-        }; pass controller.signal or AbortSignal.timeout(ms), or leave it out`,
+        }; ${hint}`,
       );
     }
     const run: Run = signal === undefined && this.#failFast ? PLAIN : {
@@ -393,17 +366,15 @@ export class EventBus {
       await this.#handle(list[i], run);
     }
     const { errors } = run;
-    if (errors !== undefined) {
-      const what = single
-        ? typeName(list[0].constructor)
-        : `${list.length} events`;
-      throw new AggregateError(
-        errors,
-        `${errors.length} handler${
-          errors.length === 1 ? "" : "s"
-        } failed for ${what}`,
-      );
-    }
+    if (errors === undefined) return;
+    const what = single
+      ? typeName(list[0].constructor)
+      : `${list.length} events`;
+    const handlers = errors.length === 1 ? "handler" : "handlers";
+    throw new AggregateError(
+      errors,
+      `${errors.length} ${handlers} failed for ${what}`,
+    );
   }
 
   // Not an async function: one handler costs no promise beyond its own.
@@ -689,7 +660,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     typeof (value as { then?: unknown }).then === "function";
 }
 
-// Every failure of a handler is logged (and counted) here.
+// Every failure of a handler is logged (and counted) here, once.
 function logFailure(eventType: string, handler: string, error: unknown): void {
   logger.error("Handler {handler} failed for {eventType}: {error}", {
     eventType,
@@ -707,29 +678,21 @@ function logFailure(eventType: string, handler: string, error: unknown): void {
 function logAt(
   level: "debug" | "warn",
   message: string,
-  entry: Entry,
+  { name: handler }: Entry,
   event: object,
 ): void {
-  logger[level](message, {
-    eventType: typeName(event.constructor),
-    handler: entry.name,
-  });
+  logger[level](message, { eventType: typeName(event.constructor), handler });
 }
 
-function logRegistration(what: string, entry: Entry): void {
+function logRegistration(what: string, { eventType, name }: Entry): void {
+  const type = eventType === undefined ? "(any)" : typeName(eventType);
   logger.debug(`${what} handler {handler} for {eventType}`, {
-    eventType: entry.eventType === undefined
-      ? "(any)"
-      : typeName(entry.eventType),
-    handler: entry.name,
+    eventType: type,
+    handler: name,
   });
 }
 
-/**
- * The bus that `@On` static methods register on, and that
- * {@linkcode register}, {@linkcode publish}, {@linkcode publishAll} and
- * {@linkcode clearHandlers} act on.
- */
+/** The bus of static `@On` methods and of the functions below. */
 export const defaultBus: EventBus = new EventBus();
 
 /** {@linkcode EventBus.register} on {@linkcode defaultBus}. */
@@ -757,7 +720,7 @@ export function publishAll(
   return defaultBus.publishAll(events, options);
 }
 
-/** Removes every handler from {@linkcode defaultBus}, static `@On` ones too. */
+/** {@linkcode EventBus.clearHandlers} on {@linkcode defaultBus}. */
 export function clearHandlers(): void {
   defaultBus.clearHandlers();
 }
