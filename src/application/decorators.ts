@@ -41,27 +41,25 @@ export type OnOptions = Pick<RegisterOptions, "order" | "subclasses">;
  * import assert from "node:assert/strict";
  * import { defaultBus, On, publish } from "@aftercommit/core";
  *
- * class Registered {
- *   constructor(readonly id: string) {}
- * }
+ * class Ping {}
  * class Audit {
- *   static seen: string[] = [];
- *   @On(Registered) // registered when the class is defined
- *   static record(e: Registered): void {
- *     Audit.seen.push(e.id);
+ *   static seen = 0;
+ *   @On(Ping) // on defaultBus once the class is defined
+ *   static record(): void {
+ *     Audit.seen++;
  *   }
  * }
  * class Welcome {
- *   sent: string[] = [];
- *   @On(Registered) // registered by subscribe(instance)
- *   send(e: Registered): void {
- *     this.sent.push(e.id);
+ *   sent = 0;
+ *   @On(Ping) // registered by subscribe(instance)
+ *   send(): void {
+ *     this.sent++;
  *   }
  * }
  * const welcome = new Welcome();
  * using _sub = defaultBus.subscribe(welcome);
- * await publish(new Registered("u1"));
- * assert.deepEqual([Audit.seen, welcome.sent], [["u1"], ["u1"]]);
+ * await publish(new Ping());
+ * assert.deepEqual([Audit.seen, welcome.sent], [1, 1]);
  * ```
  */
 export function On<E extends object>(

@@ -394,20 +394,21 @@ export class EventBus {
 
   // Adds every entry of `added`, or none when one is already registered.
   #add(added: Entry[]): Subscription {
-    for (const { handler, target, eventType, name } of added) {
-      if (
-        this.#entries.some((e) =>
-          e.handler === handler && e.target === target &&
-          e.eventType === eventType
-        )
-      ) {
-        fail(
-          `register handler ${name} for ${
-            eventType === undefined ? "every event" : typeName(eventType)
-          }`,
-          "it is already registered on this bus, and registering it twice would run its side effects twice; unsubscribe the first registration or register a different function",
-        );
-      }
+    const twice = added.find((a) =>
+      this.#entries.some((e) =>
+        e.handler === a.handler && e.target === a.target &&
+        e.eventType === a.eventType
+      )
+    );
+    if (twice !== undefined) {
+      const { name, eventType } = twice;
+      const type = eventType === undefined
+        ? "every event"
+        : typeName(eventType);
+      fail(
+        `register handler ${name} for ${type}`,
+        "it is already registered on this bus, and registering it twice would run its side effects twice; unsubscribe the first registration or register a different function",
+      );
     }
     this.#entries.push(...added);
     this.#resolved.clear();
@@ -423,20 +424,19 @@ export class EventBus {
 
   #resolve(type: unknown): readonly Resolved[] {
     this.#tracing = tracing(); // off the hot path: a provider registered since?
-    // [entry, how far its class is from `type`]: 0 the same class, 1 its
-    // parent…, Infinity a catch-all, -1 none.
-    const found = this.#entries.map((entry) =>
+    // [entry, distance]: 0 for the event's class, 1 its parent…, Infinity
+    // for a catch-all.
+    const chain: unknown[] = typeof type === "function"
+      ? chainOf(type)
+      : [type];
+    const found = this.#entries.map((e) =>
       [
-        entry,
-        entry.eventType === undefined
-          ? Infinity
-          : entry.eventType === type
-          ? 0
-          : entry.subclasses && typeof type === "function"
-          ? chainOf(type).indexOf(entry.eventType)
-          : -1,
+        e,
+        e.eventType === undefined ? Infinity : chain.indexOf(e.eventType),
       ] as const
-    ).filter(([, distance]) => distance >= 0);
+    ).filter(([e, d]) =>
+      d === 0 || (d > 0 && (e.subclasses || d === Infinity))
+    );
     // A stable sort keeps registration order among equals (`#entries` is in
     // that order); Infinity - Infinity is NaN, which sorts as equal.
     found.sort(([a, da], [b, db]) => a.order - b.order || da - db);
