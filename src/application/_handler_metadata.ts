@@ -33,13 +33,10 @@ export function addHandlerRecord(
 }
 
 /** The class and its ancestors, nearest first. */
-export function chainOf(klass: object): object[] {
-  const chain: object[] = [];
-  for (let c = klass; c !== null && c !== Function.prototype;) {
-    chain.push(c);
-    c = Object.getPrototypeOf(c);
-  }
-  return chain;
+export function chainOf(klass: object | null): object[] {
+  return klass === null || klass === Function.prototype
+    ? []
+    : [klass, ...chainOf(Object.getPrototypeOf(klass))];
 }
 
 /**
