@@ -1,7 +1,6 @@
 // A cheap "is debug on?" for hot paths: `logger.isEnabledFor` walks the
-// logger tree each call (a third of publishing to one handler), but the
-// answer only changes with a new global config, unless `contextLocalStorage`
-// allows per-context configs (`withConfig`); then every call asks LogTape.
+// logger tree each call, but the answer changes only with a new global config
+// (unless `contextLocalStorage` allows per-context ones: then ask each time).
 import { getConfig, type Logger } from "@logtape/logtape";
 
 /** Answers `logger.isEnabledFor("debug")`, cached per global configuration. */
@@ -13,7 +12,7 @@ export class DebugGate {
 
   get enabled(): boolean {
     const config = getConfig();
-    if (config !== null && config.contextLocalStorage !== undefined) {
+    if (config?.contextLocalStorage !== undefined) {
       return this.logger.isEnabledFor("debug");
     }
     if (config !== this.#config) {

@@ -1,6 +1,5 @@
-// What @On keeps in a class's decorator metadata, how subscribe() reads it
-// back along the class chain, and which classes with instance handlers were
-// constructed but never subscribed (for the bus's "no handler" warning).
+// What @On keeps in a class's decorator metadata and how subscribe() reads it
+// back; which classes with instance handlers were never subscribed.
 import type { EventClass } from "./types.ts";
 
 // Deno has Symbol.metadata natively; keep the module loadable elsewhere.
@@ -26,29 +25,18 @@ export function addHandlerRecord(
   record: HandlerRecord,
 ): void {
   const meta = metadata as Metadata;
+  // Defined, not assigned: a parent's list is inherited and not writable.
   if (!Object.hasOwn(meta, HANDLERS)) {
     Object.defineProperty(meta, HANDLERS, { value: [] });
   }
   meta[HANDLERS]!.push(record);
 }
 
-function ownRecords(klass: object): readonly HandlerRecord[] {
-  if (!Object.hasOwn(klass, Symbol.metadata)) return [];
-  const meta = (klass as { [Symbol.metadata]?: Metadata | null })[
-    Symbol.metadata
-  ];
-  return meta != null && Object.hasOwn(meta, HANDLERS) ? meta[HANDLERS]! : [];
-}
-
 /** The class and its ancestors, nearest first. */
-export function chainOf(klass: object): object[] {
-  const chain: object[] = [];
-  for (
-    let c: object | null = klass;
-    c !== null && c !== Function.prototype;
-    c = Object.getPrototypeOf(c)
-  ) chain.push(c);
-  return chain;
+export function chainOf(klass: object | null): object[] {
+  return klass === null || klass === Function.prototype
+    ? []
+    : [klass, ...chainOf(Object.getPrototypeOf(klass))];
 }
 
 /**
@@ -61,11 +49,15 @@ export function collectHandlerRecords(
 ): HandlerRecord[] {
   const result: HandlerRecord[] = [];
   for (const c of chainOf(klass).reverse()) {
-    for (const record of ownRecords(c)) {
-      if (record.isStatic !== isStatic) continue;
-      const again = !record.isPrivate &&
-        result.some((r) => r.type === record.type && r.name === record.name);
-      if (!again) result.push(record);
+    const meta = Object.hasOwn(c, Symbol.metadata)
+      ? (c as { [Symbol.metadata]?: Metadata | null })[Symbol.metadata]
+      : undefined;
+    if (meta == null || !Object.hasOwn(meta, HANDLERS)) continue;
+    for (const record of meta[HANDLERS]!) {
+      if (
+        record.isStatic === isStatic && (record.isPrivate ||
+          !result.some((r) => r.type === record.type && r.name === record.name))
+      ) result.push(record);
     }
   }
   return result;
@@ -90,14 +82,15 @@ export function noteConstructed(
 ): void {
   const klass = (instance as { constructor?: unknown }).constructor;
   if (typeof klass !== "function" || subscribed.has(klass)) return;
-  let classes = unsubscribed.get(type);
-  if (classes === undefined) unsubscribed.set(type, classes = new Map());
-  classes.set(klass, subclasses || (classes.get(klass) ?? false));
+  const classes = unsubscribed.get(type) ?? new Map<object, boolean>();
+  unsubscribed.set(
+    type,
+    classes.set(klass, subclasses || !!classes.get(klass)),
+  );
 }
 
 /** Called by `subscribe(instance)`: that class is in use, warn no more. */
 export function noteSubscribed(klass: object): void {
-  if (subscribed.has(klass)) return;
   subscribed.add(klass);
   for (const [type, classes] of unsubscribed) {
     if (classes.delete(klass) && classes.size === 0) unsubscribed.delete(type);
@@ -106,13 +99,12 @@ export function noteSubscribed(klass: object): void {
 
 /** Classes that would handle `type` and have only unsubscribed instances. */
 export function unsubscribedClassesFor(type: unknown): Set<object> {
-  const result = new Set<object>();
+  const result = new Set(unsubscribed.get(null)?.keys());
   const chain = typeof type === "function" ? chainOf(type) : [type];
-  for (const [distance, c] of chain.entries()) {
+  chain.forEach((c, distance) => {
     for (const [klass, subclasses] of unsubscribed.get(c as EventClass) ?? []) {
       if (distance === 0 || subclasses) result.add(klass);
     }
-  }
-  for (const klass of unsubscribed.get(null)?.keys() ?? []) result.add(klass);
+  });
   return result;
 }

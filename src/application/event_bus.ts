@@ -16,6 +16,7 @@ import {
   MESSAGING_SYSTEM,
   meters,
   recordError,
+  type Span,
   tracing,
 } from "../internal/telemetry.ts";
 import { Subscription } from "./subscription.ts";
@@ -30,9 +31,8 @@ const logger = getLogger(["aftercommit", "bus"]);
 const debugGate = new DebugGate(logger);
 
 /**
- * What the bus does when a handler throws. `"fail-fast"`: log it, rethrow
- * the original error, run no later handler or event. `"collect"`: run every
- * handler of every event, then throw an `AggregateError` of all failures.
+ * When a handler throws, `"fail-fast"` rethrows and runs nothing after it;
+ * `"collect"` runs everything, then throws an `AggregateError` of failures.
  */
 export type ErrorPolicy = "fail-fast" | "collect";
 
@@ -71,24 +71,17 @@ export interface RegisterOptions extends OnAnyOptions {
 /** Options of {@linkcode EventBus.publish} and {@linkcode EventBus.publishAll}. */
 export interface PublishOptions {
   /**
-   * Handed to handlers as `context.signal`. Once it aborts, no further
-   * handler starts and the publish rejects with `signal.reason`, without
-   * waiting for a running handler.
-   * @default {a shared signal that never aborts}
+   * Handed to handlers as `context.signal`; once it aborts, no handler
+   * starts and the publish rejects with its reason, without waiting.
+   * @default {a signal that never aborts}
    */
   readonly signal?: AbortSignal | undefined;
 }
 
 /** `order` and `subclasses` of a handler, checked. */
-export interface HandlerOptions {
-  readonly order: number;
-  readonly subclasses: boolean;
-}
-
-const ORDER = finite(
-  0,
-  "pass a number such as -10 or 10 (lower runs first, 0 by default)",
-);
+export type HandlerOptions = Required<
+  Pick<RegisterOptions, "order" | "subclasses">
+>;
 
 /** Checks the options of `@On`, `@OnAny`, `register()` and `onAny()`. */
 export function handlerOptions(
@@ -98,38 +91,29 @@ export function handlerOptions(
   catchAll = false,
 ): HandlerOptions {
   if (options === null || typeof options !== "object") {
-    expected(
-      action,
-      "an options object",
-      options,
-      "pass { order, subclasses } or leave it out",
-    );
+    const hint = "pass { order, subclasses } or leave it out";
+    expected(action, "an options object", options, hint);
   }
   const given = options as { order?: unknown; subclasses?: unknown };
-  const order = ORDER(given.order, "order", action);
+  const order = finite(0, ORDER_HINT)(given.order, "order", action);
   const { subclasses = false } = given;
-  if (catchAll && given.subclasses !== undefined) {
-    fail(
-      action,
-      "the subclasses option does not apply to a catch-all, which receives every event; remove it",
-    );
-  }
-  if (typeof subclasses !== "boolean") {
-    fail(
-      action,
-      `subclasses must be true or false, received ${describe(subclasses)}`,
-    );
-  }
-  if (subclasses && !isConstructor(type)) {
-    fail(
-      action,
-      `subclasses: true needs a base class, received ${
-        describe(type)
-      }; pass the base class itself (for example DomainEvent), or use onAny() to receive every event`,
-    );
-  }
-  return { order, subclasses };
+  const problem = catchAll && given.subclasses !== undefined
+    ? "the subclasses option does not apply to a catch-all, which receives every event; remove it"
+    : typeof subclasses !== "boolean"
+    ? `subclasses must be true or false, received ${describe(subclasses)}`
+    : subclasses && !isConstructor(type)
+    ? `subclasses: true needs a base class, received ${
+      describe(type)
+    }; ${BASE_HINT}`
+    : undefined;
+  if (problem !== undefined) fail(action, problem);
+  return { order, subclasses: subclasses as boolean };
 }
+
+const ORDER_HINT =
+  "pass a number such as -10 or 10 (lower runs first, 0 by default)";
+const BASE_HINT =
+  "pass the base class itself (for example DomainEvent), or use onAny() to receive every event";
 
 /** How a static `@On` method registers itself (`mod.ts` does not export it). */
 export const registerRecord: unique symbol = Symbol("aftercommit.register");
@@ -138,7 +122,7 @@ interface Entry extends HandlerInfo {
   readonly call: (event: object, context: HandlerContext) => unknown; // bound
 }
 
-// Resolved for one event class: failures log under the event's own type.
+// Resolved for one event class: every failure is logged through `log`.
 interface Resolved extends Entry {
   readonly log: (error: unknown) => void;
 }
@@ -164,12 +148,9 @@ const PLAIN: Run = Object.freeze({
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /**
- * An event bus with its own registry of handlers. A handler receives the
- * events of exactly its class (`event.constructor`), or also of subclasses
- * with `{ subclasses: true }`, or every event ({@linkcode EventBus.onAny}).
- * The handlers of one event run one after another, each awaited: by `order`
- * (lower first); among equal orders, the event's own class first, then base
- * classes nearest first, then catch-alls; then in registration order.
+ * An event bus with its own handlers. An event's handlers run one at a time,
+ * each awaited, by `order`; among equals its own class's first, then base
+ * classes' nearest first, then catch-alls, each in registration order.
  *
  * @example Register, publish, unsubscribe
  * ```ts
@@ -201,11 +182,8 @@ export class EventBus {
   constructor(options: EventBusOptions = {}) {
     const policy = options.errorPolicy ?? "fail-fast";
     if (policy !== "fail-fast" && policy !== "collect") {
-      const given = JSON.stringify(policy);
-      fail(
-        "create event bus",
-        `unknown errorPolicy ${given}, expected "fail-fast" or "collect"`,
-      );
+      const detail = `unknown errorPolicy ${JSON.stringify(policy)}`;
+      fail("create event bus", `${detail}, expected "fail-fast" or "collect"`);
     }
     this.#failFast = policy === "fail-fast";
   }
@@ -216,11 +194,10 @@ export class EventBus {
   }
 
   /**
-   * Registers `handler` for every event of exactly `type` (and of its
+   * Registers `handler` for the events of exactly `type` (and of its
    * subclasses with `{ subclasses: true }`).
    *
-   * @throws {TypeError} When `type` is not a class, `handler` is not a
-   * function or already registered for `type`, or an option is invalid.
+   * @throws {TypeError} On a bad argument or one registered twice.
    */
   register<E extends object>(
     type: EventClass<E>,
@@ -232,37 +209,36 @@ export class EventBus {
       : "register handler";
     const checked = handlerOptions(options, type, action);
     assertEventClass(type, action);
-    assertHandler(handler, action, "pass a function or use @On on a method");
+    const hint = "pass a function or use @On on a method";
+    if (typeof handler !== "function") {
+      expected(action, "a function", handler, hint);
+    }
     return this.#add([
-      this.#entry(type, handler as EventHandler, checked, options.name),
+      entry(type, handler as EventHandler, checked, options.name),
     ]);
   }
 
   /**
-   * Registers a catch-all that runs for every event, after the handlers of
-   * the event's classes among equal orders (audit, metrics).
+   * Registers a catch-all that runs for every event (audit, metrics).
    *
-   * @throws {TypeError} When `handler` is not a function or already a
-   * catch-all here, or an option is invalid.
+   * @throws {TypeError} On a bad argument or one registered twice.
    */
   onAny(handler: EventHandler, options: OnAnyOptions = {}): Subscription {
     const action = "register catch-all handler";
-    assertHandler(
-      handler,
-      action,
-      "pass a function such as (event) => audit(event), or use @OnAny() on a method",
-    );
+    const hint =
+      "pass a function such as (event) => audit(event), or use @OnAny() on a method";
+    if (typeof handler !== "function") {
+      expected(action, "a function", handler, hint);
+    }
     const checked = handlerOptions(options, undefined, action, true);
-    return this.#add([this.#entry(null, handler, checked, options.name)]);
+    return this.#add([entry(null, handler, checked, options.name)]);
   }
 
   /**
-   * Registers the `@On` and `@OnAny` methods of `target`: an instance's
-   * instance methods (inherited ones included), bound to it, or a class's
-   * static methods (which are already on {@linkcode defaultBus}).
+   * Registers the `@On` and `@OnAny` methods of `target`, bound to it: an
+   * instance's (inherited ones included), or a class's static ones.
    *
-   * @throws {TypeError} When `target` has no `@On` methods of that kind, or
-   * one is already registered here.
+   * @throws {TypeError} When it has none, or one is already registered.
    */
   subscribe(target: object): Subscription {
     const isClass = typeof target === "function";
@@ -286,7 +262,7 @@ export class EventBus {
       );
     }
     const subscription = this.#add(
-      records.map((record) => this.#recordEntry(record, target, owner)),
+      records.map((record) => recordEntry(record, target, owner)),
     );
     if (!isClass && owner !== undefined) noteSubscribed(owner);
     return subscription;
@@ -294,56 +270,40 @@ export class EventBus {
 
   /** @ignore */
   [registerRecord](record: HandlerRecord, klass: object): void {
-    this.#add([this.#recordEntry(record, klass, klass)]);
+    this.#add([recordEntry(record, klass, klass)]);
   }
 
   /**
-   * Runs the handlers of `event` one after another, each awaited, in the
-   * order described on {@linkcode EventBus}.
+   * Runs the handlers of `event` one after another, each awaited.
    *
-   * @throws {TypeError} When `event` is not an object or `options.signal`
-   * not an `AbortSignal`.
-   * @throws The handler's error (`"fail-fast"`), an `AggregateError` of all
-   * (`"collect"`), or `options.signal.reason` once it aborted.
+   * @throws {TypeError} On a bad argument; else the handler's error, an
+   * `AggregateError` (`"collect"`), or the signal's reason once it aborted.
    */
   publish(event: object, options?: PublishOptions): Promise<void> {
-    if (event === null || typeof event !== "object") {
-      return Promise.reject(eventError(event, "publish"));
-    }
-    if (options === undefined && this.#failFast) {
+    if (options === undefined && this.#failFast && isEvent(event)) {
       return this.#handle(event, PLAIN);
     }
     return this.#publish([event], options, true);
   }
 
   /**
-   * Publishes `events` in order, each as {@linkcode EventBus.publish} does:
-   * every handler of an event finishes before the next event's first starts.
-   * A non-object rejects with a `TypeError` before any handler runs; under
-   * `"fail-fast"` a handler's failure stops the later events.
+   * Publishes `events` in order, each as {@linkcode EventBus.publish} does;
+   * a bad event rejects before any handler runs.
    */
   publishAll(
     events: Iterable<object>,
     options?: PublishOptions,
   ): Promise<void> {
-    let list: readonly object[];
-    try {
-      list = checkEvents(events);
-    } catch (error) {
-      return Promise.reject(error);
-    }
     this.#tracing = tracing();
     // One event, no options: the same promise as publish(event).
-    if (list.length === 1 && options === undefined && this.#failFast) {
-      return this.#handle(list[0]!, PLAIN);
-    }
-    return this.#publish(list, options, false);
+    if (
+      options === undefined && this.#failFast && Array.isArray(events) &&
+      events.length === 1 && isEvent(events[0])
+    ) return this.#handle(events[0], PLAIN);
+    return this.#publish(events, options, false);
   }
 
-  /**
-   * A snapshot of the handlers that run for an event of exactly class
-   * `type`, in order; a `TypeError` when `type` is not a class.
-   */
+  /** The handlers that run for an event of class `type`, in order. */
   handlersFor(type: EventClass): readonly HandlerInfo[] {
     assertEventClass(type, "list handlers");
     const entries = this.#resolved.get(type) ?? this.#resolve(type);
@@ -363,33 +323,58 @@ export class EventBus {
     });
   }
 
+  // Checks run before the first await, so they throw before any handler runs.
   async #publish(
-    events: readonly object[],
+    events: unknown,
     options: PublishOptions | undefined,
     single: boolean,
   ): Promise<void> {
-    const signal = options === undefined
-      ? undefined
-      : checkSignal(options, single ? "publish" : "publish events");
+    const action = single ? "publish" : "publish events";
+    const iterable = events as Partial<Iterable<unknown>> | null;
+    if (typeof iterable?.[Symbol.iterator] !== "function") {
+      expected(action, "an iterable of events (an array, for example)", events);
+    }
+    const list = Array.isArray(events) ? events : Array.from(events as []);
+    list.forEach((event, i) => {
+      const at = single ? action : `publish event at index ${i}`;
+      if (!isEvent(event)) {
+        expected(at, "an event object (a class instance)", event);
+      }
+    });
+    if (options !== undefined && !isEvent(options)) {
+      expected(action, "an options object such as { signal }", options);
+    }
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      const hint =
+        "pass controller.signal or AbortSignal.timeout(ms), or leave it out";
+      fail(
+        action,
+        `options.signal must be an AbortSignal, received ${
+          describe(signal)
+        }; ${hint}`,
+      );
+    }
     const run: Run = signal === undefined && this.#failFast ? PLAIN : {
       context: signal === undefined ? NO_SIGNAL : Object.freeze({ signal }),
       signal,
       failFast: this.#failFast,
       errors: undefined,
     };
-    for (let i = 0; i < events.length; i++) {
+    for (let i = 0; i < list.length; i++) {
       signal?.throwIfAborted();
-      await this.#handle(events[i]!, run);
+      await this.#handle(list[i], run);
     }
     const { errors } = run;
-    if (errors !== undefined) {
-      throw new AggregateError(
-        errors,
-        `${errors.length} handler${errors.length === 1 ? "" : "s"} failed for ${
-          single ? typeName(events[0]!.constructor) : `${events.length} events`
-        }`,
-      );
-    }
+    if (errors === undefined) return;
+    const what = single
+      ? typeName(list[0].constructor)
+      : `${list.length} events`;
+    const handlers = errors.length === 1 ? "handler" : "handlers";
+    throw new AggregateError(
+      errors,
+      `${errors.length} ${handlers} failed for ${what}`,
+    );
   }
 
   // Not an async function: one handler costs no promise beyond its own.
@@ -407,56 +392,23 @@ export class EventBus {
     return dispatch(entries, event, run);
   }
 
-  #entry(
-    type: EventClass | null,
-    handler: EventHandler,
-    checked: HandlerOptions,
-    name: string | undefined,
-    target?: object,
-  ): Entry {
-    return {
-      name: name ?? (handler.name || "(anonymous)"),
-      handler: handler as HandlerInfo["handler"],
-      target,
-      eventType: type ?? undefined,
-      subclasses: checked.subclasses,
-      order: checked.order,
-      call: target === undefined ? handler : handler.bind(target),
-    };
-  }
-
-  #recordEntry(
-    record: HandlerRecord,
-    target: object,
-    owner: object | undefined,
-  ): Entry {
-    const fn = record.get(target);
-    const name = `${typeName(owner)}.${String(record.name)}`;
-    if (typeof fn !== "function") {
-      fail(
-        `subscribe ${typeName(owner)}`,
-        `${String(record.name)} is no longer a method (it is ${describe(fn)})`,
-      );
-    }
-    return this.#entry(record.type, fn as EventHandler, record, name, target);
-  }
-
   // Adds every entry of `added`, or none when one is already registered.
   #add(added: Entry[]): Subscription {
-    for (const { handler, target, eventType, name } of added) {
-      if (
-        this.#entries.some((e) =>
-          e.handler === handler && e.target === target &&
-          e.eventType === eventType
-        )
-      ) {
-        fail(
-          `register handler ${name} for ${
-            eventType === undefined ? "every event" : typeName(eventType)
-          }`,
-          "it is already registered on this bus, and registering it twice would run its side effects twice; unsubscribe the first registration or register a different function",
-        );
-      }
+    const twice = added.find((a) =>
+      this.#entries.some((e) =>
+        e.handler === a.handler && e.target === a.target &&
+        e.eventType === a.eventType
+      )
+    );
+    if (twice !== undefined) {
+      const { name, eventType } = twice;
+      const type = eventType === undefined
+        ? "every event"
+        : typeName(eventType);
+      fail(
+        `register handler ${name} for ${type}`,
+        "it is already registered on this bus, and registering it twice would run its side effects twice; unsubscribe the first registration or register a different function",
+      );
     }
     this.#entries.push(...added);
     this.#resolved.clear();
@@ -472,11 +424,19 @@ export class EventBus {
 
   #resolve(type: unknown): readonly Resolved[] {
     this.#tracing = tracing(); // off the hot path: a provider registered since?
-    const found: [entry: Entry, distance: number][] = [];
-    for (const entry of this.#entries) {
-      const distance = distanceTo(entry, type);
-      if (distance !== undefined) found.push([entry, distance]);
-    }
+    // [entry, distance]: 0 for the event's class, 1 its parent…, Infinity
+    // for a catch-all.
+    const chain: unknown[] = typeof type === "function"
+      ? chainOf(type)
+      : [type];
+    const found = this.#entries.map((e) =>
+      [
+        e,
+        e.eventType === undefined ? Infinity : chain.indexOf(e.eventType),
+      ] as const
+    ).filter(([e, d]) =>
+      d === 0 || (d > 0 && (e.subclasses || d === Infinity))
+    );
     // A stable sort keeps registration order among equals (`#entries` is in
     // that order); Infinity - Infinity is NaN, which sorts as equal.
     found.sort(([a, da], [b, db]) => a.order - b.order || da - db);
@@ -504,14 +464,38 @@ export class EventBus {
   }
 }
 
-// How far `entry`'s class is from `type` (0: the same class, 1: its parent,
-// Infinity: a catch-all), or `undefined` when it does not handle `type`.
-function distanceTo(entry: Entry, type: unknown): number | undefined {
-  if (entry.eventType === undefined) return Infinity;
-  if (entry.eventType === type) return 0;
-  if (!entry.subclasses || typeof type !== "function") return undefined;
-  const distance = chainOf(type).indexOf(entry.eventType);
-  return distance < 0 ? undefined : distance;
+function entry(
+  type: EventClass | null,
+  handler: EventHandler,
+  checked: HandlerOptions,
+  name: string | undefined,
+  target?: object,
+): Entry {
+  return {
+    name: name ?? (handler.name || "(anonymous)"),
+    handler: handler as HandlerInfo["handler"],
+    target,
+    eventType: type ?? undefined,
+    subclasses: checked.subclasses,
+    order: checked.order,
+    call: target === undefined ? handler : handler.bind(target),
+  };
+}
+
+function recordEntry(
+  record: HandlerRecord,
+  target: object,
+  owner: object | undefined,
+): Entry {
+  const fn = record.get(target);
+  if (typeof fn !== "function") {
+    fail(
+      `subscribe ${typeName(owner)}`,
+      `${String(record.name)} is no longer a method (it is ${describe(fn)})`,
+    );
+  }
+  const name = `${typeName(owner)}.${String(record.name)}`;
+  return entry(record.type, fn as EventHandler, record, name, target);
 }
 
 // The fast path: one handler, fail-fast, no signal, tracing or debug log. The
@@ -543,10 +527,17 @@ async function dispatch(
   const debug = debugGate.enabled;
   for (let i = 0; i < entries.length; i++) {
     if (run.signal?.aborted) {
-      logAborted(entries[i]!, event, "before");
+      logAt(
+        "warn",
+        "Stopped dispatching {eventType} before handler {handler}: the signal aborted",
+        entries[i]!,
+        event,
+      );
       throw run.signal.reason;
     }
-    if (debug) logHandling(entries[i]!, event);
+    if (debug) {
+      logAt("debug", "Handling {eventType} with {handler}", entries[i]!, event);
+    }
     try {
       await call(entries[i]!, event, run);
     } catch (error) {
@@ -559,93 +550,6 @@ function call(entry: Resolved, event: object, run: Run): unknown {
   return run.signal === undefined
     ? entry.call(event, run.context)
     : untilSettledOrAborted(entry, event, run.context);
-}
-
-function logHandling(entry: Entry, event: object): void {
-  logger.debug("Handling {eventType} with {handler}", {
-    eventType: typeName(event.constructor),
-    handler: entry.name,
-  });
-}
-
-// Rethrows `error` under fail-fast and for an abort; else collects it.
-function failed(
-  entry: Resolved,
-  event: object,
-  run: Run,
-  error: unknown,
-): void {
-  if (run.signal?.aborted && error === run.signal.reason) {
-    logAborted(entry, event, "during");
-    throw error;
-  }
-  entry.log(error);
-  if (run.failFast) throw error;
-  (run.errors ??= []).push(error);
-}
-
-// The event's dispatch in a `publish` span, each handler in a `process` span.
-function traced(
-  entries: readonly Resolved[],
-  event: object,
-  run: Run,
-): Promise<void> {
-  const eventType = typeName(event.constructor);
-  const attributes = (type: string, name: string) => ({
-    "messaging.system": MESSAGING_SYSTEM,
-    "messaging.destination.name": eventType,
-    "aftercommit.event.type": eventType,
-    "messaging.operation.type": type,
-    "messaging.operation.name": name,
-  });
-  // `aftercommit.outcome` is set once: Deno's built-in OTel appends a key
-  // set twice.
-  const spanned = entries.map((entry): Resolved => ({
-    ...entry,
-    call: (event, context) =>
-      inSpan(`process ${eventType}`, {
-        attributes: {
-          ...attributes("process", "handle"),
-          "aftercommit.handler": entry.name,
-        },
-      }, async (span) => {
-        let outcome = "error";
-        try {
-          await entry.call(event, context);
-          outcome = "ok";
-        } finally {
-          span.setAttribute("aftercommit.outcome", outcome);
-        }
-      }),
-  }));
-  const before = run.errors?.length ?? 0;
-  return inSpan(`publish ${eventType}`, {
-    attributes: {
-      ...attributes("send", "publish"),
-      "aftercommit.handler.count": entries.length,
-    },
-  }, async (span) => {
-    let outcome = "error";
-    try {
-      await dispatch(spanned, event, run);
-      if ((run.errors?.length ?? 0) === before) outcome = "ok";
-      else recordError(span, run.errors![before]);
-    } finally {
-      span.setAttribute("aftercommit.outcome", outcome);
-    }
-  });
-}
-
-function assertHandler(handler: unknown, action: string, hint: string): void {
-  if (typeof handler !== "function") {
-    expected(action, "a function", handler, hint);
-  }
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null &&
-    (typeof value === "object" || typeof value === "function") &&
-    typeof (value as { then?: unknown }).then === "function";
 }
 
 // Runs the handler; settles with it, or rejects with the signal's reason as
@@ -676,6 +580,87 @@ function untilSettledOrAborted(
   });
 }
 
+// Rethrows `error` under fail-fast and for an abort; else collects it.
+function failed(
+  entry: Resolved,
+  event: object,
+  run: Run,
+  error: unknown,
+): void {
+  if (run.signal?.aborted && error === run.signal.reason) {
+    logAt(
+      "warn",
+      "Stopped waiting for handler {handler} of {eventType}: the signal aborted",
+      entry,
+      event,
+    );
+    throw error;
+  }
+  entry.log(error);
+  if (run.failFast) throw error;
+  (run.errors ??= []).push(error);
+}
+
+// The event's dispatch in a `publish` span, each handler in a `process` span.
+function traced(
+  entries: readonly Resolved[],
+  event: object,
+  run: Run,
+): Promise<void> {
+  const eventType = typeName(event.constructor);
+  // `aftercommit.outcome` is set once: Deno's built-in OTel appends a key
+  // set twice.
+  const span = (
+    send: boolean,
+    more: Record<string, string | number>,
+    body: (span: Span) => Promise<boolean>,
+  ) =>
+    inSpan(`${send ? "publish" : "process"} ${eventType}`, {
+      attributes: {
+        "messaging.system": MESSAGING_SYSTEM,
+        "messaging.destination.name": eventType,
+        "aftercommit.event.type": eventType,
+        "messaging.operation.type": send ? "send" : "process",
+        "messaging.operation.name": send ? "publish" : "handle",
+        ...more,
+      },
+    }, async (span) => {
+      let ok = false;
+      try {
+        ok = await body(span);
+      } finally {
+        span.setAttribute("aftercommit.outcome", ok ? "ok" : "error");
+      }
+    });
+  const spanned = entries.map((entry): Resolved => ({
+    ...entry,
+    call: (event, context) =>
+      span(false, { "aftercommit.handler": entry.name }, async () => {
+        await entry.call(event, context);
+        return true;
+      }),
+  }));
+  const before = run.errors?.length ?? 0;
+  const count = { "aftercommit.handler.count": entries.length };
+  return span(true, count, async (span) => {
+    await dispatch(spanned, event, run);
+    if ((run.errors?.length ?? 0) === before) return true;
+    recordError(span, run.errors![before]);
+    return false;
+  });
+}
+
+function isEvent(value: unknown): value is object {
+  return value !== null && typeof value === "object";
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null &&
+    (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function";
+}
+
+// Every failure of a handler is logged (and counted) here, once.
 function logFailure(eventType: string, handler: string, error: unknown): void {
   logger.error("Handler {handler} failed for {eventType}: {error}", {
     eventType,
@@ -690,81 +675,24 @@ function logFailure(eventType: string, handler: string, error: unknown): void {
   });
 }
 
-function logAborted(
-  entry: Entry,
+function logAt(
+  level: "debug" | "warn",
+  message: string,
+  { name: handler }: Entry,
   event: object,
-  when: "before" | "during",
 ): void {
-  logger.warn(
-    when === "before"
-      ? "Stopped dispatching {eventType} before handler {handler}: the signal aborted"
-      : "Stopped waiting for handler {handler} of {eventType}: the signal aborted",
-    { eventType: typeName(event.constructor), handler: entry.name },
-  );
+  logger[level](message, { eventType: typeName(event.constructor), handler });
 }
 
-function logRegistration(what: string, entry: Entry): void {
+function logRegistration(what: string, { eventType, name }: Entry): void {
+  const type = eventType === undefined ? "(any)" : typeName(eventType);
   logger.debug(`${what} handler {handler} for {eventType}`, {
-    eventType: entry.eventType === undefined
-      ? "(any)"
-      : typeName(entry.eventType),
-    handler: entry.name,
+    eventType: type,
+    handler: name,
   });
 }
 
-function eventError(event: unknown, action: string): TypeError {
-  return new TypeError(
-    `Cannot ${action}: expected an event object (a class instance), received ${
-      describe(event)
-    }`,
-  );
-}
-
-function checkEvents(events: unknown): readonly object[] {
-  const iterable = events as Partial<Iterable<unknown>> | null | undefined;
-  if (typeof iterable?.[Symbol.iterator] !== "function") {
-    expected(
-      "publish events",
-      "an iterable of events (an array, for example)",
-      events,
-    );
-  }
-  const list = Array.isArray(events)
-    ? events
-    : Array.from(events as Iterable<unknown>);
-  for (let i = 0; i < list.length; i++) {
-    const event: unknown = list[i];
-    if (event === null || typeof event !== "object") {
-      throw eventError(event, `publish event at index ${i}`);
-    }
-  }
-  return list;
-}
-
-function checkSignal(
-  options: PublishOptions,
-  action: string,
-): AbortSignal | undefined {
-  if (options === null || typeof options !== "object") {
-    expected(action, "an options object such as { signal }", options);
-  }
-  const { signal } = options;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    fail(
-      action,
-      `options.signal must be an AbortSignal, received ${
-        describe(signal)
-      }; pass controller.signal or AbortSignal.timeout(ms), or leave it out`,
-    );
-  }
-  return signal;
-}
-
-/**
- * The bus that `@On` static methods register on, and that
- * {@linkcode register}, {@linkcode publish}, {@linkcode publishAll} and
- * {@linkcode clearHandlers} act on.
- */
+/** The bus of static `@On` methods and of the functions below. */
 export const defaultBus: EventBus = new EventBus();
 
 /** {@linkcode EventBus.register} on {@linkcode defaultBus}. */
@@ -792,7 +720,7 @@ export function publishAll(
   return defaultBus.publishAll(events, options);
 }
 
-/** Removes every handler from {@linkcode defaultBus}, static `@On` ones too. */
+/** {@linkcode EventBus.clearHandlers} on {@linkcode defaultBus}. */
 export function clearHandlers(): void {
   defaultBus.clearHandlers();
 }

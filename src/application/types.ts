@@ -1,9 +1,6 @@
 // Types shared by the bus, the decorators and the Unit of Work.
 
-/**
- * A class whose instances are events. Any class works, abstract or not;
- * events need not extend {@linkcode DomainEvent}.
- */
+/** A class whose instances are events: any class, abstract or not. */
 export type EventClass<E extends object = object> = abstract new (
   // deno-lint-ignore no-explicit-any
   ...args: any[]
@@ -12,17 +9,14 @@ export type EventClass<E extends object = object> = abstract new (
 /** What the publisher passes to every handler along with the event. */
 export interface HandlerContext {
   /**
-   * Aborts when the publisher gives up on this dispatch (the outbox relay's
-   * deadline, say): pass it on to I/O. Without a publish `signal` it is
-   * shared and never aborts, so remove any listener you add.
+   * Aborts when the publisher gives up (the outbox relay's deadline, say):
+   * pass it on to I/O. Without a publish `signal` it is shared and never
+   * aborts, so remove any listener you add.
    */
   readonly signal: AbortSignal;
 }
 
-/**
- * Handles one event, synchronously or not: the bus awaits it before running
- * the next handler.
- */
+/** Handles one event; the bus awaits it before the next handler runs. */
 export type EventHandler<E extends object = object> = (
   event: E,
   context: HandlerContext,
@@ -40,6 +34,6 @@ export interface HandlerInfo {
   readonly eventType: EventClass | undefined;
   /** Whether it also receives instances of subclasses of `eventType`. */
   readonly subclasses: boolean;
-  /** Its `order`: lower runs first. */
+  /** Lower runs first. */
   readonly order: number;
 }

@@ -1,6 +1,5 @@
 /**
  * The base class of aggregates that record domain events.
- *
  * @module
  */
 import { stampRecordOrder } from "./record_order.ts";
@@ -18,13 +17,10 @@ import { stampRecordOrder } from "./record_order.ts";
  *   constructor(readonly name: string) {}
  * }
  * class User extends AggregateRoot {
- *   name = "";
  *   rename(name: string): void {
- *     this.name = name;
  *     this.recordEvent(new Renamed(name));
  *   }
  * }
- *
  * const user = new User();
  * user.rename("Ada");
  * assert.deepEqual(user.pullEvents(), [new Renamed("Ada")]);
@@ -34,13 +30,12 @@ import { stampRecordOrder } from "./record_order.ts";
 export abstract class AggregateRoot {
   #events: object[] = [];
 
-  /** Records `event` to publish after the commit; it must be an object. */
+  /** Records `event` (an object) to publish after the commit. */
   protected recordEvent(event: object): void {
     if (event === null || typeof event !== "object") {
+      const received = event === null ? "null" : typeof event;
       throw new TypeError(
-        `Cannot record event: expected an object, received ${
-          event === null ? "null" : typeof event
-        }`,
+        `Cannot record event: expected an object, received ${received}`,
       );
     }
     stampRecordOrder(event);

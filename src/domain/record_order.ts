@@ -1,7 +1,5 @@
-// The order in which events were recorded, across aggregates, so that a Unit
-// of Work publishes the events of several aggregates (and its explicit ones)
-// in the order they happened. A WeakMap keeps it off the event objects.
-
+// The order events were recorded in, across aggregates, so that a Unit of
+// Work publishes them as they happened; a WeakMap keeps it off the events.
 const order = new WeakMap<object, number>();
 let last = 0;
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-/** Identity fields that {@linkcode DomainEvent} accepts when an event is rebuilt. */
+/** Identity that {@linkcode DomainEvent} reuses when an event is rebuilt. */
 export interface DomainEventInit {
   /**
    * The event's unique id.
@@ -33,10 +33,7 @@ export interface DomainEventInit {
  *     super();
  *   }
  * }
- *
- * const event = new UserRegistered("u1");
- * assert.equal(event.eventId.length, 36);
- * assert.ok(event.occurredAt instanceof Date);
+ * assert.equal(new UserRegistered("u1").eventId.length, 36);
  * ```
  */
 export abstract class DomainEvent {
@@ -46,26 +43,22 @@ export abstract class DomainEvent {
   readonly occurredAt: Date;
 
   /**
-   * Creates the event's identity, or reuses `init`'s when it is rebuilt.
+   * Creates the event's identity, or reuses `init`'s.
    *
    * @throws {TypeError} When `init.eventId` is empty or `init.occurredAt`
    * is an invalid date.
    */
   constructor(init?: DomainEventInit) {
     const eventId = init?.eventId ?? crypto.randomUUID();
-    if (typeof eventId !== "string" || eventId.length === 0) {
-      throw new TypeError(
-        `Cannot create event: eventId must be a non-empty string, received ${
-          JSON.stringify(eventId)
-        }`,
-      );
-    }
     const occurredAt = init?.occurredAt ?? new Date();
-    if (!(occurredAt instanceof Date) || Number.isNaN(occurredAt.getTime())) {
-      throw new TypeError(
-        "Cannot create event: occurredAt must be a valid Date",
-      );
-    }
+    const problem = typeof eventId !== "string" || eventId === ""
+      ? `eventId must be a non-empty string, received ${
+        JSON.stringify(eventId)
+      }`
+      : !(occurredAt instanceof Date) || Number.isNaN(occurredAt.getTime())
+      ? "occurredAt must be a valid Date"
+      : undefined;
+    if (problem) throw new TypeError(`Cannot create event: ${problem}`);
     this.eventId = eventId;
     this.occurredAt = occurredAt;
   }
