@@ -44,6 +44,9 @@ import {
 } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
+type Helper = postgres.Helper<string>;
+type Fragment = postgres.PendingQuery<postgres.Row[]>;
+type Named = { readonly id: string; readonly type: string };
 
 /** The table the outbox uses unless told otherwise. */
 export const DEFAULT_OUTBOX_TABLE = "aftercommit_outbox";
@@ -80,10 +83,7 @@ export async function migrateTable(
   sql: Sql,
   key: string,
   name: string,
-  create: (
-    tx: Query,
-    index: (suffix: string) => postgres.Helper<string>,
-  ) => Promise<void>,
+  create: (tx: Query, index: (suffix: string) => Helper) => Promise<void>,
 ): Promise<void> {
   const index = (suffix: string) => sql(`${name.split(".").at(-1)}_${suffix}`);
   await reservedTransaction(sql, "begin", async (tx) => {
@@ -101,7 +101,7 @@ export async function deleteInBatches(
   sql: Sql,
   table: string,
   key: string[],
-  where: postgres.PendingQuery<postgres.Row[]>,
+  where: Fragment,
   stop = () => false,
 ): Promise<number> {
   const [t, k] = [sql(table), sql(key)];
@@ -269,10 +269,7 @@ export class PreparedBatch {
   constructor(readonly json: string, readonly items: OutboxItem[]) {}
 }
 
-/**
- * How one dispatch failed: "outage" is put off without using up an attempt,
- * "lease-lost" ran nothing.
- */
+/** How one dispatch failed ("lease-lost" ran nothing). */
 export interface DispatchFailure {
   readonly error: unknown;
   readonly outcome: "failed" | "parked" | "outage" | "lease-lost";
@@ -471,7 +468,7 @@ export class Outbox {
   // Records a failed attempt; the lease lets go of the row once recorded.
   async #failed(
     sql: Query,
-    item: { id: string; type: string },
+    item: Named,
     error: unknown,
     lease: Lease | undefined,
   ): Promise<DispatchFailure> {
@@ -480,39 +477,21 @@ export class Outbox {
     return { error, outcome: recorded?.parked ? "parked" : "failed" };
   }
 
-  // Updates the undone rows `ids`; a failure logs `warning` and returns false.
-  async #update(
-    sql: Query,
-    ids: readonly string[],
-    set: postgres.PendingQuery<postgres.Row[]>,
-    warning: string,
-  ): Promise<boolean> {
-    try {
-      await sql`update ${sql(this.table.name)} set ${set}
-        where id = any(${ids}::text[]) and done_at is null and parked_at is null`;
-      return true;
-    } catch (error) {
-      logger.warn(warning, {
-        eventCount: ids.length,
-        errorType: errorType(error),
-      });
-      return false;
-    }
-  }
-
   /** Extends a lease; a failure is logged (the lease may then run out). */
   async keepLease(sql: Query, lease: Lease): Promise<void> {
     const ids = [...lease.open];
     if (ids.length === 0) return;
     const sentAt = performance.now();
-    const extended = await this.#update(
-      sql,
-      ids,
-      sql`locked_until = greatest(locked_until,
-        clock_timestamp() + ${lease.seconds}::float8 * interval '1 second')`,
+    const extended = await attempt(
+      sql`update ${sql(this.table.name)}
+        set locked_until = greatest(locked_until,
+          clock_timestamp() + ${lease.seconds}::float8 * interval '1 second')
+        where id = any(${ids}::text[]) and done_at is null and parked_at is null`,
+      "warn",
       "Could not extend the lease of {eventCount} outbox events: {errorType}",
+      { eventCount: ids.length },
     );
-    if (extended) lease.renewed(sentAt);
+    if (extended !== undefined) lease.renewed(sentAt);
   }
 
   /**
@@ -523,20 +502,22 @@ export class Outbox {
     sql: Query,
     ids: readonly string[],
     delaySeconds: number,
-    failed?: { id: string; type: string },
+    failed?: Named,
     error?: unknown,
   ): Promise<void> {
     if (ids.length === 0) return;
     const note = failed === undefined ? null : formatError(error);
-    const deferred = await this.#update(
-      sql,
-      ids,
-      sql`locked_until = clock_timestamp() + ${delaySeconds}::float8 * interval '1 second',
-        last_error = case when id = ${failed?.id ?? null}::text
-          then ${note}::text else last_error end`,
+    const deferred = await attempt(
+      sql`update ${sql(this.table.name)}
+        set locked_until = clock_timestamp() + ${delaySeconds}::float8 * interval '1 second',
+          last_error = case when id = ${failed?.id ?? null}::text
+            then ${note}::text else last_error end
+        where id = any(${ids}::text[]) and done_at is null and parked_at is null`,
+      "warn",
       "Could not put off {eventCount} outbox events after an outage: {errorType}",
+      { eventCount: ids.length },
     );
-    if (deferred && failed !== undefined) {
+    if (deferred !== undefined && failed !== undefined) {
       logger.warn(
         "Outbox event {eventType} {eventId} could not be dispatched: a dependency is unreachable ({errorType}); retrying in {delaySeconds} s without using up an attempt",
         { ...about(failed), errorType: errorType(error), delaySeconds },
@@ -559,32 +540,27 @@ export class Outbox {
     try {
       event = this.registry.deserialize(row.type, row.payload);
     } catch (error) {
-      const failure = await inDispatchSpan(
+      countFailure(row.type, error);
+      return await inDispatchSpan(
         row.type,
         row,
         () => this.#failed(sql, row, error, lease),
       );
-      countFailure(row.type, error);
-      return failure;
     }
-    return await this.dispatch(
-      sql,
-      bus,
-      { ...row, event, lease },
-      outageDelaySeconds,
-    );
+    const item = { ...row, event, lease };
+    return await this.dispatch(sql, bus, item, outageDelaySeconds);
   }
 
   /** Records and logs a failure of `item`; `undefined` if not recorded. */
   async recordFailure(
     sql: Query,
-    item: { id: string; type: string },
+    item: Named,
     error: unknown,
   ): Promise<{ attempts: number; parked: boolean } | undefined> {
-    let recorded: { attempts: number; parked: boolean } | undefined;
-    try {
-      // In SET, "attempts" is the value before this update.
-      [recorded] = await sql<NonNullable<typeof recorded>[]>`update ${
+    // In SET, "attempts" is the value before this update. When the update
+    // fails, the row keeps its lease and stays undone: the relay retries it.
+    const rows = await attempt(
+      sql<{ attempts: number; parked: boolean }[]>`update ${
         sql(this.table.name)
       }
         set attempts = attempts + 1,
@@ -596,15 +572,12 @@ export class Outbox {
           parked_at = case when attempts + 1 >= ${this.maxAttempts}::int
             then clock_timestamp() end
         where id = ${item.id} and done_at is null
-        returning attempts, parked_at is not null as parked`;
-    } catch (writeError) {
-      // The row keeps its lease and stays undone: the relay retries it.
-      logger.error(
-        "Could not record the failure of outbox event {eventType} {eventId}: {errorType}",
-        { ...about(item), errorType: errorType(writeError) },
-      );
-      return undefined;
-    }
+        returning attempts, parked_at is not null as parked`,
+      "error",
+      "Could not record the failure of outbox event {eventType} {eventId}: {errorType}",
+      about(item),
+    );
+    const recorded = rows?.[0];
     if (recorded === undefined) return undefined;
     const { attempts, parked } = recorded;
     logger[parked ? "error" : "warn"](
@@ -691,8 +664,23 @@ function countFailure(eventType: string, error: unknown): void {
   });
 }
 
+// Runs one statement; a failure is logged with its type and gives undefined.
+async function attempt<T>(
+  statement: PromiseLike<T>,
+  level: "warn" | "error",
+  message: string,
+  fields: Record<string, unknown>,
+): Promise<T | undefined> {
+  try {
+    return await statement;
+  } catch (error) {
+    logger[level](message, { ...fields, errorType: errorType(error) });
+    return undefined;
+  }
+}
+
 // The log properties that name an event.
-const about = (item: { id: string; type: string }) => ({
+const about = (item: Named) => ({
   eventType: item.type,
   eventId: item.id,
 });

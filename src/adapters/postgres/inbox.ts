@@ -246,12 +246,10 @@ export async function migrateInbox(
   sql: PostgresOutboxClient,
   options: InboxOptions = {},
 ): Promise<void> {
-  assertClient(sql, "migrate inbox");
   await new Inbox(options).migrate(sql);
 }
 
-// Also types `sql` as a Query, which InboxTransaction (kept loose for users)
-// is not.
+// Also types `sql` as a Query, which the looser InboxTransaction is not.
 function assertTransaction(
   sql: unknown,
   action: string,
