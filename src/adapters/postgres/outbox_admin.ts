@@ -34,6 +34,7 @@ export interface OutboxStats {
 
 /** A parked event, from {@linkcode OutboxAdmin.listParked}. */
 export interface ParkedEvent {
+  /** The event id. */
   readonly id: string;
   /** The event's registered type name. */
   readonly type: string;
@@ -41,7 +42,9 @@ export interface ParkedEvent {
   readonly attempts: number;
   /** The last failure, `Name: message`. */
   readonly lastError: string | null;
+  /** When the event was committed. */
   readonly createdAt: Date;
+  /** When it was parked. */
   readonly parkedAt: Date;
   /** Seconds since it was committed. */
   readonly ageSeconds: number;

@@ -74,6 +74,7 @@ export interface OutboxRelayOptions extends OutboxOptions {
 
 /** What one pass of the relay did, in events. */
 export interface OutboxRelayPass {
+  /** Claimed. */
   readonly claimed: number;
   /** Dispatched and marked done. */
   readonly dispatched: number;
