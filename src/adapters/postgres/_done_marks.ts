@@ -1,10 +1,8 @@
-// Marks dispatched outbox rows done off the request path: `run` returns
-// once its events are dispatched, and the ids of the runs that finish within
-// a short window (or while an UPDATE is in flight) go out together in one
-// UPDATE. A crash before it leaves rows the relay dispatches again, as a
-// crash before an awaited mark did; their lease keeps the relay off them.
+// Marks dispatched outbox rows done off the request path: the ids of the
+// runs that finish within a short window (or while an UPDATE is in flight)
+// go out together in one UPDATE. A crash before it leaves rows the relay
+// dispatches again, as a crash before an awaited mark would.
 
-/** How long the first id waits for others to share its UPDATE. */
 const MARK_WINDOW_MS = 20;
 // A batch this large goes out at once.
 const MAX_IDS = 1_000;
@@ -37,18 +35,16 @@ export class DoneMarks {
   #start(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#writing ??= this.#drain();
-  }
-
-  async #drain(): Promise<void> {
-    try {
-      while (this.#ids.length > 0) {
-        const ids = this.#ids;
-        this.#ids = [];
-        await this.write(ids); // logs its own failure, never rejects
+    this.#writing ??= (async () => {
+      try {
+        while (this.#ids.length > 0) {
+          const ids = this.#ids;
+          this.#ids = [];
+          await this.write(ids); // logs its own failure, never rejects
+        }
+      } finally {
+        this.#writing = undefined;
       }
-    } finally {
-      this.#writing = undefined;
-    }
+    })();
   }
 }

@@ -1,13 +1,9 @@
 // The outbox's SQL and the dispatch step shared by the unit of work (after
-// its commit) and the relay (for events left undone).
-//
-// A row is undone while done_at and parked_at are null; locked_until is a
-// lease counted from clock_timestamp(). Dispatching runs with no transaction
-// open (handlers may run units of work of their own, on a pool of one) and
-// extends the lease meanwhile, so a row is dispatched twice only when its
-// process died or could not reach the database for a whole lease, or its
-// mark done (after the dispatch, when the lease is no longer kept) waited
-// longer than the lease.
+// its commit) and the relay (for events left undone). A row is undone while
+// done_at and parked_at are null; locked_until is a lease counted from
+// clock_timestamp(), extended while its holder dispatches with no
+// transaction open, so a row is dispatched twice only when its process died
+// or lost the database for a whole lease, or its mark done waited longer.
 import { getLogger } from "@logtape/logtape";
 import type postgres from "postgres";
 import {
@@ -48,23 +44,21 @@ import {
 } from "./_transaction.ts";
 
 const logger = getLogger(["aftercommit", "outbox"]);
+type Helper = postgres.Helper<string>;
+type Fragment = postgres.PendingQuery<postgres.Row[]>;
+type Named = { readonly id: string; readonly type: string };
 
 /** The table the outbox uses unless told otherwise. */
 export const DEFAULT_OUTBOX_TABLE = "aftercommit_outbox";
 
 const MAX_ERROR_LENGTH = 2000;
 const DELETE_BATCH = 1000;
-const LEASE_LOST =
-  "the lease on the event ran out before it was dispatched; the relay will dispatch it";
 const validName = matches(
   /^[A-Za-z_]\w{0,49}(\.[A-Za-z_]\w{0,49})?$/,
   "a table name or schema.name of letters, digits and _ (at most 50 characters each, not starting with a digit)",
 );
-
-/** A table name, `name` or `schema.name`; `fallback` when undefined. */
-export function tableName(fallback: string): Rule<string> {
-  return (value, what, action) => validName(value, what, action) ?? fallback;
-}
+const tableName = (fallback: string): Rule<string> => (value, what, action) =>
+  validName(value, what, action) ?? fallback;
 
 /** Checks `options.table` alone; `fallback` when undefined. */
 export function readTable(
@@ -80,24 +74,45 @@ export function quoted(table: string): string {
   return `"${table.replace(".", '"."')}"`;
 }
 
-/** `table`'s index named `suffix`, in the table's schema. */
-export function indexName(table: string, suffix: string): string {
-  return `${table.split(".").at(-1)}_${suffix}`;
-}
-
-/** Runs `create` in a transaction, under the advisory lock `key`. */
+/**
+ * Runs `create` in a transaction under the advisory lock `key` (concurrent
+ * "if not exists" can still collide in the catalog), without the notices;
+ * `index(suffix)` names an index of table `name` in its schema.
+ */
 export async function migrateTable(
   sql: Sql,
   key: string,
-  create: (tx: Query) => Promise<void>,
+  name: string,
+  create: (tx: Query, index: (suffix: string) => Helper) => Promise<void>,
 ): Promise<void> {
+  const index = (suffix: string) => sql(`${name.split(".").at(-1)}_${suffix}`);
   await reservedTransaction(sql, "begin", async (tx) => {
-    // Concurrent "create if not exists" can still collide in the catalog.
     await tx`select pg_advisory_xact_lock(hashtext(${key}))`;
-    // "already exists, skipping" notices would reach the client's log.
     await tx`set local client_min_messages = warning`;
-    await create(tx);
+    await create(tx, index);
   });
+}
+
+/**
+ * Deletes the rows of `table` that `where` selects, 1,000 per statement,
+ * until none is left or `stop()`; returns how many. `key` is the primary key.
+ */
+export async function deleteInBatches(
+  sql: Sql,
+  table: string,
+  key: string[],
+  where: Fragment,
+  stop = () => false,
+): Promise<number> {
+  const [t, k] = [sql(table), sql(key)];
+  let total = 0;
+  for (;;) {
+    const { count } = await sql`delete from ${t} where (${k}) in (
+        select ${k} from ${t} where ${where} limit ${DELETE_BATCH}::int
+      )`;
+    total += count;
+    if (count < DELETE_BATCH || stop()) return total;
+  }
 }
 
 /** One outbox row claimed by the relay. */
@@ -106,14 +121,7 @@ export interface ClaimedRow {
   readonly type: string;
   readonly payload: string;
   readonly attempts: number;
-  /** The W3C trace context active when the event was written, if any. */
   readonly traceparent: string | null;
-}
-
-/** The outcome of one failed dispatch, as recorded on its row. */
-export interface RecordedFailure {
-  readonly attempts: number;
-  readonly parked: boolean;
 }
 
 /** The outbox table, `name` or `schema.name`: migration, insert, claim. */
@@ -123,13 +131,12 @@ export class OutboxTable {
   /** Creates the table and its indexes, under an advisory lock. */
   async migrate(sql: Sql): Promise<void> {
     const t = sql(this.name);
-    const index = (suffix: string) => sql(indexName(this.name, suffix));
     // Earlier releases' key ("schema.name", the schema empty when there is
     // none), so that old and new starters take turns too.
     const key = `aftercommit.outbox:${
       this.name.includes(".") ? "" : "."
     }${this.name}`;
-    await migrateTable(sql, key, async (tx) => {
+    await migrateTable(sql, key, this.name, async (tx, index) => {
       await tx`create table if not exists ${t} (
         id text primary key,
         seq bigint generated always as identity,
@@ -159,8 +166,8 @@ export class OutboxTable {
 
   /**
    * Writes a batch (JSON text of {id, type, payload} records) leased from
-   * clock_timestamp(), not from the start of the transaction. A delayed
-   * record ("at" or "delay") gets no lease: the relay claims it later.
+   * clock_timestamp(), not from the start of the transaction; a delayed
+   * record ("at" or "delay") gets no lease.
    */
   async insert(tx: Query, batch: string, leaseSeconds: number): Promise<void> {
     const traceparent = activeTraceparent() ?? null;
@@ -212,36 +219,13 @@ export class OutboxTable {
 }
 
 /**
- * Deletes the rows of `table` that `where` selects, 1,000 per statement,
- * until none is left or `stop()`; returns how many. `key` is the primary key.
- */
-export async function deleteInBatches(
-  sql: Sql,
-  table: string,
-  key: string[],
-  where: postgres.PendingQuery<postgres.Row[]>,
-  stop = () => false,
-): Promise<number> {
-  const [t, k] = [sql(table), sql(key)];
-  let total = 0;
-  for (;;) {
-    const { count } = await sql`delete from ${t} where (${k}) in (
-        select ${k} from ${t} where ${where} limit ${DELETE_BATCH}::int
-      )`;
-    total += count;
-    if (count < DELETE_BATCH || stop()) return total;
-  }
-}
-
-/**
- * The lease a process holds on the rows of one commit or one claim. It
- * expires `seconds` after the statement that took or last extended it was
- * sent, never later than by the database's clock. Settled rows leave it.
+ * The lease a process holds on the rows of one commit or one claim: it ends
+ * `seconds` after the statement that took or last extended it was sent
+ * (never later than by the database's clock). Settled rows leave it.
  */
 export class Lease {
   /** The error of an outage met while dispatching: the rest are put off. */
   outage: unknown = undefined;
-  /** The rows still held. */
   readonly open: Set<string>;
   #expiresAt: number;
 
@@ -255,7 +239,6 @@ export class Lease {
     return this.#expiresAt - performance.now();
   }
 
-  /** Lets go of rows that are settled. */
   release(ids: Iterable<string>): void {
     for (const id of ids) this.open.delete(id);
   }
@@ -271,11 +254,11 @@ export interface OutboxItem {
   readonly id: string;
   readonly type: string;
   readonly event: object;
-  /** The lease on the row, kept alive while the event is dispatched. */
+  /** Kept alive while the event is dispatched. */
   readonly lease?: Lease;
   /** Has a "not before": left to the relay, not dispatched after the commit. */
   readonly delayed?: boolean;
-  /** The trace context stored with the row, for a dispatch by the relay. */
+  /** Stored with the row; set only for a dispatch by the relay. */
   readonly traceparent?: string | null;
   /** Attempts the row used up before this dispatch. */
   readonly attempts?: number;
@@ -286,10 +269,7 @@ export class PreparedBatch {
   constructor(readonly json: string, readonly items: OutboxItem[]) {}
 }
 
-/**
- * How one dispatch failed: the handler's error, a timeout or a dependency's;
- * "outage" is put off without using up an attempt, "lease-lost" ran nothing.
- */
+/** How one dispatch failed ("lease-lost" ran nothing). */
 export interface DispatchFailure {
   readonly error: unknown;
   readonly outcome: "failed" | "parked" | "outage" | "lease-lost";
@@ -373,8 +353,8 @@ export class Outbox {
 
   /**
    * Dispatches one event within the dispatch timeout, keeping its lease
-   * alive; returns how it failed, if it did. A failure is recorded on the row
-   * (parked at the limit); an unreachable dependency puts the row off for
+   * alive; returns how it failed, if it did. A failure is recorded on the
+   * row (parked at the limit); an unreachable dependency puts the row off for
    * `outageDelaySeconds` without using up an attempt.
    */
   async dispatch(
@@ -383,7 +363,6 @@ export class Outbox {
     item: OutboxItem,
     outageDelaySeconds: number = this.retryDelaySeconds,
   ): Promise<DispatchFailure | undefined> {
-    const instruments = meters();
     const started = performance.now();
     const eventType = typeName(item.event.constructor);
     const failure = await inDispatchSpan(
@@ -391,12 +370,12 @@ export class Outbox {
       item,
       () => this.#dispatch(sql, bus, item, outageDelaySeconds),
     );
-    instruments?.dispatchDuration.record((performance.now() - started) / 1000, {
+    meters()?.dispatchDuration.record((performance.now() - started) / 1000, {
       "aftercommit.event.type": eventType,
       "aftercommit.outcome": failure?.outcome ?? "ok",
     });
     if (failure !== undefined && failure.outcome !== "lease-lost") {
-      countFailure(instruments, eventType, failure.error);
+      countFailure(eventType, failure.error);
     }
     return failure;
   }
@@ -420,7 +399,10 @@ export class Outbox {
       }
       if (lease.remainingMs() <= 0) {
         // Another process may have claimed the row: leave it to that one.
-        return { error: new Error(LEASE_LOST), outcome: "lease-lost" };
+        const error = new Error(
+          "the lease on the event ran out before it was dispatched; the relay will dispatch it",
+        );
+        return { error, outcome: "lease-lost" };
       }
     }
     const controller = new AbortController();
@@ -457,11 +439,14 @@ export class Outbox {
       );
       // A bus that honours the signal rejects with its reason at once;
       // anything else is the abandoned dispatch settling later.
+      const settled = (how: string) =>
+        logger.info(
+          "Outbox event {eventType} {eventId}: a dispatch that had timed out settled later ({how})",
+          { ...about(item), how },
+        );
       publishing.then(
-        () => straySettled(item, "returned"),
-        (error) => {
-          if (error !== outcome) straySettled(item, errorType(error));
-        },
+        () => settled("returned"),
+        (error) => error !== outcome && settled(errorType(error)),
       );
     } catch (error) {
       outcome = error;
@@ -483,7 +468,7 @@ export class Outbox {
   // Records a failed attempt; the lease lets go of the row once recorded.
   async #failed(
     sql: Query,
-    item: { id: string; type: string },
+    item: Named,
     error: unknown,
     lease: Lease | undefined,
   ): Promise<DispatchFailure> {
@@ -497,18 +482,16 @@ export class Outbox {
     const ids = [...lease.open];
     if (ids.length === 0) return;
     const sentAt = performance.now();
-    try {
-      await sql`update ${sql(this.table.name)}
+    const extended = await attempt(
+      sql`update ${sql(this.table.name)}
         set locked_until = greatest(locked_until,
           clock_timestamp() + ${lease.seconds}::float8 * interval '1 second')
-        where id = any(${ids}::text[]) and done_at is null and parked_at is null`;
-      lease.renewed(sentAt);
-    } catch (error) {
-      logger.warn(
-        "Could not extend the lease of {eventCount} outbox events: {errorType}",
-        { eventCount: ids.length, errorType: errorType(error) },
-      );
-    }
+        where id = any(${ids}::text[]) and done_at is null and parked_at is null`,
+      "warn",
+      "Could not extend the lease of {eventCount} outbox events: {errorType}",
+      { eventCount: ids.length },
+    );
+    if (extended !== undefined) lease.renewed(sentAt);
   }
 
   /**
@@ -519,25 +502,22 @@ export class Outbox {
     sql: Query,
     ids: readonly string[],
     delaySeconds: number,
-    failed?: { id: string; type: string },
+    failed?: Named,
     error?: unknown,
   ): Promise<void> {
     if (ids.length === 0) return;
-    try {
-      const note = failed === undefined ? null : formatError(error);
-      await sql`update ${sql(this.table.name)}
+    const note = failed === undefined ? null : formatError(error);
+    const deferred = await attempt(
+      sql`update ${sql(this.table.name)}
         set locked_until = clock_timestamp() + ${delaySeconds}::float8 * interval '1 second',
           last_error = case when id = ${failed?.id ?? null}::text
             then ${note}::text else last_error end
-        where id = any(${ids}::text[]) and done_at is null and parked_at is null`;
-    } catch (writeError) {
-      logger.warn(
-        "Could not put off {eventCount} outbox events after an outage: {errorType}",
-        { eventCount: ids.length, errorType: errorType(writeError) },
-      );
-      return;
-    }
-    if (failed !== undefined) {
+        where id = any(${ids}::text[]) and done_at is null and parked_at is null`,
+      "warn",
+      "Could not put off {eventCount} outbox events after an outage: {errorType}",
+      { eventCount: ids.length },
+    );
+    if (deferred !== undefined && failed !== undefined) {
       logger.warn(
         "Outbox event {eventType} {eventId} could not be dispatched: a dependency is unreachable ({errorType}); retrying in {delaySeconds} s without using up an attempt",
         { ...about(failed), errorType: errorType(error), delaySeconds },
@@ -546,8 +526,8 @@ export class Outbox {
   }
 
   /**
-   * Rebuilds a claimed row's event and dispatches it (see `dispatch`); an
-   * event that cannot be rebuilt is a failed attempt, traced and counted.
+   * Rebuilds a claimed row's event and dispatches it; an event that cannot
+   * be rebuilt is a failed attempt, traced and counted.
    */
   async dispatchRow(
     sql: Query,
@@ -560,13 +540,12 @@ export class Outbox {
     try {
       event = this.registry.deserialize(row.type, row.payload);
     } catch (error) {
-      const failure = await inDispatchSpan(
+      countFailure(row.type, error);
+      return await inDispatchSpan(
         row.type,
         row,
         () => this.#failed(sql, row, error, lease),
       );
-      countFailure(meters(), row.type, error);
-      return failure;
     }
     const item = { ...row, event, lease };
     return await this.dispatch(sql, bus, item, outageDelaySeconds);
@@ -575,13 +554,15 @@ export class Outbox {
   /** Records and logs a failure of `item`; `undefined` if not recorded. */
   async recordFailure(
     sql: Query,
-    item: { id: string; type: string },
+    item: Named,
     error: unknown,
-  ): Promise<RecordedFailure | undefined> {
-    let recorded: RecordedFailure | undefined;
-    try {
-      // In SET, "attempts" is the value before this update.
-      [recorded] = await sql<RecordedFailure[]>`update ${sql(this.table.name)}
+  ): Promise<{ attempts: number; parked: boolean } | undefined> {
+    // In SET, "attempts" is the value before this update. When the update
+    // fails, the row keeps its lease and stays undone: the relay retries it.
+    const rows = await attempt(
+      sql<{ attempts: number; parked: boolean }[]>`update ${
+        sql(this.table.name)
+      }
         set attempts = attempts + 1,
           last_error = ${formatError(error)},
           locked_until = clock_timestamp() + least(
@@ -591,29 +572,20 @@ export class Outbox {
           parked_at = case when attempts + 1 >= ${this.maxAttempts}::int
             then clock_timestamp() end
         where id = ${item.id} and done_at is null
-        returning attempts, parked_at is not null as parked`;
-    } catch (writeError) {
-      // The row keeps its lease and stays undone: the relay retries it.
-      logger.error(
-        "Could not record the failure of outbox event {eventType} {eventId}: {errorType}",
-        { ...about(item), errorType: errorType(writeError) },
-      );
-      return undefined;
-    }
+        returning attempts, parked_at is not null as parked`,
+      "error",
+      "Could not record the failure of outbox event {eventType} {eventId}: {errorType}",
+      about(item),
+    );
+    const recorded = rows?.[0];
     if (recorded === undefined) return undefined;
     const { attempts, parked } = recorded;
-    const fields = { ...about(item), attempts, errorType: errorType(error) };
-    if (parked) {
-      logger.error(
-        "Parked outbox event {eventType} {eventId} after {attempts} failed attempts: {errorType}; it will not be retried",
-        fields,
-      );
-    } else {
-      logger.warn(
-        "Outbox event {eventType} {eventId} failed on attempt {attempts}: {errorType}; the relay will retry it",
-        fields,
-      );
-    }
+    logger[parked ? "error" : "warn"](
+      parked
+        ? "Parked outbox event {eventType} {eventId} after {attempts} failed attempts: {errorType}; it will not be retried"
+        : "Outbox event {eventType} {eventId} failed on attempt {attempts}: {errorType}; the relay will retry it",
+      { ...about(item), attempts, errorType: errorType(error) },
+    );
     return recorded;
   }
 
@@ -625,8 +597,9 @@ export class Outbox {
   async markDone(sql: Query, ids: readonly string[]): Promise<boolean> {
     if (ids.length === 0) return true;
     try {
-      // Unnamed, so planned each run: a prepared statement's generic plan,
-      // made while the table was small, stays a sequential scan as it grows.
+      // Unnamed, so planned each run (unsafe() is the driver's only way): a
+      // prepared statement's generic plan, made while the table was small,
+      // stays a sequential scan as it grows.
       await sql.unsafe(
         `update ${quoted(this.table.name)}
         set done_at = clock_timestamp(), locked_until = null,
@@ -683,35 +656,41 @@ async function inDispatchSpan(
   });
 }
 
-function countFailure(
-  instruments: ReturnType<typeof meters>,
-  eventType: string,
-  error: unknown,
-): void {
-  instruments?.failures.add(1, {
+function countFailure(eventType: string, error: unknown): void {
+  meters()?.failures.add(1, {
     "aftercommit.component": "outbox",
     "aftercommit.event.type": eventType,
     "error.type": errorType(error),
   });
 }
 
-function straySettled(item: OutboxItem, how: string): void {
-  logger.info(
-    "Outbox event {eventType} {eventId}: a dispatch that had timed out settled later ({how})",
-    { ...about(item), how },
-  );
+// Runs one statement; a failure is logged with its type and gives undefined.
+async function attempt<T>(
+  statement: PromiseLike<T>,
+  level: "warn" | "error",
+  message: string,
+  fields: Record<string, unknown>,
+): Promise<T | undefined> {
+  try {
+    return await statement;
+  } catch (error) {
+    logger[level](message, { ...fields, errorType: errorType(error) });
+    return undefined;
+  }
 }
 
 // The log properties that name an event.
-function about(item: { id: string; type: string }) {
-  return { eventType: item.type, eventId: item.id };
-}
+const about = (item: Named) => ({
+  eventType: item.type,
+  eventId: item.id,
+});
 
 // Beyond isConnectionError's lost or refused connections: a server with no
 // free slot, Deno's socket error names, and node-postgres (under pg-boss),
 // which reports some without a code.
-const OUTAGE_CODES = new Set(["53300", "EHOSTDOWN"]);
-const OUTAGE_NAMES = new Set([
+const OUTAGE_CODES_AND_NAMES = new Set([
+  "53300",
+  "EHOSTDOWN",
   "ConnectionRefused",
   "ConnectionReset",
   "ConnectionAborted",
@@ -727,10 +706,10 @@ const OUTAGE_MESSAGES =
  */
 export function isOutage(error: unknown, depth = 0): boolean {
   if (error === null || typeof error !== "object" || depth > 8) return false;
-  if (isConnectionError(error)) return true;
   const { code, name, message } = error as Record<string, unknown>;
   if (
-    OUTAGE_CODES.has(code as string) || OUTAGE_NAMES.has(name as string) ||
+    isConnectionError(error) || OUTAGE_CODES_AND_NAMES.has(code as string) ||
+    OUTAGE_CODES_AND_NAMES.has(name as string) ||
     (typeof message === "string" && OUTAGE_MESSAGES.test(message))
   ) {
     return true;

@@ -1,18 +1,8 @@
-/**
- * The inbox: consumer-side deduplication for at-least-once delivery.
- *
- * @module
- */
+// The inbox: consumer-side deduplication for at-least-once delivery.
 import { getLogger } from "@logtape/logtape";
 import { describe } from "../../internal/describe.ts";
 import { expected, fail, number } from "../../internal/rules.ts";
-import {
-  deleteInBatches,
-  indexName,
-  migrateTable,
-  quoted,
-  readTable,
-} from "./_outbox.ts";
+import { deleteInBatches, migrateTable, quoted, readTable } from "./_outbox.ts";
 import type { PostgresOutboxClient } from "./outbox.ts";
 import { assertClient, type Query } from "./_transaction.ts";
 
@@ -26,8 +16,7 @@ const MAX_HANDLER_LENGTH = 200;
 /** Options of {@linkcode Inbox} and {@linkcode migrateInbox}. */
 export interface InboxOptions {
   /**
-   * The table: `name` or `schema.name` (letters, digits and `_`, at most 50
-   * characters each).
+   * The table: `name` or `schema.name` (letters, digits and `_`).
    * @default {"aftercommit_inbox"}
    */
   readonly table?: string;
@@ -61,11 +50,9 @@ export type OnceResult<T> =
 
 /**
  * Consumer-side deduplication: {@linkcode Inbox.once} runs a handler's
- * database effects at most once per (event id, handler name), however often
- * the outbox delivers the event, by writing a record in the same
- * transaction as the effects. Concurrent deliveries are safe (the second
- * insert waits for the first transaction). Effects outside the database (an
- * HTTP call, an email) are not covered.
+ * database effects at most once per (event id, handler name), by writing a
+ * record in the same transaction as the effects. Effects outside the
+ * database (an HTTP call, an email) are not covered.
  *
  * @example Count each registration once, whatever the redeliveries
  * ```ts
@@ -127,28 +114,26 @@ export class Inbox {
     assertTransaction(sql, action);
     const eventId = (event as { eventId?: unknown } | null)?.eventId;
     if (typeof eventId !== "string" || eventId === "") {
+      const whose = event !== null && typeof event === "object"
+        ? ` whose eventId is ${describe(eventId)}`
+        : "";
       fail(
         action,
         `expected an event with a string eventId (a DomainEvent), received ${
           describe(event)
-        }${
-          event !== null && typeof event === "object"
-            ? ` whose eventId is ${describe(eventId)}`
-            : ""
-        }; pass the event the handler received`,
+        }${whose}; pass the event the handler received`,
       );
     }
     if (
       typeof handler !== "string" || handler === "" ||
       handler.length > MAX_HANDLER_LENGTH
     ) {
+      const received = typeof handler === "string"
+        ? `a string of ${handler.length} characters`
+        : describe(handler);
       fail(
         action,
-        `handler must be a name of 1 to ${MAX_HANDLER_LENGTH} characters such as "Stats.countSignup", received ${
-          typeof handler === "string"
-            ? `a string of ${handler.length} characters`
-            : describe(handler)
-        }`,
+        `handler must be a name of 1 to ${MAX_HANDLER_LENGTH} characters such as "Stats.countSignup", received ${received}`,
       );
     }
     if (typeof work !== "function") {
@@ -202,19 +187,16 @@ export class Inbox {
   ): Promise<number> {
     const action = "purge inbox";
     assertClient(sql, action);
-    if (typeof options?.olderThanSeconds !== "number") {
+    const olderThanSeconds = options?.olderThanSeconds;
+    if (typeof olderThanSeconds !== "number") {
       fail(
         action,
         `options.olderThanSeconds must be a number of seconds, received ${
-          describe(options?.olderThanSeconds)
+          describe(olderThanSeconds)
         }; pass the retention, such as { olderThanSeconds: 30 * 86_400 }`,
       );
     }
-    const olderThanSeconds = number(0)(
-      options.olderThanSeconds,
-      "options.olderThanSeconds",
-      action,
-    );
+    number(0)(olderThanSeconds, "options.olderThanSeconds", action);
     const total = await deleteInBatches(
       sql,
       this.#name,
@@ -232,24 +214,30 @@ export class Inbox {
   /** Same as {@linkcode migrateInbox}, on this inbox's table. */
   async migrate(sql: PostgresOutboxClient): Promise<void> {
     assertClient(sql, "migrate inbox");
-    const t = sql(this.#name);
-    const index = sql(indexName(this.#name, "processed_idx"));
-    await migrateTable(sql, `aftercommit.inbox:${this.#name}`, async (tx) => {
-      await tx`create table if not exists ${t} (
+    const [name, t] = [this.#name, sql(this.#name)];
+    await migrateTable(
+      sql,
+      `aftercommit.inbox:${name}`,
+      name,
+      async (tx, index) => {
+        await tx`create table if not exists ${t} (
         event_id text not null,
         handler text not null,
         processed_at timestamptz not null default clock_timestamp(),
         primary key (event_id, handler)
       )`;
-      await tx`create index if not exists ${index} on ${t} (processed_at)`;
-    });
-    logger.debug("Inbox table {table} is in place", { table: this.#name });
+        await tx`create index if not exists ${
+          index("processed_idx")
+        } on ${t} (processed_at)`;
+      },
+    );
+    logger.debug("Inbox table {table} is in place", { table: name });
   }
 }
 
 /**
  * Creates the inbox table when missing; safe at every start and from several
- * processes (`if not exists`, under an advisory lock).
+ * processes.
  *
  * @throws {TypeError} When `sql` is not a postgres.js client or the table
  * name is invalid.
@@ -258,10 +246,10 @@ export async function migrateInbox(
   sql: PostgresOutboxClient,
   options: InboxOptions = {},
 ): Promise<void> {
-  assertClient(sql, "migrate inbox");
   await new Inbox(options).migrate(sql);
 }
 
+// Also types `sql` as a Query, which the looser InboxTransaction is not.
 function assertTransaction(
   sql: unknown,
   action: string,

@@ -1,13 +1,7 @@
-/**
- * The transactional outbox on PostgreSQL: its options, its table and the
- * migration that creates it.
- *
- * @module
- */
+// The transactional outbox on PostgreSQL: its options and its migration.
 import type { EventRegistry } from "../../application/outbox/event_registry.ts";
 import { DEFAULT_OUTBOX_TABLE, OutboxTable, readTable } from "./_outbox.ts";
-import { assertClient } from "./_transaction.ts";
-import type { PostgresClient } from "./_transaction.ts";
+import { assertClient, type PostgresClient } from "./_transaction.ts";
 
 export { DEFAULT_OUTBOX_TABLE };
 
@@ -20,8 +14,7 @@ export type PostgresOutboxClient = PostgresClient;
  */
 export interface OutboxOptions {
   /**
-   * The table: `name` or `schema.name` (letters, digits and `_`, at most 50
-   * characters each).
+   * The table: `name` or `schema.name` (letters, digits and `_`).
    * @default {"aftercommit_outbox"}
    */
   readonly table?: string;
@@ -31,16 +24,14 @@ export interface OutboxOptions {
    */
   readonly registry?: EventRegistry;
   /**
-   * Seconds an event is reserved for the process that wrote or claimed it;
-   * the holder extends it while dispatching, so it runs out only when that
-   * process died or lost the database.
+   * Seconds an event is reserved for the process that wrote or claimed it,
+   * extended while it dispatches.
    * @default {30}
    */
   readonly leaseSeconds?: number;
   /**
-   * Seconds one event's handlers may take. Then their `AbortSignal` is
-   * aborted, the attempt fails with a `DispatchTimeoutError`, and what they
-   * still do runs unwatched.
+   * Seconds one event's handlers may take; then their `AbortSignal` is
+   * aborted and the attempt fails with a `DispatchTimeoutError`.
    * @default {10}
    */
   readonly dispatchTimeoutSeconds?: number;
@@ -61,15 +52,12 @@ export interface OutboxOptions {
   readonly maxRetryDelaySeconds?: number;
 }
 
-/**
- * Where a unit of work in outbox mode stands, for crash tests: committed
- * (nothing dispatched yet) or dispatched (nothing marked done yet).
- */
+/** Where a unit of work in outbox mode stands, for crash tests. */
 export type OutboxCheckpoint = "committed" | "dispatched";
 
 /**
  * Creates the outbox table and its indexes when missing; safe at every start
- * and from several processes (`if not exists`, under an advisory lock).
+ * and from several processes.
  *
  * @throws {TypeError} When `sql` is not a postgres.js client or the table
  * name is invalid.
@@ -89,6 +77,6 @@ export async function migrateOutbox(
 ): Promise<void> {
   const action = "migrate outbox";
   assertClient(sql, action);
-  await new OutboxTable(readTable(options, DEFAULT_OUTBOX_TABLE, action))
-    .migrate(sql);
+  const table = readTable(options, DEFAULT_OUTBOX_TABLE, action);
+  await new OutboxTable(table).migrate(sql);
 }

@@ -1,9 +1,4 @@
-/**
- * {@linkcode OutboxAdmin}: see and repair the transactional outbox: counts,
- * parked events, requeue and purge.
- *
- * @module
- */
+// OutboxAdmin: see and repair the transactional outbox.
 import type postgres from "postgres";
 import { getLogger } from "@logtape/logtape";
 import {
@@ -21,6 +16,7 @@ import { assertClient } from "./_transaction.ts";
 export type OutboxAdminClient = PostgresOutboxClient;
 
 const logger = getLogger(["aftercommit", "outbox"]);
+type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** The outbox's counts, from {@linkcode OutboxAdmin.stats}. */
 export interface OutboxStats {
@@ -38,7 +34,7 @@ export interface OutboxStats {
 
 /** A parked event, from {@linkcode OutboxAdmin.listParked}. */
 export interface ParkedEvent {
-  /** The event id (the row's primary key). */
+  /** The event id. */
   readonly id: string;
   /** The event's registered type name. */
   readonly type: string;
@@ -192,9 +188,9 @@ export class OutboxAdmin {
    * @throws {TypeError} When the selection is invalid.
    */
   async countParked(selection: ParkedSelection): Promise<number> {
-    const where = this.#where(selection, "count parked outbox events");
+    const { where } = this.#where(selection, "count parked outbox events");
     const [row] = await this.#sql<[{ n: number }]>`
-      select count(*)::int as n from ${this.#table} where ${where.sql}`;
+      select count(*)::int as n from ${this.#table} where ${where}`;
     return row.n;
   }
 
@@ -204,14 +200,15 @@ export class OutboxAdmin {
    *
    * @throws {TypeError} When the selection is invalid; nothing changes then.
    */
-  async requeueParked(selection: ParkedSelection): Promise<number> {
-    const where = this.#where(selection, "requeue parked outbox events");
-    return await this.#change(
+  requeueParked(selection: ParkedSelection): Promise<number> {
+    return this.#change(
+      selection,
+      "requeue",
       "Requeued",
-      where.label,
-      this.#sql`update ${this.#table}
+      (where) =>
+        this.#sql`update ${this.#table}
         set parked_at = null, attempts = 0, locked_until = null
-        where ${where.sql}`,
+        where ${where}`,
     );
   }
 
@@ -220,34 +217,36 @@ export class OutboxAdmin {
    *
    * @throws {TypeError} When the selection is invalid; nothing changes then.
    */
-  async purgeParked(selection: ParkedSelection): Promise<number> {
-    const where = this.#where(selection, "purge parked outbox events");
-    return await this.#change(
+  purgeParked(selection: ParkedSelection): Promise<number> {
+    return this.#change(
+      selection,
+      "purge",
       "Purged",
-      where.label,
-      this.#sql`delete from ${this.#table} where ${where.sql}`,
+      (where) => this.#sql`delete from ${this.#table} where ${where}`,
     );
   }
 
   async #change(
+    selection: ParkedSelection,
     verb: string,
-    selection: string,
-    statement: PromiseLike<{ count: number }>,
+    done: string,
+    statement: (where: Fragment) => PromiseLike<{ count: number }>,
   ): Promise<number> {
-    const { count } = await statement;
-    logger.info(`${verb} {count} parked outbox events ({selection})`, {
-      count,
+    const { where, label } = this.#where(
       selection,
+      `${verb} parked outbox events`,
+    );
+    const { count } = await statement(where);
+    logger.info(`${done} {count} parked outbox events ({selection})`, {
+      count,
+      selection: label,
     });
     return count;
   }
 
   // Checks a selection and turns it into a WHERE clause.
-  #where(
-    value: unknown,
-    action: string,
-  ): { sql: postgres.PendingQuery<postgres.Row[]>; label: string } {
-    const { ids, by: type, all } = selection(
+  #where(value: unknown, action: string): { where: Fragment; label: string } {
+    const { ids = [], by: type, all } = selection(
       value,
       action,
       "type",
@@ -257,14 +256,12 @@ export class OutboxAdmin {
     );
     const sql = this.#sql;
     const parked = sql`parked_at is not null and done_at is null`;
-    if (all) return { sql: parked, label: "all" };
-    if (type !== undefined) {
-      return { sql: sql`${parked} and type = ${type}`, label: `type ${type}` };
-    }
-    const list = ids ?? [];
-    return {
-      sql: sql`${parked} and id = any(${list}::text[])`,
-      label: `${list.length} ids`,
-    };
+    if (all) return { where: parked, label: "all" };
+    return type === undefined
+      ? {
+        where: sql`${parked} and id = any(${ids}::text[])`,
+        label: `${ids.length} ids`,
+      }
+      : { where: sql`${parked} and type = ${type}`, label: `type ${type}` };
   }
 }

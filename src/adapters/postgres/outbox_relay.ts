@@ -1,9 +1,5 @@
-/**
- * {@linkcode OutboxRelay}: dispatches the outbox events that no process
- * finished (a crash between the commit and the mark, or a failed handler).
- *
- * @module
- */
+// OutboxRelay: dispatches the outbox events that no process finished (a
+// crash between the commit and the mark, or a failed handler).
 import { getLogger } from "@logtape/logtape";
 import type { BatchObservableResult } from "@opentelemetry/api";
 import { defaultBus } from "../../application/event_bus.ts";
@@ -95,6 +91,11 @@ export interface OutboxRelayPass {
 }
 
 const RELAY_OPTIONS = {
+  bus: (value: unknown, what: string, action: string): EventPublisher => {
+    const bus = value ?? defaultBus;
+    assertPublishAll(bus, what, action);
+    return bus as EventPublisher;
+  },
   batchSize: integer(1, 100_000, 100),
   pollIntervalSeconds: seconds(1),
   retentionSeconds: number(0, 604_800),
@@ -121,8 +122,7 @@ const STOP_GRACE_MS = 5000;
  * Dispatches outbox events left undone (a crash, a failed handler), at least
  * once: every `pollIntervalSeconds` it claims the oldest undone events whose
  * lease and delay are over, dispatches them and marks them done. Several
- * relays may run at once (`FOR UPDATE SKIP LOCKED`), and no transaction stays
- * open while handlers run.
+ * relays may run at once (`FOR UPDATE SKIP LOCKED`).
  *
  * @example Start the relay next to the units of work
  * ```ts
@@ -144,7 +144,6 @@ const STOP_GRACE_MS = 5000;
 export class OutboxRelay implements AsyncDisposable {
   readonly #sql: Sql;
   readonly #outbox: Outbox;
-  readonly #bus: EventPublisher;
   readonly #config: Read<typeof RELAY_OPTIONS>;
   #outageDelayMs = 0;
   #loop: Promise<void> | undefined;
@@ -154,8 +153,8 @@ export class OutboxRelay implements AsyncDisposable {
   #lastCleanup = -Infinity;
 
   /**
-   * Creates a relay; {@linkcode OutboxRelay.start} starts it. Give it the
-   * outbox options the units of work have.
+   * Creates a relay with the outbox options the units of work have;
+   * {@linkcode OutboxRelay.start} starts it.
    *
    * @throws {TypeError} When `sql` is not a postgres.js client or an option
    * has the wrong type; a RangeError when a number is out of range.
@@ -164,11 +163,8 @@ export class OutboxRelay implements AsyncDisposable {
     const action = "create OutboxRelay";
     assertClient(sql, action);
     this.#outbox = new Outbox(options, action);
-    const bus = options.bus ?? defaultBus;
-    assertPublishAll(bus, "options.bus", action);
     this.#config = readOptions(options, RELAY_OPTIONS, action);
     this.#sql = sql;
-    this.#bus = bus;
   }
 
   /** Whether the relay has been started and not stopped. */
@@ -201,23 +197,24 @@ export class OutboxRelay implements AsyncDisposable {
   #observe(): (() => void) | undefined {
     const m = meter();
     if (m === undefined) return undefined;
-    const pending = m.createObservableGauge("aftercommit.outbox.pending", {
-      description: "Undone events in the outbox, not parked",
-      unit: "{event}",
-    });
-    const parked = m.createObservableGauge("aftercommit.outbox.parked", {
-      description: "Parked events in the outbox, waiting for a repair",
-      unit: "{event}",
-    });
-    const sql = this.#sql;
-    const t = sql(this.#outbox.table.name);
-    const attributes = { "db.collection.name": this.#outbox.table.name };
+    const gauge = (name: string, description: string) =>
+      m.createObservableGauge(`aftercommit.outbox.${name}`, {
+        description,
+        unit: "{event}",
+      });
+    const pending = gauge("pending", "Undone events in the outbox, not parked");
+    const parked = gauge(
+      "parked",
+      "Parked events in the outbox, waiting for a repair",
+    );
+    const [sql, table] = [this.#sql, this.#outbox.table.name];
+    const attributes = { "db.collection.name": table };
     const callback = async (result: BatchObservableResult): Promise<void> => {
       try {
         const [row] = await sql<[{ pending: number; parked: number }]>`select
-            (select count(*) from ${t}
+            (select count(*) from ${sql(table)}
               where done_at is null and parked_at is null)::int as pending,
-            (select count(*) from ${t}
+            (select count(*) from ${sql(table)}
               where parked_at is not null and done_at is null)::int as parked`;
         result.observe(pending, row.pending, attributes);
         result.observe(parked, row.parked, attributes);
@@ -234,19 +231,18 @@ export class OutboxRelay implements AsyncDisposable {
 
   /**
    * Runs one pass: claims up to `batchSize` events and dispatches them in
-   * order; an outage stops the pass and puts the rest off. Call it to drain
-   * the outbox on demand: `while ((await relay.runOnce()).claimed > 0);`.
+   * order; an outage stops the pass and puts the rest off. To drain the
+   * outbox on demand: `while ((await relay.runOnce()).claimed > 0);`.
    *
    * @throws The driver's error when the claim fails (nothing is claimed).
    */
   async runOnce(): Promise<OutboxRelayPass> {
-    const outbox = this.#outbox;
-    const sql = this.#sql;
+    const { table, leaseSeconds } = this.#outbox;
     const sentAt = performance.now();
-    const rows = await outbox.table.claim(
-      sql,
+    const rows = await table.claim(
+      this.#sql,
       this.#config.batchSize,
-      outbox.leaseSeconds,
+      leaseSeconds,
     );
     if (rows.length === 0) return NOTHING;
     if (!tracing()) return await this.#pass(rows, sentAt);
@@ -256,7 +252,7 @@ export class OutboxRelay implements AsyncDisposable {
         "messaging.operation.type": "receive",
         "messaging.operation.name": "outbox relay pass",
         "messaging.batch.message_count": rows.length,
-        "db.collection.name": outbox.table.name,
+        "db.collection.name": table.name,
       },
     }, async (span) => {
       const pass = await this.#pass(rows, sentAt);
@@ -271,12 +267,8 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   // Dispatches the claimed rows, in order.
-  async #pass(
-    rows: readonly ClaimedRow[],
-    sentAt: number,
-  ): Promise<OutboxRelayPass> {
-    const outbox = this.#outbox;
-    const sql = this.#sql;
+  async #pass(rows: ClaimedRow[], sentAt: number): Promise<OutboxRelayPass> {
+    const [outbox, sql] = [this.#outbox, this.#sql];
     const lease = new Lease(rows.map((r) => r.id), outbox.leaseSeconds, sentAt);
     const pass = { ...NOTHING, claimed: rows.length };
     let unmarked: string[] = [];
@@ -298,7 +290,7 @@ export class OutboxRelay implements AsyncDisposable {
       }
       const failure = await outbox.dispatchRow(
         sql,
-        this.#bus,
+        this.#config.bus,
         row,
         lease,
         this.#nextOutageDelayMs() / 1000,
@@ -327,15 +319,11 @@ export class OutboxRelay implements AsyncDisposable {
     await flush();
     // The rest wait out the backoff after an outage; on stop() they are free
     // for another relay at once.
-    const rest = rows.slice(index).map((r) => r.id).filter((id) =>
-      lease.open.has(id)
-    );
+    const rest = rows.slice(index).map((r) => r.id)
+      .filter((id) => lease.open.has(id));
     if (rest.length > 0 && (pass.outage || this.#stopping)) {
-      await outbox.deferOutage(
-        sql,
-        rest,
-        pass.outage ? this.#nextOutageDelayMs() / 1000 : 0,
-      );
+      const delay = pass.outage ? this.#nextOutageDelayMs() / 1000 : 0;
+      await outbox.deferOutage(sql, rest, delay);
       lease.release(rest);
       pass.deferred += rest.length;
     }
@@ -381,18 +369,16 @@ export class OutboxRelay implements AsyncDisposable {
     this.#unobserve?.();
     this.#unobserve = undefined;
     this.#wake?.();
-    const loop = this.#loop;
-    if (loop === undefined) return;
-    const bound = this.#outbox.dispatchTimeoutSeconds * 1000 + STOP_GRACE_MS;
-    if (!await withDeadline(loop.then(() => true), bound)) {
+    if (this.#loop === undefined) return;
+    const table = this.#outbox.table.name;
+    const ms = this.#outbox.dispatchTimeoutSeconds * 1000 + STOP_GRACE_MS;
+    if (!await withDeadline(this.#loop.then(() => true), ms)) {
       logger.warn(
         "Outbox relay on {table} did not finish its pass within {ms} ms of stop(); returning, the pass ends by itself",
-        { table: this.#outbox.table.name, ms: bound },
+        { table, ms },
       );
     } else if (wasRunning) {
-      logger.info("Outbox relay stopped on {table}", {
-        table: this.#outbox.table.name,
-      });
+      logger.info("Outbox relay stopped on {table}", { table });
     }
   }
 
@@ -402,19 +388,18 @@ export class OutboxRelay implements AsyncDisposable {
   }
 
   async #run(): Promise<void> {
+    const config = this.#config;
     while (!this.#stopping) {
       let full = false;
       let outage = false;
       try {
         const pass = await this.runOnce();
         outage = pass.outage;
-        full = !outage && pass.claimed === this.#config.batchSize;
+        full = !outage && pass.claimed === config.batchSize;
         const now = performance.now();
         if (
-          !outage &&
-          now - this.#lastCleanup >=
-            this.#config.cleanupIntervalSeconds * 1000 &&
-          !this.#stopping
+          !outage && !this.#stopping &&
+          now - this.#lastCleanup >= config.cleanupIntervalSeconds * 1000
         ) {
           this.#lastCleanup = now;
           await this.cleanup();
@@ -437,26 +422,24 @@ export class OutboxRelay implements AsyncDisposable {
         const delay = this.#nextOutageDelayMs();
         this.#outageDelayMs = Math.min(
           delay * 2,
-          Math.max(this.#config.maxOutageDelaySeconds * 1000, delay),
+          Math.max(config.maxOutageDelaySeconds * 1000, delay),
         );
         await this.#sleep(delay);
-      } else {
-        if (this.#outageDelayMs !== 0) {
-          logger.info("Outbox relay on {table} is dispatching again", {
-            table: this.#outbox.table.name,
-          });
-        }
-        this.#outageDelayMs = 0;
-        if (!full) await this.#sleep(this.#config.pollIntervalSeconds * 1000);
+        continue;
       }
+      if (this.#outageDelayMs !== 0) {
+        logger.info("Outbox relay on {table} is dispatching again", {
+          table: this.#outbox.table.name,
+        });
+      }
+      this.#outageDelayMs = 0;
+      if (!full) await this.#sleep(config.pollIntervalSeconds * 1000);
     }
   }
 
   // The wait after the current outage's next failed pass.
   #nextOutageDelayMs(): number {
-    return this.#outageDelayMs === 0
-      ? this.#config.outageDelaySeconds * 1000
-      : this.#outageDelayMs;
+    return this.#outageDelayMs || this.#config.outageDelaySeconds * 1000;
   }
 
   // Waits `ms`, or until stop() wakes it.
