@@ -246,41 +246,23 @@ export const SCRIPT = String.raw`"use strict";
   const fmtAge = (s) => s == null ? "–" : s < 60 ? Math.floor(s) + " s" : s < 3600 ? Math.floor(s / 60) + " min"
     : s < 172800 ? Math.floor(s / 3600) + " h" : Math.floor(s / 86400) + " d";
   const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
+  // An element with these properties and children (a string is text).
+  const el = (tag, props, ...children) => {
+    const e = Object.assign(document.createElement(tag), props);
+    e.append(...children);
+    return e;
+  };
 
-  function cell(tr, text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    tr.appendChild(td);
-    return td;
+  // Fills the "<name>-table" with one row per item, each cell [content,
+  // class], and shows "<name>-empty" instead when there is none.
+  function fill(name, rows, cells) {
+    $(name + "-table").tBodies[0].replaceChildren(...rows.map((row) =>
+      el("tr", {}, ...cells(row).map(([content, className = ""]) => el("td", { className }, content)))));
+    $(name + "-table").hidden = rows.length === 0;
+    $(name + "-empty").hidden = rows.length !== 0;
   }
-  function fieldsCell(tr, value) {
-    const td = cell(tr, "", "fields");
-    if (value !== undefined) {
-      const code = document.createElement("code");
-      code.textContent = JSON.stringify(value);
-      td.appendChild(code);
-    }
-  }
-  function button(tr, label, accessibleName, onClick) {
-    const td = cell(tr, "");
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = label;
-    b.setAttribute("aria-label", accessibleName);
-    b.addEventListener("click", onClick);
-    td.appendChild(b);
-  }
-  function fill(tableId, emptyId, rows, render) {
-    const body = $(tableId).tBodies[0];
-    body.replaceChildren(...rows.map((row) => {
-      const tr = document.createElement("tr");
-      render(tr, row);
-      return tr;
-    }));
-    $(tableId).hidden = rows.length === 0;
-    $(emptyId).hidden = rows.length !== 0;
-  }
+  const fields = (value) => [value === undefined ? "" : el("code", { textContent: JSON.stringify(value) }), "fields"];
+  const button = (label, ariaLabel, onclick) => [el("button", { type: "button", textContent: label, ariaLabel, onclick })];
 
   function chart(svg, history, keys, unit, format) {
     const W = 600, H = 160, L = 46, B = 18, T = 8;
@@ -292,90 +274,72 @@ export const SCRIPT = String.raw`"use strict";
     max = max <= 0 ? 1 : max * 1.15;
     const x = (t) => L + (W - L - 4) * (t - from) / span;
     const y = (v) => T + (H - T - B) * (1 - v / max);
-    const el = (name, attributes, text = "") => {
+    const svgEl = (name, attributes, text = "") => {
       const e = document.createElementNS("http://www.w3.org/2000/svg", name);
       for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
       e.textContent = text;
       return e;
     };
-    const parts = [];
-    for (const f of [0, 0.5, 1]) {
-      parts.push(el("line", { class: "grid", x1: L, x2: W, y1: y(max * f), y2: y(max * f) }));
-      parts.push(el("text", { x: 2, y: y(max * f) + 4 }, format(max * f)));
-    }
-    parts.push(el("text", { x: L, y: H - 3, "text-anchor": "start" }, history.length > 1 ? "−" + Math.round(span / 1000) + " s" : ""));
-    parts.push(el("text", { x: W - 2, y: H - 3, "text-anchor": "end" }, "now"));
+    const parts = [0, 0.5, 1].flatMap((f) => [
+      svgEl("line", { class: "grid", x1: L, x2: W, y1: y(max * f), y2: y(max * f) }),
+      svgEl("text", { x: 2, y: y(max * f) + 4 }, format(max * f)),
+    ]);
+    parts.push(svgEl("text", { x: L, y: H - 3, "text-anchor": "start" }, history.length > 1 ? "−" + Math.round(span / 1000) + " s" : ""));
+    parts.push(svgEl("text", { x: W - 2, y: H - 3, "text-anchor": "end" }, "now"));
     keys.forEach((k, i) => {
       const points = history.filter((p) => p[k] != null).map((p) => x(p.t).toFixed(1) + "," + y(p[k]).toFixed(1));
-      parts.push(el("polyline", { class: "l" + (i + 1), points: points.join(" "), "data-points": points.length }));
+      parts.push(svgEl("polyline", { class: "l" + (i + 1), points: points.join(" "), "data-points": points.length }));
     });
     svg.replaceChildren(...parts);
-    const lastPoint = history[history.length - 1];
-    svg.setAttribute("aria-label", lastPoint
-      ? keys.map((k) => k.replace(/Ms$|PerSecond$/, "") + " " + (lastPoint[k] == null ? "no data" : format(lastPoint[k]))).join(", ") + " " + unit + ", " + history.length + " samples"
+    const last = history[history.length - 1];
+    svg.setAttribute("aria-label", last
+      ? keys.map((k) => k.replace(/Ms$|PerSecond$/, "") + " " + (last[k] == null ? "no data" : format(last[k]))).join(", ") + " " + unit + ", " + history.length + " samples"
       : "no data yet");
   }
 
   function render(s) {
     document.body.classList.toggle("show-fields", showFields.checked);
-    $("updated").textContent = "Updated " + new Date(s.at).toLocaleTimeString() + " · every " + (refreshMs / 1000) + " s";
     const problems = s.unavailable || [];
-    $("problem").hidden = problems.length === 0;
-    $("problem").textContent = problems.join(" ");
+    Object.assign($("problem"), { hidden: problems.length === 0, textContent: problems.join(" ") });
     const h = s.history;
     const now = h[h.length - 1] || {};
-    $("events-rate").textContent = fmtRate(now.eventsPerSecond);
-    $("jobs-rate").textContent = fmtRate(now.jobsPerSecond);
-    $("p50").textContent = fmtMs(now.p50Ms);
-    $("p99").textContent = fmtMs(now.p99Ms);
+    const o = s.outbox;
+    const count = (key) => o ? String(o[key]) : "–";
+    const texts = {
+      updated: "Updated " + new Date(s.at).toLocaleTimeString() + " · every " + (refreshMs / 1000) + " s",
+      "events-rate": fmtRate(now.eventsPerSecond), "jobs-rate": fmtRate(now.jobsPerSecond),
+      p50: fmtMs(now.p50Ms), p99: fmtMs(now.p99Ms),
+      pending: count("pending"), "in-flight": count("inFlight"), parked: count("parked"), done: count("done"),
+      oldest: o ? fmtAge(o.oldestPendingAgeSeconds) : "–",
+    };
+    for (const [id, text] of Object.entries(texts)) $(id).textContent = text;
     for (const w of document.querySelectorAll(".window")) w.textContent = String(Math.round(s.historySeconds / 60));
     chart($("rate-chart"), h, ["eventsPerSecond", "jobsPerSecond"], "per second", fmtRate);
     chart($("latency-chart"), h, ["p50Ms", "p99Ms"], "", fmtMs);
+    for (const source of ["outbox", "jobs"]) {
+      $(source + "-off").hidden = s.sources[source];
+      $(source + "-body").hidden = !s.sources[source];
+    }
 
-    const o = s.outbox;
-    $("outbox-off").hidden = s.sources.outbox;
-    $("outbox-body").hidden = !s.sources.outbox;
-    $("jobs-off").hidden = s.sources.jobs;
-    $("jobs-body").hidden = !s.sources.jobs;
-    const count = (n) => o ? String(n) : "–";
-    $("pending").textContent = count(o && o.pending);
-    $("in-flight").textContent = count(o && o.inFlight);
-    $("parked").textContent = count(o && o.parked);
-    $("oldest").textContent = o ? fmtAge(o.oldestPendingAgeSeconds) : "–";
-    $("done").textContent = count(o && o.done);
     const parked = s.parkedEvents || [];
-    fill("parked-table", "parked-empty", parked, (tr, e) => {
-      cell(tr, e.type);
-      cell(tr, String(e.attempts), "num");
-      cell(tr, e.lastError || "", "error-text");
-      cell(tr, fmtAge(e.ageSeconds), "num");
-      fieldsCell(tr, e.payload);
-      button(tr, "Requeue", "Requeue parked " + e.type + " event " + e.id, () =>
-        act(() => "Requeue this parked " + e.type + " event?", "outbox/requeue", { ids: [e.id] }, "requeued"));
-    });
+    fill("parked", parked, (e) => [
+      [e.type], [String(e.attempts), "num"], [e.lastError || "", "error-text"], [fmtAge(e.ageSeconds), "num"], fields(e.payload),
+      button("Requeue", "Requeue parked " + e.type + " event " + e.id, () =>
+        act(() => "Requeue this parked " + e.type + " event?", "outbox/requeue", { ids: [e.id] }, "requeued")),
+    ]);
     const select = $("requeue-type");
     const chosen = select.value;
     const types = [...new Set(parked.map((e) => e.type))].sort();
     select.replaceChildren(...types.map((t) => new Option(t, t, false, t === chosen)));
-    const none = parked.length === 0 || o === null;
-    select.disabled = none;
-    $("requeue-type-button").disabled = none;
-    $("requeue-all-button").disabled = none;
+    for (const id of ["requeue-type", "requeue-type-button", "requeue-all-button"]) $(id).disabled = parked.length === 0 || o === null;
 
-    const queues = s.queues || [];
-    fill("queues-table", "queues-empty", queues, (tr, q) => {
-      cell(tr, q.name);
-      for (const k of ["created", "active", "retry", "failed", "deadLetters"]) cell(tr, String(q[k]), "num");
-    });
-    fill("dead-table", "dead-empty", s.deadLetters || [], (tr, d) => {
-      cell(tr, d.queue);
-      cell(tr, d.attempts == null ? "" : String(d.attempts), "num");
-      cell(tr, d.error || "", "error-text");
-      cell(tr, fmtAge(d.ageSeconds), "num");
-      fieldsCell(tr, d.data);
-      button(tr, "Retry", "Retry dead letter " + d.id + " of " + d.queue, () =>
-        act(() => "Retry this dead letter of " + d.queue + "? It goes back to its queue as a new job.", "dead-letters/retry", { ids: [d.id] }, "retried"));
-    });
+    fill("queues", s.queues || [], (q) =>
+      [[q.name], ...["created", "active", "retry", "failed", "deadLetters"].map((k) => [String(q[k]), "num"])]);
+    fill("dead", s.deadLetters || [], (d) => [
+      [d.queue], [d.attempts == null ? "" : String(d.attempts), "num"], [d.error || "", "error-text"], [fmtAge(d.ageSeconds), "num"], fields(d.data),
+      button("Retry", "Retry dead letter " + d.id + " of " + d.queue, () =>
+        act(() => "Retry this dead letter of " + d.queue + "? It goes back to its queue as a new job.", "dead-letters/retry", { ids: [d.id] }, "retried")),
+    ]);
   }
 
   const say = (id, text) => Object.assign($(id), { hidden: false, textContent: text });
