@@ -470,26 +470,19 @@ export function terminal(): CliIo {
     err: (text) => write(Deno.stderr, text),
     async confirm(question) {
       write(Deno.stderr, question);
-      return /^\s*y(es)?\s*$/i.test(await readLine() ?? "");
+      return /^\s*y(es)?\s*$/i.test(await readLine());
     },
   };
 }
 
-async function readLine(): Promise<string | null> {
-  const reader = Deno.stdin.readable.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return text === "" ? null : text;
-      text += decoder.decode(value, { stream: true });
-      const end = text.indexOf("\n");
-      if (end !== -1) return text.slice(0, end);
-    }
-  } finally {
-    reader.releaseLock();
+// Byte by byte, so that nothing after the line is taken from standard input.
+async function readLine(): Promise<string> {
+  const bytes: number[] = [];
+  const byte = new Uint8Array(1);
+  while (await Deno.stdin.read(byte) === 1 && byte[0] !== 10) {
+    bytes.push(byte[0]!);
   }
+  return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
 if (import.meta.main) {
