@@ -2,63 +2,63 @@
 // JavaScript, served as they are (no build step). The script renders every
 // value with textContent, never as HTML.
 
-// Escapes text for an HTML attribute or element.
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+const escapeHtml = (text: string): string =>
+  text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function head(base: string, title: string): string {
+function page(base: string, title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin">
-<title>${escapeHtml(title)}</title>
+<title>${title}</title>
 <link rel="stylesheet" href="${escapeHtml(base)}/app.css">
-</head>`;
+</head>
+${body}
+</html>`;
 }
 
 /** The login form (the answer to an unauthenticated GET, with status 401). */
 export function loginPage(base: string, failed: boolean): string {
-  return `${head(base, "Sign in · aftercommit dashboard")}
-<body>
+  const refused =
+    '<p class="error" role="alert" id="login-error">That token is not the admin token.</p>';
+  return page(
+    base,
+    "Sign in · aftercommit dashboard",
+    `<body>
 <main class="login">
 <h1>aftercommit dashboard</h1>
 <form method="post" action="${escapeHtml(base)}/login">
 <label for="token">Admin token</label>
 <input id="token" name="token" type="password" autocomplete="off" required autofocus>
-${
-    failed
-      ? '<p class="error" role="alert" id="login-error">That token is not the admin token.</p>'
-      : ""
-  }
+${failed ? refused : ""}
 <button type="submit">Sign in</button>
 </form>
 </main>
-</body>
-</html>`;
+</body>`,
+  );
 }
 
-// The columns of a parked event or dead letter after its type or queue.
-const ROW = ["Attempts", "Last error", "Age", "Fields", "Action"];
-
-// A scrolling table with an empty body; the script fills it in.
-function table(id: string, label: string, columns: string[]): string {
-  const th = columns.map((c) =>
-    c === "Fields"
-      ? `<th scope="col" class="fields">Fields</th>`
-      : c === "Action"
+// A scrolling table with an empty body, then the note shown while it is
+// empty: the script fills them in. A "Fields" column is shown on demand.
+function table(name: string, label: string, columns: string, empty: string) {
+  const th = columns.split(",").map((c) =>
+    c === "Action"
       ? `<th scope="col"><span class="visually-hidden">Action</span></th>`
-      : `<th scope="col">${c}</th>`
+      : `<th scope="col"${c === "Fields" ? ' class="fields"' : ""}>${c}</th>`
   );
   return `<div class="scroll" role="region" aria-labelledby="${label}" tabindex="0">
-<table id="${id}">
+<table id="${name}-table">
 <thead><tr>${th.join("")}</tr></thead>
 <tbody></tbody>
 </table>
-</div>`;
+</div>
+<p id="${name}-empty" class="muted">${empty}</p>`;
 }
+
+// The columns of a parked event or dead letter after its type or queue.
+const ROW = "Attempts,Last error,Age,Fields,Action";
 
 /** The dashboard page; the script fills it in. */
 export function dashboardPage(
@@ -67,17 +67,18 @@ export function dashboardPage(
   signedIn: boolean,
 ): string {
   const b = escapeHtml(base);
-  return `${head(base, "aftercommit dashboard")}
-<body data-base="${b}" data-refresh="${refreshSeconds}">
+  const signOut =
+    `<form method="post" action="${b}/logout"><button type="submit" class="secondary">Sign out</button></form>`;
+  const queues = "Queue,Created,Active,Retry,Failed,Dead letters";
+  return page(
+    base,
+    "aftercommit dashboard",
+    `<body data-base="${b}" data-refresh="${refreshSeconds}">
 <header class="top">
 <h1>aftercommit dashboard</h1>
 <p id="updated" class="muted">Connecting…</p>
 <label class="toggle"><input type="checkbox" id="show-fields"> Show event and job fields (may hold personal data)</label>
-${
-    signedIn
-      ? `<form method="post" action="${b}/logout"><button type="submit" class="secondary">Sign out</button></form>`
-      : ""
-  }
+${signedIn ? signOut : ""}
 </header>
 <p id="result" role="status" aria-live="polite" class="result" hidden></p>
 <p id="problem" role="alert" class="error" hidden></p>
@@ -119,28 +120,16 @@ ${
 <button type="button" id="requeue-type-button">Requeue this type</button>
 <button type="button" id="requeue-all-button">Requeue all</button>
 </div>
-${table("parked-table", "parked-h", ["Type", ...ROW])}
-<p id="parked-empty" class="muted">No parked events.</p>
+${table("parked", "parked-h", `Type,${ROW}`, "No parked events.")}
 </div>
 </section>
 <section aria-labelledby="jobs-h">
 <h2 id="jobs-h">Jobs</h2>
 <p id="jobs-off" class="muted" hidden>No job queue is configured.</p>
 <div id="jobs-body">
-${
-    table("queues-table", "jobs-h", [
-      "Queue",
-      "Created",
-      "Active",
-      "Retry",
-      "Failed",
-      "Dead letters",
-    ])
-  }
-<p id="queues-empty" class="muted">No queues yet.</p>
+${table("queues", "jobs-h", queues, "No queues yet.")}
 <h3 id="dead-h">Dead letters</h3>
-${table("dead-table", "dead-h", ["Queue", ...ROW])}
-<p id="dead-empty" class="muted">No dead letters.</p>
+${table("dead", "dead-h", `Queue,${ROW}`, "No dead letters.")}
 </div>
 </section>
 </main>
@@ -154,8 +143,8 @@ ${table("dead-table", "dead-h", ["Queue", ...ROW])}
 </form>
 </dialog>
 <script src="${b}/app.js" defer></script>
-</body>
-</html>`;
+</body>`,
+  );
 }
 
 /** The style sheet: one column on a phone, a grid on a wide screen. */
@@ -204,7 +193,6 @@ svg polyline { fill: none; stroke-width: 2; vector-effect: non-scaling-stroke; }
 svg .grid { stroke: var(--line); stroke-width: 1; vector-effect: non-scaling-stroke; }
 svg text { fill: var(--muted); font-size: 12px; }
 .scroll { overflow-x: auto; position: relative; }
-.scroll:focus-visible { outline: 3px solid var(--accent); }
 table { border-collapse: collapse; width: 100%; font-size: .95rem; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -221,8 +209,7 @@ button:disabled { opacity: .55; cursor: not-allowed; }
 select, input { color: var(--fg); background: var(--bg); border: 1px solid var(--muted); border-radius: 4px; padding: .3rem .5rem; min-height: 2.25rem; }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 .result, .error { margin: 0 auto 1rem; max-width: 1400px; padding: .5rem 1rem; border-radius: 4px; }
-.result { background: var(--ok-bg); }
-.error { background: var(--error-bg); }
+.result { background: var(--ok-bg); } .error { background: var(--error-bg); }
 dialog { border: 1px solid var(--line); border-radius: 8px; color: var(--fg); background: var(--bg); max-width: min(32rem, 92vw); }
 dialog::backdrop { background: rgba(0, 0, 0, .45); }
 .dialog-buttons { display: flex; justify-content: flex-end; gap: .5rem; }

@@ -157,6 +157,11 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   async function sample(): Promise<void> {
     const now = Date.now();
+    const unavailable = (source: string) => (e: unknown) =>
+      void logger.warn("Dashboard could not read the {source}: {error}", {
+        source,
+        error: errorName(e),
+      });
     const windowSeconds = previous === undefined
       ? refreshSeconds
       : Math.min(3600, Math.max(1, Math.round((now - previous.t) / 1000)));
@@ -386,10 +391,9 @@ function source<T>(methods: readonly string[], fits: string): Rule<T> {
     const missing = methods.filter((m) =>
       typeof (value as Record<string, unknown> | null)?.[m] !== "function"
     );
-    if (value !== undefined && missing.length > 0) {
-      fail(action, `${what} lacks ${missing.join(", ")}; pass ${fits}`);
-    }
-    return value as T;
+    return value === undefined || missing.length === 0
+      ? value as T
+      : fail(action, `${what} lacks ${missing.join(", ")}; pass ${fits}`);
   };
 }
 
@@ -406,29 +410,16 @@ const OPTIONS = {
   listLimit: integer(1, 1000, 50),
   sessionSeconds: integer(60, 604_800, 43_200),
   allowedOrigins: (value: unknown, what: string, action: string) => {
-    if (value === undefined) return [];
-    if (
-      !Array.isArray(value) ||
-      !value.every((o) => /^https?:\/\/[^/]+$/.test(String(o)))
-    ) {
-      fail(
+    const origins = value === undefined ? [] : value;
+    return Array.isArray(origins) &&
+        origins.every((o) => /^https?:\/\/[^/]+$/.test(String(o)))
+      ? origins as readonly string[]
+      : fail(
         action,
         `${what} must be an array of origins such as "https://ops.example.com" (scheme and host, no path)`,
       );
-    }
-    return value as readonly string[];
   },
 };
-
-function unavailable(source: string): (e: unknown) => undefined {
-  return (e) => {
-    logger.warn("Dashboard could not read the {source}: {error}", {
-      source,
-      error: errorName(e),
-    });
-    return undefined;
-  };
-}
 
 /** An error's class name: its message could hold a driver's row values. */
 function errorName(e: unknown): string {
