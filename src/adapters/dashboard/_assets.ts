@@ -253,12 +253,9 @@ export const SCRIPT = String.raw`"use strict";
 
   function chart(svg, history, keys, unit, format) {
     const W = 600, H = 160, L = 46, B = 18, T = 8;
-    const from = history.length ? history[0].t : 0;
-    const to = history.length ? history[history.length - 1].t : 1;
-    const span = Math.max(1, to - from);
-    let max = 0;
-    for (const p of history) for (const k of keys) if (p[k] != null) max = Math.max(max, p[k]);
-    max = max <= 0 ? 1 : max * 1.15;
+    const from = history[0]?.t ?? 0;
+    const span = Math.max(1, (history.at(-1)?.t ?? 1) - from);
+    const max = Math.max(0, ...history.flatMap((p) => keys.map((k) => p[k] ?? 0))) * 1.15 || 1;
     const x = (t) => L + (W - L - 4) * (t - from) / span;
     const y = (v) => T + (H - T - B) * (1 - v / max);
     const svgEl = (name, attributes, text = "") => {
@@ -278,7 +275,7 @@ export const SCRIPT = String.raw`"use strict";
       parts.push(svgEl("polyline", { class: "l" + (i + 1), points: points.join(" "), "data-points": points.length }));
     });
     svg.replaceChildren(...parts);
-    const last = history[history.length - 1];
+    const last = history.at(-1);
     svg.setAttribute("aria-label", last
       ? keys.map((k) => k.replace(/Ms$|PerSecond$/, "") + " " + (last[k] == null ? "no data" : format(last[k]))).join(", ") + " " + unit + ", " + history.length + " samples"
       : "no data yet");
@@ -289,7 +286,7 @@ export const SCRIPT = String.raw`"use strict";
     const problems = s.unavailable || [];
     Object.assign($("problem"), { hidden: problems.length === 0, textContent: problems.join(" ") });
     const h = s.history;
-    const now = h[h.length - 1] || {};
+    const now = h.at(-1) || {};
     const o = s.outbox;
     const count = (key) => o ? String(o[key]) : "–";
     const texts = {

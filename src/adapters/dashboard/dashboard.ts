@@ -119,10 +119,8 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   const history: Sample[] = [];
   let previous: { t: number; done: number | null } | undefined;
   let sampling: Promise<void> | undefined;
-  let latest: {
-    outbox: OutboxStats | null;
-    queues: readonly QueueCounts[] | null;
-  } = { outbox: null, queues: null };
+  let latestOutbox: OutboxStats | null = null; // from the latest sample
+  let latestQueues: readonly QueueCounts[] | null = null;
 
   function isSignedIn(request: Request): boolean {
     if (token === undefined) return true;
@@ -185,7 +183,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     // Drop the points older than the charts show (never the new one).
     const since = now - historySeconds * 1000;
     history.splice(0, history.findIndex((point) => point.t >= since));
-    latest = { outbox: counts ?? null, queues: queue?.queues ?? null };
+    [latestOutbox, latestQueues] = [counts ?? null, queue?.queues ?? null];
   }
 
   async function snapshot(fields: boolean): Promise<object> {
@@ -233,10 +231,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         "The dead letters",
       ),
     ]);
-    if (outbox !== undefined && latest.outbox === null) {
+    if (outbox !== undefined && latestOutbox === null) {
       problems.unshift("The outbox's counts could not be read.");
     }
-    if (jobs !== undefined && latest.queues === null) {
+    if (jobs !== undefined && latestQueues === null) {
       problems.unshift("The job queue's counts could not be read.");
     }
     return {
@@ -244,9 +242,9 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       historySeconds,
       sources: { outbox: outbox !== undefined, jobs: jobs !== undefined },
       history,
-      outbox: latest.outbox,
+      outbox: latestOutbox,
       parkedEvents,
-      queues: latest.queues ?? [],
+      queues: latestQueues ?? [],
       deadLetters,
       unavailable: problems,
     };
