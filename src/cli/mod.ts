@@ -1,9 +1,7 @@
 /**
  * The `aftercommit` command line: see and repair the outbox's parked events
- * and pg-boss dead letters (`deno run -A jsr:@aftercommit/core/cli --help`).
- * Commands that change rows ask first unless `--yes` is given. The databases
- * come from `--database-url` or `DATABASE_URL` and `--jobs-url` or
- * `JOB_QUEUE_DATABASE_URL`.
+ * and pg-boss dead letters (`deno run -A jsr:@aftercommit/core/cli --help`);
+ * a command that changes rows asks first unless `--yes` is given.
  *
  * @example Run a command from code, on a database you opened
  * ```ts
@@ -35,13 +33,16 @@
  */
 import { parseArgs } from "node:util";
 import postgres from "postgres";
-import { OutboxAdmin } from "../adapters/postgres/outbox_admin.ts";
-import type { ParkedSelection } from "../adapters/postgres/outbox_admin.ts";
+import {
+  OutboxAdmin,
+  type OutboxStats,
+  type ParkedSelection,
+} from "../adapters/postgres/outbox_admin.ts";
 import {
   type DeadLetterSelection,
   PgBossJobQueue,
 } from "../adapters/pg-boss/pg_boss_job_queue.ts";
-import { fail, integer, text } from "../internal/rules.ts";
+import { fail, text } from "../internal/rules.ts";
 
 /** Where the CLI writes and how it asks. */
 export interface CliIo {
@@ -127,36 +128,62 @@ const OPTIONS = {
 type Values = ReturnType<
   typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
 >["values"];
-type Flag = keyof Values;
-type Selection = ParkedSelection | DeadLetterSelection;
+type Method = keyof OutboxAdminLike | keyof DeadLetterAdminLike;
 
-// What each command takes besides --json and its database's flags; a
-// command that changes rows takes a selection (--id, --type/--queue, --all)
-// and --yes.
-const COMMANDS = {
-  stats: { db: "outbox", flags: [] },
-  parked: { db: "outbox", flags: ["type", "limit", "payload"] },
-  requeue: { db: "outbox", flags: ["type", "id", "all", "yes"] },
-  purge: { db: "outbox", flags: ["type", "id", "all", "yes"] },
-  "dead-letters list": { db: "jobs", flags: ["queue", "limit", "data"] },
-  "dead-letters retry": { db: "jobs", flags: ["queue", "id", "all", "yes"] },
-  "dead-letters delete": { db: "jobs", flags: ["queue", "id", "all", "yes"] },
-} as const satisfies Record<
-  string,
-  { db: "outbox" | "jobs"; flags: readonly Flag[] }
->;
-type Name = keyof typeof COMMANDS;
-
-const DB_FLAGS = {
-  outbox: ["database-url", "table"],
-  jobs: ["jobs-url", "schema"],
+// Each database: its own flags, what a selection or a list filters by,
+// what a row is called, the flag and option that show its fields, how to
+// count.
+const DATABASES = {
+  outbox: {
+    flags: ["database-url", "table"],
+    by: "type",
+    noun: "parked event",
+    fields: "payload",
+    include: "includePayload",
+    count: "countParked",
+  },
+  jobs: {
+    flags: ["jobs-url", "schema"],
+    by: "queue",
+    noun: "dead letter",
+    fields: "data",
+    include: "includeData",
+    count: "countDeadLetters",
+  },
 } as const;
 
+// Each command (those after "dead-letters" on the jobs database): the
+// method it calls and, for one that changes rows, what it asks and says
+// ("#" is the count).
+const COMMANDS: Record<string, { call: Method; ask?: string; done?: string }> =
+  {
+    stats: { call: "stats" },
+    parked: { call: "listParked" },
+    requeue: {
+      call: "requeueParked",
+      ask: "Requeue #?",
+      done: "Requeued #; the relay dispatches them at its next pass.",
+    },
+    purge: { call: "purgeParked", ask: "Purge # for good?", done: "Purged #." },
+    "dead-letters list": { call: "deadLetters" },
+    "dead-letters retry": {
+      call: "retryDeadLetters",
+      ask: "Retry # in their original queues?",
+      done: "Retried # in their original queues.",
+    },
+    "dead-letters delete": {
+      call: "deleteDeadLetters",
+      ask: "Delete # for good?",
+      done: "Deleted #.",
+    },
+  };
+
 interface Command {
-  name: Name;
+  name: string;
+  db: keyof typeof DATABASES;
   values: Values;
   limit: number;
-  selection: Selection | undefined;
+  selection: ParkedSelection | DeadLetterSelection | undefined;
 }
 
 /**
@@ -205,22 +232,18 @@ function parseCommand(args: string[]): Command | "help" {
   });
   if (values.help || positionals.length === 0) return "help";
   // parseArgs keeps the last of a repeated flag: only --id may repeat.
-  const seen = new Set<string>();
-  for (const token of tokens) {
-    if (token.kind !== "option" || token.name === "id") continue;
-    if (seen.has(token.name)) {
-      fail(
-        "read the arguments",
-        `--${token.name} was given twice; pass it once (only --id repeats)`,
-      );
-    }
-    seen.add(token.name);
+  const names = tokens.flatMap((t) => t.kind === "option" ? [t.name] : []);
+  const twice = names.find((n, i) => n !== "id" && names.indexOf(n) !== i);
+  if (twice !== undefined) {
+    fail(
+      "read the arguments",
+      `--${twice} was given twice; pass it once (only --id repeats)`,
+    );
   }
   const [first, ...rest] = positionals;
-  const name =
-    (first === "dead-letters"
-      ? `dead-letters ${rest.shift() ?? "list"}`
-      : first) as Name;
+  const name = first === "dead-letters"
+    ? `dead-letters ${rest.shift() ?? "list"}`
+    : first!;
   if (!Object.hasOwn(COMMANDS, name)) {
     fail(
       `run ${JSON.stringify(name)}`,
@@ -231,12 +254,19 @@ function parseCommand(args: string[]): Command | "help" {
       }`,
     );
   }
-  const { db, flags } = COMMANDS[name];
+  const { ask } = COMMANDS[name]!;
+  const db = first === "dead-letters" ? "jobs" : "outbox";
+  const { by, fields, flags } = DATABASES[db];
   const action = `run ${name}`;
   if (rest.length > 0) {
     fail(action, `unexpected argument ${JSON.stringify(rest[0])}`);
   }
-  const takes: readonly string[] = [...flags, ...DB_FLAGS[db], "json"];
+  const own = name === "stats"
+    ? []
+    : ask
+    ? [by, "id", "all", "yes"]
+    : [by, "limit", fields];
+  const takes: string[] = [...own, ...flags, "json"];
   for (const flag of Object.keys(values)) {
     if (!takes.includes(flag)) {
       fail(
@@ -247,7 +277,8 @@ function parseCommand(args: string[]): Command | "help" {
       );
     }
   }
-  if (values.limit !== undefined && !/^\d+$/.test(values.limit)) {
+  const limit = Number(values.limit ?? 100);
+  if (!/^\d+$/.test(values.limit ?? "1") || limit < 1 || limit > 10_000) {
     fail(
       action,
       `--limit must be a whole number from 1 to 10000, received ${
@@ -255,19 +286,8 @@ function parseCommand(args: string[]): Command | "help" {
       }`,
     );
   }
-  const limit = integer(1, 10_000, 100)(
-    values.limit === undefined ? undefined : Number(values.limit),
-    "--limit",
-    action,
-  );
-  const by = db === "outbox" ? "type" : "queue";
-  const changes = takes.includes("all");
-  const selection = changes ? select(values, by, action) : undefined;
-  return { name, values, limit, selection };
-}
-
-// The rows a requeue, purge, retry or delete applies to.
-function select(values: Values, by: "type" | "queue", action: string) {
+  if (!ask) return { name, db, values, limit, selection: undefined };
+  // The rows a change applies to.
   const { id: ids, all } = values;
   const value = values[by];
   if ([ids, value, all].filter((v) => v !== undefined).length !== 1) {
@@ -276,7 +296,7 @@ function select(values: Values, by: "type" | "queue", action: string) {
   for (const id of ids ?? []) text()(id.trim(), "--id", action);
   if (value !== undefined) text()(value.trim(), `--${by}`, action);
   const selection = ids ? { ids } : all ? { all: true } : { [by]: value };
-  return selection as Selection;
+  return { name, db, values, limit, selection: selection as never };
 }
 
 function url(given: string | undefined, variable: string, flag: string) {
@@ -299,141 +319,100 @@ function url(given: string | undefined, variable: string, flag: string) {
   return value;
 }
 
-async function connectOutbox(values: Values, table: string | undefined) {
-  const sql = postgres(
-    url(values["database-url"], "DATABASE_URL", "database-url"),
-    { max: 1, onnotice: () => {} },
-  );
-  try {
-    return {
-      admin: new OutboxAdmin(sql, table === undefined ? {} : { table }),
-      close: () => sql.end({ timeout: 5 }),
-    };
-  } catch (error) {
-    await sql.end({ timeout: 5 });
-    throw error;
-  }
-}
-
-async function connectJobs(values: Values, schema: string | undefined) {
-  const jobs = await PgBossJobQueue.connect(
-    url(values["jobs-url"], "JOB_QUEUE_DATABASE_URL", "jobs-url"),
-    {
-      supervise: false,
-      listenNotify: false,
-      maxConnections: 2,
-      ...(schema === undefined ? {} : { schema }),
-    },
-  );
-  return { jobs, close: () => jobs.stop() };
-}
-
 async function run(
-  command: Command,
+  { name, db, values, limit, selection }: Command,
   io: CliIo,
   dependencies: CliDependencies,
 ): Promise<number> {
-  const { name, values } = command;
+  const { call, ask, done } = COMMANDS[name]!;
+  const { by, noun, fields, include, count } = DATABASES[db];
   const {
-    openOutbox = (table) => connectOutbox(values, table),
-    openJobs = (schema) => connectJobs(values, schema),
+    openOutbox = async (table) => {
+      const sql = postgres(
+        url(values["database-url"], "DATABASE_URL", "database-url"),
+        { max: 1, onnotice: () => {} },
+      );
+      try {
+        return {
+          admin: new OutboxAdmin(sql, table === undefined ? {} : { table }),
+          close: () => sql.end({ timeout: 5 }),
+        };
+      } catch (error) {
+        await sql.end({ timeout: 5 });
+        throw error;
+      }
+    },
+    openJobs = async (schema) => {
+      const jobs = await PgBossJobQueue.connect(
+        url(values["jobs-url"], "JOB_QUEUE_DATABASE_URL", "jobs-url"),
+        {
+          supervise: false,
+          listenNotify: false,
+          maxConnections: 2,
+          ...(schema === undefined ? {} : { schema }),
+        },
+      );
+      return { jobs, close: () => jobs.stop() };
+    },
   } = dependencies;
-  const db = COMMANDS[name].db === "outbox"
+  const opened = db === "outbox"
     ? await openOutbox(values.table)
     : await openJobs(values.schema);
+  // The commands differ in the method they call, not in how they call it.
+  const source = ("admin" in opened ? opened.admin : opened.jobs) as unknown as // deno-lint-ignore no-explicit-any
+  Record<Method, (argument?: unknown) => Promise<any>>;
   try {
-    return "admin" in db
-      ? await outbox(db.admin, command, io)
-      : await deadLetters(db.jobs, command, io);
+    if (ask) {
+      const said = (changed: number, text: string) =>
+        io.out(`${values.json ? JSON.stringify({ changed }) : text}\n`);
+      const n: number = await source[count](selection);
+      if (n === 0) {
+        said(0, `No ${noun}s match; nothing changed.`);
+        return 0;
+      }
+      const which = values.all
+        ? "all"
+        : values.id
+        ? plural(values.id.length, "id")
+        : `${by} ${values[by]}`;
+      const question = ask.replace("#", `${plural(n, noun)} (${which})`);
+      if (!values.yes && !(await io.confirm(`${question} [y/N] `))) {
+        io.err("Aborted; nothing changed.\n");
+        return 1;
+      }
+      const changed: number = await source[call](selection);
+      said(changed, done!.replace("#", plural(changed, noun)));
+      return 0;
+    }
+    if (call === "stats") {
+      const s: OutboxStats = await source.stats();
+      const oldest = s.oldestPendingAgeSeconds;
+      return show(io, values, s, [
+        ["pending", "in flight", "parked", "done", "oldest pending"],
+        [
+          ...[s.pending, s.inFlight, s.parked, s.done].map(String),
+          oldest === null ? "-" : age(oldest),
+        ],
+      ]);
+    }
+    const shown = values[fields] === true;
+    const rows: Record<string, unknown>[] = await source[call](
+      { [by]: values[by], limit, [include]: shown },
+    );
+    const error = db === "outbox" ? "lastError" : "error";
+    return show(io, values, rows, [
+      ["id", by, "attempts", "age", db === "outbox" ? "last error" : "error"]
+        .concat(shown ? [fields] : []),
+      ...rows.map((r) =>
+        [r.id, r[by], r.attempts ?? "-", age(r.ageSeconds as number)]
+          .map(String)
+          .concat(String(r[error] ?? ""))
+          .concat(shown ? [JSON.stringify(r[fields])] : [])
+      ),
+    ], `No ${noun}s.`);
   } finally {
-    await db.close();
+    await opened.close();
   }
-}
-
-async function outbox(
-  admin: OutboxAdminLike,
-  { name, values, limit, selection }: Command,
-  io: CliIo,
-): Promise<number> {
-  const payload = values.payload === true;
-  if (name === "stats") {
-    const s = await admin.stats();
-    const oldest = s.oldestPendingAgeSeconds;
-    return show(io, values, s, [
-      ["pending", "in flight", "parked", "done", "oldest pending"],
-      [
-        ...[s.pending, s.inFlight, s.parked, s.done].map(String),
-        oldest === null ? "-" : age(oldest),
-      ],
-    ]);
-  }
-  if (name === "parked") {
-    const events = await admin.listParked({
-      ...(values.type === undefined ? {} : { type: values.type }),
-      limit,
-      includePayload: payload,
-    });
-    return show(io, values, events, [
-      [
-        "id",
-        "type",
-        "attempts",
-        "age",
-        "last error",
-        ...(payload ? ["payload"] : []),
-      ],
-      ...events.map((e) => [
-        e.id,
-        e.type,
-        String(e.attempts),
-        age(e.ageSeconds),
-        e.lastError ?? "",
-        ...(payload ? [JSON.stringify(e.payload)] : []),
-      ]),
-    ], "No parked events.");
-  }
-  const parked = selection as ParkedSelection;
-  return await change(io, values, name, parked, {
-    count: () => admin.countParked(parked),
-    act: () =>
-      name === "requeue"
-        ? admin.requeueParked(parked)
-        : admin.purgeParked(parked),
-  });
-}
-
-async function deadLetters(
-  jobs: DeadLetterAdminLike,
-  { name, values, limit, selection }: Command,
-  io: CliIo,
-): Promise<number> {
-  const data = values.data === true;
-  if (name === "dead-letters list") {
-    const letters = await jobs.deadLetters({
-      ...(values.queue === undefined ? {} : { queue: values.queue }),
-      limit,
-      includeData: data,
-    });
-    return show(io, values, letters, [
-      ["id", "queue", "attempts", "age", "error", ...(data ? ["data"] : [])],
-      ...letters.map((l) => [
-        l.id,
-        l.queue,
-        l.attempts === null ? "-" : String(l.attempts),
-        age(l.ageSeconds),
-        l.error ?? "",
-        ...(data ? [JSON.stringify(l.data)] : []),
-      ]),
-    ], "No dead letters.");
-  }
-  const dead = selection as DeadLetterSelection;
-  return await change(io, values, name, dead, {
-    count: () => jobs.countDeadLetters(dead),
-    act: () =>
-      name === "dead-letters retry"
-        ? jobs.retryDeadLetters(dead)
-        : jobs.deleteDeadLetters(dead),
-  });
 }
 
 // Prints `value` as JSON, or `rows` (a header, then one row per item) as a
@@ -460,55 +439,6 @@ function show(
     ? empty
     : table.join("\n");
   io.out(`${text}\n`);
-  return 0;
-}
-
-// What requeue, purge, retry and delete ask and say ("#" is the count).
-const CHANGES = {
-  requeue: [
-    "Requeue",
-    "",
-    "Requeued #; the relay dispatches them at its next pass.",
-  ],
-  purge: ["Purge", " for good", "Purged #."],
-  "dead-letters retry": [
-    "Retry",
-    " in their original queues",
-    "Retried # in their original queues.",
-  ],
-  "dead-letters delete": ["Delete", " for good", "Deleted #."],
-} as const;
-
-async function change(
-  io: CliIo,
-  values: Values,
-  name: Name,
-  selection: Selection,
-  step: { count(): Promise<number>; act(): Promise<number> },
-): Promise<number> {
-  const [ask, where, done] = CHANGES[name as keyof typeof CHANGES];
-  const noun = COMMANDS[name].db === "outbox" ? "parked event" : "dead letter";
-  const said = (changed: number, text: string) =>
-    io.out(`${values.json ? JSON.stringify({ changed }) : text}\n`);
-  const count = await step.count();
-  if (count === 0) {
-    said(0, `No ${noun}s match; nothing changed.`);
-    return 0;
-  }
-  const which = "all" in selection
-    ? "all"
-    : "ids" in selection
-    ? plural(selection.ids.length, "id")
-    : "type" in selection
-    ? `type ${selection.type}`
-    : `queue ${selection.queue}`;
-  const question = `${ask} ${plural(count, noun)} (${which})${where}?`;
-  if (!values.yes && !(await io.confirm(`${question} [y/N] `))) {
-    io.err("Aborted; nothing changed.\n");
-    return 1;
-  }
-  const n = await step.act();
-  said(n, done.replace("#", plural(n, noun)));
   return 0;
 }
 
@@ -540,26 +470,19 @@ export function terminal(): CliIo {
     err: (text) => write(Deno.stderr, text),
     async confirm(question) {
       write(Deno.stderr, question);
-      return /^\s*y(es)?\s*$/i.test(await readLine() ?? "");
+      return /^\s*y(es)?\s*$/i.test(await readLine());
     },
   };
 }
 
-async function readLine(): Promise<string | null> {
-  const reader = Deno.stdin.readable.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return text === "" ? null : text;
-      text += decoder.decode(value, { stream: true });
-      const end = text.indexOf("\n");
-      if (end !== -1) return text.slice(0, end);
-    }
-  } finally {
-    reader.releaseLock();
+// Byte by byte, so that nothing after the line is taken from standard input.
+async function readLine(): Promise<string> {
+  const bytes: number[] = [];
+  const byte = new Uint8Array(1);
+  while (await Deno.stdin.read(byte) === 1 && byte[0] !== 10) {
+    bytes.push(byte[0]!);
   }
+  return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
 if (import.meta.main) {

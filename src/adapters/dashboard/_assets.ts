@@ -2,63 +2,63 @@
 // JavaScript, served as they are (no build step). The script renders every
 // value with textContent, never as HTML.
 
-// Escapes text for an HTML attribute or element.
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+const escapeHtml = (text: string): string =>
+  text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function head(base: string, title: string): string {
+function page(base: string, title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin">
-<title>${escapeHtml(title)}</title>
+<title>${title}</title>
 <link rel="stylesheet" href="${escapeHtml(base)}/app.css">
-</head>`;
+</head>
+${body}
+</html>`;
 }
 
 /** The login form (the answer to an unauthenticated GET, with status 401). */
 export function loginPage(base: string, failed: boolean): string {
-  return `${head(base, "Sign in · aftercommit dashboard")}
-<body>
+  const refused =
+    '<p class="error" role="alert" id="login-error">That token is not the admin token.</p>';
+  return page(
+    base,
+    "Sign in · aftercommit dashboard",
+    `<body>
 <main class="login">
 <h1>aftercommit dashboard</h1>
 <form method="post" action="${escapeHtml(base)}/login">
 <label for="token">Admin token</label>
 <input id="token" name="token" type="password" autocomplete="off" required autofocus>
-${
-    failed
-      ? '<p class="error" role="alert" id="login-error">That token is not the admin token.</p>'
-      : ""
-  }
+${failed ? refused : ""}
 <button type="submit">Sign in</button>
 </form>
 </main>
-</body>
-</html>`;
+</body>`,
+  );
 }
 
-// The columns of a parked event or dead letter after its type or queue.
-const ROW = ["Attempts", "Last error", "Age", "Fields", "Action"];
-
-// A scrolling table with an empty body; the script fills it in.
-function table(id: string, label: string, columns: string[]): string {
-  const th = columns.map((c) =>
-    c === "Fields"
-      ? `<th scope="col" class="fields">Fields</th>`
-      : c === "Action"
+// A scrolling table with an empty body, then the note shown while it is
+// empty: the script fills them in. A "Fields" column is shown on demand.
+function table(name: string, label: string, columns: string, empty: string) {
+  const th = columns.split(",").map((c) =>
+    c === "Action"
       ? `<th scope="col"><span class="visually-hidden">Action</span></th>`
-      : `<th scope="col">${c}</th>`
+      : `<th scope="col"${c === "Fields" ? ' class="fields"' : ""}>${c}</th>`
   );
   return `<div class="scroll" role="region" aria-labelledby="${label}" tabindex="0">
-<table id="${id}">
+<table id="${name}-table">
 <thead><tr>${th.join("")}</tr></thead>
 <tbody></tbody>
 </table>
-</div>`;
+</div>
+<p id="${name}-empty" class="muted">${empty}</p>`;
 }
+
+// The columns of a parked event or dead letter after its type or queue.
+const ROW = "Attempts,Last error,Age,Fields,Action";
 
 /** The dashboard page; the script fills it in. */
 export function dashboardPage(
@@ -67,17 +67,18 @@ export function dashboardPage(
   signedIn: boolean,
 ): string {
   const b = escapeHtml(base);
-  return `${head(base, "aftercommit dashboard")}
-<body data-base="${b}" data-refresh="${refreshSeconds}">
+  const signOut =
+    `<form method="post" action="${b}/logout"><button type="submit" class="secondary">Sign out</button></form>`;
+  const queues = "Queue,Created,Active,Retry,Failed,Dead letters";
+  return page(
+    base,
+    "aftercommit dashboard",
+    `<body data-base="${b}" data-refresh="${refreshSeconds}">
 <header class="top">
 <h1>aftercommit dashboard</h1>
 <p id="updated" class="muted">Connecting…</p>
 <label class="toggle"><input type="checkbox" id="show-fields"> Show event and job fields (may hold personal data)</label>
-${
-    signedIn
-      ? `<form method="post" action="${b}/logout"><button type="submit" class="secondary">Sign out</button></form>`
-      : ""
-  }
+${signedIn ? signOut : ""}
 </header>
 <p id="result" role="status" aria-live="polite" class="result" hidden></p>
 <p id="problem" role="alert" class="error" hidden></p>
@@ -119,28 +120,16 @@ ${
 <button type="button" id="requeue-type-button">Requeue this type</button>
 <button type="button" id="requeue-all-button">Requeue all</button>
 </div>
-${table("parked-table", "parked-h", ["Type", ...ROW])}
-<p id="parked-empty" class="muted">No parked events.</p>
+${table("parked", "parked-h", `Type,${ROW}`, "No parked events.")}
 </div>
 </section>
 <section aria-labelledby="jobs-h">
 <h2 id="jobs-h">Jobs</h2>
 <p id="jobs-off" class="muted" hidden>No job queue is configured.</p>
 <div id="jobs-body">
-${
-    table("queues-table", "jobs-h", [
-      "Queue",
-      "Created",
-      "Active",
-      "Retry",
-      "Failed",
-      "Dead letters",
-    ])
-  }
-<p id="queues-empty" class="muted">No queues yet.</p>
+${table("queues", "jobs-h", queues, "No queues yet.")}
 <h3 id="dead-h">Dead letters</h3>
-${table("dead-table", "dead-h", ["Queue", ...ROW])}
-<p id="dead-empty" class="muted">No dead letters.</p>
+${table("dead", "dead-h", `Queue,${ROW}`, "No dead letters.")}
 </div>
 </section>
 </main>
@@ -154,8 +143,8 @@ ${table("dead-table", "dead-h", ["Queue", ...ROW])}
 </form>
 </dialog>
 <script src="${b}/app.js" defer></script>
-</body>
-</html>`;
+</body>`,
+  );
 }
 
 /** The style sheet: one column on a phone, a grid on a wide screen. */
@@ -204,7 +193,6 @@ svg polyline { fill: none; stroke-width: 2; vector-effect: non-scaling-stroke; }
 svg .grid { stroke: var(--line); stroke-width: 1; vector-effect: non-scaling-stroke; }
 svg text { fill: var(--muted); font-size: 12px; }
 .scroll { overflow-x: auto; position: relative; }
-.scroll:focus-visible { outline: 3px solid var(--accent); }
 table { border-collapse: collapse; width: 100%; font-size: .95rem; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -221,8 +209,7 @@ button:disabled { opacity: .55; cursor: not-allowed; }
 select, input { color: var(--fg); background: var(--bg); border: 1px solid var(--muted); border-radius: 4px; padding: .3rem .5rem; min-height: 2.25rem; }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 .result, .error { margin: 0 auto 1rem; max-width: 1400px; padding: .5rem 1rem; border-radius: 4px; }
-.result { background: var(--ok-bg); }
-.error { background: var(--error-bg); }
+.result { background: var(--ok-bg); } .error { background: var(--error-bg); }
 dialog { border: 1px solid var(--line); border-radius: 8px; color: var(--fg); background: var(--bg); max-width: min(32rem, 92vw); }
 dialog::backdrop { background: rgba(0, 0, 0, .45); }
 .dialog-buttons { display: flex; justify-content: flex-end; gap: .5rem; }
@@ -246,136 +233,97 @@ export const SCRIPT = String.raw`"use strict";
   const fmtAge = (s) => s == null ? "–" : s < 60 ? Math.floor(s) + " s" : s < 3600 ? Math.floor(s / 60) + " min"
     : s < 172800 ? Math.floor(s / 3600) + " h" : Math.floor(s / 86400) + " d";
   const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
+  // An element with these properties and children (a string is text).
+  const el = (tag, props, ...children) => {
+    const e = Object.assign(document.createElement(tag), props);
+    e.append(...children);
+    return e;
+  };
 
-  function cell(tr, text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    tr.appendChild(td);
-    return td;
+  // Fills the "<name>-table" with one row per item, each cell [content,
+  // class], and shows "<name>-empty" instead when there is none.
+  function fill(name, rows, cells) {
+    $(name + "-table").tBodies[0].replaceChildren(...rows.map((row) =>
+      el("tr", {}, ...cells(row).map(([content, className = ""]) => el("td", { className }, content)))));
+    $(name + "-table").hidden = rows.length === 0;
+    $(name + "-empty").hidden = rows.length !== 0;
   }
-  function fieldsCell(tr, value) {
-    const td = cell(tr, "", "fields");
-    if (value !== undefined) {
-      const code = document.createElement("code");
-      code.textContent = JSON.stringify(value);
-      td.appendChild(code);
-    }
-  }
-  function button(tr, label, accessibleName, onClick) {
-    const td = cell(tr, "");
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = label;
-    b.setAttribute("aria-label", accessibleName);
-    b.addEventListener("click", onClick);
-    td.appendChild(b);
-  }
-  function fill(tableId, emptyId, rows, render) {
-    const body = $(tableId).tBodies[0];
-    body.replaceChildren(...rows.map((row) => {
-      const tr = document.createElement("tr");
-      render(tr, row);
-      return tr;
-    }));
-    $(tableId).hidden = rows.length === 0;
-    $(emptyId).hidden = rows.length !== 0;
-  }
+  const fields = (value) => [value === undefined ? "" : el("code", { textContent: JSON.stringify(value) }), "fields"];
+  const button = (label, ariaLabel, onclick) => [el("button", { type: "button", textContent: label, ariaLabel, onclick })];
 
   function chart(svg, history, keys, unit, format) {
     const W = 600, H = 160, L = 46, B = 18, T = 8;
-    const from = history.length ? history[0].t : 0;
-    const to = history.length ? history[history.length - 1].t : 1;
-    const span = Math.max(1, to - from);
-    let max = 0;
-    for (const p of history) for (const k of keys) if (p[k] != null) max = Math.max(max, p[k]);
-    max = max <= 0 ? 1 : max * 1.15;
+    const from = history[0]?.t ?? 0;
+    const span = Math.max(1, (history.at(-1)?.t ?? 1) - from);
+    const max = Math.max(0, ...history.flatMap((p) => keys.map((k) => p[k] ?? 0))) * 1.15 || 1;
     const x = (t) => L + (W - L - 4) * (t - from) / span;
     const y = (v) => T + (H - T - B) * (1 - v / max);
-    const el = (name, attributes, text = "") => {
+    const svgEl = (name, attributes, text = "") => {
       const e = document.createElementNS("http://www.w3.org/2000/svg", name);
       for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
       e.textContent = text;
       return e;
     };
-    const parts = [];
-    for (const f of [0, 0.5, 1]) {
-      parts.push(el("line", { class: "grid", x1: L, x2: W, y1: y(max * f), y2: y(max * f) }));
-      parts.push(el("text", { x: 2, y: y(max * f) + 4 }, format(max * f)));
-    }
-    parts.push(el("text", { x: L, y: H - 3, "text-anchor": "start" }, history.length > 1 ? "−" + Math.round(span / 1000) + " s" : ""));
-    parts.push(el("text", { x: W - 2, y: H - 3, "text-anchor": "end" }, "now"));
+    const parts = [0, 0.5, 1].flatMap((f) => [
+      svgEl("line", { class: "grid", x1: L, x2: W, y1: y(max * f), y2: y(max * f) }),
+      svgEl("text", { x: 2, y: y(max * f) + 4 }, format(max * f)),
+    ]);
+    parts.push(svgEl("text", { x: L, y: H - 3, "text-anchor": "start" }, history.length > 1 ? "−" + Math.round(span / 1000) + " s" : ""));
+    parts.push(svgEl("text", { x: W - 2, y: H - 3, "text-anchor": "end" }, "now"));
     keys.forEach((k, i) => {
       const points = history.filter((p) => p[k] != null).map((p) => x(p.t).toFixed(1) + "," + y(p[k]).toFixed(1));
-      parts.push(el("polyline", { class: "l" + (i + 1), points: points.join(" "), "data-points": points.length }));
+      parts.push(svgEl("polyline", { class: "l" + (i + 1), points: points.join(" "), "data-points": points.length }));
     });
     svg.replaceChildren(...parts);
-    const lastPoint = history[history.length - 1];
-    svg.setAttribute("aria-label", lastPoint
-      ? keys.map((k) => k.replace(/Ms$|PerSecond$/, "") + " " + (lastPoint[k] == null ? "no data" : format(lastPoint[k]))).join(", ") + " " + unit + ", " + history.length + " samples"
+    const last = history.at(-1);
+    svg.setAttribute("aria-label", last
+      ? keys.map((k) => k.replace(/Ms$|PerSecond$/, "") + " " + (last[k] == null ? "no data" : format(last[k]))).join(", ") + " " + unit + ", " + history.length + " samples"
       : "no data yet");
   }
 
   function render(s) {
     document.body.classList.toggle("show-fields", showFields.checked);
-    $("updated").textContent = "Updated " + new Date(s.at).toLocaleTimeString() + " · every " + (refreshMs / 1000) + " s";
     const problems = s.unavailable || [];
-    $("problem").hidden = problems.length === 0;
-    $("problem").textContent = problems.join(" ");
+    Object.assign($("problem"), { hidden: problems.length === 0, textContent: problems.join(" ") });
     const h = s.history;
-    const now = h[h.length - 1] || {};
-    $("events-rate").textContent = fmtRate(now.eventsPerSecond);
-    $("jobs-rate").textContent = fmtRate(now.jobsPerSecond);
-    $("p50").textContent = fmtMs(now.p50Ms);
-    $("p99").textContent = fmtMs(now.p99Ms);
+    const now = h.at(-1) || {};
+    const o = s.outbox;
+    const count = (key) => o ? String(o[key]) : "–";
+    const texts = {
+      updated: "Updated " + new Date(s.at).toLocaleTimeString() + " · every " + (refreshMs / 1000) + " s",
+      "events-rate": fmtRate(now.eventsPerSecond), "jobs-rate": fmtRate(now.jobsPerSecond),
+      p50: fmtMs(now.p50Ms), p99: fmtMs(now.p99Ms),
+      pending: count("pending"), "in-flight": count("inFlight"), parked: count("parked"), done: count("done"),
+      oldest: o ? fmtAge(o.oldestPendingAgeSeconds) : "–",
+    };
+    for (const [id, text] of Object.entries(texts)) $(id).textContent = text;
     for (const w of document.querySelectorAll(".window")) w.textContent = String(Math.round(s.historySeconds / 60));
     chart($("rate-chart"), h, ["eventsPerSecond", "jobsPerSecond"], "per second", fmtRate);
     chart($("latency-chart"), h, ["p50Ms", "p99Ms"], "", fmtMs);
+    for (const source of ["outbox", "jobs"]) {
+      $(source + "-off").hidden = s.sources[source];
+      $(source + "-body").hidden = !s.sources[source];
+    }
 
-    const o = s.outbox;
-    $("outbox-off").hidden = s.sources.outbox;
-    $("outbox-body").hidden = !s.sources.outbox;
-    $("jobs-off").hidden = s.sources.jobs;
-    $("jobs-body").hidden = !s.sources.jobs;
-    const count = (n) => o ? String(n) : "–";
-    $("pending").textContent = count(o && o.pending);
-    $("in-flight").textContent = count(o && o.inFlight);
-    $("parked").textContent = count(o && o.parked);
-    $("oldest").textContent = o ? fmtAge(o.oldestPendingAgeSeconds) : "–";
-    $("done").textContent = count(o && o.done);
     const parked = s.parkedEvents || [];
-    fill("parked-table", "parked-empty", parked, (tr, e) => {
-      cell(tr, e.type);
-      cell(tr, String(e.attempts), "num");
-      cell(tr, e.lastError || "", "error-text");
-      cell(tr, fmtAge(e.ageSeconds), "num");
-      fieldsCell(tr, e.payload);
-      button(tr, "Requeue", "Requeue parked " + e.type + " event " + e.id, () =>
-        act(() => "Requeue this parked " + e.type + " event?", "outbox/requeue", { ids: [e.id] }, "requeued"));
-    });
+    fill("parked", parked, (e) => [
+      [e.type], [String(e.attempts), "num"], [e.lastError || "", "error-text"], [fmtAge(e.ageSeconds), "num"], fields(e.payload),
+      button("Requeue", "Requeue parked " + e.type + " event " + e.id, () =>
+        act(() => "Requeue this parked " + e.type + " event?", "outbox/requeue", { ids: [e.id] }, "requeued")),
+    ]);
     const select = $("requeue-type");
     const chosen = select.value;
     const types = [...new Set(parked.map((e) => e.type))].sort();
     select.replaceChildren(...types.map((t) => new Option(t, t, false, t === chosen)));
-    const none = parked.length === 0 || o === null;
-    select.disabled = none;
-    $("requeue-type-button").disabled = none;
-    $("requeue-all-button").disabled = none;
+    for (const id of ["requeue-type", "requeue-type-button", "requeue-all-button"]) $(id).disabled = parked.length === 0 || o === null;
 
-    const queues = s.queues || [];
-    fill("queues-table", "queues-empty", queues, (tr, q) => {
-      cell(tr, q.name);
-      for (const k of ["created", "active", "retry", "failed", "deadLetters"]) cell(tr, String(q[k]), "num");
-    });
-    fill("dead-table", "dead-empty", s.deadLetters || [], (tr, d) => {
-      cell(tr, d.queue);
-      cell(tr, d.attempts == null ? "" : String(d.attempts), "num");
-      cell(tr, d.error || "", "error-text");
-      cell(tr, fmtAge(d.ageSeconds), "num");
-      fieldsCell(tr, d.data);
-      button(tr, "Retry", "Retry dead letter " + d.id + " of " + d.queue, () =>
-        act(() => "Retry this dead letter of " + d.queue + "? It goes back to its queue as a new job.", "dead-letters/retry", { ids: [d.id] }, "retried"));
-    });
+    fill("queues", s.queues || [], (q) =>
+      [[q.name], ...["created", "active", "retry", "failed", "deadLetters"].map((k) => [String(q[k]), "num"])]);
+    fill("dead", s.deadLetters || [], (d) => [
+      [d.queue], [d.attempts == null ? "" : String(d.attempts), "num"], [d.error || "", "error-text"], [fmtAge(d.ageSeconds), "num"], fields(d.data),
+      button("Retry", "Retry dead letter " + d.id + " of " + d.queue, () =>
+        act(() => "Retry this dead letter of " + d.queue + "? It goes back to its queue as a new job.", "dead-letters/retry", { ids: [d.id] }, "retried")),
+    ]);
   }
 
   const say = (id, text) => Object.assign($(id), { hidden: false, textContent: text });

@@ -1,17 +1,9 @@
 // The dashboard's request handler: sign-in, the snapshot the page polls and
 // the two repairs. The page itself is in _assets.ts.
 import { getLogger } from "@logtape/logtape";
-import { timingSafeEqual } from "node:crypto";
-import type {
-  OutboxAdmin,
-  OutboxStats,
-  ParkedSelection,
-} from "../postgres/mod.ts";
-import type {
-  DeadLetterSelection,
-  PgBossJobQueue,
-  QueueCounts,
-} from "../pg-boss/mod.ts";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import type { OutboxAdmin, OutboxStats } from "../postgres/mod.ts";
+import type { PgBossJobQueue, QueueCounts } from "../pg-boss/mod.ts";
 import {
   assertObject,
   fail,
@@ -41,8 +33,7 @@ export type DashboardJobs = Pick<
 export interface DashboardOptions {
   /**
    * The admin token the page and its actions need (a sign-in form, or
-   * `Authorization: Bearer <token>`). Required; `undefined` serves the
-   * dashboard to anyone who reaches it.
+   * `Authorization: Bearer <token>`); required, `undefined` means no sign-in.
    */
   readonly token: string | undefined;
   /** The outbox to show and repair. @default {undefined (no panel)} */
@@ -69,52 +60,70 @@ export interface DashboardOptions {
 /** A request handler, as `Deno.serve` takes it. */
 export type DashboardHandler = (request: Request) => Promise<Response>;
 
-// One point of the charts (`t`: milliseconds since the epoch).
-type Sample =
-  & { t: number }
-  & Record<
-    "eventsPerSecond" | "jobsPerSecond" | "p50Ms" | "p99Ms",
-    number | null
-  >;
+// One point of the charts: `t` (milliseconds since the epoch), the rates.
+type Sample = { t: number; [rate: string]: number | null };
 
 const COOKIE = "aftercommit_dashboard";
 const SESSION = /(?:^|;)\s*aftercommit_dashboard=([^;]*)/;
-// What a parked event and a dead letter show (payload and data when asked).
-const PARKED = ["id", "type", "attempts", "lastError", "payload"];
-const DEAD = ["id", "queue", "attempts", "error", "data"];
 const MAX_BODY_BYTES = 64 * 1024;
+const ASSETS: Record<string, [string, string] | undefined> = {
+  "/app.css": [STYLE, "text/css"],
+  "/app.js": [SCRIPT, "text/javascript"],
+};
+// The methods the dashboard calls on each source: stats, list, count, act.
+const METHODS = {
+  outbox: ["stats", "listParked", "countParked", "requeueParked"],
+  jobs: ["stats", "deadLetters", "countDeadLetters", "retryDeadLetters"],
+} as const;
+// The repairs: the source, the answer's key, what the log line counts.
+const REPAIRS: Record<string, [keyof typeof METHODS, string, string]> = {
+  "/api/outbox/requeue": ["outbox", "requeued", "parked outbox events"],
+  "/api/dead-letters/retry": ["jobs", "retried", "dead letters"],
+};
+const FORBIDDEN = {
+  error: "cross-site request refused: send it from the dashboard's own page",
+};
 
 /**
- * Makes the dashboard's request handler: a live page of the flow (events
- * and jobs per second, commit → job start latency), the outbox and the
- * jobs, with requeue and retry after a confirmation. Requests outside
- * `basePath` get a 404. Fields stay hidden unless the operator asks; POSTs
- * must come from the dashboard's own origin; logs never name the token or
- * any event or job data.
+ * Makes the dashboard's request handler: a live page of the flow, the outbox
+ * and the jobs, with requeue and retry after a confirmation, all under
+ * `basePath`. POSTs must come from the dashboard's own origin; logs never
+ * name the token or any event or job data.
  */
 export function dashboard(options: DashboardOptions): DashboardHandler {
-  const config = readConfig(options);
-  const { basePath: base, token, outbox, jobs } = config;
-  const secret = token === undefined ? undefined : crypto.subtle.importKey(
-    "raw",
-    encode(token),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const bearer = token === undefined ? undefined : digest(token);
-  const isToken = async (presented: string) =>
-    timingSafeEqual(await digest(presented), await bearer!);
+  const action = "create dashboard";
+  assertObject(options, "options", action);
+  if (!("token" in (options ?? {}))) {
+    fail(
+      action,
+      "options.token is required: pass the admin token, or token: undefined to serve the dashboard without sign-in",
+    );
+  }
+  const config = readOptions(options, OPTIONS, action);
+  const { token, outbox, jobs, refreshSeconds, historySeconds } = config;
+  const base = config.basePath ?? "/dashboard";
+  const sources = { outbox, jobs } as Record<
+    string,
+    // deno-lint-ignore no-explicit-any
+    Record<string, (selection: unknown) => Promise<any>> | undefined
+  >;
+  const bearer = token === undefined ? undefined : sha256(token);
+  const isToken = (presented: string) =>
+    timingSafeEqual(sha256(presented), bearer!);
+  // The session cookie is "<expiry>.<HMAC-SHA256(token, expiry)>": any
+  // process with the same token can check it, and it does not reveal it.
+  const sign = (expires: string) =>
+    createHmac("sha256", token!)
+      .update(`aftercommit-dashboard-session:${expires}`)
+      .digest("base64url");
   const history: Sample[] = [];
   let previous: { t: number; done: number | null } | undefined;
   let sampling: Promise<void> | undefined;
-  let latest: {
-    outbox: OutboxStats | null;
-    queues: readonly QueueCounts[] | null;
-  } = { outbox: null, queues: null };
+  let latestOutbox: OutboxStats | null = null; // from the latest sample
+  let latestQueues: readonly QueueCounts[] | null = null;
 
-  async function isSignedIn(request: Request): Promise<boolean> {
-    if (secret === undefined) return true;
+  function isSignedIn(request: Request): boolean {
+    if (token === undefined) return true;
     const header = request.headers.get("authorization");
     if (header !== null) {
       return isToken(header.startsWith("Bearer ") ? header.slice(7) : "");
@@ -124,10 +133,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     if (!expires || !signature || Number(expires) * 1000 < Date.now()) {
       return false;
     }
-    const expected = encode(await sign(await secret, expires));
-    const given = encode(signature);
-    return given.length === expected.length &&
-      timingSafeEqual(given, expected);
+    return timingSafeEqual(sha256(signature), sha256(sign(expires)));
   }
 
   // A POST must come from a page of this dashboard: a browser sends Origin
@@ -139,19 +145,23 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     }
     const origin = request.headers.get("origin");
     if (origin === null) {
-      // Not a browser (a browser sends Origin with every POST): only a
-      // client that presents the token itself is let through.
+      // Not a browser: only a client that presents the token itself passes.
       return request.headers.has("authorization") ||
         token === undefined && site === null;
     }
-    if (config.allowedOrigins.includes(origin)) return true;
-    return URL.parse(origin)?.host === url.host;
+    return config.allowedOrigins.includes(origin) ||
+      URL.parse(origin)?.host === url.host;
   }
 
   async function sample(): Promise<void> {
     const now = Date.now();
+    const unavailable = (source: string) => (e: unknown) =>
+      void logger.warn("Dashboard could not read the {source}: {error}", {
+        source,
+        error: errorName(e),
+      });
     const windowSeconds = previous === undefined
-      ? config.refreshSeconds
+      ? refreshSeconds
       : Math.min(3600, Math.max(1, Math.round((now - previous.t) / 1000)));
     const [counts, queue] = await Promise.all([
       outbox?.stats().catch(unavailable("outbox")),
@@ -171,30 +181,33 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     });
     previous = { t: now, done };
     // Drop the points older than the charts show (never the new one).
-    const since = now - config.historySeconds * 1000;
+    const since = now - historySeconds * 1000;
     history.splice(0, history.findIndex((point) => point.t >= since));
-    latest = { outbox: counts ?? null, queues: queue?.queues ?? null };
+    [latestOutbox, latestQueues] = [counts ?? null, queue?.queues ?? null];
   }
 
-  // One sample per refresh interval, however many pages are open; no timer
-  // runs while nobody looks.
-  async function fresh(): Promise<void> {
+  async function snapshot(fields: boolean): Promise<object> {
+    // One sample per refresh interval, however many pages are open; no
+    // timer runs while nobody looks.
     const last = history.at(-1);
-    if (last && Date.now() - last.t < config.refreshSeconds * 800) return;
-    sampling ??= sample().finally(() => sampling = undefined);
-    await sampling;
-  }
-
-  async function snapshot(fields: boolean): Promise<unknown> {
-    await fresh();
+    if (!last || Date.now() - last.t >= refreshSeconds * 800) {
+      sampling ??= sample().finally(() => sampling = undefined);
+      await sampling;
+    }
     const problems: string[] = [];
+    // A listed row with only the fields it may show, its age in seconds.
     const listed = async (
       rows: Promise<{ ageSeconds: number }[]> | undefined,
       keys: readonly string[],
       what: string,
     ) => {
       try {
-        return (await rows ?? []).map((row) => shown(row, keys));
+        return (await rows ?? []).map((row) => ({
+          ...Object.fromEntries(
+            Object.entries(row).filter(([k]) => keys.includes(k)),
+          ),
+          ageSeconds: Math.round(row.ageSeconds),
+        }));
       } catch (e) {
         problems.push(`${what} could not be read (${errorName(e)}).`);
         return [];
@@ -207,23 +220,31 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       includeData: fields,
     };
     const [parkedEvents, deadLetters] = await Promise.all([
-      listed(outbox?.listParked(list), PARKED, "The outbox's parked events"),
-      listed(jobs?.deadLetters(list), DEAD, "The dead letters"),
+      listed(
+        outbox?.listParked(list),
+        ["id", "type", "attempts", "lastError", "payload"],
+        "The outbox's parked events",
+      ),
+      listed(
+        jobs?.deadLetters(list),
+        ["id", "queue", "attempts", "error", "data"],
+        "The dead letters",
+      ),
     ]);
-    if (outbox !== undefined && latest.outbox === null) {
+    if (outbox !== undefined && latestOutbox === null) {
       problems.unshift("The outbox's counts could not be read.");
     }
-    if (jobs !== undefined && latest.queues === null) {
+    if (jobs !== undefined && latestQueues === null) {
       problems.unshift("The job queue's counts could not be read.");
     }
     return {
       at: new Date().toISOString(),
-      historySeconds: config.historySeconds,
+      historySeconds,
       sources: { outbox: outbox !== undefined, jobs: jobs !== undefined },
       history,
-      outbox: latest.outbox,
+      outbox: latestOutbox,
       parkedEvents,
-      queues: latest.queues ?? [],
+      queues: latestQueues ?? [],
       deadLetters,
       unavailable: problems,
     };
@@ -231,76 +252,76 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   // Requeue parked events or retry dead letters: count first (a dry run
   // stops there), then act.
-  async function repair(request: Request, requeue: boolean): Promise<Response> {
-    const body = await readJson(request);
-    if (body instanceof Response) return body;
-    const { dryRun, ...selection } = body;
-    if (dryRun !== undefined && typeof dryRun !== "boolean") {
-      return json(400, { error: "dryRun must be true or false" });
-    }
-    const parked = selection as ParkedSelection;
-    const dead = selection as DeadLetterSelection;
-    const source = requeue
-      ? outbox && {
-        count: () => outbox.countParked(parked),
-        act: () => outbox.requeueParked(parked),
-      }
-      : jobs && {
-        count: () => jobs.countDeadLetters(dead),
-        act: () => jobs.retryDeadLetters(dead),
-      };
-    if (source === undefined) {
-      return json(404, {
-        error: `this dashboard has no ${requeue ? "outbox" : "job queue"}`,
+  async function repair(
+    request: Request,
+    [name, key, noun]: [keyof typeof METHODS, string, string],
+  ): Promise<Response> {
+    // A form on another site cannot send JSON without a preflight.
+    const text = await readBody(request, /^application\/json\s*(;|$)/i, {
+      error: "send the selection as JSON (content-type: application/json)",
+    });
+    if (text instanceof Response) return text;
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch { /* not JSON: answered below */ }
+    if (body === null || typeof body !== "object" || Array.isArray(body)) {
+      return respond(400, {
+        error:
+          'the body must be a JSON object such as {"ids": ["…"]}, {"type": "user.registered"} or {"all": true}',
       });
     }
+    const { dryRun, ...selection } = body as Record<string, unknown>;
+    if (dryRun !== undefined && typeof dryRun !== "boolean") {
+      return respond(400, { error: "dryRun must be true or false" });
+    }
+    const source = sources[name];
+    if (source === undefined) {
+      return respond(404, {
+        error: `this dashboard has no ${name === "jobs" ? "job queue" : name}`,
+      });
+    }
+    const [, , count, act] = METHODS[name];
     try {
-      const matched = await source.count();
-      if (dryRun === true) return json(200, { matched });
-      const count = await source.act();
-      logger.info(
-        requeue
-          ? "Dashboard requeued {count} parked outbox events"
-          : "Dashboard retried {count} dead letters",
-        { count },
-      );
-      return json(200, requeue ? { requeued: count } : { retried: count });
+      const matched: number = await source[count]!(selection);
+      if (dryRun === true) return respond(200, { matched });
+      const changed: number = await source[act]!(selection);
+      logger.info(`Dashboard ${key} {count} ${noun}`, { count: changed });
+      return respond(200, { [key]: changed });
     } catch (e) {
       // The repair API's own checks: a bad selection changes nothing.
       if (e instanceof TypeError || e instanceof RangeError) {
-        return json(400, { error: e.message });
+        return respond(400, { error: e.message });
       }
       throw e;
     }
   }
 
   async function login(request: Request, url: URL): Promise<Response> {
-    if (secret === undefined) return redirect(base);
-    const type = request.headers.get("content-type") ?? "";
-    if (!type.startsWith("application/x-www-form-urlencoded")) {
-      return html(415, loginPage(base, true));
-    }
-    const text = await readText(request);
-    if (text === undefined) return json(413, { error: "body too large" });
-    if (!await isToken(new URLSearchParams(text).get("token") ?? "")) {
+    if (token === undefined) return respond(303, null, { location: base });
+    const form = /^application\/x-www-form-urlencoded/;
+    const text = await readBody(request, form, loginPage(base, true));
+    if (text instanceof Response) return text;
+    if (!isToken(new URLSearchParams(text).get("token") ?? "")) {
       logger.warn("Dashboard sign-in refused: wrong token");
-      return html(401, loginPage(base, true));
+      return respond(401, loginPage(base, true));
     }
     const { sessionSeconds } = config;
     const expires = String(Math.floor(Date.now() / 1000) + sessionSeconds);
-    const signature = await sign(await secret, expires);
     const secure = url.protocol === "https:" ? "; Secure" : "";
-    return redirect(
-      base,
-      `${COOKIE}=${expires}.${signature}; Path=${base}; Max-Age=${sessionSeconds}; HttpOnly; SameSite=Strict${secure}`,
-    );
+    return respond(303, null, {
+      location: base,
+      "set-cookie": `${COOKIE}=${expires}.${
+        sign(expires)
+      }; Path=${base}; Max-Age=${sessionSeconds}; HttpOnly; SameSite=Strict${secure}`,
+    });
   }
 
   async function route(request: Request, url: URL): Promise<Response> {
     const path = url.pathname.slice(base.length).replace(/\/+$/, "");
     const { method } = request;
     const read = method === "GET" || method === "HEAD";
-    const asset = ASSETS.get(path);
+    const asset = ASSETS[path];
     if (asset !== undefined && read) {
       return respond(200, asset[0], {
         "content-type": `${asset[1]}; charset=utf-8`,
@@ -308,37 +329,38 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       });
     }
     if ((path === "/login" || path === "/logout") && method === "POST") {
-      if (!fromThisSite(request, url)) return forbidden();
+      if (!fromThisSite(request, url)) return respond(403, FORBIDDEN);
       if (path === "/login") return login(request, url);
-      return redirect(
-        base,
-        `${COOKIE}=; Path=${base}; Max-Age=0; HttpOnly; SameSite=Strict`,
-      );
+      return respond(303, null, {
+        location: base,
+        "set-cookie":
+          `${COOKIE}=; Path=${base}; Max-Age=0; HttpOnly; SameSite=Strict`,
+      });
     }
-    const signedIn = await isSignedIn(request);
+    const signedIn = isSignedIn(request);
     if (path === "" && read) {
-      if (!signedIn) return html(401, loginPage(base, false));
-      const { refreshSeconds } = config;
-      return html(
-        200,
-        dashboardPage(base, refreshSeconds, token !== undefined),
-      );
+      return signedIn
+        ? respond(200, dashboardPage(base, refreshSeconds, token !== undefined))
+        : respond(401, loginPage(base, false));
     }
     if (path.startsWith("/api/") && !signedIn) {
-      return json(401, {
+      return respond(401, {
         error:
           "sign in at the dashboard, or send Authorization: Bearer <admin token>",
       }, { "www-authenticate": 'Bearer realm="dashboard"' });
     }
     if (path === "/api/snapshot" && read) {
-      return json(200, await snapshot(url.searchParams.get("fields") === "1"));
+      return respond(
+        200,
+        await snapshot(url.searchParams.get("fields") === "1"),
+      );
     }
-    const requeue = path === "/api/outbox/requeue";
-    if ((requeue || path === "/api/dead-letters/retry") && method === "POST") {
-      if (!fromThisSite(request, url)) return forbidden();
-      return repair(request, requeue);
+    const repairs = Object.hasOwn(REPAIRS, path) ? REPAIRS[path] : undefined;
+    if (repairs !== undefined && method === "POST") {
+      if (!fromThisSite(request, url)) return respond(403, FORBIDDEN);
+      return repair(request, repairs);
     }
-    return json(404, {
+    return respond(404, {
       error: `no dashboard route for ${method} ${
         path || "/"
       }; open ${base} in a browser`,
@@ -348,7 +370,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   return async (request) => {
     const url = new URL(request.url);
     if (url.pathname !== base && !url.pathname.startsWith(base + "/")) {
-      return json(404, { error: `the dashboard is served under ${base}` });
+      return respond(404, { error: `the dashboard is served under ${base}` });
     }
     try {
       return await route(request, url);
@@ -356,7 +378,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
       logger.error("Dashboard request failed: {error}", {
         error: errorName(e),
       });
-      return json(503, { error: "the dashboard cannot answer right now" });
+      return respond(503, { error: "the dashboard cannot answer right now" });
     }
   };
 }
@@ -367,23 +389,16 @@ function source<T>(methods: readonly string[], fits: string): Rule<T> {
     const missing = methods.filter((m) =>
       typeof (value as Record<string, unknown> | null)?.[m] !== "function"
     );
-    if (value !== undefined && missing.length > 0) {
-      fail(action, `${what} lacks ${missing.join(", ")}; pass ${fits}`);
-    }
-    return value as T;
+    return value === undefined || missing.length === 0
+      ? value as T
+      : fail(action, `${what} lacks ${missing.join(", ")}; pass ${fits}`);
   };
 }
 
 const OPTIONS = {
   token: text(),
-  outbox: source<DashboardOutbox | undefined>(
-    ["stats", "listParked", "countParked", "requeueParked"],
-    "an OutboxAdmin",
-  ),
-  jobs: source<DashboardJobs | undefined>(
-    ["stats", "deadLetters", "countDeadLetters", "retryDeadLetters"],
-    "a PgBossJobQueue",
-  ),
+  outbox: source<DashboardOutbox | undefined>(METHODS.outbox, "an OutboxAdmin"),
+  jobs: source<DashboardJobs | undefined>(METHODS.jobs, "a PgBossJobQueue"),
   basePath: matches(
     /^\/[A-Za-z0-9._~\-/]*[^/]$/,
     'a path such as "/dashboard" (starting with "/", not ending with it)',
@@ -393,151 +408,62 @@ const OPTIONS = {
   listLimit: integer(1, 1000, 50),
   sessionSeconds: integer(60, 604_800, 43_200),
   allowedOrigins: (value: unknown, what: string, action: string) => {
-    if (value === undefined) return [];
-    if (
-      !Array.isArray(value) ||
-      !value.every((o) => /^https?:\/\/[^/]+$/.test(String(o)))
-    ) {
-      fail(
+    const origins = value === undefined ? [] : value;
+    return Array.isArray(origins) &&
+        origins.every((o) => /^https?:\/\/[^/]+$/.test(String(o)))
+      ? origins as readonly string[]
+      : fail(
         action,
         `${what} must be an array of origins such as "https://ops.example.com" (scheme and host, no path)`,
       );
-    }
-    return value as readonly string[];
   },
 };
-
-function readConfig(options: DashboardOptions) {
-  const action = "create dashboard";
-  assertObject(options, "options", action);
-  if (!("token" in (options ?? {}))) {
-    fail(
-      action,
-      "options.token is required: pass the admin token, or token: undefined to serve the dashboard without sign-in",
-    );
-  }
-  const config = readOptions(options, OPTIONS, action);
-  return { ...config, basePath: config.basePath ?? "/dashboard" };
-}
-
-// A listed row with only the fields it may show, its age in whole seconds.
-function shown(row: { ageSeconds: number }, keys: readonly string[]) {
-  const fields = keys.filter((k) => k in row)
-    .map((k) => [k, (row as Record<string, unknown>)[k]]);
-  return {
-    ...Object.fromEntries(fields),
-    ageSeconds: Math.round(row.ageSeconds),
-  };
-}
-
-function unavailable(source: string): (e: unknown) => undefined {
-  return (e) => {
-    logger.warn("Dashboard could not read the {source}: {error}", {
-      source,
-      error: errorName(e),
-    });
-    return undefined;
-  };
-}
 
 /** An error's class name: its message could hold a driver's row values. */
 function errorName(e: unknown): string {
   return e instanceof Error ? e.name : typeof e;
 }
 
-const ASSETS = new Map<string, [string, string]>([
-  ["/app.css", [STYLE, "text/css"]],
-  ["/app.js", [SCRIPT, "text/javascript"]],
-]);
+const sha256 = (text: string) => createHash("sha256").update(text).digest();
 
-const SECURITY_HEADERS = {
-  "content-security-policy":
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-  "x-content-type-options": "nosniff",
-  "x-frame-options": "DENY",
-  "referrer-policy": "same-origin",
-};
-
+// Every answer carries the security headers; a string body is HTML, an
+// object JSON, and neither is cached.
 function respond(
   status: number,
-  body: string | null,
-  headers: Record<string, string>,
+  body: string | object | null,
+  headers: Record<string, string> = {},
 ): Response {
-  return new Response(body, {
+  const html = typeof body === "string";
+  const typed = body === null ? {} : {
+    "content-type": `${html ? "text/html" : "application/json"}; charset=utf-8`,
+    "cache-control": "no-store",
+  };
+  return new Response(html || body === null ? body : JSON.stringify(body), {
     status,
-    headers: { ...SECURITY_HEADERS, ...headers },
+    headers: {
+      "content-security-policy":
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      "x-content-type-options": "nosniff",
+      "x-frame-options": "DENY",
+      "referrer-policy": "same-origin",
+      ...typed,
+      ...headers,
+    },
   });
 }
 
-function json(status: number, body: unknown, headers = {}): Response {
-  return respond(status, JSON.stringify(body), {
-    "content-type": "application/json; charset=utf-8",
-    "cache-control": "no-store",
-    ...headers,
-  });
-}
-
-function html(status: number, body: string): Response {
-  return respond(status, body, {
-    "content-type": "text/html; charset=utf-8",
-    "cache-control": "no-store",
-  });
-}
-
-function redirect(location: string, cookie?: string): Response {
-  const setCookie = cookie === undefined ? {} : { "set-cookie": cookie };
-  return respond(303, null, { location, ...setCookie });
-}
-
-function forbidden(): Response {
-  return json(403, {
-    error: "cross-site request refused: send it from the dashboard's own page",
-  });
-}
-
-async function readText(request: Request): Promise<string | undefined> {
-  if (Number(request.headers.get("content-length") ?? "0") > MAX_BODY_BYTES) {
-    return undefined;
-  }
-  const text = await request.text();
-  return text.length > MAX_BODY_BYTES ? undefined : text;
-}
-
-async function readJson(
+// The body of a POST of the content type `type`, or the refusal to answer.
+async function readBody(
   request: Request,
-): Promise<Record<string, unknown> | Response> {
-  const type = request.headers.get("content-type") ?? "";
-  // A form on another site cannot send JSON without a preflight.
-  if (!/^application\/json\s*(;|$)/i.test(type)) {
-    return json(415, {
-      error: "send the selection as JSON (content-type: application/json)",
-    });
+  type: RegExp,
+  refusal: string | object,
+): Promise<string | Response> {
+  if (!type.test(request.headers.get("content-type") ?? "")) {
+    return respond(415, refusal);
   }
-  const text = await readText(request);
-  if (text === undefined) return json(413, { error: "body too large" });
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch { /* not JSON: answered below */ }
-  if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    return json(400, {
-      error:
-        'the body must be a JSON object such as {"ids": ["…"]}, {"type": "user.registered"} or {"all": true}',
-    });
-  }
-  return body as Record<string, unknown>;
-}
-
-const encode = (text: string) => new TextEncoder().encode(text);
-
-async function digest(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encode(text)));
-}
-
-// The session cookie is "<expiry>.<HMAC-SHA256(token, expiry)>": any process
-// with the same token can check it, and it does not reveal the token.
-async function sign(key: CryptoKey, expires: string): Promise<string> {
-  const message = encode(`aftercommit-dashboard-session:${expires}`);
-  return new Uint8Array(await crypto.subtle.sign("HMAC", key, message))
-    .toBase64({ alphabet: "base64url", omitPadding: true });
+  const size = Number(request.headers.get("content-length") ?? "0");
+  const text = size > MAX_BODY_BYTES ? "" : await request.text();
+  return size > MAX_BODY_BYTES || text.length > MAX_BODY_BYTES
+    ? respond(413, { error: "body too large" })
+    : text;
 }

@@ -5,30 +5,21 @@
  * dead letters). It loads no driver: it works on the `OutboxAdmin` and
  * `PgBossJobQueue` you pass it.
  *
- * @example Mount it next to your routes
+ * @example Sign-in guards every route under `/dashboard`
  * ```ts
  * import assert from "node:assert/strict";
  * import { dashboard } from "@aftercommit/core/dashboard";
  *
- * // Pass outbox: new OutboxAdmin(sql) and jobs: a PgBossJobQueue to see them.
- * const ops = dashboard({ token: "s3cret" }); // undefined: no sign-in
- * const app = (request: Request): Promise<Response> | Response => {
- *   const { pathname } = new URL(request.url);
- *   if (pathname === "/dashboard" || pathname.startsWith("/dashboard/")) {
- *     return ops(request);
- *   }
- *   return new Response("Not found", { status: 404 });
- * }; // Deno.serve(app)
- *
+ * // Pass outbox: new OutboxAdmin(sql) and jobs: a PgBossJobQueue to see them;
+ * // route /dashboard and everything under it to `ops` (token undefined: no sign-in).
+ * const ops = dashboard({ token: "s3cret" });
  * const url = "http://localhost/dashboard/api/snapshot";
- * const anonymous = await app(new Request(url));
+ * const anonymous = await ops(new Request(url));
  * assert.equal(anonymous.status, 401);
  * await anonymous.body?.cancel();
- * const signedIn = await app(
- *   new Request(url, { headers: { authorization: "Bearer s3cret" } }),
- * );
- * const snapshot = await signedIn.json();
- * assert.deepEqual(snapshot.sources, { outbox: false, jobs: false });
+ * const headers = { authorization: "Bearer s3cret" };
+ * const signedIn = await ops(new Request(url, { headers }));
+ * assert.deepEqual((await signedIn.json()).sources, { outbox: false, jobs: false });
  * ```
  *
  * @module
