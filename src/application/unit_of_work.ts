@@ -21,7 +21,10 @@ const debugGate = new DebugGate(logger);
 
 /** When a delayed event may be delivered (needs an outbox): one of the two. */
 export interface PublishAfterCommitOptions {
-  /** Seconds after the commit, on the database's clock. @default {0} */
+  /**
+   * Seconds after the commit, on the database's clock.
+   * @default {0}
+   */
   readonly delaySeconds?: number;
   /** The moment from which the event may be delivered; not in the past. */
   readonly at?: Date;
@@ -47,13 +50,19 @@ export type EventPublisher = Pick<EventBus, "publishAll"> & {
 
 /** Options of {@linkcode UnitOfWork}. */
 export interface UnitOfWorkOptions {
-  /** The bus events are published on after each commit. @default {defaultBus} */
+  /**
+   * The bus events are published on after each commit.
+   * @default {defaultBus}
+   */
   readonly bus?: EventPublisher;
 }
 
 /** Options of {@linkcode UnitOfWorkError} and its subclasses. */
 export interface PublishAfterCommitErrorOptions extends ErrorOptions {
-  /** Whether an outbox keeps the run's events for the relay. @default {false} */
+  /**
+   * Whether an outbox keeps the run's events for the relay.
+   * @default {false}
+   */
   readonly relayWillRetry?: boolean;
 }
 
@@ -93,9 +102,17 @@ export class PublishAfterCommitError extends UnitOfWorkError {
   readonly committed: true = true;
 }
 
-// The events of one `run`, handed to `work` as its context.
+const NOT_COMMITTED = {
+  "begin": "Unit of work not committed: the transaction could not begin",
+  "work": "Unit of work not committed: the transaction failed while work ran",
+  "before-commit":
+    "Unit of work not committed: the pre-commit step failed, so the transaction rolled back",
+  "commit": "Unit of work not committed: COMMIT failed",
+};
+
+// One `run`: how far it got and its events; `work`'s context.
 class Scope implements UnitOfWorkContext {
-  state: "open" | "committing" | "closed" = "open";
+  stage: keyof typeof NOT_COMMITTED | "threw" | "closed" = "begin";
   readonly #aggregates: AggregateRoot[] = [];
   readonly #events: object[] = [];
   #delays: Map<object, EventDelay> | undefined;
@@ -158,7 +175,8 @@ class Scope implements UnitOfWorkContext {
   };
 
   #assertOpen(action: string): void {
-    if (this.state !== "open") {
+    // Until the rollback, a continuation of work that threw may still record.
+    if (this.stage !== "work" && this.stage !== "threw") {
       fail(
         action,
         "this unit of work's work has already returned; call it inside the function given to run()",
@@ -169,7 +187,7 @@ class Scope implements UnitOfWorkContext {
   // Every event in the order recorded, and their delays. A rolled-back run
   // calls it too, so a retry cannot publish its aggregates' events.
   close(): [object[], (EventDelay | undefined)[] | undefined] {
-    this.state = "committing";
+    this.stage = "before-commit";
     const aggregates = this.#aggregates;
     let events = this.#events;
     if (aggregates.length === 1 && events.length === 0) {
@@ -187,14 +205,6 @@ class Scope implements UnitOfWorkContext {
 // The runs whose transaction is open in this async flow: a nested run would
 // need a second connection (a deadlock on a pool of one) and not join it.
 const openScopes = new AsyncLocalStorage<readonly Scope[]>();
-
-const NOT_COMMITTED = {
-  "begin": "Unit of work not committed: the transaction could not begin",
-  "work": "Unit of work not committed: the transaction failed while work ran",
-  "before-commit":
-    "Unit of work not committed: the pre-commit step failed, so the transaction rolled back",
-  "commit": "Unit of work not committed: COMMIT failed",
-};
 
 /**
  * {@linkcode UnitOfWork.run} runs a function in one database transaction
@@ -285,39 +295,37 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
     }
     const resource = this.resource;
     const outer = openScopes.getStore() ?? [];
-    if (outer.some((s) => s.resource === resource && s.state !== "closed")) {
+    if (outer.some((s) => s.resource === resource && s.stage !== "closed")) {
       fail(
         "run a unit of work inside another one's open transaction",
         "it would need a second connection and would not be part of the open transaction; use the outer context inside work, or start the new unit of work from an event handler, which runs after the commit",
       );
     }
     const scope = new Scope(resource, this.acceptsDelayedEvents);
-    // How far the transaction got: names what failed, "threw" is work's own.
-    let stage = "begin" as keyof typeof NOT_COMMITTED | "threw";
     let committed: { result: T; events: object[]; written: W };
     try {
       committed = await openScopes.run(
         [...outer, scope],
         () =>
           this.transaction(async (handle) => {
-            stage = "work";
+            scope.stage = "work";
             let result: T;
             try {
               result = await work(this.createContext(handle, scope));
             } catch (error) {
-              stage = "threw";
+              scope.stage = "threw";
               throw error;
             }
-            stage = "before-commit";
             const [events, delays] = scope.close();
             const written = await this.beforeCommit(handle, events, delays);
-            stage = "commit";
+            scope.stage = "commit";
             return { result, events, written };
           }),
       );
     } catch (error) {
-      if (scope.state === "open") scope.close();
-      scope.state = "closed";
+      const stage = scope.stage;
+      if (stage === "work" || stage === "threw") scope.close();
+      scope.stage = "closed";
       if (stage === "threw") {
         logger.info("Rolled back unit of work: work threw {errorType}", {
           errorType: errorType(error),
@@ -325,14 +333,16 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
         throw error;
       }
       const unknown = error instanceof CommitOutcomeUnknownError;
-      const message = unknown ? error.message : NOT_COMMITTED[stage];
+      const message = unknown
+        ? error.message
+        : NOT_COMMITTED[stage as keyof typeof NOT_COMMITTED];
       logger.error("{message}: {errorType}", {
         message,
         errorType: errorType(unknown ? error.cause : error),
       });
       throw unknown ? error : new CommitError(message, { cause: error });
     }
-    scope.state = "closed";
+    scope.stage = "closed";
     const { result, events, written } = committed;
     const debug = debugGate.enabled;
     const eventCount = events.length;

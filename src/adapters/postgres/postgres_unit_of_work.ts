@@ -104,12 +104,12 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       : `begin isolation level ${isolationLevel}`;
     this.#commitCheckMs = commitCheckSeconds * 1000;
     if (outbox !== false) {
-      const marks = this.#outbox = new Outbox(
+      const box = this.#outbox = new Outbox(
         outbox === true ? {} : outbox,
         `${action} in outbox mode`,
         "options.outbox",
       );
-      this.#done = new DoneMarks((ids) => marks.markDone(sql, ids));
+      this.#done = new DoneMarks((ids) => box.markDone(sql, ids));
     }
   }
 
