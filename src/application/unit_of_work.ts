@@ -117,7 +117,11 @@ class Scope implements UnitOfWorkContext {
   readonly #events: object[] = [];
   #delays: Map<object, EventDelay> | undefined;
 
-  constructor(readonly resource: object, readonly acceptsDelays: boolean) {}
+  constructor(
+    readonly resource: object,
+    readonly acceptsDelays: boolean,
+    readonly outer: Scope | undefined,
+  ) {}
 
   // Arrow functions: adapters hand them out unbound in their contexts.
   readonly track = <A extends AggregateRoot>(aggregate: A): A => {
@@ -154,13 +158,11 @@ class Scope implements UnitOfWorkContext {
       if (delaySeconds !== undefined && at !== undefined) {
         fail(action, "pass options.delaySeconds or options.at, not both");
       }
-      if (at !== undefined) {
-        assertFutureDate(at, "options.at", action);
-        delay = { at };
-      } else if (delaySeconds !== undefined) {
+      if (at !== undefined) assertFutureDate(at, "options.at", action);
+      else if (delaySeconds !== undefined) {
         assertDelaySeconds(delaySeconds, "options.delaySeconds", action);
-        if (delaySeconds > 0) delay = { delaySeconds };
       }
+      delay = at ? { at } : delaySeconds ? { delaySeconds } : undefined;
       if (delay !== undefined && !this.acceptsDelays) {
         fail(
           `${action} with a delay`,
@@ -204,7 +206,7 @@ class Scope implements UnitOfWorkContext {
 
 // The runs whose transaction is open in this async flow: a nested run would
 // need a second connection (a deadlock on a pool of one) and not join it.
-const openScopes = new AsyncLocalStorage<readonly Scope[]>();
+const openScopes = new AsyncLocalStorage<Scope>();
 
 /**
  * {@linkcode UnitOfWork.run} runs a function in one database transaction
@@ -294,18 +296,20 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
       );
     }
     const resource = this.resource;
-    const outer = openScopes.getStore() ?? [];
-    if (outer.some((s) => s.resource === resource && s.stage !== "closed")) {
-      fail(
-        "run a unit of work inside another one's open transaction",
-        "it would need a second connection and would not be part of the open transaction; use the outer context inside work, or start the new unit of work from an event handler, which runs after the commit",
-      );
+    const outer = openScopes.getStore();
+    for (let s = outer; s !== undefined; s = s.outer) {
+      if (s.resource === resource && s.stage !== "closed") {
+        fail(
+          "run a unit of work inside another one's open transaction",
+          "it would need a second connection and would not be part of the open transaction; use the outer context inside work, or start the new unit of work from an event handler, which runs after the commit",
+        );
+      }
     }
-    const scope = new Scope(resource, this.acceptsDelayedEvents);
+    const scope = new Scope(resource, this.acceptsDelayedEvents, outer);
     let committed: { result: T; events: object[]; written: W };
     try {
       committed = await openScopes.run(
-        [...outer, scope],
+        scope,
         () =>
           this.transaction(async (handle) => {
             scope.stage = "work";
