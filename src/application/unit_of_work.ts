@@ -1,9 +1,5 @@
-/**
- * The Unit of Work base: one transaction per `run`, its events published
- * after the commit. Adapters such as `@aftercommit/core/postgres` extend it.
- *
- * @module
- */
+// The Unit of Work base: one transaction per `run`, its events published
+// after the commit. Adapters such as `@aftercommit/core/postgres` extend it.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { AggregateRoot } from "../domain/aggregate_root.ts";

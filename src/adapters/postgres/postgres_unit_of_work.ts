@@ -114,9 +114,8 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   }
 
   /**
-   * Resolves when the outbox rows of the runs returned so far are marked
-   * done (`run` marks them in the background). Await it before `sql.end()`
-   * so a restart does not dispatch them again.
+   * Resolves when the outbox rows of the runs returned so far are marked done
+   * (in the background); await it before `sql.end()`.
    */
   flush(): Promise<void> {
     return this.#done?.flush() ?? Promise.resolve();
@@ -129,7 +128,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
 
   /** In outbox mode, delayed events are written with their "not before". */
   protected override get acceptsDelayedEvents(): boolean {
-    return this.#outbox !== undefined;
+    return this.outboxMode;
   }
 
   /** The client: two units of work on one client refuse to nest. */
