@@ -1,9 +1,5 @@
-/**
- * The Unit of Work base: one transaction per `run`, its events published
- * after the commit. Adapters such as `@aftercommit/core/postgres` extend it.
- *
- * @module
- */
+// The Unit of Work base: one transaction per `run`, its events published
+// after the commit. Adapters such as `@aftercommit/core/postgres` extend it.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { AggregateRoot } from "../domain/aggregate_root.ts";
@@ -19,13 +15,10 @@ import { defaultBus, type EventBus } from "./event_bus.ts";
 const logger = getLogger(["aftercommit", "uow"]);
 const debugGate = new DebugGate(logger);
 
-/**
- * When a delayed event may be delivered: give `delaySeconds` or `at`. Only a
- * unit of work with an outbox accepts a delay.
- */
+/** When a delayed event may be delivered (needs an outbox): one of the two. */
 export interface PublishAfterCommitOptions {
   /**
-   * Seconds after the commit (on the database's clock); 0 is no delay.
+   * Seconds after the commit, on the database's clock.
    * @default {0}
    */
   readonly delaySeconds?: number;
@@ -40,29 +33,13 @@ export type EventDelay =
 
 /** What `work` receives besides the driver's transaction handle. */
 export interface UnitOfWorkContext {
-  /**
-   * Tracks an aggregate, whose events recorded until `work` returns are
-   * published after the commit; returns it (`return tx.track(user)`).
-   *
-   * @throws {TypeError} When `aggregate` is not an {@linkcode AggregateRoot},
-   * or `work` has already returned.
-   */
+  /** Tracks an aggregate: its events are published after the commit. */
   track<A extends AggregateRoot>(aggregate: A): A;
-  /**
-   * Publishes `event` after the commit, in recording order among the
-   * aggregates' events; dropped on rollback. A delay needs an outbox.
-   *
-   * @throws {TypeError} When `event` is not an object, `work` has already
-   * returned, or the options are invalid or ask a delay without an outbox.
-   * @throws {RangeError} When the delay is negative, not finite or past.
-   */
+  /** Publishes `event` after the commit, in recording order; not on rollback. */
   publishAfterCommit(event: object, options?: PublishAfterCommitOptions): void;
 }
 
-/**
- * The part of an event bus a Unit of Work uses. `batch`, when present, runs
- * `work` (several `publishAll` calls) as one job-queue batch.
- */
+/** The part of an event bus a Unit of Work uses; `batch` runs one job batch. */
 export type EventPublisher = Pick<EventBus, "publishAll"> & {
   batch?<T>(work: () => Promise<T>): Promise<T>;
 };
@@ -79,7 +56,7 @@ export interface UnitOfWorkOptions {
 /** Options of {@linkcode UnitOfWorkError} and its subclasses. */
 export interface PublishAfterCommitErrorOptions extends ErrorOptions {
   /**
-   * Whether an outbox keeps the run's events for the relay to deliver.
+   * Whether an outbox keeps the run's events for the relay.
    * @default {false}
    */
   readonly relayWillRetry?: boolean;
@@ -88,11 +65,7 @@ export interface PublishAfterCommitErrorOptions extends ErrorOptions {
 /** Options of {@linkcode CommitOutcomeUnknownError}. */
 export type CommitOutcomeUnknownErrorOptions = PublishAfterCommitErrorOptions;
 
-/**
- * The base of the errors {@linkcode UnitOfWork.run} throws when the
- * transaction did not commit, or its events did not all publish; `cause`
- * holds the driver's or handler's error. `work`'s own error is rethrown.
- */
+/** What {@linkcode UnitOfWork.run} throws when it did not commit or publish. */
 export abstract class UnitOfWorkError extends Error {
   /** Whether the changes were committed; `undefined` when unknown. */
   abstract readonly committed: boolean | undefined;
@@ -107,44 +80,43 @@ export abstract class UnitOfWorkError extends Error {
   }
 }
 
-/**
- * The transaction did not commit (begin, connection, pre-commit step or
- * `COMMIT` failed); no event was published.
- */
+/** The transaction did not commit; no event was published. */
 export class CommitError extends UnitOfWorkError {
   /** Always `false`. */
   readonly committed: false = false;
 }
 
-/**
- * The connection was lost during `COMMIT`: whether it committed is unknown.
- * No event was published; with an outbox the relay delivers them if it did.
- */
+/** The connection was lost during `COMMIT`: whether it committed is unknown. */
 export class CommitOutcomeUnknownError extends UnitOfWorkError {
   /** Always `undefined`. */
   readonly committed: undefined = undefined;
 }
 
-/**
- * The transaction committed, then a handler failed (`cause`, an
- * `AggregateError` for several). With an outbox the relay retries them.
- */
+/** The transaction committed, then a handler failed (`cause`). */
 export class PublishAfterCommitError extends UnitOfWorkError {
   /** Always `true`. */
   readonly committed: true = true;
 }
 
-// The events of one `run`. Never shared between runs.
+const NOT_COMMITTED = {
+  "begin": "Unit of work not committed: the transaction could not begin",
+  "work": "Unit of work not committed: the transaction failed while work ran",
+  "before-commit":
+    "Unit of work not committed: the pre-commit step failed, so the transaction rolled back",
+  "commit": "Unit of work not committed: COMMIT failed",
+};
+
+// One `run`: how far it got and its events; `work`'s context.
 class Scope implements UnitOfWorkContext {
-  state: "open" | "committing" | "closed" = "open";
+  stage: keyof typeof NOT_COMMITTED | "threw" | "closed" = "begin";
   readonly #aggregates: AggregateRoot[] = [];
-  readonly #explicit: object[] = [];
+  readonly #events: object[] = [];
   #delays: Map<object, EventDelay> | undefined;
 
   constructor(
     readonly resource: object,
-    readonly parent: Scope | undefined,
     readonly acceptsDelays: boolean,
+    readonly outer: Scope | undefined,
   ) {}
 
   // Arrow functions: adapters hand them out unbound in their contexts.
@@ -168,46 +140,41 @@ class Scope implements UnitOfWorkContext {
     if (event === null || typeof event !== "object") {
       expected(action, "an event object (a class instance)", event);
     }
-    const delay = options === undefined ? undefined : this.#delayOf(options);
+    let delay: EventDelay | undefined;
+    if (options !== undefined) {
+      if (options === null || typeof options !== "object") {
+        fail(
+          action,
+          `options must be an object such as { delaySeconds: 60 } or { at: date }, received ${
+            describe(options)
+          }`,
+        );
+      }
+      const { delaySeconds, at } = options;
+      if (delaySeconds !== undefined && at !== undefined) {
+        fail(action, "pass options.delaySeconds or options.at, not both");
+      }
+      if (at !== undefined) assertFutureDate(at, "options.at", action);
+      else if (delaySeconds !== undefined) {
+        assertDelaySeconds(delaySeconds, "options.delaySeconds", action);
+      }
+      delay = at ? { at } : delaySeconds ? { delaySeconds } : undefined;
+      if (delay !== undefined && !this.acceptsDelays) {
+        fail(
+          `${action} with a delay`,
+          "this unit of work has no outbox to hold the event until its time; use outbox mode (PostgresUnitOfWork with outbox: true, and an OutboxRelay), or publish without a delay",
+        );
+      }
+    }
     this.#assertOpen("publish an event after commit");
     stampRecordOrder(event);
-    this.#explicit.push(event);
+    this.#events.push(event);
     if (delay !== undefined) (this.#delays ??= new Map()).set(event, delay);
   };
 
-  #delayOf(options: PublishAfterCommitOptions): EventDelay | undefined {
-    const action = "publish after commit";
-    if (options === null || typeof options !== "object") {
-      fail(
-        action,
-        `options must be an object such as { delaySeconds: 60 } or { at: date }, received ${
-          describe(options)
-        }`,
-      );
-    }
-    const { delaySeconds, at } = options;
-    if (delaySeconds !== undefined && at !== undefined) {
-      fail(action, "pass options.delaySeconds or options.at, not both");
-    }
-    let delay: EventDelay | undefined;
-    if (at !== undefined) {
-      assertFutureDate(at, "options.at", action);
-      delay = { at };
-    } else if (delaySeconds !== undefined) {
-      assertDelaySeconds(delaySeconds, "options.delaySeconds", action);
-      if (delaySeconds > 0) delay = { delaySeconds };
-    }
-    if (delay !== undefined && !this.acceptsDelays) {
-      fail(
-        `${action} with a delay`,
-        "this unit of work has no outbox to hold the event until its time; use outbox mode (PostgresUnitOfWork with outbox: true, and an OutboxRelay), or publish without a delay",
-      );
-    }
-    return delay;
-  }
-
   #assertOpen(action: string): void {
-    if (this.state !== "open") {
+    // Until the rollback, a continuation of work that threw may still record.
+    if (this.stage !== "work" && this.stage !== "threw") {
       fail(
         action,
         "this unit of work's work has already returned; call it inside the function given to run()",
@@ -215,11 +182,12 @@ class Scope implements UnitOfWorkContext {
     }
   }
 
-  // Every event in the order recorded, and their delays (undefined if none).
-  collect(): [object[], (EventDelay | undefined)[] | undefined] {
-    this.state = "committing";
+  // Every event in the order recorded, and their delays. A rolled-back run
+  // calls it too, so a retry cannot publish its aggregates' events.
+  close(): [object[], (EventDelay | undefined)[] | undefined] {
+    this.stage = "before-commit";
     const aggregates = this.#aggregates;
-    let events = this.#explicit;
+    let events = this.#events;
     if (aggregates.length === 1 && events.length === 0) {
       events = aggregates[0]!.pullEvents();
     } else if (aggregates.length > 0) {
@@ -228,36 +196,18 @@ class Scope implements UnitOfWorkContext {
         .sort((a, b) => recordOrderOf(a) - recordOrderOf(b));
     }
     const delays = this.#delays;
-    return [events, delays && events.map((event) => delays.get(event))];
-  }
-
-  // Drops the events of a rolled-back run, so a retry cannot publish them.
-  discard(): void {
-    if (this.state === "open") {
-      for (const aggregate of this.#aggregates) aggregate.pullEvents();
-    }
-    this.state = "closed";
+    return [events, delays && events.map((e) => delays.get(e))];
   }
 }
 
-// The runs open in this async flow: a nested run would need a second
-// connection (a deadlock on a pool of one) and not join the outer transaction.
+// The runs whose transaction is open in this async flow: a nested run would
+// need a second connection (a deadlock on a pool of one) and not join it.
 const openScopes = new AsyncLocalStorage<Scope>();
 
-const NOT_COMMITTED = {
-  "begin": "Unit of work not committed: the transaction could not begin",
-  "work": "Unit of work not committed: the transaction failed while work ran",
-  "before-commit":
-    "Unit of work not committed: the pre-commit step failed, so the transaction rolled back",
-  "commit": "Unit of work not committed: COMMIT failed",
-};
-
 /**
- * A Unit of Work: {@linkcode UnitOfWork.run} runs a function in one database
- * transaction and, after the commit, publishes the events recorded, in
- * order; on rollback, none. An adapter implements `transaction` and
- * `createContext`; an outbox also overrides `beforeCommit` and
- * `publishCommitted`.
+ * {@linkcode UnitOfWork.run} runs a function in one database transaction
+ * and, after the commit, publishes the events recorded, in order; on
+ * rollback, none. An adapter implements `transaction` and `createContext`.
  *
  * @typeParam H The driver's transaction handle.
  * @typeParam C The context `work` receives.
@@ -268,10 +218,7 @@ const NOT_COMMITTED = {
  * import assert from "node:assert/strict";
  * import { EventBus, UnitOfWork, type UnitOfWorkContext } from "@aftercommit/core";
  *
- * class Deposited {
- *   constructor(readonly amount: number) {}
- * }
- * // A unit of work without a database: `body` resolving is the commit.
+ * // No database: `body` resolving is the commit.
  * class NoDatabase extends UnitOfWork<null, UnitOfWorkContext> {
  *   protected override transaction<T>(body: (handle: null) => Promise<T>) {
  *     return body(null);
@@ -280,7 +227,9 @@ const NOT_COMMITTED = {
  *     return context;
  *   }
  * }
- *
+ * class Deposited {
+ *   constructor(readonly amount: number) {}
+ * }
  * const bus = new EventBus();
  * const seen: number[] = [];
  * bus.register(Deposited, (e) => void seen.push(e.amount));
@@ -308,28 +257,27 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
    * Runs `work` in a new transaction, commits, publishes the collected
    * events and returns what `work` returned. `run` inside `work` is refused.
    *
-   * @throws {TypeError} When `work` is not a function, or `run` is nested.
-   * @throws {CommitError} When the transaction did not commit.
-   * @throws {CommitOutcomeUnknownError} When `COMMIT`'s outcome is unknown.
-   * @throws {PublishAfterCommitError} When it committed and a handler failed.
+   * @throws {UnitOfWorkError} When it did not commit, or a handler failed.
    * @throws `work`'s own error, after the rollback.
    */
   run<T>(work: (context: C) => T | PromiseLike<T>): Promise<T> {
     if (!tracing()) return this.#run(work);
     return inSpan("uow.run", {}, async (span) => {
-      let outcome = "committed";
+      let committed: boolean | undefined = true;
       try {
         return await this.#run(work);
       } catch (error) {
-        const committed = error instanceof UnitOfWorkError && error.committed;
-        outcome = committed
-          ? "committed"
-          : committed === undefined
-          ? "unknown"
-          : "rolled-back";
+        committed = error instanceof UnitOfWorkError && error.committed;
         throw error;
       } finally {
-        span.setAttribute("aftercommit.uow.outcome", outcome);
+        span.setAttribute(
+          "aftercommit.uow.outcome",
+          committed
+            ? "committed"
+            : committed === false
+            ? "rolled-back"
+            : "unknown",
+        );
       }
     });
   }
@@ -345,71 +293,73 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
     }
     const resource = this.resource;
     const outer = openScopes.getStore();
-    for (let s = outer; s !== undefined; s = s.parent) {
-      if (s.resource === resource && s.state !== "closed") {
+    for (let s = outer; s !== undefined; s = s.outer) {
+      if (s.resource === resource && s.stage !== "closed") {
         fail(
           "run a unit of work inside another one's open transaction",
           "it would need a second connection and would not be part of the open transaction; use the outer context inside work, or start the new unit of work from an event handler, which runs after the commit",
         );
       }
     }
-    const scope = new Scope(resource, outer, this.acceptsDelayedEvents);
-    let stage: keyof typeof NOT_COMMITTED = "begin";
-    let workFailed = false;
+    const scope = new Scope(resource, this.acceptsDelayedEvents, outer);
     let committed: { result: T; events: object[]; written: W };
     try {
       committed = await openScopes.run(
         scope,
         () =>
           this.transaction(async (handle) => {
-            stage = "work";
+            scope.stage = "work";
             let result: T;
             try {
               result = await work(this.createContext(handle, scope));
             } catch (error) {
-              workFailed = true;
+              scope.stage = "threw";
               throw error;
             }
-            stage = "before-commit";
-            const [events, delays] = scope.collect();
+            const [events, delays] = scope.close();
             const written = await this.beforeCommit(handle, events, delays);
-            stage = "commit";
+            scope.stage = "commit";
             return { result, events, written };
           }),
       );
     } catch (error) {
-      scope.discard();
-      if (workFailed) {
+      const stage = scope.stage;
+      if (stage === "work" || stage === "threw") scope.close();
+      scope.stage = "closed";
+      if (stage === "threw") {
         logger.info("Rolled back unit of work: work threw {errorType}", {
           errorType: errorType(error),
         });
         throw error;
       }
       const unknown = error instanceof CommitOutcomeUnknownError;
-      const message = unknown ? error.message : NOT_COMMITTED[stage];
+      const message = unknown
+        ? error.message
+        : NOT_COMMITTED[stage as keyof typeof NOT_COMMITTED];
       logger.error("{message}: {errorType}", {
         message,
         errorType: errorType(unknown ? error.cause : error),
       });
       throw unknown ? error : new CommitError(message, { cause: error });
     }
-    scope.state = "closed";
+    scope.stage = "closed";
     const { result, events, written } = committed;
     const debug = debugGate.enabled;
+    const eventCount = events.length;
     if (debug) {
       logger.debug(
         "Committed unit of work with {eventCount} events to publish",
-        { eventCount: events.length },
+        { eventCount },
       );
     }
-    if (events.length === 0) return result;
+    if (eventCount === 0) return result;
     try {
       await this.publishCommitted(events, written);
     } catch (error) {
       if (error instanceof PublishAfterCommitError) throw error;
       logger.error(
         "Unit of work committed, but publishing its {eventCount} events failed: {errorType}",
-        { eventCount: events.length, errorType: errorType(error) },
+        { eventCount, errorType: errorType(error) },
       );
       throw new PublishAfterCommitError(
         "Unit of work committed, but publishing its events failed",
@@ -418,7 +368,7 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
     }
     if (debug) {
       logger.debug("Published {eventCount} events after commit", {
-        eventCount: events.length,
+        eventCount,
       });
     }
     return result;
@@ -434,25 +384,17 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
     return false;
   }
 
-  /**
-   * Runs `body` in one transaction: commits when it resolves, rolls back and
-   * rethrows when it rejects.
-   */
+  /** Runs `body` in one transaction: commits when it resolves, else rolls back. */
   protected abstract transaction<T>(
     body: (handle: H) => Promise<T>,
   ): Promise<T>;
 
-  /**
-   * Builds the context `work` receives from the driver's handle and the
-   * run's `track` and `publishAfterCommit` (bound: copy them as they are).
-   */
+  /** Builds `work`'s context from the handle and the run's bound functions. */
   protected abstract createContext(handle: H, context: UnitOfWorkContext): C;
 
   /**
-   * Called in the transaction before the commit with the run's events and
-   * their delays (`undefined` when none has one); an outbox writes them.
-   * What it returns reaches `publishCommitted`; if it throws, `run` throws
-   * a {@linkcode CommitError}.
+   * Called before the commit with the events and their delays (`undefined`
+   * when none has one); an outbox writes them. Returns `publishCommitted`'s W.
    */
   protected beforeCommit(
     _handle: H,
@@ -462,10 +404,7 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
     return undefined as W;
   }
 
-  /**
-   * Publishes a run's committed events (never none) on the bus; an error
-   * other than {@linkcode PublishAfterCommitError} is wrapped in one.
-   */
+  /** Publishes a run's committed events (never none) on the bus. */
   protected publishCommitted(
     events: readonly object[],
     _written: W,

@@ -1,7 +1,6 @@
-// The one transaction path of the postgres adapter: a connection reserved
-// from the pool, then BEGIN … COMMIT on it. Not sql.begin: postgres.js 3.4.9
-// can send its BEGIN without reserving the connection, so that other callers'
-// queries run inside the transaction (porsager/postgres#1189).
+// The postgres adapter's one transaction path: BEGIN … COMMIT on a reserved
+// connection. Not sql.begin: postgres.js 3.4.9 can send its BEGIN without
+// reserving the connection, letting others' queries in (porsager/postgres#1189).
 import type postgres from "postgres";
 import { isConnectionError } from "../../internal/connection_error.ts";
 import { describe } from "../../internal/describe.ts";
@@ -39,8 +38,7 @@ export interface PostgresClient {
 export interface Begun {
   readonly xid: string;
   readonly started: string;
-  /** When the statistics were last reset: crash recovery resets them. */
-  readonly reset: string | null;
+  readonly reset: string | null; // crash recovery resets the statistics
 }
 
 /** Throws unless `sql` is a postgres.js client (with `reserve()`). */
@@ -74,20 +72,16 @@ export function withDeadline<T>(
 
 const LAST = Symbol("statements sent with COMMIT");
 
-/**
- * Sends `statement` (not awaited yet) as the transaction's last: COMMIT
- * follows in the same round trip, and its error is what the commit throws.
- */
+/** Sends `statement` with the COMMIT (one round trip); its error fails it. */
 export function withCommit(tx: unknown, statement: Promise<unknown>): void {
-  const last = (tx as { [LAST]?: Promise<unknown>[] })[LAST];
-  if (last === undefined) throw new TypeError("Not a reserved transaction");
-  last.push(statement.then(() => undefined, (error) => ({ error })));
+  (tx as { [LAST]: Promise<unknown>[] })[LAST]
+    .push(statement.then(() => undefined, (error) => ({ error })));
 }
 
 /**
  * Runs `body` on a reserved connection between `begin` and COMMIT (ROLLBACK
- * when it rejects). With `lostCommit`, a COMMIT that loses the connection is
- * settled by `lostCommit(begun, error)`: true resolves, false rethrows.
+ * when it rejects). `lostCommit(begun, error)` settles a COMMIT that lost
+ * its connection: true resolves, false rethrows.
  */
 export async function reservedTransaction<T>(
   sql: Sql,
@@ -104,8 +98,8 @@ export async function reservedTransaction<T>(
     let begun: Begun = { xid: "", started: "", reset: null };
     let result: T;
     try {
-      // `begin` is a fixed text. The id query goes with it as a prepared
-      // statement: a multi-statement simple query measured slower.
+      // The id query is pipelined with BEGIN as a prepared statement: one
+      // multi-statement simple query measured slower.
       if (lostCommit === undefined) await conn.unsafe(begin);
       else {
         [, [begun]] = await Promise.all([
@@ -127,26 +121,19 @@ export async function reservedTransaction<T>(
     try {
       [done, ...outcomes] = await Promise.all([conn`commit`, ...last]);
     } catch (error) {
-      if (!isConnectionError(error)) throw error;
-      lost = true;
-      if (lostCommit !== undefined && await lostCommit(begun, error)) {
-        return result;
-      }
+      lost = isConnectionError(error);
+      if (lost && await lostCommit?.(begun, error)) return result;
       throw error;
     }
     const refused = outcomes.find((o) => o !== undefined);
     if (refused !== undefined) throw (refused as { error: unknown }).error;
     if (done.command !== "COMMIT") {
-      // PostgreSQL answers COMMIT with ROLLBACK when a statement failed
-      // earlier and the caller caught its error.
+      // A statement failed earlier and the caller caught its error.
       throw new Error(
         "COMMIT rolled the transaction back: a statement failed earlier in it (SQLSTATE 25P02); let a failed query's error reach run(), or use tx.sql.savepoint() around a statement that may fail",
       );
     }
     return result;
-  } catch (error) {
-    if (isConnectionError(error)) lost = true;
-    throw error;
   } finally {
     if (!lost) conn.release();
   }

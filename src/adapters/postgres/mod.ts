@@ -1,9 +1,7 @@
 /**
- * The Unit of Work over `npm:postgres` (postgres.js): each `run` is one
- * transaction, and its events are published after the `COMMIT`, never on
- * rollback. With `outbox: true` they are also written to an outbox table in
- * the transaction and {@linkcode OutboxRelay} delivers them at least once;
- * {@linkcode Inbox} makes a handler's database effects run once per event.
+ * The Unit of Work over `npm:postgres` (postgres.js): events published after
+ * the `COMMIT`; with `outbox: true` also written in the transaction for the
+ * {@linkcode OutboxRelay}. {@linkcode Inbox} runs a handler's effects once.
  *
  * @example Publish after commit
  * ```ts

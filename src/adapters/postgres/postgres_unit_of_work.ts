@@ -1,8 +1,4 @@
-/**
- * The Unit of Work over `npm:postgres` (postgres.js).
- *
- * @module
- */
+// The Unit of Work over `npm:postgres` (postgres.js).
 import type postgres from "postgres";
 import { getLogger } from "@logtape/logtape";
 import {
@@ -15,9 +11,8 @@ import {
 } from "../../application/unit_of_work.ts";
 import { isConnectionError } from "../../internal/connection_error.ts";
 import { errorType } from "../../internal/loggable_error.ts";
-import { describe } from "../../internal/describe.ts";
-import { fail, number, oneOf, readOptions } from "../../internal/rules.ts";
-import { isOutage, Outbox, PreparedBatch } from "./_outbox.ts";
+import { expected, number, oneOf, readOptions } from "../../internal/rules.ts";
+import { isOutage, Outbox, type PreparedBatch } from "./_outbox.ts";
 import { DoneMarks } from "./_done_marks.ts";
 import type { OutboxCheckpoint, OutboxOptions } from "./outbox.ts";
 import {
@@ -42,25 +37,19 @@ export type IsolationLevel =
 export interface PostgresUnitOfWorkOptions extends UnitOfWorkOptions {
   /**
    * The isolation level of every transaction.
-   *
-   * @default {the server's default_transaction_isolation, usually "read committed"}
+   * @default {the server's default_transaction_isolation}
    */
   readonly isolationLevel?: IsolationLevel;
   /**
-   * Outbox mode (`true` or outbox options): events are written to the outbox
-   * in the transaction, dispatched after the commit, and those left undone
-   * are dispatched by the {@linkcode OutboxRelay}. Every event class must be
-   * registered (else the run fails before the commit with a
-   * {@linkcode CommitError}); run {@linkcode migrateOutbox} first.
-   *
+   * Outbox mode: events are written to the outbox in the transaction and
+   * the {@linkcode OutboxRelay} dispatches those left undone. Every event
+   * class must be registered; run {@linkcode migrateOutbox} first.
    * @default {false (events are lost if the process dies before publishing)}
    */
   readonly outbox?: boolean | OutboxOptions;
   /**
-   * Seconds `run` keeps asking the pool whether a transaction committed when
-   * the connection was lost during `COMMIT`; past it, `run` throws a
-   * {@linkcode CommitOutcomeUnknownError}.
-   *
+   * Seconds `run` asks the database whether a transaction whose `COMMIT`
+   * lost its connection committed, before a {@linkcode CommitOutcomeUnknownError}.
    * @default {15}
    */
   readonly commitCheckSeconds?: number;
@@ -77,15 +66,10 @@ export interface PostgresContext<Tx> extends UnitOfWorkContext {
   readonly sql: Tx;
 }
 
-const ISOLATION_LEVELS = ["read committed", "repeatable read", "serializable"];
-
 /**
  * A Unit of Work over a postgres.js client: each `run` is one transaction on
- * a connection reserved from the pool, and the events of the tracked
- * aggregates are published after its `COMMIT`. On a client with `max: 1`
- * (embedded PGlite) runs queue for the connection, so a run must not wait
- * for another from inside its work (that is refused). The example is in the
- * `@aftercommit/core/postgres` module doc.
+ * a connection reserved from the pool; the tracked aggregates' events are
+ * published after its `COMMIT`. The example is in the module doc.
  */
 export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   PostgresTransactionOf<S>,
@@ -98,12 +82,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   readonly #outbox: Outbox | undefined;
   readonly #done: DoneMarks | undefined;
 
-  /**
-   * Creates a Unit of Work on a postgres.js client (a pool).
-   *
-   * @throws {TypeError} When `sql` is not a postgres.js client or an option
-   * is invalid; a RangeError when a number is out of range.
-   */
+  /** Creates a Unit of Work on a postgres.js client (a pool). */
   constructor(sql: S, options: PostgresUnitOfWorkOptions = {}) {
     super(options);
     const action = "create PostgresUnitOfWork";
@@ -111,7 +90,9 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const { isolationLevel, commitCheckSeconds, outbox } = readOptions(
       options,
       {
-        isolationLevel: oneOf(ISOLATION_LEVELS),
+        isolationLevel: oneOf(
+          ["read committed", "repeatable read", "serializable"],
+        ),
         commitCheckSeconds: number(0, 15),
         outbox: (value) => value ?? false,
       },
@@ -123,22 +104,18 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       : `begin isolation level ${isolationLevel}`;
     this.#commitCheckMs = commitCheckSeconds * 1000;
     if (outbox !== false) {
-      this.#outbox = new Outbox(
+      const box = this.#outbox = new Outbox(
         outbox === true ? {} : outbox,
         `${action} in outbox mode`,
         "options.outbox",
       );
-      const marks = this.#outbox;
-      this.#done = new DoneMarks((ids) => marks.markDone(this.#sql, ids));
+      this.#done = new DoneMarks((ids) => box.markDone(sql, ids));
     }
   }
 
   /**
-   * Resolves when the outbox rows of the runs that returned so far are
-   * marked done. `run` returns once its events are dispatched and marks
-   * them done in the background (one UPDATE for the runs that finish within
-   * 20 ms); this writes what waits now. Await it before `sql.end()` so a
-   * restart does not dispatch them again.
+   * Resolves when the outbox rows of the runs returned so far are marked done
+   * (in the background); await it before `sql.end()`.
    */
   flush(): Promise<void> {
     return this.#done?.flush() ?? Promise.resolve();
@@ -151,7 +128,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
 
   /** In outbox mode, delayed events are written with their "not before". */
   protected override get acceptsDelayedEvents(): boolean {
-    return this.#outbox !== undefined;
+    return this.outboxMode;
   }
 
   /** The client: two units of work on one client refuse to nest. */
@@ -159,12 +136,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     return this.#sql;
   }
 
-  /**
-   * Runs `body` between `BEGIN` and `COMMIT` on a reserved connection.
-   *
-   * @throws {CommitOutcomeUnknownError} When the connection was lost during
-   * `COMMIT` and the database could not tell within `commitCheckSeconds`.
-   */
+  /** `BEGIN` … `COMMIT` on a reserved connection; a lost `COMMIT` is checked. */
   protected override transaction<T>(
     body: (handle: PostgresTransactionOf<S>) => Promise<T>,
   ): Promise<T> {
@@ -184,12 +156,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     return { sql: handle, track, publishAfterCommit };
   }
 
-  /**
-   * In outbox mode, writes the events to the outbox, in one insert sent with
-   * the `COMMIT` (its error fails the commit).
-   *
-   * @throws {TypeError} When an event cannot be serialized (rolls back).
-   */
+  /** In outbox mode, sends the events' insert with the `COMMIT`. */
   protected override beforeCommit(
     handle: PostgresTransactionOf<S>,
     events: readonly object[],
@@ -198,31 +165,22 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const outbox = this.#outbox;
     if (outbox === undefined || events.length === 0) return undefined;
     const batch = outbox.prepare(events, delays);
-    // Sent with the COMMIT: one round trip.
-    withCommit(
-      handle,
-      outbox.table.insert(handle, batch.json, outbox.leaseSeconds),
-    );
+    const insert = outbox.table.insert(handle, batch.json, outbox.leaseSeconds);
+    withCommit(handle, insert);
     return batch;
   }
 
   /**
-   * In outbox mode, dispatches the committed events (in one `bus.batch` when
-   * the bus has it) and queues the dispatched ones to be marked done.
-   *
-   * @throws {PublishAfterCommitError} When a handler failed, with
-   * `relayWillRetry: true` unless every failed event was parked.
+   * In outbox mode, dispatches the committed undelayed events (in one
+   * `bus.batch` when the bus has it) and queues them to be marked done.
    */
   protected override async publishCommitted(
     events: readonly object[],
     written: object | undefined,
   ): Promise<void> {
     const outbox = this.#outbox;
-    if (outbox === undefined || !(written instanceof PreparedBatch)) {
-      return super.publishCommitted(events, written);
-    }
-    // Delayed events wait in the outbox for the relay.
-    const items = written.items.filter((item) => item.delayed !== true);
+    if (outbox === undefined) return super.publishCommitted(events, written);
+    const items = (written as PreparedBatch).items.filter((i) => !i.delayed);
     if (items.length === 0) return;
     await this.outboxCheckpoint("committed", items.map((item) => item.id));
     const [sql, bus] = [this.#sql, this.bus];
@@ -232,11 +190,10 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const dispatchAll = async () => {
       for (const item of items) {
         const failure = await outbox.dispatch(sql, bus, item);
-        if (failure !== undefined) {
-          failed.add(item.id);
-          errors.push(failure.error);
-          if (failure.outcome !== "parked") retried = true;
-        }
+        if (failure === undefined) continue;
+        failed.add(item.id);
+        errors.push(failure.error);
+        retried ||= failure.outcome !== "parked";
       }
     };
     try {
@@ -245,13 +202,9 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       // The batch's own write failed: what the dispatches handed it is lost.
       const rest = items.filter((item) => !failed.has(item.id));
       if (isOutage(error)) {
-        await outbox.deferOutage(
-          sql,
-          rest.map((item) => item.id),
-          outbox.retryDelaySeconds,
-          rest[0],
-          error,
-        );
+        const ids = rest.map((item) => item.id);
+        const delay = outbox.retryDelaySeconds;
+        await outbox.deferOutage(sql, ids, delay, rest[0], error);
       } else {
         for (const item of rest) await outbox.recordFailure(sql, item, error);
       }
@@ -263,27 +216,23 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       .filter((id) => !failed.has(id));
     await this.outboxCheckpoint("dispatched", done);
     this.#done!.add(done);
-    if (errors.length > 0) {
-      throw new PublishAfterCommitError(
-        `Unit of work committed, but dispatching ${failed.size} of its ${items.length} events failed; ${
-          retried
-            ? "the outbox keeps them and the relay will dispatch them again"
-            : "they reached the attempt limit and are parked in the outbox"
-        }`,
-        {
-          cause: errors.length === 1
-            ? errors[0]
-            : new AggregateError(errors, "Several events failed to dispatch"),
-          relayWillRetry: retried,
-        },
-      );
-    }
+    if (errors.length === 0) return;
+    throw new PublishAfterCommitError(
+      `Unit of work committed, but dispatching ${failed.size} of its ${items.length} events failed; ${
+        retried
+          ? "the outbox keeps them and the relay will dispatch them again"
+          : "they reached the attempt limit and are parked in the outbox"
+      }`,
+      {
+        cause: errors.length === 1
+          ? errors[0]
+          : new AggregateError(errors, "Several events failed to dispatch"),
+        relayWillRetry: retried,
+      },
+    );
   }
 
-  /**
-   * A seam for crash tests, awaited in outbox mode after the `COMMIT` and
-   * before the mark done; does nothing. Applications do not override it.
-   */
+  /** A seam for crash tests (outbox mode); applications do not override it. */
   protected outboxCheckpoint(
     _stage: OutboxCheckpoint,
     _eventIds: readonly string[],
@@ -292,10 +241,13 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   // Whether the transaction committed, asked on the pool until it can tell.
   async #committed(begun: Begun, cause: unknown): Promise<boolean> {
     const deadline = performance.now() + this.#commitCheckMs;
-    let delay = 25;
-    let crashed = false;
-    for (let left; (left = deadline - performance.now()) > 0;) {
-      const status = await withDeadline(xactStatus(this.#sql, begun), left);
+    let status: Awaited<ReturnType<typeof xactStatus>> | undefined = "retry";
+    for (
+      let delay = 25, left;
+      status === "retry" && (left = deadline - performance.now()) > 0;
+      delay = Math.min(delay * 2, 1000)
+    ) {
+      status = await withDeadline(xactStatus(this.#sql, begun), left);
       if (typeof status === "boolean") {
         logger.warn(
           "The connection was lost during COMMIT ({errorType}); the database says the transaction {status}",
@@ -306,19 +258,14 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
         );
         return status;
       }
-      if (status !== "retry") {
-        crashed = status === "ambiguous";
-        break;
+      if (status === "retry") {
+        await new Promise((ok) => setTimeout(ok, Math.min(delay, left!)));
       }
-      await new Promise((resolve) =>
-        setTimeout(resolve, Math.min(delay, left))
-      );
-      delay = Math.min(delay * 2, 1000);
     }
     const outbox = this.#outbox !== undefined;
     throw new CommitOutcomeUnknownError(
       `Unit of work outcome unknown: the connection was lost during COMMIT and ${
-        crashed
+        status === "ambiguous"
           ? "the server crashed since, so the id it says committed may be another transaction's"
           : "the database could not say whether the transaction committed"
       }; ${
@@ -341,11 +288,10 @@ function withSavepoint(conn: postgres.ReservedSql): unknown {
     ): Promise<T> {
       const work = typeof name === "function" ? name : fn;
       if (typeof work !== "function") {
-        fail(
+        expected(
           "create a savepoint",
-          `expected a function that receives the transaction's sql, received ${
-            describe(work)
-          }`,
+          "a function that receives the transaction's sql",
+          work,
         );
       }
       const id = conn(
