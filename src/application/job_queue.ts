@@ -20,30 +20,18 @@ import { assertStartAfter } from "./_delay.ts";
 
 /** Options of {@linkcode JobQueue.enqueue}. */
 export interface EnqueueOptions {
-  /**
-   * An idempotency key, such as an event id: one job per key and queue name.
-   * @default {undefined (every call creates a job)}
-   */
+  /** An idempotency key, such as an event id. @default {undefined} */
   readonly key?: string;
   /**
    * The job's id, a lowercase UUID (not with `key`); a used id creates nothing.
    * @default {undefined (a key-derived id, or a fresh UUID)}
    */
   readonly id?: string;
-  /**
-   * When the job may start: seconds from now, or a future `Date`.
-   * @default {undefined (at once)}
-   */
+  /** Seconds from now, or a future `Date`. @default {undefined (at once)} */
   readonly startAfter?: number | Date;
-  /**
-   * Seconds before the job may start, as a number `startAfter` (give one).
-   * @default {0}
-   */
+  /** Seconds before the job may start (or `startAfter`). @default {0} */
   readonly startAfterSeconds?: number;
-  /**
-   * An integer; higher runs first.
-   * @default {0}
-   */
+  /** An integer; higher runs first. @default {0} */
   readonly priority?: number;
 }
 
@@ -76,20 +64,11 @@ export type JobHandler<T = unknown> = (job: Job<T>) => Promise<void> | void;
 
 /** Options of {@linkcode JobQueue.work}. */
 export interface WorkOptions {
-  /**
-   * Fetch loops for the queue: up to `concurrency × batchSize` jobs at once.
-   * @default {1}
-   */
+  /** Fetch loops: up to `concurrency × batchSize` jobs at once. @default {1} */
   readonly concurrency?: number;
-  /**
-   * Jobs one fetch takes, run concurrently; the next fetch waits for all.
-   * @default {10}
-   */
+  /** Jobs one fetch takes, run concurrently. @default {10} */
   readonly batchSize?: number;
-  /**
-   * How often an idle worker polls for jobs no wake-up announced (retries).
-   * @default {2}
-   */
+  /** How often an idle worker polls (for retries). @default {2} */
   readonly pollingIntervalSeconds?: number;
 }
 
@@ -113,7 +92,6 @@ export interface JobQueue {
   /**
    * Adds a job with JSON-serialisable `data`; returns its id, or `null` when
    * a job with the same key exists.
-   *
    * @throws {TypeError} When the name, the data or the options are invalid.
    */
   enqueue<T>(
@@ -124,21 +102,18 @@ export interface JobQueue {
   /**
    * Adds several jobs in one round trip per queue; returns their ids in
    * order, `null` where the key was already used.
-   *
    * @throws {TypeError} When any request is invalid; nothing is written then.
    */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]>;
   /**
    * Optional: checks a job as `enqueue` does and gives it its id, writing
    * nothing; `BatchingJobQueue` buffers only over a queue that has it.
-   *
    * @throws {TypeError} When `enqueue` would throw for this request.
    */
   prepare?(request: JobRequest): JobRequest & { readonly id: string };
   /**
    * Starts running `handler` for jobs of queue `name` in this process;
    * returns the worker's id.
-   *
    * @throws {TypeError} When the name, the handler or the options are invalid.
    */
   work<T>(

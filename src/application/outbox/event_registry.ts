@@ -17,10 +17,7 @@ import { decode, encode } from "./_event_codec.ts";
 
 /** Options of {@linkcode EventRegistry.register} and {@linkcode EventType}. */
 export interface EventTypeOptions {
-  /**
-   * Former type names: events stored under them are rebuilt as this class.
-   * @default {[]}
-   */
+  /** Former type names, rebuilt as this class too. @default {[]} */
   readonly aliases?: readonly string[];
 }
 
@@ -39,18 +36,14 @@ export interface SerializedEvent {
  * the outbox relay records a failed attempt and keeps the row.
  */
 export class UnknownEventTypeError extends Error {
-  /** The type name that no class is registered for. */
-  readonly typeName: string;
-
-  /** Creates the error for `typeName`. */
-  constructor(typeName: string) {
+  /** Creates the error for `typeName`, the name no class is registered for. */
+  constructor(readonly typeName: string) {
     super(
       `Cannot rebuild event: no event class is registered for type name ${
         JSON.stringify(typeName)
       }; register the class under this name (or as an alias) in every process that runs the outbox relay`,
     );
     this.name = "UnknownEventTypeError";
-    this.typeName = typeName;
   }
 }
 
@@ -85,7 +78,6 @@ export class EventRegistry {
   /**
    * Registers `type` under the type `name` (1 to 200 letters, digits and
    * `_ . : / -`) and its aliases; the same registration again does nothing.
-   *
    * @throws {TypeError} When a name is invalid or taken by another class, or
    * the class already has another name.
    */
@@ -146,7 +138,6 @@ export class EventRegistry {
 
   /**
    * Turns an event into its stored form: its own fields, or its `toJSON()`.
-   *
    * @throws {TypeError} When the event's class is not registered, it has no
    * `eventId` string, or a field holds a value JSON cannot carry (named,
    * never its value).
@@ -186,7 +177,6 @@ export class EventRegistry {
    * Rebuilds an event from its stored form as an instance of the class
    * registered under `type`: its `static fromJSON`, or the stored fields on
    * the class's prototype.
-   *
    * @throws {UnknownEventTypeError} When no class is registered under `type`.
    * @throws {TypeError} When the payload is not what `serialize` wrote, or
    * `fromJSON` returns something other than an instance of the class.
@@ -245,7 +235,6 @@ export const defaultEventRegistry: EventRegistry = new EventRegistry();
 /**
  * A class decorator that registers the class under the type `name` in
  * {@linkcode defaultEventRegistry}, as {@linkcode EventRegistry.register}.
- *
  * @throws {TypeError} When `name` is invalid, or (when the class is
  * defined) not on a class, or the name or the class is taken.
  */
