@@ -131,7 +131,10 @@ const QUEUE_NAME = /^[A-Za-z0-9_.\-/]+$/;
 // Lowercase, as PostgreSQL returns the ids an adapter matches.
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** Throws unless `name` is a queue name. @internal */
+/**
+ * Throws unless `name` is a queue name.
+ * @internal
+ */
 export function assertQueueName(
   name: unknown,
   action: string,
@@ -161,7 +164,10 @@ const ID = matches(
 const PRIORITY = integer(-2_147_483_648, 2_147_483_647);
 const SECONDS = number(0);
 
-/** A request {@linkcode prepareJob} checked: options carry the id. @internal */
+/**
+ * A request {@linkcode prepareJob} checked: its options carry the id.
+ * @internal
+ */
 export class PreparedJob implements JobRequest {
   readonly options: EnqueueOptions;
   readonly startAfter: number | Date | undefined;
@@ -188,7 +194,8 @@ export class PreparedJob implements JobRequest {
 
 /**
  * Checks a job request as every queue does and gives it its id (from the key,
- * the given id, or a fresh UUID); `what` is the action for messages. @internal
+ * the given id, or a fresh UUID); `what` is the action for messages.
+ * @internal
  */
 export function prepareJob(
   request: unknown,
@@ -237,7 +244,10 @@ export function prepareJob(
   );
 }
 
-/** {@linkcode prepareJob} for each of `enqueueMany(jobs)`. @internal */
+/**
+ * {@linkcode prepareJob} for each of `enqueueMany(jobs)`.
+ * @internal
+ */
 export function prepareJobs(jobs: unknown): PreparedJob[] {
   if (!Array.isArray(jobs)) {
     expected(

@@ -155,10 +155,7 @@ export class EventRegistry {
         `its class has no registered type name; decorate it with @EventType("some.name") or call registry.register("some.name", ${className})`,
       );
     }
-    const { eventId, toJSON } = event as {
-      eventId?: unknown;
-      toJSON?: unknown;
-    };
+    const { eventId, toJSON } = event as Record<string, unknown>;
     if (typeof eventId !== "string" || eventId === "") {
       fail(
         action,
