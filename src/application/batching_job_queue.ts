@@ -172,20 +172,23 @@ export class BatchingJobQueue implements JobQueue {
    * assert.equal(id, memory.jobs[0]!.id);
    * ```
    */
-  async enqueue<T>(
+  enqueue<T>(
     name: string,
     data: T,
     options?: EnqueueOptions,
   ): Promise<string | null> {
     const buffer = this.#openBuffer();
-    if (buffer === undefined) {
-      return await this.#inner.enqueue(name, data, options);
+    if (buffer === undefined) return this.#inner.enqueue(name, data, options);
+    // Not async: this is the hot path, and an async call costs more.
+    try {
+      const request = this.#inner.prepare!(
+        options === undefined ? { name, data } : { name, data, options },
+      );
+      buffer.requests.push(request);
+      return Promise.resolve(request.id);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    const request = this.#inner.prepare!(
-      options === undefined ? { name, data } : { name, data, options },
-    );
-    buffer.requests.push(request);
-    return request.id;
   }
 
   /**
