@@ -3,8 +3,7 @@
 import { describe } from "../internal/describe.ts";
 import { fail } from "../internal/rules.ts";
 
-// 100 years: more is a mistake (milliseconds for seconds), and far less than
-// PostgreSQL's intervals and timestamps can hold.
+// 100 years: more is a mistake (milliseconds for seconds).
 const MAX_DELAY_SECONDS = 3_155_760_000;
 // The last moment PostgreSQL and toISOString() agree on (year 9999).
 const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
@@ -67,9 +66,7 @@ export function assertStartAfter(
   what: string,
   action: string,
 ): asserts value is number | Date {
-  if (value instanceof Date) assertFutureDate(value, what, action);
-  else if (typeof value === "number") assertDelaySeconds(value, what, action);
-  else {
+  if (typeof value !== "number" && !(value instanceof Date)) {
     fail(
       action,
       `${what} must be a number of seconds or a Date, received ${
@@ -77,4 +74,6 @@ export function assertStartAfter(
       }; pass 60 for one minute from now, or new Date(…) for a moment`,
     );
   }
+  if (value instanceof Date) assertFutureDate(value, what, action);
+  else assertDelaySeconds(value, what, action);
 }

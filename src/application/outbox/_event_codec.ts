@@ -1,23 +1,12 @@
-// The JSON form of an event's fields in the outbox, and back.
-//
-// JSON has no dates, so a Date is written as the tag {"$date": "<ISO>"}; a
-// value shaped like a tag (an object whose only key is "$date" or "$literal")
-// is wrapped as {"$literal": value}, so reading never mistakes data for a tag.
-// Values JSON cannot carry faithfully (a Map, a class instance, a bigint, NaN)
-// are refused when the event is written, rather than lost when it is rebuilt.
+// An event's fields as JSON and back. A Date is written as {"$date": "<ISO>"};
+// data shaped like a tag (one key, "$date" or "$literal") is wrapped as
+// {"$literal": value}. What JSON cannot carry faithfully (a Map, a class
+// instance, a bigint, NaN) is refused when written, not lost when rebuilt.
 import { describe } from "../../internal/describe.ts";
 import { fail } from "../../internal/rules.ts";
 
 const DATE = "$date";
 const LITERAL = "$literal";
-
-type JsonValue =
-  | null
-  | boolean
-  | number
-  | string
-  | JsonValue[]
-  | { [key: string]: JsonValue };
 
 function looksLikeTag(value: object): boolean {
   const keys = Object.keys(value);
@@ -33,22 +22,18 @@ export function encode(
   path: string,
   action: string,
   seen: Set<object> = new Set(),
-): JsonValue {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return value;
-    case "number":
-      if (!Number.isFinite(value)) {
-        fail(action, `${path} is ${value}, which JSON cannot hold`);
-      }
-      return value;
-    case "object":
-      break;
-    default:
-      fail(action, `${path} holds ${describe(value)}, which JSON cannot hold`);
+): unknown {
+  if (typeof value === "number" && !Number.isFinite(value)) {
+    fail(action, `${path} is ${value}, which JSON cannot hold`);
+  }
+  const type = typeof value;
+  if (type === "string" || type === "boolean" || type === "number") {
+    return value;
   }
   if (value === null) return null;
+  if (typeof value !== "object") {
+    fail(action, `${path} holds ${describe(value)}, which JSON cannot hold`);
+  }
   if (value instanceof Date) {
     if (Number.isNaN(value.getTime())) {
       fail(action, `${path} is an invalid Date`);
@@ -76,7 +61,7 @@ export function encode(
         }, which would come back as a plain object; store plain data, or give the event class toJSON() and static fromJSON()`,
       );
     }
-    const fields: [string, JsonValue][] = [];
+    const fields: [string, unknown][] = [];
     for (const [key, field] of Object.entries(value)) {
       if (field === undefined) continue; // as JSON.stringify does
       fields.push([key, encode(field, `${path}.${key}`, action, seen)]);
