@@ -138,20 +138,32 @@ export function connectConfig(
   options: unknown,
 ): ConnectConfig {
   const action = "connect job queue";
-  const url = typeof database === "string";
-  if (url) assertPostgresUrl(database, action);
-  else if (!isPglite(database)) {
-    expected(
-      action,
-      "a postgres:// URL or a PGlite instance",
-      database,
-      URL_HINT,
-    );
+  if (typeof database === "string") {
+    // Never repeats the URL: it may hold a password.
+    const url = URL.parse(database);
+    const problem = database.trim() === ""
+      ? "the URL is empty"
+      : url === null
+      ? "the URL is not a valid URL"
+      : url.protocol !== "postgres:" && url.protocol !== "postgresql:"
+      ? `the URL has the scheme "${url.protocol}", expected "postgres:" or "postgresql:"`
+      : url.hostname === "" && !url.searchParams.has("host")
+      ? "the URL names no host"
+      : undefined;
+    if (problem !== undefined) fail(action, `${problem}; ${URL_HINT}`);
+  } else {
+    const db = database as Partial<Record<"query" | "exec", unknown>> | null;
+    if (
+      typeof db !== "object" || typeof db?.query !== "function" ||
+      typeof db.exec !== "function"
+    ) {
+      expected(action, "a postgres:// URL or a PGlite instance", db, URL_HINT);
+    }
   }
   const o = readOptions(options, CONNECT, action);
   const schema = o.schema ?? "pgboss";
   return {
-    backend: url ? "postgres" : "pglite",
+    backend: typeof database === "string" ? "postgres" : "pglite",
     schema,
     stopTimeoutMs: o.stopTimeoutSeconds * 1000,
     queueOptions: queueOptions(options as PgBossJobQueueOptions, action),
@@ -164,7 +176,7 @@ export function connectConfig(
       ...(o.scheduleCheckIntervalSeconds === undefined
         ? {}
         : { cronMonitorIntervalSeconds: o.scheduleCheckIntervalSeconds }),
-      ...(url
+      ...(typeof database === "string"
         ? {
           connectionString: database,
           max: o.maxConnections,
@@ -191,7 +203,19 @@ export function onceEvery(
   let loggedAt = -Infinity;
   let repeats = 0;
   return (error) => {
-    const copy = loggableError(errorLike(error));
+    // pg-boss emits its workers' errors as plain objects (the error's own
+    // fields spread): an Error again, of its message, code and stack only.
+    const { message, stack, code } = Object(error) as Record<string, unknown>;
+    if (
+      typeof error === "object" && !(error instanceof Error) &&
+      typeof message === "string"
+    ) {
+      error = Object.assign(new Error(message), {
+        ...(typeof code === "string" ? { name: `Error ${code}` } : {}),
+        ...(typeof stack === "string" ? { stack } : {}),
+      });
+    }
+    const copy = loggableError(error);
     const key = `${copy.name}: ${copy.message}`;
     const now = performance.now();
     if (key === last && now - loggedAt < ms) {
@@ -201,20 +225,6 @@ export function onceEvery(
     log(copy, repeats);
     [last, loggedAt, repeats] = [key, now, 0];
   };
-}
-
-// pg-boss emits its workers' errors as plain objects (the error's own fields
-// spread, with message and stack): an Error again, of those two only.
-function errorLike(error: unknown): unknown {
-  if (error instanceof Error || typeof error !== "object" || error === null) {
-    return error;
-  }
-  const { message, stack, code } = error as Record<string, unknown>;
-  if (typeof message !== "string") return error;
-  const copy = new Error(message);
-  if (typeof code === "string") copy.name = `Error ${code}`;
-  if (typeof stack === "string") copy.stack = stack;
-  return copy;
 }
 
 /**
@@ -279,42 +289,20 @@ function queueOptions(
     );
   }
   return (name) => {
-    const s = { ...base, ...perQueue.get(name) } as Required<QueueSettings>;
+    const { retryDelaySeconds, retryDelayMaxSeconds, deadLetter, ...same } = {
+      ...base,
+      ...perQueue.get(name),
+    } as Required<QueueSettings>;
     return {
-      retryLimit: s.retryLimit,
-      retryDelay: s.retryDelaySeconds,
-      retryBackoff: s.retryBackoff,
+      ...same,
+      retryDelay: retryDelaySeconds,
       // pg-boss accepts a maximum delay only with backoff.
-      ...(s.retryBackoff ? { retryDelayMax: s.retryDelayMaxSeconds } : {}),
-      expireInSeconds: s.expireInSeconds,
-      retentionSeconds: s.retentionSeconds,
-      deleteAfterSeconds: s.deleteAfterSeconds,
+      ...(same.retryBackoff ? { retryDelayMax: retryDelayMaxSeconds } : {}),
       notify: true,
       // Dead-letter queues have none of their own.
-      ...(s.deadLetter && !name.endsWith(DEAD_LETTER_SUFFIX)
+      ...(deadLetter && !name.endsWith(DEAD_LETTER_SUFFIX)
         ? { deadLetter: name + DEAD_LETTER_SUFFIX }
         : {}),
     };
   };
-}
-
-function isPglite(value: unknown): value is PGliteLike {
-  const like = value as Partial<Record<"query" | "exec", unknown>> | null;
-  return typeof like === "object" && like !== null &&
-    typeof like.query === "function" && typeof like.exec === "function";
-}
-
-// Never repeats the URL in a message: it may hold a password.
-function assertPostgresUrl(url: string, action: string): void {
-  const parsed = URL.parse(url);
-  const problem = url.trim() === ""
-    ? "the URL is empty"
-    : parsed === null
-    ? "the URL is not a valid URL"
-    : parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:"
-    ? `the URL has the scheme "${parsed.protocol}", expected "postgres:" or "postgresql:"`
-    : parsed.hostname === "" && !parsed.searchParams.has("host")
-    ? "the URL names no host"
-    : undefined;
-  if (problem !== undefined) fail(action, `${problem}; ${URL_HINT}`);
 }
