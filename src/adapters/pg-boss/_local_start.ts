@@ -1,17 +1,14 @@
-// Jobs enqueued here for a queue this process works start at their insert:
-// written claimed (state 'active', started_on and heartbeat_on now, as
-// pg-boss's fetch leaves a job) and run by a free loop, with no NOTIFY and no
-// fetch. Then they are pg-boss jobs like any other: complete()/fail() fenced
-// to the attempt (its retryCount), retries, dead letter; if the process dies,
-// the supervisor fails the job back to retry at its expiry.
+// Jobs enqueued for a queue this process works start at their insert: written
+// claimed (as pg-boss's fetch leaves a job) and run by a free loop, with no
+// NOTIFY and no fetch; then they are pg-boss jobs like any other (fenced
+// complete()/fail(), retries, dead letter, the supervisor's expiry).
 //
-// Only where the claimed insert is what a free loop's fetch would have done:
-// a 'standard' queue (other policies keep unique indexes over the queued or
-// active jobs of a key), no heartbeat (nothing would touch it), every job
-// ready now, no more than one fetch takes (the batch size), and no ready job
-// of the queue waiting (it goes first). A handed-over batch takes a loop; a
-// loop that fetches while they hold every loop gives its jobs back (pg-boss's
-// restore, as for a batch over localGroupConcurrency) and waits for one.
+// Only where that insert is what a free loop's fetch would have done: a
+// 'standard' queue (other policies keep unique indexes over a key's queued or
+// active jobs), no heartbeat, every job ready now, at most one batch, and no
+// ready job of the queue waiting (it goes first). A loop that fetches while
+// handed-over batches hold every loop gives its jobs back (pg-boss's restore)
+// and waits for one.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import type { Job as PgBossJob, JobInsert, JobResult, PgBoss } from "pg-boss";
@@ -28,8 +25,9 @@ export class LocalWorker {
   readonly running = new Set<string>();
   /** pg-boss's ids of its loops, to wake them. */
   workerIds: readonly string[] = [];
+  /** Settles at the next release of a loop. */
+  released = Promise.withResolvers<void>();
   #busy = 0;
-  #released = Promise.withResolvers<void>();
 
   constructor(
     readonly name: string,
@@ -51,13 +49,8 @@ export class LocalWorker {
     for (const id of ids) this.running.delete(id);
     if (!took) return;
     this.#busy--;
-    this.#released.resolve();
-    this.#released = Promise.withResolvers();
-  }
-
-  /** Settles at the next release. */
-  get released(): Promise<void> {
-    return this.#released.promise;
+    this.released.resolve();
+    this.released = Promise.withResolvers();
   }
 }
 
@@ -100,8 +93,8 @@ export class LocalStarts {
 
   /**
    * Inserts jobs of queue `name`, all ready now, claimed, and runs them on a
-   * free worker of this process. Returns the ids inserted (not a used one),
-   * or `undefined` when they cannot start here: insert them as usual then.
+   * free worker here: the ids inserted, or `undefined` when they cannot start
+   * here (insert them as usual then).
    */
   async insertStarted(
     name: string,
@@ -140,16 +133,15 @@ export class LocalStarts {
 
   /**
    * Gives back `jobs`, fetched while handed-over batches hold every loop of
-   * `worker`, holds the loop until one is released, then wakes the loops.
-   * Empties `jobs`, so that pg-boss settles none (a restored job's next claim
-   * is the same attempt); `false` when they could not be given back: run them.
+   * `worker`, and emptied so that pg-boss settles none, then waits for a loop
+   * and wakes them; `false` when they could not be given back: run them.
    */
   async giveBack(
     worker: LocalWorker,
     jobs: PgBossJob<unknown>[],
   ): Promise<boolean> {
     // Taken now: a loop released during the restore ends the wait.
-    const released = worker.released;
+    const released = worker.released.promise;
     const table = await this.#table(worker.name);
     if (table === undefined) return false;
     try {
@@ -184,10 +176,7 @@ export class LocalStarts {
   async stop(timeoutMs: number): Promise<void> {
     this.#stopping = true;
     this.#stopped.resolve();
-    const deadline = Promise.withResolvers<void>();
-    const timer = setTimeout(deadline.resolve, timeoutMs);
-    await Promise.race([this.#drained(), deadline.promise]); // Never rejects.
-    clearTimeout(timer);
+    await untilAbort(AbortSignal.timeout(timeoutMs), this.#drained());
     for (const batch of this.#running) {
       this.#close(batch, { value: "pg-boss shut down while active" }, false);
     }
@@ -270,12 +259,8 @@ export class LocalStarts {
     batch: Batch,
     inserted: Promise<{ jobs: PgBossJob<unknown>[] }>,
   ): Promise<void> {
-    let rows: PgBossJob<unknown>[];
-    try {
-      ({ jobs: rows } = await inserted);
-    } catch {
-      return; // The enqueue rejects with the error.
-    }
+    // On an error the enqueue rejects with it.
+    const rows = await inserted.then(({ jobs }) => jobs, () => []);
     if (rows.length === 0) return;
     const jobs = rows.map((row) => ({ ...row, signal: batch.abort.signal }));
     if (batch.closing !== undefined) { // stop() gave up before the insert.
@@ -284,14 +269,11 @@ export class LocalStarts {
     }
     for (const job of jobs) batch.open.add(job);
     const seconds = Math.max(...jobs.map((job) => job.expireInSeconds));
+    const expired = `handler execution exceeded ${seconds}s`;
+    const ms = Math.max(1, seconds) * 1000;
     const timer = setTimeout(
-      () =>
-        this.#close(
-          batch,
-          new Error(`handler execution exceeded ${seconds}s`),
-          true,
-        ),
-      Math.max(1, seconds) * 1000,
+      () => this.#close(batch, Error(expired), true),
+      ms,
     );
     try {
       await Promise.all(jobs.map(async (job) => {
@@ -326,14 +308,11 @@ export class LocalStarts {
   // to settle leaves them active until their expiry: logged.
   async #settle(jobs: PgBossJob<unknown>[], output?: object): Promise<void> {
     const { name, id } = jobs[0]!;
-    const attempts = jobs.map((job) => ({
-      id: job.id,
-      retryCount: job.retryCount,
-    }));
     try {
+      // Fenced to each job's attempt (its retryCount).
       await (output === undefined
-        ? this.boss.complete(name, attempts)
-        : this.boss.fail(name, attempts, output));
+        ? this.boss.complete(name, jobs)
+        : this.boss.fail(name, jobs, output));
     } catch (error) {
       logger.error(
         "Cannot settle job {jobName} {jobId}; it stays active until its expiry: {error}",
