@@ -1,17 +1,7 @@
-/**
- * `PgBossJobQueue.connect()`'s options and queue settings, checked and turned
- * into pg-boss's, and the start.
- *
- * @module
- */
+// `PgBossJobQueue.connect()`'s options, checked and turned into pg-boss's,
+// and the start.
 import { getLogger } from "@logtape/logtape";
-import {
-  type ConstructorOptions,
-  fromPglite,
-  PgBoss,
-  type PGliteLike,
-  type Queue,
-} from "pg-boss";
+import { fromPglite, PgBoss, type PGliteLike, type Queue } from "pg-boss";
 import { loggableError } from "../../internal/loggable_error.ts";
 import { DEAD_LETTER_SUFFIX } from "./dead_letters.ts";
 import { assertQueueName } from "../../application/job_queue.ts";
@@ -71,19 +61,13 @@ export interface PgBossJobQueueOptions {
   /** Settings per queue name, over `queueDefaults`. @default {{}} */
   readonly queues?: Readonly<Record<string, QueueSettings>>;
   /**
-   * Wake other processes' workers with `LISTEN`/`NOTIFY` (needs a session,
-   * not PgBouncer's transaction mode); this process's are woken directly.
-   *
-   * @default {true}
+   * Wake other processes' workers with `LISTEN`/`NOTIFY` (not through
+   * PgBouncer's transaction mode). @default {true}
    */
   readonly listenNotify?: boolean;
   /** Run pg-boss's maintenance (expiry, deletion) in this process. @default {true} */
   readonly supervise?: boolean;
-  /**
-   * Send the jobs of {@linkcode PgBossJobQueue.schedule}'s schedules from this
-   * process (one job per occurrence however many processes do).
-   * @default {false}
-   */
+  /** Send the jobs of the schedules from this process. @default {false} */
   readonly runSchedules?: boolean;
   /** Seconds between two checks of the schedules (1 to 45). @default {30} */
   readonly scheduleCheckIntervalSeconds?: number;
@@ -122,32 +106,35 @@ const CONNECT = {
 const URL_HINT =
   "pass a URL such as postgresql://user:password@host:5432/jobs, or a PGlite instance for an embedded database";
 
-/** What `connect()` needs, read from its arguments. */
+/** What the queue needs of `connect()`'s options. */
 export interface ConnectConfig {
   readonly backend: JobQueueBackend;
-  readonly boss: ConstructorOptions;
   readonly schema: string;
   readonly stopTimeoutMs: number;
   /** pg-boss's options of queue `name`, with its dead-letter queue's name. */
   queueOptions(name: string): Omit<Queue, "name">;
 }
 
-/** Checks `connect()`'s arguments and turns them into pg-boss's options. */
-export function connectConfig(
+/**
+ * Checks `connect()`'s arguments and starts pg-boss (installing or migrating
+ * its schema), logging its background errors and warnings.
+ */
+export async function startBoss(
   database: unknown,
   options: unknown,
-): ConnectConfig {
+): Promise<{ boss: PgBoss; config: ConnectConfig }> {
   const action = "connect job queue";
-  if (typeof database === "string") {
+  const url = typeof database === "string";
+  if (url) {
     // Never repeats the URL: it may hold a password.
-    const url = URL.parse(database);
+    const parsed = URL.parse(database);
     const problem = database.trim() === ""
       ? "the URL is empty"
-      : url === null
+      : parsed === null
       ? "the URL is not a valid URL"
-      : url.protocol !== "postgres:" && url.protocol !== "postgresql:"
-      ? `the URL has the scheme "${url.protocol}", expected "postgres:" or "postgresql:"`
-      : url.hostname === "" && !url.searchParams.has("host")
+      : parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:"
+      ? `the URL has the scheme "${parsed.protocol}", expected "postgres:" or "postgresql:"`
+      : parsed.hostname === "" && !parsed.searchParams.has("host")
       ? "the URL names no host"
       : undefined;
     if (problem !== undefined) fail(action, `${problem}; ${URL_HINT}`);
@@ -162,32 +149,61 @@ export function connectConfig(
   }
   const o = readOptions(options, CONNECT, action);
   const schema = o.schema ?? "pgboss";
-  return {
-    backend: typeof database === "string" ? "postgres" : "pglite",
+  const config: ConnectConfig = {
+    backend: url ? "postgres" : "pglite",
     schema,
     stopTimeoutMs: o.stopTimeoutSeconds * 1000,
     queueOptions: queueOptions(options as PgBossJobQueueOptions, action),
-    boss: {
-      schema,
-      useListenNotify: o.listenNotify,
-      supervise: o.supervise,
-      // The cron pass (and its timers) runs only where asked for.
-      schedule: o.runSchedules,
-      ...(o.scheduleCheckIntervalSeconds === undefined
-        ? {}
-        : { cronMonitorIntervalSeconds: o.scheduleCheckIntervalSeconds }),
-      ...(typeof database === "string"
-        ? {
-          connectionString: database,
-          max: o.maxConnections,
-          application_name: "aftercommit-jobs",
-          // An unreachable server fails fast (the outbox relay backs off
-          // on it) instead of hanging.
-          connectionTimeoutMillis: 5000,
-        }
-        : { backend: "pglite", db: fromPglite(database as PGliteLike) }),
-    },
   };
+  const boss = new PgBoss({
+    schema,
+    useListenNotify: o.listenNotify,
+    supervise: o.supervise,
+    // The cron pass (and its timers) runs only where asked for.
+    schedule: o.runSchedules,
+    ...(o.scheduleCheckIntervalSeconds === undefined
+      ? {}
+      : { cronMonitorIntervalSeconds: o.scheduleCheckIntervalSeconds }),
+    ...(url
+      ? {
+        connectionString: database,
+        max: o.maxConnections,
+        application_name: "aftercommit-jobs",
+        // An unreachable server fails fast (the outbox relay backs off on it).
+        connectionTimeoutMillis: 5000,
+      }
+      : { backend: "pglite", db: fromPglite(database as PGliteLike) }),
+  });
+  const logger = getLogger(["aftercommit", "jobs"]);
+  // Without an "error" listener an EventEmitter throws; log instead.
+  boss.on(
+    "error",
+    onceEvery(30_000, (error, repeats) =>
+      logger.error(
+        repeats === 0
+          ? "Job queue background error: {error}"
+          : "Job queue background error: {error}; the one before it repeated {repeats} more times, not logged",
+        { error, repeats },
+      )),
+  );
+  boss.on("warning", (warning) => {
+    logger.warn("Job queue warning: {message}", {
+      message: warning.message,
+      type: (warning.data as { type?: unknown } | undefined)?.type,
+    });
+  });
+  try {
+    await boss.start();
+  } catch (cause) {
+    await boss.stop({ graceful: false }).catch(() => {});
+    throw new Error(
+      `Cannot connect job queue: pg-boss did not start on the ${
+        url ? "PostgreSQL" : "embedded"
+      } jobs database`,
+      { cause },
+    );
+  }
+  return { boss, config };
 }
 
 /**
@@ -225,44 +241,6 @@ export function onceEvery(
     log(copy, repeats);
     [last, loggedAt, repeats] = [key, now, 0];
   };
-}
-
-/**
- * Starts pg-boss (installing or migrating its schema), logging its background
- * errors and warnings.
- */
-export async function startBoss(config: ConnectConfig): Promise<PgBoss> {
-  const logger = getLogger(["aftercommit", "jobs"]);
-  const boss = new PgBoss(config.boss);
-  // Without an "error" listener an EventEmitter throws; log instead.
-  boss.on(
-    "error",
-    onceEvery(30_000, (error, repeats) =>
-      logger.error(
-        repeats === 0
-          ? "Job queue background error: {error}"
-          : "Job queue background error: {error}; the one before it repeated {repeats} more times, not logged",
-        { error, repeats },
-      )),
-  );
-  boss.on("warning", (warning) => {
-    logger.warn("Job queue warning: {message}", {
-      message: warning.message,
-      type: (warning.data as { type?: unknown } | undefined)?.type,
-    });
-  });
-  try {
-    await boss.start();
-  } catch (cause) {
-    await boss.stop({ graceful: false }).catch(() => {});
-    throw new Error(
-      `Cannot connect job queue: pg-boss did not start on the ${
-        config.backend === "postgres" ? "PostgreSQL" : "embedded"
-      } jobs database`,
-      { cause },
-    );
-  }
-  return boss;
 }
 
 // Checks `queueDefaults` and `queues`; returns each queue's pg-boss options.
