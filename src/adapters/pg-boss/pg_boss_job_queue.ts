@@ -1,8 +1,4 @@
-/**
- * {@linkcode PgBossJobQueue}: the {@linkcode JobQueue} port on pg-boss.
- *
- * @module
- */
+// PgBossJobQueue: the JobQueue port on pg-boss.
 import { getLogger } from "@logtape/logtape";
 import type { JobInsert, PgBoss, PGliteLike } from "pg-boss";
 import {
@@ -33,7 +29,6 @@ import {
 } from "./dead_letters.ts";
 import {
   type ConnectConfig,
-  connectConfig,
   type JobQueueBackend,
   type PgBossJobQueueOptions,
   startBoss,
@@ -53,11 +48,10 @@ const logger = getLogger(["aftercommit", "jobs"]);
 
 /**
  * A durable job queue on [pg-boss](https://github.com/timgit/pg-boss), on a
- * PostgreSQL server (a URL) or an embedded PGlite database (an instance the
- * caller opens and closes), with retries, dead letters and idempotent enqueue
- * by key. Failed attempts are logged, never with their data.
+ * PostgreSQL server or an embedded PGlite database, with retries, dead
+ * letters and idempotent enqueue by key.
  *
- * @example Enqueue idempotently and work, on an embedded database
+ * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { PGlite } from "@electric-sql/pglite";
@@ -65,14 +59,11 @@ const logger = getLogger(["aftercommit", "jobs"]);
  *
  * await using pglite = await PGlite.create();
  * await using jobs = await PgBossJobQueue.connect(pglite, { supervise: false });
- * const done = Promise.withResolvers<string>();
- * await jobs.work<{ userId: string }>("welcome", (job) => {
- *   done.resolve(job.data.userId);
- * });
+ * const done = Promise.withResolvers<unknown>();
+ * await jobs.work("welcome", (job) => done.resolve(job.data));
  * const id = await jobs.enqueue("welcome", { userId: "u1" }, { key: "evt-1" });
  * assert.deepEqual(id, PgBossJobQueue.jobIdFor("welcome", "evt-1"));
- * assert.deepEqual(await jobs.enqueue("welcome", {}, { key: "evt-1" }), null);
- * assert.deepEqual(await done.promise, "u1");
+ * assert.deepEqual(await done.promise, { userId: "u1" });
  * ```
  */
 export class PgBossJobQueue implements JobQueue, AsyncDisposable {
@@ -106,34 +97,26 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   /**
    * Starts pg-boss on `database` (a `postgres://` URL, or a PGlite instance
    * that `stop()` does not close), installing or migrating its schema.
-   *
    * @throws {TypeError} When the database or an option is invalid.
-   * @throws {Error} When pg-boss cannot start (its error as `cause`).
    */
   static async connect(
     database: string | PGliteLike,
     options: PgBossJobQueueOptions = {},
   ): Promise<PgBossJobQueue> {
-    const config = connectConfig(database, options);
-    return new PgBossJobQueue(await startBoss(config), config);
+    const { boss, config } = await startBoss(database, options);
+    return new PgBossJobQueue(boss, config);
   }
 
   /**
    * The id `enqueue(name, data, { key })` gives a job: a UUID v5 of the queue
-   * name and the key, the same in every process.
-   *
-   * @throws {TypeError} When the name or the key is invalid.
+   * name and the key (a TypeError when either is invalid).
    */
   static jobIdFor(name: string, key: string): string {
     return prepareJob({ name, data: null, options: { key } }, "derive job id")
       .id;
   }
 
-  /**
-   * The dead-letter queue of queue `name`: `name` + `"__dead"`.
-   *
-   * @throws {TypeError} When the name is invalid.
-   */
+  /** The dead-letter queue of queue `name`: `name` + `"__dead"`. */
   static deadLetterQueueName(name: string): string {
     assertQueueName(name, "name dead-letter queue");
     return name + DEAD_LETTER_SUFFIX;
@@ -147,9 +130,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   /**
    * Whether `select 1` on the jobs database answers within `timeoutSeconds`
    * (`false` once stopped; a failure logs a warning).
-   *
-   * @throws {TypeError} When `timeoutSeconds` is not a number (`RangeError`:
-   * below 0.01).
    */
   async ping(timeoutSeconds = 1): Promise<boolean> {
     number(0.01)(timeoutSeconds, "timeoutSeconds", "ping job queue");
@@ -178,9 +158,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   /**
    * Counts jobs by queue and state, and in the last `windowSeconds`: jobs
    * completed, creation → first start p50 and p99.
-   *
-   * @throws {TypeError} When an option is invalid (`RangeError`: out of range).
-   * @throws {Error} When the queue is stopped.
    */
   stats(options: JobQueueStatsOptions = {}): Promise<JobQueueStats> {
     this.#assertRunning("read job queue stats");
@@ -188,10 +165,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * `enqueueMany` of one job to queue `name` (letters, digits, `_`, `-`, `.`
-   * and `/`), its data surviving a JSON round trip.
-   *
-   * @returns The job id, or `null` when its key (or id) is used in this queue.
+   * `enqueueMany` of one job: its id, or `null` when its key (or id) is used
+   * in this queue.
    */
   async enqueue<T>(
     name: string,
@@ -207,11 +182,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Adds jobs with one atomic `INSERT` per queue and wakes the workers;
-   * retrying with keys creates what is missing.
-   *
-   * @returns The ids in order; `null` where the key (or id) was used.
+   * returns the ids in order, `null` where the key (or id) was used.
    * @throws {TypeError} When a request is invalid (nothing is written then).
-   * @throws {Error} When the queue is stopped.
    *
    * @example
    * ```ts
@@ -235,10 +207,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   /**
    * Sends a job to queue `name` on a recurring schedule (pg-boss's cron:
    * five fields or an RFC 5545 rule), replaced when set again (same name and
-   * `key`), from a process connected with `runSchedules: true`.
-   *
-   * @throws {TypeError} When an argument, the cron or the time zone is invalid.
-   * @throws {Error} When the queue is stopped.
+   * `key`), from the processes connected with `runSchedules: true`.
    *
    * @example
    * ```ts
@@ -263,10 +232,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     return this.#schedules.schedule(name, cron, data, options);
   }
 
-  /**
-   * Removes the schedule of queue `name` with `options.key` (or the unnamed
-   * one), if any; jobs it sent stay. Throws as `schedule`.
-   */
+  /** Removes the schedule of queue `name` and `options.key`, if any. */
   unschedule(
     name: string,
     options: { readonly key?: string } = {},
@@ -274,18 +240,15 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     return this.#schedules.unschedule(name, options);
   }
 
-  /** Lists the schedules, of every queue or of queue `name`. Throws as `schedule`. */
+  /** Lists the schedules, of every queue or of queue `name`. */
   schedules(name?: string): Promise<JobSchedule[]> {
     return this.#schedules.list(name);
   }
 
   /**
-   * Runs `handler` for the jobs of queue `name` in this process. A handler
-   * that throws fails the attempt: logged, retried, then dead-lettered.
-   *
-   * @returns The worker's id.
-   * @throws {TypeError} When an argument is invalid.
-   * @throws {Error} When the queue is stopped.
+   * Runs `handler` for the jobs of queue `name` in this process and returns
+   * the worker's id. A handler that throws fails the attempt: logged (never
+   * with the data), retried, then dead-lettered.
    */
   async work<T>(
     name: string,
@@ -307,9 +270,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * Lists dead letters (jobs whose retries were used up), oldest first,
    * without their data unless `includeData`.
    *
-   * @throws {TypeError} When an option is invalid (`RangeError`: out of range).
-   * @throws {Error} When the queue is stopped.
-   *
    * @example
    * ```ts
    * import assert from "node:assert/strict";
@@ -317,17 +277,13 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
    *
    * await using pglite = await PGlite.create();
-   * await using jobs = await PgBossJobQueue.connect(pglite, {
-   *   queueDefaults: { retryLimit: 0 },
-   *   supervise: false,
-   * });
-   * await jobs.work("welcome", () => {
-   *   throw new Error("mail server down");
-   * });
+   * const options = { queueDefaults: { retryLimit: 0 }, supervise: false };
+   * await using jobs = await PgBossJobQueue.connect(pglite, options);
+   * await jobs.work("welcome", () => Promise.reject(new Error("mail down")));
    * await jobs.enqueue("welcome", { userId: "u1" });
    * let letters = await jobs.deadLetters();
    * while (letters.length === 0) letters = await jobs.deadLetters();
-   * assert.deepEqual(letters[0]?.error, "Error: mail server down");
+   * assert.deepEqual(letters[0]?.error, "Error: mail down");
    * assert.deepEqual(await jobs.retryDeadLetters({ queue: "welcome" }), 1);
    * ```
    */
@@ -335,36 +291,25 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     return this.#deadLetters.list(options);
   }
 
-  /**
-   * Counts the dead letters of `selection`: `{ ids }`, `{ queue }` (the
-   * original queue) or `{ all: true }`. Throws as `deleteDeadLetters`.
-   */
+  /** Counts the dead letters of `{ ids }`, `{ queue }` or `{ all: true }`. */
   countDeadLetters(selection: DeadLetterSelection): Promise<number> {
     return this.#deadLetters.count(selection);
   }
 
-  /**
-   * Moves dead letters back to their queue as new jobs (fresh retries) and
-   * returns how many. Throws as `deleteDeadLetters`.
-   */
+  /** Moves dead letters back to their queue as new jobs; returns how many. */
   retryDeadLetters(selection: DeadLetterSelection): Promise<number> {
     return this.#deadLetters.retry(selection);
   }
 
-  /**
-   * Deletes dead letters for good; returns how many.
-   *
-   * @throws {TypeError} When the selection is invalid; nothing changes then.
-   * @throws {Error} When the queue is stopped.
-   */
+  /** Deletes dead letters for good; returns how many. */
   deleteDeadLetters(selection: DeadLetterSelection): Promise<number> {
     return this.#deadLetters.delete(selection);
   }
 
   /**
    * Stops fetching, waits for running handlers (up to `stopTimeoutSeconds`,
-   * then aborts their signals) and closes pg-boss's connections (not a PGlite
-   * instance). Queued jobs stay. Calling it again returns the same promise.
+   * then aborts their signals) and closes pg-boss's connections. Queued jobs
+   * stay.
    */
   stop(): Promise<void> {
     // Jobs handed over at their insert are waited for beside those pg-boss
