@@ -147,9 +147,8 @@ export class LocalStarts {
     try {
       // pg-boss's restore (plans.restoreJobs), fenced to this claim.
       await this.boss.getDb().executeSql(
-        `UPDATE ${this.schema}.${table}
-         SET state = 'created', started_on = NULL, heartbeat_on = NULL,
-           upsert_by_key = NULL
+        `UPDATE ${this.schema}.${table} SET state = 'created',
+           started_on = NULL, heartbeat_on = NULL, upsert_by_key = NULL
          WHERE name = $1 AND state = 'active'
            AND (id::text || ':' || retry_count::text) = ANY($2::text[])`,
         [worker.name, jobs.map((job) => `${job.id}:${job.retryCount}`)],
@@ -205,32 +204,28 @@ export class LocalStarts {
     return table.catch(() => undefined);
   }
 
-  // pg-boss's insert (plans.insertJobs) with its fetch's claim
-  // (plans.fetchNextJob) of a first attempt. Nothing is inserted (`waiting`)
-  // while a job of the queue is ready (a fetch takes it first) or active but
-  // not running here ($3: a fetch on its way to a loop, or another process's
-  // work). A used id inserts and starts nothing.
+  // pg-boss's insert (plans.insertJobs) with its fetch's claim of a first
+  // attempt (plans.fetchNextJob). Nothing is inserted (`waiting`) while a job
+  // of the queue is ready (a fetch takes it first) or active but not running
+  // here ($3: on its way to a loop, or another process's). A used id inserts
+  // and starts nothing.
   #insertSql(table: string): string {
     const s = this.schema;
+    const jobs = `${s}.${table}`;
     return `
       WITH t AS (SELECT ${s}.job_now() AS now),
       backlog AS (
-        SELECT EXISTS (
-          SELECT 1 FROM ${s}.${table}
-          WHERE name = $1 AND state < 'active' AND NOT blocked
-            AND start_after <= (SELECT now FROM t)
-        ) OR EXISTS (
-          SELECT 1 FROM ${s}.${table}
-          WHERE name = $1 AND state = 'active' AND id <> ALL($3::uuid[])
-        ) AS ready
+        SELECT EXISTS (SELECT 1 FROM ${jobs} WHERE name = $1
+          AND state < 'active' AND NOT blocked
+          AND start_after <= (SELECT now FROM t))
+        OR EXISTS (SELECT 1 FROM ${jobs} WHERE name = $1
+          AND state = 'active' AND id <> ALL($3::uuid[])) AS ready
       ),
       ins AS (
-        INSERT INTO ${s}.${table} (
-          id, name, data, priority, state, start_after, created_on,
-          started_on, heartbeat_on, expire_seconds, deletion_seconds,
-          keep_until, retry_limit, retry_delay, retry_backoff,
-          retry_delay_max, policy, dead_letter, heartbeat_seconds
-        )
+        INSERT INTO ${jobs} (id, name, data, priority, state, start_after,
+          created_on, started_on, heartbeat_on, expire_seconds,
+          deletion_seconds, keep_until, retry_limit, retry_delay,
+          retry_backoff, retry_delay_max, policy, dead_letter, heartbeat_seconds)
         SELECT j.id, $1, j.data, COALESCE(j.priority, 0),
           'active'::${s}.job_state, t.now, t.now, t.now, t.now,
           q.expire_seconds, q.deletion_seconds,
@@ -239,14 +234,13 @@ export class LocalStarts {
           q.policy, q.dead_letter, q.heartbeat_seconds
         FROM json_to_recordset($2::text::json)
           AS j (id uuid, priority integer, data jsonb)
-        CROSS JOIN t
-        LEFT JOIN ${s}.queue q ON q.name = $1
+        CROSS JOIN t LEFT JOIN ${s}.queue q ON q.name = $1
         WHERE NOT (SELECT ready FROM backlog)
         ON CONFLICT DO NOTHING
         RETURNING id, name, data, retry_count AS "retryCount",
           expire_seconds AS "expireInSeconds",
-          heartbeat_seconds AS "heartbeatSeconds", group_id AS "groupId",
-          group_tier AS "groupTier"
+          heartbeat_seconds AS "heartbeatSeconds",
+          group_id AS "groupId", group_tier AS "groupTier"
       )
       SELECT (SELECT ready FROM backlog) AS waiting,
         COALESCE((SELECT json_agg(ins) FROM ins), '[]'::json) AS jobs`;
@@ -269,21 +263,15 @@ export class LocalStarts {
     }
     for (const job of jobs) batch.open.add(job);
     const seconds = Math.max(...jobs.map((job) => job.expireInSeconds));
-    const expired = `handler execution exceeded ${seconds}s`;
+    const expired = new Error(`handler execution exceeded ${seconds}s`);
     const ms = Math.max(1, seconds) * 1000;
-    const timer = setTimeout(
-      () => this.#close(batch, Error(expired), true),
-      ms,
-    );
+    const timer = setTimeout(() => this.#close(batch, expired, true), ms);
     try {
       await Promise.all(jobs.map(async (job) => {
-        const result = await worker.run(job);
+        const { status, output } = await worker.run(job);
         // A job failed for the batch is no longer this attempt's.
         if (!batch.open.delete(job)) return;
-        await this.#settle(
-          [job],
-          result.status === "completed" ? undefined : result.output,
-        );
+        await this.#settle([job], status === "completed" ? undefined : output);
       }));
     } finally {
       clearTimeout(timer);
