@@ -81,16 +81,17 @@ export interface PgBossJobQueueOptions {
 export type JobQueueBackend = "postgres" | "pglite";
 
 const MAX = 2_147_483_647;
-const SETTINGS = {
-  retryLimit: integer(0, MAX),
-  retryDelaySeconds: integer(0, MAX),
-  retryBackoff: boolean(),
-  retryDelayMaxSeconds: integer(1, MAX),
-  expireInSeconds: integer(1, 86_400),
-  retentionSeconds: integer(1, MAX),
-  deleteAfterSeconds: integer(0, MAX),
-  deadLetter: boolean(),
-};
+// The rules of a queue's settings, over `d`.
+const settings = (d: Required<QueueSettings>) => ({
+  retryLimit: integer(0, MAX, d.retryLimit),
+  retryDelaySeconds: integer(0, MAX, d.retryDelaySeconds),
+  retryBackoff: boolean(d.retryBackoff),
+  retryDelayMaxSeconds: integer(1, MAX, d.retryDelayMaxSeconds),
+  expireInSeconds: integer(1, 86_400, d.expireInSeconds),
+  retentionSeconds: integer(1, MAX, d.retentionSeconds),
+  deleteAfterSeconds: integer(0, MAX, d.deleteAfterSeconds),
+  deadLetter: boolean(d.deadLetter),
+});
 const CONNECT = {
   schema: matches(
     /^[A-Za-z_][A-Za-z0-9_]{0,49}$/,
@@ -248,29 +249,22 @@ function queueOptions(
   options: PgBossJobQueueOptions | undefined,
   action: string,
 ): (name: string) => Omit<Queue, "name"> {
-  const defined = (settings: unknown, what: string) =>
-    Object.fromEntries(
-      Object.entries(readOptions(settings, SETTINGS, action, what))
-        .filter(([, value]) => value !== undefined),
-    );
-  const base = {
-    ...DEFAULT_QUEUE_SETTINGS,
-    ...defined(options?.queueDefaults, "options.queueDefaults"),
-  };
+  const base: Required<QueueSettings> = readOptions(
+    options?.queueDefaults,
+    settings(DEFAULT_QUEUE_SETTINGS),
+    action,
+    "options.queueDefaults",
+  );
   assertObject(options?.queues, "options.queues", action);
-  const perQueue = new Map<string, Record<string, unknown>>();
-  for (const [name, settings] of Object.entries(options?.queues ?? {})) {
+  const perQueue = new Map<string, Required<QueueSettings>>();
+  for (const [name, given] of Object.entries(options?.queues ?? {})) {
     assertQueueName(name, `${action}: options.queues`);
-    perQueue.set(
-      name,
-      defined(settings, `options.queues[${JSON.stringify(name)}]`),
-    );
+    const what = `options.queues[${JSON.stringify(name)}]`;
+    perQueue.set(name, readOptions(given, settings(base), action, what));
   }
   return (name) => {
-    const { retryDelaySeconds, retryDelayMaxSeconds, deadLetter, ...same } = {
-      ...base,
-      ...perQueue.get(name),
-    } as Required<QueueSettings>;
+    const { retryDelaySeconds, retryDelayMaxSeconds, deadLetter, ...same } =
+      perQueue.get(name) ?? base;
     return {
       ...same,
       retryDelay: retryDelaySeconds,
