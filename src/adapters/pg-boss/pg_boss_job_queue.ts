@@ -134,17 +134,12 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   async ping(timeoutSeconds = 1): Promise<boolean> {
     number(0.01)(timeoutSeconds, "timeoutSeconds", "ping job queue");
     if (this.#stopping !== undefined) return false;
+    const signal = AbortSignal.timeout(timeoutSeconds * 1000);
     try {
       // pg-boss's executeSql() takes no signal: the wait ends at the abort.
       const selected = this.#boss.getDb().executeSql("select 1");
-      if (
-        await untilAbort(AbortSignal.timeout(timeoutSeconds * 1000), selected)
-      ) {
-        throw new Error(
-          `No answer from the jobs database in ${timeoutSeconds} s`,
-        );
-      }
-      return true;
+      if (!await untilAbort(signal, selected)) return true;
+      throw new Error(`No answer within ${timeoutSeconds} s`);
     } catch (error) {
       if (this.#stopping === undefined) {
         logger.warn("Job queue health check failed: {error}", {
@@ -340,12 +335,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     let created = this.#queues.get(name);
     if (created === undefined) {
       const options = this.#config.queueOptions(name);
-      created = (options.deadLetter === undefined
-        ? Promise.resolve()
-        : this.#ensureQueue(options.deadLetter))
-        .then(() =>
-          this.#boss.createQueue(name, options)
-        );
+      const { deadLetter } = options;
+      created = Promise.resolve(deadLetter && this.#ensureQueue(deadLetter))
+        .then(() => this.#boss.createQueue(name, options));
       this.#queues.set(name, created);
       created.catch(() => this.#queues.delete(name));
     }
