@@ -92,9 +92,8 @@ export class LocalStarts {
   }
 
   /**
-   * Inserts jobs of queue `name`, all ready now, claimed, and runs them on a
-   * free worker here: the ids inserted, or `undefined` when they cannot start
-   * here (insert them as usual then).
+   * Inserts jobs of queue `name` claimed and runs them on a free worker: the
+   * ids inserted, or `undefined` when they cannot start here.
    */
   async insertStarted(
     name: string,
@@ -168,10 +167,7 @@ export class LocalStarts {
     return true;
   }
 
-  /**
-   * Takes no more jobs, waits up to `timeoutMs` for those running, then fails
-   * the rest and aborts their signals, as pg-boss's stop() does.
-   */
+  /** Waits up to `timeoutMs` for the jobs running, then fails the rest. */
   async stop(timeoutMs: number): Promise<void> {
     this.#stopping = true;
     this.#stopped.resolve();

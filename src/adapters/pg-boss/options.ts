@@ -116,10 +116,7 @@ export interface ConnectConfig {
   queueOptions(name: string): Omit<Queue, "name">;
 }
 
-/**
- * Checks `connect()`'s arguments and starts pg-boss (installing or migrating
- * its schema), logging its background errors and warnings.
- */
+/** Checks `connect()`'s arguments and starts pg-boss, logging its errors. */
 export async function startBoss(
   database: unknown,
   options: unknown,
@@ -208,9 +205,8 @@ export async function startBoss(
 }
 
 /**
- * Wraps `log` so that an error like the last one logged (same name and
- * message) within `ms` is counted, not logged: an outage repeats the same
- * background error several times a second.
+ * Wraps `log` so that a repeat of the last error logged (same name and
+ * message) within `ms` is counted, not logged, as during an outage.
  */
 export function onceEvery(
   ms: number,

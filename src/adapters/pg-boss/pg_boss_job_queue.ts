@@ -160,8 +160,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * `enqueueMany` of one job: its id, or `null` when its key (or id) is used
-   * in this queue.
+   * `enqueueMany` of one job: its id, or `null` when its key (or id) was used.
    */
   async enqueue<T>(
     name: string,
@@ -303,8 +302,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Stops fetching, waits for running handlers (up to `stopTimeoutSeconds`,
-   * then aborts their signals) and closes pg-boss's connections. Queued jobs
-   * stay.
+   * then aborts their signals) and closes pg-boss's connections.
    */
   stop(): Promise<void> {
     // Jobs handed over at their insert are waited for beside those pg-boss
