@@ -1,17 +1,14 @@
-// Jobs enqueued here for a queue this process works start at their insert:
-// written claimed (state 'active', started_on and heartbeat_on now, as
-// pg-boss's fetch leaves a job) and run by a free loop, with no NOTIFY and no
-// fetch. Then they are pg-boss jobs like any other: complete()/fail() fenced
-// to the attempt (its retryCount), retries, dead letter; if the process dies,
-// the supervisor fails the job back to retry at its expiry.
+// Jobs enqueued for a queue this process works start at their insert: written
+// claimed (as pg-boss's fetch leaves a job) and run by a free loop, with no
+// NOTIFY and no fetch; then they are pg-boss jobs like any other (fenced
+// complete()/fail(), retries, dead letter, the supervisor's expiry).
 //
-// Only where the claimed insert is what a free loop's fetch would have done:
-// a 'standard' queue (other policies keep unique indexes over the queued or
-// active jobs of a key), no heartbeat (nothing would touch it), every job
-// ready now, no more than one fetch takes (the batch size), and no ready job
-// of the queue waiting (it goes first). A handed-over batch takes a loop; a
-// loop that fetches while they hold every loop gives its jobs back (pg-boss's
-// restore, as for a batch over localGroupConcurrency) and waits for one.
+// Only where that insert is what a free loop's fetch would have done: a
+// 'standard' queue (other policies keep unique indexes over a key's queued or
+// active jobs), no heartbeat, every job ready now, at most one batch, and no
+// ready job of the queue waiting (it goes first). A loop that fetches while
+// handed-over batches hold every loop gives its jobs back (pg-boss's restore)
+// and waits for one.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import type { Job as PgBossJob, JobInsert, JobResult, PgBoss } from "pg-boss";
@@ -28,8 +25,9 @@ export class LocalWorker {
   readonly running = new Set<string>();
   /** pg-boss's ids of its loops, to wake them. */
   workerIds: readonly string[] = [];
+  /** Settles at the next release of a loop. */
+  released = Promise.withResolvers<void>();
   #busy = 0;
-  #released = Promise.withResolvers<void>();
 
   constructor(
     readonly name: string,
@@ -51,13 +49,8 @@ export class LocalWorker {
     for (const id of ids) this.running.delete(id);
     if (!took) return;
     this.#busy--;
-    this.#released.resolve();
-    this.#released = Promise.withResolvers();
-  }
-
-  /** Settles at the next release. */
-  get released(): Promise<void> {
-    return this.#released.promise;
+    this.released.resolve();
+    this.released = Promise.withResolvers();
   }
 }
 
@@ -99,9 +92,8 @@ export class LocalStarts {
   }
 
   /**
-   * Inserts jobs of queue `name`, all ready now, claimed, and runs them on a
-   * free worker of this process. Returns the ids inserted (not a used one),
-   * or `undefined` when they cannot start here: insert them as usual then.
+   * Inserts jobs of queue `name` claimed and runs them on a free worker: the
+   * ids inserted, or `undefined` when they cannot start here.
    */
   async insertStarted(
     name: string,
@@ -140,24 +132,22 @@ export class LocalStarts {
 
   /**
    * Gives back `jobs`, fetched while handed-over batches hold every loop of
-   * `worker`, holds the loop until one is released, then wakes the loops.
-   * Empties `jobs`, so that pg-boss settles none (a restored job's next claim
-   * is the same attempt); `false` when they could not be given back: run them.
+   * `worker`, and emptied so that pg-boss settles none, then waits for a loop
+   * and wakes them; `false` when they could not be given back: run them.
    */
   async giveBack(
     worker: LocalWorker,
     jobs: PgBossJob<unknown>[],
   ): Promise<boolean> {
     // Taken now: a loop released during the restore ends the wait.
-    const released = worker.released;
+    const released = worker.released.promise;
     const table = await this.#table(worker.name);
     if (table === undefined) return false;
     try {
       // pg-boss's restore (plans.restoreJobs), fenced to this claim.
       await this.boss.getDb().executeSql(
-        `UPDATE ${this.schema}.${table}
-         SET state = 'created', started_on = NULL, heartbeat_on = NULL,
-           upsert_by_key = NULL
+        `UPDATE ${this.schema}.${table} SET state = 'created',
+           started_on = NULL, heartbeat_on = NULL, upsert_by_key = NULL
          WHERE name = $1 AND state = 'active'
            AND (id::text || ':' || retry_count::text) = ANY($2::text[])`,
         [worker.name, jobs.map((job) => `${job.id}:${job.retryCount}`)],
@@ -177,17 +167,11 @@ export class LocalStarts {
     return true;
   }
 
-  /**
-   * Takes no more jobs, waits up to `timeoutMs` for those running, then fails
-   * the rest and aborts their signals, as pg-boss's stop() does.
-   */
+  /** Waits up to `timeoutMs` for the jobs running, then fails the rest. */
   async stop(timeoutMs: number): Promise<void> {
     this.#stopping = true;
     this.#stopped.resolve();
-    const deadline = Promise.withResolvers<void>();
-    const timer = setTimeout(deadline.resolve, timeoutMs);
-    await Promise.race([this.#drained(), deadline.promise]); // Never rejects.
-    clearTimeout(timer);
+    await untilAbort(AbortSignal.timeout(timeoutMs), this.#drained());
     for (const batch of this.#running) {
       this.#close(batch, { value: "pg-boss shut down while active" }, false);
     }
@@ -216,32 +200,28 @@ export class LocalStarts {
     return table.catch(() => undefined);
   }
 
-  // pg-boss's insert (plans.insertJobs) with its fetch's claim
-  // (plans.fetchNextJob) of a first attempt. Nothing is inserted (`waiting`)
-  // while a job of the queue is ready (a fetch takes it first) or active but
-  // not running here ($3: a fetch on its way to a loop, or another process's
-  // work). A used id inserts and starts nothing.
+  // pg-boss's insert (plans.insertJobs) with its fetch's claim of a first
+  // attempt (plans.fetchNextJob). Nothing is inserted (`waiting`) while a job
+  // of the queue is ready (a fetch takes it first) or active but not running
+  // here ($3: on its way to a loop, or another process's). A used id inserts
+  // and starts nothing.
   #insertSql(table: string): string {
     const s = this.schema;
+    const jobs = `${s}.${table}`;
     return `
       WITH t AS (SELECT ${s}.job_now() AS now),
       backlog AS (
-        SELECT EXISTS (
-          SELECT 1 FROM ${s}.${table}
-          WHERE name = $1 AND state < 'active' AND NOT blocked
-            AND start_after <= (SELECT now FROM t)
-        ) OR EXISTS (
-          SELECT 1 FROM ${s}.${table}
-          WHERE name = $1 AND state = 'active' AND id <> ALL($3::uuid[])
-        ) AS ready
+        SELECT EXISTS (SELECT 1 FROM ${jobs} WHERE name = $1
+          AND state < 'active' AND NOT blocked
+          AND start_after <= (SELECT now FROM t))
+        OR EXISTS (SELECT 1 FROM ${jobs} WHERE name = $1
+          AND state = 'active' AND id <> ALL($3::uuid[])) AS ready
       ),
       ins AS (
-        INSERT INTO ${s}.${table} (
-          id, name, data, priority, state, start_after, created_on,
-          started_on, heartbeat_on, expire_seconds, deletion_seconds,
-          keep_until, retry_limit, retry_delay, retry_backoff,
-          retry_delay_max, policy, dead_letter, heartbeat_seconds
-        )
+        INSERT INTO ${jobs} (id, name, data, priority, state, start_after,
+          created_on, started_on, heartbeat_on, expire_seconds,
+          deletion_seconds, keep_until, retry_limit, retry_delay,
+          retry_backoff, retry_delay_max, policy, dead_letter, heartbeat_seconds)
         SELECT j.id, $1, j.data, COALESCE(j.priority, 0),
           'active'::${s}.job_state, t.now, t.now, t.now, t.now,
           q.expire_seconds, q.deletion_seconds,
@@ -250,14 +230,13 @@ export class LocalStarts {
           q.policy, q.dead_letter, q.heartbeat_seconds
         FROM json_to_recordset($2::text::json)
           AS j (id uuid, priority integer, data jsonb)
-        CROSS JOIN t
-        LEFT JOIN ${s}.queue q ON q.name = $1
+        CROSS JOIN t LEFT JOIN ${s}.queue q ON q.name = $1
         WHERE NOT (SELECT ready FROM backlog)
         ON CONFLICT DO NOTHING
         RETURNING id, name, data, retry_count AS "retryCount",
           expire_seconds AS "expireInSeconds",
-          heartbeat_seconds AS "heartbeatSeconds", group_id AS "groupId",
-          group_tier AS "groupTier"
+          heartbeat_seconds AS "heartbeatSeconds",
+          group_id AS "groupId", group_tier AS "groupTier"
       )
       SELECT (SELECT ready FROM backlog) AS waiting,
         COALESCE((SELECT json_agg(ins) FROM ins), '[]'::json) AS jobs`;
@@ -270,12 +249,8 @@ export class LocalStarts {
     batch: Batch,
     inserted: Promise<{ jobs: PgBossJob<unknown>[] }>,
   ): Promise<void> {
-    let rows: PgBossJob<unknown>[];
-    try {
-      ({ jobs: rows } = await inserted);
-    } catch {
-      return; // The enqueue rejects with the error.
-    }
+    // On an error the enqueue rejects with it.
+    const rows = await inserted.then(({ jobs }) => jobs, () => []);
     if (rows.length === 0) return;
     const jobs = rows.map((row) => ({ ...row, signal: batch.abort.signal }));
     if (batch.closing !== undefined) { // stop() gave up before the insert.
@@ -284,24 +259,15 @@ export class LocalStarts {
     }
     for (const job of jobs) batch.open.add(job);
     const seconds = Math.max(...jobs.map((job) => job.expireInSeconds));
-    const timer = setTimeout(
-      () =>
-        this.#close(
-          batch,
-          new Error(`handler execution exceeded ${seconds}s`),
-          true,
-        ),
-      Math.max(1, seconds) * 1000,
-    );
+    const expired = new Error(`handler execution exceeded ${seconds}s`);
+    const ms = Math.max(1, seconds) * 1000;
+    const timer = setTimeout(() => this.#close(batch, expired, true), ms);
     try {
       await Promise.all(jobs.map(async (job) => {
-        const result = await worker.run(job);
+        const { status, output } = await worker.run(job);
         // A job failed for the batch is no longer this attempt's.
         if (!batch.open.delete(job)) return;
-        await this.#settle(
-          [job],
-          result.status === "completed" ? undefined : result.output,
-        );
+        await this.#settle([job], status === "completed" ? undefined : output);
       }));
     } finally {
       clearTimeout(timer);
@@ -326,14 +292,11 @@ export class LocalStarts {
   // to settle leaves them active until their expiry: logged.
   async #settle(jobs: PgBossJob<unknown>[], output?: object): Promise<void> {
     const { name, id } = jobs[0]!;
-    const attempts = jobs.map((job) => ({
-      id: job.id,
-      retryCount: job.retryCount,
-    }));
     try {
+      // Fenced to each job's attempt (its retryCount).
       await (output === undefined
-        ? this.boss.complete(name, attempts)
-        : this.boss.fail(name, attempts, output));
+        ? this.boss.complete(name, jobs)
+        : this.boss.fail(name, jobs, output));
     } catch (error) {
       logger.error(
         "Cannot settle job {jobName} {jobId}; it stays active until its expiry: {error}",

@@ -1,38 +1,26 @@
 /**
  * The pg-boss job queue adapter: {@linkcode PgBossJobQueue} implements the
- * `JobQueue` port on [pg-boss](https://github.com/timgit/pg-boss), on a
- * PostgreSQL URL or a PGlite instance, with retries, dead letters and
- * idempotent enqueue by key.
+ * `JobQueue` port on [pg-boss](https://github.com/timgit/pg-boss).
  *
  * @example Handlers enqueue through a batching publisher: one round trip
  * ```ts
  * import assert from "node:assert/strict";
  * import { PGlite } from "@electric-sql/pglite";
- * import { BatchingJobQueue, EventBus, type JobQueue, On } from "@aftercommit/core";
+ * import { BatchingJobQueue, EventBus } from "@aftercommit/core";
  * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
  *
  * class UserRegistered {
- *   constructor(readonly eventId: string, readonly userId: string) {}
+ *   constructor(readonly userId: string) {}
  * }
- * class Welcome {
- *   constructor(private readonly jobs: JobQueue) {}
- *   @On(UserRegistered)
- *   async enqueue(e: UserRegistered): Promise<void> {
- *     await this.jobs.enqueue("send-welcome-email", { userId: e.userId }, {
- *       key: e.eventId,
- *     });
- *   }
- * }
- *
  * await using pglite = await PGlite.create();
  * await using jobs = await PgBossJobQueue.connect(pglite, { supervise: false });
  * const batching = new BatchingJobQueue(jobs);
  * const bus = new EventBus();
- * bus.subscribe(new Welcome(batching));
- * await batching.publisher(bus).publishAll([
- *   new UserRegistered("e1", "u1"),
- *   new UserRegistered("e2", "u2"),
- * ]);
+ * bus.register(UserRegistered, async (e) => {
+ *   await batching.enqueue("welcome", { userId: e.userId });
+ * });
+ * const events = [new UserRegistered("u1"), new UserRegistered("u2")];
+ * await batching.publisher(bus).publishAll(events);
  * assert.deepEqual((await jobs.stats()).queues[0]?.created, 2);
  * ```
  *

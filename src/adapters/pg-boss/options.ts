@@ -1,17 +1,7 @@
-/**
- * `PgBossJobQueue.connect()`'s options and queue settings, checked and turned
- * into pg-boss's, and the start.
- *
- * @module
- */
+// `PgBossJobQueue.connect()`'s options, checked and turned into pg-boss's,
+// and the start.
 import { getLogger } from "@logtape/logtape";
-import {
-  type ConstructorOptions,
-  fromPglite,
-  PgBoss,
-  type PGliteLike,
-  type Queue,
-} from "pg-boss";
+import { fromPglite, PgBoss, type PGliteLike, type Queue } from "pg-boss";
 import { loggableError } from "../../internal/loggable_error.ts";
 import { DEAD_LETTER_SUFFIX } from "./dead_letters.ts";
 import { assertQueueName } from "../../application/job_queue.ts";
@@ -71,19 +61,13 @@ export interface PgBossJobQueueOptions {
   /** Settings per queue name, over `queueDefaults`. @default {{}} */
   readonly queues?: Readonly<Record<string, QueueSettings>>;
   /**
-   * Wake other processes' workers with `LISTEN`/`NOTIFY` (needs a session,
-   * not PgBouncer's transaction mode); this process's are woken directly.
-   *
-   * @default {true}
+   * Wake other processes' workers with `LISTEN`/`NOTIFY` (not through
+   * PgBouncer's transaction mode). @default {true}
    */
   readonly listenNotify?: boolean;
   /** Run pg-boss's maintenance (expiry, deletion) in this process. @default {true} */
   readonly supervise?: boolean;
-  /**
-   * Send the jobs of {@linkcode PgBossJobQueue.schedule}'s schedules from this
-   * process (one job per occurrence however many processes do).
-   * @default {false}
-   */
+  /** Send the jobs of the schedules from this process. @default {false} */
   readonly runSchedules?: boolean;
   /** Seconds between two checks of the schedules (1 to 45). @default {30} */
   readonly scheduleCheckIntervalSeconds?: number;
@@ -97,16 +81,17 @@ export interface PgBossJobQueueOptions {
 export type JobQueueBackend = "postgres" | "pglite";
 
 const MAX = 2_147_483_647;
-const SETTINGS = {
-  retryLimit: integer(0, MAX),
-  retryDelaySeconds: integer(0, MAX),
-  retryBackoff: boolean(),
-  retryDelayMaxSeconds: integer(1, MAX),
-  expireInSeconds: integer(1, 86_400),
-  retentionSeconds: integer(1, MAX),
-  deleteAfterSeconds: integer(0, MAX),
-  deadLetter: boolean(),
-};
+// The rules of a queue's settings, over `d`.
+const settings = (d: Required<QueueSettings>) => ({
+  retryLimit: integer(0, MAX, d.retryLimit),
+  retryDelaySeconds: integer(0, MAX, d.retryDelaySeconds),
+  retryBackoff: boolean(d.retryBackoff),
+  retryDelayMaxSeconds: integer(1, MAX, d.retryDelayMaxSeconds),
+  expireInSeconds: integer(1, 86_400, d.expireInSeconds),
+  retentionSeconds: integer(1, MAX, d.retentionSeconds),
+  deleteAfterSeconds: integer(0, MAX, d.deleteAfterSeconds),
+  deadLetter: boolean(d.deadLetter),
+});
 const CONNECT = {
   schema: matches(
     /^[A-Za-z_][A-Za-z0-9_]{0,49}$/,
@@ -122,108 +107,72 @@ const CONNECT = {
 const URL_HINT =
   "pass a URL such as postgresql://user:password@host:5432/jobs, or a PGlite instance for an embedded database";
 
-/** What `connect()` needs, read from its arguments. */
+/** What the queue needs of `connect()`'s options. */
 export interface ConnectConfig {
   readonly backend: JobQueueBackend;
-  readonly boss: ConstructorOptions;
   readonly schema: string;
   readonly stopTimeoutMs: number;
   /** pg-boss's options of queue `name`, with its dead-letter queue's name. */
   queueOptions(name: string): Omit<Queue, "name">;
 }
 
-/** Checks `connect()`'s arguments and turns them into pg-boss's options. */
-export function connectConfig(
+/** Checks `connect()`'s arguments and starts pg-boss, logging its errors. */
+export async function startBoss(
   database: unknown,
   options: unknown,
-): ConnectConfig {
+): Promise<{ boss: PgBoss; config: ConnectConfig }> {
   const action = "connect job queue";
   const url = typeof database === "string";
-  if (url) assertPostgresUrl(database, action);
-  else if (!isPglite(database)) {
-    expected(
-      action,
-      "a postgres:// URL or a PGlite instance",
-      database,
-      URL_HINT,
-    );
+  if (url) {
+    // Never repeats the URL: it may hold a password.
+    const parsed = URL.parse(database);
+    const problem = database.trim() === ""
+      ? "the URL is empty"
+      : parsed === null
+      ? "the URL is not a valid URL"
+      : parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:"
+      ? `the URL has the scheme "${parsed.protocol}", expected "postgres:" or "postgresql:"`
+      : parsed.hostname === "" && !parsed.searchParams.has("host")
+      ? "the URL names no host"
+      : undefined;
+    if (problem !== undefined) fail(action, `${problem}; ${URL_HINT}`);
+  } else {
+    const db = database as Partial<Record<"query" | "exec", unknown>> | null;
+    if (
+      typeof db !== "object" || typeof db?.query !== "function" ||
+      typeof db.exec !== "function"
+    ) {
+      expected(action, "a postgres:// URL or a PGlite instance", db, URL_HINT);
+    }
   }
   const o = readOptions(options, CONNECT, action);
   const schema = o.schema ?? "pgboss";
-  return {
+  const config: ConnectConfig = {
     backend: url ? "postgres" : "pglite",
     schema,
     stopTimeoutMs: o.stopTimeoutSeconds * 1000,
     queueOptions: queueOptions(options as PgBossJobQueueOptions, action),
-    boss: {
-      schema,
-      useListenNotify: o.listenNotify,
-      supervise: o.supervise,
-      // The cron pass (and its timers) runs only where asked for.
-      schedule: o.runSchedules,
-      ...(o.scheduleCheckIntervalSeconds === undefined
-        ? {}
-        : { cronMonitorIntervalSeconds: o.scheduleCheckIntervalSeconds }),
-      ...(url
-        ? {
-          connectionString: database,
-          max: o.maxConnections,
-          application_name: "aftercommit-jobs",
-          // An unreachable server fails fast (the outbox relay backs off
-          // on it) instead of hanging.
-          connectionTimeoutMillis: 5000,
-        }
-        : { backend: "pglite", db: fromPglite(database as PGliteLike) }),
-    },
   };
-}
-
-/**
- * Wraps `log` so that an error like the last one logged (same name and
- * message) within `ms` is counted, not logged: an outage repeats the same
- * background error several times a second.
- */
-export function onceEvery(
-  ms: number,
-  log: (error: Error, repeats: number) => void,
-): (error: unknown) => void {
-  let last = "";
-  let loggedAt = -Infinity;
-  let repeats = 0;
-  return (error) => {
-    const copy = loggableError(errorLike(error));
-    const key = `${copy.name}: ${copy.message}`;
-    const now = performance.now();
-    if (key === last && now - loggedAt < ms) {
-      repeats++;
-      return;
-    }
-    log(copy, repeats);
-    [last, loggedAt, repeats] = [key, now, 0];
-  };
-}
-
-// pg-boss emits its workers' errors as plain objects (the error's own fields
-// spread, with message and stack): an Error again, of those two only.
-function errorLike(error: unknown): unknown {
-  if (error instanceof Error || typeof error !== "object" || error === null) {
-    return error;
-  }
-  const { message, stack, code } = error as Record<string, unknown>;
-  if (typeof message !== "string") return error;
-  const copy = new Error(message);
-  if (typeof code === "string") copy.name = `Error ${code}`;
-  if (typeof stack === "string") copy.stack = stack;
-  return copy;
-}
-
-/**
- * Starts pg-boss (installing or migrating its schema), logging its background
- * errors and warnings.
- */
-export async function startBoss(config: ConnectConfig): Promise<PgBoss> {
+  const boss = new PgBoss({
+    schema,
+    useListenNotify: o.listenNotify,
+    supervise: o.supervise,
+    // The cron pass (and its timers) runs only where asked for.
+    schedule: o.runSchedules,
+    ...(o.scheduleCheckIntervalSeconds === undefined
+      ? {}
+      : { cronMonitorIntervalSeconds: o.scheduleCheckIntervalSeconds }),
+    ...(url
+      ? {
+        connectionString: database,
+        max: o.maxConnections,
+        application_name: "aftercommit-jobs",
+        // An unreachable server fails fast (the outbox relay backs off on it).
+        connectionTimeoutMillis: 5000,
+      }
+      : { backend: "pglite", db: fromPglite(database as PGliteLike) }),
+  });
   const logger = getLogger(["aftercommit", "jobs"]);
-  const boss = new PgBoss(config.boss);
   // Without an "error" listener an EventEmitter throws; log instead.
   boss.on(
     "error",
@@ -247,12 +196,48 @@ export async function startBoss(config: ConnectConfig): Promise<PgBoss> {
     await boss.stop({ graceful: false }).catch(() => {});
     throw new Error(
       `Cannot connect job queue: pg-boss did not start on the ${
-        config.backend === "postgres" ? "PostgreSQL" : "embedded"
+        url ? "PostgreSQL" : "embedded"
       } jobs database`,
       { cause },
     );
   }
-  return boss;
+  return { boss, config };
+}
+
+/**
+ * Wraps `log` so that a repeat of the last error logged (same name and
+ * message) within `ms` is counted, not logged, as during an outage.
+ */
+export function onceEvery(
+  ms: number,
+  log: (error: Error, repeats: number) => void,
+): (error: unknown) => void {
+  let last = "";
+  let loggedAt = -Infinity;
+  let repeats = 0;
+  return (error) => {
+    // pg-boss emits its workers' errors as plain objects (the error's own
+    // fields spread): an Error again, of its message, code and stack only.
+    const { message, stack, code } = Object(error) as Record<string, unknown>;
+    if (
+      typeof error === "object" && !(error instanceof Error) &&
+      typeof message === "string"
+    ) {
+      error = Object.assign(new Error(message), {
+        ...(typeof code === "string" ? { name: `Error ${code}` } : {}),
+        ...(typeof stack === "string" ? { stack } : {}),
+      });
+    }
+    const copy = loggableError(error);
+    const key = `${copy.name}: ${copy.message}`;
+    const now = performance.now();
+    if (key === last && now - loggedAt < ms) {
+      repeats++;
+      return;
+    }
+    log(copy, repeats);
+    [last, loggedAt, repeats] = [key, now, 0];
+  };
 }
 
 // Checks `queueDefaults` and `queues`; returns each queue's pg-boss options.
@@ -260,61 +245,32 @@ function queueOptions(
   options: PgBossJobQueueOptions | undefined,
   action: string,
 ): (name: string) => Omit<Queue, "name"> {
-  const defined = (settings: unknown, what: string) =>
-    Object.fromEntries(
-      Object.entries(readOptions(settings, SETTINGS, action, what))
-        .filter(([, value]) => value !== undefined),
-    );
-  const base = {
-    ...DEFAULT_QUEUE_SETTINGS,
-    ...defined(options?.queueDefaults, "options.queueDefaults"),
-  };
+  const base: Required<QueueSettings> = readOptions(
+    options?.queueDefaults,
+    settings(DEFAULT_QUEUE_SETTINGS),
+    action,
+    "options.queueDefaults",
+  );
   assertObject(options?.queues, "options.queues", action);
-  const perQueue = new Map<string, Record<string, unknown>>();
-  for (const [name, settings] of Object.entries(options?.queues ?? {})) {
+  const perQueue = new Map<string, Required<QueueSettings>>();
+  for (const [name, given] of Object.entries(options?.queues ?? {})) {
     assertQueueName(name, `${action}: options.queues`);
-    perQueue.set(
-      name,
-      defined(settings, `options.queues[${JSON.stringify(name)}]`),
-    );
+    const what = `options.queues[${JSON.stringify(name)}]`;
+    perQueue.set(name, readOptions(given, settings(base), action, what));
   }
   return (name) => {
-    const s = { ...base, ...perQueue.get(name) } as Required<QueueSettings>;
+    const { retryDelaySeconds, retryDelayMaxSeconds, deadLetter, ...same } =
+      perQueue.get(name) ?? base;
     return {
-      retryLimit: s.retryLimit,
-      retryDelay: s.retryDelaySeconds,
-      retryBackoff: s.retryBackoff,
+      ...same,
+      retryDelay: retryDelaySeconds,
       // pg-boss accepts a maximum delay only with backoff.
-      ...(s.retryBackoff ? { retryDelayMax: s.retryDelayMaxSeconds } : {}),
-      expireInSeconds: s.expireInSeconds,
-      retentionSeconds: s.retentionSeconds,
-      deleteAfterSeconds: s.deleteAfterSeconds,
+      ...(same.retryBackoff ? { retryDelayMax: retryDelayMaxSeconds } : {}),
       notify: true,
       // Dead-letter queues have none of their own.
-      ...(s.deadLetter && !name.endsWith(DEAD_LETTER_SUFFIX)
+      ...(deadLetter && !name.endsWith(DEAD_LETTER_SUFFIX)
         ? { deadLetter: name + DEAD_LETTER_SUFFIX }
         : {}),
     };
   };
-}
-
-function isPglite(value: unknown): value is PGliteLike {
-  const like = value as Partial<Record<"query" | "exec", unknown>> | null;
-  return typeof like === "object" && like !== null &&
-    typeof like.query === "function" && typeof like.exec === "function";
-}
-
-// Never repeats the URL in a message: it may hold a password.
-function assertPostgresUrl(url: string, action: string): void {
-  const parsed = URL.parse(url);
-  const problem = url.trim() === ""
-    ? "the URL is empty"
-    : parsed === null
-    ? "the URL is not a valid URL"
-    : parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:"
-    ? `the URL has the scheme "${parsed.protocol}", expected "postgres:" or "postgresql:"`
-    : parsed.hostname === "" && !parsed.searchParams.has("host")
-    ? "the URL names no host"
-    : undefined;
-  if (problem !== undefined) fail(action, `${problem}; ${URL_HINT}`);
 }

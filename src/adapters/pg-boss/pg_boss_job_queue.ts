@@ -1,10 +1,6 @@
-/**
- * {@linkcode PgBossJobQueue}: the {@linkcode JobQueue} port on pg-boss.
- *
- * @module
- */
+// PgBossJobQueue: the JobQueue port on pg-boss.
 import { getLogger } from "@logtape/logtape";
-import type { PgBoss, PGliteLike } from "pg-boss";
+import type { JobInsert, PgBoss, PGliteLike } from "pg-boss";
 import {
   assertQueueName,
   type EnqueueOptions,
@@ -18,6 +14,7 @@ import {
 } from "../../application/job_queue.ts";
 import { loggableError } from "../../internal/loggable_error.ts";
 import { number } from "../../internal/rules.ts";
+import { inSpan, SpanKind, tracing } from "../../internal/telemetry.ts";
 import {
   type JobQueueStats,
   type JobQueueStatsOptions,
@@ -32,7 +29,6 @@ import {
 } from "./dead_letters.ts";
 import {
   type ConnectConfig,
-  connectConfig,
   type JobQueueBackend,
   type PgBossJobQueueOptions,
   startBoss,
@@ -42,9 +38,8 @@ import {
   type ScheduleOptions,
   Schedules,
 } from "./schedules.ts";
-import { type QueueAccess, startWorker } from "./_worker.ts";
+import { type QueueAccess, stamped, startWorker } from "./_worker.ts";
 import { LocalStarts, untilAbort } from "./_local_start.ts";
-import { sendJobs } from "./_send_jobs.ts";
 
 // For src/cli, which imports them from here.
 export type { DeadLetterSelection } from "./dead_letters.ts";
@@ -53,15 +48,10 @@ const logger = getLogger(["aftercommit", "jobs"]);
 
 /**
  * A durable job queue on [pg-boss](https://github.com/timgit/pg-boss), on a
- * PostgreSQL server (a URL) or an embedded PGlite database (an instance the
- * caller opens and closes). Queues are created on first use with
- * {@linkcode DEFAULT_QUEUE_SETTINGS}; an enqueue with a key is idempotent (a
- * UUID v5 id); a job for a queue this process works, with a loop free, is
- * written claimed and run at once (the queue's expiry retries it if the
- * process dies). Failed attempts are logged under `["aftercommit", "jobs"]`,
- * never with their data.
+ * PostgreSQL server or an embedded PGlite database, with retries, dead
+ * letters and idempotent enqueue by key.
  *
- * @example Enqueue idempotently and work, on an embedded database
+ * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { PGlite } from "@electric-sql/pglite";
@@ -69,14 +59,11 @@ const logger = getLogger(["aftercommit", "jobs"]);
  *
  * await using pglite = await PGlite.create();
  * await using jobs = await PgBossJobQueue.connect(pglite, { supervise: false });
- * const done = Promise.withResolvers<string>();
- * await jobs.work<{ userId: string }>("send-welcome-email", (job) => {
- *   done.resolve(job.data.userId);
- * });
- * const id = await jobs.enqueue("send-welcome-email", { userId: "u1" }, { key: "evt-1" });
- * assert.deepEqual(id, PgBossJobQueue.jobIdFor("send-welcome-email", "evt-1"));
- * assert.deepEqual(await jobs.enqueue("send-welcome-email", {}, { key: "evt-1" }), null);
- * assert.deepEqual(await done.promise, "u1");
+ * const done = Promise.withResolvers<unknown>();
+ * await jobs.work("welcome", (job) => done.resolve(job.data));
+ * const id = await jobs.enqueue("welcome", { userId: "u1" }, { key: "evt-1" });
+ * assert.deepEqual(id, PgBossJobQueue.jobIdFor("welcome", "evt-1"));
+ * assert.deepEqual(await done.promise, { userId: "u1" });
  * ```
  */
 export class PgBossJobQueue implements JobQueue, AsyncDisposable {
@@ -108,59 +95,41 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * Starts pg-boss on the jobs database, installing or migrating its schema.
-   *
-   * @param database A `postgres://` URL, or a PGlite instance (which `stop()`
-   * does not close).
-   * @returns A started queue; stop it with `await using` or `stop()`.
-   * @throws {TypeError} When the database or an option is invalid (the URL
-   * is never repeated).
-   * @throws {Error} When pg-boss cannot start (its error as `cause`).
+   * Starts pg-boss on `database` (a `postgres://` URL, or a PGlite instance
+   * that `stop()` does not close), installing or migrating its schema.
+   * @throws {TypeError} When the database or an option is invalid.
    */
   static async connect(
     database: string | PGliteLike,
     options: PgBossJobQueueOptions = {},
   ): Promise<PgBossJobQueue> {
-    const config = connectConfig(database, options);
-    const boss = await startBoss(config);
+    const { boss, config } = await startBoss(database, options);
     return new PgBossJobQueue(boss, config);
   }
 
   /**
    * The id `enqueue(name, data, { key })` gives a job: a UUID v5 of the queue
-   * name and the key, the same in every process.
-   *
-   * @throws {TypeError} When the name or the key is invalid.
+   * name and the key (a TypeError when either is invalid).
    */
   static jobIdFor(name: string, key: string): string {
     return prepareJob({ name, data: null, options: { key } }, "derive job id")
       .id;
   }
 
-  /**
-   * The dead-letter queue of queue `name`: `name` + `"__dead"`.
-   *
-   * @throws {TypeError} When the name is invalid.
-   */
+  /** The dead-letter queue of queue `name`: `name` + `"__dead"`. */
   static deadLetterQueueName(name: string): string {
     assertQueueName(name, "name dead-letter queue");
     return name + DEAD_LETTER_SUFFIX;
   }
 
-  /**
-   * Checks a job as `enqueue` does and gives it its id, writing nothing (for
-   * `BatchingJobQueue`). Throws as `enqueue`.
-   */
+  /** Checks a job as `enqueue` does and gives it its id, writing nothing. */
   prepare(request: JobRequest): PreparedJob {
     return prepareJob(request);
   }
 
   /**
-   * A health probe: whether `select 1` on the jobs database answers within
-   * `timeoutSeconds` (`false` once stopped; a failure logs a warning).
-   *
-   * @throws {TypeError} When `timeoutSeconds` is not a number (`RangeError`:
-   * below 0.01).
+   * Whether `select 1` on the jobs database answers within `timeoutSeconds`
+   * (`false` once stopped; a failure logs a warning).
    */
   async ping(timeoutSeconds = 1): Promise<boolean> {
     number(0.01)(timeoutSeconds, "timeoutSeconds", "ping job queue");
@@ -169,12 +138,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     try {
       // pg-boss's executeSql() takes no signal: the wait ends at the abort.
       const selected = this.#boss.getDb().executeSql("select 1");
-      if (await untilAbort(signal, selected)) {
-        throw new Error(
-          `No answer from the jobs database in ${timeoutSeconds} s`,
-        );
-      }
-      return true;
+      if (!await untilAbort(signal, selected)) return true;
+      throw new Error(`No answer within ${timeoutSeconds} s`);
     } catch (error) {
       if (this.#stopping === undefined) {
         logger.warn("Job queue health check failed: {error}", {
@@ -188,9 +153,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   /**
    * Counts jobs by queue and state, and in the last `windowSeconds`: jobs
    * completed, creation → first start p50 and p99.
-   *
-   * @throws {TypeError} When an option is invalid (`RangeError`: out of range).
-   * @throws {Error} When the queue is stopped.
    */
   stats(options: JobQueueStatsOptions = {}): Promise<JobQueueStats> {
     this.#assertRunning("read job queue stats");
@@ -198,12 +160,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
   }
 
   /**
-   * `enqueueMany` of one job.
-   *
-   * @param name The queue name: letters, digits, `_`, `-`, `.` and `/`.
-   * @param data Data that survives a JSON round trip.
-   * @returns The job id, or `null` when its key (or id) is used in this
-   * queue (until the job is deleted, see `deleteAfterSeconds`).
+   * `enqueueMany` of one job: its id, or `null` when its key (or id) was used.
    */
   async enqueue<T>(
     name: string,
@@ -214,16 +171,13 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       options === undefined ? { name, data } : { name, data, options },
     );
     this.#assertRunning(`enqueue job on queue "${name}"`);
-    return (await sendJobs(this.#boss, this.#queueAccess, [job]))[0]!;
+    return (await this.#send([job]))[0]!;
   }
 
   /**
-   * Adds jobs with one atomic `INSERT` per queue (queues in parallel) and
-   * wakes the workers; retrying with keys creates what is missing.
-   *
-   * @returns The ids in order; `null` where the key (or id) was used.
+   * Adds jobs with one atomic `INSERT` per queue and wakes the workers;
+   * returns the ids in order, `null` where the key (or id) was used.
    * @throws {TypeError} When a request is invalid (nothing is written then).
-   * @throws {Error} When the queue is stopped.
    *
    * @example
    * ```ts
@@ -233,32 +187,23 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    *
    * await using pglite = await PGlite.create();
    * await using jobs = await PgBossJobQueue.connect(pglite, { supervise: false });
-   * const ids = await jobs.enqueueMany([
-   *   { name: "send-welcome-email", data: { userId: "u1" }, options: { key: "e1" } },
-   *   { name: "send-welcome-email", data: { userId: "u1" }, options: { key: "e1" } },
-   * ]);
-   * assert.deepEqual(ids, [PgBossJobQueue.jobIdFor("send-welcome-email", "e1"), null]);
+   * const job = { name: "welcome", data: {}, options: { key: "e1" } };
+   * const ids = await jobs.enqueueMany([job, job]);
+   * assert.deepEqual(ids, [PgBossJobQueue.jobIdFor("welcome", "e1"), null]);
    * ```
    */
   async enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
     const prepared = prepareJobs(jobs);
     this.#assertRunning("enqueue jobs");
-    return prepared.length === 0
-      ? []
-      : await sendJobs(this.#boss, this.#queueAccess, prepared);
+    return prepared.length === 0 ? [] : await this.#send(prepared);
   }
 
   /**
-   * Sends a job to queue `name` on a recurring schedule (pg-boss's cron),
-   * replaced when set again (same name and `key`), from a process connected
-   * with `runSchedules: true`.
+   * Sends a job to queue `name` on a recurring schedule (pg-boss's cron:
+   * five fields or an RFC 5545 rule), replaced when set again (same name and
+   * `key`), from the processes connected with `runSchedules: true`.
    *
-   * @param cron Five cron fields (`"0 3 * * *"`) or an RFC 5545 rule
-   * (`"FREQ=WEEKLY;BYDAY=MO;BYHOUR=9"`).
-   * @throws {TypeError} When an argument, the cron or the time zone is invalid.
-   * @throws {Error} When the queue is stopped.
-   *
-   * @example Every night at 03:30 in Paris
+   * @example
    * ```ts
    * import assert from "node:assert/strict";
    * import { PGlite } from "@electric-sql/pglite";
@@ -266,12 +211,10 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    *
    * await using pglite = await PGlite.create();
    * await using jobs = await PgBossJobQueue.connect(pglite, { supervise: false });
-   * await jobs.schedule("purge-inbox", "30 3 * * *", null, { timeZone: "Europe/Paris" });
+   * await jobs.schedule("purge", "30 3 * * *", null, { timeZone: "Europe/Paris" });
    * assert.deepEqual(await jobs.schedules(), [
-   *   { name: "purge-inbox", key: "", cron: "30 3 * * *", timeZone: "Europe/Paris" },
+   *   { name: "purge", key: "", cron: "30 3 * * *", timeZone: "Europe/Paris" },
    * ]);
-   * await jobs.unschedule("purge-inbox");
-   * assert.deepEqual(await jobs.schedules(), []);
    * ```
    */
   schedule(
@@ -283,10 +226,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     return this.#schedules.schedule(name, cron, data, options);
   }
 
-  /**
-   * Removes the schedule of queue `name` with `options.key` (or the unnamed
-   * one), if any; jobs it sent stay. Throws as `schedule`.
-   */
+  /** Removes the schedule of queue `name` and `options.key`, if any. */
   unschedule(
     name: string,
     options: { readonly key?: string } = {},
@@ -294,21 +234,15 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     return this.#schedules.unschedule(name, options);
   }
 
-  /**
-   * Lists the schedules (not their data), of every queue or of queue `name`.
-   * Throws as `schedule`.
-   */
+  /** Lists the schedules, of every queue or of queue `name`. */
   schedules(name?: string): Promise<JobSchedule[]> {
     return this.#schedules.list(name);
   }
 
   /**
-   * Runs `handler` for the jobs of queue `name` in this process. A handler
-   * that throws fails the attempt: logged, retried, then dead-lettered.
-   *
-   * @returns The worker's id.
-   * @throws {TypeError} When an argument is invalid.
-   * @throws {Error} When the queue is stopped.
+   * Runs `handler` for the jobs of queue `name` in this process and returns
+   * the worker's id. A handler that throws fails the attempt: logged (never
+   * with the data), retried, then dead-lettered.
    */
   async work<T>(
     name: string,
@@ -328,73 +262,56 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Lists dead letters (jobs whose retries were used up), oldest first,
-   * without their data unless `includeData` (it may hold personal data).
+   * without their data unless `includeData`.
    *
-   * @throws {TypeError} When an option is invalid (`RangeError`: out of range).
-   * @throws {Error} When the queue is stopped.
-   *
-   * @example Retry what failed for good, after a fix
+   * @example
    * ```ts
    * import assert from "node:assert/strict";
    * import { PGlite } from "@electric-sql/pglite";
    * import { PgBossJobQueue } from "@aftercommit/core/pg-boss";
    *
    * await using pglite = await PGlite.create();
-   * await using jobs = await PgBossJobQueue.connect(pglite, {
-   *   queueDefaults: { retryLimit: 0 },
-   *   supervise: false,
-   * });
-   * const failed = Promise.withResolvers<void>();
-   * await jobs.work("send-welcome-email", () => {
-   *   failed.resolve();
-   *   throw new Error("mail server down");
-   * });
-   * await jobs.enqueue("send-welcome-email", { userId: "u1" });
-   * await failed.promise;
+   * const options = { queueDefaults: { retryLimit: 0 }, supervise: false };
+   * await using jobs = await PgBossJobQueue.connect(pglite, options);
+   * await jobs.work("welcome", () => Promise.reject(new Error("mail down")));
+   * await jobs.enqueue("welcome", { userId: "u1" });
    * let letters = await jobs.deadLetters();
    * while (letters.length === 0) letters = await jobs.deadLetters();
-   * assert.deepEqual(letters[0]?.error, "Error: mail server down");
-   * assert.deepEqual(await jobs.retryDeadLetters({ queue: "send-welcome-email" }), 1);
+   * assert.deepEqual(letters[0]?.error, "Error: mail down");
+   * assert.deepEqual(await jobs.retryDeadLetters({ queue: "welcome" }), 1);
    * ```
    */
   deadLetters(options: DeadLetterListOptions = {}): Promise<DeadLetter[]> {
     return this.#deadLetters.list(options);
   }
 
-  /**
-   * Counts the dead letters of `selection`: `{ ids }`, `{ queue }` (the
-   * original queue) or `{ all: true }`. Throws as `deleteDeadLetters`.
-   */
+  /** Counts the dead letters of `{ ids }`, `{ queue }` or `{ all: true }`. */
   countDeadLetters(selection: DeadLetterSelection): Promise<number> {
     return this.#deadLetters.count(selection);
   }
 
-  /**
-   * Moves dead letters back to their queue as new jobs (new ids, fresh
-   * retries, the queue's current settings) and returns how many. Throws as
-   * `deleteDeadLetters`.
-   */
+  /** Moves dead letters back to their queue as new jobs; returns how many. */
   retryDeadLetters(selection: DeadLetterSelection): Promise<number> {
     return this.#deadLetters.retry(selection);
   }
 
-  /**
-   * Deletes dead letters for good; returns how many.
-   *
-   * @throws {TypeError} When the selection is invalid; nothing changes then.
-   * @throws {Error} When the queue is stopped.
-   */
+  /** Deletes dead letters for good; returns how many. */
   deleteDeadLetters(selection: DeadLetterSelection): Promise<number> {
     return this.#deadLetters.delete(selection);
   }
 
   /**
    * Stops fetching, waits for running handlers (up to `stopTimeoutSeconds`,
-   * then aborts their signals) and closes pg-boss's connections (not a PGlite
-   * instance). Queued jobs stay. Calling it again returns the same promise.
+   * then aborts their signals) and closes pg-boss's connections.
    */
   stop(): Promise<void> {
-    this.#stopping ??= this.#stop();
+    // Jobs handed over at their insert are waited for beside those pg-boss
+    // fetched, on pg-boss's still open pool.
+    const timeout = this.#config.stopTimeoutMs;
+    this.#stopping ??= Promise.all([
+      this.#boss.stop({ graceful: true, timeout, close: false }),
+      this.#local.stop(timeout),
+    ]).then(() => this.#boss.stop({ graceful: true, timeout }));
     return this.#stopping;
   }
 
@@ -403,38 +320,91 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     return this.stop();
   }
 
-  // Jobs handed over at their insert are waited for beside those pg-boss
-  // fetched, on pg-boss's still open pool.
-  async #stop(): Promise<void> {
-    const timeout = this.#config.stopTimeoutMs;
-    await Promise.all([
-      this.#boss.stop({ graceful: true, timeout, close: false }),
-      this.#local.stop(timeout),
-    ]);
-    await this.#boss.stop({ graceful: true, timeout });
-  }
-
   #assertRunning(action: string): void {
     if (this.#stopping !== undefined) {
       throw new Error(`Cannot ${action}: the job queue is stopped`);
     }
   }
 
+  // Creates queue `name` (and its dead-letter queue first) on first use; a
+  // failed creation is tried again on the next. create_queue ignores a queue
+  // that exists: its settings stay.
   #ensureQueue(name: string): Promise<void> {
     let created = this.#queues.get(name);
     if (created === undefined) {
-      created = this.#createQueue(name);
+      const options = this.#config.queueOptions(name);
+      const { deadLetter } = options;
+      created = Promise.resolve(deadLetter && this.#ensureQueue(deadLetter))
+        .then(() => this.#boss.createQueue(name, options));
       this.#queues.set(name, created);
-      // A failed creation is tried again on the next use.
       created.catch(() => this.#queues.delete(name));
     }
     return created;
   }
 
-  async #createQueue(name: string): Promise<void> {
-    const options = this.#config.queueOptions(name);
-    if (options.deadLetter) await this.#ensureQueue(options.deadLetter);
-    // create_queue ignores a queue that exists: its settings stay.
-    await this.#boss.createQueue(name, options);
+  // One INSERT per queue, in a producer span when tracing is on.
+  #send(jobs: readonly PreparedJob[]): Promise<(string | null)[]> {
+    if (!tracing()) return this.#insert(jobs);
+    const name = jobs.every((j) => j.name === jobs[0]!.name)
+      ? jobs[0]!.name
+      : undefined;
+    return inSpan(name === undefined ? "enqueue" : `enqueue ${name}`, {
+      kind: SpanKind.PRODUCER,
+      attributes: {
+        "messaging.system": "pg-boss",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "enqueue",
+        ...(name === undefined ? {} : { "messaging.destination.name": name }),
+        "messaging.batch.message_count": jobs.length,
+      },
+    }, async (span) => {
+      const ids = await this.#insert(jobs);
+      if (ids.length === 1) {
+        if (ids[0] !== null) span.setAttribute("messaging.message.id", ids[0]!);
+        span.setAttribute("aftercommit.job.duplicate", ids[0] === null);
+      }
+      return ids;
+    });
+  }
+
+  // Jobs all ready now may start at their insert on a free local worker;
+  // otherwise pg-boss inserts them and the queue's workers are woken.
+  async #insert(jobs: readonly PreparedJob[]): Promise<(string | null)[]> {
+    // The same id twice in one INSERT is an error in pg-boss: a duplicate.
+    const seen = new Set<string>();
+    const unique = jobs.filter(({ id }) => !seen.has(id) && seen.add(id));
+    const stamp = stamped();
+    const used = new Set<string>(); // Ids pg-boss did not insert.
+    await Promise.all([...Map.groupBy(unique, (job) => job.name)].map(
+      async ([name, group]) => {
+        let delayed = 0;
+        const inserts = group.map(({ id, data, startAfter, options }) => {
+          const insert: JobInsert = { id, data: stamp(data) };
+          if (options.priority !== undefined) {
+            insert.priority = options.priority;
+          }
+          if (startAfter !== undefined) {
+            insert.startAfter = startAfter;
+            delayed++;
+          }
+          return insert;
+        });
+        await this.#ensureQueue(name);
+        const started = delayed > 0
+          ? undefined
+          : await this.#local.insertStarted(name, inserts);
+        const ids = started ??
+          await this.#boss.insert(name, inserts, { returnId: true }) ?? [];
+        if (ids.length < inserts.length) {
+          const created = new Set(ids);
+          for (const { id } of inserts) if (!created.has(id!)) used.add(id!);
+        }
+        if (ids.length > 0 && delayed < inserts.length && !started) {
+          this.#local.wake(name);
+        }
+      },
+    ));
+    // `seen.delete`: a repeat of an id in the call is a duplicate too.
+    return jobs.map(({ id }) => seen.delete(id) && !used.has(id) ? id : null);
   }
 }
