@@ -53,12 +53,9 @@ export function stamped(): (data: unknown) => object {
 /** The data without the stamp, and the stamp. */
 export function withoutStamp<T>(
   data: T,
-): { data: T; traceparent: unknown; enqueuedAt: unknown } {
-  if (
-    !isPlainObject(data) ||
-    (!Object.hasOwn(data, TRACEPARENT) && !Object.hasOwn(data, ENQUEUED_AT))
-  ) {
-    return { data, traceparent: undefined, enqueuedAt: undefined };
+): { data: T; traceparent?: unknown; enqueuedAt?: unknown } {
+  if (!isPlainObject(data) || !(TRACEPARENT in data || ENQUEUED_AT in data)) {
+    return { data };
   }
   const { [TRACEPARENT]: traceparent, [ENQUEUED_AT]: enqueuedAt, ...rest } =
     data;

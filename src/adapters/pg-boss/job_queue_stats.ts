@@ -49,6 +49,7 @@ export interface JobQueueStatsOptions {
 }
 
 const DEAD = DEAD_LETTER_SUFFIX;
+const ZERO = { created: 0, retry: 0, active: 0, failed: 0, deadLetters: 0 };
 type Counts = { -readonly [K in keyof QueueCounts]: QueueCounts[K] };
 type Row = Omit<JobQueueWindow, "seconds" | "completed"> & {
   name: string | null;
@@ -91,14 +92,7 @@ export async function readJobQueueStats(
   );
   const queues = new Map<string, Counts>();
   const counts = (name: string) =>
-    queues.get(name) ?? queues.set(name, {
-      name,
-      created: 0,
-      retry: 0,
-      active: 0,
-      failed: 0,
-      deadLetters: 0,
-    }).get(name)!;
+    queues.get(name) ?? queues.set(name, { name, ...ZERO }).get(name)!;
   let window!: JobQueueWindow;
   for (const { name, state, n, ...rest } of rows as Row[]) {
     if (name === null) {

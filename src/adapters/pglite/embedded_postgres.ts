@@ -48,11 +48,8 @@ export interface EndableClient {
 const CLIENT_OPTIONS: EmbeddedClientOptions = Object.freeze({
   max: 1,
   max_lifetime: null,
-  onnotice: ({ code, message }: EmbeddedNotice): void =>
-    logger.debug("PostgreSQL notice {code}: {notice}", {
-      code,
-      notice: message,
-    }),
+  onnotice: ({ code, message: notice }: EmbeddedNotice): void =>
+    logger.debug("PostgreSQL notice {code}: {notice}", { code, notice }),
 });
 
 /** A running embedded PostgreSQL; stop it with `close()` or `await using`. */
