@@ -68,13 +68,11 @@ const LIST = {
 
 /** The dead-letter operations of one pg-boss instance (see `PgBossJobQueue`). */
 export class DeadLetters {
-  /** The running pg-boss, and the queue's state and wake-up. */
   constructor(
     private readonly boss: PgBoss,
     private readonly queue: QueueAccess,
   ) {}
 
-  /** Lists dead letters, oldest first. */
   async list(options: DeadLetterListOptions): Promise<DeadLetter[]> {
     const action = "list dead letters";
     const { queue, limit, includeData } = readOptions(options, LIST, action);
@@ -89,12 +87,10 @@ export class DeadLetters {
       .slice(0, limit);
   }
 
-  /** Counts the dead letters of a selection. */
   count(selection: DeadLetterSelection): Promise<number> {
     return this.#each(selection, "count", (_, ids) => ids.length);
   }
 
-  /** Moves dead letters back to their queue; answers how many moved. */
   async retry(selection: DeadLetterSelection): Promise<number> {
     const count = await this.#each(selection, "retry", async (dlq, ids) => {
       const moved = await this.boss.redrive(dlq, { ids, limit: ids.length });
@@ -105,7 +101,6 @@ export class DeadLetters {
     return count;
   }
 
-  /** Deletes dead letters; answers how many. */
   async delete(selection: DeadLetterSelection): Promise<number> {
     const count = await this.#each(selection, "delete", async (dlq, ids) => {
       const response = await this.boss.deleteJob(dlq, ids);

@@ -39,13 +39,11 @@ const SCHEDULE = {
 
 /** The schedule operations of one pg-boss instance (see `PgBossJobQueue`). */
 export class Schedules {
-  /** The running pg-boss, and the queue's state and queue creation. */
   constructor(
     private readonly boss: PgBoss,
     private readonly queue: QueueAccess,
   ) {}
 
-  /** Saves a schedule after pg-boss's own check of the cron and time zone. */
   async schedule(
     name: string,
     cron: string,
@@ -88,7 +86,6 @@ export class Schedules {
     logger.info("Scheduled queue {jobName} on {cron} ({timeZone})", fields);
   }
 
-  /** Removes a schedule. */
   async unschedule(name: string, options: ScheduleOptions): Promise<void> {
     const { key, action } = read(name, options, "unschedule");
     this.queue.assertRunning(action);
@@ -96,7 +93,6 @@ export class Schedules {
     logger.info("Unscheduled queue {jobName}", { jobName: name, key });
   }
 
-  /** Lists the schedules (of one queue). */
   async list(name: string | undefined): Promise<JobSchedule[]> {
     if (name !== undefined) assertQueueName(name, "list schedules");
     this.queue.assertRunning("list schedules");
