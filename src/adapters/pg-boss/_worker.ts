@@ -11,7 +11,6 @@ import {
   activeTraceparent,
   contextFromTraceparent,
   inSpan,
-  type Instruments,
   meters,
   recordError,
   type Span,
@@ -31,16 +30,13 @@ import { type LocalStarts, LocalWorker, untilAbort } from "./_local_start.ts";
 const logger = getLogger(["aftercommit", "jobs"]);
 
 // Plain-object data carries the trace context and, with metrics on, the
-// enqueue time (ms since the epoch, for the start delay) under keys the
-// worker removes before the handler sees the data.
+// enqueue time (ms since the epoch) under keys the worker removes.
 const TRACEPARENT = "aftercommit.traceparent";
 const ENQUEUED_AT = "aftercommit.enqueuedAt";
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (value === null || typeof value !== "object") return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === "object" &&
+  (Object.getPrototypeOf(value) ?? Object.prototype) === Object.prototype;
 
 /** Stamps the data of the jobs enqueued now: decided once per write. */
 export function stamped(): (data: unknown) => object {
@@ -57,12 +53,9 @@ export function stamped(): (data: unknown) => object {
 /** The data without the stamp, and the stamp. */
 export function withoutStamp<T>(
   data: T,
-): { data: T; traceparent: unknown; enqueuedAt: unknown } {
-  if (
-    !isPlainObject(data) ||
-    (!Object.hasOwn(data, TRACEPARENT) && !Object.hasOwn(data, ENQUEUED_AT))
-  ) {
-    return { data, traceparent: undefined, enqueuedAt: undefined };
+): { data: T; traceparent?: unknown; enqueuedAt?: unknown } {
+  if (!isPlainObject(data) || !(TRACEPARENT in data || ENQUEUED_AT in data)) {
+    return { data };
   }
   const { [TRACEPARENT]: traceparent, [ENQUEUED_AT]: enqueuedAt, ...rest } =
     data;
@@ -70,8 +63,7 @@ export function withoutStamp<T>(
 }
 
 const WORK = {
-  // Measured (docs/bench/): one loop of ten ran 3,000–4,100 no-op jobs/s
-  // on 2 cores where one job at a time ran 280–540; more loops added none.
+  // Measured (docs/bench/): one loop of ten beats more loops of one.
   concurrency: integer(1, 1000, 1),
   batchSize: integer(1, 10_000, 10),
   pollingIntervalSeconds: number(0.5, 2),
@@ -86,11 +78,7 @@ export interface QueueAccess
   ensureQueue(name: string): Promise<void>;
 }
 
-/**
- * Checks `work()`'s arguments and starts a pg-boss worker running `handler`.
- *
- * @returns pg-boss's work id, and the worker jobs can be handed to.
- */
+/** Checks `work()`'s arguments and starts a pg-boss worker on `handler`. */
 export async function startWorker<T>(
   boss: PgBoss,
   queue: QueueAccess,
@@ -103,21 +91,17 @@ export async function startWorker<T>(
   if (typeof handler !== "function") {
     expected(action, "a handler function", handler);
   }
-  const { concurrency, batchSize, pollingIntervalSeconds } = readOptions(
-    options,
-    WORK,
-    action,
-  );
+  const read = readOptions(options, WORK, action);
+  const { concurrency, batchSize, pollingIntervalSeconds } = read;
   queue.assertRunning(action);
   await queue.ensureQueue(name);
   const wake = () => queue.wake(name);
-  const local = new LocalWorker(name, concurrency, batchSize, (fetched) => {
-    const job = fetched as PgBossJob<T>; // A job of this queue.
-    const instruments = meters();
-    return instruments !== undefined || tracing()
-      ? observed(name, handler, job, wake, instruments)
-      : attempt(name, handler, job, job.data, wake, undefined);
-  });
+  const local = new LocalWorker(
+    name,
+    concurrency,
+    batchSize,
+    (job) => observed(name, handler, job as PgBossJob<T>, wake),
+  );
   const workId = await boss.work<T>(name, {
     batchSize,
     localConcurrency: concurrency,
@@ -146,35 +130,33 @@ export async function startWorker<T>(
   return { workId, local };
 }
 
-// One attempt with its span (tracing on) and its metrics (metrics on).
+// One attempt, in its span (in the trace the job was enqueued in) and
+// measured, as far as telemetry is on.
 function observed<T>(
   name: string,
   handler: JobHandler<T>,
   job: PgBossJob<T>,
-  onFailure: () => void,
-  instruments: Instruments | undefined,
+  wake: () => void,
 ): Promise<JobResult> {
+  const instruments = meters();
+  if (instruments === undefined && !tracing()) {
+    return attempt(name, handler, job, job.data, wake, undefined);
+  }
   const { data, traceparent, enqueuedAt } = withoutStamp(job.data);
   const destination = { "messaging.destination.name": name };
-  const run = async (span: Span | undefined) => {
-    if (instruments === undefined) {
-      return attempt(name, handler, job, data, onFailure, span);
-    }
+  const run = async (span?: Span) => {
     const started = performance.now();
     if (job.retryCount === 0 && typeof enqueuedAt === "number") {
-      instruments.jobStartDelay.record(
-        Math.max(0, Date.now() - enqueuedAt) / 1000,
-        destination,
-      );
+      const delay = Math.max(0, Date.now() - enqueuedAt) / 1000;
+      instruments?.jobStartDelay.record(delay, destination);
     }
-    const result = await attempt(name, handler, job, data, onFailure, span);
-    instruments.jobDuration.record((performance.now() - started) / 1000, {
-      ...destination,
-      "aftercommit.outcome": result.status,
-    });
+    const result = await attempt(name, handler, job, data, wake, span);
+    const outcome = { ...destination, "aftercommit.outcome": result.status };
+    const seconds = (performance.now() - started) / 1000;
+    instruments?.jobDuration.record(seconds, outcome);
     if (result.status === "failed") {
       const { name: type } = result.output as { name?: unknown };
-      instruments.failures.add(1, {
+      instruments?.failures.add(1, {
         ...destination,
         "aftercommit.component": "job",
         "error.type": typeof type === "string" ? type : "unknown",
@@ -182,9 +164,7 @@ function observed<T>(
     }
     return result;
   };
-  if (!tracing()) return run(undefined);
-  // Every attempt of the job continues the trace it was enqueued in.
-  return inSpan(`work ${name}`, {
+  return !tracing() ? run() : inSpan(`work ${name}`, {
     kind: SpanKind.CONSUMER,
     parent: contextFromTraceparent(traceparent),
     attributes: {
@@ -198,79 +178,64 @@ function observed<T>(
   }, run);
 }
 
+const ABANDONED = {
+  name: "JobAbandonedError",
+  message:
+    "the handler did not stop when the attempt expired or the queue stopped",
+};
+
 // Runs the handler and answers pg-boss; never throws. `data` is unstamped.
 async function attempt<T>(
   name: string,
   handler: JobHandler<T>,
   job: PgBossJob<T>,
   data: T,
-  onFailure: () => void,
+  wake: () => void,
   span: Span | undefined,
 ): Promise<JobResult> {
   const { id, signal } = job;
   const number = job.retryCount + 1;
+  const fields = { jobName: name, jobId: id, attempt: number };
+  let outcome: [string, unknown, JobResult["output"]];
   try {
     const running = handler({ id, name, data, attempt: number, signal });
     // pg-boss aborts the signal at the expiry (or a stop without waiting)
     // and holds the loop until the handler settles: one that ignores its
     // signal would block the queue, so the wait ends at the abort.
-    if (running instanceof Promise && await untilAbort(signal, running)) {
-      return abandoned(name, job, number, running, span);
+    if (!(running instanceof Promise && await untilAbort(signal, running))) {
+      span?.setAttribute("aftercommit.outcome", "completed");
+      return { id, status: "completed" };
     }
-    span?.setAttribute("aftercommit.outcome", "completed");
-    return { id, status: "completed" };
-  } catch (error) {
-    logger.error(
-      "Job {jobName} {jobId} failed on attempt {attempt}: {error}",
-      {
-        jobName: name,
-        jobId: id,
-        attempt: number,
-        error: loggableError(error),
-      },
+    logger.warn(
+      "Job {jobName} {jobId} (attempt {attempt}) is still running after its signal was aborted; its worker slot is freed and the handler is no longer awaited",
+      fields,
     );
-    if (span !== undefined) {
-      span.setAttribute("aftercommit.outcome", "failed");
-      recordError(span, error);
-    }
-    // A retry without delay is ready now: fetch it without waiting.
-    onFailure();
-    return {
-      id,
-      status: "failed",
-      output: error instanceof Error
+    const settled = (how: string) =>
+      logger.info(
+        "Job {jobName} {jobId} (attempt {attempt}), abandoned at its expiry, settled later ({how})",
+        { ...fields, how },
+      );
+    running.then(() => settled("returned"), (e) => settled(errorType(e)));
+    const error = Object.assign(new Error(ABANDONED.message), ABANDONED);
+    outcome = ["abandoned", error, ABANDONED];
+  } catch (error) {
+    logger.error("Job {jobName} {jobId} failed on attempt {attempt}: {error}", {
+      ...fields,
+      error: loggableError(error),
+    });
+    wake(); // A retry without delay is ready now: fetch it without waiting.
+    outcome = [
+      "failed",
+      error,
+      error instanceof Error
         ? { name: error.name, message: error.message }
         : { message: `Non-error thrown: ${describe(error)}` },
-    };
+    ];
   }
-}
-
-function abandoned(
-  name: string,
-  job: PgBossJob<unknown>,
-  attempt: number,
-  running: Promise<unknown>,
-  span: Span | undefined,
-): JobResult {
-  const fields = { jobName: name, jobId: job.id, attempt };
-  logger.warn(
-    "Job {jobName} {jobId} (attempt {attempt}) is still running after its signal was aborted; its worker slot is freed and the handler is no longer awaited",
-    fields,
-  );
-  const settled = (how: string) =>
-    logger.info(
-      "Job {jobName} {jobId} (attempt {attempt}), abandoned at its expiry, settled later ({how})",
-      { ...fields, how },
-    );
-  running.then(() => settled("returned"), (e) => settled(errorType(e)));
-  const output = {
-    name: "JobAbandonedError",
-    message:
-      "the handler did not stop when the attempt expired or the queue stopped",
-  };
+  const [status, error, output] = outcome;
   if (span !== undefined) {
-    span.setAttribute("aftercommit.outcome", "abandoned");
-    recordError(span, Object.assign(new Error(output.message), output));
+    span.setAttribute("aftercommit.outcome", status);
+    recordError(span, error);
   }
-  return { id: job.id, status: "failed", output };
+  return { id, status: "failed", output };
 }

@@ -1,9 +1,4 @@
-/**
- * Dead letters: jobs whose retries were used up, waiting in `<queue>__dead`,
- * listed, counted, retried and deleted through {@linkcode DeadLetters}.
- *
- * @module
- */
+// Dead letters: jobs whose retries were used up, waiting in `<queue>__dead`.
 import { getLogger } from "@logtape/logtape";
 import type { JobWithMetadata, PgBoss } from "pg-boss";
 import { assertQueueName } from "../../application/job_queue.ts";
@@ -11,7 +6,6 @@ import {
   boolean,
   integer,
   readOptions,
-  type Selection,
   selection,
 } from "../../internal/rules.ts";
 import { type QueueAccess, withoutStamp } from "./_worker.ts";
@@ -59,26 +53,26 @@ export type DeadLetterSelection =
   | { readonly queue: string }
   | { readonly all: true };
 
+// A queue name, checked as everywhere else; `undefined` passes.
+function queueName(value: unknown, action: string): string {
+  if (value !== undefined) assertQueueName(value, action);
+  return value as string;
+}
+
 const LIST = {
-  queue: (value: unknown, _what: string, action: string) => {
-    if (value !== undefined) assertQueueName(value, action);
-    return value as string | undefined;
-  },
+  queue: (value: unknown, _: string, action: string): string | undefined =>
+    queueName(value, action),
   limit: integer(1, 10_000, 100),
   includeData: boolean(false),
 };
-const USAGE =
-  'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }';
 
 /** The dead-letter operations of one pg-boss instance (see `PgBossJobQueue`). */
 export class DeadLetters {
-  /** The running pg-boss, and the queue's state and wake-up. */
   constructor(
     private readonly boss: PgBoss,
     private readonly queue: QueueAccess,
   ) {}
 
-  /** Lists dead letters, oldest first. */
   async list(options: DeadLetterListOptions): Promise<DeadLetter[]> {
     const action = "list dead letters";
     const { queue, limit, includeData } = readOptions(options, LIST, action);
@@ -93,71 +87,77 @@ export class DeadLetters {
       .slice(0, limit);
   }
 
-  /** Counts the dead letters of a selection. */
-  async count(selection: DeadLetterSelection): Promise<number> {
-    const found = await this.#select(selection, "count dead letters");
-    return [...found.values()].reduce((sum, ids) => sum + ids.length, 0);
+  count(selection: DeadLetterSelection): Promise<number> {
+    return this.#each(selection, "count", (_, ids) => ids.length);
   }
 
-  /** Moves dead letters back to their queue; answers how many moved. */
   async retry(selection: DeadLetterSelection): Promise<number> {
-    const found = await this.#select(selection, "retry dead letters");
-    const moved = await inChunks(
-      found,
-      (dlq, ids) => this.boss.redrive(dlq, { ids, limit: ids.length }),
-    );
-    for (const dlq of found.keys()) this.queue.wake(originalQueue(dlq));
-    logger.info("Retried {count} dead letters", { count: moved });
-    return moved;
+    const count = await this.#each(selection, "retry", async (dlq, ids) => {
+      const moved = await this.boss.redrive(dlq, { ids, limit: ids.length });
+      this.queue.wake(originalQueue(dlq));
+      return moved;
+    });
+    logger.info("Retried {count} dead letters", { count });
+    return count;
   }
 
-  /** Deletes dead letters; answers how many. */
   async delete(selection: DeadLetterSelection): Promise<number> {
-    const found = await this.#select(selection, "delete dead letters");
-    const deleted = await inChunks(found, async (dlq, ids) => {
+    const count = await this.#each(selection, "delete", async (dlq, ids) => {
       const response = await this.boss.deleteJob(dlq, ids);
       return (response as { affected?: number }).affected ?? 0;
     });
-    logger.info("Deleted {count} dead letters", { count: deleted });
-    return deleted;
+    logger.info("Deleted {count} dead letters", { count });
+    return count;
   }
 
   // The dead-letter queues in the database, or the one of `queue`.
   async #queues(queue?: string): Promise<string[]> {
-    if (queue !== undefined) {
-      const name = queue.endsWith(DEAD_LETTER_SUFFIX)
-        ? queue
-        : queue + DEAD_LETTER_SUFFIX;
-      return (await this.boss.getQueue(name)) === null ? [] : [name];
-    }
+    const only = queue === undefined ? undefined : [
+      queue.endsWith(DEAD_LETTER_SUFFIX) ? queue : queue + DEAD_LETTER_SUFFIX,
+    ];
     const names = await keysOf(
       1000,
-      (page) => this.boss.getQueues(undefined, page),
+      (page) => this.boss.getQueues(only, page),
       (q) => q.name,
     );
     return names.filter((name) => name.endsWith(DEAD_LETTER_SUFFIX));
   }
 
-  // The ids a selection names, by dead-letter queue, read before anything
-  // changes so that a bad selection changes nothing.
-  async #select(
-    selection: DeadLetterSelection,
-    action: string,
-  ): Promise<Map<string, string[]>> {
-    const { by: queue, ids } = checkSelection(selection, action);
+  // Reads the ids a selection names in every dead-letter queue before
+  // changing anything (so a bad selection changes nothing), then runs `op`
+  // on them 1000 at a time; answers the sum.
+  async #each(
+    value: DeadLetterSelection,
+    verb: string,
+    op: (dlq: string, ids: string[]) => number | Promise<number>,
+  ): Promise<number> {
+    const action = `${verb} dead letters`;
+    const { by, ids } = selection(
+      value,
+      action,
+      "queue",
+      (queue) => queueName(queue, action),
+      { max: 100_000, noun: "job ids" },
+      'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }',
+    );
     this.queue.assertRunning(action);
-    const wanted = ids === undefined ? undefined : new Set(ids);
-    const found = new Map<string, string[]>();
-    for (const dlq of await this.#queues(queue)) {
+    const wanted = ids && new Set(ids);
+    const found: [string, string[]][] = [];
+    for (const dlq of await this.#queues(by)) {
       const all = await keysOf(
         10_000,
         (page) => this.boss.findJobs(dlq, { queued: true, ...page }),
         (job) => job.id,
       );
-      const matched = all.filter((id) => wanted?.has(id) ?? true);
-      if (matched.length > 0) found.set(dlq, matched);
+      found.push([dlq, all.filter((id) => wanted?.has(id) ?? true)]);
     }
-    return found;
+    let total = 0;
+    for (const [dlq, ids] of found) {
+      for (let i = 0; i < ids.length; i += 1000) {
+        total += await op(dlq, ids.slice(i, i + 1000));
+      }
+    }
+    return total;
   }
 }
 
@@ -177,20 +177,6 @@ async function keysOf<T>(
   }
 }
 
-// Runs `op` on the ids of each dead-letter queue, 1000 at a time; sums.
-async function inChunks(
-  found: Map<string, string[]>,
-  op: (dlq: string, ids: string[]) => Promise<number>,
-): Promise<number> {
-  let total = 0;
-  for (const [dlq, ids] of found) {
-    for (let i = 0; i < ids.length; i += 1000) {
-      total += await op(dlq, ids.slice(i, i + 1000));
-    }
-  }
-  return total;
-}
-
 const originalQueue = (dlq: string) => dlq.slice(0, -DEAD_LETTER_SUFFIX.length);
 
 function letterOf(
@@ -198,16 +184,8 @@ function letterOf(
   job: JobWithMetadata<unknown>,
   includeData: boolean,
 ): DeadLetter {
-  const output = job.sourceOutput as
-    | { name?: unknown; message?: unknown }
-    | null;
-  let error: string | null = null;
-  if (output !== null && typeof output === "object") {
-    const message = typeof output.message === "string" ? output.message : "";
-    error = typeof output.name === "string"
-      ? `${output.name}: ${message}`
-      : message || null;
-  }
+  const out = job.sourceOutput as { name?: unknown; message?: unknown } | null;
+  const message = typeof out?.message === "string" ? out.message : "";
   const born = job.sourceCreatedOn ?? job.createdOn;
   return {
     id: job.id,
@@ -215,27 +193,14 @@ function letterOf(
     deadLetterQueue: dlq,
     originalId: job.sourceId,
     attempts: job.sourceRetryCount === null ? null : job.sourceRetryCount + 1,
-    error,
+    error: out === null || typeof out !== "object"
+      ? null
+      : typeof out.name === "string"
+      ? `${out.name}: ${message}`
+      : message || null,
     deadLetteredAt: new Date(job.createdOn),
     ageSeconds: Math.max(0, (Date.now() - new Date(born).getTime()) / 1000),
     // The trace context the job carried is not the user's data.
     ...(includeData ? { data: withoutStamp(job.data).data } : {}),
   };
-}
-
-function checkSelection(
-  value: unknown,
-  action: string,
-): Selection {
-  return selection(
-    value,
-    action,
-    "queue",
-    (queue) => {
-      assertQueueName(queue, action);
-      return queue;
-    },
-    { max: 100_000, noun: "job ids" },
-    USAGE,
-  );
 }

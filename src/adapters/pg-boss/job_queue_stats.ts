@@ -1,9 +1,5 @@
-/**
- * The job queue's counts by queue and state, and its recent flow, for
- * `PgBossJobQueue.stats()` (and the dashboard).
- *
- * @module
- */
+// The job queue's counts by queue and state, and its recent flow, for
+// `PgBossJobQueue.stats()` (and the dashboard).
 import type { PgBoss } from "pg-boss";
 import { integer, readOptions } from "../../internal/rules.ts";
 import { DEAD_LETTER_SUFFIX } from "./dead_letters.ts";
@@ -53,7 +49,13 @@ export interface JobQueueStatsOptions {
 }
 
 const DEAD = DEAD_LETTER_SUFFIX;
-type Count = keyof QueueCounts;
+const ZERO = { created: 0, retry: 0, active: 0, failed: 0, deadLetters: 0 };
+type Counts = { -readonly [K in keyof QueueCounts]: QueueCounts[K] };
+type Row = Omit<JobQueueWindow, "seconds" | "completed"> & {
+  name: string | null;
+  state: Exclude<keyof QueueCounts, "name" | "deadLetters">;
+  n: number;
+};
 
 /** Reads {@linkcode JobQueueStats} in one statement over pg-boss's tables. */
 export async function readJobQueueStats(
@@ -64,67 +66,42 @@ export async function readJobQueueStats(
   const { windowSeconds } = readOptions(options, {
     windowSeconds: integer(1, 3600, 10),
   }, "read job queue stats");
+  const latency = (p: number) =>
+    `percentile_cont(${p}) within group (order by extract(epoch from started_on - created_on) * 1000) filter (where retry_count = 0)`;
   // `schema` was checked by connect(). By queue name, every part runs on
   // pg-boss's indexes, not on the completed jobs kept for days.
   const { rows } = await boss.getDb().executeSql(
     `with names as (select name from "${schema}".queue),
-    recent as (
-      select created_on, started_on, retry_count from "${schema}".job
-      where name = any(array(select name from names where right(name, ${DEAD.length}) <> '${DEAD}'))
-        and completed_on >= now() - make_interval(secs => $1)
-    )
-    select 'count' as kind, name, state::text as state, count(*)::int as n,
-      null::float8 as p50, null::float8 as p99
+    live as (select name from names where right(name, ${DEAD.length}) <> '${DEAD}')
+    select null as name, null as state, count(*)::int as n,
+      (count(*) filter (where retry_count = 0))::int as measured,
+      ${latency(0.5)} as "startLatencyP50Ms",
+      ${latency(0.99)} as "startLatencyP99Ms"
+    from "${schema}".job
+    where name = any(array(select name from live))
+      and completed_on >= now() - make_interval(secs => $1)
+    union all
+    select name, state::text, count(*)::int, null, null, null
     from "${schema}".job
     where name = any(array(select name from names))
       and state in ('created', 'retry', 'active', 'failed')
     group by name, state
     union all
-    select 'queue', name, null, 0, null, null from names
-    union all
-    select 'window', null, null, (select count(*) from recent)::int, null, null
-    union all
-    select 'latency', null, null, count(*)::int,
-      percentile_cont(0.5) within group (order by extract(epoch from started_on - created_on)),
-      percentile_cont(0.99) within group (order by extract(epoch from started_on - created_on))
-    from recent
-    where retry_count = 0`,
+    select name, 'created', 0, null, null, null from live`,
     [windowSeconds],
   );
-  const queues = new Map<string, { -readonly [K in Count]: QueueCounts[K] }>();
-  const queue = (name: string) => {
-    let q = queues.get(name);
-    if (q === undefined) {
-      q = { name, created: 0, retry: 0, active: 0, failed: 0, deadLetters: 0 };
-      queues.set(name, q);
+  const queues = new Map<string, Counts>();
+  const counts = (name: string) =>
+    queues.get(name) ?? queues.set(name, { name, ...ZERO }).get(name)!;
+  let window!: JobQueueWindow;
+  for (const { name, state, n, ...rest } of rows as Row[]) {
+    if (name === null) {
+      window = { seconds: windowSeconds, completed: n, ...rest };
+    } else if (!name.endsWith(DEAD)) counts(name)[state] += n;
+    // A dead letter waits as a created (or retry) job of `<name>__dead`.
+    else if (state === "created" || state === "retry") {
+      counts(name.slice(0, -DEAD.length)).deadLetters += n;
     }
-    return q;
-  };
-  const ms = (seconds: unknown) =>
-    seconds == null ? null : Number(seconds) * 1000;
-  const window = {
-    seconds: windowSeconds,
-    completed: 0,
-    measured: 0,
-    startLatencyP50Ms: null as number | null,
-    startLatencyP99Ms: null as number | null,
-  };
-  for (const row of rows as Record<string, unknown>[]) {
-    const n = Number(row.n);
-    const name = String(row.name);
-    const state = row.state as Exclude<Count, "name" | "deadLetters"> | null;
-    if (row.kind === "window") window.completed = n;
-    else if (row.kind === "latency") {
-      window.measured = n;
-      window.startLatencyP50Ms = ms(row.p50);
-      window.startLatencyP99Ms = ms(row.p99);
-    } else if (name.endsWith(DEAD)) {
-      // A dead letter waits as a created (or retry) job of `<name>__dead`.
-      if (state === "created" || state === "retry") {
-        queue(name.slice(0, -DEAD.length)).deadLetters += n;
-      }
-    } else if (state === null) queue(name);
-    else queue(name)[state] += n;
   }
   return {
     queues: [...queues.values()].sort((a, b) => a.name.localeCompare(b.name)),

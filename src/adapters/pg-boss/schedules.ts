@@ -1,9 +1,4 @@
-/**
- * Cron schedules of the pg-boss adapter: `PgBossJobQueue.schedule()`,
- * `unschedule()` and `schedules()` through {@linkcode Schedules}.
- *
- * @module
- */
+// Cron schedules: `PgBossJobQueue.schedule()`, `unschedule()`, `schedules()`.
 import { getLogger } from "@logtape/logtape";
 import type { PgBoss } from "pg-boss";
 import { assertQueueName, prepareJob } from "../../application/job_queue.ts";
@@ -44,21 +39,18 @@ const SCHEDULE = {
 
 /** The schedule operations of one pg-boss instance (see `PgBossJobQueue`). */
 export class Schedules {
-  /** The running pg-boss, and the queue's state and queue creation. */
   constructor(
     private readonly boss: PgBoss,
     private readonly queue: QueueAccess,
   ) {}
 
-  /** Saves a schedule after pg-boss's own check of the cron and time zone. */
   async schedule(
     name: string,
     cron: string,
     data: unknown,
     options: ScheduleOptions,
   ): Promise<void> {
-    const { key, timeZone = "UTC" } = read(name, options, "schedule jobs");
-    const action = `schedule jobs on queue "${name}"`;
+    const { key, timeZone = "UTC", action } = read(name, options, "schedule");
     prepareJob({ name, data }, "schedule jobs");
     if (typeof cron !== "string" || cron.trim() === "") {
       fail(
@@ -90,26 +82,17 @@ export class Schedules {
       tz: timeZone,
       ...(key === undefined ? {} : { key }),
     });
-    logger.info("Scheduled queue {jobName} on {cron} ({timeZone})", {
-      jobName: name,
-      cron,
-      timeZone,
-      key,
-    });
+    const fields = { jobName: name, cron, timeZone, key };
+    logger.info("Scheduled queue {jobName} on {cron} ({timeZone})", fields);
   }
 
-  /** Removes a schedule. */
-  async unschedule(
-    name: string,
-    options: { readonly key?: string },
-  ): Promise<void> {
-    const { key } = read(name, options, "unschedule jobs");
-    this.queue.assertRunning(`unschedule jobs on queue "${name}"`);
+  async unschedule(name: string, options: ScheduleOptions): Promise<void> {
+    const { key, action } = read(name, options, "unschedule");
+    this.queue.assertRunning(action);
     await this.boss.unschedule(name, key ?? "");
     logger.info("Unscheduled queue {jobName}", { jobName: name, key });
   }
 
-  /** Lists the schedules (of one queue). */
   async list(name: string | undefined): Promise<JobSchedule[]> {
     if (name !== undefined) assertQueueName(name, "list schedules");
     this.queue.assertRunning("list schedules");
@@ -122,7 +105,9 @@ export class Schedules {
   }
 }
 
+// Checks the queue name, then the options, for `${verb} jobs`.
 function read(name: string, options: unknown, verb: string) {
-  assertQueueName(name, verb);
-  return readOptions(options, SCHEDULE, `${verb} on queue "${name}"`);
+  assertQueueName(name, `${verb} jobs`);
+  const action = `${verb} jobs on queue "${name}"`;
+  return { ...readOptions(options, SCHEDULE, action), action };
 }

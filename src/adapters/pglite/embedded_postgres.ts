@@ -1,8 +1,5 @@
-// Embedded PostgreSQL: PGlite served on a loopback port by pglite-socket.
-// Limits (PGlite 0.5, pglite-socket 0.2): one session, so one connection at
-// a time; waiting for a second while holding the first deadlocks (the
-// multiplexing mode is not used: connections would share the unnamed
-// portal). No TLS, no cancel requests, one database; startup takes seconds.
+// Embedded PostgreSQL: PGlite served on a loopback port by pglite-socket, one
+// connection at a time (its limits are in README.md, "Embedded PostgreSQL").
 import { PGlite } from "@electric-sql/pglite";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { getLogger } from "@logtape/logtape";
@@ -18,16 +15,9 @@ const logger = getLogger(["aftercommit", "embedded"]);
 
 /** Options of {@linkcode startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
-  /**
-   * A folder to keep the database in across restarts (one instance at a
-   * time), created when missing.
-   * @default {undefined (in memory)}
-   */
+  /** A folder that keeps the data across restarts. @default {in memory} */
   readonly dataDir?: string;
-  /**
-   * The loopback port to listen on; `0` picks a free one.
-   * @default {0}
-   */
+  /** The loopback port; `0` picks a free one. @default {0} */
   readonly port?: number;
 }
 
@@ -58,43 +48,33 @@ export interface EndableClient {
 const CLIENT_OPTIONS: EmbeddedClientOptions = Object.freeze({
   max: 1,
   max_lifetime: null,
-  onnotice: (notice: EmbeddedNotice): void =>
-    logger.debug("PostgreSQL notice {code}: {notice}", {
-      code: notice.code,
-      notice: notice.message,
-    }),
+  onnotice: ({ code, message: notice }: EmbeddedNotice): void =>
+    logger.debug("PostgreSQL notice {code}: {notice}", { code, notice }),
 });
 
-/**
- * A running embedded PostgreSQL, from {@linkcode startEmbeddedPostgres};
- * stop it with `close()` or `await using`.
- */
+/** A running embedded PostgreSQL; stop it with `close()` or `await using`. */
 export class EmbeddedPostgres implements AsyncDisposable {
   /** The postgres.js options {@linkcode EmbeddedPostgres.connect} uses. */
   readonly clientOptions: EmbeddedClientOptions = CLIENT_OPTIONS;
   /** `postgres://postgres@127.0.0.1:<port>/postgres`. */
   readonly url: string;
-  readonly #pglite: PGlite;
-  readonly #server: PGLiteSocketServer;
   readonly #clients = new Set<EndableClient>();
   #closing: Promise<void> | undefined;
 
   private constructor(
-    pglite: PGlite,
-    server: PGLiteSocketServer,
+    private readonly pglite: PGlite,
+    private readonly server: PGLiteSocketServer,
     /** The loopback port the server listens on. */
     readonly port: number,
     /** The data folder, or `undefined` when the database is in memory. */
     readonly dataDir: string | undefined,
   ) {
-    this.#pglite = pglite;
-    this.#server = server;
     this.url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   }
 
   /** Same as {@linkcode startEmbeddedPostgres}. */
   static async start(
-    options: EmbeddedPostgresOptions = {},
+    options?: EmbeddedPostgresOptions,
   ): Promise<EmbeddedPostgres> {
     const { dataDir, port } = readOptions(options, {
       dataDir: text(undefined, "leave it out to keep the database in memory"),
@@ -107,12 +87,10 @@ export class EmbeddedPostgres implements AsyncDisposable {
       port,
       maxConnections: 1,
     });
-    try {
-      await server.start();
-    } catch (error) {
+    await server.start().catch(async (error) => {
       await pglite.close();
       throw error;
-    }
+    });
     const actual = Number(server.getServerConn().split(":").pop());
     logger.info("Started embedded PostgreSQL on port {port} ({storage})", {
       port: actual,
@@ -122,12 +100,11 @@ export class EmbeddedPostgres implements AsyncDisposable {
   }
 
   /**
-   * Creates a client with `factory` (`postgres`, or a function that calls it
-   * with more options) on `url` with `clientOptions`, and ends it on
-   * `close()`. End a client before connecting another.
+   * Creates a client with `factory` (`postgres`, or a function calling it) on
+   * `url` with `clientOptions`, ended on `close()`. End a client before
+   * connecting another.
    *
-   * @throws {TypeError} When `factory` is not a function, or the database
-   * is closed.
+   * @throws {TypeError} When `factory` is not a function, or after `close()`.
    */
   connect<C extends EndableClient>(
     factory: (url: string, options: EmbeddedClientOptions) => C,
@@ -140,19 +117,16 @@ export class EmbeddedPostgres implements AsyncDisposable {
     return client;
   }
 
-  /**
-   * Ends the clients made by {@linkcode EmbeddedPostgres.connect}, stops the
-   * server and closes PGlite; calling it again returns the same promise.
-   */
+  /** Ends the clients of `connect()`, stops the server and PGlite; idempotent. */
   close(): Promise<void> {
     return this.#closing ??= (async () => {
       await Promise.allSettled(
         [...this.#clients].map((c) => Promise.try(() => c.end({ timeout: 5 }))),
       );
       try {
-        await this.#server.stop();
+        await this.server.stop();
       } finally {
-        await this.#pglite.close();
+        await this.pglite.close();
         logger.info("Stopped embedded PostgreSQL on port {port}", {
           port: this.port,
         });
@@ -167,12 +141,11 @@ export class EmbeddedPostgres implements AsyncDisposable {
 }
 
 /**
- * Starts an embedded PostgreSQL (PGlite) on a loopback port, in memory or
- * kept in `options.dataDir`; stop it with `close()` or `await using`.
+ * Starts an embedded PostgreSQL (PGlite) on a loopback port, in memory or in
+ * `options.dataDir`; stop it with `close()` or `await using`.
  *
- * @throws {TypeError} When an option has the wrong type; a RangeError when
- * `port` is not a port number; PGlite's or the server's error (nothing is
- * left running then).
+ * @throws {TypeError} When an option is invalid (`RangeError`: not a port);
+ * PGlite's or the server's error, with nothing left running.
  *
  * @example Keep the data in a folder across restarts
  * ```ts
@@ -183,9 +156,7 @@ export class EmbeddedPostgres implements AsyncDisposable {
  * const dataDir = await Deno.makeTempDir();
  * {
  *   await using db = await startEmbeddedPostgres({ dataDir });
- *   const sql = db.connect(postgres);
- *   await sql`create table notes (body text)`;
- *   await sql`insert into notes values ('kept')`;
+ *   await db.connect(postgres)`create table notes as select 'kept' as body`;
  * }
  * {
  *   await using db = await startEmbeddedPostgres({ dataDir });

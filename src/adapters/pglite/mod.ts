@@ -3,31 +3,17 @@
  * on a loopback port, one connection at a time (`connect(postgres)` gives a
  * client configured for that).
  *
- * @example Run a Unit of Work on embedded PostgreSQL
+ * @example Run a transaction on embedded PostgreSQL
  * ```ts
  * import assert from "node:assert/strict";
  * import postgres from "postgres";
- * import { EventBus } from "@aftercommit/core";
  * import { startEmbeddedPostgres } from "@aftercommit/core/embedded";
- * import { PostgresUnitOfWork } from "@aftercommit/core/postgres";
- *
- * class NoteSaved {}
  *
  * await using db = await startEmbeddedPostgres();
- * const sql = db.connect(postgres);
- * await sql`create table notes (body text)`;
- * const bus = new EventBus();
- * const seen: string[] = [];
- * bus.register(NoteSaved, async () => {
- *   const [row] = await sql`select count(*)::int as n from notes`;
- *   seen.push(`saved, ${row?.n} note`);
- * });
- * const uow = new PostgresUnitOfWork(sql, { bus });
- * await uow.run(async (tx) => {
- *   await tx.sql`insert into notes values ('hello')`;
- *   tx.publishAfterCommit(new NoteSaved());
- * });
- * assert.deepEqual(seen, ["saved, 1 note"]); // published after the commit
+ * const sql = db.connect(postgres); // max: 1, ended by db.close()
+ * await sql.begin((tx) => tx`create table notes as select 'hello' as body`);
+ * const [note] = await sql`select body from notes`;
+ * assert.equal(note?.body, "hello");
  * ```
  *
  * @module
