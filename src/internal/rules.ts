@@ -16,41 +16,36 @@ export function fail(
 /** One rule: returns the value to use (a default for `undefined`) or throws. */
 export type Rule<T> = (value: unknown, what: string, action: string) => T;
 
-// What a value fails: [what it must be, what it is instead, its error class].
-type Problem = [string, string?, typeof RangeError?];
+// deno-lint-ignore no-explicit-any
+type Check = [test: (value: any) => boolean, expected: string];
 
 const hinted = (hint?: string) => hint === undefined ? "" : `; ${hint}`;
-const quoted = (value: unknown) =>
-  typeof value === "string" ? JSON.stringify(value) : describe(value);
+const quoted = (v: unknown) =>
+  typeof v === "string" ? JSON.stringify(v) : describe(v);
+const numeral = (v: unknown) => typeof v === "number" ? `${v}` : describe(v);
 
-// A rule that returns `fallback` for undefined and throws
-// `${what} must be …, received …` when `problem` finds one.
-function rule<T, D>(
-  fallback: D | undefined,
-  problem: (value: unknown) => Problem | undefined,
-): Rule<T | D> {
+// Returns `fallback` for undefined, else throws at the first failed check
+// `${what} must be ${expected}, received ${shown(value)}[; hint]`. Numeric
+// rules (shown as a `numeral`) throw a RangeError for a number of the wrong
+// value (NaN, 1.5), as JavaScript does.
+function rule<T>(
+  fallback: unknown,
+  checks: Check[],
+  shown: (value: unknown) => string = describe,
+  hint?: string,
+): Rule<T> {
   return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    const [expected, received = describe(value), Type] = problem(value) ?? [];
-    if (expected !== undefined) {
-      fail(action, `${what} must be ${expected}, received ${received}`, Type);
+    if (value === undefined) return fallback as T;
+    for (const [test, expected] of checks) {
+      if (test(value)) continue;
+      fail(
+        action,
+        `${what} must be ${expected}, received ${shown(value)}${hinted(hint)}`,
+        shown === numeral && typeof value === "number" ? RangeError : TypeError,
+      );
     }
     return value as T;
   };
-}
-
-// Another type is a TypeError; a number of the wrong value (NaN, 1.5) a
-// RangeError, as in JavaScript itself.
-function numeric(
-  value: unknown,
-  ok: (n: number) => boolean,
-  expected: string,
-  hint?: string,
-): Problem | undefined {
-  if (typeof value === "number" && ok(value)) return undefined;
-  return typeof value === "number"
-    ? [expected, `${value}${hinted(hint)}`, RangeError]
-    : [expected, `${describe(value)}${hinted(hint)}`];
 }
 
 /** An integer in `[min, max]`; `fallback` when undefined. */
@@ -59,12 +54,12 @@ export function integer<D extends number | undefined = undefined>(
   max: number = Number.MAX_SAFE_INTEGER,
   fallback?: D,
 ): Rule<number | D> {
-  const range = max === Number.MAX_SAFE_INTEGER
-    ? `at least ${min}`
-    : `between ${min} and ${max}`;
-  return rule(fallback, (v) =>
-    numeric(v, Number.isInteger, "an integer") ??
-      numeric(v, (n) => n >= min && n <= max, range));
+  return rule(fallback, [[Number.isInteger, "an integer"], [
+    (n) => n >= min && n <= max,
+    max === Number.MAX_SAFE_INTEGER
+      ? `at least ${min}`
+      : `between ${min} and ${max}`,
+  ]], numeral);
 }
 
 /**
@@ -77,12 +72,14 @@ export function number<D extends number | undefined = undefined>(
   above = false,
   hint?: string,
 ): Rule<number | D> {
-  const range = `${above ? "greater than" : "at least"} ${min}`;
   return rule(
     fallback,
-    (v) =>
-      numeric(v, Number.isFinite, "a finite number", hint) ??
-        numeric(v, (n) => above ? n > min : n >= min, range),
+    [[Number.isFinite, "a finite number"], [
+      (n) => above ? n > min : n >= min,
+      `${above ? "greater than" : "at least"} ${min}`,
+    ]],
+    numeral,
+    hint,
   );
 }
 
@@ -98,10 +95,7 @@ export function finite<D extends number | undefined = undefined>(
 export function boolean<D extends boolean | undefined = undefined>(
   fallback?: D,
 ): Rule<boolean | D> {
-  return rule(
-    fallback,
-    (v) => typeof v === "boolean" ? undefined : ["a boolean"],
-  );
+  return rule(fallback, [[(v) => typeof v === "boolean", "a boolean"]]);
 }
 
 /** A non-empty string; `fallback` when undefined. */
@@ -109,11 +103,12 @@ export function text<D extends string | undefined = undefined>(
   fallback?: D,
   hint?: string,
 ): Rule<string | D> {
-  return rule(fallback, (v) =>
-    typeof v === "string" && v !== "" ? undefined : [
-      "a non-empty string",
-      `${v === "" ? "an empty string" : describe(v)}${hinted(hint)}`,
-    ]);
+  return rule(
+    fallback,
+    [[(v) => typeof v === "string" && v !== "", "a non-empty string"]],
+    (v) => v === "" ? "an empty string" : describe(v),
+    hint,
+  );
 }
 
 /** One of `choices`; `fallback` when undefined. */
@@ -121,11 +116,12 @@ export function oneOf<
   const C extends string,
   D extends C | undefined = undefined,
 >(choices: readonly C[], fallback?: D): Rule<C | D> {
-  return rule(fallback, (v) =>
-    choices.includes(v as C) ? undefined : [
-      `one of ${choices.map((c) => JSON.stringify(c)).join(", ")}`,
-      quoted(v),
-    ]);
+  const list = choices.map((c) => JSON.stringify(c)).join(", ");
+  return rule(
+    fallback,
+    [[(v) => choices.includes(v), `one of ${list}`]],
+    quoted,
+  );
 }
 
 /** An instance of `type`; `fallback` when undefined. */
@@ -134,10 +130,10 @@ export function instance<T extends object, D extends T | undefined = undefined>(
   type: abstract new (...args: any[]) => T,
   fallback?: D,
 ): Rule<T | D> {
-  return rule(
-    fallback,
-    (v) => v instanceof type ? undefined : [`an instance of ${type.name}`],
-  );
+  return rule(fallback, [[
+    (v) => v instanceof type,
+    `an instance of ${type.name}`,
+  ]]);
 }
 
 /** A function; `fallback` when undefined. */
@@ -146,10 +142,7 @@ export function callable<
   F extends (...args: any[]) => unknown,
   D extends F | undefined = undefined,
 >(fallback?: D): Rule<F | D> {
-  return rule(
-    fallback,
-    (v) => typeof v === "function" ? undefined : ["a function"],
-  );
+  return rule(fallback, [[(v) => typeof v === "function", "a function"]]);
 }
 
 /**
@@ -161,13 +154,8 @@ export function matches(
   expected: string,
   hint?: string,
 ): Rule<string | undefined> {
-  return rule(
-    undefined,
-    (v) =>
-      typeof v === "string" && pattern.test(v)
-        ? undefined
-        : [expected, `${quoted(v)}${hinted(hint)}`],
-  );
+  const test = (v: unknown) => typeof v === "string" && pattern.test(v);
+  return rule(undefined, [[test, expected]], quoted, hint);
 }
 
 /** Throws `Cannot ${action}: expected ${what}, received …[; hint]`. */
@@ -199,7 +187,7 @@ export function assertDecorates(
   label: string,
   only: string,
 ): void {
-  const kind = (context as { kind?: unknown } | null | undefined)?.kind;
+  const { kind, name } = (context ?? {}) as { kind?: unknown; name?: unknown };
   // A legacy (experimentalDecorators) call gets no context object.
   if (typeof kind !== "string") {
     throw new TypeError(
@@ -207,9 +195,8 @@ export function assertDecorates(
     );
   }
   if (kind !== expected) {
-    const name = String((context as { name?: unknown }).name);
     throw new TypeError(
-      `${label} cannot decorate ${kind} ${name}: it applies to ${only}`,
+      `${label} cannot decorate ${kind} ${String(name)}: it applies to ${only}`,
     );
   }
 }
@@ -254,6 +241,21 @@ export function readOptions<S extends Spec>(
   return out as Read<S>;
 }
 
+// What JSON does to a value it cannot keep, by kind, and what to pass instead.
+const LOSS: Record<string, string> = {
+  number:
+    ", which JSON turns into null; pass a finite number, a string or null",
+  bigint:
+    ", which JSON cannot represent; convert it to a string (String(n)) or a number",
+  function:
+    ", which JSON drops; pass data only, and look functions up in the handler",
+  undefined: " inside an array, which JSON turns into null; use null",
+  Date:
+    ", which JSON turns into a string; pass date.toISOString() and parse it in the handler",
+  object: ", which does not survive JSON; pass a plain object or an array",
+};
+LOSS.symbol = LOSS.function!;
+
 /**
  * Throws unless `data` survives a JSON round trip unchanged (object members
  * may be `undefined`); the message names the path and what to pass instead.
@@ -266,84 +268,59 @@ export function assertJson(data: unknown, what: string, action: string): void {
     );
   }
   const fault = jsonFault(data, []);
-  if (fault !== undefined) {
-    fail(action, `${what} is not JSON-serialisable: ${faultText(what, fault)}`);
-  }
+  if (fault === undefined) return;
+  const { value, segments, cycle } = fault;
+  const path = what + segments.join("");
+  const date = value instanceof Date;
+  fail(
+    action,
+    `${what} is not JSON-serialisable: ${path} ${
+      cycle !== -1
+        ? `refers back to ${
+          what + segments.slice(0, cycle).join("")
+        }, a cycle JSON cannot represent; pass a tree of plain objects`
+        : `is ${date ? "a Date" : numeral(value)}${
+          LOSS[date ? "Date" : typeof value]
+        }`
+    }`,
+  );
 }
 
 // The first value that does not survive JSON, with the path segments that
 // lead to it and, for a cycle, how many of them lead to the object it refers
-// back to. Segments are built only on failure: this runs for every job.
-interface JsonFault {
-  readonly value: unknown;
-  readonly segments: string[];
-  readonly cycle?: number;
-}
+// back to (else -1). Segments are built only on failure: this runs per job.
+type JsonFault = { value: unknown; segments: string[]; cycle: number };
+const PLAIN = [Object.prototype, null];
 
 function jsonFault(value: unknown, ancestors: object[]): JsonFault | undefined {
-  if (typeof value === "string" || typeof value === "boolean") return undefined;
-  if (typeof value === "number" && Number.isFinite(value)) return undefined;
-  if (typeof value !== "object") return { value, segments: [] };
-  if (value === null) return undefined;
-  const cycle = ancestors.indexOf(value);
-  if (cycle !== -1) return { value, segments: [], cycle };
+  if (
+    value === null || typeof value === "string" ||
+    typeof value === "boolean" || Number.isFinite(value)
+  ) return undefined;
+  const cycle = ancestors.indexOf(value as object);
   const array = Array.isArray(value);
-  if (!array && !isPlain(value)) return { value, segments: [] };
-  ancestors.push(value);
-  const children = Object.values(value);
+  if (
+    typeof value !== "object" || cycle !== -1 ||
+    !(array || PLAIN.includes(Object.getPrototypeOf(value)))
+  ) return { value, segments: [], cycle };
+  ancestors.push(value!);
+  const children = Object.values(value!);
   for (let i = 0; i < children.length; i++) {
-    const child = children[i];
-    if (child === undefined && !array) continue;
-    const fault = jsonFault(child, ancestors);
-    if (fault !== undefined) {
-      const key = Object.keys(value)[i]!;
-      fault.segments.unshift(
-        array
-          ? `[${key}]`
-          : /^[A-Za-z_$][\w$]*$/.test(key)
-          ? `.${key}`
-          : `[${JSON.stringify(key)}]`,
-      );
-      return fault;
-    }
+    if (children[i] === undefined && !array) continue;
+    const fault = jsonFault(children[i], ancestors);
+    if (fault === undefined) continue;
+    const key = Object.keys(value!)[i]!;
+    fault.segments.unshift(
+      array
+        ? `[${key}]`
+        : /^[A-Za-z_$][\w$]*$/.test(key)
+        ? `.${key}`
+        : `[${JSON.stringify(key)}]`,
+    );
+    return fault;
   }
   ancestors.pop();
   return undefined;
-}
-
-function isPlain(value: object): boolean {
-  const prototype = Object.getPrototypeOf(value);
-  return prototype === Object.prototype || prototype === null;
-}
-
-function faultText(
-  what: string,
-  { value, segments, cycle }: JsonFault,
-): string {
-  const path = what + segments.join("");
-  if (cycle !== undefined) {
-    return `${path} refers back to ${
-      what + segments.slice(0, cycle).join("")
-    }, a cycle JSON cannot represent; pass a tree of plain objects`;
-  }
-  switch (typeof value) {
-    case "number":
-      return `${path} is ${value}, which JSON turns into null; pass a finite number, a string or null`;
-    case "bigint":
-      return `${path} is a bigint, which JSON cannot represent; convert it to a string (String(n)) or a number`;
-    case "function":
-    case "symbol":
-      return `${path} is ${
-        describe(value)
-      }, which JSON drops; pass data only, and look functions up in the handler`;
-    case "undefined":
-      return `${path} is undefined inside an array, which JSON turns into null; use null`;
-  }
-  return value instanceof Date
-    ? `${path} is a Date, which JSON turns into a string; pass date.toISOString() and parse it in the handler`
-    : `${path} is ${
-      describe(value)
-    }, which does not survive JSON; pass a plain object or an array`;
 }
 
 /** Throws unless `bus` is an object with a `publishAll` method. */
@@ -354,8 +331,8 @@ export function assertPublishAll(
   hint = "pass an EventBus, or leave it out to use defaultBus",
 ): asserts bus is { publishAll(events: readonly object[]): unknown } {
   if (
-    bus === null || typeof bus !== "object" ||
-    typeof (bus as { publishAll?: unknown }).publishAll !== "function"
+    typeof bus !== "object" ||
+    typeof (bus as { publishAll?: unknown } | null)?.publishAll !== "function"
   ) {
     fail(
       action,
@@ -387,56 +364,47 @@ export function selection(
   ids: { readonly max: number; readonly noun: string },
   usage: string,
 ): Selection {
+  function refuse(detail: string): never {
+    fail(action, `${detail}; ${usage}`);
+  }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     expected(action, "a selection", value, usage);
   }
   const given = Object.entries(value).filter(([, v]) => v !== undefined);
   const [key, chosen] = given[0] ?? [];
   if (given.length !== 1 || !["ids", by, "all"].includes(key!)) {
-    fail(
-      action,
+    refuse(
       `the selection must have exactly one of ids, ${by} or all, received ${
         given.length === 0 ? "none" : given.map(([k]) => k).join(", ")
-      }; ${usage}`,
+      }`,
     );
   }
   if (key === by) return { by: checkBy(chosen) };
   if (key === "all") {
-    if (chosen !== true) {
-      fail(
-        action,
-        `selection.all must be true, received ${
-          chosen === false ? "false" : describe(chosen)
-        }; ${usage}`,
-      );
-    }
-    return { all: true };
+    if (chosen === true) return { all: true };
+    refuse(
+      `selection.all must be true, received ${
+        chosen === false ? "false" : describe(chosen)
+      }`,
+    );
   }
   const rule =
     `selection.ids must be an array of 1 to ${ids.max} ${ids.noun} (non-empty strings)`;
-  if (
-    !Array.isArray(chosen) || chosen.length === 0 || chosen.length > ids.max
-  ) {
-    fail(
-      action,
-      `${rule}, received ${
-        Array.isArray(chosen)
-          ? `an array of ${chosen.length}`
-          : describe(chosen)
-      }; ${usage}`,
-    );
+  if (!Array.isArray(chosen) || !chosen.length || chosen.length > ids.max) {
+    const shown = Array.isArray(chosen)
+      ? `an array of ${chosen.length}`
+      : describe(chosen);
+    refuse(`${rule}, received ${shown}`);
   }
-  // An index loop: every() skips the holes of a sparse array.
-  for (let i = 0; i < chosen.length; i++) {
-    const id: unknown = chosen[i];
-    if (typeof id !== "string" || id === "") {
-      fail(
-        action,
-        `${rule}, but selection.ids[${i}] is ${
-          id === "" ? "an empty string" : describe(id)
-        }; ${usage}`,
-      );
-    }
+  // findIndex, unlike every(), visits the holes of a sparse array.
+  const i = chosen.findIndex((id) => typeof id !== "string" || id === "");
+  const id: unknown = chosen[i];
+  if (i !== -1) {
+    refuse(
+      `${rule}, but selection.ids[${i}] is ${
+        id === "" ? "an empty string" : describe(id)
+      }`,
+    );
   }
   return { ids: chosen };
 }
