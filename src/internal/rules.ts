@@ -16,36 +16,45 @@ export function fail(
 /** One rule: returns the value to use (a default for `undefined`) or throws. */
 export type Rule<T> = (value: unknown, what: string, action: string) => T;
 
-// deno-lint-ignore no-explicit-any
-type Check = [test: (value: any) => boolean, expected: string];
-
 const hinted = (hint?: string) => hint === undefined ? "" : `; ${hint}`;
 const quoted = (v: unknown) =>
   typeof v === "string" ? JSON.stringify(v) : describe(v);
 const numeral = (v: unknown) => typeof v === "number" ? `${v}` : describe(v);
 
-// Returns `fallback` for undefined, else throws at the first failed check
+// Returns `fallback` for undefined and a value that passes `test`, else throws
 // `${what} must be ${expected}, received ${shown(value)}[; hint]`. Numeric
 // rules (shown as a `numeral`) throw a RangeError for a number of the wrong
 // value (NaN, 1.5), as JavaScript does.
 function rule<T>(
   fallback: unknown,
-  checks: Check[],
+  // deno-lint-ignore no-explicit-any
+  test: (value: any) => boolean,
+  expected: string | ((value: unknown) => string),
   shown: (value: unknown) => string = describe,
   hint?: string,
 ): Rule<T> {
   return (value, what, action) => {
-    if (value === undefined) return fallback as T;
-    for (const [test, expected] of checks) {
-      if (test(value)) continue;
-      fail(
-        action,
-        `${what} must be ${expected}, received ${shown(value)}${hinted(hint)}`,
-        shown === numeral && typeof value === "number" ? RangeError : TypeError,
-      );
+    if (value === undefined || test(value)) {
+      return (value === undefined ? fallback : value) as T;
     }
-    return value as T;
+    const must = typeof expected === "string" ? expected : expected(value);
+    fail(
+      action,
+      `${what} must be ${must}, received ${shown(value)}${hinted(hint)}`,
+      shown === numeral && typeof value === "number" ? RangeError : TypeError,
+    );
   };
+}
+
+// A number of `kind` (Number.isInteger or isFinite) within a range.
+function numeric<T>(
+  fallback: unknown,
+  [kind, noun]: [(value: unknown) => boolean, string],
+  [inRange, range]: [(n: number) => boolean, string],
+  hint?: string,
+): Rule<T> {
+  const test = (v: number) => kind(v) && inRange(v);
+  return rule(fallback, test, (v) => kind(v) ? range : noun, numeral, hint);
 }
 
 /** An integer in `[min, max]`; `fallback` when undefined. */
@@ -54,12 +63,12 @@ export function integer<D extends number | undefined = undefined>(
   max: number = Number.MAX_SAFE_INTEGER,
   fallback?: D,
 ): Rule<number | D> {
-  return rule(fallback, [[Number.isInteger, "an integer"], [
+  return numeric(fallback, [Number.isInteger, "an integer"], [
     (n) => n >= min && n <= max,
     max === Number.MAX_SAFE_INTEGER
       ? `at least ${min}`
       : `between ${min} and ${max}`,
-  ]], numeral);
+  ]);
 }
 
 /**
@@ -72,15 +81,10 @@ export function number<D extends number | undefined = undefined>(
   above = false,
   hint?: string,
 ): Rule<number | D> {
-  return rule(
-    fallback,
-    [[Number.isFinite, "a finite number"], [
-      (n) => above ? n > min : n >= min,
-      `${above ? "greater than" : "at least"} ${min}`,
-    ]],
-    numeral,
-    hint,
-  );
+  return numeric(fallback, [Number.isFinite, "a finite number"], [
+    (n) => above ? n > min : n >= min,
+    `${above ? "greater than" : "at least"} ${min}`,
+  ], hint);
 }
 
 /** A finite number; `fallback` when undefined (see {@linkcode number}). */
@@ -95,7 +99,7 @@ export function finite<D extends number | undefined = undefined>(
 export function boolean<D extends boolean | undefined = undefined>(
   fallback?: D,
 ): Rule<boolean | D> {
-  return rule(fallback, [[(v) => typeof v === "boolean", "a boolean"]]);
+  return rule(fallback, (v) => typeof v === "boolean", "a boolean");
 }
 
 /** A non-empty string; `fallback` when undefined. */
@@ -103,12 +107,9 @@ export function text<D extends string | undefined = undefined>(
   fallback?: D,
   hint?: string,
 ): Rule<string | D> {
-  return rule(
-    fallback,
-    [[(v) => typeof v === "string" && v !== "", "a non-empty string"]],
-    (v) => v === "" ? "an empty string" : describe(v),
-    hint,
-  );
+  const test = (v: unknown) => typeof v === "string" && v !== "";
+  const shown = (v: unknown) => v === "" ? "an empty string" : describe(v);
+  return rule(fallback, test, "a non-empty string", shown, hint);
 }
 
 /** One of `choices`; `fallback` when undefined. */
@@ -117,11 +118,7 @@ export function oneOf<
   D extends C | undefined = undefined,
 >(choices: readonly C[], fallback?: D): Rule<C | D> {
   const list = choices.map((c) => JSON.stringify(c)).join(", ");
-  return rule(
-    fallback,
-    [[(v) => choices.includes(v), `one of ${list}`]],
-    quoted,
-  );
+  return rule(fallback, (v) => choices.includes(v), `one of ${list}`, quoted);
 }
 
 /** An instance of `type`; `fallback` when undefined. */
@@ -130,10 +127,8 @@ export function instance<T extends object, D extends T | undefined = undefined>(
   type: abstract new (...args: any[]) => T,
   fallback?: D,
 ): Rule<T | D> {
-  return rule(fallback, [[
-    (v) => v instanceof type,
-    `an instance of ${type.name}`,
-  ]]);
+  const expected = `an instance of ${type.name}`;
+  return rule(fallback, (v) => v instanceof type, expected);
 }
 
 /** A function; `fallback` when undefined. */
@@ -142,7 +137,7 @@ export function callable<
   F extends (...args: any[]) => unknown,
   D extends F | undefined = undefined,
 >(fallback?: D): Rule<F | D> {
-  return rule(fallback, [[(v) => typeof v === "function", "a function"]]);
+  return rule(fallback, (v) => typeof v === "function", "a function");
 }
 
 /**
@@ -155,7 +150,7 @@ export function matches(
   hint?: string,
 ): Rule<string | undefined> {
   const test = (v: unknown) => typeof v === "string" && pattern.test(v);
-  return rule(undefined, [[test, expected]], quoted, hint);
+  return rule(undefined, test, expected, quoted, hint);
 }
 
 /** Throws `Cannot ${action}: expected ${what}, received …[; hint]`. */
@@ -255,6 +250,8 @@ const LOSS: Record<string, string> = {
   object: ", which does not survive JSON; pass a plain object or an array",
 };
 LOSS.symbol = LOSS.function!;
+const PLAIN = [Object.prototype, null];
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 /**
  * Throws unless `data` survives a JSON round trip unchanged (object members
@@ -267,60 +264,56 @@ export function assertJson(data: unknown, what: string, action: string): void {
       `${what} is undefined; pass a JSON value such as an object, or null for no data`,
     );
   }
-  const fault = jsonFault(data, []);
-  if (fault === undefined) return;
-  const { value, segments, cycle } = fault;
-  const path = what + segments.join("");
-  const date = value instanceof Date;
-  fail(
-    action,
-    `${what} is not JSON-serialisable: ${path} ${
-      cycle !== -1
-        ? `refers back to ${
-          what + segments.slice(0, cycle).join("")
-        }, a cycle JSON cannot represent; pass a tree of plain objects`
-        : `is ${date ? "a Date" : numeral(value)}${
+  // The objects being walked, and the key of each one's child on the path;
+  // segments are formatted only on failure: this runs for every job.
+  const objects: object[] = [], keys: string[] = [];
+  const path = (n = keys.length) =>
+    what +
+    keys.slice(0, n).map((k, i) =>
+      Array.isArray(objects[i])
+        ? `[${k}]`
+        : IDENTIFIER.test(k)
+        ? `.${k}`
+        : `[${JSON.stringify(k)}]`
+    ).join("");
+  const refuse = (detail: string) =>
+    fail(action, `${what} is not JSON-serialisable: ${path()} ${detail}`);
+  const walk = (value: unknown): void => {
+    if (
+      value === null || typeof value === "string" ||
+      typeof value === "boolean" || Number.isFinite(value)
+    ) return;
+    const cycle = objects.indexOf(value as object);
+    if (cycle !== -1) {
+      refuse(
+        `refers back to ${
+          path(cycle)
+        }, a cycle JSON cannot represent; pass a tree of plain objects`,
+      );
+    }
+    const array = Array.isArray(value);
+    if (
+      typeof value !== "object" ||
+      !(array || PLAIN.includes(Object.getPrototypeOf(value)))
+    ) {
+      const date = value instanceof Date;
+      refuse(
+        `is ${date ? "a Date" : numeral(value)}${
           LOSS[date ? "Date" : typeof value]
-        }`
-    }`,
-  );
-}
-
-// The first value that does not survive JSON, with the path segments that
-// lead to it and, for a cycle, how many of them lead to the object it refers
-// back to (else -1). Segments are built only on failure: this runs per job.
-type JsonFault = { value: unknown; segments: string[]; cycle: number };
-const PLAIN = [Object.prototype, null];
-
-function jsonFault(value: unknown, ancestors: object[]): JsonFault | undefined {
-  if (
-    value === null || typeof value === "string" ||
-    typeof value === "boolean" || Number.isFinite(value)
-  ) return undefined;
-  const cycle = ancestors.indexOf(value as object);
-  const array = Array.isArray(value);
-  if (
-    typeof value !== "object" || cycle !== -1 ||
-    !(array || PLAIN.includes(Object.getPrototypeOf(value)))
-  ) return { value, segments: [], cycle };
-  ancestors.push(value!);
-  const children = Object.values(value!);
-  for (let i = 0; i < children.length; i++) {
-    if (children[i] === undefined && !array) continue;
-    const fault = jsonFault(children[i], ancestors);
-    if (fault === undefined) continue;
-    const key = Object.keys(value!)[i]!;
-    fault.segments.unshift(
-      array
-        ? `[${key}]`
-        : /^[A-Za-z_$][\w$]*$/.test(key)
-        ? `.${key}`
-        : `[${JSON.stringify(key)}]`,
-    );
-    return fault;
-  }
-  ancestors.pop();
-  return undefined;
+        }`,
+      );
+    }
+    objects.push(value!);
+    for (const key of Object.keys(value!)) {
+      const child = (value as Record<string, unknown>)[key];
+      if (child === undefined && !array) continue;
+      keys.push(key);
+      walk(child);
+      keys.pop();
+    }
+    objects.pop();
+  };
+  walk(data);
 }
 
 /** Throws unless `bus` is an object with a `publishAll` method. */
