@@ -41,18 +41,6 @@
  *
  * @module
  */
-export { EventRecorder, recordEvents } from "./event_recorder.ts";
-export {
-  type EventMatch,
-  expectNotPublished,
-  expectPublished,
-  type ExpectPublishedOptions,
-} from "./expect_published.ts";
-export {
-  type InMemoryJob,
-  InMemoryJobQueue,
-  type InMemoryJobState,
-  type JobWrite,
-  type RunJobsOptions,
-  type RunJobsResult,
-} from "./in_memory_job_queue.ts";
+export * from "./event_recorder.ts";
+export * from "./expect_published.ts";
+export * from "./in_memory_job_queue.ts";
