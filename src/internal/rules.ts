@@ -196,18 +196,17 @@ export function assertDecorates(
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const anObject = rule(undefined, isObject, "an object");
+
 /** Throws unless `value` is undefined or an options object. */
 export function assertObject(
   value: unknown,
   what: string,
   action: string,
 ): asserts value is Record<string, unknown> | undefined {
-  if (
-    value !== undefined &&
-    (typeof value !== "object" || value === null || Array.isArray(value))
-  ) {
-    fail(action, `${what} must be an object, received ${describe(value)}`);
-  }
+  anObject(value, what, action);
 }
 
 /** The rules of an options object, member by member. */
@@ -360,9 +359,7 @@ export function selection(
   function refuse(detail: string): never {
     fail(action, `${detail}; ${usage}`);
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    expected(action, "a selection", value, usage);
-  }
+  if (!isObject(value)) expected(action, "a selection", value, usage);
   const given = Object.entries(value).filter(([, v]) => v !== undefined);
   const [key, chosen] = given[0] ?? [];
   if (given.length !== 1 || !["ids", by, "all"].includes(key!)) {

@@ -190,11 +190,9 @@ export class InMemoryJobQueue implements JobQueue {
   async runJobs(options: RunJobsOptions = {}): Promise<RunJobsResult> {
     const runnable = (job: StoredJob) =>
       (options.name ?? job.name) === job.name && this.#workers.has(job.name);
-    const retry = options.retryFailed
-      ? [...this.#jobs.values()].filter((j) =>
-        j.state === "failed" && runnable(j)
-      )
-      : [];
+    const retry = [...this.#jobs.values()].filter((j) =>
+      options.retryFailed && j.state === "failed" && runnable(j)
+    );
     const completed: InMemoryJob[] = [], failed: InMemoryJob[] = [];
     for (let runs = 0;; runs++) {
       const next = this.#pending.findIndex(runnable);
