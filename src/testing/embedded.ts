@@ -7,27 +7,23 @@
  * @example Test what a Unit of Work saves and publishes
  * ```ts
  * import assert from "node:assert/strict";
- * import { DomainEvent } from "@aftercommit/core";
  * import { expectPublished } from "@aftercommit/core/testing";
  * import { startUnitOfWorkTest } from "@aftercommit/core/testing/embedded";
  *
- * class UserRegistered extends DomainEvent {
- *   constructor(readonly email: string) {
- *     super();
- *   }
+ * class UserRegistered {
+ *   constructor(readonly email: string) {}
  * }
- *
- * await using t = await startUnitOfWorkTest({
- *   schema: "create table users (email text primary key)",
- * });
+ * const schema = "create table users (email text primary key)";
+ * await using t = await startUnitOfWorkTest({ schema });
+ * const email = "ada@example.org";
  * await t.uow.run(async (tx) => {
- *   await tx.sql`insert into users ${tx.sql({ email: "ada@example.org" })}`;
- *   tx.publishAfterCommit(new UserRegistered("ada@example.org"));
+ *   await tx.sql`insert into users values (${email})`;
+ *   tx.publishAfterCommit(new UserRegistered(email));
  * });
  *
  * const rows = await t.sql`select email from users`;
- * assert.deepEqual(rows.map((row) => row.email), ["ada@example.org"]);
- * expectPublished(t.events, UserRegistered, { email: "ada@example.org" });
+ * assert.deepEqual(rows.map((row) => row.email), [email]);
+ * expectPublished(t.events, UserRegistered, { email });
  * ```
  *
  * @module
