@@ -100,10 +100,7 @@ function find<E extends object>(
   match: EventMatch<E> | undefined,
   options: ExpectPublishedOptions,
 ): { events: object[]; ofType: E[]; found: E[]; what: string } {
-  if (
-    typeof (published as Partial<Iterable<object>>)?.[Symbol.iterator] !==
-      "function"
-  ) {
+  if (typeof Object(published)[Symbol.iterator] !== "function") {
     expected(
       fn,
       "the published events (an EventRecorder or an array)",
