@@ -5,26 +5,23 @@
 export function describe(value: unknown): string {
   if (value === null || value === undefined) return String(value);
   if (typeof value === "function") {
-    return `${isConstructor(value) ? "class" : "function"} ${
-      value.name || "(anonymous)"
-    }`;
+    return `${isConstructor(value) ? "class" : "function"} ${typeName(value)}`;
   }
   if (typeof value !== "object") return `a ${typeof value}`;
   if (Array.isArray(value)) return "an array";
-  const name = (value as { constructor?: { name?: unknown } }).constructor
-    ?.name;
-  return typeof name === "string" && name !== "" && name !== "Object"
-    ? `an instance of ${name}`
-    : "a plain object";
+  const name = typeName(value.constructor);
+  return name === "(anonymous)" || name === "Object"
+    ? "a plain object"
+    : `an instance of ${name}`;
 }
 
 /** Whether `value` can be used with `new` and has a prototype for its instances. */
 export function isConstructor(value: unknown): value is abstract new (
   ...args: never[]
 ) => object {
-  return typeof value === "function" &&
-    typeof (value as { prototype?: unknown }).prototype === "object" &&
-    (value as { prototype?: unknown }).prototype !== null;
+  const prototype = (value as { prototype?: unknown } | null)?.prototype;
+  return typeof value === "function" && typeof prototype === "object" &&
+    prototype !== null;
 }
 
 /** The name an event's class goes by in logs and errors. */

@@ -7,16 +7,11 @@ import { describe, typeName } from "./describe.ts";
  */
 export function loggableError(error: unknown, depth = 0): Error {
   if (!(error instanceof Error)) {
-    const copy = new Error(
-      `A non-Error value was thrown (${
-        error === null ? "null" : typeof error
-      })`,
-    );
-    copy.name = "NonError";
-    return copy;
+    const type = error === null ? "null" : typeof error;
+    const copy = new Error(`A non-Error value was thrown (${type})`);
+    return Object.assign(copy, { name: "NonError" });
   }
-  const copy = new Error(error.message);
-  copy.name = error.name;
+  const copy = Object.assign(new Error(error.message), { name: error.name });
   if (error.stack !== undefined) copy.stack = error.stack;
   if (error.cause !== undefined && depth < 5) {
     copy.cause = loggableError(error.cause, depth + 1);

@@ -16,41 +16,45 @@ export function fail(
 /** One rule: returns the value to use (a default for `undefined`) or throws. */
 export type Rule<T> = (value: unknown, what: string, action: string) => T;
 
-// What a value fails: [what it must be, what it is instead, its error class].
-type Problem = [string, string?, typeof RangeError?];
-
 const hinted = (hint?: string) => hint === undefined ? "" : `; ${hint}`;
-const quoted = (value: unknown) =>
-  typeof value === "string" ? JSON.stringify(value) : describe(value);
+const quoted = (v: unknown) =>
+  typeof v === "string" ? JSON.stringify(v) : describe(v);
+const numeral = (v: unknown) => typeof v === "number" ? `${v}` : describe(v);
 
-// A rule that returns `fallback` for undefined and throws
-// `${what} must be …, received …` when `problem` finds one.
-function rule<T, D>(
-  fallback: D | undefined,
-  problem: (value: unknown) => Problem | undefined,
-): Rule<T | D> {
+// Returns `fallback` for undefined and a value that passes `test`, else throws
+// `${what} must be ${expected}, received ${shown(value)}[; hint]`. Numeric
+// rules (shown as a `numeral`) throw a RangeError for a number of the wrong
+// value (NaN, 1.5), as JavaScript does.
+function rule<T>(
+  fallback: unknown,
+  // deno-lint-ignore no-explicit-any
+  test: (value: any) => boolean,
+  expected: string | ((value: unknown) => string),
+  shown: (value: unknown) => string = describe,
+  hint?: string,
+): Rule<T> {
   return (value, what, action) => {
-    if (value === undefined) return fallback as D;
-    const [expected, received = describe(value), Type] = problem(value) ?? [];
-    if (expected !== undefined) {
-      fail(action, `${what} must be ${expected}, received ${received}`, Type);
+    if (value === undefined || test(value)) {
+      return (value === undefined ? fallback : value) as T;
     }
-    return value as T;
+    const must = typeof expected === "string" ? expected : expected(value);
+    fail(
+      action,
+      `${what} must be ${must}, received ${shown(value)}${hinted(hint)}`,
+      shown === numeral && typeof value === "number" ? RangeError : TypeError,
+    );
   };
 }
 
-// Another type is a TypeError; a number of the wrong value (NaN, 1.5) a
-// RangeError, as in JavaScript itself.
-function numeric(
-  value: unknown,
-  ok: (n: number) => boolean,
-  expected: string,
+// A number of `kind` (Number.isInteger or isFinite) within a range.
+function numeric<T>(
+  fallback: unknown,
+  [kind, noun]: [(value: unknown) => boolean, string],
+  [inRange, range]: [(n: number) => boolean, string],
   hint?: string,
-): Problem | undefined {
-  if (typeof value === "number" && ok(value)) return undefined;
-  return typeof value === "number"
-    ? [expected, `${value}${hinted(hint)}`, RangeError]
-    : [expected, `${describe(value)}${hinted(hint)}`];
+): Rule<T> {
+  const test = (v: number) => kind(v) && inRange(v);
+  return rule(fallback, test, (v) => kind(v) ? range : noun, numeral, hint);
 }
 
 /** An integer in `[min, max]`; `fallback` when undefined. */
@@ -59,12 +63,12 @@ export function integer<D extends number | undefined = undefined>(
   max: number = Number.MAX_SAFE_INTEGER,
   fallback?: D,
 ): Rule<number | D> {
-  const range = max === Number.MAX_SAFE_INTEGER
-    ? `at least ${min}`
-    : `between ${min} and ${max}`;
-  return rule(fallback, (v) =>
-    numeric(v, Number.isInteger, "an integer") ??
-      numeric(v, (n) => n >= min && n <= max, range));
+  return numeric(fallback, [Number.isInteger, "an integer"], [
+    (n) => n >= min && n <= max,
+    max === Number.MAX_SAFE_INTEGER
+      ? `at least ${min}`
+      : `between ${min} and ${max}`,
+  ]);
 }
 
 /**
@@ -77,13 +81,10 @@ export function number<D extends number | undefined = undefined>(
   above = false,
   hint?: string,
 ): Rule<number | D> {
-  const range = `${above ? "greater than" : "at least"} ${min}`;
-  return rule(
-    fallback,
-    (v) =>
-      numeric(v, Number.isFinite, "a finite number", hint) ??
-        numeric(v, (n) => above ? n > min : n >= min, range),
-  );
+  return numeric(fallback, [Number.isFinite, "a finite number"], [
+    (n) => above ? n > min : n >= min,
+    `${above ? "greater than" : "at least"} ${min}`,
+  ], hint);
 }
 
 /** A finite number; `fallback` when undefined (see {@linkcode number}). */
@@ -98,10 +99,7 @@ export function finite<D extends number | undefined = undefined>(
 export function boolean<D extends boolean | undefined = undefined>(
   fallback?: D,
 ): Rule<boolean | D> {
-  return rule(
-    fallback,
-    (v) => typeof v === "boolean" ? undefined : ["a boolean"],
-  );
+  return rule(fallback, (v) => typeof v === "boolean", "a boolean");
 }
 
 /** A non-empty string; `fallback` when undefined. */
@@ -109,11 +107,9 @@ export function text<D extends string | undefined = undefined>(
   fallback?: D,
   hint?: string,
 ): Rule<string | D> {
-  return rule(fallback, (v) =>
-    typeof v === "string" && v !== "" ? undefined : [
-      "a non-empty string",
-      `${v === "" ? "an empty string" : describe(v)}${hinted(hint)}`,
-    ]);
+  const test = (v: unknown) => typeof v === "string" && v !== "";
+  const shown = (v: unknown) => v === "" ? "an empty string" : describe(v);
+  return rule(fallback, test, "a non-empty string", shown, hint);
 }
 
 /** One of `choices`; `fallback` when undefined. */
@@ -121,11 +117,8 @@ export function oneOf<
   const C extends string,
   D extends C | undefined = undefined,
 >(choices: readonly C[], fallback?: D): Rule<C | D> {
-  return rule(fallback, (v) =>
-    choices.includes(v as C) ? undefined : [
-      `one of ${choices.map((c) => JSON.stringify(c)).join(", ")}`,
-      quoted(v),
-    ]);
+  const list = choices.map((c) => JSON.stringify(c)).join(", ");
+  return rule(fallback, (v) => choices.includes(v), `one of ${list}`, quoted);
 }
 
 /** An instance of `type`; `fallback` when undefined. */
@@ -134,10 +127,8 @@ export function instance<T extends object, D extends T | undefined = undefined>(
   type: abstract new (...args: any[]) => T,
   fallback?: D,
 ): Rule<T | D> {
-  return rule(
-    fallback,
-    (v) => v instanceof type ? undefined : [`an instance of ${type.name}`],
-  );
+  const expected = `an instance of ${type.name}`;
+  return rule(fallback, (v) => v instanceof type, expected);
 }
 
 /** A function; `fallback` when undefined. */
@@ -146,10 +137,7 @@ export function callable<
   F extends (...args: any[]) => unknown,
   D extends F | undefined = undefined,
 >(fallback?: D): Rule<F | D> {
-  return rule(
-    fallback,
-    (v) => typeof v === "function" ? undefined : ["a function"],
-  );
+  return rule(fallback, (v) => typeof v === "function", "a function");
 }
 
 /**
@@ -161,13 +149,8 @@ export function matches(
   expected: string,
   hint?: string,
 ): Rule<string | undefined> {
-  return rule(
-    undefined,
-    (v) =>
-      typeof v === "string" && pattern.test(v)
-        ? undefined
-        : [expected, `${quoted(v)}${hinted(hint)}`],
-  );
+  const test = (v: unknown) => typeof v === "string" && pattern.test(v);
+  return rule(undefined, test, expected, quoted, hint);
 }
 
 /** Throws `Cannot ${action}: expected ${what}, received …[; hint]`. */
@@ -199,7 +182,7 @@ export function assertDecorates(
   label: string,
   only: string,
 ): void {
-  const kind = (context as { kind?: unknown } | null | undefined)?.kind;
+  const { kind, name } = (context ?? {}) as { kind?: unknown; name?: unknown };
   // A legacy (experimentalDecorators) call gets no context object.
   if (typeof kind !== "string") {
     throw new TypeError(
@@ -207,12 +190,15 @@ export function assertDecorates(
     );
   }
   if (kind !== expected) {
-    const name = String((context as { name?: unknown }).name);
     throw new TypeError(
-      `${label} cannot decorate ${kind} ${name}: it applies to ${only}`,
+      `${label} cannot decorate ${kind} ${String(name)}: it applies to ${only}`,
     );
   }
 }
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+const anObject = rule(undefined, isObject, "an object");
 
 /** Throws unless `value` is undefined or an options object. */
 export function assertObject(
@@ -220,12 +206,7 @@ export function assertObject(
   what: string,
   action: string,
 ): asserts value is Record<string, unknown> | undefined {
-  if (
-    value !== undefined &&
-    (typeof value !== "object" || value === null || Array.isArray(value))
-  ) {
-    fail(action, `${what} must be an object, received ${describe(value)}`);
-  }
+  anObject(value, what, action);
 }
 
 /** The rules of an options object, member by member. */
@@ -254,6 +235,23 @@ export function readOptions<S extends Spec>(
   return out as Read<S>;
 }
 
+// What JSON does to a value it cannot keep, by kind, and what to pass instead.
+const LOSS: Record<string, string> = {
+  number:
+    ", which JSON turns into null; pass a finite number, a string or null",
+  bigint:
+    ", which JSON cannot represent; convert it to a string (String(n)) or a number",
+  function:
+    ", which JSON drops; pass data only, and look functions up in the handler",
+  undefined: " inside an array, which JSON turns into null; use null",
+  Date:
+    ", which JSON turns into a string; pass date.toISOString() and parse it in the handler",
+  object: ", which does not survive JSON; pass a plain object or an array",
+};
+LOSS.symbol = LOSS.function!;
+const PLAIN = [Object.prototype, null];
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
 /**
  * Throws unless `data` survives a JSON round trip unchanged (object members
  * may be `undefined`); the message names the path and what to pass instead.
@@ -265,85 +263,56 @@ export function assertJson(data: unknown, what: string, action: string): void {
       `${what} is undefined; pass a JSON value such as an object, or null for no data`,
     );
   }
-  const fault = jsonFault(data, []);
-  if (fault !== undefined) {
-    fail(action, `${what} is not JSON-serialisable: ${faultText(what, fault)}`);
-  }
-}
-
-// The first value that does not survive JSON, with the path segments that
-// lead to it and, for a cycle, how many of them lead to the object it refers
-// back to. Segments are built only on failure: this runs for every job.
-interface JsonFault {
-  readonly value: unknown;
-  readonly segments: string[];
-  readonly cycle?: number;
-}
-
-function jsonFault(value: unknown, ancestors: object[]): JsonFault | undefined {
-  if (typeof value === "string" || typeof value === "boolean") return undefined;
-  if (typeof value === "number" && Number.isFinite(value)) return undefined;
-  if (typeof value !== "object") return { value, segments: [] };
-  if (value === null) return undefined;
-  const cycle = ancestors.indexOf(value);
-  if (cycle !== -1) return { value, segments: [], cycle };
-  const array = Array.isArray(value);
-  if (!array && !isPlain(value)) return { value, segments: [] };
-  ancestors.push(value);
-  const children = Object.values(value);
-  for (let i = 0; i < children.length; i++) {
-    const child = children[i];
-    if (child === undefined && !array) continue;
-    const fault = jsonFault(child, ancestors);
-    if (fault !== undefined) {
-      const key = Object.keys(value)[i]!;
-      fault.segments.unshift(
-        array
-          ? `[${key}]`
-          : /^[A-Za-z_$][\w$]*$/.test(key)
-          ? `.${key}`
-          : `[${JSON.stringify(key)}]`,
+  // The objects being walked, and the key of each one's child on the path;
+  // segments are formatted only on failure: this runs for every job.
+  const objects: object[] = [], keys: string[] = [];
+  const path = (n = keys.length) =>
+    what +
+    keys.slice(0, n).map((k, i) =>
+      Array.isArray(objects[i])
+        ? `[${k}]`
+        : IDENTIFIER.test(k)
+        ? `.${k}`
+        : `[${JSON.stringify(k)}]`
+    ).join("");
+  const refuse = (detail: string) =>
+    fail(action, `${what} is not JSON-serialisable: ${path()} ${detail}`);
+  const walk = (value: unknown): void => {
+    if (
+      value === null || typeof value === "string" ||
+      typeof value === "boolean" || Number.isFinite(value)
+    ) return;
+    const cycle = objects.indexOf(value as object);
+    if (cycle !== -1) {
+      refuse(
+        `refers back to ${
+          path(cycle)
+        }, a cycle JSON cannot represent; pass a tree of plain objects`,
       );
-      return fault;
     }
-  }
-  ancestors.pop();
-  return undefined;
-}
-
-function isPlain(value: object): boolean {
-  const prototype = Object.getPrototypeOf(value);
-  return prototype === Object.prototype || prototype === null;
-}
-
-function faultText(
-  what: string,
-  { value, segments, cycle }: JsonFault,
-): string {
-  const path = what + segments.join("");
-  if (cycle !== undefined) {
-    return `${path} refers back to ${
-      what + segments.slice(0, cycle).join("")
-    }, a cycle JSON cannot represent; pass a tree of plain objects`;
-  }
-  switch (typeof value) {
-    case "number":
-      return `${path} is ${value}, which JSON turns into null; pass a finite number, a string or null`;
-    case "bigint":
-      return `${path} is a bigint, which JSON cannot represent; convert it to a string (String(n)) or a number`;
-    case "function":
-    case "symbol":
-      return `${path} is ${
-        describe(value)
-      }, which JSON drops; pass data only, and look functions up in the handler`;
-    case "undefined":
-      return `${path} is undefined inside an array, which JSON turns into null; use null`;
-  }
-  return value instanceof Date
-    ? `${path} is a Date, which JSON turns into a string; pass date.toISOString() and parse it in the handler`
-    : `${path} is ${
-      describe(value)
-    }, which does not survive JSON; pass a plain object or an array`;
+    const array = Array.isArray(value);
+    if (
+      typeof value !== "object" ||
+      !(array || PLAIN.includes(Object.getPrototypeOf(value)))
+    ) {
+      const date = value instanceof Date;
+      refuse(
+        `is ${date ? "a Date" : numeral(value)}${
+          LOSS[date ? "Date" : typeof value]
+        }`,
+      );
+    }
+    objects.push(value!);
+    for (const key of Object.keys(value!)) {
+      const child = (value as Record<string, unknown>)[key];
+      if (child === undefined && !array) continue;
+      keys.push(key);
+      walk(child);
+      keys.pop();
+    }
+    objects.pop();
+  };
+  walk(data);
 }
 
 /** Throws unless `bus` is an object with a `publishAll` method. */
@@ -354,8 +323,8 @@ export function assertPublishAll(
   hint = "pass an EventBus, or leave it out to use defaultBus",
 ): asserts bus is { publishAll(events: readonly object[]): unknown } {
   if (
-    bus === null || typeof bus !== "object" ||
-    typeof (bus as { publishAll?: unknown }).publishAll !== "function"
+    typeof bus !== "object" ||
+    typeof (bus as { publishAll?: unknown } | null)?.publishAll !== "function"
   ) {
     fail(
       action,
@@ -387,56 +356,45 @@ export function selection(
   ids: { readonly max: number; readonly noun: string },
   usage: string,
 ): Selection {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    expected(action, "a selection", value, usage);
+  function refuse(detail: string): never {
+    fail(action, `${detail}; ${usage}`);
   }
+  if (!isObject(value)) expected(action, "a selection", value, usage);
   const given = Object.entries(value).filter(([, v]) => v !== undefined);
   const [key, chosen] = given[0] ?? [];
   if (given.length !== 1 || !["ids", by, "all"].includes(key!)) {
-    fail(
-      action,
+    refuse(
       `the selection must have exactly one of ids, ${by} or all, received ${
         given.length === 0 ? "none" : given.map(([k]) => k).join(", ")
-      }; ${usage}`,
+      }`,
     );
   }
   if (key === by) return { by: checkBy(chosen) };
   if (key === "all") {
-    if (chosen !== true) {
-      fail(
-        action,
-        `selection.all must be true, received ${
-          chosen === false ? "false" : describe(chosen)
-        }; ${usage}`,
-      );
-    }
-    return { all: true };
+    if (chosen === true) return { all: true };
+    refuse(
+      `selection.all must be true, received ${
+        chosen === false ? "false" : describe(chosen)
+      }`,
+    );
   }
   const rule =
     `selection.ids must be an array of 1 to ${ids.max} ${ids.noun} (non-empty strings)`;
-  if (
-    !Array.isArray(chosen) || chosen.length === 0 || chosen.length > ids.max
-  ) {
-    fail(
-      action,
-      `${rule}, received ${
-        Array.isArray(chosen)
-          ? `an array of ${chosen.length}`
-          : describe(chosen)
-      }; ${usage}`,
-    );
+  if (!Array.isArray(chosen) || !chosen.length || chosen.length > ids.max) {
+    const shown = Array.isArray(chosen)
+      ? `an array of ${chosen.length}`
+      : describe(chosen);
+    refuse(`${rule}, received ${shown}`);
   }
-  // An index loop: every() skips the holes of a sparse array.
-  for (let i = 0; i < chosen.length; i++) {
-    const id: unknown = chosen[i];
-    if (typeof id !== "string" || id === "") {
-      fail(
-        action,
-        `${rule}, but selection.ids[${i}] is ${
-          id === "" ? "an empty string" : describe(id)
-        }; ${usage}`,
-      );
-    }
+  // findIndex, unlike every(), visits the holes of a sparse array.
+  const i = chosen.findIndex((id) => typeof id !== "string" || id === "");
+  const id: unknown = chosen[i];
+  if (i !== -1) {
+    refuse(
+      `${rule}, but selection.ids[${i}] is ${
+        id === "" ? "an empty string" : describe(id)
+      }`,
+    );
   }
   return { ids: chosen };
 }

@@ -1,7 +1,6 @@
 // OpenTelemetry through `@opentelemetry/api` only; the application (or
 // OTEL_DENO) installs the SDK. Attributes and errors name types, never values.
 import {
-  type Attributes,
   type Context,
   context,
   type Counter,
@@ -12,6 +11,7 @@ import {
   type Span,
   type SpanContext,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   trace,
   TraceFlags,
@@ -43,25 +43,19 @@ let holder: Holder | undefined = globals[API_KEY];
 
 /** Whether a tracer provider is registered: without one, spans are skipped. */
 export function tracing(): boolean {
-  holder ??= globals[API_KEY];
-  return holder?.trace !== undefined;
-}
-
-/** The library's instruments (see {@linkcode meters}). */
-export interface Instruments {
-  /** `aftercommit.outbox.dispatch.duration`: one outbox dispatch, in s. */
-  readonly dispatchDuration: Histogram;
-  /** `aftercommit.job.duration`: one job attempt, in s. */
-  readonly jobDuration: Histogram;
-  /** `aftercommit.job.start_delay`: enqueue to first attempt, in s. */
-  readonly jobStartDelay: Histogram;
-  /** `aftercommit.failures`: failed handlers, dispatches and job attempts. */
-  readonly failures: Counter;
+  return (holder ??= globals[API_KEY])?.trace !== undefined;
 }
 
 function metering(): boolean {
-  holder ??= globals[API_KEY];
-  return holder?.metrics !== undefined;
+  return (holder ??= globals[API_KEY])?.metrics !== undefined;
+}
+
+/** The library's instruments (see {@linkcode meters}); durations in s. */
+export interface Instruments {
+  readonly dispatchDuration: Histogram;
+  readonly jobDuration: Histogram;
+  readonly jobStartDelay: Histogram;
+  readonly failures: Counter;
 }
 
 /** The library's meter when a meter provider is registered, else `undefined`. */
@@ -76,10 +70,7 @@ export function meter(): Meter | undefined {
 const DURATION = [
   0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
 ];
-const DELAY = [...DURATION, 30, 60, 300, 900, 3600];
-
-let instrumentsFor: unknown;
-let instruments: Instruments | undefined;
+let cache: [provider: unknown, instruments: Instruments] | undefined;
 
 /**
  * The library's instruments when a meter provider is registered, else
@@ -88,38 +79,32 @@ let instruments: Instruments | undefined;
 export function meters(): Instruments | undefined {
   if (!metering()) return undefined;
   const provider = metrics.getMeterProvider();
-  if (provider === instrumentsFor && instruments !== undefined) {
-    return instruments;
-  }
+  if (cache?.[0] === provider) return cache[1];
   const meter = provider.getMeter("aftercommit", VERSION);
   const seconds = (name: string, description: string, buckets = DURATION) =>
-    meter.createHistogram(name, {
+    meter.createHistogram(`aftercommit.${name}`, {
       description,
       unit: "s",
       advice: { explicitBucketBoundaries: buckets },
     });
-  instrumentsFor = provider;
-  instruments = {
+  cache = [provider, {
     dispatchDuration: seconds(
-      "aftercommit.outbox.dispatch.duration",
+      "outbox.dispatch.duration",
       "Duration of one outbox dispatch (all its handlers)",
     ),
-    jobDuration: seconds(
-      "aftercommit.job.duration",
-      "Duration of one job attempt",
-    ),
+    jobDuration: seconds("job.duration", "Duration of one job attempt"),
     jobStartDelay: seconds(
-      "aftercommit.job.start_delay",
+      "job.start_delay",
       "From a job's enqueue to the start of its first attempt (the commit to job start latency)",
-      DELAY,
+      [...DURATION, 30, 60, 300, 900, 3600],
     ),
     failures: meter.createCounter("aftercommit.failures", {
       description:
         "Failed handlers, outbox dispatches and job attempts, by error type",
       unit: "{failure}",
     }),
-  };
-  return instruments;
+  }];
+  return cache[1];
 }
 
 export { SpanKind };
@@ -133,13 +118,10 @@ export function recordError(span: Span, error: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: type });
 }
 
-/** Options of {@linkcode inSpan}. */
-export interface InSpanOptions {
-  kind?: SpanKind;
-  attributes?: Attributes;
+/** Options of {@linkcode inSpan}: the span's, and its parent context. */
+export interface InSpanOptions extends SpanOptions {
   /** Parent context; the active one by default. */
   parent?: Context | undefined;
-  links?: { context: SpanContext }[];
 }
 
 /** Runs `fn` in a new active span, recording a failure by its type. */
@@ -163,19 +145,15 @@ export async function inSpan<T>(
 
 /** The active span's context when it is valid, else `undefined`. */
 export function activeSpanContext(): SpanContext | undefined {
-  const spanContext = trace.getActiveSpan()?.spanContext();
-  return spanContext && trace.isSpanContextValid(spanContext)
-    ? spanContext
-    : undefined;
+  const c = trace.getActiveSpan()?.spanContext();
+  return c && trace.isSpanContextValid(c) ? c : undefined;
 }
 
 /** The W3C `traceparent` of the active span, if valid. */
 export function activeTraceparent(): string | undefined {
   const c = tracing() ? activeSpanContext() : undefined;
-  return c &&
-    `00-${c.traceId}-${c.spanId}-${
-      (c.traceFlags & 0xff).toString(16).padStart(2, "0")
-    }`;
+  const flags = c && (c.traceFlags & 0xff).toString(16).padStart(2, "0");
+  return c && `00-${c.traceId}-${c.spanId}-${flags}`;
 }
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -184,17 +162,18 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 export function contextFromTraceparent(
   traceparent: unknown,
 ): Context | undefined {
-  if (typeof traceparent !== "string") return undefined;
-  const m = TRACEPARENT.exec(traceparent);
-  if (m === null) return undefined;
-  const spanContext = {
+  const m = TRACEPARENT.exec(
+    typeof traceparent === "string" ? traceparent : "",
+  );
+  const spanContext = m && {
     traceId: m[1]!,
     spanId: m[2]!,
     traceFlags: parseInt(m[3]!, 16) & TraceFlags.SAMPLED,
     isRemote: true,
   };
-  if (!trace.isSpanContextValid(spanContext)) return undefined;
-  return trace.setSpanContext(ROOT_CONTEXT, spanContext);
+  return spanContext && trace.isSpanContextValid(spanContext)
+    ? trace.setSpanContext(ROOT_CONTEXT, spanContext)
+    : undefined;
 }
 
 /** Common attributes of the library's messaging spans. */

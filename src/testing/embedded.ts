@@ -7,34 +7,30 @@
  * @example Test what a Unit of Work saves and publishes
  * ```ts
  * import assert from "node:assert/strict";
- * import { DomainEvent } from "@aftercommit/core";
  * import { expectPublished } from "@aftercommit/core/testing";
  * import { startUnitOfWorkTest } from "@aftercommit/core/testing/embedded";
  *
- * class UserRegistered extends DomainEvent {
- *   constructor(readonly email: string) {
- *     super();
- *   }
+ * class UserRegistered {
+ *   constructor(readonly email: string) {}
  * }
- *
- * await using t = await startUnitOfWorkTest({
- *   schema: "create table users (email text primary key)",
- * });
+ * const schema = "create table users (email text primary key)";
+ * await using t = await startUnitOfWorkTest({ schema });
+ * const email = "ada@example.org";
  * await t.uow.run(async (tx) => {
- *   await tx.sql`insert into users ${tx.sql({ email: "ada@example.org" })}`;
- *   tx.publishAfterCommit(new UserRegistered("ada@example.org"));
+ *   await tx.sql`insert into users values (${email})`;
+ *   tx.publishAfterCommit(new UserRegistered(email));
  * });
  *
  * const rows = await t.sql`select email from users`;
- * assert.deepEqual(rows.map((row) => row.email), ["ada@example.org"]);
- * expectPublished(t.events, UserRegistered, { email: "ada@example.org" });
+ * assert.deepEqual(rows.map((row) => row.email), [email]);
+ * expectPublished(t.events, UserRegistered, { email });
  * ```
  *
  * @module
  */
 import postgres from "postgres";
 import { EventBus } from "../application/event_bus.ts";
-import { readOptions, text } from "../internal/rules.ts";
+import { assertObject, text } from "../internal/rules.ts";
 import {
   type EmbeddedPostgres,
   startEmbeddedPostgres,
@@ -55,12 +51,7 @@ export interface UnitOfWorkTestOptions {
   readonly schema?: string;
   /** The bus the Unit of Work publishes on. @default {a new EventBus} */
   readonly bus?: EventBus;
-  /**
-   * The `PostgresUnitOfWork`'s options; with `outbox`, the outbox table is
-   * created too.
-   *
-   * @default {{}}
-   */
+  /** The `PostgresUnitOfWork`'s options (`outbox` creates its table). @default {{}} */
   readonly unitOfWork?: Omit<PostgresUnitOfWorkOptions, "bus">;
 }
 
@@ -86,14 +77,11 @@ export interface UnitOfWorkTest extends AsyncDisposable {
 export async function startUnitOfWorkTest(
   options: UnitOfWorkTestOptions = {},
 ): Promise<UnitOfWorkTest> {
-  const { schema } = readOptions(options, {
-    schema: (value, what, action) =>
-      value === "" ? undefined : text(
-        undefined,
-        'pass SQL such as "create table users (id uuid primary key)"',
-      )(value, what, action),
-  }, "start unit of work test");
-  const { bus = new EventBus(), unitOfWork = {} } = options;
+  const action = "start unit of work test";
+  assertObject(options, "options", action);
+  const { schema = "", bus = new EventBus(), unitOfWork = {} } = options;
+  const hint = 'pass SQL such as "create table users (id uuid primary key)"';
+  if (schema !== "") text(undefined, hint)(schema, "options.schema", action);
   const events = new EventRecorder(bus);
   let db: EmbeddedPostgres | undefined;
   let uow: PostgresUnitOfWork<postgres.Sql> | undefined;
@@ -105,7 +93,7 @@ export async function startUnitOfWorkTest(
   try {
     db = await startEmbeddedPostgres();
     const sql = db.connect(postgres);
-    if (schema?.trim()) await sql.unsafe(schema).simple();
+    if (schema.trim()) await sql.unsafe(schema).simple();
     const { outbox } = unitOfWork;
     if (outbox) {
       await migrateOutbox(sql, typeof outbox === "object" ? outbox : {});

@@ -1,4 +1,3 @@
-// Records the events published on a bus, for tests.
 import { defaultBus, type EventBus } from "../application/event_bus.ts";
 import type { Subscription } from "../application/subscription.ts";
 import type { EventClass } from "../application/types.ts";
@@ -16,16 +15,13 @@ export class EventRecorder implements Disposable, Iterable<object> {
   /** Starts recording `bus`; throws a TypeError when it is not an EventBus. */
   constructor(bus: EventBus = defaultBus) {
     if (typeof (bus as Partial<EventBus> | null)?.onAny !== "function") {
-      expected(
-        "record events",
-        "an EventBus",
-        bus,
-        "pass the bus your code publishes on, or nothing for defaultBus",
-      );
+      const hint =
+        "pass the bus your code publishes on, or nothing for defaultBus";
+      expected("record events", "an EventBus", bus, hint);
     }
-    this.#subscription = bus.onAny((event) => {
-      this.#events.push(event);
-    }, { name: "EventRecorder", order: -Number.MAX_VALUE });
+    const record = (event: object) => void this.#events.push(event);
+    const options = { name: "EventRecorder", order: -Number.MAX_VALUE };
+    this.#subscription = bus.onAny(record, options);
   }
 
   /** A copy of the events recorded so far. */

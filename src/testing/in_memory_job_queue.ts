@@ -1,7 +1,7 @@
-// A job queue in memory, for tests.
 import {
   assertQueueName,
   type EnqueueOptions,
+  type Job,
   type JobHandler,
   type JobQueue,
   type JobRequest,
@@ -15,13 +15,8 @@ import { expected } from "../internal/rules.ts";
 export type InMemoryJobState = "created" | "active" | "completed" | "failed";
 
 /** A snapshot of a job an {@linkcode InMemoryJobQueue} holds. */
-export interface InMemoryJob<T = unknown> {
-  /** The pg-boss adapter's id for a key, the given id, or a UUID. */
-  readonly id: string;
-  /** The queue name. */
-  readonly name: string;
-  /** The data given to `enqueue`. */
-  readonly data: T;
+export interface InMemoryJob<T = unknown>
+  extends Pick<Job<T>, "id" | "name" | "data"> {
   /** The options given to `enqueue`. */
   readonly options: EnqueueOptions | undefined;
   /** `"created"` until {@linkcode InMemoryJobQueue.runJobs} runs it. */
@@ -57,15 +52,15 @@ export interface RunJobsOptions {
 }
 
 type StoredJob = { -readonly [K in keyof InMemoryJob]: InMemoryJob[K] };
+const snapshot = (job: StoredJob): InMemoryJob => Object.freeze({ ...job });
 
 // A handler that keeps enqueueing jobs for itself would never let runJobs
 // finish; past this many runs in one call, it throws instead.
 const MAX_RUNS = 10_000;
 
 /**
- * A {@linkcode JobQueue} in memory: it records every write, checks jobs as
- * the pg-boss adapter does, gives keyed jobs the same ids (a repeated key
- * creates no second job), and runs jobs only when
+ * A {@linkcode JobQueue} in memory: it records every write, checks jobs and
+ * derives keyed ids as the pg-boss adapter does, and runs jobs only when
  * {@linkcode InMemoryJobQueue.runJobs} is called.
  *
  * @example Enqueue twice with one key, then run the job
@@ -128,28 +123,20 @@ export class InMemoryJobQueue implements JobQueue {
    * Adds a job; resolves its id, or `null` when a job with that id exists.
    * Rejects as the pg-boss adapter would, writing nothing.
    */
-  enqueue<T>(
+  async enqueue<T>(
     name: string,
     data: T,
     options?: EnqueueOptions,
   ): Promise<string | null> {
-    return Promise.try(() => {
-      const job = options === undefined
-        ? { name, data }
-        : { name, data, options };
-      const { id } = prepareJob(job);
-      this.#write("enqueue", [job], "enqueue job");
-      return this.#store(job, id);
-    });
+    const job = options === undefined
+      ? { name, data }
+      : { name, data, options };
+    return (await this.#add("enqueue", [job]))[0]!;
   }
 
   /** Adds several jobs as one write, as {@linkcode InMemoryJobQueue.enqueue}. */
   enqueueMany(jobs: readonly JobRequest[]): Promise<(string | null)[]> {
-    return Promise.try(() => {
-      const prepared = prepareJobs(jobs);
-      this.#write("enqueueMany", [...jobs], "enqueue jobs");
-      return jobs.map((job, i) => this.#store(job, prepared[i]!.id));
-    });
+    return this.#add("enqueueMany", jobs);
   }
 
   /** The id a job enqueued with `{ key }` gets: the pg-boss adapter's. */
@@ -202,42 +189,35 @@ export class InMemoryJobQueue implements JobQueue {
    */
   async runJobs(options: RunJobsOptions = {}): Promise<RunJobsResult> {
     const runnable = (job: StoredJob) =>
-      (options.name === undefined || job.name === options.name) &&
-      this.#workers.has(job.name);
-    const retry = options.retryFailed
-      ? [...this.#jobs.values()].filter((j) =>
-        j.state === "failed" && runnable(j)
-      )
-      : [];
-    const completed: InMemoryJob[] = [];
-    const failed: InMemoryJob[] = [];
+      (options.name ?? job.name) === job.name && this.#workers.has(job.name);
+    const retry = [...this.#jobs.values()].filter((j) =>
+      options.retryFailed && j.state === "failed" && runnable(j)
+    );
+    const completed: InMemoryJob[] = [], failed: InMemoryJob[] = [];
     for (let runs = 0;; runs++) {
-      const job = retry.shift() ?? this.#take(runnable);
-      if (job === undefined) break;
+      const next = this.#pending.findIndex(runnable);
+      const job = retry.shift() ??
+        (next === -1 ? undefined : this.#pending.splice(next, 1)[0]);
+      if (job === undefined) return { completed, failed };
       if (runs === MAX_RUNS) {
         throw new Error(
           `Cannot finish running jobs: ${MAX_RUNS} runs and jobs are still being enqueued; a handler probably enqueues a job for itself`,
         );
       }
-      const handler = this.#workers.get(job.name)!;
+      const { id, name, data } = job;
       const controller = new AbortController();
+      const { signal } = controller, handler = this.#workers.get(name)!;
       job.state = "active";
-      job.attempts++;
-      const { id, name, data, attempts: attempt } = job;
       try {
-        await handler({ id, name, data, attempt, signal: controller.signal });
-        job.state = "completed";
-        job.error = undefined;
+        await handler({ id, name, data, attempt: ++job.attempts, signal });
+        Object.assign(job, { state: "completed", error: undefined });
         completed.push(snapshot(job));
       } catch (error) {
-        job.state = "failed";
-        job.error = error;
-        failed.push(snapshot(job));
+        failed.push(snapshot(Object.assign(job, { state: "failed", error })));
       } finally {
         controller.abort();
       }
     }
-    return { completed, failed };
   }
 
   /** Stops the queue: later writes reject. */
@@ -246,37 +226,37 @@ export class InMemoryJobQueue implements JobQueue {
     return Promise.resolve();
   }
 
-  // Takes the oldest created job that this run may start.
-  #take(runnable: (job: StoredJob) => boolean): StoredJob | undefined {
-    const i = this.#pending.findIndex(runnable);
-    return i === -1 ? undefined : this.#pending.splice(i, 1)[0];
+  // Checks `jobs` whole, records the write and stores the new jobs.
+  #add(
+    method: JobWrite["method"],
+    jobs: readonly JobRequest[],
+  ): Promise<(string | null)[]> {
+    return Promise.try(() => {
+      const prepared = method === "enqueue"
+        ? [prepareJob(jobs[0])]
+        : prepareJobs(jobs);
+      this.#writes.push({ method, jobs: [...jobs] });
+      if (this.#writeError !== undefined) throw this.#writeError.error;
+      if (this.#stopped) {
+        const noun = method === "enqueue" ? "job" : "jobs";
+        throw new Error(`Cannot enqueue ${noun}: the queue is stopped`);
+      }
+      return jobs.map(({ name, data, options }, i) => {
+        const id = prepared[i]!.id;
+        if (this.#jobs.has(id)) return null;
+        const job: StoredJob = {
+          id,
+          name,
+          data: structuredClone(data),
+          options,
+          state: "created",
+          attempts: 0,
+          error: undefined,
+        };
+        this.#jobs.set(id, job);
+        this.#pending.push(job);
+        return id;
+      });
+    });
   }
-
-  #write(method: JobWrite["method"], jobs: JobRequest[], action: string) {
-    this.#writes.push({ method, jobs });
-    if (this.#writeError !== undefined) throw this.#writeError.error;
-    if (this.#stopped) {
-      throw new Error(`Cannot ${action}: the queue is stopped`);
-    }
-  }
-
-  #store({ name, data, options }: JobRequest, id: string): string | null {
-    if (this.#jobs.has(id)) return null;
-    const stored: StoredJob = {
-      id,
-      name,
-      data: structuredClone(data),
-      options,
-      state: "created",
-      attempts: 0,
-      error: undefined,
-    };
-    this.#jobs.set(id, stored);
-    this.#pending.push(stored);
-    return id;
-  }
-}
-
-function snapshot(job: StoredJob): InMemoryJob {
-  return Object.freeze({ ...job });
 }

@@ -5,10 +5,10 @@
  * queue in memory ({@linkcode InMemoryJobQueue}) that records enqueues and
  * runs the jobs when asked. Loads no database driver.
  *
- * @example A handler, its event and its job, in a few lines
+ * @example A handler, its event and its job
  * ```ts
  * import assert from "node:assert/strict";
- * import { EventBus, type JobQueue, On } from "@aftercommit/core";
+ * import { EventBus } from "@aftercommit/core";
  * import {
  *   expectPublished,
  *   InMemoryJobQueue,
@@ -18,41 +18,20 @@
  * class UserRegistered {
  *   constructor(readonly userId: string) {}
  * }
- * class Welcome {
- *   constructor(private readonly jobs: JobQueue) {}
- *   @On(UserRegistered)
- *   async enqueue(e: UserRegistered): Promise<void> {
- *     await this.jobs.enqueue("send-welcome-email", { userId: e.userId });
- *   }
- * }
- *
  * const bus = new EventBus();
  * const jobs = new InMemoryJobQueue();
- * bus.subscribe(new Welcome(jobs));
+ * bus.register(UserRegistered, async ({ userId }) => {
+ *   await jobs.enqueue("send-welcome-email", { userId });
+ * });
  * using recorder = recordEvents(bus);
- *
  * await bus.publish(new UserRegistered("u1"));
  *
  * expectPublished(recorder, UserRegistered, { userId: "u1" });
- * assert.deepEqual(jobs.jobsNamed("send-welcome-email").map((j) => j.data), [
- *   { userId: "u1" },
- * ]);
+ * assert.deepEqual(jobs.jobs.map((j) => j.data), [{ userId: "u1" }]);
  * ```
  *
  * @module
  */
-export { EventRecorder, recordEvents } from "./event_recorder.ts";
-export {
-  type EventMatch,
-  expectNotPublished,
-  expectPublished,
-  type ExpectPublishedOptions,
-} from "./expect_published.ts";
-export {
-  type InMemoryJob,
-  InMemoryJobQueue,
-  type InMemoryJobState,
-  type JobWrite,
-  type RunJobsOptions,
-  type RunJobsResult,
-} from "./in_memory_job_queue.ts";
+export * from "./event_recorder.ts";
+export * from "./expect_published.ts";
+export * from "./in_memory_job_queue.ts";
