@@ -4,7 +4,12 @@
 
 // Never change it: every derived id would change, letting a redelivered event
 // create a second job.
-const NAMESPACE = Uint8Array.fromHex("4b0f3c396b0e4d369c550f3c1ad52f8e");
+// 4b0f3c39-6b0e-4d36-9c55-0f3c1ad52f8e as bytes, built without Uint8Array.fromHex
+// (too new for Node 22, where JSR users may run this).
+const NAMESPACE = Uint8Array.from(
+  "4b0f3c396b0e4d369c550f3c1ad52f8e".match(/../g)!,
+  (hex) => parseInt(hex, 16),
+);
 // Each byte's two hex digits as UTF-16 codes; where the bytes go in a UUID.
 const HEX = Uint16Array.from(
   { length: 512 },
