@@ -308,6 +308,13 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
         scope,
         () =>
           this.transaction(async (handle) => {
+            if (scope.stage !== "begin") {
+              // A second attempt would publish the first one's events.
+              fail(
+                "run the work of a unit of work twice",
+                "an adapter's transaction() calls its body once; to retry, call run() again, which starts from no events",
+              );
+            }
             scope.stage = "work";
             let result: T;
             try {
@@ -384,7 +391,10 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
     return false;
   }
 
-  /** Runs `body` in one transaction: commits when it resolves, else rolls back. */
+  /**
+   * Runs `body` once in one transaction: commits when it resolves, else rolls
+   * back. A second call of `body` is refused: retry with a new `run`.
+   */
   protected abstract transaction<T>(
     body: (handle: H) => Promise<T>,
   ): Promise<T>;

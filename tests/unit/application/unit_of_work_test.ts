@@ -518,3 +518,59 @@ Deno.test("publishCommitted() is the after-commit step: an override replaces pub
   assert.equal(wrapped.cause, plain);
   assert.equal(wrapped.relayWillRetry, false, "false unless an outbox says so");
 });
+
+/** Calls the body again after a failure, as a retrying adapter might. */
+class RetryingUnitOfWork extends FakeUnitOfWork {
+  failBeforeCommit = 1;
+
+  protected override async transaction<T>(
+    body: (handle: FakeTx) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await super.transaction(body);
+    } catch {
+      return await super.transaction(body);
+    }
+  }
+
+  protected override beforeCommit(): void {
+    if (this.failBeforeCommit-- > 0) throw new Error("serialization failure");
+  }
+}
+
+Deno.test("a transaction() that calls its body twice is refused: the first attempt's events are never published", async (t) => {
+  for (const firstAttempt of ["beforeCommit fails", "work throws"]) {
+    await t.step(firstAttempt, async () => {
+      const bus = new EventBus();
+      const seen: string[] = [];
+      bus.register(Noted, (e) => void seen.push(e.text));
+      const uow = new RetryingUnitOfWork({ bus });
+      if (firstAttempt === "work throws") uow.failBeforeCommit = 0;
+      let attempt = 0;
+      const error = await uow.run((tx) => {
+        tx.publishAfterCommit(new Noted(`attempt ${++attempt}`));
+        if (firstAttempt === "work throws" && attempt === 1) {
+          throw new Error("work failed");
+        }
+      }).then(() => undefined, (e: unknown) => e);
+      assert.equal(
+        attempt,
+        1,
+        "the second call of the body never reaches work",
+      );
+      const refusal = error instanceof CommitError ? error.cause : error;
+      assert.ok(refusal instanceof TypeError, String(error));
+      assert.match(
+        refusal.message,
+        /run the work of a unit of work twice.*calls its body once.*call run\(\) again/,
+      );
+      assert.deepEqual(seen, []);
+      assert.deepEqual(uow.journal, [
+        "begin 1",
+        "rollback 1",
+        "begin 2",
+        "rollback 2",
+      ]);
+    });
+  }
+});
