@@ -688,9 +688,8 @@ const about = (item: Named) => ({
 // Beyond isConnectionError's lost or refused connections: a server with no
 // free slot, Deno's socket error names, and node-postgres (under pg-boss),
 // which reports some without a code.
-const OUTAGE_CODES_AND_NAMES = new Set([
-  "53300",
-  "EHOSTDOWN",
+const OUTAGE_CODES = new Set(["53300", "EHOSTDOWN"]);
+const OUTAGE_NAMES = new Set([
   "ConnectionRefused",
   "ConnectionReset",
   "ConnectionAborted",
@@ -708,8 +707,8 @@ export function isOutage(error: unknown, depth = 0): boolean {
   if (error === null || typeof error !== "object" || depth > 8) return false;
   const { code, name, message } = error as Record<string, unknown>;
   if (
-    isConnectionError(error) || OUTAGE_CODES_AND_NAMES.has(code as string) ||
-    OUTAGE_CODES_AND_NAMES.has(name as string) ||
+    isConnectionError(error) || OUTAGE_CODES.has(code as string) ||
+    OUTAGE_NAMES.has(name as string) ||
     (typeof message === "string" && OUTAGE_MESSAGES.test(message))
   ) {
     return true;
