@@ -233,10 +233,11 @@ export const SCRIPT = String.raw`"use strict";
   const fmtAge = (s) => s == null ? "–" : s < 60 ? Math.floor(s) + " s" : s < 3600 ? Math.floor(s / 60) + " min"
     : s < 172800 ? Math.floor(s / 3600) + " h" : Math.floor(s / 86400) + " d";
   const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
-  // An element with these properties and children (a string is text).
+  // An element with these properties and children (a string is text; a
+  // missing value, none).
   const el = (tag, props, ...children) => {
     const e = Object.assign(document.createElement(tag), props);
-    e.append(...children);
+    e.append(...children.filter((child) => child != null));
     return e;
   };
 
@@ -244,7 +245,7 @@ export const SCRIPT = String.raw`"use strict";
   // class], and shows "<name>-empty" instead when there is none.
   function fill(name, rows, cells) {
     $(name + "-table").tBodies[0].replaceChildren(...rows.map((row) =>
-      el("tr", {}, ...cells(row).map(([content, className = ""]) => el("td", { className }, content)))));
+      el("tr", {}, ...cells(row).map(([content, className]) => el("td", className ? { className } : {}, content)))));
     $(name + "-table").hidden = rows.length === 0;
     $(name + "-empty").hidden = rows.length !== 0;
   }
