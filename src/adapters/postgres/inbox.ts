@@ -246,6 +246,7 @@ export async function migrateInbox(
   sql: PostgresOutboxClient,
   options: InboxOptions = {},
 ): Promise<void> {
+  assertClient(sql, "migrate inbox");
   await new Inbox(options).migrate(sql);
 }
 

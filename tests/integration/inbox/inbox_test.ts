@@ -325,6 +325,11 @@ Deno.test("the inbox runs a handler's effects once per event and handler", async
         migrateInbox({} as any),
         /Cannot migrate inbox: expected a postgres\.js client/,
       );
+      // The client is checked first, as before the trim round.
+      await assert.rejects(
+        migrateInbox({} as any, { table: "1bad" }),
+        /Cannot migrate inbox: expected a postgres\.js client/,
+      );
     },
   );
 });
