@@ -280,6 +280,7 @@ export class EventBus {
    * `AggregateError` (`"collect"`), or the signal's reason once it aborted.
    */
   publish(event: object, options?: PublishOptions): Promise<void> {
+    this.#tracing = tracing(); // a provider registered since the last call?
     if (options === undefined && this.#failFast && isEvent(event)) {
       return this.#handle(event, PLAIN);
     }
