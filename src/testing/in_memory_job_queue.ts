@@ -166,7 +166,8 @@ export class InMemoryJobQueue implements JobQueue {
     handler: JobHandler<T>,
     _options?: WorkOptions,
   ): Promise<string> {
-    return Promise.try(() => {
+    // Not Promise.try, which Node 22 lacks: a throw here rejects the promise.
+    return new Promise((resolve) => {
       assertQueueName(name, "start worker");
       if (typeof handler !== "function") {
         expected(
@@ -176,7 +177,7 @@ export class InMemoryJobQueue implements JobQueue {
         );
       }
       this.#workers.set(name, handler as JobHandler<unknown>);
-      return `in-memory-worker-${++this.#workerCount}`;
+      resolve(`in-memory-worker-${++this.#workerCount}`);
     });
   }
 
@@ -231,7 +232,7 @@ export class InMemoryJobQueue implements JobQueue {
     method: JobWrite["method"],
     jobs: readonly JobRequest[],
   ): Promise<(string | null)[]> {
-    return Promise.try(() => {
+    return new Promise((resolve) => {
       const prepared = method === "enqueue"
         ? [prepareJob(jobs[0])]
         : prepareJobs(jobs);
@@ -241,7 +242,7 @@ export class InMemoryJobQueue implements JobQueue {
         const noun = method === "enqueue" ? "job" : "jobs";
         throw new Error(`Cannot enqueue ${noun}: the queue is stopped`);
       }
-      return jobs.map(({ name, data, options }, i) => {
+      resolve(jobs.map(({ name, data, options }, i) => {
         const id = prepared[i]!.id;
         if (this.#jobs.has(id)) return null;
         const job: StoredJob = {
@@ -256,7 +257,7 @@ export class InMemoryJobQueue implements JobQueue {
         this.#jobs.set(id, job);
         this.#pending.push(job);
         return id;
-      });
+      }));
     });
   }
 }

@@ -121,7 +121,9 @@ export class EmbeddedPostgres implements AsyncDisposable {
   close(): Promise<void> {
     return this.#closing ??= (async () => {
       await Promise.allSettled(
-        [...this.#clients].map((c) => Promise.try(() => c.end({ timeout: 5 }))),
+        [...this.#clients].map((c) =>
+          new Promise((resolve) => resolve(c.end({ timeout: 5 })))
+        ),
       );
       try {
         await this.server.stop();
