@@ -424,7 +424,6 @@ export class EventBus {
   }
 
   #resolve(type: unknown): readonly Resolved[] {
-    this.#tracing = tracing(); // off the hot path: a provider registered since?
     // [entry, distance]: 0 for the event's class, 1 its parent…, Infinity
     // for a catch-all.
     const chain: unknown[] = typeof type === "function"
