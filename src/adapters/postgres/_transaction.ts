@@ -70,27 +70,21 @@ export function withDeadline<T>(
   ]).finally(() => clearTimeout(timer));
 }
 
-const LAST = Symbol("statements sent with COMMIT");
-
-/** Sends `statement` with the COMMIT (one round trip); its error fails it. */
-export function withCommit(tx: unknown, statement: Promise<unknown>): void {
-  (tx as { [LAST]: Promise<unknown>[] })[LAST]
-    .push(statement.then(() => undefined, (error) => ({ error })));
-}
-
 /**
  * Runs `body` on a reserved connection between `begin` and COMMIT (ROLLBACK
  * when it rejects). `lostCommit(begun, error)` settles a COMMIT that lost
- * its connection: true resolves, false rethrows.
+ * its connection: true resolves, false rethrows. `sentWithCommit(result)`
+ * gives a statement `body` started and did not await: it is awaited with the
+ * COMMIT (one round trip), and its failure fails the transaction.
  */
 export async function reservedTransaction<T>(
   sql: Sql,
   begin: string,
   body: (conn: postgres.ReservedSql) => Promise<T>,
   lostCommit?: (begun: Begun, error: unknown) => Promise<boolean>,
+  sentWithCommit?: (result: T) => Promise<unknown> | undefined,
 ): Promise<T> {
-  const last: Promise<unknown>[] = [];
-  const conn = Object.assign(await sql.reserve(), { [LAST]: last });
+  const conn = await sql.reserve();
   // The pool takes a lost connection back by itself; releasing it would
   // hand a closed connection out as open.
   let lost = false;
@@ -111,22 +105,23 @@ export async function reservedTransaction<T>(
       }
       result = await body(conn);
     } catch (error) {
-      await Promise.all(last);
       lost = isConnectionError(error) ||
         await conn`rollback`.then(() => false, isConnectionError);
       throw error;
     }
-    let done;
-    let outcomes: unknown[];
+    const last = sentWithCommit?.(result)?.then(
+      () => {},
+      (error) => ({ error }),
+    );
+    let done, refused;
     try {
-      [done, ...outcomes] = await Promise.all([conn`commit`, ...last]);
+      [done, refused] = await Promise.all([conn`commit`, last]);
     } catch (error) {
       lost = isConnectionError(error);
       if (lost && await lostCommit?.(begun, error)) return result;
       throw error;
     }
-    const refused = outcomes.find((o) => o !== undefined);
-    if (refused !== undefined) throw (refused as { error: unknown }).error;
+    if (refused !== undefined) throw refused.error;
     if (done.command !== "COMMIT") {
       // A statement failed earlier and the caller caught its error.
       throw new Error(

@@ -21,7 +21,6 @@ import {
   type PostgresClient,
   reservedTransaction,
   type Sql,
-  withCommit,
   withDeadline,
 } from "./_transaction.ts";
 
@@ -64,6 +63,12 @@ export type PostgresTransactionOf<S extends PostgresClient> = Parameters<
 export interface PostgresContext<Tx> extends UnitOfWorkContext {
   /** The transaction's `sql`: its queries are in the transaction. */
   readonly sql: Tx;
+}
+
+// What `beforeCommit` hands on in outbox mode: the batch and its insert.
+interface OutboxWrite {
+  readonly batch: PreparedBatch;
+  readonly insert: Promise<void>;
 }
 
 /**
@@ -136,8 +141,13 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     return this.#sql;
   }
 
-  /** `BEGIN` … `COMMIT` on a reserved connection; a lost `COMMIT` is checked. */
-  protected override transaction<T>(
+  /**
+   * `BEGIN` … `COMMIT` on a reserved connection; a lost `COMMIT` is checked.
+   * The outbox insert `beforeCommit` started goes out with the `COMMIT`.
+   */
+  protected override transaction<
+    T extends { readonly written: object | undefined },
+  >(
     body: (handle: PostgresTransactionOf<S>) => Promise<T>,
   ): Promise<T> {
     return reservedTransaction(
@@ -145,6 +155,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       this.#begin,
       (conn) => body(withSavepoint(conn) as PostgresTransactionOf<S>),
       (begun, error) => this.#committed(begun, error),
+      ({ written }) => (written as OutboxWrite | undefined)?.insert,
     );
   }
 
@@ -156,7 +167,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     return { sql: handle, track, publishAfterCommit };
   }
 
-  /** In outbox mode, sends the events' insert with the `COMMIT`. */
+  /** In outbox mode, starts the events' insert (`transaction` awaits it). */
   protected override beforeCommit(
     handle: PostgresTransactionOf<S>,
     events: readonly object[],
@@ -166,8 +177,8 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     if (outbox === undefined || events.length === 0) return undefined;
     const batch = outbox.prepare(events, delays);
     const insert = outbox.table.insert(handle, batch.json, outbox.leaseSeconds);
-    withCommit(handle, insert);
-    return batch;
+    insert.catch(() => {}); // its error fails the COMMIT, in transaction()
+    return { batch, insert } satisfies OutboxWrite;
   }
 
   /**
@@ -180,7 +191,8 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   ): Promise<void> {
     const outbox = this.#outbox;
     if (outbox === undefined) return super.publishCommitted(events, written);
-    const items = (written as PreparedBatch).items.filter((i) => !i.delayed);
+    const { batch } = written as OutboxWrite;
+    const items = batch.items.filter((item) => !item.delayed);
     if (items.length === 0) return;
     await this.outboxCheckpoint("committed", items.map((item) => item.id));
     const [sql, bus] = [this.#sql, this.bus];

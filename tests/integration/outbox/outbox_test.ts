@@ -362,6 +362,33 @@ Deno.test({
     );
 
     await t.step(
+      "an outbox table never migrated: the insert sent with COMMIT fails the run with the server's error as cause; nothing is saved or published",
+      async () => {
+        const options = freshOptions(); // not migrated
+        const bus = new EventBus();
+        const seen: string[] = [];
+        bus.register(UserRegistered, (e) => void seen.push(e.userId));
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        const user = User.register(`${crypto.randomUUID()}@example.com`);
+        const error = await uow.run(async (tx) => {
+          await insertUser(tx.sql, tx.track(user));
+        }).then(() => undefined, (e: unknown) => e);
+        assert.ok(error instanceof CommitError, `got ${error}`);
+        assert.equal(error.committed, false);
+        assert.equal((error.cause as { code?: string }).code, "42P01");
+        assert.match(String(error.cause), new RegExp(options.table));
+        const [found] = await db.observer`
+          select count(*)::int as n from users where id = ${user.id}`;
+        assert.equal(found!.n, 0, "the transaction rolled back");
+        assert.deepEqual(seen, []);
+        // The connection went back to the pool in a usable state.
+        await migrateOutbox(db.sql, options);
+        await uow.run((tx) => tx.track(User.register("b@example.com")));
+        assert.equal(seen.length, 1);
+      },
+    );
+
+    await t.step(
       "rows written by a committing process start leased: a relay does not take them while it dispatches",
       async () => {
         const options = await migrated({ leaseSeconds: 30 });
