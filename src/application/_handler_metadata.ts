@@ -32,11 +32,27 @@ export function addHandlerRecord(
   meta[HANDLERS]!.push(record);
 }
 
-/** The class and its ancestors, nearest first. */
-export function chainOf(klass: object | null): object[] {
-  return klass === null || klass === Function.prototype
-    ? []
-    : [klass, ...chainOf(Object.getPrototypeOf(klass))];
+/** A class and its ancestors, nearest first; anything else alone. */
+export function chainOf(type: unknown): unknown[] {
+  const parent = typeof type === "function" && Object.getPrototypeOf(type);
+  return typeof parent === "function" && parent !== Function.prototype
+    ? [type, ...chainOf(parent)]
+    : [type];
+}
+
+/**
+ * Where a handler of `type` (nullish: a catch-all) stands for an event whose
+ * class and ancestors are `chain`: 0 for the event's class, 1 its parent…,
+ * Infinity for a catch-all, -1 when it does not receive the event.
+ */
+export function distanceOf(
+  chain: unknown[],
+  type: unknown,
+  subclasses: boolean,
+): number {
+  if (type == null) return Infinity;
+  const distance = chain.indexOf(type);
+  return distance === 0 || subclasses ? distance : -1;
 }
 
 /**
@@ -48,7 +64,7 @@ export function collectHandlerRecords(
   isStatic: boolean,
 ): HandlerRecord[] {
   const result: HandlerRecord[] = [];
-  for (const c of chainOf(klass).reverse()) {
+  for (const c of chainOf(klass).reverse() as object[]) {
     const meta = Object.hasOwn(c, Symbol.metadata)
       ? (c as { [Symbol.metadata]?: Metadata | null })[Symbol.metadata]
       : undefined;
@@ -63,10 +79,10 @@ export function collectHandlerRecords(
   return result;
 }
 
-// Type (null: @OnAny) → the classes with @On instance methods for it that
-// were constructed and never subscribed, each with its `subclasses` flag.
-// Classes, not instances, so nothing keeps an instance alive.
-const unsubscribed = new Map<EventClass | null, Map<object, boolean>>();
+// The classes with @On instance methods that were constructed and never
+// subscribed, with those methods' records. Classes, not instances, so nothing
+// keeps an instance alive.
+const unsubscribed = new Map<object, Set<HandlerRecord>>();
 const subscribed = new WeakSet<object>();
 
 /** Whether any class is waiting: the hot path asks only this. */
@@ -75,36 +91,26 @@ export function hasUnsubscribed(): boolean {
 }
 
 /** Called (by the decorator's initializer) when `instance` is constructed. */
-export function noteConstructed(
-  instance: object,
-  type: EventClass | null,
-  subclasses: boolean,
-): void {
+export function noteConstructed(instance: object, record: HandlerRecord): void {
   const klass = (instance as { constructor?: unknown }).constructor;
   if (typeof klass !== "function" || subscribed.has(klass)) return;
-  const classes = unsubscribed.get(type) ?? new Map<object, boolean>();
-  unsubscribed.set(
-    type,
-    classes.set(klass, subclasses || !!classes.get(klass)),
-  );
+  unsubscribed.set(klass, (unsubscribed.get(klass) ?? new Set()).add(record));
 }
 
 /** Called by `subscribe(instance)`: that class is in use, warn no more. */
 export function noteSubscribed(klass: object): void {
   subscribed.add(klass);
-  for (const [type, classes] of unsubscribed) {
-    if (classes.delete(klass) && classes.size === 0) unsubscribed.delete(type);
-  }
+  unsubscribed.delete(klass);
 }
 
 /** Classes that would handle `type` and have only unsubscribed instances. */
 export function unsubscribedClassesFor(type: unknown): Set<object> {
-  const result = new Set(unsubscribed.get(null)?.keys());
-  const chain = typeof type === "function" ? chainOf(type) : [type];
-  chain.forEach((c, distance) => {
-    for (const [klass, subclasses] of unsubscribed.get(c as EventClass) ?? []) {
-      if (distance === 0 || subclasses) result.add(klass);
+  const chain = chainOf(type);
+  const result = new Set<object>();
+  for (const [klass, records] of unsubscribed) {
+    for (const { type, subclasses } of records) {
+      if (distanceOf(chain, type, subclasses) >= 0) result.add(klass);
     }
-  });
+  }
   return result;
 }

@@ -4,6 +4,7 @@ import { errorType, loggableError } from "../internal/loggable_error.ts";
 import {
   chainOf,
   collectHandlerRecords,
+  distanceOf,
   type HandlerRecord,
   hasUnsubscribed,
   noteSubscribed,
@@ -95,7 +96,9 @@ export function handlerOptions(
     expected(action, "an options object", options, hint);
   }
   const given = options as { order?: unknown; subclasses?: unknown };
-  const order = finite(0, ORDER_HINT)(given.order, "order", action);
+  const hint =
+    "pass a number such as -10 or 10 (lower runs first, 0 by default)";
+  const order = finite(0, hint)(given.order, "order", action);
   const { subclasses = false } = given;
   const problem = catchAll && given.subclasses !== undefined
     ? "the subclasses option does not apply to a catch-all, which receives every event; remove it"
@@ -104,16 +107,11 @@ export function handlerOptions(
     : subclasses && !isConstructor(type)
     ? `subclasses: true needs a base class, received ${
       describe(type)
-    }; ${BASE_HINT}`
+    }; pass the base class itself (for example DomainEvent), or use onAny() to receive every event`
     : undefined;
   if (problem !== undefined) fail(action, problem);
   return { order, subclasses: subclasses as boolean };
 }
-
-const ORDER_HINT =
-  "pass a number such as -10 or 10 (lower runs first, 0 by default)";
-const BASE_HINT =
-  "pass the base class itself (for example DomainEvent), or use onAny() to receive every event";
 
 /** How a static `@On` method registers itself (`mod.ts` does not export it). */
 export const registerRecord: unique symbol = Symbol("aftercommit.register");
@@ -245,12 +243,12 @@ export class EventBus {
     if (!isClass && (target === null || typeof target !== "object")) {
       expected("subscribe", "an instance or a class with @On methods", target);
     }
-    const owner: object | undefined = isClass
+    const owner: unknown = isClass
       ? target
       : Object.getPrototypeOf(target)?.constructor;
-    const records = owner === undefined
-      ? []
-      : collectHandlerRecords(owner, isClass);
+    const records = typeof owner === "function"
+      ? collectHandlerRecords(owner, isClass)
+      : [];
     if (records.length === 0) {
       fail(
         isClass
@@ -264,7 +262,7 @@ export class EventBus {
     const subscription = this.#add(
       records.map((record) => recordEntry(record, target, owner)),
     );
-    if (!isClass && owner !== undefined) noteSubscribed(owner);
+    if (!isClass) noteSubscribed(owner as object);
     return subscription;
   }
 
@@ -308,9 +306,7 @@ export class EventBus {
   handlersFor(type: EventClass): readonly HandlerInfo[] {
     assertEventClass(type, "list handlers");
     const entries = this.#resolved.get(type) ?? this.#resolve(type);
-    return entries.map((
-      { name, handler, target, eventType, subclasses, order },
-    ) => ({ name, handler, target, eventType, subclasses, order }));
+    return entries.map(({ call: _call, log: _log, ...info }) => info);
   }
 
   /** Removes every handler from this bus, catch-alls included. */
@@ -402,12 +398,9 @@ export class EventBus {
       )
     );
     if (twice !== undefined) {
-      const { name, eventType } = twice;
-      const type = eventType === undefined
-        ? "every event"
-        : typeName(eventType);
+      const type = twice.eventType ? typeName(twice.eventType) : "every event";
       fail(
-        `register handler ${name} for ${type}`,
+        `register handler ${twice.name} for ${type}`,
         "it is already registered on this bus, and registering it twice would run its side effects twice; unsubscribe the first registration or register a different function",
       );
     }
@@ -424,19 +417,10 @@ export class EventBus {
   }
 
   #resolve(type: unknown): readonly Resolved[] {
-    // [entry, distance]: 0 for the event's class, 1 its parent…, Infinity
-    // for a catch-all.
-    const chain: unknown[] = typeof type === "function"
-      ? chainOf(type)
-      : [type];
+    const chain = chainOf(type);
     const found = this.#entries.map((e) =>
-      [
-        e,
-        e.eventType === undefined ? Infinity : chain.indexOf(e.eventType),
-      ] as const
-    ).filter(([e, d]) =>
-      d === 0 || (d > 0 && (e.subclasses || d === Infinity))
-    );
+      [e, distanceOf(chain, e.eventType, e.subclasses)] as const
+    ).filter(([, distance]) => distance >= 0);
     // A stable sort keeps registration order among equals (`#entries` is in
     // that order); Infinity - Infinity is NaN, which sorts as equal.
     found.sort(([a, da], [b, db]) => a.order - b.order || da - db);
@@ -485,7 +469,7 @@ function entry(
 function recordEntry(
   record: HandlerRecord,
   target: object,
-  owner: object | undefined,
+  owner: unknown,
 ): Entry {
   const fn = record.get(target);
   if (typeof fn !== "function") {

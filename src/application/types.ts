@@ -1,5 +1,3 @@
-// Types shared by the bus, the decorators and the Unit of Work.
-
 /** A class whose instances are events: any class, abstract or not. */
 export type EventClass<E extends object = object> = abstract new (
   // deno-lint-ignore no-explicit-any

@@ -1,7 +1,3 @@
-/**
- * The base class of aggregates that record domain events.
- * @module
- */
 import { stampRecordOrder } from "./record_order.ts";
 
 /**

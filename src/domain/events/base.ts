@@ -1,10 +1,3 @@
-/**
- * An optional base class for domain events: the bus dispatches any class
- * instance, and this one adds a unique `eventId` and an `occurredAt`.
- *
- * @module
- */
-
 /** Identity that {@linkcode DomainEvent} reuses when an event is rebuilt. */
 export interface DomainEventInit {
   /**
@@ -20,8 +13,9 @@ export interface DomainEventInit {
 }
 
 /**
- * A fact that happened in the domain, with a unique id (an idempotency key
- * for the outbox and the jobs) and a timestamp.
+ * An optional base for domain events (the bus dispatches any class instance)
+ * that adds a unique id (an idempotency key for the outbox and the jobs) and
+ * a timestamp.
  *
  * @example Define and create an event
  * ```ts
