@@ -1,9 +1,8 @@
 // Marks dispatched outbox rows done off the request path: the ids of the
-// runs that finish within a short window (or while an UPDATE is in flight)
-// go out together in one UPDATE. A crash before it leaves rows the relay
+// runs that finish within `windowMs` (or while an UPDATE is in flight) go
+// out together in one UPDATE. A crash before it leaves rows the relay
 // dispatches again, as a crash before an awaited mark would.
 
-const MARK_WINDOW_MS = 20;
 // A batch this large goes out at once.
 const MAX_IDS = 1_000;
 
@@ -14,7 +13,7 @@ export class DoneMarks {
 
   constructor(
     readonly write: (ids: string[]) => Promise<unknown>,
-    readonly windowMs: number = MARK_WINDOW_MS,
+    readonly windowMs = 20,
   ) {}
 
   /** Queues `ids`; they are written within `windowMs` (at once when many). */

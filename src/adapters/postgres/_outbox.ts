@@ -45,7 +45,6 @@ import {
 
 const logger = getLogger(["aftercommit", "outbox"]);
 type Helper = postgres.Helper<string>;
-type Fragment = postgres.PendingQuery<postgres.Row[]>;
 type Named = { readonly id: string; readonly type: string };
 
 /** The table the outbox uses unless told otherwise. */
@@ -101,7 +100,7 @@ export async function deleteInBatches(
   sql: Sql,
   table: string,
   key: string[],
-  where: Fragment,
+  where: postgres.PendingQuery<postgres.Row[]>,
   stop = () => false,
 ): Promise<number> {
   const [t, k] = [sql(table), sql(key)];
@@ -128,14 +127,12 @@ export interface ClaimedRow {
 export class OutboxTable {
   constructor(readonly name: string) {}
 
-  /** Creates the table and its indexes, under an advisory lock. */
   async migrate(sql: Sql): Promise<void> {
     const t = sql(this.name);
     // Earlier releases' key ("schema.name", the schema empty when there is
     // none), so that old and new starters take turns too.
-    const key = `aftercommit.outbox:${
-      this.name.includes(".") ? "" : "."
-    }${this.name}`;
+    const dot = this.name.includes(".") ? "" : ".";
+    const key = `aftercommit.outbox:${dot}${this.name}`;
     await migrateTable(sql, key, this.name, async (tx, index) => {
       await tx`create table if not exists ${t} (
         id text primary key,
@@ -327,15 +324,10 @@ export class Outbox {
     events: readonly object[],
     delays?: readonly (EventDelay | undefined)[],
   ): PreparedBatch {
-    const serialized = events.map((event) => this.registry.serialize(event));
-    const lease = new Lease(
-      serialized.filter((_, i) => delays?.[i] === undefined)
-        .map((s) => s.eventId),
-      this.leaseSeconds,
-      performance.now(),
-    );
+    const lease = new Lease([], this.leaseSeconds, performance.now());
     const records = new Map<string, string>();
-    const items = serialized.map(({ type, eventId: id, payload }, i) => {
+    const items = events.map((event, i): OutboxItem => {
+      const { type, eventId: id, payload } = this.registry.serialize(event);
       const delay = delays?.[i];
       if (!records.has(id)) {
         // The payload is JSON text already: spliced in, not parsed again.
@@ -343,10 +335,9 @@ export class Outbox {
         const head = JSON.stringify({ id, type, at, delay: delaySeconds });
         records.set(id, `${head.slice(0, -1)},"payload":${payload}}`);
       }
-      const event = events[i]!;
-      return delay === undefined
-        ? { id, type, event, lease }
-        : { id, type, event, delayed: true };
+      if (delay !== undefined) return { id, type, event, delayed: true };
+      lease.open.add(id);
+      return { id, type, event, lease };
     });
     return new PreparedBatch(`[${[...records.values()].join(",")}]`, items);
   }
@@ -456,10 +447,8 @@ export class Outbox {
     }
     if (isOutage(outcome)) {
       await this.deferOutage(sql, [item.id], outageDelaySeconds, item, outcome);
-      if (lease !== undefined) {
-        lease.release([item.id]);
-        lease.outage = outcome;
-      }
+      lease?.release([item.id]);
+      if (lease !== undefined) lease.outage = outcome;
       return { error: outcome, outcome: "outage" };
     }
     return await this.#failed(sql, item, outcome, lease);
@@ -679,11 +668,7 @@ async function attempt<T>(
   }
 }
 
-// The log properties that name an event.
-const about = (item: Named) => ({
-  eventType: item.type,
-  eventId: item.id,
-});
+const about = (item: Named) => ({ eventType: item.type, eventId: item.id });
 
 // Beyond isConnectionError's lost or refused connections: a server with no
 // free slot, Deno's socket error names, and node-postgres (under pg-boss),

@@ -197,16 +197,15 @@ export class OutboxRelay implements AsyncDisposable {
   #observe(): (() => void) | undefined {
     const m = meter();
     if (m === undefined) return undefined;
-    const gauge = (name: string, description: string) =>
-      m.createObservableGauge(`aftercommit.outbox.${name}`, {
-        description,
-        unit: "{event}",
-      });
-    const pending = gauge("pending", "Undone events in the outbox, not parked");
-    const parked = gauge(
-      "parked",
-      "Parked events in the outbox, waiting for a repair",
-    );
+    const unit = "{event}";
+    const pending = m.createObservableGauge("aftercommit.outbox.pending", {
+      description: "Undone events in the outbox, not parked",
+      unit,
+    });
+    const parked = m.createObservableGauge("aftercommit.outbox.parked", {
+      description: "Parked events in the outbox, waiting for a repair",
+      unit,
+    });
     const [sql, table] = [this.#sql, this.#outbox.table.name];
     const attributes = { "db.collection.name": table };
     const callback = async (result: BatchObservableResult): Promise<void> => {
@@ -268,7 +267,8 @@ export class OutboxRelay implements AsyncDisposable {
 
   // Dispatches the claimed rows, in order.
   async #pass(rows: ClaimedRow[], sentAt: number): Promise<OutboxRelayPass> {
-    const [outbox, sql] = [this.#outbox, this.#sql];
+    const [outbox, sql, bus] = [this.#outbox, this.#sql, this.#config.bus];
+    const backoff = this.#nextOutageDelayMs() / 1000;
     const lease = new Lease(rows.map((r) => r.id), outbox.leaseSeconds, sentAt);
     const pass = { ...NOTHING, claimed: rows.length };
     let unmarked: string[] = [];
@@ -288,13 +288,7 @@ export class OutboxRelay implements AsyncDisposable {
         pass.skipped++;
         continue;
       }
-      const failure = await outbox.dispatchRow(
-        sql,
-        this.#config.bus,
-        row,
-        lease,
-        this.#nextOutageDelayMs() / 1000,
-      );
+      const failure = await outbox.dispatchRow(sql, bus, row, lease, backoff);
       if (failure === undefined) {
         if (unmarked.length === 0) unmarkedSince = performance.now();
         unmarked.push(row.id);
@@ -317,14 +311,11 @@ export class OutboxRelay implements AsyncDisposable {
       }
     }
     await flush();
-    // The rest wait out the backoff after an outage; on stop() they are free
-    // for another relay at once.
-    const rest = rows.slice(index).map((r) => r.id)
-      .filter((id) => lease.open.has(id));
+    // The rest (never dispatched, so still leased) wait out the backoff
+    // after an outage; on stop() they are free for another relay at once.
+    const rest = rows.slice(index).map((r) => r.id);
     if (rest.length > 0 && (pass.outage || this.#stopping)) {
-      const delay = pass.outage ? this.#nextOutageDelayMs() / 1000 : 0;
-      await outbox.deferOutage(sql, rest, delay);
-      lease.release(rest);
+      await outbox.deferOutage(sql, rest, pass.outage ? backoff : 0);
       pass.deferred += rest.length;
     }
     logger.info(
@@ -364,7 +355,7 @@ export class OutboxRelay implements AsyncDisposable {
    * hangs (the pass then ends by itself).
    */
   async stop(): Promise<void> {
-    const wasRunning = !this.#stopping && this.#loop !== undefined;
+    const wasRunning = this.running;
     this.#stopping = true;
     this.#unobserve?.();
     this.#unobserve = undefined;
