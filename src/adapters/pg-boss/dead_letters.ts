@@ -53,15 +53,12 @@ export type DeadLetterSelection =
   | { readonly queue: string }
   | { readonly all: true };
 
-// A queue name, checked as everywhere else; `undefined` passes.
-function queueName(value: unknown, action: string): string {
-  if (value !== undefined) assertQueueName(value, action);
-  return value as string;
-}
-
 const LIST = {
-  queue: (value: unknown, _: string, action: string): string | undefined =>
-    queueName(value, action),
+  // A queue name, checked as everywhere else; `undefined` passes.
+  queue: (value: unknown, _: string, action: string): string | undefined => {
+    if (value !== undefined) assertQueueName(value, action);
+    return value as string | undefined;
+  },
   limit: integer(1, 10_000, 100),
   includeData: boolean(false),
 };
@@ -91,23 +88,19 @@ export class DeadLetters {
     return this.#each(selection, "count", (_, ids) => ids.length);
   }
 
-  async retry(selection: DeadLetterSelection): Promise<number> {
-    const count = await this.#each(selection, "retry", async (dlq, ids) => {
+  retry(selection: DeadLetterSelection): Promise<number> {
+    return this.#each(selection, "retry", async (dlq, ids) => {
       const moved = await this.boss.redrive(dlq, { ids, limit: ids.length });
       this.queue.wake(originalQueue(dlq));
       return moved;
-    });
-    logger.info("Retried {count} dead letters", { count });
-    return count;
+    }, "Retried");
   }
 
-  async delete(selection: DeadLetterSelection): Promise<number> {
-    const count = await this.#each(selection, "delete", async (dlq, ids) => {
+  delete(selection: DeadLetterSelection): Promise<number> {
+    return this.#each(selection, "delete", async (dlq, ids) => {
       const response = await this.boss.deleteJob(dlq, ids);
       return (response as { affected?: number }).affected ?? 0;
-    });
-    logger.info("Deleted {count} dead letters", { count });
-    return count;
+    }, "Deleted");
   }
 
   // The dead-letter queues in the database, or the one of `queue`.
@@ -125,18 +118,19 @@ export class DeadLetters {
 
   // Reads the ids a selection names in every dead-letter queue before
   // changing anything (so a bad selection changes nothing), then runs `op`
-  // on them 1000 at a time; answers the sum.
+  // on them 1000 at a time; answers the sum, logged as `done` if given.
   async #each(
     value: DeadLetterSelection,
     verb: string,
     op: (dlq: string, ids: string[]) => number | Promise<number>,
+    done?: string,
   ): Promise<number> {
     const action = `${verb} dead letters`;
     const { by, ids } = selection(
       value,
       action,
       "queue",
-      (queue) => queueName(queue, action),
+      (queue) => LIST.queue(queue, "selection.queue", action)!,
       { max: 100_000, noun: "job ids" },
       'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }',
     );
@@ -157,6 +151,7 @@ export class DeadLetters {
         total += await op(dlq, ids.slice(i, i + 1000));
       }
     }
+    if (done) logger.info(`${done} {count} dead letters`, { count: total });
     return total;
   }
 }

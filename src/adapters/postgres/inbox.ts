@@ -160,16 +160,14 @@ export class Inbox {
       );
       return { ran: false };
     }
-    let value: T;
     try {
-      value = await work();
+      return { ran: true, value: await work() };
     } catch (error) {
       await tx`rollback to savepoint aftercommit_inbox`;
-      await tx`release savepoint aftercommit_inbox`;
       throw error;
+    } finally {
+      await tx`release savepoint aftercommit_inbox`;
     }
-    await tx`release savepoint aftercommit_inbox`;
-    return { ran: true, value };
   }
 
   /**

@@ -77,14 +77,10 @@ export type ParkedSelection =
   | { readonly type: string }
   | { readonly all: true };
 
-const MAX_IDS = 10_000;
-const TYPE_HINT = 'pass an event type name such as "user.registered"';
-const USAGE = 'pass { ids: [...] }, { type: "some.type" } or { all: true }';
-const LIST_OPTIONS = {
-  type: text(undefined, TYPE_HINT),
-  limit: integer(1, 10_000, 100),
-  includePayload: boolean(false),
-};
+const eventType = text(
+  undefined,
+  'pass an event type name such as "user.registered"',
+);
 
 /**
  * See and repair one outbox: counts, the parked events (whose handlers
@@ -156,16 +152,16 @@ export class OutboxAdmin {
    * `limit` is out of range.
    */
   async listParked(options: ListParkedOptions = {}): Promise<ParkedEvent[]> {
-    const { type, limit, includePayload } = readOptions(
-      options,
-      LIST_OPTIONS,
-      "list parked outbox events",
-    );
+    const { type, limit, includePayload } = readOptions(options, {
+      type: eventType,
+      limit: integer(1, 10_000, 100),
+      includePayload: boolean(false),
+    }, "list parked outbox events");
     const sql = this.#sql;
     const rows = await sql<(ParkedEvent & { payload?: string })[]>`select
         id, type, attempts, last_error as "lastError",
         created_at as "createdAt", parked_at as "parkedAt",
-        extract(epoch from clock_timestamp() - created_at)::float8
+        greatest(0, extract(epoch from clock_timestamp() - created_at))::float8
           as "ageSeconds"
         ${includePayload ? sql`, payload::text as payload` : sql``}
       from ${this.#table}
@@ -177,7 +173,6 @@ export class OutboxAdmin {
       ...r,
       createdAt: new Date(r.createdAt),
       parkedAt: new Date(r.parkedAt),
-      ageSeconds: Math.max(0, r.ageSeconds),
       ...(includePayload ? { payload: JSON.parse(r.payload!) } : {}),
     }));
   }
@@ -188,7 +183,7 @@ export class OutboxAdmin {
    * @throws {TypeError} When the selection is invalid.
    */
   async countParked(selection: ParkedSelection): Promise<number> {
-    const { where } = this.#where(selection, "count parked outbox events");
+    const { where } = this.#where(selection, "count");
     const [row] = await this.#sql<[{ n: number }]>`
       select count(*)::int as n from ${this.#table} where ${where}`;
     return row.n;
@@ -232,10 +227,7 @@ export class OutboxAdmin {
     done: string,
     statement: (where: Fragment) => PromiseLike<{ count: number }>,
   ): Promise<number> {
-    const { where, label } = this.#where(
-      selection,
-      `${verb} parked outbox events`,
-    );
+    const { where, label } = this.#where(selection, verb);
     const { count } = await statement(where);
     logger.info(`${done} {count} parked outbox events ({selection})`, {
       count,
@@ -245,14 +237,15 @@ export class OutboxAdmin {
   }
 
   // Checks a selection and turns it into a WHERE clause.
-  #where(value: unknown, action: string): { where: Fragment; label: string } {
+  #where(value: unknown, verb: string): { where: Fragment; label: string } {
+    const action = `${verb} parked outbox events`;
     const { ids = [], by: type, all } = selection(
       value,
       action,
       "type",
-      (v) => text(undefined, TYPE_HINT)(v, "selection.type", action)!,
-      { max: MAX_IDS, noun: "event ids" },
-      USAGE,
+      (v) => eventType(v, "selection.type", action)!,
+      { max: 10_000, noun: "event ids" },
+      'pass { ids: [...] }, { type: "some.type" } or { all: true }',
     );
     const sql = this.#sql;
     const parked = sql`parked_at is not null and done_at is null`;
