@@ -262,11 +262,10 @@ function parseCommand(args: string[]): Command | "help" {
   }
   const limit = Number(values.limit ?? 100);
   if (!/^\d+$/.test(values.limit ?? "1") || limit < 1 || limit > 10_000) {
+    const received = JSON.stringify(values.limit);
     fail(
       action,
-      `--limit must be a whole number from 1 to 10000, received ${
-        JSON.stringify(values.limit)
-      }`,
+      `--limit must be a whole number from 1 to 10000, received ${received}`,
     );
   }
   if (!ask) return { name, db, values, limit, selection: undefined };

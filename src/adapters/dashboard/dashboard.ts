@@ -98,11 +98,6 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   const config = readOptions(options, OPTIONS, action);
   const { token, outbox, jobs, refreshSeconds, historySeconds } = config;
   const base = config.basePath ?? "/dashboard";
-  const sources = { outbox, jobs } as Record<
-    string,
-    // deno-lint-ignore no-explicit-any
-    Record<string, (selection: unknown) => Promise<any>> | undefined
-  >;
   const bearer = token === undefined ? undefined : sha256(token);
   const isToken = (presented: string) =>
     timingSafeEqual(sha256(presented), bearer!);
@@ -279,7 +274,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     if (dryRun !== undefined && typeof dryRun !== "boolean") {
       return respond(400, { error: "dryRun must be true or false" });
     }
-    const source = sources[name];
+    // Both methods take a selection and return a count.
+    const source = config[name] as
+      | Record<string, (selection: unknown) => Promise<number>>
+      | undefined;
     if (source === undefined) {
       return respond(404, {
         error: `this dashboard has no ${name === "jobs" ? "job queue" : name}`,
@@ -287,9 +285,9 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     }
     const [, , count, act] = METHODS[name];
     try {
-      const matched: number = await source[count]!(selection);
+      const matched = await source[count]!(selection);
       if (dryRun === true) return respond(200, { matched });
-      const changed: number = await source[act]!(selection);
+      const changed = await source[act]!(selection);
       logger.info(`Dashboard ${key} {count} ${noun}`, { count: changed });
       return respond(200, { [key]: changed });
     } catch (e) {
