@@ -15,11 +15,8 @@
  * const sql = db.connect(postgres);
  * await migrateOutbox(sql);
  * let out = "";
- * const io = {
- *   out: (text: string) => void (out += text),
- *   err: (text: string) => void (out += text),
- *   confirm: () => Promise.resolve(false),
- * };
+ * const write = (text: string) => void (out += text);
+ * const io = { out: write, err: write, confirm: () => Promise.resolve(false) };
  * const code = await main(["stats", "--json"], io, {
  *   openOutbox: () =>
  *     Promise.resolve({ admin: new OutboxAdmin(sql), close: async () => {} }),
@@ -130,9 +127,8 @@ type Values = ReturnType<
 >["values"];
 type Method = keyof OutboxAdminLike | keyof DeadLetterAdminLike;
 
-// Each database: its own flags, what a selection or a list filters by,
-// what a row is called, the flag and option that show its fields, how to
-// count.
+// Each database: its flags, what a selection or list filters by, a row's
+// noun, the flag and option that show its fields, how to count.
 const DATABASES = {
   outbox: {
     flags: ["database-url", "table"],
@@ -152,9 +148,8 @@ const DATABASES = {
   },
 } as const;
 
-// Each command (those after "dead-letters" on the jobs database): the
-// method it calls and, for one that changes rows, what it asks and says
-// ("#" is the count).
+// Each command ("dead-letters …" on the jobs database): the method it calls
+// and, if it changes rows, what it asks and says ("#" is the count).
 const COMMANDS: Record<string, { call: Method; ask?: string; done?: string }> =
   {
     stats: { call: "stats" },
@@ -206,17 +201,14 @@ export async function main(
   } catch (error) {
     // Bad arguments, ours or the API's own checks (a queue name, say).
     if (error instanceof TypeError || error instanceof RangeError) {
-      const help = command === undefined
-        ? "\nRun with --help for usage.\n"
-        : "";
+      const help = command ? "" : "\nRun with --help for usage.\n";
       io.err(`aftercommit: ${error.message}\n${help}`);
       return 2;
     }
-    io.err(
-      `aftercommit: ${
-        error instanceof Error ? `${error.name}: ${error.message}` : error
-      }\n`,
-    );
+    const shown = error instanceof Error
+      ? `${error.name}: ${error.message}`
+      : error;
+    io.err(`aftercommit: ${shown}\n`);
     return 1;
   }
 }
@@ -241,21 +233,17 @@ function parseCommand(args: string[]): Command | "help" {
     );
   }
   const [first, ...rest] = positionals;
-  const name = first === "dead-letters"
+  const db = first === "dead-letters" ? "jobs" : "outbox";
+  const name = db === "jobs"
     ? `dead-letters ${rest.shift() ?? "list"}`
     : first!;
   if (!Object.hasOwn(COMMANDS, name)) {
-    fail(
-      `run ${JSON.stringify(name)}`,
-      `no such command; use ${
-        first === "dead-letters"
-          ? "dead-letters list, retry or delete"
-          : "stats, parked, requeue, purge or dead-letters"
-      }`,
-    );
+    const use = db === "jobs"
+      ? "dead-letters list, retry or delete"
+      : "stats, parked, requeue, purge or dead-letters";
+    fail(`run ${JSON.stringify(name)}`, `no such command; use ${use}`);
   }
   const { ask } = COMMANDS[name]!;
-  const db = first === "dead-letters" ? "jobs" : "outbox";
   const { by, fields, flags } = DATABASES[db];
   const action = `run ${name}`;
   if (rest.length > 0) {
@@ -267,23 +255,17 @@ function parseCommand(args: string[]): Command | "help" {
     ? [by, "id", "all", "yes"]
     : [by, "limit", fields];
   const takes: string[] = [...own, ...flags, "json"];
-  for (const flag of Object.keys(values)) {
-    if (!takes.includes(flag)) {
-      fail(
-        action,
-        `--${flag} does not apply; it takes ${
-          takes.map((f) => `--${f}`).join(", ")
-        }`,
-      );
-    }
+  const stray = Object.keys(values).find((flag) => !takes.includes(flag));
+  if (stray !== undefined) {
+    const list = takes.map((f) => `--${f}`).join(", ");
+    fail(action, `--${stray} does not apply; it takes ${list}`);
   }
   const limit = Number(values.limit ?? 100);
   if (!/^\d+$/.test(values.limit ?? "1") || limit < 1 || limit > 10_000) {
+    const received = JSON.stringify(values.limit);
     fail(
       action,
-      `--limit must be a whole number from 1 to 10000, received ${
-        JSON.stringify(values.limit)
-      }`,
+      `--limit must be a whole number from 1 to 10000, received ${received}`,
     );
   }
   if (!ask) return { name, db, values, limit, selection: undefined };
@@ -301,19 +283,13 @@ function parseCommand(args: string[]): Command | "help" {
 
 function url(given: string | undefined, variable: string, flag: string) {
   const value = given ?? Deno.env.get(variable);
-  const action = "open the database";
-  if (!value) {
+  const named = given === undefined ? variable : `--${flag}`;
+  if (!value || !/^postgres(ql)?:\/\//.test(value)) {
     fail(
-      action,
-      `pass --${flag} or set ${variable} (an embedded PGlite database can be opened by one process only; use the dev server's admin endpoints for it)`,
-    );
-  }
-  if (!/^postgres(ql)?:\/\//.test(value)) {
-    fail(
-      action,
-      `${
-        given === undefined ? variable : `--${flag}`
-      } must be a postgres:// URL`,
+      "open the database",
+      value
+        ? `${named} must be a postgres:// URL`
+        : `pass --${flag} or set ${variable} (an embedded PGlite database can be opened by one process only; use the dev server's admin endpoints for it)`,
     );
   }
   return value;
@@ -363,13 +339,12 @@ async function run(
   Record<Method, (argument?: unknown) => Promise<any>>;
   try {
     if (ask) {
-      const said = (changed: number, text: string) =>
+      const said = (changed: number, text: string) => {
         io.out(`${values.json ? JSON.stringify({ changed }) : text}\n`);
-      const n: number = await source[count](selection);
-      if (n === 0) {
-        said(0, `No ${noun}s match; nothing changed.`);
         return 0;
-      }
+      };
+      const n: number = await source[count](selection);
+      if (n === 0) return said(0, `No ${noun}s match; nothing changed.`);
       const which = values.all
         ? "all"
         : values.id
@@ -381,18 +356,15 @@ async function run(
         return 1;
       }
       const changed: number = await source[call](selection);
-      said(changed, done!.replace("#", plural(changed, noun)));
-      return 0;
+      return said(changed, done!.replace("#", plural(changed, noun)));
     }
     if (call === "stats") {
       const s: OutboxStats = await source.stats();
       const oldest = s.oldestPendingAgeSeconds;
       return show(io, values, s, [
         ["pending", "in flight", "parked", "done", "oldest pending"],
-        [
-          ...[s.pending, s.inFlight, s.parked, s.done].map(String),
-          oldest === null ? "-" : age(oldest),
-        ],
+        [s.pending, s.inFlight, s.parked, s.done].map(String)
+          .concat(oldest === null ? "-" : age(oldest)),
       ]);
     }
     const shown = values[fields] === true;
@@ -470,19 +442,16 @@ export function terminal(): CliIo {
     err: (text) => write(Deno.stderr, text),
     async confirm(question) {
       write(Deno.stderr, question);
-      return /^\s*y(es)?\s*$/i.test(await readLine());
+      // Byte by byte, so that nothing after the line is taken from stdin.
+      const line: number[] = [];
+      const byte = new Uint8Array(1);
+      while (await Deno.stdin.read(byte) === 1 && byte[0] !== 10) {
+        line.push(byte[0]!);
+      }
+      const answer = new TextDecoder().decode(new Uint8Array(line));
+      return /^\s*y(es)?\s*$/i.test(answer);
     },
   };
-}
-
-// Byte by byte, so that nothing after the line is taken from standard input.
-async function readLine(): Promise<string> {
-  const bytes: number[] = [];
-  const byte = new Uint8Array(1);
-  while (await Deno.stdin.read(byte) === 1 && byte[0] !== 10) {
-    bytes.push(byte[0]!);
-  }
-  return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
 if (import.meta.main) {

@@ -60,10 +60,6 @@ export interface DashboardOptions {
 /** A request handler, as `Deno.serve` takes it. */
 export type DashboardHandler = (request: Request) => Promise<Response>;
 
-// One point of the charts: `t` (milliseconds since the epoch), the rates.
-type Sample = { t: number; [rate: string]: number | null };
-
-const COOKIE = "aftercommit_dashboard";
 const SESSION = /(?:^|;)\s*aftercommit_dashboard=([^;]*)/;
 const MAX_BODY_BYTES = 64 * 1024;
 const ASSETS: Record<string, [string, string] | undefined> = {
@@ -102,11 +98,6 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
   const config = readOptions(options, OPTIONS, action);
   const { token, outbox, jobs, refreshSeconds, historySeconds } = config;
   const base = config.basePath ?? "/dashboard";
-  const sources = { outbox, jobs } as Record<
-    string,
-    // deno-lint-ignore no-explicit-any
-    Record<string, (selection: unknown) => Promise<any>> | undefined
-  >;
   const bearer = token === undefined ? undefined : sha256(token);
   const isToken = (presented: string) =>
     timingSafeEqual(sha256(presented), bearer!);
@@ -116,7 +107,15 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     createHmac("sha256", token!)
       .update(`aftercommit-dashboard-session:${expires}`)
       .digest("base64url");
-  const history: Sample[] = [];
+  // Signs in (a session `value` for `seconds`) or out, back to the page.
+  const session = (value: string, seconds: number, secure = "") =>
+    respond(303, null, {
+      location: base,
+      "set-cookie":
+        `aftercommit_dashboard=${value}; Path=${base}; Max-Age=${seconds}; HttpOnly; SameSite=Strict${secure}`,
+    });
+  // The charts' points: `t` (milliseconds since the epoch), the rates.
+  const history: { t: number; [rate: string]: number | null }[] = [];
   let previous: { t: number; done: number | null } | undefined;
   let sampling: Promise<void> | undefined;
   let latestOutbox: OutboxStats | null = null; // from the latest sample
@@ -275,7 +274,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     if (dryRun !== undefined && typeof dryRun !== "boolean") {
       return respond(400, { error: "dryRun must be true or false" });
     }
-    const source = sources[name];
+    // Both methods take a selection and return a count.
+    const source = config[name] as
+      | Record<string, (selection: unknown) => Promise<number>>
+      | undefined;
     if (source === undefined) {
       return respond(404, {
         error: `this dashboard has no ${name === "jobs" ? "job queue" : name}`,
@@ -283,9 +285,9 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     }
     const [, , count, act] = METHODS[name];
     try {
-      const matched: number = await source[count]!(selection);
+      const matched = await source[count]!(selection);
       if (dryRun === true) return respond(200, { matched });
-      const changed: number = await source[act]!(selection);
+      const changed = await source[act]!(selection);
       logger.info(`Dashboard ${key} {count} ${noun}`, { count: changed });
       return respond(200, { [key]: changed });
     } catch (e) {
@@ -309,12 +311,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     const { sessionSeconds } = config;
     const expires = String(Math.floor(Date.now() / 1000) + sessionSeconds);
     const secure = url.protocol === "https:" ? "; Secure" : "";
-    return respond(303, null, {
-      location: base,
-      "set-cookie": `${COOKIE}=${expires}.${
-        sign(expires)
-      }; Path=${base}; Max-Age=${sessionSeconds}; HttpOnly; SameSite=Strict${secure}`,
-    });
+    return session(`${expires}.${sign(expires)}`, sessionSeconds, secure);
   }
 
   async function route(request: Request, url: URL): Promise<Response> {
@@ -330,12 +327,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     }
     if ((path === "/login" || path === "/logout") && method === "POST") {
       if (!fromThisSite(request, url)) return respond(403, FORBIDDEN);
-      if (path === "/login") return login(request, url);
-      return respond(303, null, {
-        location: base,
-        "set-cookie":
-          `${COOKIE}=; Path=${base}; Max-Age=0; HttpOnly; SameSite=Strict`,
-      });
+      return path === "/login" ? login(request, url) : session("", 0);
     }
     const signedIn = isSignedIn(request);
     if (path === "" && read) {
@@ -355,7 +347,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
         await snapshot(url.searchParams.get("fields") === "1"),
       );
     }
-    const repairs = Object.hasOwn(REPAIRS, path) ? REPAIRS[path] : undefined;
+    const repairs = REPAIRS[path]; // no key of Object.prototype starts with "/"
     if (repairs !== undefined && method === "POST") {
       if (!fromThisSite(request, url)) return respond(403, FORBIDDEN);
       return repair(request, repairs);
