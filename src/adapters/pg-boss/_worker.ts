@@ -70,22 +70,22 @@ const WORK = {
 };
 
 /** What the adapter's parts need of the running queue. */
-export interface QueueAccess
-  extends Pick<LocalStarts, "insertStarted" | "giveBack" | "wake"> {
+export interface QueueAccess extends Pick<LocalStarts, "wake"> {
   /** Throws when the queue is stopped. */
   assertRunning(action: string): void;
   /** Creates the queue on first use. */
   ensureQueue(name: string): Promise<void>;
 }
 
-/** Checks `work()`'s arguments and starts a pg-boss worker on `handler`. */
+/** Checks `work()`'s arguments, starts a worker on `handler`: its id. */
 export async function startWorker<T>(
   boss: PgBoss,
   queue: QueueAccess,
+  locals: LocalStarts,
   name: string,
   handler: JobHandler<T>,
   options: WorkOptions,
-): Promise<{ workId: string; local: LocalWorker }> {
+): Promise<string> {
   assertQueueName(name, "start worker");
   const action = `start worker on queue "${name}"`;
   if (typeof handler !== "function") {
@@ -95,7 +95,7 @@ export async function startWorker<T>(
   const { concurrency, batchSize, pollingIntervalSeconds } = read;
   queue.assertRunning(action);
   await queue.ensureQueue(name);
-  const wake = () => queue.wake(name);
+  const wake = () => locals.wake(name);
   const local = new LocalWorker(
     name,
     concurrency,
@@ -113,7 +113,7 @@ export async function startWorker<T>(
   }, async (jobs: PgBossJob<T>[]) => {
     const taken = local.take();
     // Batches handed over at their insert hold every loop.
-    if (!taken && await queue.giveBack(local, jobs)) return [];
+    if (!taken && await locals.giveBack(local, jobs)) return [];
     // A full batch means more may wait (pg-boss bursts only for batches > 1).
     if (jobs.length >= batchSize) wake();
     const ids = jobs.map((job) => job.id);
@@ -127,7 +127,8 @@ export async function startWorker<T>(
   local.workerIds = boss.getWipData()
     .filter((worker) => worker.workId === workId)
     .map((worker) => worker.id);
-  return { workId, local };
+  locals.add(local);
+  return workId;
 }
 
 // One attempt, in its span (in the trace the job was enqueued in) and
@@ -196,7 +197,13 @@ async function attempt<T>(
   const { id, signal } = job;
   const number = job.retryCount + 1;
   const fields = { jobName: name, jobId: id, attempt: number };
-  let outcome: [string, unknown, JobResult["output"]];
+  const failed = (status: string, error: unknown, output: object) => {
+    if (span !== undefined) {
+      span.setAttribute("aftercommit.outcome", status);
+      recordError(span, error);
+    }
+    return { id, status: "failed", output } as const;
+  };
   try {
     const running = handler({ id, name, data, attempt: number, signal });
     // pg-boss aborts the signal at the expiry (or a stop without waiting)
@@ -217,25 +224,19 @@ async function attempt<T>(
       );
     running.then(() => settled("returned"), (e) => settled(errorType(e)));
     const error = Object.assign(new Error(ABANDONED.message), ABANDONED);
-    outcome = ["abandoned", error, ABANDONED];
+    return failed("abandoned", error, ABANDONED);
   } catch (error) {
     logger.error("Job {jobName} {jobId} failed on attempt {attempt}: {error}", {
       ...fields,
       error: loggableError(error),
     });
     wake(); // A retry without delay is ready now: fetch it without waiting.
-    outcome = [
+    return failed(
       "failed",
       error,
       error instanceof Error
         ? { name: error.name, message: error.message }
         : { message: `Non-error thrown: ${describe(error)}` },
-    ];
+    );
   }
-  const [status, error, output] = outcome;
-  if (span !== undefined) {
-    span.setAttribute("aftercommit.outcome", status);
-    recordError(span, error);
-  }
-  return { id, status: "failed", output };
 }

@@ -100,7 +100,7 @@ const CONNECT = {
   listenNotify: boolean(true),
   supervise: boolean(true),
   runSchedules: boolean(false),
-  scheduleCheckIntervalSeconds: integer(1, 45),
+  scheduleCheckIntervalSeconds: integer(1, 45, 30),
   maxConnections: integer(1, 1000, 10),
   stopTimeoutSeconds: number(1, 30),
 };
@@ -159,9 +159,7 @@ export async function startBoss(
     supervise: o.supervise,
     // The cron pass (and its timers) runs only where asked for.
     schedule: o.runSchedules,
-    ...(o.scheduleCheckIntervalSeconds === undefined
-      ? {}
-      : { cronMonitorIntervalSeconds: o.scheduleCheckIntervalSeconds }),
+    cronMonitorIntervalSeconds: o.scheduleCheckIntervalSeconds,
     ...(url
       ? {
         connectionString: database,
@@ -184,11 +182,9 @@ export async function startBoss(
         { error, repeats },
       )),
   );
-  boss.on("warning", (warning) => {
-    logger.warn("Job queue warning: {message}", {
-      message: warning.message,
-      type: (warning.data as { type?: unknown } | undefined)?.type,
-    });
+  boss.on("warning", ({ message, data }) => {
+    const type = (data as { type?: unknown } | undefined)?.type;
+    logger.warn("Job queue warning: {message}", { message, type });
   });
   try {
     await boss.start();

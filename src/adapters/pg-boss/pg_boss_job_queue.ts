@@ -1,4 +1,3 @@
-// PgBossJobQueue: the JobQueue port on pg-boss.
 import { getLogger } from "@logtape/logtape";
 import type { JobInsert, PgBoss, PGliteLike } from "pg-boss";
 import {
@@ -77,8 +76,6 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     assertRunning: (action) => this.#assertRunning(action),
     ensureQueue: (name) => this.#ensureQueue(name),
     wake: (name) => this.#local.wake(name),
-    insertStarted: (name, jobs) => this.#local.insertStarted(name, jobs),
-    giveBack: (worker, jobs) => this.#local.giveBack(worker, jobs),
   };
   #stopping: Promise<void> | undefined;
 
@@ -167,9 +164,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     data: T,
     options?: EnqueueOptions,
   ): Promise<string | null> {
-    const job = prepareJob(
-      options === undefined ? { name, data } : { name, data, options },
-    );
+    const job = prepareJob({ name, data, options });
     this.#assertRunning(`enqueue job on queue "${name}"`);
     return (await this.#send([job]))[0]!;
   }
@@ -244,20 +239,13 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * the worker's id. A handler that throws fails the attempt: logged (never
    * with the data), retried, then dead-lettered.
    */
-  async work<T>(
+  work<T>(
     name: string,
     handler: JobHandler<T>,
     options: WorkOptions = {},
   ): Promise<string> {
-    const { workId, local } = await startWorker(
-      this.#boss,
-      this.#queueAccess,
-      name,
-      handler,
-      options,
-    );
-    this.#local.add(local);
-    return workId;
+    const queue = this.#queueAccess;
+    return startWorker(this.#boss, queue, this.#local, name, handler, options);
   }
 
   /**
@@ -379,10 +367,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
       async ([name, group]) => {
         let delayed = 0;
         const inserts = group.map(({ id, data, startAfter, options }) => {
+          const { priority } = options;
           const insert: JobInsert = { id, data: stamp(data) };
-          if (options.priority !== undefined) {
-            insert.priority = options.priority;
-          }
+          if (priority !== undefined) insert.priority = priority;
           if (startAfter !== undefined) {
             insert.startAfter = startAfter;
             delayed++;
