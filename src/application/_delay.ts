@@ -66,14 +66,12 @@ export function assertStartAfter(
   what: string,
   action: string,
 ): asserts value is number | Date {
-  if (typeof value !== "number" && !(value instanceof Date)) {
-    fail(
-      action,
-      `${what} must be a number of seconds or a Date, received ${
-        describe(value)
-      }; pass 60 for one minute from now, or new Date(…) for a moment`,
-    );
-  }
-  if (value instanceof Date) assertFutureDate(value, what, action);
-  else assertDelaySeconds(value, what, action);
+  if (value instanceof Date) return assertFutureDate(value, what, action);
+  if (typeof value === "number") return assertDelaySeconds(value, what, action);
+  fail(
+    action,
+    `${what} must be a number of seconds or a Date, received ${
+      describe(value)
+    }; pass 60 for one minute from now, or new Date(…) for a moment`,
+  );
 }

@@ -1,9 +1,3 @@
-/**
- * {@linkcode BatchingJobQueue}: buffers the jobs that handlers enqueue during
- * one `publishAll` and writes them with one `enqueueMany`.
- *
- * @module
- */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { loggableError } from "../internal/loggable_error.ts";
@@ -106,7 +100,6 @@ export class BatchingJobQueue implements JobQueue {
     try {
       result = await this.#buffers.run(buffer, fn);
     } catch (error) {
-      buffer.closed = true;
       await this.#flush(buffer).catch((flushError) => {
         throw new SuppressedError(
           flushError,
@@ -116,7 +109,6 @@ export class BatchingJobQueue implements JobQueue {
       });
       throw error;
     }
-    buffer.closed = true;
     await this.#flush(buffer);
     return result;
   }
@@ -237,9 +229,11 @@ export class BatchingJobQueue implements JobQueue {
     return buffer?.closed === false ? buffer : undefined;
   }
 
-  async #flush({ requests }: Buffer): Promise<void> {
-    if (requests.length === 0) return;
-    const jobCount = requests.length;
+  // Closes the batch's buffer, then writes what it holds.
+  async #flush(buffer: Buffer): Promise<void> {
+    buffer.closed = true;
+    const { requests } = buffer, jobCount = requests.length;
+    if (jobCount === 0) return;
     let ids: (string | null)[];
     try {
       ids = await this.#inner.enqueueMany(requests);

@@ -1,9 +1,5 @@
-/**
- * The job queue port: what handlers use to hand slow or fallible work to a
- * durable queue. Adapters (such as `@aftercommit/core/pg-boss`) implement it.
- *
- * @module
- */
+// The job queue port, which adapters implement, and the checks of a job that
+// every queue shares.
 import { describe } from "../internal/describe.ts";
 import { jobIdFor } from "../internal/job_id.ts";
 import {
@@ -73,7 +69,8 @@ export interface WorkOptions {
 }
 
 /**
- * A durable job queue, implemented by adapters.
+ * A durable queue that handlers hand slow or fallible work to, implemented by
+ * adapters (such as `@aftercommit/core/pg-boss`).
  *
  * @example Enqueue with an idempotency key
  * ```ts

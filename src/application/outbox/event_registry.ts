@@ -1,9 +1,3 @@
-/**
- * The event class registry: stable type names for event classes, so that an
- * event in the outbox can be rebuilt elsewhere as an instance of its class.
- *
- * @module
- */
 import { describe, typeName } from "../../internal/describe.ts";
 import {
   assertDecorates,
@@ -36,18 +30,14 @@ export interface SerializedEvent {
  * the outbox relay records a failed attempt and keeps the row.
  */
 export class UnknownEventTypeError extends Error {
-  /** The type name no class is registered for. */
-  readonly typeName: string;
-
   /** Creates the error for `typeName`, the name no class is registered for. */
-  constructor(typeName: string) {
+  constructor(readonly typeName: string) {
     super(
       `Cannot rebuild event: no event class is registered for type name ${
         JSON.stringify(typeName)
       }; register the class under this name (or as an alias) in every process that runs the outbox relay`,
     );
     this.name = "UnknownEventTypeError";
-    this.typeName = typeName;
   }
 }
 
