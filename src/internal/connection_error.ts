@@ -20,15 +20,12 @@ export function isConnectionError(error: unknown): boolean {
   for (let depth = 0; depth < 5; depth++) {
     if (current === null || typeof current !== "object") return false;
     const { code, severity } = current as Record<string, unknown>;
-    if (
-      typeof code === "string" && (CODES.has(code) || code.startsWith("08"))
-    ) {
-      return true;
-    }
+    const text = typeof code === "string" ? code : "";
+    if (CODES.has(text) || text.startsWith("08")) return true;
     // A FATAL or PANIC error ends the session whatever its SQLSTATE.
     if (severity === "FATAL" || severity === "PANIC") return true;
     if (current instanceof AggregateError) {
-      return current.errors.some((e) => isConnectionError(e));
+      return current.errors.some(isConnectionError);
     }
     current = (current as { cause?: unknown }).cause;
   }

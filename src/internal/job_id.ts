@@ -2,10 +2,9 @@
 // SHA-1 is done here, with reused buffers: crypto.subtle is asynchronous and
 // node:crypto's createHash costs ~7 µs a call, more than the job's INSERT.
 
-// Never change it: every derived id would change, letting a redelivered event
-// create a second job.
-// 4b0f3c39-6b0e-4d36-9c55-0f3c1ad52f8e as bytes, built without Uint8Array.fromHex
-// (too new for Node 22, where JSR users may run this).
+// The namespace 4b0f3c39-6b0e-4d36-9c55-0f3c1ad52f8e must never change: every
+// id would, and a redelivered event would create a second job. Parsed by hand:
+// Node 22 (a JSR user's runtime) lacks Uint8Array.fromHex.
 const NAMESPACE = Uint8Array.from(
   "4b0f3c396b0e4d369c550f3c1ad52f8e".match(/../g)!,
   (hex) => parseInt(hex, 16),

@@ -20,6 +20,7 @@ const hinted = (hint?: string) => hint === undefined ? "" : `; ${hint}`;
 const quoted = (v: unknown) =>
   typeof v === "string" ? JSON.stringify(v) : describe(v);
 const numeral = (v: unknown) => typeof v === "number" ? `${v}` : describe(v);
+const nonEmpty = (v: unknown) => v === "" ? "an empty string" : describe(v);
 
 // Returns `fallback` for undefined and a value that passes `test`, else throws
 // `${what} must be ${expected}, received ${shown(value)}[; hint]`. Numeric
@@ -34,9 +35,8 @@ function rule<T>(
   hint?: string,
 ): Rule<T> {
   return (value, what, action) => {
-    if (value === undefined || test(value)) {
-      return (value === undefined ? fallback : value) as T;
-    }
+    if (value === undefined) return fallback as T;
+    if (test(value)) return value as T;
     const must = typeof expected === "string" ? expected : expected(value);
     fail(
       action,
@@ -108,8 +108,7 @@ export function text<D extends string | undefined = undefined>(
   hint?: string,
 ): Rule<string | D> {
   const test = (v: unknown) => typeof v === "string" && v !== "";
-  const shown = (v: unknown) => v === "" ? "an empty string" : describe(v);
-  return rule(fallback, test, "a non-empty string", shown, hint);
+  return rule(fallback, test, "a non-empty string", nonEmpty, hint);
 }
 
 /** One of `choices`; `fallback` when undefined. */
@@ -284,10 +283,9 @@ export function assertJson(data: unknown, what: string, action: string): void {
     ) return;
     const cycle = objects.indexOf(value as object);
     if (cycle !== -1) {
+      const to = path(cycle);
       refuse(
-        `refers back to ${
-          path(cycle)
-        }, a cycle JSON cannot represent; pass a tree of plain objects`,
+        `refers back to ${to}, a cycle JSON cannot represent; pass a tree of plain objects`,
       );
     }
     const array = Array.isArray(value);
@@ -296,11 +294,8 @@ export function assertJson(data: unknown, what: string, action: string): void {
       !(array || PLAIN.includes(Object.getPrototypeOf(value)))
     ) {
       const date = value instanceof Date;
-      refuse(
-        `is ${date ? "a Date" : numeral(value)}${
-          LOSS[date ? "Date" : typeof value]
-        }`,
-      );
+      const shown = date ? "a Date" : numeral(value);
+      refuse(`is ${shown}${LOSS[date ? "Date" : typeof value]}`);
     }
     objects.push(value!);
     for (const key of Object.keys(value!)) {
@@ -326,11 +321,10 @@ export function assertPublishAll(
     typeof bus !== "object" ||
     typeof (bus as { publishAll?: unknown } | null)?.publishAll !== "function"
   ) {
+    const shown = describe(bus);
     fail(
       action,
-      `${what} must be an event bus with a publishAll method, received ${
-        describe(bus)
-      }; ${hint}`,
+      `${what} must be an event bus with a publishAll method, received ${shown}; ${hint}`,
     );
   }
 }
@@ -344,7 +338,7 @@ export interface Selection {
 }
 
 /**
- * Checks a repair selection: exactly one of `{ ids }` (1 to `maxIds`
+ * Checks a repair selection: exactly one of `{ ids }` (1 to `ids.max`
  * non-empty strings), `{ [by]: value }` (checked by `checkBy`) or
  * `{ all: true }`; messages end with `usage`.
  */
@@ -363,20 +357,16 @@ export function selection(
   const given = Object.entries(value).filter(([, v]) => v !== undefined);
   const [key, chosen] = given[0] ?? [];
   if (given.length !== 1 || !["ids", by, "all"].includes(key!)) {
+    const keys = given.length ? given.map(([k]) => k).join(", ") : "none";
     refuse(
-      `the selection must have exactly one of ids, ${by} or all, received ${
-        given.length === 0 ? "none" : given.map(([k]) => k).join(", ")
-      }`,
+      `the selection must have exactly one of ids, ${by} or all, received ${keys}`,
     );
   }
   if (key === by) return { by: checkBy(chosen) };
   if (key === "all") {
     if (chosen === true) return { all: true };
-    refuse(
-      `selection.all must be true, received ${
-        chosen === false ? "false" : describe(chosen)
-      }`,
-    );
+    const shown = chosen === false ? "false" : describe(chosen);
+    refuse(`selection.all must be true, received ${shown}`);
   }
   const rule =
     `selection.ids must be an array of 1 to ${ids.max} ${ids.noun} (non-empty strings)`;
@@ -388,13 +378,8 @@ export function selection(
   }
   // findIndex, unlike every(), visits the holes of a sparse array.
   const i = chosen.findIndex((id) => typeof id !== "string" || id === "");
-  const id: unknown = chosen[i];
   if (i !== -1) {
-    refuse(
-      `${rule}, but selection.ids[${i}] is ${
-        id === "" ? "an empty string" : describe(id)
-      }`,
-    );
+    refuse(`${rule}, but selection.ids[${i}] is ${nonEmpty(chosen[i])}`);
   }
   return { ids: chosen };
 }

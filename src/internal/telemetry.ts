@@ -107,8 +107,7 @@ export function meters(): Instruments | undefined {
   return cache[1];
 }
 
-export { SpanKind };
-export type { Span };
+export { type Span, SpanKind };
 
 /** Marks `span` failed with the error's type only (no message: PII). */
 export function recordError(span: Span, error: unknown): void {
@@ -162,9 +161,7 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 export function contextFromTraceparent(
   traceparent: unknown,
 ): Context | undefined {
-  const m = TRACEPARENT.exec(
-    typeof traceparent === "string" ? traceparent : "",
-  );
+  const m = typeof traceparent === "string" && TRACEPARENT.exec(traceparent);
   const spanContext = m && {
     traceId: m[1]!,
     spanId: m[2]!,
