@@ -16,18 +16,18 @@ import { assertStartAfter } from "./_delay.ts";
 
 /** Options of {@linkcode JobQueue.enqueue}. */
 export interface EnqueueOptions {
-  /** An idempotency key, such as an event id. @default {undefined} */
+  /** An idempotency key, such as an event id. Default: none. */
   readonly key?: string;
   /**
    * The job's id, a lowercase UUID (not with `key`); a used id creates nothing.
    * @default {undefined (a key-derived id, or a fresh UUID)}
    */
   readonly id?: string;
-  /** Seconds from now, or a future `Date`. @default {undefined (at once)} */
+  /** Seconds from now, or a future `Date`. Default: at once. */
   readonly startAfter?: number | Date;
-  /** Seconds before the job may start (or `startAfter`). @default {0} */
+  /** Seconds before the job may start (or `startAfter`). Default: 0. */
   readonly startAfterSeconds?: number;
-  /** An integer; higher runs first. @default {0} */
+  /** An integer; higher runs first. Default: 0. */
   readonly priority?: number;
 }
 
@@ -60,11 +60,11 @@ export type JobHandler<T = unknown> = (job: Job<T>) => Promise<void> | void;
 
 /** Options of {@linkcode JobQueue.work}. */
 export interface WorkOptions {
-  /** Fetch loops: up to `concurrency × batchSize` jobs at once. @default {1} */
+  /** Fetch loops: up to `concurrency × batchSize` jobs at once. Default: 1. */
   readonly concurrency?: number;
-  /** Jobs one fetch takes, run concurrently. @default {10} */
+  /** Jobs one fetch takes, run concurrently. Default: 10. */
   readonly batchSize?: number;
-  /** How often an idle worker polls (for retries). @default {2} */
+  /** How often an idle worker polls (for retries). Default: 2. */
   readonly pollingIntervalSeconds?: number;
 }
 

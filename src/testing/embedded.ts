@@ -47,11 +47,11 @@ export type UnitOfWorkTestSql = postgres.Sql;
 
 /** Options of {@linkcode startUnitOfWorkTest}. */
 export interface UnitOfWorkTestOptions {
-  /** SQL run first, such as `create table` statements. @default {undefined} */
+  /** SQL run first, such as `create table` statements. Default: none. */
   readonly schema?: string;
-  /** The bus the Unit of Work publishes on. @default {a new EventBus} */
+  /** The bus the Unit of Work publishes on. Default: a new EventBus. */
   readonly bus?: EventBus;
-  /** The `PostgresUnitOfWork`'s options (`outbox` creates its table). @default {{}} */
+  /** The `PostgresUnitOfWork`'s options (`outbox` creates its table). Default: `{}`. */
   readonly unitOfWork?: Omit<PostgresUnitOfWorkOptions, "bus">;
 }
 

@@ -17,9 +17,9 @@ export type EventMatch<E extends object> =
 
 /** Options of {@linkcode expectPublished}. */
 export interface ExpectPublishedOptions {
-  /** Exactly this many must match. @default {undefined (at least one)} */
+  /** Exactly this many must match. Default: at least one. */
   readonly count?: number;
-  /** Whether instances of subclasses count too. @default {false} */
+  /** Whether instances of subclasses count too. Default: false. */
   readonly subclasses?: boolean;
 }
 

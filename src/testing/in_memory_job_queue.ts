@@ -45,9 +45,9 @@ export interface RunJobsResult {
 
 /** Options of {@linkcode InMemoryJobQueue.runJobs}. */
 export interface RunJobsOptions {
-  /** Only this queue's jobs. @default {undefined (every queue with a worker)} */
+  /** Only this queue's jobs. Default: every queue with a worker. */
   readonly name?: string;
-  /** Run failed jobs again too, not only created ones. @default {false} */
+  /** Run failed jobs again too, not only created ones. Default: false. */
   readonly retryFailed?: boolean;
 }
 

@@ -121,6 +121,16 @@ Deno.test("the library never configures logging and never prints", async () => {
   }
 });
 
+Deno.test("the library's JSDoc tags start their own line (an inline @default is read as text)", async () => {
+  const inline = /\/\*\*[^\n]*\s@(default|throws|example|param|returns)\b/;
+  for (const file of await sourceFiles(root)) {
+    if (layerOf(file) === "dev") continue;
+    const text = await Deno.readTextFile(`${root}/${file}`);
+    const found = text.split("\n").findIndex((line) => inline.test(line));
+    assert.equal(found, -1, `${file}:${found + 1} has a tag after text`);
+  }
+});
+
 // A small tree that keeps every rule, plus one file (or line) per way of
 // breaking one. `deno info` reads it with --no-npm and --no-remote, so the
 // packages and URLs are named, never fetched.

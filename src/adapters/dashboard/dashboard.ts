@@ -36,19 +36,19 @@ export interface DashboardOptions {
    * `Authorization: Bearer <token>`); required, `undefined` means no sign-in.
    */
   readonly token: string | undefined;
-  /** The outbox to show and repair. @default {undefined (no panel)} */
+  /** The outbox to show and repair. Default: no panel. */
   readonly outbox?: DashboardOutbox;
-  /** The job queue to show and repair. @default {undefined (no panel)} */
+  /** The job queue to show and repair. Default: no panel. */
   readonly jobs?: DashboardJobs;
-  /** The path every URL it serves starts with. @default {"/dashboard"} */
+  /** The path every URL it serves starts with. Default: "/dashboard". */
   readonly basePath?: string;
-  /** Seconds between two refreshes (1 to 60). @default {2} */
+  /** Seconds between two refreshes (1 to 60). Default: 2. */
   readonly refreshSeconds?: number;
-  /** Seconds of history the charts show (60 to 3600). @default {300} */
+  /** Seconds of history the charts show (60 to 3600). Default: 300. */
   readonly historySeconds?: number;
-  /** Most parked events and dead letters listed (1 to 1,000). @default {50} */
+  /** Most parked events and dead letters listed (1 to 1,000). Default: 50. */
   readonly listLimit?: number;
-  /** Seconds a sign-in lasts (60 to 604,800). @default {43200} */
+  /** Seconds a sign-in lasts (60 to 604,800). Default: 43200. */
   readonly sessionSeconds?: number;
   /**
    * Origins (`https://ops.example.com`) allowed to POST besides the

@@ -39,11 +39,11 @@ export interface DeadLetter {
 
 /** Options of `PgBossJobQueue.deadLetters()`. */
 export interface DeadLetterListOptions {
-  /** Only this (original) queue's. @default {undefined (every queue)} */
+  /** Only this (original) queue's. Default: every queue. */
   readonly queue?: string;
-  /** At most this many, oldest first (1 to 10,000). @default {100} */
+  /** At most this many, oldest first (1 to 10,000). Default: 100. */
   readonly limit?: number;
-  /** Include each job's data (it may hold personal data). @default {false} */
+  /** Include each job's data (it may hold personal data). Default: false. */
   readonly includeData?: boolean;
 }
 

@@ -44,7 +44,7 @@ export interface JobQueueStats {
 
 /** Options of `PgBossJobQueue.stats()`. */
 export interface JobQueueStatsOptions {
-  /** Seconds of recent activity in `window` (1 to 3600). @default {10} */
+  /** Seconds of recent activity in `window` (1 to 3600). Default: 10. */
   readonly windowSeconds?: number;
 }
 

@@ -21,21 +21,21 @@ import {
  * seconds), applied when the adapter creates it (not to an existing queue).
  */
 export interface QueueSettings {
-  /** Retries after the first attempt. @default {5} */
+  /** Retries after the first attempt. Default: 5. */
   readonly retryLimit?: number;
-  /** Seconds before the first retry. @default {1} */
+  /** Seconds before the first retry. Default: 1. */
   readonly retryDelaySeconds?: number;
-  /** Double the delay at each retry (with jitter). @default {true} */
+  /** Double the delay at each retry (with jitter). Default: true. */
   readonly retryBackoff?: boolean;
-  /** The longest retry delay with backoff, in seconds. @default {300} */
+  /** The longest retry delay with backoff, in seconds. Default: 300. */
   readonly retryDelayMaxSeconds?: number;
-  /** Seconds an attempt may run; its `signal` is aborted then. @default {900} */
+  /** Seconds an attempt may run; its `signal` is aborted then. Default: 900. */
   readonly expireInSeconds?: number;
-  /** Seconds a job (or a dead letter) may wait to start. @default {1209600} */
+  /** Seconds a job (or a dead letter) may wait to start. Default: 1209600. */
   readonly retentionSeconds?: number;
-  /** Seconds a finished job is kept (its key stays used); 0: forever. @default {604800} */
+  /** Seconds a finished job is kept (its key stays used); 0: forever. Default: 604800. */
   readonly deleteAfterSeconds?: number;
-  /** Copy a job whose retries are used up to `<name>__dead`. @default {true} */
+  /** Copy a job whose retries are used up to `<name>__dead`. Default: true. */
   readonly deadLetter?: boolean;
 }
 
@@ -54,26 +54,26 @@ export const DEFAULT_QUEUE_SETTINGS: Readonly<Required<QueueSettings>> = Object
 
 /** Options of {@linkcode PgBossJobQueue.connect}. */
 export interface PgBossJobQueueOptions {
-  /** The schema of pg-boss's tables (a plain identifier). @default {"pgboss"} */
+  /** The schema of pg-boss's tables (a plain identifier). Default: "pgboss". */
   readonly schema?: string;
-  /** Settings of every queue, over {@linkcode DEFAULT_QUEUE_SETTINGS}. @default {{}} */
+  /** Settings of every queue, over {@linkcode DEFAULT_QUEUE_SETTINGS}. Default: `{}`. */
   readonly queueDefaults?: QueueSettings;
-  /** Settings per queue name, over `queueDefaults`. @default {{}} */
+  /** Settings per queue name, over `queueDefaults`. Default: `{}`. */
   readonly queues?: Readonly<Record<string, QueueSettings>>;
   /**
    * Wake other processes' workers with `LISTEN`/`NOTIFY` (not through
    * PgBouncer's transaction mode). @default {true}
    */
   readonly listenNotify?: boolean;
-  /** Run pg-boss's maintenance (expiry, deletion) in this process. @default {true} */
+  /** Run pg-boss's maintenance (expiry, deletion) in this process. Default: true. */
   readonly supervise?: boolean;
-  /** Send the jobs of the schedules from this process. @default {false} */
+  /** Send the jobs of the schedules from this process. Default: false. */
   readonly runSchedules?: boolean;
-  /** Seconds between two checks of the schedules (1 to 45). @default {30} */
+  /** Seconds between two checks of the schedules (1 to 45). Default: 30. */
   readonly scheduleCheckIntervalSeconds?: number;
-  /** Server only: the connection pool's size. @default {10} */
+  /** Server only: the connection pool's size. Default: 10. */
   readonly maxConnections?: number;
-  /** Seconds `stop()` waits for running handlers before aborting them. @default {30} */
+  /** Seconds `stop()` waits for running handlers before aborting them. Default: 30. */
   readonly stopTimeoutSeconds?: number;
 }
 

@@ -22,9 +22,9 @@ export interface JobSchedule {
 
 /** Options of `PgBossJobQueue.schedule()`. */
 export interface ScheduleOptions {
-  /** Names one of several schedules of a queue. @default {undefined} */
+  /** Names one of several schedules of a queue. Default: none. */
   readonly key?: string;
-  /** The IANA time zone the cron is read in. @default {"UTC"} */
+  /** The IANA time zone the cron is read in. Default: "UTC". */
   readonly timeZone?: string;
 }
 

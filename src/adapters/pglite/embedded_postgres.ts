@@ -15,9 +15,9 @@ const logger = getLogger(["aftercommit", "embedded"]);
 
 /** Options of {@linkcode startEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
-  /** A folder that keeps the data across restarts. @default {in memory} */
+  /** A folder that keeps the data across restarts. Default: in memory. */
   readonly dataDir?: string;
-  /** The loopback port; `0` picks a free one. @default {0} */
+  /** The loopback port; `0` picks a free one. Default: 0. */
   readonly port?: number;
 }
 

@@ -11,7 +11,7 @@ import { decode, encode } from "./_event_codec.ts";
 
 /** Options of {@linkcode EventRegistry.register} and {@linkcode EventType}. */
 export interface EventTypeOptions {
-  /** Former type names, rebuilt as this class too. @default {[]} */
+  /** Former type names, rebuilt as this class too. Default: `[]`. */
   readonly aliases?: readonly string[];
 }
 
