@@ -396,8 +396,10 @@ function show(
   rows: string[][],
   empty = "",
 ): number {
-  const clip = (cell: string): string =>
-    cell.length > 80 ? `${cell.slice(0, 79)}…` : cell.replaceAll("\n", " ");
+  const clip = (cell: string): string => {
+    const line = cell.replaceAll("\n", " ");
+    return line.length > 80 ? `${line.slice(0, 79)}…` : line;
+  };
   const cells = rows.map((row, r) => r === 0 ? row : row.map(clip));
   const widths = cells[0]!.map((_, i) =>
     Math.max(...cells.map((row) => row[i]!.length))
