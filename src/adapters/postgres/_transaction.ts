@@ -91,6 +91,7 @@ export async function reservedTransaction<T>(
   try {
     let begun: Begun = { xid: "", started: "", reset: null };
     let result: T;
+    let last: Promise<{ error: unknown } | void> | undefined;
     try {
       // The id query is pipelined with BEGIN as a prepared statement: one
       // multi-statement simple query measured slower.
@@ -104,15 +105,12 @@ export async function reservedTransaction<T>(
         ]);
       }
       result = await body(conn);
+      last = sentWithCommit?.(result)?.then(() => {}, (error) => ({ error }));
     } catch (error) {
       lost = isConnectionError(error) ||
         await conn`rollback`.then(() => false, isConnectionError);
       throw error;
     }
-    const last = sentWithCommit?.(result)?.then(
-      () => {},
-      (error) => ({ error }),
-    );
     let done, refused;
     try {
       [done, refused] = await Promise.all([conn`commit`, last]);

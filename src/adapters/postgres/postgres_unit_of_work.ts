@@ -11,7 +11,13 @@ import {
 } from "../../application/unit_of_work.ts";
 import { isConnectionError } from "../../internal/connection_error.ts";
 import { errorType } from "../../internal/loggable_error.ts";
-import { expected, number, oneOf, readOptions } from "../../internal/rules.ts";
+import {
+  expected,
+  fail,
+  number,
+  oneOf,
+  readOptions,
+} from "../../internal/rules.ts";
 import { isOutage, Outbox, type PreparedBatch } from "./_outbox.ts";
 import { DoneMarks } from "./_done_marks.ts";
 import type { OutboxCheckpoint, OutboxOptions } from "./outbox.ts";
@@ -65,10 +71,13 @@ export interface PostgresContext<Tx> extends UnitOfWorkContext {
   readonly sql: Tx;
 }
 
-// What `beforeCommit` hands on in outbox mode: the batch and its insert.
-interface OutboxWrite {
-  readonly batch: PreparedBatch;
-  readonly insert: Promise<void>;
+// What `beforeCommit` hands on in outbox mode: the batch and its insert. A
+// class of its own, so no value a subclass returns is taken for one.
+class OutboxWrite {
+  constructor(
+    readonly batch: PreparedBatch,
+    readonly insert: Promise<void>,
+  ) {}
 }
 
 /**
@@ -155,7 +164,10 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       this.#begin,
       (conn) => body(withSavepoint(conn) as PostgresTransactionOf<S>),
       (begun, error) => this.#committed(begun, error),
-      ({ written }) => (written as OutboxWrite | undefined)?.insert,
+      (result) => {
+        const written = (result as { written?: unknown } | undefined)?.written;
+        return written instanceof OutboxWrite ? written.insert : undefined;
+      },
     );
   }
 
@@ -167,7 +179,10 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     return { sql: handle, track, publishAfterCommit };
   }
 
-  /** In outbox mode, starts the events' insert (`transaction` awaits it). */
+  /**
+   * In outbox mode, starts the events' insert; `transaction` awaits it with
+   * the `COMMIT`. An override returns what this returned.
+   */
   protected override beforeCommit(
     handle: PostgresTransactionOf<S>,
     events: readonly object[],
@@ -178,7 +193,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const batch = outbox.prepare(events, delays);
     const insert = outbox.table.insert(handle, batch.json, outbox.leaseSeconds);
     insert.catch(() => {}); // its error fails the COMMIT, in transaction()
-    return { batch, insert } satisfies OutboxWrite;
+    return new OutboxWrite(batch, insert);
   }
 
   /**
@@ -191,8 +206,13 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
   ): Promise<void> {
     const outbox = this.#outbox;
     if (outbox === undefined) return super.publishCommitted(events, written);
-    const { batch } = written as OutboxWrite;
-    const items = batch.items.filter((item) => !item.delayed);
+    if (!(written instanceof OutboxWrite)) {
+      fail(
+        "dispatch the committed events",
+        "an override of beforeCommit must return what super.beforeCommit() returned; the relay dispatches these events",
+      );
+    }
+    const items = written.batch.items.filter((item) => !item.delayed);
     if (items.length === 0) return;
     await this.outboxCheckpoint("committed", items.map((item) => item.id));
     const [sql, bus] = [this.#sql, this.bus];

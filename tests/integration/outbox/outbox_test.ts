@@ -389,6 +389,36 @@ Deno.test({
     );
 
     await t.step(
+      "a subclass whose beforeCommit drops super's value: the rows still commit, and the run says which rule it broke",
+      async () => {
+        const options = await migrated();
+        class Forgetful extends PostgresUnitOfWork<postgres.Sql> {
+          protected override beforeCommit(
+            ...args: Parameters<
+              PostgresUnitOfWork<postgres.Sql>["beforeCommit"]
+            >
+          ): undefined {
+            super.beforeCommit(...args);
+            return undefined;
+          }
+        }
+        const uow = new Forgetful(db.sql, {
+          bus: new EventBus(),
+          outbox: options,
+        });
+        const error = await uow.run((tx) => tx.publishAfterCommit(new Noted(1)))
+          .then(() => undefined, (e: unknown) => e);
+        assert.ok(error instanceof PublishAfterCommitError, `got ${error}`);
+        assert.match(
+          String(error.cause),
+          /an override of beforeCommit must return what super\.beforeCommit\(\) returned/,
+        );
+        const [row] = await rows(db, options.table);
+        assert.equal(row?.type, "test.outbox.noted", "committed for the relay");
+      },
+    );
+
+    await t.step(
       "rows written by a committing process start leased: a relay does not take them while it dispatches",
       async () => {
         const options = await migrated({ leaseSeconds: 30 });

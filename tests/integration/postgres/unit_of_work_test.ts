@@ -98,6 +98,46 @@ Deno.test({
     await db.sql`create table welcome (user_id text primary key)`;
 
     await t.step(
+      "subclass hooks: a beforeCommit value of its own reaches publishCommitted, and a body that returns nothing commits",
+      async () => {
+        type Tx = postgres.TransactionSql;
+        // A value with an `insert` field is the subclass's, not an outbox write.
+        class Audited extends PostgresUnitOfWork<postgres.Sql> {
+          handed: unknown[] = [];
+          protected override beforeCommit(tx: Tx): object {
+            return { insert: 1, tx: typeof tx };
+          }
+          protected override publishCommitted(
+            events: readonly object[],
+            written: object | undefined,
+          ): Promise<void> {
+            this.handed.push(written);
+            return super.publishCommitted(events, written);
+          }
+          // The protected transaction() with a body that returns nothing.
+          bare(id: string): Promise<unknown> {
+            return this.transaction(async (tx) => {
+              await tx`insert into users (id, email) values (${id}, 'b')`;
+              return undefined as unknown as { written: undefined };
+            });
+          }
+        }
+        const { bus, published } = recordingBus();
+        const uow = new Audited(db.sql, { bus });
+        const user = User.register("audited@example.com");
+        await uow.run((tx) => insertUser(tx.sql, tx.track(user)));
+        assert.equal(await countUsers(db, user.id), 1);
+        assert.deepEqual(uow.handed, [{ insert: 1, tx: "function" }]);
+        assert.equal(published.length, 1);
+        const id = crypto.randomUUID();
+        await uow.bare(id);
+        assert.equal(await countUsers(db, id), 1, "committed");
+        // The connection went back with no transaction open.
+        await uow.run((tx) => insertUser(tx.sql, User.register("c@x.org")));
+      },
+    );
+
+    await t.step(
       "run() publishes only after COMMIT: a handler that reads the row sees it committed",
       async () => {
         const bus = new EventBus();
