@@ -32,12 +32,16 @@ export function addHandlerRecord(
   meta[HANDLERS]!.push(record);
 }
 
-/** A class and its ancestors, nearest first; anything else alone. */
+/** What a handler type may match: a class and its ancestors, nearest first. */
 export function chainOf(type: unknown): unknown[] {
-  const parent = typeof type === "function" && Object.getPrototypeOf(type);
-  return typeof parent === "function" && parent !== Function.prototype
-    ? [type, ...chainOf(parent)]
-    : [type];
+  return typeof type === "function" ? ancestors(type) : [type];
+}
+
+// Every prototype up to Function.prototype, classes or not.
+function ancestors(klass: object | null): object[] {
+  return klass === null || klass === Function.prototype
+    ? []
+    : [klass, ...ancestors(Object.getPrototypeOf(klass))];
 }
 
 /**
@@ -64,7 +68,7 @@ export function collectHandlerRecords(
   isStatic: boolean,
 ): HandlerRecord[] {
   const result: HandlerRecord[] = [];
-  for (const c of chainOf(klass).reverse() as object[]) {
+  for (const c of ancestors(klass).reverse()) {
     const meta = Object.hasOwn(c, Symbol.metadata)
       ? (c as { [Symbol.metadata]?: Metadata | null })[Symbol.metadata]
       : undefined;

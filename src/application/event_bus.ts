@@ -243,12 +243,12 @@ export class EventBus {
     if (!isClass && (target === null || typeof target !== "object")) {
       expected("subscribe", "an instance or a class with @On methods", target);
     }
-    const owner: unknown = isClass
+    const owner: object | undefined = isClass
       ? target
       : Object.getPrototypeOf(target)?.constructor;
-    const records = typeof owner === "function"
-      ? collectHandlerRecords(owner, isClass)
-      : [];
+    const records = owner === undefined
+      ? []
+      : collectHandlerRecords(owner, isClass);
     if (records.length === 0) {
       fail(
         isClass
@@ -262,7 +262,7 @@ export class EventBus {
     const subscription = this.#add(
       records.map((record) => recordEntry(record, target, owner)),
     );
-    if (!isClass) noteSubscribed(owner as object);
+    if (!isClass && owner !== undefined) noteSubscribed(owner);
     return subscription;
   }
 

@@ -613,6 +613,20 @@ Deno.test("publish() runs exact-type handlers, then base-class handlers nearest 
   assert.deepEqual(log, ["middle", "base", "any"]);
 });
 
+Deno.test("subclasses: true follows the whole prototype chain, through an object that is not a class", async () => {
+  class Root {}
+  // Its parent is a plain object whose prototype is Root.
+  class Odd {}
+  Object.setPrototypeOf(Odd, Object.create(Root));
+  const bus = new EventBus();
+  const log: string[] = [];
+  bus.register(Root, () => void log.push("root"), { subclasses: true });
+  bus.onAny(() => void log.push("any"));
+  await bus.publish(new Odd());
+  assert.deepEqual(log, ["root", "any"]);
+  assert.equal(bus.handlersFor(Odd).length, 2);
+});
+
 Deno.test("handlersFor() lists the resolved handlers with their registration type, subclasses flag and order", () => {
   const bus = new EventBus();
   function audit() {}
