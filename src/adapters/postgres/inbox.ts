@@ -160,14 +160,17 @@ export class Inbox {
       );
       return { ran: false };
     }
+    let value: T;
     try {
-      return { ran: true, value: await work() };
+      value = await work();
     } catch (error) {
+      // Not in a finally: a failed rollback's error must reach the caller.
       await tx`rollback to savepoint aftercommit_inbox`;
-      throw error;
-    } finally {
       await tx`release savepoint aftercommit_inbox`;
+      throw error;
     }
+    await tx`release savepoint aftercommit_inbox`;
+    return { ran: true, value };
   }
 
   /**

@@ -77,6 +77,20 @@ Deno.test("the inbox runs a handler's effects once per event and handler", async
     },
   );
 
+  await t.step(
+    "once(): when the rollback to its savepoint fails, that error reaches the caller",
+    async () => {
+      const { inbox } = await fresh();
+      const error = await uow.run((tx) =>
+        inbox.once(tx.sql, new OrderPaid("o9"), "Ledger.book", async () => {
+          await tx.sql`release savepoint aftercommit_inbox`;
+          throw new Error("work failed");
+        })
+      ).then(() => undefined, (e: unknown) => e);
+      assert.equal((error as { code?: string }).code, "3B001", String(error));
+    },
+  );
+
   await t.step("each handler of one event gets its own record", async () => {
     const { inbox, ledger } = await fresh();
     const event = new OrderPaid("o2");
