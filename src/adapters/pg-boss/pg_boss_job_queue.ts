@@ -239,13 +239,20 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
    * the worker's id. A handler that throws fails the attempt: logged (never
    * with the data), retried, then dead-lettered.
    */
-  work<T>(
+  async work<T>(
     name: string,
     handler: JobHandler<T>,
     options: WorkOptions = {},
   ): Promise<string> {
     const queue = this.#queueAccess;
-    return startWorker(this.#boss, queue, this.#local, name, handler, options);
+    return await startWorker(
+      this.#boss,
+      queue,
+      this.#local,
+      name,
+      handler,
+      options,
+    );
   }
 
   /**

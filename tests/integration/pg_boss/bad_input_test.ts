@@ -297,6 +297,10 @@ Deno.test("pg-boss job queue: bad input gets a clear error before anything is wr
       jobs.work("bad name", () => {}),
       /Cannot start worker: invalid queue name "bad name"/,
     );
+    // Detached from its queue, work() still rejects rather than throws.
+    const { work } = jobs;
+    const detached = work.call(undefined, "q", () => {});
+    await assert.rejects(detached, TypeError);
   });
 
   await t.step(
