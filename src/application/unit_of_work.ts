@@ -393,11 +393,11 @@ export abstract class UnitOfWork<H, C extends UnitOfWorkContext, W = void> {
 
   /**
    * Runs `body` once in one transaction: commits when it resolves, else rolls
-   * back. A second call of `body` is refused: retry with a new `run`. Its
-   * result's `written` is what `beforeCommit` returned, for an adapter that
-   * sends it with the COMMIT.
+   * back. A second call of `body` is refused: retry with a new `run`. The
+   * body's result has `written`, what `beforeCommit` returned, for an adapter
+   * that sends it with the COMMIT.
    */
-  protected abstract transaction<T extends { readonly written: W }>(
+  protected abstract transaction<T>(
     body: (handle: H) => Promise<T>,
   ): Promise<T>;
 

@@ -154,9 +154,7 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
    * `BEGIN` … `COMMIT` on a reserved connection; a lost `COMMIT` is checked.
    * The outbox insert `beforeCommit` started goes out with the `COMMIT`.
    */
-  protected override transaction<
-    T extends { readonly written: object | undefined },
-  >(
+  protected override transaction<T>(
     body: (handle: PostgresTransactionOf<S>) => Promise<T>,
   ): Promise<T> {
     return reservedTransaction(
