@@ -122,7 +122,8 @@ Deno.test("the library never configures logging and never prints", async () => {
 });
 
 Deno.test("the library's JSDoc tags start their own line (an inline @default is read as text)", async () => {
-  const inline = /\/\*\*[^\n]*\s@(default|throws|example|param|returns)\b/;
+  const inline =
+    /^\s*(\/\*\*|\*)\s*\S[^\n]*\s@(default|throws|example|param|returns)\b/;
   for (const file of await sourceFiles(root)) {
     if (layerOf(file) === "dev") continue;
     const text = await Deno.readTextFile(`${root}/${file}`);

@@ -52,7 +52,8 @@ export interface DashboardOptions {
   readonly sessionSeconds?: number;
   /**
    * Origins (`https://ops.example.com`) allowed to POST besides the
-   * request's own host, for a proxy that rewrites `Host`. @default {[]}
+   * request's own host, for a proxy that rewrites `Host`.
+   * @default {[]}
    */
   readonly allowedOrigins?: readonly string[];
 }

@@ -62,7 +62,8 @@ export interface PgBossJobQueueOptions {
   readonly queues?: Readonly<Record<string, QueueSettings>>;
   /**
    * Wake other processes' workers with `LISTEN`/`NOTIFY` (not through
-   * PgBouncer's transaction mode). @default {true}
+   * PgBouncer's transaction mode).
+   * @default {true}
    */
   readonly listenNotify?: boolean;
   /** Run pg-boss's maintenance (expiry, deletion) in this process. Default: true. */
