@@ -30,14 +30,18 @@ export interface SerializedEvent {
  * the outbox relay records a failed attempt and keeps the row.
  */
 export class UnknownEventTypeError extends Error {
+  /** The type name no class is registered for. */
+  readonly typeName: string;
+
   /** Creates the error for `typeName`, the name no class is registered for. */
-  constructor(readonly typeName: string) {
+  constructor(typeName: string) {
     super(
       `Cannot rebuild event: no event class is registered for type name ${
         JSON.stringify(typeName)
       }; register the class under this name (or as an alias) in every process that runs the outbox relay`,
     );
     this.name = "UnknownEventTypeError";
+    this.typeName = typeName;
   }
 }
 
