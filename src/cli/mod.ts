@@ -201,7 +201,9 @@ export async function main(
   } catch (error) {
     // Bad arguments, ours or the API's own checks (a queue name, say).
     if (error instanceof TypeError || error instanceof RangeError) {
-      const help = command ? "" : "\nRun with --help for usage.\n";
+      const help = command === undefined
+        ? "\nRun with --help for usage.\n"
+        : "";
       io.err(`aftercommit: ${error.message}\n${help}`);
       return 2;
     }
