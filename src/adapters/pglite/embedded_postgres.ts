@@ -101,10 +101,11 @@ export class EmbeddedPostgres implements AsyncDisposable {
 
   /**
    * Creates a client with `factory` (`postgres`, or a function calling it) on
-   * `url` with `clientOptions`, ended on `close()`. End a client before
-   * connecting another.
+   * `url` with `clientOptions`, ended on `close()`. One at a time: await the
+   * client's `end()` before connecting another.
    *
-   * @throws {TypeError} When `factory` is not a function, or after `close()`.
+   * @throws {TypeError} When `factory` is not a function, after `close()`, or
+   * while a client of `connect()` is open.
    */
   connect<C extends EndableClient>(
     factory: (url: string, options: EmbeddedClientOptions) => C,
@@ -112,7 +113,17 @@ export class EmbeddedPostgres implements AsyncDisposable {
     const action = "connect to embedded PostgreSQL";
     callable()(factory, "factory (postgres, from npm:postgres)", action);
     if (this.#closing) fail(action, "it is closed; start a new one");
+    if (this.#clients.size > 0) {
+      fail(
+        action,
+        "a client of connect() is still open, and the server serves one connection at a time (a second client would wait forever); share that client, or await its end() first",
+      );
+    }
     const client = factory(this.url, CLIENT_OPTIONS);
+    const end = client.end.bind(client);
+    // Open until its end() settles: connecting before then would wait.
+    client.end = (options) =>
+      end(options).finally(() => this.#clients.delete(client));
     this.#clients.add(client);
     return client;
   }

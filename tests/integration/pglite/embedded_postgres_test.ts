@@ -105,6 +105,27 @@ Deno.test("startEmbeddedPostgres() rejects bad options before starting anything"
 });
 
 Deno.test({
+  name:
+    "connect() refuses a second client while the first is open (it would wait forever), and connects one once the first has ended",
+  async fn() {
+    await using db = await startEmbeddedPostgres();
+    const first = db.connect(postgres);
+    await first`select 1`;
+    assert.throws(() => db.connect(postgres), {
+      name: "TypeError",
+      message:
+        /Cannot connect to embedded PostgreSQL: a client of connect\(\) is still open, and the server serves one connection at a time .*; share that client, or await its end\(\) first/,
+    });
+    const ending = first.end();
+    assert.throws(() => db.connect(postgres), /still open/, "until it ends");
+    await ending;
+    const second = db.connect(postgres);
+    const [row] = await second<{ n: number }[]>`select 2 as n`;
+    assert.equal(row!.n, 2);
+  },
+});
+
+Deno.test({
   name: "connect() rejects a factory that is not a function",
   async fn() {
     await using db = await startEmbeddedPostgres();
