@@ -127,6 +127,14 @@ export interface ClaimedRow {
 export class OutboxTable {
   constructor(readonly name: string) {}
 
+  /** What to do when `error` says this table does not exist, or undefined. */
+  missing(error: unknown): string | undefined {
+    if ((error as { code?: unknown } | null)?.code !== "42P01") return;
+    return `the outbox table ${
+      JSON.stringify(this.name)
+    } does not exist (SQLSTATE 42P01); run migrateOutbox(sql) with the same table option at start-up, before outbox mode or the relay uses it`;
+  }
+
   async migrate(sql: Sql): Promise<void> {
     const t = sql(this.name);
     // Earlier releases' key ("schema.name", the schema empty when there is

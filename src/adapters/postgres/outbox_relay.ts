@@ -398,9 +398,13 @@ export class OutboxRelay implements AsyncDisposable {
       } catch (error) {
         outage = isOutage(error);
         if (!outage) {
-          logger.error("Outbox relay pass failed: {errorType}", {
-            errorType: errorType(error),
-          });
+          const missing = this.#outbox.table.missing(error);
+          logger.error(
+            `Outbox relay pass failed: ${
+              missing ? "{missing}" : "{errorType}"
+            }`,
+            { errorType: errorType(error), missing },
+          );
         } else if (this.#outageDelayMs === 0) {
           logger.warn(
             "Outbox relay cannot reach the database ({errorType}); retrying with backoff",

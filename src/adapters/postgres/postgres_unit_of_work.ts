@@ -189,7 +189,14 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const outbox = this.#outbox;
     if (outbox === undefined || events.length === 0) return undefined;
     const batch = outbox.prepare(events, delays);
-    const insert = outbox.table.insert(handle, batch.json, outbox.leaseSeconds);
+    const { table, leaseSeconds } = outbox;
+    const insert = table.insert(handle, batch.json, leaseSeconds).catch(
+      (error: unknown) => {
+        const missing = table.missing(error);
+        const message = `Cannot write the events to the outbox: ${missing}`;
+        throw missing ? new Error(message, { cause: error }) : error;
+      },
+    );
     insert.catch(() => {}); // its error fails the COMMIT, in transaction()
     return new OutboxWrite(batch, insert);
   }

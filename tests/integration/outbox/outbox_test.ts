@@ -362,7 +362,7 @@ Deno.test({
     );
 
     await t.step(
-      "an outbox table never migrated: the insert sent with COMMIT fails the run with the server's error as cause; nothing is saved or published",
+      "an outbox table never migrated: the insert sent with COMMIT fails the run with an error that says to run migrateOutbox (the server's error as its cause); nothing is saved or published; the relay's log says the same",
       async () => {
         const options = freshOptions(); // not migrated
         const bus = new EventBus();
@@ -375,8 +375,29 @@ Deno.test({
         }).then(() => undefined, (e: unknown) => e);
         assert.ok(error instanceof CommitError, `got ${error}`);
         assert.equal(error.committed, false);
-        assert.equal((error.cause as { code?: string }).code, "42P01");
-        assert.match(String(error.cause), new RegExp(options.table));
+        const cause = error.cause as Error;
+        const missing =
+          `the outbox table "${options.table}" does not exist (SQLSTATE 42P01); run migrateOutbox(sql) with the same table option at start-up, before outbox mode or the relay uses it`;
+        assert.equal(
+          cause.message,
+          `Cannot write the events to the outbox: ${missing}`,
+        );
+        assert.equal((cause.cause as { code?: string }).code, "42P01");
+        const { records } = await captureLogs(async (records) => {
+          await using _relay = new OutboxRelay(db.sql, {
+            ...options,
+            bus,
+            pollIntervalSeconds: 0.02,
+          }).start();
+          await waitUntil(
+            "the relay's error",
+            () => records.some((r) => r.level === "error"),
+          );
+        });
+        assert.equal(
+          records.find((r) => r.level === "error")!.message.join(""),
+          `Outbox relay pass failed: ${missing}`,
+        );
         const [found] = await db.observer`
           select count(*)::int as n from users where id = ${user.id}`;
         assert.equal(found!.n, 0, "the transaction rolled back");
