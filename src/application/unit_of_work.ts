@@ -53,7 +53,7 @@ export interface UnitOfWorkOptions {
   readonly bus?: EventPublisher;
 }
 
-/** Options of {@linkcode UnitOfWorkError} and its subclasses. */
+/** Options of {@linkcode UnitOfWorkError} and its subclasses (an old name). */
 export interface PublishAfterCommitErrorOptions extends ErrorOptions {
   /**
    * Whether an outbox keeps the run's events for the relay.
