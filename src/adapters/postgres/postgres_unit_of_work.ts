@@ -108,7 +108,15 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
           ["read committed", "repeatable read", "serializable"],
         ),
         commitCheckSeconds: number(0, 15),
-        outbox: (value) => value ?? false,
+        outbox: (value, what, action) =>
+          // null too, as before: no outbox.
+          ["undefined", "boolean", "object"].includes(typeof value)
+            ? value ?? false
+            : expected(
+              action,
+              `${what} to be true or an options object`,
+              value,
+            ),
       },
       action,
     );

@@ -868,6 +868,14 @@ Deno.test({
     await t.step("bad options get a clear error", () => {
       const bus = new EventBus();
       assert.throws(
+        () => new PostgresUnitOfWork(db.sql, { bus, outbox: "yes" as never }),
+        {
+          name: "TypeError",
+          message:
+            "Cannot create PostgresUnitOfWork: expected options.outbox to be true or an options object, received a string",
+        },
+      );
+      assert.throws(
         () =>
           new PostgresUnitOfWork(db.sql, {
             bus,
