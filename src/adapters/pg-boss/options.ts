@@ -124,6 +124,7 @@ export async function startBoss(
 ): Promise<{ boss: PgBoss; config: ConnectConfig }> {
   const action = "connect job queue";
   const url = typeof database === "string";
+  let where = "the embedded jobs database";
   if (url) {
     // Never repeats the URL: it may hold a password.
     const parsed = URL.parse(database);
@@ -137,6 +138,8 @@ export async function startBoss(
       ? "the URL names no host"
       : undefined;
     if (problem !== undefined) fail(action, `${problem}; ${URL_HINT}`);
+    const host = parsed!.host || parsed!.searchParams.get("host");
+    where = `the PostgreSQL jobs database on ${host}${parsed!.pathname}`;
   } else {
     const db = database as Partial<Record<"query" | "exec", unknown>> | null;
     if (
@@ -191,10 +194,11 @@ export async function startBoss(
     await boss.start();
   } catch (cause) {
     await boss.stop({ graceful: false }).catch(() => {});
+    const hint = url
+      ? "check that the server is running and the URL's host, port, database and credentials"
+      : "see the cause";
     throw new Error(
-      `Cannot connect job queue: pg-boss did not start on the ${
-        url ? "PostgreSQL" : "embedded"
-      } jobs database`,
+      `Cannot connect job queue: pg-boss did not start on ${where}; ${hint}`,
       { cause },
     );
   }

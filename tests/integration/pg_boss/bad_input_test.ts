@@ -54,6 +54,30 @@ Deno.test("pg-boss job queue: bad input gets a clear error before anything is wr
   );
 
   await t.step(
+    "connect() to a server that is not there says where it tried (no password) and what to check",
+    async () => {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const { port } = listener.addr;
+      listener.close(); // nothing listens there now
+      await assert.rejects(
+        PgBossJobQueue.connect(`postgres://app:hunter2@127.0.0.1:${port}/jobs`),
+        (error: unknown) => {
+          assert.ok(error instanceof Error, String(error));
+          assert.equal(
+            error.message,
+            `Cannot connect job queue: pg-boss did not start on the PostgreSQL jobs database on 127.0.0.1:${port}/jobs; check that the server is running and the URL's host, port, database and credentials`,
+          );
+          assert.match(
+            String((error.cause as Error).message),
+            /ECONNREFUSED|refused/i,
+          );
+          return true;
+        },
+      );
+    },
+  );
+
+  await t.step(
     "connect() reads no environment variable",
     async () => {
       const saved = Deno.env.get("JOB_QUEUE_DATABASE_URL");
