@@ -317,7 +317,9 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   #assertRunning(action: string): void {
     if (this.#stopping !== undefined) {
-      throw new Error(`Cannot ${action}: the job queue is stopped`);
+      throw new Error(
+        `Cannot ${action}: the job queue is stopped; stop() it only after the last enqueue and work, or connect a new one`,
+      );
     }
   }
 

@@ -34,7 +34,7 @@ Deno.test("pg-boss job queue: graceful stop and restart", async (t) => {
         const stopped = jobs.stop().then(() => order.push("stopped"));
         await assert.rejects(
           jobs.enqueue(queue, { n: 3 }),
-          /Cannot enqueue job on queue "slow-[^"]+": the job queue is stopped/,
+          /Cannot enqueue job on queue "slow-[^"]+": the job queue is stopped; stop\(\) it only after the last enqueue and work, or connect a new one$/,
         );
         await assert.rejects(
           jobs.work(queue, () => {}),
