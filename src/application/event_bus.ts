@@ -379,7 +379,8 @@ export class EventBus {
     const type = event.constructor;
     const entries = this.#resolved.get(type) ?? this.#resolve(type);
     if (entries.length === 0) {
-      if (hasUnsubscribed()) this.#warnUnsubscribed(type);
+      const plain = typeof type !== "function" || type === Object;
+      if (plain || hasUnsubscribed()) this.#warnNoHandler(type, plain);
       return RESOLVED;
     }
     if (this.#tracing) return traced(entries, event, run);
@@ -433,9 +434,16 @@ export class EventBus {
     return entries;
   }
 
-  // The usual reason an event finds no handler: an instance never subscribed.
-  #warnUnsubscribed(type: unknown): void {
+  // The usual reasons an event finds no handler: a plain object published
+  // (from string-keyed emitters), or an instance never subscribed.
+  #warnNoHandler(type: unknown, plain: boolean): void {
     if (this.#warned.has(type)) return;
+    if (plain) {
+      this.#warned.add(type);
+      return logger.warn(
+        "No handler for a plain object on this bus: handlers are found by the event's class (event.constructor); publish an instance of an event class, such as new UserRegistered(…)",
+      );
+    }
     const names = [...unsubscribedClassesFor(type)].map(typeName).sort();
     if (names.length === 0) return;
     this.#warned.add(type);
