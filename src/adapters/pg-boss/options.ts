@@ -138,8 +138,16 @@ export async function startBoss(
       ? "the URL names no host"
       : undefined;
     if (problem !== undefined) fail(action, `${problem}; ${URL_HINT}`);
-    const host = parsed!.host || parsed!.searchParams.get("host");
-    where = `the PostgreSQL jobs database on ${host}${parsed!.pathname}`;
+    where = "the PostgreSQL jobs database";
+    const { hostname, port, pathname, search, hash, searchParams } = parsed!;
+    // An "@" past the host: an unencoded "/", "?" or "#" in the password cut
+    // the URL short, and the host and path may hold the password.
+    if (!`${pathname}${search}${hash}`.includes("@")) {
+      const [host, db] = [searchParams.get("host") ?? hostname, pathname];
+      where += ` on ${host}:${searchParams.get("port") ?? (port || "5432")}${
+        db.length > 1 ? `, database ${db.slice(1)}` : ""
+      }`;
+    }
   } else {
     const db = database as Partial<Record<"query" | "exec", unknown>> | null;
     if (

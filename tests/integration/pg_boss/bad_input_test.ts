@@ -59,21 +59,35 @@ Deno.test("pg-boss job queue: bad input gets a clear error before anything is wr
       const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const { port } = listener.addr;
       listener.close(); // nothing listens there now
-      await assert.rejects(
-        PgBossJobQueue.connect(`postgres://app:hunter2@127.0.0.1:${port}/jobs`),
-        (error: unknown) => {
+      const check =
+        "check that the server is running and the URL's host, port, database and credentials";
+      const cases: [string, string][] = [
+        [
+          `postgres://app:hunter2@127.0.0.1:${port}/jobs`,
+          `the PostgreSQL jobs database on 127.0.0.1:${port}, database jobs`,
+        ],
+        [
+          `postgres://127.0.0.1:5432?port=${port}`,
+          `the PostgreSQL jobs database on 127.0.0.1:${port}`,
+        ],
+        // A password with an unencoded "/": the parser reads part of it as
+        // the path, so no part of the URL is shown.
+        [
+          `postgres://127.0.0.1:${port}/hunter2@db.example/jobs`,
+          "the PostgreSQL jobs database",
+        ],
+      ];
+      for (const [url, where] of cases) {
+        await assert.rejects(PgBossJobQueue.connect(url), (error: unknown) => {
           assert.ok(error instanceof Error, String(error));
           assert.equal(
             error.message,
-            `Cannot connect job queue: pg-boss did not start on the PostgreSQL jobs database on 127.0.0.1:${port}/jobs; check that the server is running and the URL's host, port, database and credentials`,
+            `Cannot connect job queue: pg-boss did not start on ${where}; ${check}`,
           );
-          assert.match(
-            String((error.cause as Error).message),
-            /ECONNREFUSED|refused/i,
-          );
+          assert.match((error.cause as Error).message, /ECONNREFUSED|refused/i);
           return true;
-        },
-      );
+        });
+      }
     },
   );
 
