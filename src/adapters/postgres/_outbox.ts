@@ -129,10 +129,11 @@ export class OutboxTable {
 
   /** What to do when `error` says this table does not exist, or undefined. */
   missing(error: unknown): string | undefined {
-    if ((error as { code?: unknown } | null)?.code !== "42P01") return;
-    return `the outbox table ${
-      JSON.stringify(this.name)
-    } does not exist (SQLSTATE 42P01); run migrateOutbox(sql) with the same table option at start-up, before outbox mode or the relay uses it`;
+    const { code, message } = Object(error) as Record<string, unknown>;
+    const table = JSON.stringify(this.name);
+    // Another relation (a trigger's, say) may be the one missing.
+    if (code !== "42P01" || !String(message).includes(table)) return;
+    return `the outbox table ${table} does not exist (SQLSTATE 42P01); run migrateOutbox(sql) with the same table option at start-up, before outbox mode or the relay uses it`;
   }
 
   async migrate(sql: Sql): Promise<void> {

@@ -201,8 +201,11 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     const insert = table.insert(handle, batch.json, leaseSeconds).catch(
       (error: unknown) => {
         const missing = table.missing(error);
+        if (!missing) throw error;
         const message = `Cannot write the events to the outbox: ${missing}`;
-        throw missing ? new Error(message, { cause: error }) : error;
+        // Named, as the run's log line gives the error's name only.
+        const name = "OutboxTableMissingError";
+        throw Object.assign(new Error(message, { cause: error }), { name });
       },
     );
     insert.catch(() => {}); // its error fails the COMMIT, in transaction()

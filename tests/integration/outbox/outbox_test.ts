@@ -382,6 +382,7 @@ Deno.test({
           cause.message,
           `Cannot write the events to the outbox: ${missing}`,
         );
+        assert.equal(cause.name, "OutboxTableMissingError");
         assert.equal((cause.cause as { code?: string }).code, "42P01");
         const { records } = await captureLogs(async (records) => {
           await using _relay = new OutboxRelay(db.sql, {
@@ -406,6 +407,29 @@ Deno.test({
         await migrateOutbox(db.sql, options);
         await uow.run((tx) => tx.track(User.register("b@example.com")));
         assert.equal(seen.length, 1);
+      },
+    );
+
+    await t.step(
+      "a missing relation other than the outbox table (a trigger's) keeps the server's error as the cause",
+      async () => {
+        const options = await migrated();
+        const nowhere = `nowhere_${crypto.randomUUID().slice(0, 8)}`;
+        await db.sql.unsafe(`
+          create function ${nowhere}() returns trigger language plpgsql as
+            $$ begin insert into ${nowhere} values (1); return new; end $$;
+          create trigger ${nowhere} before insert on "${options.table}"
+            for each row execute function ${nowhere}();`);
+        const uow = new PostgresUnitOfWork(db.sql, {
+          bus: new EventBus(),
+          outbox: options,
+        });
+        const error = await uow.run((tx) => tx.track(User.register("x@a.io")))
+          .then(() => undefined, (e: unknown) => e);
+        assert.ok(error instanceof CommitError, `got ${error}`);
+        const cause = error.cause as Error & { code?: string };
+        assert.equal(cause.code, "42P01");
+        assert.match(cause.message, new RegExp(`"${nowhere}" does not exist`));
       },
     );
 
