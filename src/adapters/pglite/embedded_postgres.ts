@@ -5,6 +5,7 @@ import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { getLogger } from "@logtape/logtape";
 import {
   callable,
+  expected,
   fail,
   integer,
   readOptions,
@@ -120,10 +121,19 @@ export class EmbeddedPostgres implements AsyncDisposable {
       );
     }
     const client = factory(this.url, CLIENT_OPTIONS);
-    const end = client.end.bind(client);
+    const end = (client as Partial<EndableClient> | null)?.end;
+    if (typeof end !== "function") {
+      expected(
+        action,
+        "the factory to return a client with an end() method",
+        client,
+        "return the client itself, such as postgres(url, options)",
+      );
+    }
     // Open until its end() settles: connecting before then would wait.
     client.end = (options) =>
-      end(options).finally(() => this.#clients.delete(client));
+      new Promise<void>((resolve) => resolve(end.call(client, options)))
+        .finally(() => this.#clients.delete(client));
     this.#clients.add(client);
     return client;
   }

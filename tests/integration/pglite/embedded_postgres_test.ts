@@ -122,6 +122,17 @@ Deno.test({
     const second = db.connect(postgres);
     const [row] = await second<{ n: number }[]>`select 2 as n`;
     assert.equal(row!.n, 2);
+    await second.end();
+    // A client whose end() answers at once still counts as ended.
+    const sync = db.connect(() => ({ end: () => undefined as never }));
+    await sync.end();
+    // @ts-expect-error: a promise of a client, which the types refuse
+    assert.throws(() => db.connect(async () => await Promise.resolve(second)), {
+      name: "TypeError",
+      message:
+        /expected the factory to return a client with an end\(\) method, received an instance of Promise; return the client itself/,
+    });
+    db.connect(postgres); // neither of them is left open
   },
 });
 
