@@ -144,6 +144,7 @@ const PLAIN: Run = Object.freeze({
   errors: undefined,
 });
 const RESOLVED: Promise<void> = Promise.resolve();
+const PLAIN_OBJECT = Symbol("plain object"); // in `#warned`
 
 /**
  * An event bus with its own handlers. An event's handlers run one at a time,
@@ -379,8 +380,7 @@ export class EventBus {
     const type = event.constructor;
     const entries = this.#resolved.get(type) ?? this.#resolve(type);
     if (entries.length === 0) {
-      const plain = typeof type !== "function" || type === Object;
-      if (plain || hasUnsubscribed()) this.#warnNoHandler(type, plain);
+      this.#warnNoHandler(type);
       return RESOLVED;
     }
     if (this.#tracing) return traced(entries, event, run);
@@ -430,29 +430,35 @@ export class EventBus {
       ...entry,
       log: (error) => logFailure(eventType, entry.name, error),
     }));
-    this.#resolved.set(type, entries);
+    // Only classes are kept: a plain object's `constructor` may be data.
+    if (typeof type === "function") this.#resolved.set(type, entries);
     return entries;
   }
 
-  // The usual reasons an event finds no handler: a plain object published
-  // (from string-keyed emitters), or an instance never subscribed.
-  #warnNoHandler(type: unknown, plain: boolean): void {
+  // The usual reasons an event finds no handler: an instance never
+  // subscribed, or a plain object published (as to a string-keyed emitter).
+  #warnNoHandler(type: unknown): void {
     if (this.#warned.has(type)) return;
-    if (plain) {
+    const names = hasUnsubscribed()
+      ? [...unsubscribedClassesFor(type)].map(typeName).sort()
+      : [];
+    if (names.length > 0) {
       this.#warned.add(type);
-      return logger.warn(
+      logger.warn(
+        names.length === 1
+          ? "No handler for {eventType} on this bus, but {classes} has @On instance methods for it and no instance was ever subscribed; call bus.subscribe(instance)"
+          : "No handler for {eventType} on this bus, but {classes} have @On instance methods for it and no instance of them was ever subscribed; call bus.subscribe(instance)",
+        { eventType: typeName(type), classes: names.join(", ") },
+      );
+    } else if (
+      (typeof type !== "function" || type === Object) &&
+      !this.#warned.has(PLAIN_OBJECT)
+    ) {
+      this.#warned.add(PLAIN_OBJECT); // once per bus, whatever `constructor` holds
+      logger.warn(
         "No handler for a plain object on this bus: handlers are found by the event's class (event.constructor); publish an instance of an event class, such as new UserRegistered(…)",
       );
     }
-    const names = [...unsubscribedClassesFor(type)].map(typeName).sort();
-    if (names.length === 0) return;
-    this.#warned.add(type);
-    logger.warn(
-      names.length === 1
-        ? "No handler for {eventType} on this bus, but {classes} has @On instance methods for it and no instance was ever subscribed; call bus.subscribe(instance)"
-        : "No handler for {eventType} on this bus, but {classes} have @On instance methods for it and no instance of them was ever subscribed; call bus.subscribe(instance)",
-      { eventType: typeName(type), classes: names.join(", ") },
-    );
   }
 }
 

@@ -567,19 +567,38 @@ Deno.test("the misuse message names the event type without a wrong article", () 
   });
 });
 
-Deno.test("publishing a plain object that no handler receives warns once that handlers are found by class; a catch-all silences it", async () => {
+Deno.test("publishing a plain object that no handler receives warns once per bus that handlers are found by class; a catch-all silences it", async () => {
   const bus = new EventBus();
   const { records } = await captureLogs(async () => {
     await bus.publish({ type: "user.registered" });
-    await bus.publishAll([{ type: "a" }, Object.create(null)]);
+    await bus.publishAll([
+      { type: "a" },
+      Object.create(null),
+      { constructor: "a" },
+      { constructor: 1 },
+    ]);
     bus.onAny(() => {});
     await bus.publish({ type: "b" });
   });
   const warnings = records.filter((r) => r.level === "warning");
   assert.deepEqual(warnings.map((r) => r.message.join("")), [
     "No handler for a plain object on this bus: handlers are found by the event's class (event.constructor); publish an instance of an event class, such as new UserRegistered(…)",
-    "No handler for a plain object on this bus: handlers are found by the event's class (event.constructor); publish an instance of an event class, such as new UserRegistered(…)",
-  ], "once for {}, once for a null-prototype object");
+  ]);
+});
+
+Deno.test("a plain object whose only handler is an @On(Object) method never subscribed gets the forgotten-subscribe warning, not the plain-object one", async () => {
+  class ObjectListener {
+    @On(Object)
+    heard(_event: object): void {}
+  }
+  new ObjectListener(); // never subscribed
+  const { records } = await captureLogs(() => new EventBus().publish({ k: 1 }));
+  assert.deepEqual(
+    records.filter((r) => r.level === "warning").map((r) => r.message.join("")),
+    [
+      "No handler for Object on this bus, but ObjectListener has @On instance methods for it and no instance was ever subscribed; call bus.subscribe(instance)",
+    ],
+  );
 });
 
 Deno.test("publishing an event with no handler warns once when a class with @On methods for it was instantiated but never subscribed", async (t) => {
