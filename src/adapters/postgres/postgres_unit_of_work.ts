@@ -110,7 +110,8 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
         commitCheckSeconds: number(0, 15),
         outbox: (value, what, action) =>
           // null too, as before: no outbox.
-          ["undefined", "boolean", "object"].includes(typeof value)
+          ["undefined", "boolean", "object"].includes(typeof value) &&
+            !Array.isArray(value)
             ? value ?? false
             : expected(
               action,

@@ -900,6 +900,10 @@ Deno.test({
         },
       );
       assert.throws(
+        () => new PostgresUnitOfWork(db.sql, { bus, outbox: [] as never }),
+        /expected options\.outbox to be true or an options object, received an array/,
+      );
+      assert.throws(
         () =>
           new PostgresUnitOfWork(db.sql, {
             bus,
