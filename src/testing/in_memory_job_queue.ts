@@ -240,7 +240,9 @@ export class InMemoryJobQueue implements JobQueue {
       if (this.#writeError !== undefined) throw this.#writeError.error;
       if (this.#stopped) {
         const noun = method === "enqueue" ? "job" : "jobs";
-        throw new Error(`Cannot enqueue ${noun}: the queue is stopped`);
+        throw new Error(
+          `Cannot enqueue ${noun}: the queue is stopped; stop() it only after the last enqueue, or create a new one`,
+        );
       }
       resolve(jobs.map(({ name, data, options }, i) => {
         const id = prepared[i]!.id;

@@ -128,7 +128,7 @@ Deno.test("failWrites() makes writes reject until it is called with no argument;
   assert.equal(jobs.stopped, true);
   await assert.rejects(
     jobs.enqueue("q", 4),
-    /Cannot enqueue job: the queue is stopped/,
+    /Cannot enqueue job: the queue is stopped; stop\(\) it only after the last enqueue, or create a new one$/,
   );
   assert.deepEqual(jobs.jobs.map((j) => j.data), [3]);
 });
