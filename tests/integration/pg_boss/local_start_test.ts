@@ -194,7 +194,20 @@ Deno.test("pg-boss job queue: jobs start at their insert on a free local worker"
       assert.equal(started, batch, "three jobs are more than one fetch takes");
       assert.equal(ids.length, 3);
 
-      while (started < 4) await new Promise((r) => setTimeout(r, 20));
+      // The worker is free for the next job once all four have settled:
+      // its loop is released when the handlers return, but until pg-boss's
+      // complete() lands their rows are active and not running here, which
+      // the insert takes for a job on its way to a loop (it goes first).
+      const four = [delayed.id, ...ids];
+      const settled = async () => {
+        const [{ n }] = await db.query(
+          `select count(*)::int as n from pgboss.job
+          where id = any($1) and state = 'completed'`,
+          [four],
+        ) as [{ n: number }];
+        return n === four.length;
+      };
+      while (!await settled()) await new Promise((r) => setTimeout(r, 20));
       const busy = await enqueueWatched(jobs, queue, { n: "busy" }, count);
       assert.equal(busy.startedFirst, true, "a free worker takes it");
       const queued = await enqueueWatched(jobs, queue, { n: "queued" }, count);
