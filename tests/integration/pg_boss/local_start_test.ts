@@ -12,6 +12,7 @@ import {
   uniqueQueueName,
   waitFor,
 } from "../../_helpers/jobs_db.ts";
+import { waitUntil } from "../../_helpers/poll.ts";
 import { createServerDatabase } from "../../_helpers/server_database.ts";
 import { killChildWhenReady } from "../../_helpers/kill_child.ts";
 import { fromFileUrl } from "../../unit/_paths.ts";
@@ -207,7 +208,7 @@ Deno.test("pg-boss job queue: jobs start at their insert on a free local worker"
         ) as [{ n: number }];
         return n === four.length;
       };
-      while (!await settled()) await new Promise((r) => setTimeout(r, 20));
+      await waitUntil("the four jobs to be completed", settled, 30_000, 20);
       const busy = await enqueueWatched(jobs, queue, { n: "busy" }, count);
       assert.equal(busy.startedFirst, true, "a free worker takes it");
       const queued = await enqueueWatched(jobs, queue, { n: "queued" }, count);
