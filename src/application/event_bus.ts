@@ -365,9 +365,7 @@ export class EventBus {
     }
     const { errors } = run;
     if (errors === undefined) return;
-    const what = single
-      ? typeName(list[0].constructor)
-      : `${list.length} events`;
+    const what = single ? eventTypeOf(list[0]) : `${list.length} events`;
     const handlers = errors.length === 1 ? "handler" : "handlers";
     throw new AggregateError(
       errors,
@@ -418,6 +416,13 @@ export class EventBus {
   }
 
   #resolve(type: unknown): readonly Resolved[] {
+    // A `constructor` that is no class (data, or none) matches catch-alls
+    // only: all share one list, so that data cannot grow the cache.
+    if (typeof type !== "function") {
+      type = undefined;
+      const shared = this.#resolved.get(type);
+      if (shared !== undefined) return shared;
+    }
     const chain = chainOf(type);
     const found = this.#entries.map((e) =>
       [e, distanceOf(chain, e.eventType, e.subclasses)] as const
@@ -430,8 +435,7 @@ export class EventBus {
       ...entry,
       log: (error) => logFailure(eventType, entry.name, error),
     }));
-    // Only classes are kept: a plain object's `constructor` may be data.
-    if (typeof type === "function") this.#resolved.set(type, entries);
+    this.#resolved.set(type, entries);
     return entries;
   }
 
@@ -605,7 +609,7 @@ function traced(
   event: object,
   run: Run,
 ): Promise<void> {
-  const eventType = typeName(event.constructor);
+  const eventType = eventTypeOf(event);
   // `aftercommit.outcome` is set once: Deno's built-in OTel appends a key
   // set twice.
   const span = (
@@ -648,6 +652,13 @@ function traced(
   });
 }
 
+// An event's type name for logs and errors: a `constructor` that is no
+// class may be data (JSON with such a field), never shown.
+function eventTypeOf(event: object): string {
+  const type = event.constructor;
+  return typeName(typeof type === "function" ? type : undefined);
+}
+
 function isEvent(value: unknown): value is object {
   return value !== null && typeof value === "object";
 }
@@ -679,7 +690,7 @@ function logAt(
   { name: handler }: Entry,
   event: object,
 ): void {
-  logger[level](message, { eventType: typeName(event.constructor), handler });
+  logger[level](message, { eventType: eventTypeOf(event), handler });
 }
 
 function logRegistration(what: string, { eventType, name }: Entry): void {

@@ -89,6 +89,35 @@ Deno.test("no log record contains an event's field values", async () => {
   }
 });
 
+Deno.test("an object whose constructor field is data reaches the catch-alls, and no record names that data as its type", async () => {
+  const seen: unknown[] = [];
+  const { records } = await captureLogs(async () => {
+    const bus = new EventBus();
+    bus.onAny((event) => {
+      seen.push(event);
+      throw new Error("audit failed");
+    }, { name: "audit" });
+    const events = [
+      { constructor: { name: NAME } },
+      { constructor: EMAIL },
+      Object.create(null),
+    ];
+    for (const event of events) await bus.publish(event).catch(() => {});
+  });
+  assert.equal(seen.length, 3);
+  const failures = records.filter((r) => r.level === "error");
+  assert.deepEqual(
+    failures.map((r) => [r.properties.eventType, r.properties.handler]),
+    Array(3).fill(["(anonymous)", "audit"]),
+  );
+  for (const record of records) {
+    const text = recordText(record);
+    for (const value of [EMAIL, NAME]) {
+      assert.ok(!text.includes(value), `record leaks "${value}": ${text}`);
+    }
+  }
+});
+
 Deno.test("a failing handler's error is logged without the fields a driver error carries", async () => {
   // postgres.js puts the failing row's values in `detail` and the query's in
   // `parameters`; a log formatter would print them.
