@@ -59,7 +59,8 @@ export class EmbeddedPostgres implements AsyncDisposable {
   readonly clientOptions: EmbeddedClientOptions = CLIENT_OPTIONS;
   /** `postgres://postgres@127.0.0.1:<port>/postgres`. */
   readonly url: string;
-  readonly #clients = new Set<EndableClient>();
+  readonly #clients = new Set<EndableClient>(); // ended by close()
+  readonly #open = new Set<EndableClient>(); // until their end() settles
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -114,7 +115,7 @@ export class EmbeddedPostgres implements AsyncDisposable {
     const action = "connect to embedded PostgreSQL";
     callable()(factory, "factory (postgres, from npm:postgres)", action);
     if (this.#closing) fail(action, "it is closed; start a new one");
-    if (this.#clients.size > 0) {
+    if (this.#open.size > 0) {
       fail(
         action,
         "a client of connect() is still open, and the server serves one connection at a time (a second client would wait forever); share that client, or await its end() first",
@@ -130,11 +131,19 @@ export class EmbeddedPostgres implements AsyncDisposable {
         "return the client itself, such as postgres(url, options)",
       );
     }
-    // Open until its end() settles: connecting before then would wait.
-    client.end = (options) =>
-      new Promise<void>((resolve) => resolve(end.call(client, options)))
-        .finally(() => this.#clients.delete(client));
     this.#clients.add(client);
+    // Open until its end() settles: connecting before then would wait. A
+    // client whose end() cannot be replaced (frozen) is not counted.
+    const tracked = (options?: { timeout?: number }) =>
+      new Promise<void>((resolve) => resolve(end.call(client, options)))
+        .finally(() => {
+          this.#open.delete(client);
+          this.#clients.delete(client);
+        });
+    try {
+      client.end = tracked;
+    } catch { /* read-only */ }
+    if (client.end === tracked) this.#open.add(client);
     return client;
   }
 

@@ -132,7 +132,11 @@ Deno.test({
       message:
         /expected the factory to return a client with an end\(\) method, received an instance of Promise; return the client itself/,
     });
-    db.connect(postgres); // neither of them is left open
+    // A client whose end() cannot be replaced is not counted as open: the
+    // rule cannot see it end, and must not refuse every later connect.
+    const frozen = db.connect(() => Object.freeze({ end: async () => {} }));
+    await frozen.end();
+    db.connect(postgres); // none of them is left open
   },
 });
 
