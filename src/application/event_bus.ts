@@ -378,7 +378,7 @@ export class EventBus {
     const type = event.constructor;
     const entries = this.#resolved.get(type) ?? this.#resolve(type);
     if (entries.length === 0) {
-      this.#warnNoHandler(type);
+      this.#warnNoHandler(typeof type === "function" ? type : undefined);
       return RESOLVED;
     }
     if (this.#tracing) return traced(entries, event, run);
@@ -441,6 +441,7 @@ export class EventBus {
 
   // The usual reasons an event finds no handler: an instance never
   // subscribed, or a plain object published (as to a string-keyed emitter).
+  // `type` is a class or undefined: a `constructor` field may be data.
   #warnNoHandler(type: unknown): void {
     if (this.#warned.has(type)) return;
     const names = hasUnsubscribed()

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DomainEvent, EventBus, On } from "../../../mod.ts";
+import { DomainEvent, EventBus, On, OnAny } from "../../../mod.ts";
 import { captureLogs, recordText } from "../../_helpers/logs.ts";
 
 class UserRegistered extends DomainEvent {
@@ -110,6 +110,30 @@ Deno.test("an object whose constructor field is data reaches the catch-alls, and
     failures.map((r) => [r.properties.eventType, r.properties.handler]),
     Array(3).fill(["(anonymous)", "audit"]),
   );
+  for (const record of records) {
+    const text = recordText(record);
+    for (const value of [EMAIL, NAME]) {
+      assert.ok(!text.includes(value), `record leaks "${value}": ${text}`);
+    }
+  }
+});
+
+Deno.test("with an @OnAny instance never subscribed, objects whose constructor field is data get one warning, which names no data", async () => {
+  class Audit {
+    @OnAny()
+    all(_event: object): void {}
+  }
+  new Audit(); // never subscribed
+  const { records } = await captureLogs(async () => {
+    const bus = new EventBus();
+    for (const value of [NAME, EMAIL, "x"]) {
+      await bus.publish({ constructor: { name: value } });
+    }
+  });
+  const warnings = records.filter((r) => r.level === "warning");
+  assert.deepEqual(warnings.map((r) => r.message.join("")), [
+    "No handler for (anonymous) on this bus, but Audit has @On instance methods for it and no instance was ever subscribed; call bus.subscribe(instance)",
+  ]);
   for (const record of records) {
     const text = recordText(record);
     for (const value of [EMAIL, NAME]) {
