@@ -139,11 +139,12 @@ function observed<T>(
   job: PgBossJob<T>,
   wake: () => void,
 ): Promise<JobResult> {
+  // Unstamped even with telemetry off here: the enqueuer may have had it on.
+  const { data, traceparent, enqueuedAt } = withoutStamp(job.data);
   const instruments = meters();
   if (instruments === undefined && !tracing()) {
-    return attempt(name, handler, job, job.data, wake, undefined);
+    return attempt(name, handler, job, data, wake, undefined);
   }
-  const { data, traceparent, enqueuedAt } = withoutStamp(job.data);
   const destination = { "messaging.destination.name": name };
   const run = async (span?: Span) => {
     const started = performance.now();
