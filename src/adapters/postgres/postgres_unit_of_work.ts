@@ -231,7 +231,9 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
     }
     const items = written.batch.items.filter((item) => !item.delayed);
     if (items.length === 0) return;
-    await this.outboxCheckpoint("committed", items.map((item) => item.id));
+    // An event recorded twice is dispatched twice, as publishAll would.
+    const ids = [...new Set(items.map((item) => item.id))];
+    await this.outboxCheckpoint("committed", ids);
     const [sql, bus] = [this.#sql, this.bus];
     const failed = new Set<string>();
     const errors: unknown[] = [];
@@ -261,13 +263,12 @@ export class PostgresUnitOfWork<S extends PostgresClient> extends UnitOfWork<
       errors.push(error);
       retried = true;
     }
-    const done = [...new Set(items.map((item) => item.id))]
-      .filter((id) => !failed.has(id));
+    const done = ids.filter((id) => !failed.has(id));
     await this.outboxCheckpoint("dispatched", done);
     this.#done!.add(done);
     if (errors.length === 0) return;
     throw new PublishAfterCommitError(
-      `Unit of work committed, but dispatching ${failed.size} of its ${items.length} events failed; ${
+      `Unit of work committed, but dispatching ${failed.size} of its ${ids.length} events failed; ${
         retried
           ? "the outbox keeps them and the relay will dispatch them again"
           : "they reached the attempt limit and are parked in the outbox"

@@ -277,6 +277,31 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "an event recorded twice is dispatched twice, as publishAll would, and the failure counts it once",
+      async () => {
+        const options = await migrated();
+        const bus = new EventBus();
+        let calls = 0;
+        bus.register(Noted, () => {
+          calls++;
+          throw new Error("mailer down");
+        });
+        const uow = new PostgresUnitOfWork(db.sql, { bus, outbox: options });
+        const event = new Noted(1);
+        const error = await uow.run((tx) => {
+          tx.publishAfterCommit(event);
+          tx.publishAfterCommit(event);
+        }).catch((e) => e);
+        assert.ok(error instanceof PublishAfterCommitError, String(error));
+        assert.match(error.message, /dispatching 1 of its 1 events failed/);
+        assert.equal(calls, 2);
+        const [row, ...more] = await rows(db, options.table);
+        assert.deepEqual(more, []);
+        assert.equal(row?.done, false);
+      },
+    );
+
     await t.step({
       name:
         "run() does not wait for the mark: with the first row locked, the window's UPDATE waits, a later run returns, and its mark goes out in the next UPDATE",
