@@ -112,8 +112,9 @@ export function unsubscribedClassesFor(type: unknown): Set<object> {
   const chain = chainOf(type);
   const result = new Set<object>();
   for (const [klass, records] of unsubscribed) {
-    for (const { type, subclasses } of records) {
-      if (distanceOf(chain, type, subclasses) >= 0) result.add(klass);
+    for (const record of records) {
+      const distance = distanceOf(chain, record.type, record.subclasses);
+      if (distance >= 0) result.add(klass);
     }
   }
   return result;

@@ -174,8 +174,9 @@ export class EventBus {
   readonly #resolved = new Map<unknown, readonly Resolved[]>();
   readonly #warned = new Set<unknown>();
   readonly #failFast: boolean;
-  // Whether a tracer provider is registered: one field read on the hot path.
-  #tracing = tracing();
+  // Whether a tracer provider is registered, as publish() and publishAll()
+  // last read it: one field read on the hot path.
+  #tracing = false;
 
   /** Creates a bus with no handlers; a `TypeError` for an unknown policy. */
   constructor(options: EventBusOptions = {}) {
@@ -280,7 +281,7 @@ export class EventBus {
    */
   publish(event: object, options?: PublishOptions): Promise<void> {
     this.#tracing = tracing(); // a provider registered since the last call?
-    if (options === undefined && this.#failFast && isEvent(event)) {
+    if (options === undefined && this.#failFast && isObject(event)) {
       return this.#handle(event, PLAIN);
     }
     return this.#publish([event], options, true);
@@ -298,7 +299,7 @@ export class EventBus {
     // One event, no options: the same promise as publish(event).
     if (
       options === undefined && this.#failFast && Array.isArray(events) &&
-      events.length === 1 && isEvent(events[0])
+      events.length === 1 && isObject(events[0])
     ) return this.#handle(events[0], PLAIN);
     return this.#publish(events, options, false);
   }
@@ -335,11 +336,11 @@ export class EventBus {
     const list = Array.isArray(events) ? events : Array.from(events as []);
     list.forEach((event, i) => {
       const at = single ? action : `publish event at index ${i}`;
-      if (!isEvent(event)) {
+      if (!isObject(event)) {
         expected(at, "an event object (a class instance)", event);
       }
     });
-    if (options !== undefined && !isEvent(options)) {
+    if (options !== undefined && !isObject(options)) {
       expected(action, "an options object such as { signal }", options);
     }
     const signal = options?.signal;
@@ -375,10 +376,10 @@ export class EventBus {
 
   // Not an async function: one handler costs no promise beyond its own.
   #handle(event: object, run: Run): Promise<void> {
-    const type = event.constructor;
+    const type = classOf(event);
     const entries = this.#resolved.get(type) ?? this.#resolve(type);
     if (entries.length === 0) {
-      this.#warnNoHandler(typeof type === "function" ? type : undefined);
+      this.#warnNoHandler(type);
       return RESOLVED;
     }
     if (this.#tracing) return traced(entries, event, run);
@@ -415,14 +416,9 @@ export class EventBus {
     });
   }
 
+  // `type` is a class, or undefined for an event whose `constructor` is no
+  // class: such events match catch-alls only and share one cached list.
   #resolve(type: unknown): readonly Resolved[] {
-    // A `constructor` that is no class (data, or none) matches catch-alls
-    // only: all share one list, so that data cannot grow the cache.
-    if (typeof type !== "function") {
-      type = undefined;
-      const shared = this.#resolved.get(type);
-      if (shared !== undefined) return shared;
-    }
     const chain = chainOf(type);
     const found = this.#entries.map((e) =>
       [e, distanceOf(chain, e.eventType, e.subclasses)] as const
@@ -441,7 +437,6 @@ export class EventBus {
 
   // The usual reasons an event finds no handler: an instance never
   // subscribed, or a plain object published (as to a string-keyed emitter).
-  // `type` is a class or undefined: a `constructor` field may be data.
   #warnNoHandler(type: unknown): void {
     if (this.#warned.has(type)) return;
     const names = hasUnsubscribed()
@@ -456,7 +451,7 @@ export class EventBus {
         { eventType: typeName(type), classes: names.join(", ") },
       );
     } else if (
-      (typeof type !== "function" || type === Object) &&
+      (type === undefined || type === Object) &&
       !this.#warned.has(PLAIN_OBJECT)
     ) {
       this.#warned.add(PLAIN_OBJECT); // once per bus, whatever `constructor` holds
@@ -653,14 +648,19 @@ function traced(
   });
 }
 
-// An event's type name for logs and errors: a `constructor` that is no
-// class may be data (JSON with such a field), never shown.
-function eventTypeOf(event: object): string {
+// An event's class, or undefined when its `constructor` is no class: it may
+// be data (JSON with such a field), never shown nor used as a cache key.
+function classOf(event: object): unknown {
   const type = event.constructor;
-  return typeName(typeof type === "function" ? type : undefined);
+  return typeof type === "function" ? type : undefined;
 }
 
-function isEvent(value: unknown): value is object {
+// An event's type name for logs and errors.
+function eventTypeOf(event: object): string {
+  return typeName(classOf(event));
+}
+
+function isObject(value: unknown): value is object {
   return value !== null && typeof value === "object";
 }
 
