@@ -53,7 +53,10 @@ export interface UnitOfWorkOptions {
   readonly bus?: EventPublisher;
 }
 
-/** Options of {@linkcode UnitOfWorkError} and its subclasses (an old name). */
+/**
+ * Options of {@linkcode UnitOfWorkError} and its subclasses. It is named
+ * after the first of them, {@linkcode PublishAfterCommitError}, and kept so.
+ */
 export interface PublishAfterCommitErrorOptions extends ErrorOptions {
   /**
    * Whether an outbox keeps the run's events for the relay.
@@ -103,6 +106,7 @@ const NOT_COMMITTED = {
   "work": "Unit of work not committed: the transaction failed while work ran",
   "before-commit":
     "Unit of work not committed: the pre-commit step failed, so the transaction rolled back",
+  // Also the outbox INSERT's failure: it goes out with the COMMIT.
   "commit": "Unit of work not committed: COMMIT failed",
 };
 

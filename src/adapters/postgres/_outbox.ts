@@ -628,8 +628,8 @@ async function inDispatchSpan(
   item: Pick<OutboxItem, "id" | "type" | "traceparent" | "attempts">,
   work: () => Promise<DispatchFailure | undefined>,
 ): Promise<DispatchFailure | undefined> {
-  const stored = tracing() ? contextFromTraceparent(item.traceparent) : null;
-  if (stored === null) return await work();
+  if (!tracing()) return await work();
+  const stored = contextFromTraceparent(item.traceparent);
   const pass = stored === undefined ? undefined : activeSpanContext();
   return await inSpan(`outbox dispatch ${eventType}`, {
     kind: SpanKind.CONSUMER,

@@ -73,7 +73,8 @@ export function withDeadline<T>(
 /**
  * Runs `body` on a reserved connection between `begin` and COMMIT (ROLLBACK
  * when it rejects). `lostCommit(begun, error)` settles a COMMIT that lost
- * its connection: true resolves, false rethrows. `sentWithCommit(result)`
+ * its connection: true resolves, false rethrows the driver's error, and it
+ * may throw an error of its own instead. `sentWithCommit(result)`
  * gives a statement `body` started and did not await: it is awaited with the
  * COMMIT (one round trip), and its failure fails the transaction.
  */
