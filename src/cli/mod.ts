@@ -35,10 +35,8 @@ import {
   type OutboxStats,
   type ParkedSelection,
 } from "../adapters/postgres/outbox_admin.ts";
-import {
-  type DeadLetterSelection,
-  PgBossJobQueue,
-} from "../adapters/pg-boss/pg_boss_job_queue.ts";
+import type { DeadLetterSelection } from "../adapters/pg-boss/dead_letters.ts";
+import { PgBossJobQueue } from "../adapters/pg-boss/pg_boss_job_queue.ts";
 import { fail, text } from "../internal/rules.ts";
 
 /** Where the CLI writes and how it asks. */

@@ -40,9 +40,6 @@ import {
 import { type QueueAccess, stamped, startWorker } from "./_worker.ts";
 import { LocalStarts, untilAbort } from "./_local_start.ts";
 
-// For src/cli, which imports them from here.
-export type { DeadLetterSelection } from "./dead_letters.ts";
-
 const logger = getLogger(["aftercommit", "jobs"]);
 
 /**
