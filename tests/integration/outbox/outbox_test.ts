@@ -646,6 +646,40 @@ Deno.test({
     );
 
     await t.step(
+      "a pass whose lease ran out while a handler blocked the event loop leaves the rest for the next claim, which dispatches them",
+      async () => {
+        const options = await migrated({ leaseSeconds: 0.5 });
+        const outbox = new Outbox(options, "test");
+        const batch = outbox.prepare([1, 2, 3].map((n) => new Noted(n)));
+        await db.sql.begin((tx) => outbox.table.insert(tx, batch.json, 0));
+        const bus = new EventBus();
+        const seen: number[] = [];
+        bus.register(Noted, (event) => {
+          seen.push(event.n);
+          // Synchronous: no timer can extend the pass's lease meanwhile.
+          const end = performance.now() + 700;
+          while (event.n === 1 && performance.now() < end);
+        });
+        const relay = new OutboxRelay(db.sql, { ...options, bus });
+        assert.deepEqual(await relay.runOnce(), {
+          claimed: 3,
+          dispatched: 1,
+          failed: 0,
+          parked: 0,
+          skipped: 2,
+          deferred: 0,
+          outage: false,
+        });
+        assert.deepEqual(seen, [1]);
+        const second = await relay.runOnce();
+        assert.deepEqual([second.claimed, second.dispatched], [2, 2]);
+        assert.deepEqual(seen, [1, 2, 3]);
+        const states = (await rows(db, options.table)).map((r) => r.done);
+        assert.deepEqual(states, [true, true, true]);
+      },
+    );
+
+    await t.step(
       "a row whose type name no class is registered for gets the error recorded, is parked at the limit, and is never deleted",
       async () => {
         const options = await migrated({
