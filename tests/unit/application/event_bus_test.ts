@@ -903,6 +903,39 @@ Deno.test("an aborted signal stops the dispatch with the signal's reason", async
   }
 
   await t.step(
+    "a signal aborted by a handler that then returns stops the dispatch before the next handler, with a warning naming it",
+    async () => {
+      const { records } = await captureLogs(async () => {
+        const bus = new EventBus();
+        const controller = new AbortController();
+        const reason = new Error("enough");
+        const log: string[] = [];
+        bus.register(UserRegistered, function first() {
+          log.push("first");
+          controller.abort(reason);
+        });
+        bus.register(UserRegistered, function second() {
+          log.push("second");
+        });
+        const { signal } = controller;
+        await assert.rejects(
+          bus.publish(new UserRegistered("u1"), { signal }),
+          (e) => e === reason,
+        );
+        assert.deepEqual(log, ["first"]);
+      });
+      const warnings = records.filter((r) => r.level === "warning");
+      assert.deepEqual(
+        warnings.map((r) => [String(r.rawMessage), r.properties.handler]),
+        [[
+          "Stopped dispatching {eventType} before handler {handler}: the signal aborted",
+          "second",
+        ]],
+      );
+    },
+  );
+
+  await t.step(
     "a handler that stops on the signal ends the publish",
     async () => {
       const bus = new EventBus();
