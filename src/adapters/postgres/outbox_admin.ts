@@ -20,7 +20,10 @@ type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** The outbox's counts, from {@linkcode OutboxAdmin.stats}. */
 export interface OutboxStats {
-  /** Undone events no process holds: the relay takes them next. */
+  /**
+   * Undone events no process holds: the relay takes them next. (The relay's
+   * gauge `aftercommit.outbox.pending` counts `pending + inFlight`.)
+   */
   readonly pending: number;
   /** Undone events under a lease: being dispatched, or waiting to retry. */
   readonly inFlight: number;
@@ -28,7 +31,7 @@ export interface OutboxStats {
   readonly parked: number;
   /** Dispatched events, kept until the relay's retention ends. */
   readonly done: number;
-  /** Seconds since the oldest undone event was committed, or `null`. */
+  /** Seconds since the oldest undone (pending or in-flight) event was committed, or `null`. */
   readonly oldestPendingAgeSeconds: number | null;
 }
 
