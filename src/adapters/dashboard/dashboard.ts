@@ -454,9 +454,19 @@ async function readBody(
   if (!type.test(request.headers.get("content-type") ?? "")) {
     return respond(415, refusal);
   }
-  const size = Number(request.headers.get("content-length") ?? "0");
-  const text = size > MAX_BODY_BYTES ? "" : await request.text();
-  return size > MAX_BODY_BYTES || text.length > MAX_BODY_BYTES
-    ? respond(413, { error: "body too large" })
-    : text;
+  const tooLarge = () => respond(413, { error: "body too large" });
+  if (Number(request.headers.get("content-length")) > MAX_BODY_BYTES) {
+    return tooLarge();
+  }
+  // Counts the bytes as they arrive (a chunked body has no length): leaving
+  // the loop cancels the stream, so no more than the limit is read.
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  for await (const chunk of request.body ?? []) {
+    size += chunk.byteLength;
+    if (size > MAX_BODY_BYTES) return tooLarge();
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
 }
