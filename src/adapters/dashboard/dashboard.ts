@@ -124,10 +124,10 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
 
   function isSignedIn(request: Request): boolean {
     if (token === undefined) return true;
+    // Only a Bearer header is a token; another scheme (a proxy's Basic
+    // credentials) leaves the decision to the cookie.
     const header = request.headers.get("authorization");
-    if (header !== null) {
-      return isToken(header.startsWith("Bearer ") ? header.slice(7) : "");
-    }
+    if (header?.startsWith("Bearer ")) return isToken(header.slice(7));
     const cookie = request.headers.get("cookie")?.match(SESSION)?.[1]?.trim();
     const [, expires, signature] = cookie?.match(/^(\d+)\.([^.]+)/) ?? [];
     if (!expires || !signature || Number(expires) * 1000 < Date.now()) {
@@ -146,7 +146,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     const origin = request.headers.get("origin");
     if (origin === null) {
       // Not a browser: only a client that presents the token itself passes.
-      return request.headers.has("authorization") ||
+      return request.headers.get("authorization")?.startsWith("Bearer ") ||
         token === undefined && site === null;
     }
     return config.allowedOrigins.includes(origin) ||
@@ -454,9 +454,19 @@ async function readBody(
   if (!type.test(request.headers.get("content-type") ?? "")) {
     return respond(415, refusal);
   }
-  const size = Number(request.headers.get("content-length") ?? "0");
-  const text = size > MAX_BODY_BYTES ? "" : await request.text();
-  return size > MAX_BODY_BYTES || text.length > MAX_BODY_BYTES
-    ? respond(413, { error: "body too large" })
-    : text;
+  const tooLarge = () => respond(413, { error: "body too large" });
+  if (Number(request.headers.get("content-length")) > MAX_BODY_BYTES) {
+    return tooLarge();
+  }
+  // Counts the bytes as they arrive (a chunked body has no length): leaving
+  // the loop cancels the stream, so no more than the limit is read.
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  for await (const chunk of request.body ?? []) {
+    size += chunk.byteLength;
+    if (size > MAX_BODY_BYTES) return tooLarge();
+    text += decoder.decode(chunk, { stream: true });
+  }
+  return text + decoder.decode();
 }
