@@ -646,6 +646,40 @@ Deno.test({
     );
 
     await t.step(
+      "the relay marks dispatched events done in groups of at most 20, or every 200 ms",
+      async () => {
+        const options = await migrated();
+        const outbox = new Outbox(options, "test");
+        const write = async (count: number) => {
+          const events = Array.from({ length: count }, (_, n) => new Noted(n));
+          const { json } = outbox.prepare(events);
+          await db.sql.begin((tx) => outbox.table.insert(tx, json, 0));
+        };
+        // Each UPDATE is its own transaction: rows marked together share xmin.
+        const groups = async () =>
+          (await db.observer.unsafe(
+            `select count(*)::int as n from "${options.table}"
+             where done_at is not null group by xmin::text order by min(seq)`,
+          )).map((r) => r.n as number);
+        const bus = new EventBus();
+        let slow = false;
+        bus.register(Noted, async () => {
+          if (slow) await new Promise((ok) => setTimeout(ok, 250));
+        });
+        const relay = new OutboxRelay(db.sql, { ...options, bus });
+        await write(50);
+        assert.equal((await relay.runOnce()).dispatched, 50);
+        const fast = await groups();
+        assert.equal(fast.reduce((a, b) => a + b), 50);
+        assert.ok(fast.length >= 3 && fast.every((n) => n <= 20), `${fast}`);
+        slow = true;
+        await write(3);
+        assert.equal((await relay.runOnce()).dispatched, 3);
+        assert.deepEqual((await groups()).slice(fast.length), [2, 1]);
+      },
+    );
+
+    await t.step(
       "a pass whose lease ran out while a handler blocked the event loop leaves the rest for the next claim, which dispatches them",
       async () => {
         const options = await migrated({ leaseSeconds: 0.5 });
