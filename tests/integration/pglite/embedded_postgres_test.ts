@@ -151,3 +151,31 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "startEmbeddedPostgres() on a port in use rejects with the listen error and closes the database it opened",
+  async fn() {
+    const dataDir = await Deno.makeTempDir({ prefix: "aftercommit_pglite_" });
+    try {
+      {
+        using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        const { port } = listener.addr as Deno.NetAddr;
+        await assert.rejects(startEmbeddedPostgres({ port, dataDir }), {
+          code: "EADDRINUSE",
+        });
+      }
+      // PostgreSQL removes its lock file when the database is closed: one
+      // left behind would mean the PGlite instance was abandoned open.
+      await assert.rejects(
+        Deno.stat(`${dataDir}/postmaster.pid`),
+        Deno.errors.NotFound,
+      );
+      await using db = await startEmbeddedPostgres({ dataDir });
+      const [row] = await db.connect(postgres)<{ n: number }[]>`select 1 as n`;
+      assert.equal(row!.n, 1);
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});

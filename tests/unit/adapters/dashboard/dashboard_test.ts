@@ -1,6 +1,8 @@
 // The dashboard handler on stand-in sources: sign-in, cross-site refusal,
 // the snapshot (no fields unless asked), the actions and their dry runs,
-// option checks. The real page in a real browser: tests/browser/.
+// option checks, the errors it answers (bad bodies, missing sources, paths
+// outside its base, failing sources). The real page in a real browser:
+// tests/browser/.
 import assert from "node:assert/strict";
 import { dashboard } from "../../../../src/adapters/dashboard/mod.ts";
 import {
@@ -8,6 +10,7 @@ import {
   FakeJobs,
   FakeOutbox,
 } from "../../../_helpers/dashboard_fakes.ts";
+import { captureLogs, recordText } from "../../../_helpers/logs.ts";
 
 const TOKEN = "unit-test-token";
 const ORIGIN = "http://ops.test";
@@ -299,4 +302,138 @@ Deno.test("dashboard(): bad options throw at once, naming the rule", () => {
     (e: Error) =>
       e instanceof TypeError && /outbox lacks stats/.test(e.message),
   );
+});
+
+Deno.test("dashboard(): a repair whose body is not a JSON object: 400 showing the shapes it takes", async () => {
+  const { call, outbox } = setup(TOKEN);
+  for (const body of ["all=true", "null", "[1]", "42", '"all"', ""]) {
+    const r = await call("/api/outbox/requeue", {
+      method: "POST",
+      headers: { ...bearer, "content-type": "application/json" },
+      body,
+    });
+    assert.equal(r.status, 400, body);
+    assert.deepEqual(await r.json(), {
+      error:
+        'the body must be a JSON object such as {"ids": ["…"]}, {"type": "user.registered"} or {"all": true}',
+    }, body);
+  }
+  assert.deepEqual(outbox.requeued, [], "nothing was requeued");
+});
+
+Deno.test("dashboard(): a repair of a source it was not given: 404 naming it", async () => {
+  const post = (handler: (r: Request) => Promise<Response>, path: string) =>
+    handler(
+      new Request(`${ORIGIN}/dashboard${path}`, {
+        method: "POST",
+        headers: { ...bearer, "content-type": "application/json" },
+        body: JSON.stringify({ all: true }),
+      }),
+    );
+  const outbox = new FakeOutbox();
+  const noJobs = await post(
+    dashboard({ token: TOKEN, outbox }),
+    "/api/dead-letters/retry",
+  );
+  assert.equal(noJobs.status, 404);
+  assert.deepEqual(await noJobs.json(), {
+    error: "this dashboard has no job queue",
+  });
+  const jobs = new FakeJobs();
+  const noOutbox = await post(
+    dashboard({ token: TOKEN, jobs }),
+    "/api/outbox/requeue",
+  );
+  assert.equal(noOutbox.status, 404);
+  assert.deepEqual(await noOutbox.json(), {
+    error: "this dashboard has no outbox",
+  });
+  assert.deepEqual(jobs.retried, []);
+  assert.equal(jobs.letters.length, 1);
+});
+
+Deno.test("dashboard(): a path outside its base: 404 naming the base", async () => {
+  const handler = dashboard({ token: undefined, basePath: "/ops/board" });
+  for (
+    const path of ["/", "/dashboard", "/ops", "/ops/boardx", "/ops/x/board"]
+  ) {
+    const r = await handler(new Request(`${ORIGIN}${path}`));
+    assert.equal(r.status, 404, path);
+    assert.deepEqual(await r.json(), {
+      error: "the dashboard is served under /ops/board",
+    }, path);
+  }
+  for (const path of ["/ops/board", "/ops/board/"]) {
+    const r = await handler(new Request(`${ORIGIN}${path}`));
+    assert.equal(r.status, 200, path);
+    await r.body?.cancel();
+  }
+});
+
+Deno.test("dashboard(): a source that fails a repair: 503, an error logged without its message", async () => {
+  const { call, outbox } = setup(TOKEN);
+  outbox.countParked = () => Promise.reject(new Error(`row ${EMAIL}`));
+  const { records, result } = await captureLogs(async () => {
+    const r = await call("/api/outbox/requeue", {
+      method: "POST",
+      headers: { ...bearer, "content-type": "application/json" },
+      body: JSON.stringify({ all: true }),
+    });
+    return { status: r.status, body: await r.json() };
+  });
+  assert.deepEqual(result, {
+    status: 503,
+    body: { error: "the dashboard cannot answer right now" },
+  });
+  const errors = records.filter((r) => r.level === "error");
+  assert.equal(errors.length, 1);
+  assert.deepEqual(errors[0]!.category, ["aftercommit", "dashboard"]);
+  assert.deepEqual(errors[0]!.properties, { error: "Error" });
+  assert.ok(!records.some((r) => recordText(r).includes(EMAIL)));
+  assert.equal(outbox.parked.length, 1, "nothing was requeued");
+});
+
+Deno.test("dashboard(): a job queue that cannot be read: the snapshot says which part", async () => {
+  const { call, jobs } = setup(TOKEN);
+  jobs.stats = () => Promise.reject(new Error(`row ${EMAIL}`));
+  jobs.deadLetters = () => Promise.reject(new RangeError(`row ${EMAIL}`));
+  const r = await call("/api/snapshot", { headers: bearer });
+  assert.equal(r.status, 200);
+  const text = await r.text();
+  assert.ok(!text.includes(EMAIL));
+  const body = JSON.parse(text);
+  assert.deepEqual(body.unavailable, [
+    "The job queue's counts could not be read.",
+    "The dead letters could not be read (RangeError).",
+  ]);
+  assert.deepEqual(body.queues, []);
+  assert.deepEqual(body.deadLetters, []);
+  assert.equal(body.history.at(-1).jobsPerSecond, null);
+  // The outbox, which answered, is still shown.
+  assert.equal(body.outbox.pending, 1);
+  assert.equal(body.parkedEvents.length, 1);
+});
+
+Deno.test("dashboard(): a sign-in that is not a form: 415 with the form; an unknown route: 404 naming it", async () => {
+  const { call } = setup(TOKEN);
+  const login = await call("/login", {
+    method: "POST",
+    headers: { origin: ORIGIN, "content-type": "application/json" },
+    body: JSON.stringify({ token: TOKEN }),
+  });
+  assert.equal(login.status, 415);
+  assert.equal(login.headers.get("set-cookie"), null);
+  assert.match(await login.text(), /<label for="token">Admin token<\/label>/);
+  const unknown: [string, string][] = [
+    ["GET", "/api/nope"],
+    ["DELETE", "/api/snapshot"],
+  ];
+  for (const [method, path] of unknown) {
+    const r = await call(path, { method, headers: bearer });
+    assert.equal(r.status, 404, path);
+    assert.deepEqual(await r.json(), {
+      error:
+        `no dashboard route for ${method} ${path}; open /dashboard in a browser`,
+    });
+  }
 });

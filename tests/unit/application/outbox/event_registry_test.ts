@@ -278,6 +278,47 @@ Deno.test("deserialize() reports an unknown type name and bad payloads clearly",
     () => registry.deserialize("user.registered", {} as unknown as string),
     /expected the payload as JSON text/,
   );
+  // A $literal tag (serialize() wraps data shaped like a tag in one) always
+  // holds an object: anything else is a payload serialize() did not write.
+  for (const literal of ["5", "null", '"x"']) {
+    assert.throws(
+      () =>
+        registry.deserialize(
+          "user.registered",
+          `{"a":{"$literal":${literal}}}`,
+        ),
+      (error: Error) => {
+        assert.ok(error instanceof TypeError, String(error));
+        assert.match(
+          error.message,
+          /payload is not JSON that serialize\(\) wrote/,
+        );
+        assert.equal(
+          (error.cause as Error).message,
+          "Cannot decode event: a $literal tag holds no object",
+        );
+        return true;
+      },
+    );
+  }
+  // A type name that is not a string is a misuse, not an unknown type.
+  for (const type of [42, null, undefined]) {
+    assert.throws(
+      () => registry.deserialize(type as unknown as string, "{}"),
+      (error: Error) => {
+        assert.ok(
+          error instanceof TypeError &&
+            !(error instanceof UnknownEventTypeError),
+          String(error),
+        );
+        assert.match(
+          error.message,
+          /^Cannot rebuild event: expected a type name, received /,
+        );
+        return true;
+      },
+    );
+  }
 });
 
 Deno.test("a payload cannot set the prototype of a rebuilt event", () => {
