@@ -51,8 +51,32 @@ export interface RunJobsOptions {
   readonly retryFailed?: boolean;
 }
 
-type StoredJob = { -readonly [K in keyof InMemoryJob]: InMemoryJob[K] };
-const snapshot = (job: StoredJob): InMemoryJob => Object.freeze({ ...job });
+// A job's data is kept as the JSON text pg-boss would return it as.
+type StoredJob =
+  & { -readonly [K in Exclude<keyof InMemoryJob, "data">]: InMemoryJob[K] }
+  & { readonly json: string };
+// A fresh copy of the data in each snapshot and attempt, as pg-boss gives.
+const snapshot = ({ id, name, json, ...rest }: StoredJob): InMemoryJob =>
+  Object.freeze({ id, name, data: JSON.parse(json), ...rest });
+
+// pg-boss stores data as jsonb: JSON text, its objects' keys ordered shorter
+// first (in UTF-8 bytes), then by code point.
+const encoder = new TextEncoder();
+const byJsonbKey = ([a]: [string, unknown], [b]: [string, unknown]) => {
+  const length = encoder.encode(a).length - encoder.encode(b).length;
+  if (length !== 0) return length;
+  let i = 0;
+  while (a[i] === b[i]) i++;
+  return a.codePointAt(i)! - b.codePointAt(i)!;
+};
+const asJsonb = (data: unknown): string =>
+  JSON.stringify(
+    data,
+    (_, value: unknown) =>
+      value === null || typeof value !== "object" || Array.isArray(value)
+        ? value
+        : Object.fromEntries(Object.entries(value).sort(byJsonbKey)),
+  );
 
 // A handler that keeps enqueueing jobs for itself would never let runJobs
 // finish; past this many runs in one call, it throws instead.
@@ -61,7 +85,9 @@ const MAX_RUNS = 10_000;
 /**
  * A {@linkcode JobQueue} in memory: it records every write, checks jobs and
  * derives keyed ids as the pg-boss adapter does, and runs jobs only when
- * {@linkcode InMemoryJobQueue.runJobs} is called.
+ * {@linkcode InMemoryJobQueue.runJobs} is called. Each attempt, and each
+ * snapshot, gets a fresh copy of the data as pg-boss returns it (`undefined`
+ * members dropped, keys in jsonb's order).
  *
  * @example Enqueue twice with one key, then run the job
  * ```ts
@@ -205,11 +231,12 @@ export class InMemoryJobQueue implements JobQueue {
           `Cannot finish running jobs: ${MAX_RUNS} runs and jobs are still being enqueued; a handler probably enqueues a job for itself`,
         );
       }
-      const { id, name, data } = job;
+      const { id, name, json } = job;
       const controller = new AbortController();
       const { signal } = controller, handler = this.#workers.get(name)!;
       job.state = "active";
       try {
+        const data = JSON.parse(json);
         await handler({ id, name, data, attempt: ++job.attempts, signal });
         Object.assign(job, { state: "completed", error: undefined });
         completed.push(snapshot(job));
@@ -250,7 +277,7 @@ export class InMemoryJobQueue implements JobQueue {
         const job: StoredJob = {
           id,
           name,
-          data: structuredClone(data),
+          json: asJsonb(data),
           options,
           state: "created",
           attempts: 0,
