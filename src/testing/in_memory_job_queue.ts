@@ -186,20 +186,24 @@ export class InMemoryJobQueue implements JobQueue {
   /**
    * Registers `handler` for queue `name` (replacing an earlier one); nothing
    * runs until {@linkcode InMemoryJobQueue.runJobs}. `_options` is ignored.
+   * Rejects once the queue is stopped, as the pg-boss adapter does.
    */
   work<T>(
     name: string,
     handler: JobHandler<T>,
     _options?: WorkOptions,
   ): Promise<string> {
-    // Not Promise.try, which Node 22 lacks: a throw here rejects the promise.
+    // A throw here rejects the promise: not Promise.try, which Node 22 lacks,
+    // nor an async method, which lint refuses without an await.
     return new Promise((resolve) => {
       assertQueueName(name, "start worker");
+      const action = `start worker on queue "${name}"`;
       if (typeof handler !== "function") {
-        expected(
-          `start worker on queue "${name}"`,
-          "a handler function",
-          handler,
+        expected(action, "a handler function", handler);
+      }
+      if (this.#stopped) {
+        throw new Error(
+          `Cannot ${action}: the queue is stopped; stop() it only after the last enqueue and work, or create a new one`,
         );
       }
       this.#workers.set(name, handler as JobHandler<unknown>);
@@ -248,7 +252,7 @@ export class InMemoryJobQueue implements JobQueue {
     }
   }
 
-  /** Stops the queue: later writes reject. */
+  /** Stops the queue: later writes and `work()` reject. */
   stop(): Promise<void> {
     this.#stopped = true;
     return Promise.resolve();

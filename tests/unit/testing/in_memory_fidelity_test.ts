@@ -1,6 +1,6 @@
 // InMemoryJobQueue behaves as the pg-boss adapter where a test could tell:
-// the data a handler and a test see, and a fresh copy per attempt. The last
-// test runs the same jobs through both.
+// the data a handler and a test see, a fresh copy per attempt, and work()
+// after stop(). The last test runs the same jobs through both.
 import assert from "node:assert/strict";
 import type { JobQueue } from "../../../mod.ts";
 import { InMemoryJobQueue } from "../../../src/testing/mod.ts";
@@ -122,6 +122,18 @@ Deno.test("InMemoryJobQueue: each attempt gets a fresh copy of the data", async 
   assert.deepEqual(jobs.jobs[0]!.data, original);
 });
 
+Deno.test("InMemoryJobQueue: work() after stop() rejects, as on pg-boss", async () => {
+  const jobs = new InMemoryJobQueue();
+  await jobs.stop();
+  await assert.rejects(jobs.work("q", () => {}), {
+    name: "Error",
+    message:
+      'Cannot start worker on queue "q": the queue is stopped; stop() it only after the last enqueue and work, or create a new one',
+  });
+  // The arguments are checked first, as by the adapter.
+  await assert.rejects(jobs.work("q", "handler" as never), TypeError);
+});
+
 Deno.test("InMemoryJobQueue and the pg-boss adapter agree", async (t) => {
   await using db = await openJobsDatabase();
   const memory = new InMemoryJobQueue();
@@ -169,6 +181,18 @@ Deno.test("InMemoryJobQueue and the pg-boss adapter agree", async (t) => {
         { tags: ["a"] },
         { tags: ["a"] },
       ]);
+    }
+  });
+
+  await t.step("on work() after stop()", async () => {
+    await memory.stop();
+    await boss.stop();
+    for (const queue of [memory, boss]) {
+      await assert.rejects(queue.work("late", () => {}), {
+        name: "Error",
+        message:
+          /^Cannot start worker on queue "late": the (job )?queue is stopped; stop\(\) it only after the last enqueue and work, or /,
+      });
     }
   });
 });
