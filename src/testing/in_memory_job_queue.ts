@@ -51,8 +51,32 @@ export interface RunJobsOptions {
   readonly retryFailed?: boolean;
 }
 
-type StoredJob = { -readonly [K in keyof InMemoryJob]: InMemoryJob[K] };
-const snapshot = (job: StoredJob): InMemoryJob => Object.freeze({ ...job });
+// A job's data is kept as the JSON text pg-boss would return it as.
+type StoredJob =
+  & { -readonly [K in Exclude<keyof InMemoryJob, "data">]: InMemoryJob[K] }
+  & { readonly json: string };
+// A fresh copy of the data in each snapshot and attempt, as pg-boss gives.
+const snapshot = ({ id, name, json, ...rest }: StoredJob): InMemoryJob =>
+  Object.freeze({ id, name, data: JSON.parse(json), ...rest });
+
+// pg-boss stores data as jsonb: JSON text, its objects' keys ordered shorter
+// first (in UTF-8 bytes), then by code point.
+const encoder = new TextEncoder();
+const byJsonbKey = ([a]: [string, unknown], [b]: [string, unknown]) => {
+  const length = encoder.encode(a).length - encoder.encode(b).length;
+  if (length !== 0) return length;
+  let i = 0;
+  while (a[i] === b[i]) i++;
+  return a.codePointAt(i)! - b.codePointAt(i)!;
+};
+const asJsonb = (data: unknown): string =>
+  JSON.stringify(
+    data,
+    (_, value: unknown) =>
+      value === null || typeof value !== "object" || Array.isArray(value)
+        ? value
+        : Object.fromEntries(Object.entries(value).sort(byJsonbKey)),
+  );
 
 // A handler that keeps enqueueing jobs for itself would never let runJobs
 // finish; past this many runs in one call, it throws instead.
@@ -61,7 +85,9 @@ const MAX_RUNS = 10_000;
 /**
  * A {@linkcode JobQueue} in memory: it records every write, checks jobs and
  * derives keyed ids as the pg-boss adapter does, and runs jobs only when
- * {@linkcode InMemoryJobQueue.runJobs} is called.
+ * {@linkcode InMemoryJobQueue.runJobs} is called. Each attempt, and each
+ * snapshot, gets a fresh copy of the data as pg-boss returns it (`undefined`
+ * members dropped, keys in jsonb's order).
  *
  * @example Enqueue twice with one key, then run the job
  * ```ts
@@ -160,20 +186,24 @@ export class InMemoryJobQueue implements JobQueue {
   /**
    * Registers `handler` for queue `name` (replacing an earlier one); nothing
    * runs until {@linkcode InMemoryJobQueue.runJobs}. `_options` is ignored.
+   * Rejects once the queue is stopped, as the pg-boss adapter does.
    */
   work<T>(
     name: string,
     handler: JobHandler<T>,
     _options?: WorkOptions,
   ): Promise<string> {
-    // Not Promise.try, which Node 22 lacks: a throw here rejects the promise.
+    // A throw here rejects the promise: not Promise.try, which Node 22 lacks,
+    // nor an async method, which lint refuses without an await.
     return new Promise((resolve) => {
       assertQueueName(name, "start worker");
+      const action = `start worker on queue "${name}"`;
       if (typeof handler !== "function") {
-        expected(
-          `start worker on queue "${name}"`,
-          "a handler function",
-          handler,
+        expected(action, "a handler function", handler);
+      }
+      if (this.#stopped) {
+        throw new Error(
+          `Cannot ${action}: the queue is stopped; stop() it only after the last enqueue and work, or create a new one`,
         );
       }
       this.#workers.set(name, handler as JobHandler<unknown>);
@@ -205,11 +235,12 @@ export class InMemoryJobQueue implements JobQueue {
           `Cannot finish running jobs: ${MAX_RUNS} runs and jobs are still being enqueued; a handler probably enqueues a job for itself`,
         );
       }
-      const { id, name, data } = job;
+      const { id, name, json } = job;
       const controller = new AbortController();
       const { signal } = controller, handler = this.#workers.get(name)!;
       job.state = "active";
       try {
+        const data = JSON.parse(json);
         await handler({ id, name, data, attempt: ++job.attempts, signal });
         Object.assign(job, { state: "completed", error: undefined });
         completed.push(snapshot(job));
@@ -221,7 +252,7 @@ export class InMemoryJobQueue implements JobQueue {
     }
   }
 
-  /** Stops the queue: later writes reject. */
+  /** Stops the queue: later writes and `work()` reject. */
   stop(): Promise<void> {
     this.#stopped = true;
     return Promise.resolve();
@@ -250,7 +281,7 @@ export class InMemoryJobQueue implements JobQueue {
         const job: StoredJob = {
           id,
           name,
-          data: structuredClone(data),
+          json: asJsonb(data),
           options,
           state: "created",
           attempts: 0,
