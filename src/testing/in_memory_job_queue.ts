@@ -51,32 +51,13 @@ export interface RunJobsOptions {
   readonly retryFailed?: boolean;
 }
 
-// A job's data is kept as the JSON text pg-boss would return it as.
+// A job's data is kept as JSON text, as pg-boss keeps it (jsonb).
 type StoredJob =
   & { -readonly [K in Exclude<keyof InMemoryJob, "data">]: InMemoryJob[K] }
   & { readonly json: string };
 // A fresh copy of the data in each snapshot and attempt, as pg-boss gives.
 const snapshot = ({ id, name, json, ...rest }: StoredJob): InMemoryJob =>
   Object.freeze({ id, name, data: JSON.parse(json), ...rest });
-
-// pg-boss stores data as jsonb: JSON text, its objects' keys ordered shorter
-// first (in UTF-8 bytes), then by code point.
-const encoder = new TextEncoder();
-const byJsonbKey = ([a]: [string, unknown], [b]: [string, unknown]) => {
-  const length = encoder.encode(a).length - encoder.encode(b).length;
-  if (length !== 0) return length;
-  let i = 0;
-  while (a[i] === b[i]) i++;
-  return a.codePointAt(i)! - b.codePointAt(i)!;
-};
-const asJsonb = (data: unknown): string =>
-  JSON.stringify(
-    data,
-    (_, value: unknown) =>
-      value === null || typeof value !== "object" || Array.isArray(value)
-        ? value
-        : Object.fromEntries(Object.entries(value).sort(byJsonbKey)),
-  );
 
 // A handler that keeps enqueueing jobs for itself would never let runJobs
 // finish; past this many runs in one call, it throws instead.
@@ -87,7 +68,7 @@ const MAX_RUNS = 10_000;
  * derives keyed ids as the pg-boss adapter does, and runs jobs only when
  * {@linkcode InMemoryJobQueue.runJobs} is called. Each attempt, and each
  * snapshot, gets a fresh copy of the data as pg-boss returns it (`undefined`
- * members dropped, keys in jsonb's order).
+ * members dropped).
  *
  * @example Enqueue twice with one key, then run the job
  * ```ts
@@ -281,7 +262,7 @@ export class InMemoryJobQueue implements JobQueue {
         const job: StoredJob = {
           id,
           name,
-          json: asJsonb(data),
+          json: JSON.stringify(data),
           options,
           state: "created",
           attempts: 0,

@@ -10,21 +10,15 @@ import {
   uniqueQueueName,
 } from "../../_helpers/jobs_db.ts";
 
-// Data JSON keeps only partly: an undefined member, keys jsonb reorders, a
-// -0, an object without a prototype.
-const lossy = () => ({
+// Data JSON keeps only partly: an undefined member, a -0, an object
+// without a prototype.
+const lossy = (): unknown => ({
   userId: "u1",
   referrer: undefined,
-  zz: 1,
   b: { y: 1, x: -0 },
-  a: 2,
-  ccc: 3,
-  é: 4,
   n: Object.assign(Object.create(null), { k: 1 }),
 });
-// What pg-boss returns for it (jsonb: shorter keys first, in UTF-8 bytes).
-const STORED =
-  '{"a":2,"b":{"x":0,"y":1},"n":{"k":1},"zz":1,"é":4,"ccc":3,"userId":"u1"}';
+const STORED = { userId: "u1", b: { y: 1, x: 0 }, n: { k: 1 } };
 
 // Data JSON cannot represent: both queues refuse it with the same error.
 const cyclic = (): unknown => {
@@ -42,7 +36,7 @@ const unrepresentable = (): unknown[] => [
   cyclic(),
 ];
 
-// Runs `data` through `queue` and answers what the handler saw, as JSON.
+// Runs `data` through `queue` and answers what the handler saw.
 async function seen(
   queue: JobQueue,
   run: () => Promise<unknown>,
@@ -73,17 +67,13 @@ Deno.test("InMemoryJobQueue: job data is what pg-boss stores (jsonb)", async (t)
     assert.deepEqual(handled, [{ userId: "u1" }]);
   });
 
-  await t.step(
-    "keys come in jsonb's order, -0 as 0, plain objects only",
-    async () => {
-      const jobs = new InMemoryJobQueue();
-      await jobs.enqueue("q", lossy());
-      const { data } = jobs.jobs[0]! as { data: { b: { x: number } } };
-      assert.equal(JSON.stringify(data), STORED);
-      assert.equal(Object.is(data.b.x, 0), true);
-      assert.deepEqual(data, JSON.parse(STORED));
-    },
-  );
+  await t.step("-0 as 0, plain objects only", async () => {
+    const jobs = new InMemoryJobQueue();
+    await jobs.enqueue("q", lossy());
+    const { data } = jobs.jobs[0]! as { data: { b: { x: number } } };
+    assert.equal(Object.is(data.b.x, 0), true);
+    assert.deepEqual(data, STORED);
+  });
 
   await t.step(
     "data JSON cannot represent is refused as by the adapter",
@@ -144,11 +134,10 @@ Deno.test("InMemoryJobQueue and the pg-boss adapter agree", async (t) => {
   const settled = () => Promise.resolve();
 
   await t.step("on the data a handler sees", async () => {
-    for (const data of [lossy(), [1, "x", null, { b: 1, a: 2 }], "text", 0]) {
+    for (const data of [lossy(), [1, "x", null, { b: 1 }], "text", 0]) {
       const inMemory = await seen(memory, run, data);
       const onPgBoss = await seen(boss, settled, data);
       assert.deepEqual(inMemory, onPgBoss);
-      assert.equal(JSON.stringify(inMemory), JSON.stringify(onPgBoss));
     }
   });
 
