@@ -1,4 +1,5 @@
 // The inbox: consumer-side deduplication for at-least-once delivery.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { getLogger } from "@logtape/logtape";
 import { describe } from "../../internal/describe.ts";
 import { expected, fail, number } from "../../internal/rules.ts";
@@ -12,6 +13,17 @@ const logger = getLogger(["aftercommit", "inbox"]);
 export const DEFAULT_INBOX_TABLE = "aftercommit_inbox";
 
 const MAX_HANDLER_LENGTH = 200;
+
+// Savepoints nest as a stack, so calls of once() on one transaction take
+// turns: the tail of each queue, keyed by the transaction's sql, or by the
+// running once() whose work makes nested calls (which queue among themselves,
+// not behind the call that waits for them). Tails never reject.
+const tails = new WeakMap<object, Promise<void>>();
+interface Running {
+  readonly sql: object;
+  readonly outer: Running | undefined;
+}
+const running = new AsyncLocalStorage<Running>();
 
 /** Options of {@linkcode Inbox} and {@linkcode migrateInbox}. */
 export interface InboxOptions {
@@ -100,6 +112,8 @@ export class Inbox {
    * Runs `work` in the transaction `sql` unless `handler` (a stable name of
    * at most 200 characters; renaming it makes old events look new) already
    * processed `event`. The record and `work`'s effects commit together.
+   * Calls on one transaction run one after another, each in its own
+   * savepoint; a call made inside another's `work` runs nested within it.
    *
    * @throws {TypeError} When an argument is invalid; nothing is written.
    * @throws `work`'s own error, after rolling back to before the record.
@@ -144,7 +158,22 @@ export class Inbox {
         }; pass async () => { … }`,
       );
     }
-    const tx: Query = sql;
+    let outer = running.getStore();
+    while (outer !== undefined && outer.sql !== sql) outer = outer.outer;
+    const queue: object = outer ?? sql;
+    const turn = (tails.get(queue) ?? Promise.resolve()).then(() =>
+      this.#once(sql, eventId, handler, work)
+    );
+    tails.set(queue, turn.then(() => {}, () => {}));
+    return await turn;
+  }
+
+  async #once<T>(
+    tx: Query,
+    eventId: string,
+    handler: string,
+    work: () => T | PromiseLike<T>,
+  ): Promise<OnceResult<T>> {
     // The savepoint and the insert go out in one round trip.
     const [, { count }] = await Promise.all([
       tx`savepoint aftercommit_inbox`,
@@ -161,14 +190,18 @@ export class Inbox {
       return { ran: false };
     }
     let value: T;
+    const self: Running = { sql: tx, outer: running.getStore() };
     try {
-      value = await work();
+      value = await running.run(self, work);
     } catch (error) {
+      // Nested calls the work left in flight finish inside this savepoint.
+      await tails.get(self);
       // Not in a finally: a failed rollback's error must reach the caller.
       await tx`rollback to savepoint aftercommit_inbox`;
       await tx`release savepoint aftercommit_inbox`;
       throw error;
     }
+    await tails.get(self);
     await tx`release savepoint aftercommit_inbox`;
     return { ran: true, value };
   }
@@ -247,6 +280,7 @@ export async function migrateInbox(
   sql: PostgresOutboxClient,
   options: InboxOptions = {},
 ): Promise<void> {
+  // Not redundant: a bad client is reported before a bad table name.
   assertClient(sql, "migrate inbox");
   await new Inbox(options).migrate(sql);
 }
