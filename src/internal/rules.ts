@@ -249,6 +249,10 @@ const LOSS: Record<string, string> = {
 };
 LOSS.symbol = LOSS.function!;
 const PLAIN = [Object.prototype, null];
+// PostgreSQL's jsonb (pg-boss's data column) refuses both.
+const storable = (text: string) => !text.includes("\0") && text.isWellFormed();
+const NOT_STORABLE =
+  "with a NUL character or a lone surrogate, which PostgreSQL's jsonb cannot store; remove it, or encode the text (base64, for example)";
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
 /**
@@ -277,9 +281,12 @@ export function assertJson(data: unknown, what: string, action: string): void {
   const refuse = (detail: string) =>
     fail(action, `${what} is not JSON-serialisable: ${path()} ${detail}`);
   const walk = (value: unknown): void => {
+    if (typeof value === "string") {
+      if (storable(value)) return;
+      refuse(`is a string ${NOT_STORABLE}`);
+    }
     if (
-      value === null || typeof value === "string" ||
-      typeof value === "boolean" || Number.isFinite(value)
+      value === null || typeof value === "boolean" || Number.isFinite(value)
     ) return;
     const cycle = objects.indexOf(value as object);
     if (cycle !== -1) {
@@ -301,6 +308,7 @@ export function assertJson(data: unknown, what: string, action: string): void {
     for (const key of Object.keys(value!)) {
       const child = (value as Record<string, unknown>)[key];
       if (child === undefined && !array) continue;
+      if (!storable(key)) refuse(`has a key ${NOT_STORABLE}`);
       keys.push(key);
       walk(child);
       keys.pop();

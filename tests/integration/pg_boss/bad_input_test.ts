@@ -208,6 +208,12 @@ Deno.test("pg-boss job queue: bad input gets a clear error before anything is wr
         [cyclic, /data.a.b.back refers back to data.a, a cycle/],
         [self, /data.self refers back to data, a cycle/],
         [{ "odd key": { n: Infinity } }, /data\["odd key"\].n is Infinity/],
+        [
+          { note: "a\u0000b" },
+          /data.note is a string with a NUL character or a lone surrogate, which PostgreSQL's jsonb cannot store; remove it, or encode the text/,
+        ],
+        [["x\ud800"], /data\[0\] is a string with a NUL character or a lone/],
+        [{ a: { "k\u0000": 1 } }, /data.a has a key with a NUL character/],
       ];
       for (const [data, message] of cases) {
         await assert.rejects(
@@ -237,6 +243,7 @@ Deno.test("pg-boss job queue: bad input gets a clear error before anything is wr
       const values = [
         null,
         "text",
+        "ünïcödé 😀 \u2028",
         0,
         true,
         [1, "two", null],
