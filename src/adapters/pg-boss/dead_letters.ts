@@ -27,7 +27,10 @@ export interface DeadLetter {
   readonly originalId: string | null;
   /** The attempts the failed job made. */
   readonly attempts: number | null;
-  /** The last failure, `Name: message`, when the job recorded one. */
+  /**
+   * The last failure, `Name: message` (or the message, or the text pg-boss
+   * recorded), when the job recorded one.
+   */
   readonly error: string | null;
   /** When it was dead-lettered. */
   readonly deadLetteredAt: Date;
@@ -179,7 +182,15 @@ function letterOf(
   job: JobWithMetadata<unknown>,
   includeData: boolean,
 ): DeadLetter {
-  const out = job.sourceOutput as { name?: unknown; message?: unknown } | null;
+  // pg-boss stores a failure it records itself as `{ value: text }` (a stop
+  // while active) or `{ value: { message } }` (an expiry).
+  const { value } = (job.sourceOutput ?? {}) as { value?: unknown };
+  const out =
+    (typeof value === "string"
+      ? { message: value }
+      : value ?? job.sourceOutput) as
+        | { name?: unknown; message?: unknown }
+        | null;
   const message = typeof out?.message === "string" ? out.message : "";
   const born = job.sourceCreatedOn ?? job.createdOn;
   return {
