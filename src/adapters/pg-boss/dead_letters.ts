@@ -50,7 +50,10 @@ export interface DeadLetterListOptions {
   readonly includeData?: boolean;
 }
 
-/** Which dead letters a retry or delete is about: by id, by queue, or all. */
+/**
+ * Which dead letters a retry or delete is about: by id (UUIDs, in any case;
+ * other ids match nothing), by queue, or all.
+ */
 export type DeadLetterSelection =
   | { readonly ids: readonly string[] }
   | { readonly queue: string }
@@ -138,15 +141,25 @@ export class DeadLetters {
       'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }',
     );
     this.queue.assertRunning(action);
-    const wanted = ids && new Set(ids);
+    // Ids are UUIDs, compared as PostgreSQL does: in any case. A few are
+    // looked up one by one (the job table's key); many, in one read of all.
+    const wanted = ids &&
+      new Set(ids.filter((id) => UUID.test(id)).map((id) => id.toLowerCase()));
+    const read = (dlq: string) =>
+      wanted && wanted.size <= LOOKUPS
+        ? Promise.all(
+          [...wanted].map((id) =>
+            this.boss.findJobs(dlq, { id, queued: true, limit: 1 })
+          ),
+        ).then((jobs) => jobs.flat().map((job) => job.id))
+        : keysOf(
+          10_000,
+          (page) => this.boss.findJobs(dlq, { queued: true, ...page }),
+          (job) => job.id,
+        ).then((all) => all.filter((id) => wanted?.has(id) ?? true));
     const found: [string, string[]][] = [];
     for (const dlq of await this.#queues(by)) {
-      const all = await keysOf(
-        10_000,
-        (page) => this.boss.findJobs(dlq, { queued: true, ...page }),
-        (job) => job.id,
-      );
-      found.push([dlq, all.filter((id) => wanted?.has(id) ?? true)]);
+      found.push([dlq, await read(dlq)]);
     }
     let total = 0;
     for (const [dlq, ids] of found) {
@@ -174,6 +187,10 @@ async function keysOf<T>(
     if (page.length < limit) return keys;
   }
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// At most this many ids are looked up one by one in each dead-letter queue.
+const LOOKUPS = 100;
 
 const originalQueue = (dlq: string) => dlq.slice(0, -DEAD_LETTER_SUFFIX.length);
 

@@ -1,5 +1,6 @@
 // Dead letters: the error of a job pg-boss failed itself (recorded as
-// `{ value: text }` or `{ value: { message } }`).
+// `{ value: text }` or `{ value: { message } }`), and a retry or count by id,
+// in any case, looked up by id.
 import assert from "node:assert/strict";
 import type { PgBossJobQueue } from "../../../src/adapters/pg-boss/mod.ts";
 import {
@@ -57,7 +58,7 @@ Deno.test("pg-boss job queue: a job failed by the queue's stop shows pg-boss's t
   assert.equal(letters[0]!.error, "pg-boss shut down while active");
 });
 
-Deno.test("pg-boss job queue: dead letters of jobs pg-boss failed", async (t) => {
+Deno.test("pg-boss job queue: dead letters of jobs pg-boss failed, and by id", async (t) => {
   await using db = await openJobsDatabase();
   await using jobs = await db.connect({ queueDefaults: oneAttempt });
 
@@ -78,6 +79,35 @@ Deno.test("pg-boss job queue: dead letters of jobs pg-boss failed", async (t) =>
       );
       const [letter] = await jobs.deadLetters({ queue });
       assert.equal(letter?.error, "job timed out");
+    },
+  );
+
+  await t.step(
+    "counted and retried by id, in upper case too; other ids match nothing",
+    async () => {
+      const healed = { value: false };
+      const completed = new Collector<number>();
+      const queue = await deadLettered(jobs, healed, completed);
+      const [letter] = await jobs.deadLetters({ queue });
+      const id = letter!.id;
+      const other = crypto.randomUUID();
+      assert.equal(await jobs.countDeadLetters({ ids: [id] }), 1);
+      assert.equal(await jobs.countDeadLetters({ ids: [id.toUpperCase()] }), 1);
+      assert.equal(
+        await jobs.countDeadLetters({ ids: [other, "not-a-uuid"] }),
+        0,
+      );
+      // More ids than are looked up one by one: read and filtered.
+      const many = [
+        id.toUpperCase(),
+        ...Array.from({ length: 150 }, () => crypto.randomUUID()),
+      ];
+      assert.equal(await jobs.countDeadLetters({ ids: many }), 1);
+      healed.value = true;
+      assert.equal(await jobs.retryDeadLetters({ ids: [id.toUpperCase()] }), 1);
+      await completed.atLeast(1, "the retried job's completion");
+      assert.equal(await jobs.countDeadLetters({ queue }), 0);
+      assert.equal(await jobs.retryDeadLetters({ ids: [id] }), 0);
     },
   );
 });
