@@ -30,7 +30,8 @@ import { type LocalStarts, LocalWorker, untilAbort } from "./_local_start.ts";
 const logger = getLogger(["aftercommit", "jobs"]);
 
 // Plain-object data carries the trace context and, with metrics on, the
-// enqueue time (ms since the epoch) under keys the worker removes.
+// time its start delay counts from (ms since the epoch: the enqueue, or the
+// job's start-after time if later) under keys the worker removes.
 const TRACEPARENT = "aftercommit.traceparent";
 const ENQUEUED_AT = "aftercommit.enqueuedAt";
 
@@ -38,16 +39,34 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === "object" &&
   (Object.getPrototypeOf(value) ?? Object.prototype) === Object.prototype;
 
-/** Stamps the data of the jobs enqueued now: decided once per write. */
-export function stamped(): (data: unknown) => object {
+/**
+ * Stamps the data of the jobs enqueued now (each with its `startAfter`, if
+ * any): decided once per write.
+ */
+export function stamped(): (
+  data: unknown,
+  startAfter?: number | Date,
+) => object {
   const traceparent = activeTraceparent();
-  const metered = meters() !== undefined;
-  if (traceparent === undefined && !metered) return (data) => data as object;
+  const now = meters() === undefined ? undefined : Date.now();
+  if (traceparent === undefined && now === undefined) {
+    return (data) => data as object;
+  }
   const stamp = {
     ...(traceparent === undefined ? {} : { [TRACEPARENT]: traceparent }),
-    ...(metered ? { [ENQUEUED_AT]: Date.now() } : {}),
+    ...(now === undefined ? {} : { [ENQUEUED_AT]: now }),
   };
-  return (data) => isPlainObject(data) ? { ...data, ...stamp } : data as object;
+  return (data, startAfter) => {
+    if (!isPlainObject(data)) return data as object;
+    if (now === undefined || startAfter === undefined) {
+      return { ...data, ...stamp };
+    }
+    // A delayed job's start delay counts from its start-after time.
+    const at = startAfter instanceof Date
+      ? startAfter.getTime()
+      : now + startAfter * 1000;
+    return { ...data, ...stamp, [ENQUEUED_AT]: Math.max(now, at) };
+  };
 }
 
 /** The data without the stamp, and the stamp. */

@@ -27,7 +27,10 @@ export interface DeadLetter {
   readonly originalId: string | null;
   /** The attempts the failed job made. */
   readonly attempts: number | null;
-  /** The last failure, `Name: message`, when the job recorded one. */
+  /**
+   * The last failure, `Name: message` (or the message, or the text pg-boss
+   * recorded), when the job recorded one.
+   */
   readonly error: string | null;
   /** When it was dead-lettered. */
   readonly deadLetteredAt: Date;
@@ -47,7 +50,10 @@ export interface DeadLetterListOptions {
   readonly includeData?: boolean;
 }
 
-/** Which dead letters a retry or delete is about: by id, by queue, or all. */
+/**
+ * Which dead letters a retry or delete is about: by id (UUIDs, in any case;
+ * other ids match nothing), by queue, or all.
+ */
 export type DeadLetterSelection =
   | { readonly ids: readonly string[] }
   | { readonly queue: string }
@@ -135,15 +141,25 @@ export class DeadLetters {
       'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }',
     );
     this.queue.assertRunning(action);
-    const wanted = ids && new Set(ids);
+    // Ids are UUIDs, compared as PostgreSQL does: in any case. A few are
+    // looked up one by one (the job table's key); many, in one read of all.
+    const wanted = ids &&
+      new Set(ids.filter((id) => UUID.test(id)).map((id) => id.toLowerCase()));
+    const read = (dlq: string) =>
+      wanted && wanted.size <= LOOKUPS
+        ? Promise.all(
+          [...wanted].map((id) =>
+            this.boss.findJobs(dlq, { id, queued: true, limit: 1 })
+          ),
+        ).then((jobs) => jobs.flat().map((job) => job.id))
+        : keysOf(
+          10_000,
+          (page) => this.boss.findJobs(dlq, { queued: true, ...page }),
+          (job) => job.id,
+        ).then((all) => all.filter((id) => wanted?.has(id) ?? true));
     const found: [string, string[]][] = [];
     for (const dlq of await this.#queues(by)) {
-      const all = await keysOf(
-        10_000,
-        (page) => this.boss.findJobs(dlq, { queued: true, ...page }),
-        (job) => job.id,
-      );
-      found.push([dlq, all.filter((id) => wanted?.has(id) ?? true)]);
+      found.push([dlq, await read(dlq)]);
     }
     let total = 0;
     for (const [dlq, ids] of found) {
@@ -172,6 +188,10 @@ async function keysOf<T>(
   }
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// At most this many ids are looked up one by one in each dead-letter queue.
+const LOOKUPS = 100;
+
 const originalQueue = (dlq: string) => dlq.slice(0, -DEAD_LETTER_SUFFIX.length);
 
 function letterOf(
@@ -179,7 +199,15 @@ function letterOf(
   job: JobWithMetadata<unknown>,
   includeData: boolean,
 ): DeadLetter {
-  const out = job.sourceOutput as { name?: unknown; message?: unknown } | null;
+  // pg-boss stores a failure it records itself as `{ value: text }` (a stop
+  // while active) or `{ value: { message } }` (an expiry).
+  const { value } = (job.sourceOutput ?? {}) as { value?: unknown };
+  const out =
+    (typeof value === "string"
+      ? { message: value }
+      : value ?? job.sourceOutput) as
+        | { name?: unknown; message?: unknown }
+        | null;
   const message = typeof out?.message === "string" ? out.message : "";
   const born = job.sourceCreatedOn ?? job.createdOn;
   return {

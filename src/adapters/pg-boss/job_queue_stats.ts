@@ -28,7 +28,10 @@ export interface JobQueueWindow {
   readonly completed: number;
   /** Jobs completed in the window on their first attempt: those measured. */
   readonly measured: number;
-  /** Median ms from enqueue (the commit) to first attempt; `null` if none. */
+  /**
+   * Median ms from when the job could start (its enqueue, right after the
+   * commit, or its `startAfter` if later) to its first attempt; `null` if none.
+   */
   readonly startLatencyP50Ms: number | null;
   /** The 99th percentile of the same; `null` if none. */
   readonly startLatencyP99Ms: number | null;
@@ -67,22 +70,24 @@ export async function readJobQueueStats(
     windowSeconds: integer(1, 3600, 10),
   }, "read job queue stats");
   const latency = (p: number) =>
-    `percentile_cont(${p}) within group (order by extract(epoch from started_on - created_on) * 1000) filter (where retry_count = 0)`;
-  // `schema` was checked by connect(). By queue name, every part runs on
-  // pg-boss's indexes, not on the completed jobs kept for days.
+    `percentile_cont(${p}) within group (order by extract(epoch from started_on - greatest(created_on, start_after)) * 1000) filter (where retry_count = 0)`;
+  // `schema` was checked by connect() (a plain identifier) and is written
+  // unquoted, as pg-boss writes it (folded to lower case). By queue name,
+  // every part runs on pg-boss's indexes, not on the completed jobs kept
+  // for days. A delayed job's latency starts at its start_after.
   const { rows } = await boss.getDb().executeSql(
-    `with names as (select name from "${schema}".queue),
+    `with names as (select name from ${schema}.queue),
     live as (select name from names where right(name, ${DEAD.length}) <> '${DEAD}')
     select null as name, null as state, count(*)::int as n,
       (count(*) filter (where retry_count = 0))::int as measured,
       ${latency(0.5)} as "startLatencyP50Ms",
       ${latency(0.99)} as "startLatencyP99Ms"
-    from "${schema}".job
+    from ${schema}.job
     where name = any(array(select name from live))
       and completed_on >= now() - make_interval(secs => $1)
     union all
     select name, state::text, count(*)::int, null, null, null
-    from "${schema}".job
+    from ${schema}.job
     where name = any(array(select name from names))
       and state in ('created', 'retry', 'active', 'failed')
     group by name, state

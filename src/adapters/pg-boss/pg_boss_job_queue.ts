@@ -146,7 +146,8 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
 
   /**
    * Counts jobs by queue and state, and in the last `windowSeconds`: jobs
-   * completed, creation → first start p50 and p99.
+   * completed, p50 and p99 from when each could start (its enqueue, or its
+   * `startAfter` if later) to its first start.
    */
   stats(options: JobQueueStatsOptions = {}): Promise<JobQueueStats> {
     this.#assertRunning("read job queue stats");
@@ -374,7 +375,7 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
         let delayed = 0;
         const inserts = group.map(({ id, data, startAfter, options }) => {
           const { priority } = options;
-          const insert: JobInsert = { id, data: stamp(data) };
+          const insert: JobInsert = { id, data: stamp(data, startAfter) };
           if (priority !== undefined) insert.priority = priority;
           if (startAfter !== undefined) {
             insert.startAfter = startAfter;
