@@ -268,8 +268,14 @@ function queueOptions(
     perQueue.set(name, readOptions(given, settings(base), action, what));
   }
   return (name) => {
+    // pg-boss keeps a dead letter for its dead-letter queue's retention: a
+    // dead-letter queue not configured itself takes its queue's.
+    const queue = name.endsWith(DEAD_LETTER_SUFFIX)
+      ? perQueue.get(name.slice(0, -DEAD_LETTER_SUFFIX.length))
+      : undefined;
     const { retryDelaySeconds, retryDelayMaxSeconds, deadLetter, ...same } =
-      perQueue.get(name) ?? base;
+      perQueue.get(name) ??
+        (queue ? { ...base, retentionSeconds: queue.retentionSeconds } : base);
     return {
       ...same,
       retryDelay: retryDelaySeconds,
