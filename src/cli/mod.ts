@@ -325,9 +325,21 @@ async function run(
           supervise: false,
           listenNotify: false,
           maxConnections: 2,
+          // A mistyped --schema or --jobs-url must not get a new schema.
+          migrate: false,
           ...(schema === undefined ? {} : { schema }),
         },
-      );
+      ).catch((error) => {
+        // No pg-boss tables of this version there: connect()'s reason, with
+        // the flags to check.
+        if (error instanceof TypeError && error.cause !== undefined) {
+          error.message = error.message.replace(
+            /; [^;]*$/,
+            "; check --schema (default pgboss) and --jobs-url; the CLI installs and migrates no schema (the application does when it connects)",
+          );
+        }
+        throw error;
+      });
       return { jobs, close: () => jobs.stop() };
     },
   } = dependencies;
