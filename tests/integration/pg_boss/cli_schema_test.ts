@@ -1,12 +1,20 @@
 // The CLI changes no pg-boss schema: on a schema without pg-boss (a mistyped
 // --schema or --jobs-url) or of an older pg-boss, every dead-letter command
-// exits 2 naming the schema, and the schema stays as it was.
+// exits 2 naming the schema, and the schema stays as it was. And it sends
+// the --type it checked: trimmed.
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { EventBus } from "../../../mod.ts";
 import { PgBossJobQueue } from "../../../src/adapters/pg-boss/mod.ts";
 import { startEmbeddedPostgres } from "../../../src/adapters/pglite/mod.ts";
+import {
+  OutboxAdmin,
+  OutboxRelay,
+} from "../../../src/adapters/postgres/mod.ts";
 import { type CliIo, main } from "../../../src/cli/mod.ts";
+import { openAppDatabase } from "../../_helpers/app_db.ts";
 import { createServerDatabase } from "../../_helpers/server_database.ts";
+import { freshOutbox, insertUndone, Noted } from "../outbox/_helpers.ts";
 
 function fakeIo(answer = true): CliIo & {
   stdout: string;
@@ -119,5 +127,55 @@ Deno.test({
       assert.equal(await main(args, io), 0, io.stderr);
       assert.equal(io.stdout, "No dead letters.\n");
     });
+  },
+});
+
+Deno.test({
+  name: "CLI: a --type with spaces around it selects as it was checked",
+  sanitizeOps: true,
+  sanitizeResources: true,
+  async fn() {
+    await using db = await openAppDatabase();
+    const options = await freshOutbox(db.sql, { maxAttempts: 1 });
+    const event = new Noted(1);
+    await insertUndone(db.sql, options, [event]);
+    const bus = new EventBus();
+    bus.register(Noted, () => {
+      throw new Error("no");
+    });
+    await new OutboxRelay(db.sql, { ...options, bus }).runOnce();
+    const deps = {
+      openOutbox: () =>
+        Promise.resolve({
+          admin: new OutboxAdmin(db.sql, { table: options.table }),
+          close: () => Promise.resolve(),
+        }),
+    };
+    const table = ["--table", options.table];
+    const type = " test.outbox.noted ";
+
+    let io = fakeIo(false);
+    assert.equal(
+      await main(["requeue", "--type", type, ...table], io, deps),
+      1,
+    );
+    assert.deepEqual(io.asked, [
+      "Requeue 1 parked event (type test.outbox.noted)? [y/N] ",
+    ]);
+
+    io = fakeIo();
+    assert.equal(await main(["parked", "--type", type, ...table], io, deps), 0);
+    assert.match(io.stdout, new RegExp(event.eventId));
+
+    io = fakeIo();
+    assert.equal(
+      await main(["requeue", "--type", type, "--yes", ...table], io, deps),
+      0,
+      io.stderr,
+    );
+    assert.equal(
+      io.stdout,
+      "Requeued 1 parked event; the relay dispatches them at its next pass.\n",
+    );
   },
 });
