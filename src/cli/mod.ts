@@ -268,6 +268,9 @@ function parseCommand(args: string[]): Command | "help" {
       `--limit must be a whole number from 1 to 10000, received ${received}`,
     );
   }
+  // Checked, listed and sent trimmed.
+  if (values[by] !== undefined) values[by] = values[by].trim();
+  if (values.id) values.id = values.id.map((id) => id.trim());
   if (!ask) return { name, db, values, limit, selection: undefined };
   // The rows a change applies to.
   const { id: ids, all } = values;
@@ -275,8 +278,8 @@ function parseCommand(args: string[]): Command | "help" {
   if ([ids, value, all].filter((v) => v !== undefined).length !== 1) {
     fail(action, `pass exactly one of --id (repeatable), --${by} or --all`);
   }
-  for (const id of ids ?? []) text()(id.trim(), "--id", action);
-  if (value !== undefined) text()(value.trim(), `--${by}`, action);
+  for (const id of ids ?? []) text()(id, "--id", action);
+  if (value !== undefined) text()(value, `--${by}`, action);
   const selection = ids ? { ids } : all ? { all: true } : { [by]: value };
   return { name, db, values, limit, selection: selection as never };
 }
@@ -325,9 +328,21 @@ async function run(
           supervise: false,
           listenNotify: false,
           maxConnections: 2,
+          // A mistyped --schema or --jobs-url must not get a new schema.
+          migrate: false,
           ...(schema === undefined ? {} : { schema }),
         },
-      );
+      ).catch((error) => {
+        // No pg-boss tables of this version there: connect()'s reason, with
+        // the flags to check.
+        if (error instanceof TypeError && error.cause !== undefined) {
+          error.message = error.message.replace(
+            /; [^;]*$/,
+            "; check --schema (default pgboss) and --jobs-url; the CLI installs and migrates no schema (the application does when it connects)",
+          );
+        }
+        throw error;
+      });
       return { jobs, close: () => jobs.stop() };
     },
   } = dependencies;

@@ -76,6 +76,13 @@ export interface PgBossJobQueueOptions {
   readonly maxConnections?: number;
   /** Seconds `stop()` waits for running handlers before aborting them. Default: 30. */
   readonly stopTimeoutSeconds?: number;
+  /**
+   * Install pg-boss's schema when it is missing, and migrate it when it is
+   * older. `false`: change no schema; `connect()` throws a TypeError when
+   * the schema holds no pg-boss tables or tables of another pg-boss version.
+   * @default {true}
+   */
+  readonly migrate?: boolean;
 }
 
 /** Where the jobs live. */
@@ -104,6 +111,7 @@ const CONNECT = {
   scheduleCheckIntervalSeconds: integer(1, 45, 30),
   maxConnections: integer(1, 1000, 10),
   stopTimeoutSeconds: number(1, 30),
+  migrate: boolean(true),
 };
 const URL_HINT =
   "pass a URL such as postgresql://user:password@host:5432/jobs, or a PGlite instance for an embedded database";
@@ -172,6 +180,7 @@ export async function startBoss(
     // The cron pass (and its timers) runs only where asked for.
     schedule: o.runSchedules,
     cronMonitorIntervalSeconds: o.scheduleCheckIntervalSeconds,
+    migrate: o.migrate,
     ...(url
       ? {
         connectionString: database,
@@ -202,6 +211,19 @@ export async function startBoss(
     await boss.start();
   } catch (cause) {
     await boss.stop({ graceful: false }).catch(() => {});
+    // pg-boss's check when it may not install or migrate.
+    const message = (cause as Error | undefined)?.message;
+    const found = message === "pg-boss is not installed"
+      ? "no pg-boss tables"
+      : message === "pg-boss database requires migrations"
+      ? "the tables of another pg-boss version"
+      : undefined;
+    if (!o.migrate && found !== undefined) {
+      throw new TypeError(
+        `Cannot connect job queue: the schema "${schema}" on ${where} holds ${found}; check the schema and the database, or connect with migrate: true to install or migrate it`,
+        { cause },
+      );
+    }
     const hint = url
       ? "check that the server is running and the URL's host, port, database and credentials"
       : "see the cause";
@@ -268,8 +290,14 @@ function queueOptions(
     perQueue.set(name, readOptions(given, settings(base), action, what));
   }
   return (name) => {
+    // pg-boss keeps a dead letter for its dead-letter queue's retention: a
+    // dead-letter queue not configured itself takes its queue's.
+    const queue = name.endsWith(DEAD_LETTER_SUFFIX)
+      ? perQueue.get(name.slice(0, -DEAD_LETTER_SUFFIX.length))
+      : undefined;
     const { retryDelaySeconds, retryDelayMaxSeconds, deadLetter, ...same } =
-      perQueue.get(name) ?? base;
+      perQueue.get(name) ??
+        (queue ? { ...base, retentionSeconds: queue.retentionSeconds } : base);
     return {
       ...same,
       retryDelay: retryDelaySeconds,
