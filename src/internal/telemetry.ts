@@ -95,7 +95,7 @@ export function meters(): Instruments | undefined {
     jobDuration: seconds("job.duration", "Duration of one job attempt"),
     jobStartDelay: seconds(
       "job.start_delay",
-      "From a job's enqueue to the start of its first attempt (the commit to job start latency)",
+      "From a job's enqueue (or its startAfter, if later) to the start of its first attempt (the commit to job start latency)",
       [...DURATION, 30, 60, 300, 900, 3600],
     ),
     failures: meter.createCounter("aftercommit.failures", {

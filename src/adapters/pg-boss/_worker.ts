@@ -33,7 +33,8 @@ const logger = getLogger(["aftercommit", "jobs"]);
 // time its start delay counts from (ms since the epoch: the enqueue, or the
 // job's start-after time if later) under keys the worker removes.
 const TRACEPARENT = "aftercommit.traceparent";
-const ENQUEUED_AT = "aftercommit.enqueuedAt";
+/** The key of the time a job's start delay counts from, in its data. */
+export const ENQUEUED_AT = "aftercommit.enqueuedAt";
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === "object" &&

@@ -8,7 +8,7 @@ import {
   readOptions,
   selection,
 } from "../../internal/rules.ts";
-import { type QueueAccess, withoutStamp } from "./_worker.ts";
+import { ENQUEUED_AT, type QueueAccess, withoutStamp } from "./_worker.ts";
 
 const logger = getLogger(["aftercommit", "jobs"]);
 
@@ -74,6 +74,7 @@ export class DeadLetters {
   constructor(
     private readonly boss: PgBoss,
     private readonly queue: QueueAccess,
+    private readonly schema: string,
   ) {}
 
   async list(options: DeadLetterListOptions): Promise<DeadLetter[]> {
@@ -96,6 +97,14 @@ export class DeadLetters {
 
   retry(selection: DeadLetterSelection): Promise<number> {
     return this.#each(selection, "retry", async (dlq, ids) => {
+      // A retry is an enqueue: its start delay counts from now, not from the
+      // stamp the dead letter kept from its first enqueue.
+      await this.boss.getDb().executeSql(
+        `UPDATE ${this.schema}.job SET data = jsonb_set(data,
+           '{${ENQUEUED_AT}}', to_jsonb($3::float8))
+         WHERE name = $1 AND id = ANY($2::uuid[]) AND data ? '${ENQUEUED_AT}'`,
+        [dlq, ids, Date.now()],
+      );
       const moved = await this.boss.redrive(dlq, { ids, limit: ids.length });
       this.queue.wake(originalQueue(dlq));
       return moved;

@@ -83,14 +83,16 @@ export class PgBossJobQueue implements JobQueue, AsyncDisposable {
     this.#boss = boss;
     this.#config = config;
     this.backend = config.backend;
-    this.#deadLetters = new DeadLetters(boss, this.#queueAccess);
+    this.#deadLetters = new DeadLetters(boss, this.#queueAccess, config.schema);
     this.#schedules = new Schedules(boss, this.#queueAccess);
     this.#local = new LocalStarts(boss, config.schema);
   }
 
   /**
    * Starts pg-boss on `database` (a `postgres://` URL, or a PGlite instance
-   * that `stop()` does not close), installing or migrating its schema.
+   * that `stop()` does not close), installing or migrating its schema
+   * (with `migrate: false`, a `TypeError` when it is missing or of another
+   * version).
    * @throws {TypeError} When the database or an option is invalid.
    */
   static async connect(

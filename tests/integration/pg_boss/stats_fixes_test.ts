@@ -1,7 +1,8 @@
 // PgBossJobQueue.stats() on a schema named with capitals (pg-boss writes it
 // unquoted, folded to lower case), and the start latency of a delayed job,
 // in stats() and in the aftercommit.job.start_delay metric: from the job's
-// start-after time, not from its enqueue.
+// start-after time, not from its enqueue; and a retried dead letter's, from
+// its retry.
 import assert from "node:assert/strict";
 import { metrics } from "@opentelemetry/api";
 import {
@@ -12,6 +13,20 @@ import {
 } from "@opentelemetry/sdk-metrics";
 import { openJobsDatabase, uniqueQueueName } from "../../_helpers/jobs_db.ts";
 import { waitFor, waitUntil } from "../../_helpers/poll.ts";
+
+/** The start delays (s) the metric recorded for `queue`. */
+async function startDelays(
+  reader: MetricReader,
+  queue: string,
+): Promise<Histogram[]> {
+  const { resourceMetrics } = await reader.collect();
+  return resourceMetrics.scopeMetrics
+    .flatMap((scope) => scope.metrics)
+    .filter((m) => m.descriptor.name === "aftercommit.job.start_delay")
+    .flatMap((m) => m.dataPoints as DataPoint<Histogram>[])
+    .filter((p) => p.attributes["messaging.destination.name"] === queue)
+    .map((p) => p.value);
+}
 
 /** A reader the test collects from when it wants. */
 class TestReader extends MetricReader {
@@ -74,18 +89,55 @@ Deno.test("pg-boss job queue: a delayed job's start latency counts from its star
     await t.step(
       "the aftercommit.job.start_delay metric leaves it out",
       async () => {
-        const { resourceMetrics } = await reader.collect();
-        const delays = resourceMetrics.scopeMetrics
-          .flatMap((scope) => scope.metrics)
-          .filter((m) => m.descriptor.name === "aftercommit.job.start_delay")
-          .flatMap((m) => m.dataPoints as DataPoint<Histogram>[])
-          .filter((p) => p.attributes["messaging.destination.name"] === queue);
+        const delays = await startDelays(reader, queue);
         assert.equal(delays.length, 1);
-        const { count, sum } = delays[0]!.value;
+        const { count, sum } = delays[0]!;
         assert.equal(count, 1);
         assert.ok(sum !== undefined && sum >= 0 && sum < 1.5, `delay ${sum} s`);
       },
     );
+  } finally {
+    await meterProvider.shutdown();
+    metrics.disable();
+  }
+});
+
+Deno.test("pg-boss job queue: a retried dead letter's start delay counts from its retry", async () => {
+  const reader = new TestReader();
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  metrics.setGlobalMeterProvider(meterProvider);
+  try {
+    await using db = await openJobsDatabase();
+    const queue = uniqueQueueName("stats-redrive");
+    await using jobs = await db.connect({
+      queues: { [queue]: { retryLimit: 0 } },
+    });
+    let fail = true;
+    const ran = Promise.withResolvers<void>();
+    await jobs.work(queue, () => {
+      if (fail) throw new Error("down");
+      ran.resolve();
+    }, { pollingIntervalSeconds: 0.5 });
+    await jobs.enqueue(queue, { n: 1 });
+    await waitUntil(
+      "the dead letter",
+      async () => (await jobs.countDeadLetters({ queue })) === 1,
+    );
+    // As if it had waited an hour for an operator.
+    const [row] = await db.query(
+      `update pgboss.job set data = jsonb_set(data,
+         '{aftercommit.enqueuedAt}', to_jsonb($2::float8))
+       where name = $1 returning id`,
+      [`${queue}__dead`, Date.now() - 3_600_000],
+    );
+    assert.ok(row, "the dead letter carries the enqueue stamp");
+    fail = false;
+    assert.equal(await jobs.retryDeadLetters({ queue }), 1);
+    await waitFor(ran.promise, "the retried job");
+    // One histogram: the first attempt and the retry.
+    const [delays, ...more] = await startDelays(reader, queue);
+    assert.deepEqual([delays?.count, more], [2, []]);
+    assert.ok(delays!.max! < 60, `the longest delay: ${delays!.max} s`);
   } finally {
     await meterProvider.shutdown();
     metrics.disable();
