@@ -14,15 +14,13 @@ export const DEFAULT_INBOX_TABLE = "aftercommit_inbox";
 
 const MAX_HANDLER_LENGTH = 200;
 
-// Savepoints nest as a stack, so calls of once() on one transaction take
-// turns: the tail of each queue, keyed by the transaction's sql, or by the
-// running once() whose work makes nested calls (which queue among themselves,
-// not behind the call that waits for them). Tails never reject.
-const tails = new WeakMap<object, Promise<void>>();
+// Savepoints nest as a stack: on one transaction, a once() may start only
+// when none runs, or from inside the work of the innermost one running.
 interface Running {
-  readonly sql: object;
-  readonly outer: Running | undefined;
+  closed: boolean; // its work has settled
+  nested?: Promise<unknown>; // a call its work made, settled or not
 }
+const innermost = new WeakMap<object, Running>(); // by transaction
 const running = new AsyncLocalStorage<Running>();
 
 /** Options of {@linkcode Inbox} and {@linkcode migrateInbox}. */
@@ -112,10 +110,13 @@ export class Inbox {
    * Runs `work` in the transaction `sql` unless `handler` (a stable name of
    * at most 200 characters; renaming it makes old events look new) already
    * processed `event`. The record and `work`'s effects commit together.
-   * Calls on one transaction run one after another, each in its own
-   * savepoint; a call made inside another's `work` runs nested within it.
+   * Each call runs in a savepoint, so calls on one transaction cannot
+   * overlap: await each before the next, or make one from inside another's
+   * `work` (it nests; await it before that work sends anything else, which
+   * would land in its savepoint).
    *
-   * @throws {TypeError} When an argument is invalid; nothing is written.
+   * @throws {TypeError} When an argument is invalid, or another call on the
+   * transaction has not finished; nothing is written.
    * @throws `work`'s own error, after rolling back to before the record.
    */
   async once<T>(
@@ -158,14 +159,22 @@ export class Inbox {
         }; pass async () => { … }`,
       );
     }
-    let outer = running.getStore();
-    while (outer !== undefined && outer.sql !== sql) outer = outer.outer;
-    const queue: object = outer ?? sql;
-    const turn = (tails.get(queue) ?? Promise.resolve()).then(() =>
-      this.#once(sql, eventId, handler, work)
-    );
-    tails.set(queue, turn.then(() => {}, () => {}));
-    return await turn;
+    const outer = innermost.get(sql);
+    const context = running.getStore();
+    if (outer !== undefined && (outer !== context || outer.closed)) {
+      fail(
+        action,
+        "another once() on this transaction has not finished, and their savepoints would undo each other; await each call before the next (or make it from inside the other's work)",
+      );
+    }
+    const self: Running = { closed: false };
+    innermost.set(sql, self);
+    const done = this.#once(sql, eventId, handler, work, self).finally(() => {
+      if (outer === undefined) innermost.delete(sql);
+      else innermost.set(sql, outer);
+    });
+    if (outer !== undefined) outer.nested = done.catch(() => {});
+    return await done;
   }
 
   async #once<T>(
@@ -173,6 +182,7 @@ export class Inbox {
     eventId: string,
     handler: string,
     work: () => T | PromiseLike<T>,
+    self: Running,
   ): Promise<OnceResult<T>> {
     // The savepoint and the insert go out in one round trip.
     const [, { count }] = await Promise.all([
@@ -190,18 +200,19 @@ export class Inbox {
       return { ran: false };
     }
     let value: T;
-    const self: Running = { sql: tx, outer: running.getStore() };
     try {
       value = await running.run(self, work);
     } catch (error) {
-      // Nested calls the work left in flight finish inside this savepoint.
-      await tails.get(self);
+      // A nested call the work left in flight ends inside this savepoint.
+      self.closed = true;
+      await self.nested;
       // Not in a finally: a failed rollback's error must reach the caller.
       await tx`rollback to savepoint aftercommit_inbox`;
       await tx`release savepoint aftercommit_inbox`;
       throw error;
     }
-    await tails.get(self);
+    self.closed = true;
+    await self.nested;
     await tx`release savepoint aftercommit_inbox`;
     return { ran: true, value };
   }

@@ -1,6 +1,7 @@
-// Inbox.once called concurrently on one transaction (Promise.all in a unit
-// of work), and from inside another call's work: each call keeps its own
-// savepoint, so a failed call rolls back its effects and record only.
+// Inbox.once called while another call on the same transaction has not
+// finished: refused before it writes anything (their savepoints would undo
+// each other); a call made from inside another's work nests, and a nested
+// call still in flight ends inside the outer call's savepoint.
 import assert from "node:assert/strict";
 import { DomainEvent } from "../../../mod.ts";
 import {
@@ -13,7 +14,7 @@ import { waitFor } from "../../_helpers/poll.ts";
 
 class OrderPaid extends DomainEvent {}
 
-Deno.test("Inbox.once calls in flight together on one transaction", async (t) => {
+Deno.test("Inbox.once calls that overlap on one transaction", async (t) => {
   await using db = await openAppDatabase();
   const { sql } = db;
   const uow = new PostgresUnitOfWork(sql);
@@ -52,29 +53,34 @@ Deno.test("Inbox.once calls in flight together on one transaction", async (t) =>
       : result.value;
   }
 
+  const OVERLAP =
+    /^Cannot run once: another once\(\) on this transaction has not finished, and their savepoints would undo each other; await each call before the next/;
+
   await t.step(
-    "two calls, one failing after the other finished: the other's effects and record commit",
+    "a second call while the first runs is refused, writes nothing, and the first commits",
     async () => {
       const { inbox, ledger, table } = await fresh();
       const event = new OrderPaid();
       const results = await uow.run((tx) => {
         const book = (what: string) =>
           tx.sql`insert into ${tx.sql(ledger)} values (${what})`;
-        const a = inbox.once(tx.sql, event, "A", async () => {
-          await book("a");
-          return "a";
-        });
-        const b = inbox.once(tx.sql, event, "B", async () => {
-          await book("b");
-          await a; // B fails once A has released its savepoint
-          throw new Error("B failed");
-        });
-        return Promise.allSettled([a, b]);
+        return Promise.allSettled([
+          inbox.once(tx.sql, event, "A", async () => {
+            await book("a");
+            return "a";
+          }),
+          inbox.once(tx.sql, event, "B", () => book("b")),
+        ]);
       });
-      assert.deepEqual(results.map(message), [
-        { ran: true, value: "a" },
-        "B failed",
-      ]);
+      assert.deepEqual(results[0], {
+        status: "fulfilled",
+        value: { ran: true, value: "a" },
+      });
+      assert.match(String(message(results[1]!)), OVERLAP);
+      assert.ok(
+        results[1]!.status === "rejected" &&
+          results[1].reason instanceof TypeError,
+      );
       assert.deepEqual(await committed(ledger, table), {
         effects: ["a"],
         records: ["A"],
@@ -83,37 +89,42 @@ Deno.test("Inbox.once calls in flight together on one transaction", async (t) =>
   );
 
   await t.step(
-    "three calls in sql.begin(), the middle one failing: the others commit",
+    "a work that awaits a later call gets the refusal instead of waiting forever",
     async () => {
       const { inbox, ledger, table } = await fresh();
       const event = new OrderPaid();
-      const results = await sql.begin((tx) => {
-        const book = (what: string) =>
-          tx`insert into ${tx(ledger)} values (${what})`;
-        const a = inbox.once(tx, event, "A", async () => {
-          await book("a");
-          return "a";
-        });
-        const b = inbox.once(tx, event, "B", async () => {
-          await book("b");
-          await a;
-          throw new Error("B failed");
-        });
-        const c = inbox.once(tx, event, "C", async () => {
-          await book("c");
-          await b.catch(() => {});
-          return "c";
-        });
-        return Promise.allSettled([a, b, c]);
+      const error = await waitFor(
+        uow.run((tx) => {
+          let later: Promise<unknown> | undefined;
+          const first = inbox.once(tx.sql, event, "A", async () => {
+            await later;
+          });
+          later = inbox.once(tx.sql, event, "B", () => {});
+          later.catch(() => {}); // awaited by A's work, after a round trip
+          return first;
+        }).catch((e) => e),
+        "the run to settle",
+      );
+      assert.match(String(error?.message), OVERLAP);
+      assert.deepEqual((await committed(ledger, table)).records, []);
+    },
+  );
+
+  await t.step(
+    "calls awaited one after another all commit",
+    async () => {
+      const { inbox, ledger, table } = await fresh();
+      const event = new OrderPaid();
+      await uow.run(async (tx) => {
+        for (const name of ["A", "B", "C"]) {
+          await inbox.once(tx.sql, event, name, async () => {
+            await tx.sql`insert into ${tx.sql(ledger)} values (${name})`;
+          }).catch(() => {});
+        }
       });
-      assert.deepEqual(results.map(message), [
-        { ran: true, value: "a" },
-        "B failed",
-        { ran: true, value: "c" },
-      ]);
       assert.deepEqual(await committed(ledger, table), {
-        effects: ["a", "c"],
-        records: ["A", "C"],
+        effects: ["A", "B", "C"],
+        records: ["A", "B", "C"],
       });
     },
   );
@@ -147,7 +158,7 @@ Deno.test("Inbox.once calls in flight together on one transaction", async (t) =>
   );
 
   await t.step(
-    "nested calls in flight together: a failing one rolls back alone",
+    "two nested calls that overlap: the second is refused, the first commits with the outer",
     async () => {
       const { inbox, ledger, table } = await fresh();
       const event = new OrderPaid();
@@ -155,20 +166,16 @@ Deno.test("Inbox.once calls in flight together on one transaction", async (t) =>
         inbox.once(tx.sql, event, "Outer", () => {
           const book = (what: string) =>
             tx.sql`insert into ${tx.sql(ledger)} values (${what})`;
-          const a = inbox.once(tx.sql, event, "A", () => book("a"));
-          const b = inbox.once(tx.sql, event, "B", async () => {
-            await book("b");
-            await a;
-            throw new Error("B failed");
-          });
-          return Promise.allSettled([a, b]);
+          return Promise.allSettled([
+            inbox.once(tx.sql, event, "A", () => book("a")),
+            inbox.once(tx.sql, event, "B", () => book("b")),
+          ]);
         })
       );
       assert.equal(results.ran, true);
-      assert.deepEqual(
-        results.ran && results.value.map((r) => r.status),
-        ["fulfilled", "rejected"],
-      );
+      const [a, b] = results.ran ? results.value : [];
+      assert.equal(a?.status, "fulfilled");
+      assert.match(String(message(b!)), OVERLAP);
       assert.deepEqual(await committed(ledger, table), {
         effects: ["a"],
         records: ["A", "Outer"],
@@ -209,12 +216,14 @@ Deno.test("Inbox.once calls in flight together on one transaction", async (t) =>
       let late: Promise<unknown> | undefined;
       const result = await uow.run(async (tx) => {
         const outer = await inbox.once(tx.sql, event, "Outer", async () => {
+          await tx.sql`insert into ${tx.sql(ledger)} values ('outer')`;
+          // Not awaited, and the last thing the work does (a statement of
+          // the work sent meanwhile would land in its savepoint).
           late = inbox.once(tx.sql, event, "Late", async () => {
             await tx.sql`insert into ${tx.sql(ledger)} values ('late')`;
             throw new Error("Late failed");
           });
           late.catch(() => {});
-          await tx.sql`insert into ${tx.sql(ledger)} values ('outer')`;
           return "outer";
         });
         await assert.rejects(late!, /Late failed/);
@@ -229,24 +238,31 @@ Deno.test("Inbox.once calls in flight together on one transaction", async (t) =>
   );
 
   await t.step(
-    "the same event and handler twice at once runs the work once",
+    "a call made later in a finished call's context (a promise reaction) while another runs is refused",
     async () => {
       const { inbox, ledger, table } = await fresh();
       const event = new OrderPaid();
-      const results = await uow.run((tx) =>
-        Promise.all(
-          [1, 2].map((n) =>
-            inbox.once(tx.sql, event, "Ledger.book", async () => {
-              await tx.sql`insert into ${tx.sql(ledger)} values ('book')`;
-              return n;
-            })
-          ),
-        )
-      );
-      assert.deepEqual(results, [{ ran: true, value: 1 }, { ran: false }]);
+      const late = Promise.withResolvers<unknown>();
+      await uow.run(async (tx) => {
+        const book = (what: string) =>
+          tx.sql`insert into ${tx.sql(ledger)} values (${what})`;
+        // A reaction keeps the context it was registered in: A's.
+        const fire = Promise.withResolvers<void>();
+        await inbox.once(tx.sql, event, "A", () => {
+          fire.promise.then(() =>
+            inbox.once(tx.sql, event, "Late", () => book("late"))
+          ).then(late.resolve, late.resolve);
+        });
+        await inbox.once(tx.sql, event, "C", async () => {
+          fire.resolve();
+          await late.promise;
+          await book("c");
+        });
+      });
+      assert.match(String((await late.promise as Error).message), OVERLAP);
       assert.deepEqual(await committed(ledger, table), {
-        effects: ["book"],
-        records: ["Ledger.book"],
+        effects: ["c"],
+        records: ["A", "C"],
       });
     },
   );
