@@ -95,13 +95,13 @@ Deno.test("Inbox.once calls that overlap on one transaction", async (t) => {
       const event = new OrderPaid();
       const error = await waitFor(
         uow.run((tx) => {
-          let later: Promise<unknown> | undefined;
-          const first = inbox.once(tx.sql, event, "A", async () => {
-            await later;
-          });
-          later = inbox.once(tx.sql, event, "B", () => {});
-          later.catch(() => {}); // awaited by A's work, after a round trip
-          return first;
+          const calls: Promise<unknown>[] = [];
+          calls.push(inbox.once(tx.sql, event, "A", async () => {
+            await calls[1]; // the call made after this one
+          }));
+          calls.push(inbox.once(tx.sql, event, "B", () => {}));
+          calls[1]!.catch(() => {}); // awaited by A's work, after a round trip
+          return calls[0];
         }).catch((e) => e),
         "the run to settle",
       );
