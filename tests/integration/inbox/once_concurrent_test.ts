@@ -105,7 +105,7 @@ Deno.test("Inbox.once calls that overlap on one transaction", async (t) => {
         }).catch((e) => e),
         "the run to settle",
       );
-      assert.match(String(error?.message), OVERLAP);
+      assert.match(String((error as Error | undefined)?.message), OVERLAP);
       assert.deepEqual((await committed(ledger, table)).records, []);
     },
   );
