@@ -102,7 +102,8 @@ export class DeadLetters {
       await this.boss.getDb().executeSql(
         `UPDATE ${this.schema}.job SET data = jsonb_set(data,
            '{${ENQUEUED_AT}}', to_jsonb($3::float8))
-         WHERE name = $1 AND id = ANY($2::uuid[]) AND data ? '${ENQUEUED_AT}'`,
+         WHERE name = $1 AND id = ANY($2::uuid[])
+           AND jsonb_typeof(data) = 'object' AND data ? '${ENQUEUED_AT}'`,
         [dlq, ids, Date.now()],
       );
       const moved = await this.boss.redrive(dlq, { ids, limit: ids.length });
@@ -150,25 +151,36 @@ export class DeadLetters {
       'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }',
     );
     this.queue.assertRunning(action);
-    // Ids are UUIDs, compared as PostgreSQL does: in any case. A few are
-    // looked up one by one (the job table's key); many, in one read of all.
-    const wanted = ids &&
-      new Set(ids.filter((id) => UUID.test(id)).map((id) => id.toLowerCase()));
-    const read = (dlq: string) =>
-      wanted && wanted.size <= LOOKUPS
-        ? Promise.all(
-          [...wanted].map((id) =>
-            this.boss.findJobs(dlq, { id, queued: true, limit: 1 })
-          ),
-        ).then((jobs) => jobs.flat().map((job) => job.id))
-        : keysOf(
+    const dlqs = await this.#queues(by);
+    const found: [string, string[]][] = [];
+    if (ids === undefined) {
+      for (const dlq of dlqs) {
+        const all = await keysOf(
           10_000,
           (page) => this.boss.findJobs(dlq, { queued: true, ...page }),
           (job) => job.id,
-        ).then((all) => all.filter((id) => wanted?.has(id) ?? true));
-    const found: [string, string[]][] = [];
-    for (const dlq of await this.#queues(by)) {
-      found.push([dlq, await read(dlq)]);
+        );
+        found.push([dlq, all]);
+      }
+    } else {
+      // UUIDs, compared as PostgreSQL does (in any case), by the job table's
+      // key: one statement (pg-boss's findJobs takes one id and one queue).
+      const { rows } = await this.boss.getDb().executeSql(
+        `SELECT name, id::text AS id FROM ${this.schema}.job
+         WHERE name = ANY($1::text[]) AND id = ANY($2::uuid[])
+           AND state < 'active' ORDER BY name, id`,
+        [dlqs, ids.filter((id) => UUID.test(id))],
+      );
+      const byQueue = Map.groupBy(
+        rows as { name: string; id: string }[],
+        (r) => r.name,
+      );
+      for (const [dlq, matched] of byQueue) {
+        found.push([
+          dlq,
+          matched.map((r) => r.id),
+        ]);
+      }
     }
     let total = 0;
     for (const [dlq, ids] of found) {
@@ -198,8 +210,6 @@ async function keysOf<T>(
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-// At most this many ids are looked up one by one in each dead-letter queue.
-const LOOKUPS = 100;
 
 const originalQueue = (dlq: string) => dlq.slice(0, -DEAD_LETTER_SUFFIX.length);
 

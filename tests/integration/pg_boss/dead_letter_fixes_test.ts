@@ -97,17 +97,49 @@ Deno.test("pg-boss job queue: dead letters of jobs pg-boss failed, and by id", a
         await jobs.countDeadLetters({ ids: [other, "not-a-uuid"] }),
         0,
       );
-      // More ids than are looked up one by one: read and filtered.
       const many = [
         id.toUpperCase(),
         ...Array.from({ length: 150 }, () => crypto.randomUUID()),
       ];
       assert.equal(await jobs.countDeadLetters({ ids: many }), 1);
+      // Ids of letters in different queues (the step above left one).
+      const all = await jobs.deadLetters();
+      assert.equal(new Set(all.map((l) => l.queue)).size, 2);
+      const ids = all.map((l) => l.id);
+      assert.equal(await jobs.countDeadLetters({ ids }), 2);
       healed.value = true;
       assert.equal(await jobs.retryDeadLetters({ ids: [id.toUpperCase()] }), 1);
       await completed.atLeast(1, "the retried job's completion");
       assert.equal(await jobs.countDeadLetters({ queue }), 0);
       assert.equal(await jobs.retryDeadLetters({ ids: [id] }), 0);
+    },
+  );
+
+  await t.step(
+    "a dead letter whose data is an array or a string naming the enqueue stamp is retried too",
+    async () => {
+      const queue = uniqueQueueName("dl-shapes");
+      const healed = { value: false };
+      const seen = new Collector<unknown>();
+      await jobs.work(queue, (job) => {
+        if (!healed.value) throw new Error("down");
+        seen.push(job.data);
+      }, { pollingIntervalSeconds: 0.5 });
+      const shapes = [["aftercommit.enqueuedAt"], "aftercommit.enqueuedAt", {
+        n: 1,
+      }];
+      for (const data of shapes) await jobs.enqueue(queue, data);
+      await waitUntil(
+        "three dead letters",
+        async () => (await jobs.countDeadLetters({ queue })) === 3,
+      );
+      healed.value = true;
+      assert.equal(await jobs.retryDeadLetters({ queue }), 3);
+      const got = await seen.atLeast(3, "the three retried jobs");
+      assert.deepEqual(
+        got.map((d) => JSON.stringify(d)).sort(),
+        shapes.map((d) => JSON.stringify(d)).sort(),
+      );
     },
   );
 });
