@@ -338,7 +338,7 @@ async function run(
         if (error instanceof TypeError && error.cause !== undefined) {
           error.message = error.message.replace(
             /; [^;]*$/,
-            "; check --schema (default pgboss) and --jobs-url; the CLI installs and migrates no schema (the application does when it connects)",
+            "; check --schema (default pgboss) and --jobs-url; the CLI installs and migrates no schema (the application does when it connects), and reads only its own pg-boss version's: after an upgrade, run the CLI of the application's release",
           );
         }
         throw error;

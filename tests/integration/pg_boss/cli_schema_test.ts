@@ -121,7 +121,16 @@ Deno.test({
         version,
       }]);
 
-      await query("update jobs.version set version = version + 1");
+      // A newer one (an application upgraded first): refused, with the hint.
+      await query("update jobs.version set version = version + 2");
+      const newer = fakeIo();
+      const dl = ["dead-letters", "--schema", "jobs", "--jobs-url", db.url];
+      assert.equal(await main(dl, newer), 2);
+      assert.match(
+        newer.stderr,
+        /another pg-boss version; .*run the CLI of the application's release/,
+      );
+      await query("update jobs.version set version = version - 1");
       const io = fakeIo();
       const args = ["dead-letters", "--schema", "jobs", "--jobs-url", db.url];
       assert.equal(await main(args, io), 0, io.stderr);
