@@ -62,6 +62,7 @@ export interface DashboardOptions {
 export type DashboardHandler = (request: Request) => Promise<Response>;
 
 const SESSION = /(?:^|;)\s*aftercommit_dashboard=([^;]*)/;
+const BEARER = /^bearer[ \t]+(.+)$/i; // the scheme is case-insensitive
 const MAX_BODY_BYTES = 64 * 1024;
 const ASSETS: Record<string, [string, string] | undefined> = {
   "/app.css": [STYLE, "text/css"],
@@ -126,8 +127,8 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     if (token === undefined) return true;
     // Only a Bearer header is a token; another scheme (a proxy's Basic
     // credentials) leaves the decision to the cookie.
-    const header = request.headers.get("authorization");
-    if (header?.startsWith("Bearer ")) return isToken(header.slice(7));
+    const bearer = BEARER.exec(request.headers.get("authorization") ?? "");
+    if (bearer !== null) return isToken(bearer[1]!);
     const cookie = request.headers.get("cookie")?.match(SESSION)?.[1]?.trim();
     const [, expires, signature] = cookie?.match(/^(\d+)\.([^.]+)/) ?? [];
     if (!expires || !signature || Number(expires) * 1000 < Date.now()) {
@@ -146,7 +147,7 @@ export function dashboard(options: DashboardOptions): DashboardHandler {
     const origin = request.headers.get("origin");
     if (origin === null) {
       // Not a browser: only a client that presents the token itself passes.
-      return request.headers.get("authorization")?.startsWith("Bearer ") ||
+      return BEARER.test(request.headers.get("authorization") ?? "") ||
         token === undefined && site === null;
     }
     return config.allowedOrigins.includes(origin) ||

@@ -54,6 +54,18 @@ Deno.test("dashboard(): a proxy's Basic credentials leave the decision to the co
     assert.equal(r.status, 401);
     await r.body?.cancel();
   });
+  await t.step(
+    "the Bearer scheme in any case, with spaces or a tab: the token is read",
+    async () => {
+      for (const scheme of ["bearer ", "BEARER ", "Bearer  ", "Bearer\t"]) {
+        const r = await call("/api/snapshot", {
+          headers: { authorization: scheme + TOKEN },
+        });
+        assert.equal(r.status, 200, JSON.stringify(scheme));
+        await r.body?.cancel();
+      }
+    },
+  );
   await t.step("a wrong Bearer token with a valid cookie: 401", async () => {
     const r = await call("/api/snapshot", {
       headers: { cookie, authorization: "Bearer nope" },
