@@ -151,41 +151,23 @@ export class DeadLetters {
       'pass { ids: [...] }, { queue: "send-welcome-email" } or { all: true }',
     );
     this.queue.assertRunning(action);
-    const dlqs = await this.#queues(by);
-    const found: [string, string[]][] = [];
-    if (ids === undefined) {
-      for (const dlq of dlqs) {
-        const all = await keysOf(
-          10_000,
-          (page) => this.boss.findJobs(dlq, { queued: true, ...page }),
-          (job) => job.id,
-        );
-        found.push([dlq, all]);
-      }
-    } else {
-      // UUIDs, compared as PostgreSQL does (in any case), by the job table's
-      // key: one statement (pg-boss's findJobs takes one id and one queue).
-      const { rows } = await this.boss.getDb().executeSql(
-        `SELECT name, id::text AS id FROM ${this.schema}.job
-         WHERE name = ANY($1::text[]) AND id = ANY($2::uuid[])
-           AND state < 'active' ORDER BY name, id`,
-        [dlqs, ids.filter((id) => UUID.test(id))],
-      );
-      const byQueue = Map.groupBy(
-        rows as { name: string; id: string }[],
-        (r) => r.name,
-      );
-      for (const [dlq, matched] of byQueue) {
-        found.push([
-          dlq,
-          matched.map((r) => r.id),
-        ]);
-      }
-    }
+    // By the job table's key, in one statement (pg-boss's findJobs reads one
+    // queue): ids are UUIDs, compared as PostgreSQL does, in any case.
+    const { rows } = await this.boss.getDb().executeSql(
+      `SELECT name, id::text AS id FROM ${this.schema}.job
+       WHERE name = ANY($1::text[]) AND state < 'active'
+         AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))
+       ORDER BY name, created_on, id`,
+      [await this.#queues(by), ids?.filter((id) => UUID.test(id)) ?? null],
+    );
+    const found = Map.groupBy(
+      rows as { name: string; id: string }[],
+      (r) => r.name,
+    );
     let total = 0;
-    for (const [dlq, ids] of found) {
-      for (let i = 0; i < ids.length; i += 1000) {
-        total += await op(dlq, ids.slice(i, i + 1000));
+    for (const [dlq, matched] of found) {
+      for (let i = 0; i < matched.length; i += 1000) {
+        total += await op(dlq, matched.slice(i, i + 1000).map((r) => r.id));
       }
     }
     if (done) logger.info(`${done} {count} dead letters`, { count: total });
