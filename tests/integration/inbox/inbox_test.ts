@@ -10,6 +10,7 @@ import {
   PostgresUnitOfWork,
 } from "../../../src/adapters/postgres/mod.ts";
 import { openAppDatabase } from "../../_helpers/app_db.ts";
+import { freshInbox } from "./_helpers.ts";
 
 class OrderPaid extends DomainEvent {
   constructor(readonly orderId: string) {
@@ -22,16 +23,7 @@ Deno.test("the inbox runs a handler's effects once per event and handler", async
   const { sql } = db;
   const uow = new PostgresUnitOfWork(sql);
 
-  async function fresh(): Promise<
-    { inbox: Inbox; ledger: string; table: string }
-  > {
-    const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-    const table = `inbox_${suffix}`;
-    const ledger = `ledger_${suffix}`;
-    await migrateInbox(sql, { table });
-    await sql`create table ${sql(ledger)} (event_id text not null, what text)`;
-    return { inbox: new Inbox({ table }), ledger, table };
-  }
+  const fresh = () => freshInbox(sql, "event_id text not null, what text");
 
   async function count(table: string, eventId?: string): Promise<number> {
     const [row] = eventId === undefined

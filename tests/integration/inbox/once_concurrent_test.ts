@@ -4,12 +4,9 @@
 // call still in flight ends inside the outer call's savepoint.
 import assert from "node:assert/strict";
 import { DomainEvent } from "../../../mod.ts";
-import {
-  Inbox,
-  migrateInbox,
-  PostgresUnitOfWork,
-} from "../../../src/adapters/postgres/mod.ts";
+import { PostgresUnitOfWork } from "../../../src/adapters/postgres/mod.ts";
 import { openAppDatabase } from "../../_helpers/app_db.ts";
+import { freshInbox } from "./_helpers.ts";
 import { waitFor } from "../../_helpers/poll.ts";
 
 class OrderPaid extends DomainEvent {}
@@ -19,16 +16,7 @@ Deno.test("Inbox.once calls that overlap on one transaction", async (t) => {
   const { sql } = db;
   const uow = new PostgresUnitOfWork(sql);
 
-  async function fresh(): Promise<
-    { inbox: Inbox; ledger: string; table: string }
-  > {
-    const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-    const table = `inbox_${suffix}`;
-    const ledger = `ledger_${suffix}`;
-    await migrateInbox(sql, { table });
-    await sql`create table ${sql(ledger)} (what text not null)`;
-    return { inbox: new Inbox({ table }), ledger, table };
-  }
+  const fresh = () => freshInbox(sql, "what text not null");
 
   // What committed: the ledger's rows and the inbox's handlers, sorted.
   async function committed(

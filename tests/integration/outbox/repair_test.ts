@@ -7,7 +7,8 @@ import {
   OutboxAdmin,
   OutboxRelay,
 } from "../../../src/adapters/postgres/mod.ts";
-import { type CliIo, main } from "../../../src/cli/mod.ts";
+import { main } from "../../../src/cli/mod.ts";
+import { fakeIo } from "../../_helpers/cli_io.ts";
 import { openAppDatabase } from "../../_helpers/app_db.ts";
 import {
   Collector,
@@ -18,30 +19,6 @@ import { countWhere, freshOutbox, insertUndone, Noted } from "./_helpers.ts";
 import { waitUntil } from "../../_helpers/poll.ts";
 
 const EMAIL = "grace.hopper@example.org";
-
-/** A CLI terminal that records output and answers prompts from a list. */
-function fakeIo(answers: boolean[] = []): CliIo & {
-  stdout: string;
-  stderr: string;
-  asked: string[];
-} {
-  const io = {
-    stdout: "",
-    stderr: "",
-    asked: [] as string[],
-    out(text: string) {
-      io.stdout += text;
-    },
-    err(text: string) {
-      io.stderr += text;
-    },
-    confirm(question: string) {
-      io.asked.push(question);
-      return Promise.resolve(answers.shift() ?? false);
-    },
-  };
-  return io;
-}
 
 Deno.test({
   name: "Outbox repair: OutboxAdmin and the CLI",

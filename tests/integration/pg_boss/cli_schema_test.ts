@@ -11,29 +11,11 @@ import {
   OutboxAdmin,
   OutboxRelay,
 } from "../../../src/adapters/postgres/mod.ts";
-import { type CliIo, main } from "../../../src/cli/mod.ts";
+import { main } from "../../../src/cli/mod.ts";
+import { fakeIo } from "../../_helpers/cli_io.ts";
 import { openAppDatabase } from "../../_helpers/app_db.ts";
 import { createServerDatabase } from "../../_helpers/server_database.ts";
 import { freshOutbox, insertUndone, Noted } from "../outbox/_helpers.ts";
-
-function fakeIo(answer = true): CliIo & {
-  stdout: string;
-  stderr: string;
-  asked: string[];
-} {
-  const io = {
-    stdout: "",
-    stderr: "",
-    asked: [] as string[],
-    out: (text: string) => void (io.stdout += text),
-    err: (text: string) => void (io.stderr += text),
-    confirm: (question: string) => {
-      io.asked.push(question);
-      return Promise.resolve(answer);
-    },
-  };
-  return io;
-}
 
 // A database with a URL, without pg-boss: a fresh one on the server, or an
 // embedded PostgreSQL (one connection at a time: close one before the next).
@@ -163,7 +145,7 @@ Deno.test({
     const table = ["--table", options.table];
     const type = " test.outbox.noted ";
 
-    let io = fakeIo(false);
+    let io = fakeIo([false]);
     assert.equal(
       await main(["requeue", "--type", type, ...table], io, deps),
       1,
