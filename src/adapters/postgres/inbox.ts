@@ -113,7 +113,8 @@ export class Inbox {
    * Each call runs in a savepoint, so calls on one transaction cannot
    * overlap: await each before the next, or make one from inside another's
    * `work` (it nests; await it before that work sends anything else, which
-   * would land in its savepoint).
+   * would land in its savepoint; one still running when the work settles is
+   * waited for).
    *
    * @throws {TypeError} When an argument is invalid, or another call on the
    * transaction has not finished; nothing is written.
@@ -164,7 +165,9 @@ export class Inbox {
     if (outer !== undefined && (outer !== context || outer.closed)) {
       fail(
         action,
-        "another once() on this transaction has not finished, and their savepoints would undo each other; await each call before the next (or make it from inside the other's work)",
+        outer === context
+          ? "the work of the once() that makes this call has already settled, and its savepoint is being released; make the call before that work returns, and await it"
+          : "another once() on this transaction has not finished, and their savepoints would undo each other; await each call before the next (or make it from inside the other's work)",
       );
     }
     const self: Running = { closed: false };

@@ -254,4 +254,27 @@ Deno.test("Inbox.once calls that overlap on one transaction", async (t) => {
       });
     },
   );
+
+  await t.step(
+    "a call made just after the work that made it returned is refused, saying so",
+    async () => {
+      const { inbox, ledger, table } = await fresh();
+      const event = new OrderPaid();
+      const late = Promise.withResolvers<unknown>();
+      await uow.run(async (tx) => {
+        await inbox.once(tx.sql, event, "Outer", () => {
+          // Runs a few microtasks after the work returned, in its context,
+          // while the outer call releases its savepoint.
+          Promise.resolve().then().then().then(() =>
+            inbox.once(tx.sql, event, "Late", () => {})
+          ).then(late.resolve, late.resolve);
+        });
+      });
+      assert.match(
+        String((await late.promise as Error).message),
+        /^Cannot run once: the work of the once\(\) that makes this call has already settled, and its savepoint is being released; make the call before that work returns, and await it$/,
+      );
+      assert.deepEqual((await committed(ledger, table)).records, ["Outer"]);
+    },
+  );
 });
