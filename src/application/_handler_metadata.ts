@@ -61,24 +61,36 @@ export function distanceOf(
 
 /**
  * The `@On` records of a class and its ancestors, ancestors first. A public
- * method decorated again in a subclass for the same type appears once.
+ * method decorated again in a subclass has the subclass's records only.
  */
 export function collectHandlerRecords(
   klass: object,
   isStatic: boolean,
 ): HandlerRecord[] {
-  const result: HandlerRecord[] = [];
+  let result: HandlerRecord[] = [];
+  const same = (a: HandlerRecord, b: HandlerRecord) =>
+    !a.isPrivate && a.type === b.type && a.name === b.name;
   for (const c of ancestors(klass).reverse()) {
     const meta = Object.hasOwn(c, Symbol.metadata)
       ? (c as { [Symbol.metadata]?: Metadata | null })[Symbol.metadata]
       : undefined;
     if (meta == null || !Object.hasOwn(meta, HANDLERS)) continue;
-    for (const record of meta[HANDLERS]!) {
-      if (
-        record.isStatic === isStatic && (record.isPrivate ||
-          !result.some((r) => r.type === record.type && r.name === record.name))
-      ) result.push(record);
-    }
+    const own = meta[HANDLERS]!.filter((r, i, all) =>
+      r.isStatic === isStatic && !all.slice(0, i).some((o) => same(o, r))
+    );
+    // A class that decorates a method again replaces what its ancestors'
+    // decorators said of it, in their place (a #private one is its own).
+    const redone = (r: HandlerRecord) =>
+      r.isPrivate ? [] : own.filter((o) => !o.isPrivate && o.name === r.name);
+    const placed = new Set<string | symbol>();
+    result = result.flatMap((r) => {
+      const mine = redone(r);
+      if (mine.length === 0) return [r];
+      if (placed.has(r.name)) return [];
+      placed.add(r.name);
+      return mine;
+    });
+    result.push(...own.filter((r) => r.isPrivate || !placed.has(r.name)));
   }
   return result;
 }

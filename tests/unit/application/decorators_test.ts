@@ -179,6 +179,66 @@ Deno.test("subclasses inherit handlers without changing their parent's", async (
   });
 
   await t.step(
+    "an override decorated again takes the child's decorators: its types, order and subclasses, in the parent's place",
+    async () => {
+      class Other {}
+      class SubRegistered extends UserRegistered {}
+      class Parent {
+        log: string[] = [];
+        @On(UserRegistered)
+        first(e: UserRegistered): void {
+          this.log.push(`first:${e.userId}`);
+        }
+        @On(UserRegistered)
+        second(): void {
+          this.log.push("second");
+        }
+        @OnAny()
+        any(): void {}
+      }
+      class Retargeted extends Parent {
+        @On(UserRenamed)
+        override first(e: UserRenamed): void {
+          this.log.push(`renamed:${e.userId}`);
+        }
+      }
+      class Reordered extends Parent {
+        @On(UserRegistered, { order: 10, subclasses: true })
+        override first(e: UserRegistered): void {
+          this.log.push(`first:${e.userId}`);
+        }
+        @OnAny({ order: -5 })
+        override any(): void {}
+      }
+      const names = (bus: EventBus, type: new (id: string) => object) =>
+        bus.handlersFor(type).map((h) => `${h.name}@${h.order}`);
+
+      const bus = new EventBus();
+      const r = new Retargeted();
+      bus.subscribe(r);
+      await bus.publishAll([new UserRegistered("u1"), new UserRenamed("u2")]);
+      assert.deepEqual(r.log, ["second", "renamed:u2"]);
+      assert.deepEqual(names(bus, UserRegistered), [
+        "Retargeted.second@0",
+        "Retargeted.any@0",
+      ]);
+
+      const other = new EventBus();
+      other.subscribe(new Reordered());
+      assert.deepEqual(names(other, UserRegistered), [
+        "Reordered.any@-5",
+        "Reordered.second@0",
+        "Reordered.first@10",
+      ]);
+      assert.deepEqual(names(other, SubRegistered), [
+        "Reordered.any@-5",
+        "Reordered.first@10",
+      ]);
+      assert.deepEqual(names(other, Other as never), ["Reordered.any@-5"]);
+    },
+  );
+
+  await t.step(
     "the parent's own metadata was not mutated by its children",
     () => {
       const meta = Base[Symbol.metadata]!;
