@@ -536,7 +536,7 @@ export class Outbox {
   ): Promise<DispatchFailure | undefined> {
     let event: object;
     try {
-      event = this.registry.deserialize(row.type, row.payload);
+      event = this.registry.deserialize(row.type, row.payload, row.id);
     } catch (error) {
       countFailure(row.type, error);
       return await inDispatchSpan(

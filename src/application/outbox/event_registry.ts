@@ -50,7 +50,8 @@ export class UnknownEventTypeError extends Error {
  * back, and turns events into JSON and back into instances of their class.
  * Plain data and Dates survive; anything else (a `Map`, a class instance) is
  * refused unless the class has `toJSON()` and `static fromJSON`. Rebuilding
- * does not run the constructor.
+ * does not run the constructor, and `#private` fields are not own fields: a
+ * class with them needs `toJSON()` and `static fromJSON` too.
  *
  * @example
  * ```ts
@@ -137,7 +138,8 @@ export class EventRegistry {
   /**
    * Turns an event into its stored form: its own fields, or its `toJSON()`.
    * @throws {TypeError} When the event's class is not registered, it has no
-   * `eventId` string, or a field holds a value JSON cannot carry (named,
+   * `eventId` string (or, without `fromJSON`, its stored fields would rebuild
+   * one without it), or a field holds a value JSON cannot carry (named,
    * never its value).
    */
   serialize(event: object): SerializedEvent {
@@ -164,6 +166,22 @@ export class EventRegistry {
     const fields = typeof toJSON === "function"
       ? toJSON.call(event)
       : { ...event };
+    // Without fromJSON, the rebuilt event is these fields on the prototype:
+    // it must carry the same eventId (a getter may derive it).
+    const { fromJSON } = event.constructor as { fromJSON?: unknown };
+    if (
+      typeof fromJSON !== "function" &&
+      (fields as { eventId?: unknown } | null)?.eventId !== eventId &&
+      (Object(fields) !== fields || Object.create(
+            Object.getPrototypeOf(event),
+            Object.getOwnPropertyDescriptors(fields),
+          ).eventId !== eventId)
+    ) {
+      fail(
+        action,
+        "the event rebuilt from its stored fields (its toJSON() result) would not have its eventId; keep eventId in toJSON's result, or add a static fromJSON that restores it",
+      );
+    }
     const payload = JSON.stringify(encode(fields, className, action));
     return { type: name, eventId, payload };
   }
@@ -172,11 +190,13 @@ export class EventRegistry {
    * Rebuilds an event from its stored form as an instance of the class
    * registered under `type`: its `static fromJSON`, or the stored fields on
    * the class's prototype.
+   * @param eventId The stored id, which the rebuilt event must carry.
    * @throws {UnknownEventTypeError} When no class is registered under `type`.
    * @throws {TypeError} When the payload is not what `serialize` wrote, or
-   * `fromJSON` returns something other than an instance of the class.
+   * `fromJSON` returns something other than an instance of the class, or
+   * one without `eventId`.
    */
-  deserialize(type: string, payload: string): object {
+  deserialize(type: string, payload: string, eventId?: string): object {
     if (typeof type !== "string") {
       expected("rebuild event", "a type name", type);
     }
@@ -204,6 +224,15 @@ export class EventRegistry {
           `${typeName(klass)}.fromJSON returned ${
             describe(event)
           }, expected an instance of ${typeName(klass)}`,
+        );
+      }
+      const rebuilt = event as { eventId?: unknown };
+      if (eventId !== undefined && rebuilt.eventId !== eventId) {
+        fail(
+          action,
+          `${
+            typeName(klass)
+          }.fromJSON returned an event without the stored eventId; restore it (pass it to the constructor), or a redelivery gets a new identity`,
         );
       }
       return event as object;

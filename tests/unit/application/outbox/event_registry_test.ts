@@ -247,6 +247,52 @@ Deno.test("serialize() needs a registered class and an eventId", () => {
   );
 });
 
+Deno.test("the rebuilt event keeps its eventId, or serialize() or deserialize(…, eventId) says why not", () => {
+  const registry = new EventRegistry();
+  // toJSON() for HTTP that drops the id, and no fromJSON: refused at once.
+  class Shown extends DomainEvent {
+    constructor(readonly userId: string) {
+      super();
+    }
+    toJSON() {
+      return { userId: this.userId };
+    }
+  }
+  registry.register("shown", Shown);
+  assert.throws(
+    () => registry.serialize(new Shown("u1")),
+    /^TypeError: Cannot serialize event Shown: the event rebuilt from its stored fields \(its toJSON\(\) result\) would not have its eventId; keep eventId in toJSON's result, or add a static fromJSON that restores it$/,
+  );
+  // An eventId a prototype getter derives from a stored field is kept.
+  class Derived {
+    constructor(readonly id: string) {}
+    get eventId(): string {
+      return this.id;
+    }
+  }
+  registry.register("derived", Derived);
+  const derived = roundTrip(registry, new Derived("e-1"));
+  assert.equal(derived.eventId, "e-1");
+  // fromJSON that gives each rebuild a new id: refused when rebuilt with the
+  // stored id (as the outbox relay does), accepted without it.
+  class Fresh extends DomainEvent {
+    constructor(readonly userId: string) {
+      super();
+    }
+    static fromJSON(data: { userId: string }): Fresh {
+      return new Fresh(data.userId);
+    }
+  }
+  registry.register("fresh", Fresh);
+  const event = new Fresh("u1");
+  const { type, payload, eventId } = registry.serialize(event);
+  assert.throws(
+    () => registry.deserialize(type, payload, eventId),
+    /^TypeError: Cannot rebuild event "fresh": Fresh\.fromJSON returned an event without the stored eventId; restore it \(pass it to the constructor\), or a redelivery gets a new identity$/,
+  );
+  assert.ok(registry.deserialize(type, payload) instanceof Fresh);
+});
+
 Deno.test("deserialize() reports an unknown type name and bad payloads clearly", () => {
   const registry = registryWith();
   const error = (() => {
