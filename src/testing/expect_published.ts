@@ -26,7 +26,8 @@ export interface ExpectPublishedOptions {
 /**
  * Asserts that events of class `type` matching `match` are among
  * `published` (an {@linkcode EventRecorder} or any iterable) and returns
- * them. Its `AssertionError` names types and counts, never field values.
+ * them. Its `AssertionError` names types and counts, and your `match`,
+ * never the published events' field values.
  *
  * @example Assert what was published, by fields or by a predicate
  * ```ts
@@ -60,7 +61,7 @@ export function expectPublished<E extends object>(
   let summary = `${ofType.length} ${typeName(type)} published`;
   if (events.length === 0) summary = "nothing was published";
   else if (ofType.length === 0) {
-    const byType = Map.groupBy(events, (e) => typeName(e.constructor));
+    const byType = Map.groupBy(events, (e) => typeName(e?.constructor));
     const counts = [...byType].map(([n, all]) => `${n} × ${all.length}`);
     summary = `none was; published: ${counts.join(", ")}`;
   } else if (match !== undefined) {

@@ -80,6 +80,16 @@ Deno.test("expectPublished() fails with an AssertionError saying what was publis
         "Expected a UserRegistered to be published: none was; published: OrderPlaced × 2, VipRegistered × 1",
     });
   });
+  await t.step("a null among them: an AssertionError, not a crash", () => {
+    assert.throws(
+      () => expectPublished([null as unknown as object, order], UserRegistered),
+      {
+        name: "AssertionError",
+        message:
+          "Expected a UserRegistered to be published: none was; published: (anonymous) × 1, OrderPlaced × 1",
+      },
+    );
+  });
   await t.step("the type, but no match", () => {
     assert.throws(
       () => expectPublished([ada, bob], UserRegistered, { userId: "u9" }),
