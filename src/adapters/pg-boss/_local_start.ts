@@ -294,9 +294,13 @@ export class LocalStarts {
     const { name, id } = jobs[0]!;
     try {
       // Fenced to each job's attempt (its retryCount).
-      await (output === undefined
-        ? this.boss.complete(name, jobs)
-        : this.boss.fail(name, jobs, output));
+      if (output === undefined) await this.boss.complete(name, jobs);
+      else {
+        await this.boss.fail(name, jobs, output);
+        // A retry without delay is ready now, no longer active: the loops
+        // that attempt() woke found it active, and wait for their poll.
+        this.wake(name);
+      }
     } catch (error) {
       logger.error(
         "Cannot settle job {jobName} {jobId}; it stays active until its expiry: {error}",

@@ -100,7 +100,7 @@ Deno.test("pg-boss job queue: jobs start at their insert on a free local worker"
   );
 
   await t.step(
-    "a failed attempt of such a job is retried by pg-boss, then dead-lettered with its error",
+    "a failed attempt of such a job is retried by pg-boss at once (not at the next poll), then dead-lettered with its error",
     async () => {
       const queue = uniqueQueueName("local-failing");
       await using jobs = await db.connect({
@@ -111,10 +111,11 @@ Deno.test("pg-boss job queue: jobs start at their insert on a free local worker"
         },
       });
       const attempts = new Collector<number>();
+      // A poll far beyond waitFor's 15 s: only a wake-up starts the retry.
       await jobs.work(queue, (job) => {
         attempts.push(job.attempt);
         throw new RangeError("no such mailbox");
-      });
+      }, { pollingIntervalSeconds: 60 });
       const handed = await enqueueWatched(
         jobs,
         queue,
