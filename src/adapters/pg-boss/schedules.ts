@@ -31,7 +31,7 @@ export interface ScheduleOptions {
 const SCHEDULE = {
   // pg-boss's rule for schedule keys is its rule for queue names.
   key: matches(
-    /^[A-Za-z0-9_.\-/]+$/,
+    /^[A-Za-z0-9_.\-/]*$/, // "" is the queue's unnamed schedule
     'a name of letters, digits, "_", "-", "." and "/", such as "eu"',
   ),
   timeZone: matches(/\S/, 'an IANA time zone name such as "Europe/Paris"'),
@@ -61,8 +61,12 @@ export class Schedules {
       );
     }
     try {
-      // pg-boss's own check, in process: schedule() rejects the same.
-      this.boss.previewSchedule(cron, { tz: timeZone, count: 1 });
+      // pg-boss's own check, in process: schedule() rejects the same, and a
+      // rule with no occurrence left.
+      const next = this.boss.previewSchedule(cron, { tz: timeZone, count: 1 });
+      if (next.length === 0) {
+        throw new Error("no occurrence is left: it would never send a job");
+      }
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
       throw new TypeError(

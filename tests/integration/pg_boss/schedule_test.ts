@@ -159,7 +159,8 @@ Deno.test("pg-boss job queue: startAfter and cron schedules", async (t) => {
           { name: queue, key: "eu", cron: "0 18 * * *", timeZone: "UTC" },
         ],
       );
-      await jobs.unschedule(queue);
+      // The unnamed schedule's key, as schedules() lists it.
+      await jobs.unschedule(queue, { key: "" });
       assert.deepEqual((await jobs.schedules(queue)).map((s) => s.key), ["eu"]);
       await jobs.unschedule(queue, { key: "eu" });
       await jobs.unschedule(queue, { key: "eu" }); // gone: nothing to do
@@ -179,6 +180,10 @@ Deno.test("pg-boss job queue: startAfter and cron schedules", async (t) => {
         [
           () => jobs.schedule(queue, "every day"),
           /pg-boss rejects the cron expression "every day"/,
+        ],
+        [
+          () => jobs.schedule(queue, "FREQ=DAILY;UNTIL=20200101T000000Z"),
+          /pg-boss rejects the cron expression "FREQ=DAILY;UNTIL=20200101T000000Z" \(no occurrence is left: it would never send a job\)/,
         ],
         [
           () => jobs.schedule(queue, ""),
@@ -224,6 +229,11 @@ Deno.test("pg-boss job queue: startAfter and cron schedules", async (t) => {
         });
       }
       assert.deepEqual(await jobs.schedules(queue), []);
+      const created = await db.query(
+        "select name from pgboss.queue where name like $1",
+        [`${queue}%`],
+      );
+      assert.deepEqual(created, [], "no queue was created");
     },
   );
 
