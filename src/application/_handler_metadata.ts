@@ -69,7 +69,8 @@ export function collectHandlerRecords(
 ): HandlerRecord[] {
   let result: HandlerRecord[] = [];
   const same = (a: HandlerRecord, b: HandlerRecord) =>
-    !a.isPrivate && a.type === b.type && a.name === b.name;
+    !a.isPrivate && a.isStatic === b.isStatic && a.type === b.type &&
+    a.name === b.name;
   for (const c of ancestors(klass).reverse()) {
     const meta = Object.hasOwn(c, Symbol.metadata)
       ? (c as { [Symbol.metadata]?: Metadata | null })[Symbol.metadata]

@@ -251,6 +251,28 @@ Deno.test("subclasses inherit handlers without changing their parent's", async (
   );
 });
 
+Deno.test("a static and an instance method of one name, both @On the same type, are both registered", async () => {
+  class Twin {
+    static log: string[] = [];
+    @On(UserRegistered)
+    static m(e: UserRegistered): void {
+      Twin.log.push(`static:${e.userId}`);
+    }
+    @On(UserRegistered)
+    m(e: UserRegistered): void {
+      Twin.log.push(`instance:${e.userId}`);
+    }
+  }
+  try {
+    const bus = new EventBus();
+    using _sub = bus.subscribe(new Twin());
+    await bus.publish(new UserRegistered("u1"));
+    assert.deepEqual(Twin.log, ["instance:u1"]);
+  } finally {
+    clearHandlers(); // the static one registered itself on defaultBus
+  }
+});
+
 Deno.test("subscribe(Class) puts its static @On methods on another bus", async () => {
   clearHandlers();
   try {
