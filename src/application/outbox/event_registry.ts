@@ -172,10 +172,7 @@ export class EventRegistry {
     if (
       typeof fromJSON !== "function" &&
       (fields as { eventId?: unknown } | null)?.eventId !== eventId &&
-      (Object(fields) !== fields || Object.create(
-            Object.getPrototypeOf(event),
-            Object.getOwnPropertyDescriptors(fields),
-          ).eventId !== eventId)
+      rebuiltId(Object.getPrototypeOf(event), fields) !== eventId
     ) {
       fail(
         action,
@@ -246,10 +243,34 @@ export class EventRegistry {
       );
     }
     // The decoded fields are plain data properties: copy them as they are.
-    return Object.create(
+    const event = Object.create(
       klass.prototype,
       Object.getOwnPropertyDescriptors(data),
     ) as object;
+    if (eventId !== undefined && idOf(event) !== eventId) {
+      fail(
+        action,
+        "its stored fields rebuild an event without the stored eventId (written before serialize() checked it); give the class a static fromJSON that restores it",
+      );
+    }
+    return event;
+  }
+}
+
+// The eventId of `fields` rebuilt on `prototype` (a getter may derive it).
+function rebuiltId(prototype: object, fields: unknown): unknown {
+  if (Object(fields) !== fields) return undefined;
+  const descriptors = Object.getOwnPropertyDescriptors(fields);
+  return idOf(Object.create(prototype, descriptors));
+}
+
+// An event's eventId, or undefined when reading it throws (a getter that
+// reads #private fields, which a rebuilt event does not have).
+function idOf(event: object): unknown {
+  try {
+    return (event as { eventId?: unknown }).eventId;
+  } catch {
+    return undefined;
   }
 }
 

@@ -291,6 +291,23 @@ Deno.test("the rebuilt event keeps its eventId, or serialize() or deserialize(â€
     /^TypeError: Cannot rebuild event "fresh": Fresh\.fromJSON returned an event without the stored eventId; restore it \(pass it to the constructor\), or a redelivery gets a new identity$/,
   );
   assert.ok(registry.deserialize(type, payload) instanceof Fresh);
+  // A row written before serialize() checked it, rebuilt by the relay.
+  assert.throws(
+    () => registry.deserialize("shown", '{"userId":"u1"}', "e-2"),
+    /^TypeError: Cannot rebuild event "shown": its stored fields rebuild an event without the stored eventId \(written before serialize\(\) checked it\); give the class a static fromJSON that restores it$/,
+  );
+  // An id a getter reads from a #private field: the rebuilt event has none.
+  class Hidden {
+    #id = crypto.randomUUID();
+    get eventId(): string {
+      return this.#id;
+    }
+  }
+  registry.register("hidden", Hidden);
+  assert.throws(
+    () => registry.serialize(new Hidden()),
+    /^TypeError: Cannot serialize event Hidden: the event rebuilt from its stored fields/,
+  );
 });
 
 Deno.test("deserialize() reports an unknown type name and bad payloads clearly", () => {
