@@ -60,13 +60,10 @@ export class Schedules {
         }; pass five fields such as "0 3 * * *" (every day at 03:00)`,
       );
     }
+    let next: unknown[];
     try {
-      // pg-boss's own check, in process: schedule() rejects the same, and a
-      // rule with no occurrence left.
-      const next = this.boss.previewSchedule(cron, { tz: timeZone, count: 1 });
-      if (next.length === 0) {
-        throw new Error("no occurrence is left: it would never send a job");
-      }
+      // pg-boss's own check, in process: schedule() rejects the same.
+      next = this.boss.previewSchedule(cron, { tz: timeZone, count: 1 });
     } catch (cause) {
       const message = cause instanceof Error ? cause.message : String(cause);
       throw new TypeError(
@@ -78,6 +75,14 @@ export class Schedules {
             JSON.stringify(cron)
           } (${message}); pass five fields (minute hour day month weekday) such as "0 3 * * *", or an RFC 5545 rule such as "FREQ=DAILY;BYHOUR=3"`,
         { cause },
+      );
+    }
+    if (next.length === 0) { // so does schedule(), after the queue is made
+      fail(
+        action,
+        `the rule ${
+          JSON.stringify(cron)
+        } has no occurrence left, so the schedule would never send a job; pass a rule whose next occurrence is still to come`,
       );
     }
     this.queue.assertRunning(action);
