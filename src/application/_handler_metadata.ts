@@ -97,9 +97,8 @@ export function collectHandlerRecords(
 }
 
 // The classes with @On instance methods that were constructed and never
-// subscribed, with those methods' records. Classes, not instances, so nothing
-// keeps an instance alive.
-const unsubscribed = new Map<object, Set<HandlerRecord>>();
+// subscribed. Classes, not instances, so nothing keeps an instance alive.
+const unsubscribed = new Set<object>();
 const subscribed = new WeakSet<object>();
 
 /** Whether any class is waiting: the hot path asks only this. */
@@ -108,10 +107,10 @@ export function hasUnsubscribed(): boolean {
 }
 
 /** Called (by the decorator's initializer) when `instance` is constructed. */
-export function noteConstructed(instance: object, record: HandlerRecord): void {
+export function noteConstructed(instance: object): void {
   const klass = (instance as { constructor?: unknown }).constructor;
   if (typeof klass !== "function" || subscribed.has(klass)) return;
-  unsubscribed.set(klass, (unsubscribed.get(klass) ?? new Set()).add(record));
+  unsubscribed.add(klass);
 }
 
 /** Called by `subscribe(instance)`: that class is in use, warn no more. */
@@ -124,8 +123,9 @@ export function noteSubscribed(klass: object): void {
 export function unsubscribedClassesFor(type: unknown): Set<object> {
   const chain = chainOf(type);
   const result = new Set<object>();
-  for (const [klass, records] of unsubscribed) {
-    for (const record of records) {
+  for (const klass of unsubscribed) {
+    // The records subscribe() would register, re-decorated overrides too.
+    for (const record of collectHandlerRecords(klass, false)) {
       const distance = distanceOf(chain, record.type, record.subclasses);
       if (distance >= 0) result.add(klass);
     }

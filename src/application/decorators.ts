@@ -118,7 +118,7 @@ function handlerDecorator<E extends object>(
     context.addInitializer(function (this: unknown): void {
       if (isStatic) defaultBus[registerRecord](record, this as object);
       // For the bus's warning about classes never subscribed.
-      else noteConstructed(this as object, record);
+      else noteConstructed(this as object);
     });
   };
 }

@@ -729,6 +729,33 @@ Deno.test("publishing an event with no handler warns once when a class with @On 
     );
   });
 
+  await t.step(
+    "a subclass whose override was re-decorated for another type is not named for the parent's",
+    async () => {
+      class Moved {}
+      class Renamed {}
+      class Parent {
+        @On(Moved)
+        handle(_e: object): void {}
+      }
+      class Retargeted extends Parent {
+        @On(Renamed)
+        override handle(_e: object): void {}
+      }
+      const { records } = await captureLogs(async () => {
+        new Retargeted();
+        const bus = new EventBus();
+        await bus.publish(new Moved());
+        await bus.publish(new Renamed());
+      });
+      const warnings = records.filter((r) => r.level === "warning");
+      assert.deepEqual(
+        warnings.map((r) => [r.properties.eventType, r.properties.classes]),
+        [["Renamed", "Retargeted"]],
+      );
+    },
+  );
+
   await t.step("several classes are named together", async () => {
     class Shipped {}
     class Invoicing {
