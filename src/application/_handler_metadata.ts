@@ -97,8 +97,9 @@ export function collectHandlerRecords(
 }
 
 // The classes with @On instance methods that were constructed and never
-// subscribed. Classes, not instances, so nothing keeps an instance alive.
-const unsubscribed = new Set<object>();
+// subscribed, with the records subscribe() would register (collected once,
+// when first asked). Classes, not instances: no instance is kept alive.
+const unsubscribed = new Map<object, HandlerRecord[] | undefined>();
 const subscribed = new WeakSet<object>();
 
 /** Whether any class is waiting: the hot path asks only this. */
@@ -110,7 +111,7 @@ export function hasUnsubscribed(): boolean {
 export function noteConstructed(instance: object): void {
   const klass = (instance as { constructor?: unknown }).constructor;
   if (typeof klass !== "function" || subscribed.has(klass)) return;
-  unsubscribed.add(klass);
+  if (!unsubscribed.has(klass)) unsubscribed.set(klass, undefined);
 }
 
 /** Called by `subscribe(instance)`: that class is in use, warn no more. */
@@ -123,9 +124,11 @@ export function noteSubscribed(klass: object): void {
 export function unsubscribedClassesFor(type: unknown): Set<object> {
   const chain = chainOf(type);
   const result = new Set<object>();
-  for (const klass of unsubscribed) {
-    // The records subscribe() would register, re-decorated overrides too.
-    for (const record of collectHandlerRecords(klass, false)) {
+  for (let [klass, records] of unsubscribed) {
+    if (records === undefined) {
+      unsubscribed.set(klass, records = collectHandlerRecords(klass, false));
+    }
+    for (const record of records) {
       const distance = distanceOf(chain, record.type, record.subclasses);
       if (distance >= 0) result.add(klass);
     }
